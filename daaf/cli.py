@@ -1,0 +1,41 @@
+"""The ``daaf`` command: assembles the commands each subpackage defines in its ``commands.py``.
+
+Command modules import torch and other heavy libraries inside the command bodies, so that
+``daaf --help`` stays fast. A :class:`~daaf.errors.DaafError` becomes a one-line message and
+exit code 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import click
+
+from daaf import __version__
+from daaf.data.annotations.commands import annotations
+from daaf.data.datasets.commands import datasets
+from daaf.data.synthetic.commands import synth
+from daaf.demo import demo
+from daaf.errors import DaafError
+from daaf.evaluation.commands import evaluate
+from daaf.labeling.commands import label
+from daaf.training.commands import export, train
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except DaafError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="daaf")
+def main() -> None:
+    """Deep Attention Aware Feature Learning for person re-identification.
+
+    label -> train -> export -> evaluate; `daaf demo` runs all of them on synthetic data.
+    """
+
+
+for command in (label, train, export, evaluate, demo, synth, annotations, datasets):
+    main.add_command(command)

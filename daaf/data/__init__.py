@@ -1,0 +1,1 @@
+"""Datasets, synthetic pedestrians, the annotation store and training-time data pipeline."""

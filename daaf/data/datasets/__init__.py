@@ -1,0 +1,21 @@
+"""Dataset registry: ``build_dataset(name, root)`` returns train / query / gallery samples."""
+
+from daaf.data.datasets.base import (
+    DATASETS,
+    IMAGE_SUFFIXES,
+    SPLITS,
+    ReIDDataset,
+    Sample,
+    build_dataset,
+    register_dataset,
+)
+
+__all__ = [
+    "DATASETS",
+    "IMAGE_SUFFIXES",
+    "SPLITS",
+    "ReIDDataset",
+    "Sample",
+    "build_dataset",
+    "register_dataset",
+]

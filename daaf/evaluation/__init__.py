@@ -1,0 +1,1 @@
+"""Ranking metrics, k-reciprocal re-ranking, feature extraction, protocols and pictures."""

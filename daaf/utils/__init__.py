@@ -1,0 +1,1 @@
+"""Small helpers shared by the stages: device choice and torchrun / distributed set-up."""

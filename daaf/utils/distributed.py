@@ -1,0 +1,50 @@
+"""Process-group set-up for ``torchrun`` (NCCL on CUDA, gloo on CPU) and rank helpers.
+
+Every function works without torchrun: a plain process is rank 0 of a world of size 1.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+
+
+def world_size() -> int:
+    return dist.get_world_size() if dist.is_initialized() else int(os.environ.get("WORLD_SIZE", 1))
+
+
+def rank() -> int:
+    return dist.get_rank() if dist.is_initialized() else int(os.environ.get("RANK", 0))
+
+
+def local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", 0))
+
+
+def is_main_process() -> bool:
+    return rank() == 0
+
+
+def init_distributed(device: torch.device) -> bool:
+    """Join the process group torchrun describes in the environment; False when not under torchrun."""
+    if dist.is_initialized():
+        return True
+    if int(os.environ.get("WORLD_SIZE", 1)) <= 1:
+        return False
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend=backend)
+    return True
+
+
+def barrier() -> None:
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def cleanup_distributed() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
