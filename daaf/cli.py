@@ -39,3 +39,7 @@ def main() -> None:
 
 for command in (label, train, export, evaluate, demo, synth, annotations, datasets):
     main.add_command(command)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,25 @@
+"""The `daaf` group lists every stage's command and maps user errors to one-line messages."""
+
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from daaf.cli import main
+
+COMMANDS = ("label", "train", "export", "evaluate", "demo", "synth", "annotations", "datasets")
+
+
+def test_help_lists_every_command():
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0
+    for name in COMMANDS:
+        assert f"  {name} " in result.output
+
+
+def test_console_script_runs_as_a_subprocess():
+    result = subprocess.run(
+        [sys.executable, "-m", "daaf.cli", "--version"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert "daaf" in result.stdout
