@@ -1,5 +1,102 @@
-"""Command `daaf label`."""
+"""Command `daaf label`: person masks and 17 keypoints for every image of a dataset."""
 
-from daaf.utils.cli import not_yet_available
+from __future__ import annotations
 
-label = not_yet_available("label", "Label a dataset with person masks and 17 keypoints.")
+import click
+
+BACKENDS = ("torchvision", "detectron2", "mmpose")
+
+
+def _splits(ctx, param, value: str) -> tuple[str, ...]:
+    from daaf.data.datasets import SPLITS
+
+    names = tuple(name.strip() for name in value.split(",") if name.strip())
+    unknown = [name for name in names if name not in SPLITS]
+    if unknown or not names:
+        raise click.BadParameter(
+            f"{value!r}: expected a comma-separated subset of {','.join(SPLITS)}"
+        )
+    return names
+
+
+@click.command("label")
+@click.option(
+    "--dataset", "dataset_name", required=True, help="Registered dataset name, e.g. market1501."
+)
+@click.option(
+    "--root", required=True, type=click.Path(file_okay=False), help="Folder holding the dataset."
+)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Annotation store folder.",
+)
+@click.option("--backend", type=click.Choice(BACKENDS), default="torchvision", show_default=True)
+@click.option("--splits", default="train,query,gallery", show_default=True, callback=_splits)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=2,
+    show_default=True,
+    help="Image decoding processes.",
+)
+@click.option(
+    "--shard-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Images per shard [default: 4096].",
+)
+@click.option(
+    "--weights-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder with the weight files.",
+)
+@click.option("--weights", type=click.Choice(("pretrained", "random")), default="pretrained",
+              show_default=True, help="random: real architectures, random weights.")  # fmt: skip
+@click.option("--min-size", type=click.IntRange(min=32), default=256, show_default=True,
+              help="Working size: short side a crop is resized to before detection.")  # fmt: skip
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of random weights.")
+def label(dataset_name, root, out_dir, backend, splits, device, batch_size, workers, shard_size,
+          weights_dir, weights, min_size, seed) -> None:  # fmt: skip
+    """Label a dataset with person masks and 17 keypoints (COCO detectors) into annotation shards.
+
+    Resumable (complete shards are skipped) and torchrun-aware (shards are shared out by rank).
+    """
+    from daaf.data.annotations import DEFAULT_SHARD_SIZE
+    from daaf.data.datasets import build_dataset
+    from daaf.labeling.base import build_labeler
+    from daaf.labeling.driver import run_labeler
+    from daaf.labeling.report import build_report, format_report, write_report
+    from daaf.utils import distributed
+    from daaf.utils.device import resolve_device
+
+    dataset = build_dataset(dataset_name, root)
+    labeler = build_labeler(
+        backend, weights=weights, weights_dir=weights_dir, min_size=min_size, seed=seed
+    )
+    if weights == "random":
+        click.echo(
+            "daaf label: --weights random: these annotations are NOT real labels (smoke test only)",
+            err=True,
+        )
+    try:
+        run = run_labeler(
+            labeler, dataset, out_dir, splits=splits, shard_size=shard_size or DEFAULT_SHARD_SIZE,
+            batch_size=batch_size, workers=workers, device=resolve_device(device), seed=seed,
+        )  # fmt: skip
+        if distributed.is_main_process():
+            from daaf.data.annotations import AnnotationStore
+
+            store = AnnotationStore(out_dir)
+            report = build_report(store.manifest, run, labeler.describe())
+            store.close()
+            path = write_report(report, out_dir)
+            click.echo(format_report(report))
+            click.echo(f"wrote {path}")
+    finally:
+        distributed.cleanup_distributed()

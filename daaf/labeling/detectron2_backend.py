@@ -1,0 +1,157 @@
+"""Optional labeler: detectron2 model-zoo Mask R-CNN and Keypoint R-CNN (R50-FPN 3x, COCO).
+
+detectron2 is not on PyPI and is imported only when this backend is built. ``weights_dir`` may
+hold the model-zoo checkpoints under their own file names (``MODEL.WEIGHTS`` then is a local
+path); otherwise detectron2 fetches them from its model zoo. detectron2's third keypoint column
+is already a spatial-softmax probability, so it is only clipped to [0, 1]. Its masks come
+thresholded (binary), stored as probabilities 0 or 1.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+
+from daaf.errors import DaafError
+from daaf.labeling.base import LabelResult, register_labeler
+from daaf.labeling.selection import Detections, select_person
+
+INSTALL = (
+    "pip install --no-build-isolation 'git+https://github.com/facebookresearch/detectron2.git'"
+)
+MASK_CONFIG = "COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_3x.yaml"
+KEYPOINT_CONFIG = "COCO-Keypoints/keypoint_rcnn_R_50_FPN_3x.yaml"
+PERSON_CLASS = 0  # detectron2's contiguous COCO ids
+
+
+def require_detectron2():
+    """Import detectron2 or say exactly how to install it."""
+    try:
+        import detectron2
+    except ImportError as exc:
+        raise DaafError(
+            "--backend detectron2 needs the detectron2 package, which is not on PyPI; "
+            f"install it with: {INSTALL}"
+        ) from exc
+    return detectron2
+
+
+def _build_model(config: str, weights: str, weights_dir: str | Path | None, min_size: int):
+    from detectron2 import model_zoo
+    from detectron2.checkpoint import DetectionCheckpointer
+    from detectron2.config import get_cfg
+    from detectron2.modeling import build_model
+
+    cfg = get_cfg()
+    cfg.merge_from_file(model_zoo.get_config_file(config))
+    cfg.MODEL.DEVICE = "cpu"
+    cfg.INPUT.MIN_SIZE_TEST = min_size
+    cfg.INPUT.MAX_SIZE_TEST = 4 * min_size
+    cfg.MODEL.RPN.POST_NMS_TOPK_TEST = 100
+    cfg.TEST.DETECTIONS_PER_IMAGE = 10
+    url = model_zoo.get_checkpoint_url(config)
+    local = Path(weights_dir) / os.path.basename(urlparse(url).path) if weights_dir else None
+    cfg.MODEL.WEIGHTS = str(local) if local is not None and local.is_file() else url
+    model = build_model(cfg).eval()
+    if weights == "pretrained":
+        try:
+            DetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
+        except Exception as exc:  # noqa: BLE001 - offline or a bad file: say which file and where
+            raise DaafError(
+                f"detectron2 labeler: cannot load {cfg.MODEL.WEIGHTS} ({exc}); put "
+                f"{os.path.basename(urlparse(url).path)} (from {url}) in --weights-dir"
+            ) from exc
+    return model, cfg
+
+
+class Detectron2Labeler:
+    name = "detectron2"
+
+    def __init__(self, mask_model, keypoint_model, resize, info: dict[str, Any], min_score: float):
+        self.mask_model, self.keypoint_model = mask_model, keypoint_model
+        self.resize = resize
+        self.info = info
+        self.min_score = min_score
+
+    def describe(self) -> dict[str, Any]:
+        return dict(self.info)
+
+    def to(self, device) -> Detectron2Labeler:
+        self.mask_model.to(device)
+        self.keypoint_model.to(device)
+        return self
+
+    def _run(self, model, images: list[np.ndarray]) -> list:
+        import torch
+
+        inputs = []
+        for image in images:
+            bgr = np.ascontiguousarray(image[:, :, ::-1])
+            resized = self.resize.get_transform(bgr).apply_image(bgr)
+            tensor = torch.as_tensor(resized.transpose(2, 0, 1).copy())
+            inputs.append({"image": tensor, "height": image.shape[0], "width": image.shape[1]})
+        with torch.inference_mode():
+            return [out["instances"].to("cpu") for out in model(inputs)]
+
+    def label(self, images: list[np.ndarray]) -> list[LabelResult]:
+        results = []
+        for image, seg, pose in zip(
+            images,
+            self._run(self.mask_model, images),
+            self._run(self.keypoint_model, images),
+            strict=True,
+        ):
+            seg = seg[seg.pred_classes == PERSON_CLASS]
+            pose = pose[pose.pred_classes == PERSON_CLASS]
+            keypoints = pose.pred_keypoints.numpy().astype(np.float32)
+            keypoints[..., 2] = np.clip(keypoints[..., 2], 0, 1)
+            segments = Detections(
+                seg.pred_boxes.tensor.numpy(), seg.scores.numpy(), masks=seg.pred_masks.numpy()
+            )
+            poses = Detections(
+                pose.pred_boxes.tensor.numpy(), pose.scores.numpy(), keypoints=keypoints
+            )
+            results.append(select_person(segments, poses, image.shape[:2], self.min_score))
+        return results
+
+
+@register_labeler("detectron2")
+def build_detectron2_labeler(
+    weights: str = "pretrained",
+    weights_dir: str | Path | None = None,
+    min_size: int = 256,
+    seed: int = 0,
+    min_score: float = 0.5,
+) -> Detectron2Labeler:
+    """Model-zoo Mask R-CNN + Keypoint R-CNN at working size ``min_size`` (as torchvision's)."""
+    detectron2 = require_detectron2()
+    import torch
+    from detectron2.data.transforms import ResizeShortestEdge
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        mask_model, mask_cfg = _build_model(MASK_CONFIG, weights, weights_dir, min_size)
+        keypoint_model, keypoint_cfg = _build_model(KEYPOINT_CONFIG, weights, weights_dir, min_size)
+    info = {
+        "backend": "detectron2",
+        "models": [MASK_CONFIG, KEYPOINT_CONFIG],
+        "weights": weights,
+        "weight_files": [
+            os.path.basename(urlparse(c.MODEL.WEIGHTS).path) for c in (mask_cfg, keypoint_cfg)
+        ],
+        "seed": seed,
+        "min_size": min_size,
+        "max_size": 4 * min_size,
+        "min_person_score": min_score,
+        "keypoint_score": "detectron2 spatial-softmax probability",
+        "detectron2": detectron2.__version__,
+        "torch": torch.__version__,
+    }
+    resize = ResizeShortestEdge([min_size, min_size], 4 * min_size)
+    return Detectron2Labeler(
+        mask_model, keypoint_model, resize, info, 0.0 if weights == "random" else min_score
+    )

@@ -1,0 +1,119 @@
+"""Optional labeler: an mmpose COCO top-down pose model (HRNet-W32 256x192) on the whole crop.
+
+A ReID crop is already a person box, so the pose model runs with the whole crop as its box
+(``inference_topdown(model, image, bboxes=None)``), one crop at a time. Masks and the person
+box come from the torchvision Mask R-CNN segmenter. mmpose is imported only when this backend
+is built; its heatmap maxima are clipped to [0, 1] as keypoint scores.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+
+from daaf.errors import DaafError
+from daaf.labeling.base import STATUS_OK, LabelResult, register_labeler
+
+INSTALL = (
+    "pip install six mmengine && pip install --no-build-isolation 'mmcv==2.1.0' "
+    "(full mmcv compiled from source, about 12 minutes; mmcv-lite is not enough) && "
+    "pip install 'mmdet==3.2.0' 'mmpose==1.3.2' && "
+    "pip install --force-reinstall --no-deps --no-binary xtcocotools --no-build-isolation "
+    "xtcocotools (rebuilt against numpy 2)"
+)
+CONFIG = "body_2d_keypoint/topdown_heatmap/coco/td-hm_hrnet-w32_8xb64-210e_coco-256x192.py"
+CHECKPOINT_URL = (
+    "https://download.openmmlab.com/mmpose/v1/body_2d_keypoint/topdown_heatmap/coco/"
+    "td-hm_hrnet-w32_8xb64-210e_coco-256x192-81c58e40_20220909.pth"
+)
+
+
+def require_mmpose():
+    """Import mmpose (and its mmcv extension) or say exactly how to install them."""
+    try:
+        import mmcv._ext  # noqa: F401 - top-down models need the compiled ops, not mmcv-lite
+        import mmpose
+    except ImportError as exc:
+        raise DaafError(
+            f"--backend mmpose needs mmpose with full mmcv ({exc}); install with: {INSTALL}"
+        ) from exc
+    return mmpose
+
+
+class MMPoseLabeler:
+    name = "mmpose"
+
+    def __init__(self, segmenter, pose_model, info: dict[str, Any]):
+        self.segmenter = segmenter
+        self.pose_model = pose_model
+        self.info = info
+
+    def describe(self) -> dict[str, Any]:
+        return dict(self.info)
+
+    def to(self, device) -> MMPoseLabeler:
+        self.segmenter.to(device)
+        self.pose_model.to(device)
+        return self
+
+    def label(self, images: list[np.ndarray]) -> list[LabelResult]:
+        from mmpose.apis import inference_topdown
+
+        results = self.segmenter.label(images)
+        for image, result in zip(images, results, strict=True):
+            if result.status != STATUS_OK:
+                continue
+            pose = inference_topdown(
+                self.pose_model, np.ascontiguousarray(image[:, :, ::-1]), bboxes=None
+            )[0]
+            keypoints = np.zeros((17, 3), np.float32)
+            keypoints[:, :2] = pose.pred_instances.keypoints[0]
+            keypoints[:, 2] = np.clip(pose.pred_instances.keypoint_scores[0], 0, 1)
+            result.keypoints = keypoints
+        return results
+
+
+@register_labeler("mmpose")
+def build_mmpose_labeler(
+    weights: str = "pretrained",
+    weights_dir: str | Path | None = None,
+    min_size: int = 256,
+    seed: int = 0,
+) -> MMPoseLabeler:
+    """HRNet-W32 COCO top-down pose on the whole crop, masks from the torchvision segmenter."""
+    mmpose = require_mmpose()
+    import torch
+    from mmpose.apis import init_model
+
+    from daaf.labeling.torchvision_backend import build_torchvision_labeler
+
+    segmenter = build_torchvision_labeler(
+        weights=weights, weights_dir=weights_dir, min_size=min_size, seed=seed, with_keypoints=False
+    )
+    config = Path(mmpose.__file__).parent / ".mim" / "configs" / CONFIG
+    name = os.path.basename(urlparse(CHECKPOINT_URL).path)
+    local = Path(weights_dir) / name if weights_dir else None
+    checkpoint = (
+        None if weights == "random" else str(local) if local and local.is_file() else CHECKPOINT_URL
+    )
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            pose_model = init_model(str(config), checkpoint, device="cpu")
+    except Exception as exc:  # noqa: BLE001 - offline or a bad file: say which file and where
+        raise DaafError(
+            f"mmpose labeler: cannot load {checkpoint} ({exc}); "
+            f"put {name} (from {CHECKPOINT_URL}) in --weights-dir"
+        ) from exc
+    info = segmenter.describe() | {
+        "backend": "mmpose",
+        "models": segmenter.describe()["models"] + [Path(CONFIG).stem],
+        "pose_weight_file": name,
+        "keypoint_score": "mmpose heatmap maximum, clipped to [0, 1]",
+        "mmpose": mmpose.__version__,
+    }
+    return MMPoseLabeler(segmenter, pose_model, info)

@@ -1,0 +1,83 @@
+"""``label_report.json`` and the table ``daaf label`` prints: what the store holds, how fast."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from daaf.labeling.driver import LabelRun
+
+STATUS_NAMES = {0: "ok", 1: "no_person", 2: "unreadable"}
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+def _distribution(values: pd.Series) -> dict[str, float]:
+    values = values.dropna().to_numpy(np.float64)
+    if values.size == 0:
+        return {"count": 0}
+    summary = {"count": int(values.size), "mean": float(values.mean()), "min": float(values.min())}
+    summary.update({f"p{round(q * 100)}": float(np.quantile(values, q)) for q in QUANTILES})
+    summary["max"] = float(values.max())
+    return summary
+
+
+def build_report(manifest: pd.DataFrame, run: LabelRun, labeler: dict[str, Any]) -> dict[str, Any]:
+    """Images per split and status, person-score and mask-area distributions (status 0), speed."""
+    splits = {}
+    for split, rows in manifest.groupby("split", sort=False):
+        counts = rows["status"].value_counts()
+        splits[split] = {"images": len(rows)} | {
+            name: int(counts.get(code, 0)) for code, name in STATUS_NAMES.items()
+        }
+    ok = manifest[manifest["status"] == 0]
+    return {
+        "labeler": labeler,
+        "splits": splits,
+        "person_score": _distribution(ok["person_score"]),
+        "mask_area": _distribution(ok["mask_area"]),
+        "shards_written": run.shards_written,
+        "shards_skipped": run.shards_skipped,
+        "images_labeled": run.images_labeled,
+        "seconds": round(run.seconds, 3),
+        "images_per_second": round(run.images_labeled / run.seconds, 3)
+        if run.seconds > 0
+        else None,
+    }
+
+
+def write_report(report: dict[str, Any], out_dir: str | Path) -> Path:
+    path = Path(out_dir) / "label_report.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    return path
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """A plain-text table of :func:`build_report`'s figures."""
+    header = f"{'split':<10}{'images':>9}" + "".join(
+        f"{name:>12}" for name in STATUS_NAMES.values()
+    )
+    lines = [header, "-" * len(header)]
+    for split, row in report["splits"].items():
+        lines.append(
+            f"{split:<10}{row['images']:>9}"
+            + "".join(f"{row[n]:>12}" for n in STATUS_NAMES.values())
+        )
+    for key in ("person_score", "mask_area"):
+        dist = report[key]
+        if dist["count"]:
+            lines.append(
+                f"{key:<13} mean {dist['mean']:.3f}  p5 {dist['p5']:.3f}  "
+                f"median {dist['p50']:.3f}  p95 {dist['p95']:.3f}"
+            )
+    rate = report["images_per_second"]
+    lines.append(
+        f"labeled {report['images_labeled']} images in {report['seconds']:.1f} s"
+        + (f" ({rate:.2f} images/s)" if rate else "")
+        + f"; shards written {report['shards_written']}, "
+        + f"skipped (already complete) {report['shards_skipped']}"
+    )
+    return "\n".join(lines)
