@@ -174,13 +174,8 @@ def run_labeler(
     jobs, job, records, first = iter(mine), None, [], 0
     for batch in loader:
         readable = [(index, image) for index, image in batch if image is not None]
-        results = dict(
-            zip(
-                [i for i, _ in readable],
-                labeler.label([image for _, image in readable]),
-                strict=True,
-            )
-        )
+        labels = labeler.label([image for _, image in readable]) if readable else []
+        results = dict(zip([index for index, _ in readable], labels, strict=True))
         for index, image in batch:
             if job is None:
                 job, first, records = next(jobs), index, []

@@ -1,0 +1,104 @@
+"""The labeling loop: shards, status codes, resume by skipping, and the torchrun split of shards."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import h5py
+import numpy as np
+import pytest
+
+from daaf.data.annotations import AnnotationStore, validate_store
+from daaf.data.datasets import build_dataset
+from daaf.labeling.driver import assign_shards, run_labeler
+
+
+@pytest.mark.parametrize("jobs,world", [(7, 2), (5, 3), (2, 4), (0, 2), (9, 1)])
+def test_assign_shards_covers_every_shard_exactly_once(jobs, world):
+    shares = [assign_shards(list(range(jobs)), world, rank) for rank in range(world)]
+    assert sorted(j for share in shares for j in share) == list(range(jobs))
+    assert max(map(len, shares)) - min(map(len, shares)) <= 1
+
+
+def test_corrupt_image_gets_status_2_and_the_run_goes_on(
+    tmp_path, make_market_dataset, fake_labeler
+):
+    root = make_market_dataset(tmp_path / "data", corrupt=("0002_c2s1_000301_01.jpg",))
+    dataset = build_dataset("market1501", root)
+    out = tmp_path / "store"
+    labeler = fake_labeler()
+    run = run_labeler(labeler, dataset, out, shard_size=2, batch_size=2, workers=1, progress=False)
+
+    assert validate_store(out, dataset) == []
+    store = AnnotationStore(out)
+    status = dict(zip(store.manifest["image_path"], store.manifest["status"], strict=True))
+    assert status.pop("bounding_box_train/0002_c2s1_000301_01.jpg") == 2
+    assert set(status.values()) == {0}
+    ann = store.get("bounding_box_train/0002_c1s1_000451_03.jpg")
+    assert ann.image_size == (128, 64)
+    np.testing.assert_allclose(ann.person_box, [16, 16, 49, 113], atol=2)  # the bright rectangle
+    assert ann.mask.shape == (256, 128) and ann.mask[128, 64] > 200 and ann.mask[5, 5] < 50
+    bad = store.get("bounding_box_train/0002_c2s1_000301_01.jpg")
+    assert bad.mask.max() == 0 and np.isnan(bad.keypoints[:, :2]).all()
+    store.close()
+    # train: 3 images -> shards of 2 and 1; query 1; gallery 2: batches never cross shards
+    assert run.shards_written == 4 and run.images_labeled == 6
+    assert labeler.batches == [1, 1, 1, 2]  # the unreadable image never reaches the labeler
+
+
+def test_rerun_skips_complete_shards_and_rewrites_a_deleted_one(tmp_path, market, fake_labeler):
+    dataset = build_dataset("market1501", market)
+    out = tmp_path / "store"
+    run_labeler(fake_labeler(), dataset, out, shard_size=2, workers=0, progress=False)
+    with h5py.File(out / "train-00001.h5") as f:
+        before = {name: f[name][()] for name in ("mask", "keypoints", "person_box")}
+    (out / "train-00001.h5").unlink()
+
+    labeler = fake_labeler()
+    run = run_labeler(labeler, dataset, out, shard_size=2, workers=0, progress=False)
+    assert (run.shards_written, run.shards_skipped, run.images_labeled) == (1, 3, 1)
+    with h5py.File(out / "train-00001.h5") as f:
+        for name, value in before.items():
+            np.testing.assert_array_equal(f[name][()], value)
+    assert validate_store(out, dataset) == []
+
+
+LAUNCHER = """
+import sys
+sys.path.insert(0, {tests!r})
+from conftest import FakeLabeler
+from daaf.data.datasets import build_dataset
+from daaf.labeling.driver import run_labeler
+from daaf.utils import distributed
+
+class Recording(FakeLabeler):
+    def label(self, images):
+        with open({log!r} + str(distributed.rank()), "a") as f:
+            f.write(f"{{len(images)}}\\n")
+        return super().label(images)
+
+run_labeler(Recording(), build_dataset("market1501", {root!r}), {out!r}, shard_size=1,
+            workers=0, progress=False)
+distributed.cleanup_distributed()
+"""
+
+
+def test_two_torchrun_processes_label_every_shard_exactly_once(tmp_path, market):
+    out, log = tmp_path / "store", tmp_path / "log"
+    script = tmp_path / "launch.py"
+    tests = os.path.dirname(__file__)
+    script.write_text(
+        textwrap.dedent(LAUNCHER.format(tests=tests, log=str(log), root=str(market), out=str(out)))
+    )
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+         str(script)],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    per_rank = [sum(map(int, (tmp_path / f"log{r}").read_text().split())) for r in range(2)]
+    assert per_rank == [3, 3]  # 6 one-image shards dealt round-robin
+    assert validate_store(out, build_dataset("market1501", market)) == []
+    assert len(AnnotationStore(out)) == 6
