@@ -25,7 +25,8 @@ DATASETS = (
 
 def label_command(root, out, *extra):
     return ["-m", "daaf.cli", "label", "--dataset", "market1501", "--root", str(root),
-            "--out", str(out), "--weights", "random", "--min-size", "128", "--shard-size", "2", "--batch-size", "1",
+            "--out", str(out), "--weights", "random", "--min-size", "128", "--shard-size", "2",
+            "--batch-size", "1",
             "--workers", "0", "--device", "cpu", "--seed", "7", *extra]  # fmt: skip
 
 
