@@ -9,11 +9,13 @@ uninterrupted run would.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
+import h5py
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -30,6 +32,7 @@ from daaf.data.annotations import (
     plan_shards,
 )
 from daaf.data.datasets import SPLITS, ReIDDataset, Sample
+from daaf.errors import DaafError
 from daaf.labeling.base import STATUS_OK, STATUS_UNREADABLE, Labeler, LabelResult
 from daaf.utils import distributed
 
@@ -105,6 +108,19 @@ def _record(
     )
 
 
+def check_same_labeler(shard_path: Path, labeler: dict) -> None:
+    """A resumed run must use the labeler settings of the shards already there."""
+    with h5py.File(shard_path, "r") as f:
+        stored = json.loads(f.attrs["labeler"])
+    expected = json.loads(json.dumps(labeler))
+    changed = sorted(key for key, value in expected.items() if stored.get(key) != value)
+    if changed:
+        raise DaafError(
+            f"{shard_path} was written with other labeler settings ({', '.join(changed)} differ); "
+            f"use a new --out, or delete the store to relabel it"
+        )
+
+
 def _sum_over_ranks(value: int, device: torch.device) -> int:
     if not dist.is_initialized():
         return value
@@ -154,7 +170,11 @@ def run_labeler(
         for split in splits
         for index, samples in enumerate(plan_shards(dataset.split(split), shard_size))
     ]
-    todo = [job for job in planned if not writer.shard_exists(job.split, job.index)]
+    complete = [writer.shard_exists(job.split, job.index) for job in planned]
+    todo = [job for job, done in zip(planned, complete, strict=True) if not done]
+    if any(complete):
+        done = planned[complete.index(True)]
+        check_same_labeler(writer.shard_path(done.split, done.index), labeler.describe())
     distributed.barrier()  # every rank has seen the same complete shards before anyone writes
     mine = assign_shards(todo, world, rank)
 
