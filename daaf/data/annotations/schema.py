@@ -1,0 +1,130 @@
+"""Annotation store schema v1: constants, the per-image record and helpers that build records.
+
+The schema is a public contract (docs/annotations.md): other projects read the shards with h5py
+alone. Anything that changes what a reader sees needs a new ``SCHEMA_VERSION``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from daaf.data.datasets.base import SPLITS, Sample
+from daaf.data.keypoints import NUM_KEYPOINTS
+
+SCHEMA_NAME = "daaf.annotations"
+SCHEMA_VERSION = 1
+DEFAULT_MASK_SIZE: tuple[int, int] = (256, 128)
+DEFAULT_SHARD_SIZE = 4096
+
+STATUS_OK, STATUS_NO_PERSON, STATUS_UNREADABLE = 0, 1, 2
+STATUS_NAMES: dict[int, str] = {
+    STATUS_OK: "ok",
+    STATUS_NO_PERSON: "no person",
+    STATUS_UNREADABLE: "unreadable",
+}
+
+# Per-image datasets of a shard, in the order their bytes enter ``content_sha256``.
+DATASET_DTYPES: dict[str, str] = {
+    "image_path": "str",
+    "pid": "<i4",
+    "camid": "<i2",
+    "image_size": "<u2",
+    "mask": "u1",
+    "keypoints": "<f4",
+    "person_box": "<f4",
+    "person_score": "<f4",
+    "status": "u1",
+}
+
+MANIFEST_NAME = "manifest.csv"
+MANIFEST_COLUMNS: tuple[str, ...] = (
+    "image_path",
+    "split",
+    "pid",
+    "camid",
+    "shard",
+    "row",
+    "status",
+    "person_score",
+    "mean_keypoint_score",
+    "mask_area",
+)
+SHARD_PATTERN = re.compile(r"^(?P<split>train|query|gallery)-(?P<index>\d{5})\.h5$")
+
+
+def shard_file_name(split: str, shard_index: int) -> str:
+    """``<split>-<shard:05d>.h5``, e.g. ``train-00003.h5``."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
+    return f"{split}-{shard_index:05d}.h5"
+
+
+@dataclass
+class ImageAnnotation:
+    """Everything the store holds about one image (one row of one shard).
+
+    ``mask`` is uint8 (H, W) at the store's ``mask_size`` (foreground probability x 255);
+    ``keypoints`` float32 (17, 3): x, y in original pixels and a score in [0, 1], with
+    ``NaN, NaN, 0`` where a keypoint was not found; ``person_box`` float32 (4,) x1 y1 x2 y2 in
+    original pixels, NaN if none; ``status`` 0 ok, 1 no person found, 2 image unreadable.
+    """
+
+    image_path: str
+    split: str
+    pid: int
+    camid: int
+    image_size: tuple[int, int]
+    mask: np.ndarray
+    keypoints: np.ndarray
+    person_box: np.ndarray
+    person_score: float
+    status: int
+
+
+def encode_mask(
+    probability: np.ndarray, mask_size: tuple[int, int] = DEFAULT_MASK_SIZE
+) -> np.ndarray:
+    """Foreground probability (h, w) in [0, 1] at original size -> uint8 (H, W) at ``mask_size``."""
+    probability = np.asarray(probability, dtype=np.float32)
+    if probability.ndim != 2 or min(probability.shape) == 0:
+        raise ValueError(f"a mask must be a non-empty (h, w) array, got shape {probability.shape}")
+    height, width = mask_size
+    resized = cv2.resize(probability, (width, height), interpolation=cv2.INTER_LINEAR)
+    return np.rint(np.clip(resized, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def empty_annotation(
+    image_path: str,
+    split: str,
+    pid: int,
+    camid: int,
+    image_size: tuple[int, int],
+    status: int,
+    mask_size: tuple[int, int] = DEFAULT_MASK_SIZE,
+) -> ImageAnnotation:
+    """The record of an image without a person (status 1) or that could not be read (status 2)."""
+    keypoints = np.zeros((NUM_KEYPOINTS, 3), np.float32)
+    keypoints[:, :2] = np.nan
+    return ImageAnnotation(
+        image_path=image_path,
+        split=split,
+        pid=int(pid),
+        camid=int(camid),
+        image_size=(int(image_size[0]), int(image_size[1])),
+        mask=np.zeros(tuple(mask_size), np.uint8),
+        keypoints=keypoints,
+        person_box=np.full(4, np.nan, np.float32),
+        person_score=0.0,
+        status=int(status),
+    )
+
+
+def plan_shards(samples: list[Sample], shard_size: int) -> list[list[Sample]]:
+    """Cut a split into shards: shard ``i`` holds ``samples[i * size:(i + 1) * size]``."""
+    if shard_size < 1:
+        raise ValueError(f"shard_size must be at least 1, got {shard_size}")
+    return [samples[i : i + shard_size] for i in range(0, len(samples), shard_size)]

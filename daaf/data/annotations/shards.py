@@ -1,0 +1,205 @@
+"""Reading shard files: open with clear errors, check the header, checksum, index into manifest.
+
+Shared by the writer (manifest), the reader (index without a manifest) and validation, so that
+all three agree on what a whole, current shard is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from daaf.data.annotations.schema import (
+    DATASET_DTYPES,
+    MANIFEST_COLUMNS,
+    SCHEMA_NAME,
+    SCHEMA_VERSION,
+    SHARD_PATTERN,
+)
+from daaf.data.datasets.base import SPLITS
+from daaf.data.keypoints import NUM_KEYPOINTS
+from daaf.errors import DaafError
+
+MASK_BLOCK = 256  # masks are streamed in blocks of this many images when scanning a whole shard
+
+
+@dataclass(frozen=True)
+class ShardHeader:
+    """The attributes of one shard file, checked against schema v1."""
+
+    path: Path
+    dataset: str
+    split: str
+    shard_index: int
+    labeler: dict
+    mask_size: tuple[int, int]
+    num_images: int
+    content_sha256: str
+    created_utc: str
+    daaf_version: str
+
+
+def list_shard_paths(store_dir: Path) -> list[Path]:
+    """Shard files of a store (``<split>-<nnnnn>.h5``), ordered by split then shard index."""
+    found = []
+    for path in Path(store_dir).glob("*.h5"):
+        match = SHARD_PATTERN.match(path.name)
+        if match:
+            found.append((SPLITS.index(match["split"]), int(match["index"]), path))
+    return [path for *_, path in sorted(found)]
+
+
+def open_shard(path: Path) -> h5py.File:
+    """Open a shard read-only; a missing, truncated or non-HDF5 file raises DaafError naming it."""
+    try:
+        return h5py.File(path, "r")
+    except FileNotFoundError as exc:
+        raise DaafError(f"annotation shard {path} does not exist") from exc
+    except OSError as exc:
+        raise DaafError(
+            f"annotation shard {path} cannot be opened: truncated or not an HDF5 file ({exc})"
+        ) from exc
+
+
+def read_header(f: h5py.File, path: Path) -> ShardHeader:
+    """Check the schema attributes and dataset shapes of an open shard; raise DaafError if wrong."""
+    attrs = f.attrs
+    schema = attrs.get("schema")
+    if schema != SCHEMA_NAME:
+        raise DaafError(
+            f"{path} is not a daaf annotation shard (attribute schema={schema!r}, "
+            f"expected {SCHEMA_NAME!r})"
+        )
+    version = attrs.get("schema_version")
+    if version is None or int(version) != SCHEMA_VERSION:
+        raise DaafError(
+            f"{path} has annotation schema version {version}, but this daaf reads version "
+            f"{SCHEMA_VERSION}; relabel the dataset or use a daaf release that reads that version"
+        )
+    missing = [name for name in DATASET_DTYPES if name not in f]
+    if missing:
+        raise DaafError(f"{path} lacks the dataset(s) {', '.join(missing)} of schema v1")
+    try:
+        mask_size = tuple(int(v) for v in attrs["mask_size"])
+        num_images = len(f["image_path"])
+        expected = {
+            "pid": (num_images,),
+            "camid": (num_images,),
+            "image_size": (num_images, 2),
+            "mask": (num_images, *mask_size),
+            "keypoints": (num_images, NUM_KEYPOINTS, 3),
+            "person_box": (num_images, 4),
+            "person_score": (num_images,),
+            "status": (num_images,),
+        }
+        wrong = [f"{n} {f[n].shape} (expected {s})" for n, s in expected.items() if f[n].shape != s]
+        if wrong:
+            raise DaafError(f"{path} has datasets of the wrong shape: {'; '.join(wrong)}")
+        return ShardHeader(
+            path=Path(path),
+            dataset=str(attrs["dataset"]),
+            split=str(attrs["split"]),
+            shard_index=int(attrs["shard_index"]),
+            labeler=json.loads(attrs["labeler"]),
+            mask_size=mask_size,
+            num_images=num_images,
+            content_sha256=str(attrs["content_sha256"]),
+            created_utc=str(attrs["created_utc"]),
+            daaf_version=str(attrs["daaf_version"]),
+        )
+    except KeyError as exc:
+        raise DaafError(f"{path} lacks the attribute {exc.args[0]!r} of schema v1") from exc
+
+
+def load_header(path: Path) -> ShardHeader:
+    """Open a shard just to read and check its header."""
+    with open_shard(path) as f:
+        return read_header(f, path)
+
+
+def _path_bytes(values) -> bytes:
+    return b"".join((v.encode("utf-8") if isinstance(v, str) else bytes(v)) + b"\0" for v in values)
+
+
+def _mask_blocks(masks):
+    for start in range(0, len(masks), MASK_BLOCK):
+        yield masks[start : start + MASK_BLOCK]
+
+
+def hash_datasets(datasets: Mapping[str, object]) -> str:
+    """``content_sha256``: SHA-256 over the datasets in ``DATASET_DTYPES`` order.
+
+    ``image_path`` contributes each path's UTF-8 bytes followed by one zero byte; every other
+    dataset its C-order bytes in its schema dtype (little-endian). ``datasets`` maps names to
+    numpy arrays or open h5py datasets (masks are read in blocks).
+    """
+    digest = hashlib.sha256()
+    for name, dtype in DATASET_DTYPES.items():
+        if name == "image_path":
+            digest.update(_path_bytes(datasets[name][()]))
+            continue
+        blocks = _mask_blocks(datasets[name]) if name == "mask" else [datasets[name][()]]
+        for block in blocks:
+            digest.update(np.ascontiguousarray(block, dtype=np.dtype(dtype)).tobytes())
+    return digest.hexdigest()
+
+
+def index_shard(f: h5py.File, header: ShardHeader) -> pd.DataFrame:
+    """The manifest rows of one open shard (reads masks in blocks for ``mask_area``)."""
+    n = header.num_images
+    scores = np.nan_to_num(f["keypoints"][:, :, 2])
+    mask_area = np.concatenate(
+        [(block >= 128).mean(axis=(1, 2)) for block in _mask_blocks(f["mask"])] or [np.zeros(0)]
+    )
+    frame = pd.DataFrame(
+        {
+            "image_path": f["image_path"].asstr()[()],
+            "split": header.split,
+            "pid": f["pid"][()].astype(np.int64),
+            "camid": f["camid"][()].astype(np.int64),
+            "shard": header.path.name,
+            "row": np.arange(n, dtype=np.int64),
+            "status": f["status"][()].astype(np.int64),
+            "person_score": f["person_score"][()].astype(np.float64),
+            "mean_keypoint_score": scores.mean(axis=1).astype(np.float64),
+            "mask_area": mask_area.astype(np.float64),
+        }
+    )
+    return frame[list(MANIFEST_COLUMNS)]
+
+
+def empty_manifest() -> pd.DataFrame:
+    return pd.DataFrame({column: [] for column in MANIFEST_COLUMNS})
+
+
+def scan_store(store_dir: Path) -> pd.DataFrame:
+    """Manifest rows of every shard in ``store_dir``, ordered by split, shard, row."""
+    frames = []
+    for path in list_shard_paths(store_dir):
+        with open_shard(path) as f:
+            frames.append(index_shard(f, read_header(f, path)))
+    return pd.concat(frames, ignore_index=True) if frames else empty_manifest()
+
+
+def read_manifest(path: Path) -> pd.DataFrame:
+    """Load ``manifest.csv`` with the column types of schema v1."""
+    try:
+        frame = pd.read_csv(
+            path,
+            dtype={"image_path": str, "split": str, "shard": str},
+            keep_default_na=False,
+            na_values={c: ["nan"] for c in ("person_score", "mean_keypoint_score", "mask_area")},
+        )
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise DaafError(f"{path} cannot be read as a manifest CSV: {exc}") from exc
+    missing = [c for c in MANIFEST_COLUMNS if c not in frame.columns]
+    if missing:
+        raise DaafError(f"{path} lacks the manifest column(s) {', '.join(missing)}")
+    return frame[list(MANIFEST_COLUMNS)]

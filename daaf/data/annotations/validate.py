@@ -1,0 +1,167 @@
+"""``validate_store``: are all shards whole, current and checksummed; do they cover a dataset?
+
+Opens everything read-only and never writes: a store that fails validation is left as it was.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from daaf.data.annotations.schema import MANIFEST_NAME, SHARD_PATTERN
+from daaf.data.annotations.shards import (
+    ShardHeader,
+    hash_datasets,
+    index_shard,
+    list_shard_paths,
+    open_shard,
+    read_header,
+    read_manifest,
+)
+from daaf.data.datasets.base import SPLITS, ReIDDataset
+from daaf.errors import DaafError
+
+EXAMPLES = 3  # paths named per problem
+KEY_COLUMNS = ["image_path", "split", "pid", "camid", "status"]
+SCORE_COLUMNS = ["person_score", "mean_keypoint_score", "mask_area"]
+
+
+def _examples(paths) -> str:
+    paths = list(paths)
+    more = f" and {len(paths) - EXAMPLES} more" if len(paths) > EXAMPLES else ""
+    return ", ".join(paths[:EXAMPLES]) + more
+
+
+def _check_shard(path: Path) -> tuple[ShardHeader, pd.DataFrame, list[str]]:
+    """Header, manifest rows and problems of one shard; raises DaafError if it cannot be read."""
+    problems = []
+    try:
+        with open_shard(path) as f:
+            header = read_header(f, path)
+            if header.content_sha256 != hash_datasets(f):
+                problems.append(f"{path}: content does not match its content_sha256 (modified?)")
+            rows = index_shard(f, header)
+    except OSError as exc:  # a fletcher32 or decompression error inside a dataset
+        raise DaafError(f"{path}: data cannot be read (damaged file): {exc}") from exc
+    match = SHARD_PATTERN.match(path.name)
+    if (header.split, header.shard_index) != (match["split"], int(match["index"])):
+        problems.append(
+            f"{path}: attributes say split {header.split!r} shard {header.shard_index}, "
+            f"which does not match the file name"
+        )
+    return header, rows, problems
+
+
+def _compare_manifest(manifest: pd.DataFrame, scanned: pd.DataFrame, path: Path) -> list[str]:
+    problems = []
+    listed, present = set(manifest["shard"]), set(scanned["shard"])
+    for name in sorted(listed - present):
+        problems.append(f"{path} lists shard {name}, which is missing or unreadable")
+    for name in sorted(present - listed):
+        problems.append(f"{path} does not list the rows of shard {name}")
+    both = manifest[manifest["shard"].isin(present)].merge(
+        scanned, on=["shard", "row"], how="outer", suffixes=("", "_shard"), indicator=True
+    )
+    differs = both["_merge"] != "both"
+    for column in KEY_COLUMNS:
+        differs |= both[column].astype(str) != both[f"{column}_shard"].astype(str)
+    for column in SCORE_COLUMNS:
+        a, b = both[column].to_numpy(float), both[f"{column}_shard"].to_numpy(float)
+        differs |= ~np.isclose(a, b, rtol=0, atol=2e-6, equal_nan=True)
+    if differs.any():
+        names = both["image_path"].fillna(both["image_path_shard"])[differs]
+        problems.append(
+            f"{path} disagrees with the shards on {int(differs.sum())} row(s), e.g. "
+            f"{_examples(names)}"
+        )
+    return problems
+
+
+def _compare_dataset(scanned: pd.DataFrame, dataset: ReIDDataset) -> list[str]:
+    problems = []
+    for split in SPLITS:
+        expected = {s.path: (s.pid, s.camid) for s in dataset.split(split)}
+        rows = scanned[scanned["split"] == split]
+        stored = dict(
+            zip(rows["image_path"], zip(rows["pid"], rows["camid"], strict=True), strict=True)
+        )
+        missing = [p for p in expected if p not in stored]
+        extra = [p for p in stored if p not in expected]
+        wrong = [p for p in expected if p in stored and tuple(map(int, stored[p])) != expected[p]]
+        if missing:
+            problems.append(
+                f"{split}: {len(missing)} image(s) of dataset {dataset.name!r} are not in the "
+                f"store, e.g. {_examples(missing)}"
+            )
+        if extra:
+            problems.append(
+                f"{split}: {len(extra)} stored image(s) are not in dataset {dataset.name!r}, "
+                f"e.g. {_examples(extra)}"
+            )
+        if wrong:
+            problems.append(
+                f"{split}: {len(wrong)} stored image(s) have another pid/camid than dataset "
+                f"{dataset.name!r} reports, e.g. {_examples(wrong)}"
+            )
+    return problems
+
+
+def validate_store(store_dir: str | Path, dataset: ReIDDataset | None = None) -> list[str]:
+    """Problems of the store at ``store_dir`` (``[]`` if valid); with ``dataset``, its coverage too.
+
+    Checks that every shard opens, is whole, has schema v1, matches its ``content_sha256``, that
+    all shards name one dataset and mask size, that no image appears twice, that
+    ``manifest.csv`` agrees with the shards and, given ``dataset``, that every split holds
+    exactly the dataset's images with the same pid and camid.
+    """
+    store_dir = Path(store_dir)
+    if not store_dir.is_dir():
+        return [f"{store_dir}: annotation store folder does not exist"]
+    paths = list_shard_paths(store_dir)
+    if not paths:
+        return [f"{store_dir}: no shard files (<split>-<nnnnn>.h5)"]
+    problems, headers, frames = [], [], []
+    for path in paths:
+        try:
+            header, rows, shard_problems = _check_shard(path)
+        except DaafError as exc:
+            problems.append(str(exc))
+            continue
+        problems += shard_problems
+        headers.append(header)
+        frames.append(rows)
+    for header in headers[1:]:
+        first = headers[0]
+        if header.dataset != first.dataset:
+            problems.append(
+                f"{header.path}: dataset {header.dataset!r}, but {first.path.name} has "
+                f"{first.dataset!r}"
+            )
+        if header.mask_size != first.mask_size:
+            problems.append(
+                f"{header.path}: mask size {header.mask_size}, but {first.path.name} has "
+                f"{first.mask_size}"
+            )
+    scanned = pd.concat(frames, ignore_index=True) if frames else None
+    if scanned is not None:
+        duplicated = scanned["image_path"][scanned["image_path"].duplicated()]
+        if len(duplicated):
+            problems.append(
+                f"{store_dir}: {len(duplicated)} image(s) stored more than once, e.g. "
+                f"{_examples(duplicated)}"
+            )
+    manifest_path = store_dir / MANIFEST_NAME
+    if not manifest_path.exists():
+        problems.append(
+            f"{manifest_path} is missing (AnnotationWriter(...).write_manifest() rebuilds it)"
+        )
+    elif scanned is not None:
+        try:
+            problems += _compare_manifest(read_manifest(manifest_path), scanned, manifest_path)
+        except DaafError as exc:
+            problems.append(str(exc))
+    if dataset is not None and scanned is not None:
+        problems += _compare_dataset(scanned, dataset)
+    return problems
