@@ -91,13 +91,14 @@ class AnnotationStore:
             raise DaafError(f"{self.store_dir} lists image {dup} more than once")
         self._pid = None
         self._files: dict[int, h5py.File] = {}
+        self._mask_sets: dict[int, h5py.Dataset] = {}
         self._small: dict[int, dict[str, np.ndarray]] = {}
 
     # -- handles ---------------------------------------------------------------------------
 
     def _file(self, shard: int) -> h5py.File:
         if self._pid != os.getpid():  # new process (DataLoader worker, fork): own handles
-            self._files, self._pid = {}, os.getpid()
+            self._files, self._mask_sets, self._pid = {}, {}, os.getpid()
         f = self._files.get(shard)
         if f is None:
             path = self.store_dir / self._shard_names[shard]
@@ -106,6 +107,11 @@ class AnnotationStore:
             except OSError as exc:
                 raise DaafError(f"annotation shard {path} cannot be opened: {exc}") from exc
         return f
+
+    def _mask_set(self, shard: int) -> h5py.Dataset:
+        if self._pid != os.getpid() or shard not in self._mask_sets:
+            self._mask_sets[shard] = self._file(shard)["mask"]
+        return self._mask_sets[shard]
 
     def _arrays(self, shard: int) -> dict[str, np.ndarray]:
         arrays = self._small.get(shard)
@@ -119,7 +125,7 @@ class AnnotationStore:
         if self._pid == os.getpid():
             for f in self._files.values():
                 f.close()
-        self._files, self._small = {}, {}
+        self._files, self._mask_sets, self._small = {}, {}, {}
 
     def __enter__(self) -> AnnotationStore:
         return self
@@ -129,7 +135,9 @@ class AnnotationStore:
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state.update(_pid=None, _files={}, _small={})  # h5py handles cannot be pickled
+        state.update(
+            _pid=None, _files={}, _mask_sets={}, _small={}
+        )  # h5py handles cannot be pickled
         return state
 
     # -- lookups ---------------------------------------------------------------------------
@@ -172,10 +180,9 @@ class AnnotationStore:
         """uint8 (N, H, W) masks; reads each shard's rows in increasing order."""
         where = self._locate(image_paths)
         out = np.empty((len(where), *self.mask_size), np.uint8)
-        order = np.lexsort((where[:, 1], where[:, 0]))
-        for i in order:
-            shard, row = where[i]
-            self._file(int(shard))["mask"].read_direct(out, np.s_[row], np.s_[i])
+        for i in np.lexsort((where[:, 1], where[:, 0])).tolist():
+            shard, row = where[i].tolist()
+            out[i] = self._mask_set(shard)[row]  # one chunk = one image
         return out
 
     def keypoints(self, image_paths) -> np.ndarray:
