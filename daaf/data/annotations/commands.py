@@ -1,5 +1,75 @@
-"""Command `daaf annotations`."""
+"""Command `daaf annotations`: inspect, validate and draw an annotation store."""
 
-from daaf.utils.cli import not_yet_available
+from __future__ import annotations
 
-annotations = not_yet_available("annotations", "Inspect, validate and draw annotation stores.")
+from pathlib import Path
+
+import click
+
+
+@click.group("annotations")
+def annotations() -> None:
+    """Inspect, validate and draw annotation stores (masks + keypoints in HDF5 shards)."""
+
+
+@annotations.command("inspect")
+@click.argument("store_dir", type=click.Path(path_type=Path))
+def inspect(store_dir: Path) -> None:
+    """Images per split and status, score and mask-area statistics."""
+    from daaf.data.annotations.reader import AnnotationStore
+    from daaf.data.annotations.report import format_summary, summarize_store
+
+    with AnnotationStore(store_dir) as store:
+        click.echo(format_summary(summarize_store(store)))
+
+
+@annotations.command("validate")
+@click.argument("store_dir", type=click.Path(path_type=Path))
+@click.option(
+    "--root",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Dataset root: also check that the store covers exactly the dataset's images.",
+)
+def validate(store_dir: Path, root: Path | None) -> None:
+    """Check every shard (whole, checksum, schema version) and the manifest; exit 1 on problems."""
+    from daaf.data.annotations.reader import store_dataset_name
+    from daaf.data.annotations.validate import validate_store
+    from daaf.data.datasets import build_dataset
+
+    dataset, problems = None, []
+    if root is not None:
+        name = store_dataset_name(store_dir)
+        if name is None:
+            problems.append(f"{store_dir}: no readable shard names a dataset to check against")
+        else:
+            dataset = build_dataset(name, root)
+    problems = validate_store(store_dir, dataset, progress=True) + problems
+    if problems:
+        for problem in problems:
+            click.echo(f"- {problem}")
+        click.echo(f"INVALID: {len(problems)} problem(s) in {store_dir}")
+        raise SystemExit(1)
+    covered = f", covers dataset {dataset.name} at {root}" if dataset is not None else ""
+    click.echo(f"OK: {store_dir}{covered}")
+
+
+@annotations.command("show")
+@click.argument("store_dir", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="PNG file to write.")  # fmt: skip
+@click.option("--n", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Number of images.")  # fmt: skip
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Dataset root, to draw the real images (else grey canvases).")  # fmt: skip
+@click.option("--seed", type=int, default=0, show_default=True, help="Which images are picked.")
+def show(store_dir: Path, out: Path, n: int, root: Path | None, seed: int) -> None:
+    """Draw a grid of images with the mask overlaid and the COCO skeleton."""
+    from daaf.data.annotations.reader import AnnotationStore
+    from daaf.data.annotations.show import draw_grid
+    from daaf.data.datasets import build_dataset
+
+    with AnnotationStore(store_dir) as store:
+        image_dir = build_dataset(store.dataset, root).image_dir if root is not None else None
+        path = draw_grid(store, out, n=n, image_dir=image_dir, seed=seed)
+    click.echo(f"wrote {path}")

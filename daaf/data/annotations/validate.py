@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from daaf.data.annotations.schema import MANIFEST_NAME, SHARD_PATTERN
 from daaf.data.annotations.shards import (
@@ -108,7 +109,9 @@ def _compare_dataset(scanned: pd.DataFrame, dataset: ReIDDataset) -> list[str]:
     return problems
 
 
-def validate_store(store_dir: str | Path, dataset: ReIDDataset | None = None) -> list[str]:
+def validate_store(
+    store_dir: str | Path, dataset: ReIDDataset | None = None, progress: bool = False
+) -> list[str]:
     """Problems of the store at ``store_dir`` (``[]`` if valid); with ``dataset``, its coverage too.
 
     Checks that every shard opens, is whole, has schema v1, matches its ``content_sha256``, that
@@ -123,7 +126,7 @@ def validate_store(store_dir: str | Path, dataset: ReIDDataset | None = None) ->
     if not paths:
         return [f"{store_dir}: no shard files (<split>-<nnnnn>.h5)"]
     problems, headers, frames = [], [], []
-    for path in paths:
+    for path in tqdm(paths, desc="validate", unit="shard", disable=not progress):
         try:
             header, rows, shard_problems = _check_shard(path)
         except DaafError as exc:

@@ -1,0 +1,82 @@
+"""`daaf annotations inspect | validate | show` through the real command group."""
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from daaf.cli import main
+from daaf.data.datasets import DATASETS
+
+
+def run(*args):
+    return CliRunner().invoke(main, ["annotations", *map(str, args)])
+
+
+def test_inspect_prints_counts_scores_and_random_weight_warning(tmp_path, helpers):
+    store = helpers.write_store(tmp_path / "store")
+    result = run("inspect", store)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "dataset market1501, 6 shard(s), masks 32x16" in lines[0]
+    assert lines[3].split() == ["train", "5", "4", "1", "0"]
+    assert lines[5].split() == ["gallery", "3", "2", "0", "1"]
+    assert lines[6].split() == ["total", "10", "8", "1", "1"]
+    assert [line.split()[0] for line in lines[8:12]] == ["status", "person", "keypoint", "mask"]
+    assert "WARNING" not in result.output
+
+    random = helpers.write_store(tmp_path / "random", labeler={"weights": "random"})
+    result = run("inspect", random)
+    assert "WARNING: 6 shard(s) were labeled with random weights" in result.output
+
+
+def test_validate_exit_codes(tmp_path, store):
+    result = run("validate", store)
+    assert result.exit_code == 0 and result.output.strip().endswith(f"OK: {store}")
+    data = (store / "query-00000.h5").read_bytes()
+    (store / "query-00000.h5").write_bytes(data[: len(data) // 2])
+    (store / "manifest.csv").unlink()
+    result = run("validate", store)
+    assert result.exit_code == 1
+    assert "query-00000.h5 cannot be opened: truncated" in result.output
+    assert "manifest.csv is missing" in result.output
+    assert "INVALID: 2 problem(s)" in result.output
+    assert run("inspect", tmp_path / "nowhere").exit_code == 1
+
+
+def _market_images(root, samples):
+    for _, path, _, _ in samples:
+        folder, name = path.split("/")
+        file = root / "Market-1501-v15.09.15" / folder / name
+        file.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(file), np.full((128, 64, 3), 30, np.uint8))
+    return root
+
+
+@pytest.mark.skipif("market1501" not in DATASETS, reason="market1501 loader not registered yet")
+def test_validate_and_show_with_root(tmp_path, store, helpers):
+    root = _market_images(tmp_path / "data", helpers.SAMPLES)
+    result = run("validate", store, "--root", root)
+    assert result.exit_code == 0, result.output
+    assert "covers dataset market1501" in result.output
+    (root / "Market-1501-v15.09.15" / "query" / "0007_c2s1_000651_01.jpg").unlink()
+    result = run("validate", store, "--root", root)
+    assert result.exit_code == 1
+    assert "query: 1 stored image(s) are not in dataset 'market1501'" in result.output
+
+    out = tmp_path / "grid.png"
+    assert run("show", store, "--out", out, "--n", 3, "--root", root).exit_code == 0
+    grid = cv2.imread(str(out))
+    assert np.median(grid[:256, :128]) == 30  # the dark image, not the grey canvas
+
+
+def test_show_draws_a_grid_of_tiles(tmp_path, store):
+    out = tmp_path / "pictures" / "grid.png"
+    result = run("show", store, "--out", out, "--n", 10, "--seed", 1)
+    assert result.exit_code == 0, result.output
+    grid = cv2.imread(str(out))
+    assert grid.shape == (2 * 256 + 4, 8 * 128 + 7 * 4, 3)
+    tile = grid[:256, :128]
+    assert (tile[250, 2] == 128).all()  # grey canvas away from the mask
+    assert tile[:, :, 0].max() > 128  # mask overlay / skeleton colours are drawn
+    assert run("show", store, "--out", tmp_path / "grid.nope").exit_code == 1
