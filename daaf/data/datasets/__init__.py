@@ -19,3 +19,6 @@ __all__ = [
     "build_dataset",
     "register_dataset",
 ]
+
+# Importing a loader module registers its datasets.
+from daaf.data.datasets import market1501  # noqa: E402, F401

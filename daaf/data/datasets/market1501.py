@@ -1,0 +1,54 @@
+"""Market-1501 (Zheng et al. 2015) and the synthetic pedestrians that ``daaf synth`` writes in its layout.
+
+Layout: ``ROOT/Market-1501-v15.09.15/{bounding_box_train,query,bounding_box_test}/`` (ROOT may
+also be the ``Market-1501-v15.09.15`` folder itself). File ``0002_c1s1_000451_03.jpg`` is
+pid 2, camera 1 (0 in memory). pid -1 marks junk (dropped everywhere); pid 0 marks
+distractors (kept in the gallery as negatives).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from daaf.data.datasets.base import ReIDDataset, register_dataset
+from daaf.data.datasets.folders import find_dataset_dir, parse_split_folder, relabel
+
+MARKET_DIR = "Market-1501-v15.09.15"
+SPLIT_FOLDERS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
+NAME_PATTERN = re.compile(r"^(-?\d+)_c(\d+)s\d+_\d+_\d+$")
+
+LAYOUT = f"{MARKET_DIR}/{{bounding_box_train,query,bounding_box_test}}/0002_c1s1_000451_03.jpg"
+
+
+def parse_market_name(stem: str) -> tuple[int, int] | None:
+    """``0002_c1s1_000451_03`` -> (2, 0): pid and 0-based camera; None if the name does not parse."""
+    match = NAME_PATTERN.match(stem)
+    if match is None:
+        return None
+    return int(match.group(1)), int(match.group(2)) - 1
+
+
+def load_market_layout(root: Path, name: str, dataset_dir: str) -> ReIDDataset:
+    """Any dataset in Market-1501's folders and file naming (Market-1501, DukeMTMC-reID, ...)."""
+    image_dir = find_dataset_dir(root, dataset_dir, tuple(SPLIT_FOLDERS.values()))
+    skipped: dict[str, list[str]] = {}
+    splits = {
+        split: parse_split_folder(image_dir, folder, parse_market_name, skipped)
+        for split, folder in SPLIT_FOLDERS.items()
+    }
+    # Junk (-1) counts neither as an identity nor as a negative; distractors (0) stay in the gallery.
+    train = relabel([s for s in splits["train"] if s.pid > 0])
+    query = [s for s in splits["query"] if s.pid > 0]
+    gallery = [s for s in splits["gallery"] if s.pid >= 0]
+    return ReIDDataset(name, image_dir, train, query, gallery, skipped)
+
+
+@register_dataset("market1501", LAYOUT)
+def load_market1501(root: Path) -> ReIDDataset:
+    return load_market_layout(root, "market1501", MARKET_DIR)
+
+
+@register_dataset("synthetic", f"written by `daaf synth --out ROOT`: {LAYOUT}")
+def load_synthetic(root: Path) -> ReIDDataset:
+    return load_market_layout(root, "synthetic", MARKET_DIR)
