@@ -1,0 +1,78 @@
+"""Identity-balanced P x K batches (P identities, K images each), deterministic and DDP-aware.
+
+The batch order of an epoch is a pure function of (seed, epoch), so every process of a
+distributed run computes the same global order and takes batches ``rank::world_size`` of it,
+and a resumed run replays exactly the batches an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+from torch.utils.data import Sampler
+
+
+class PKBatchSampler(Sampler[list[int]]):
+    """Yields lists of P*K dataset indices; identities with fewer than K images are resampled."""
+
+    def __init__(
+        self,
+        pids: Sequence[int],
+        num_identities: int,
+        num_instances: int,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        self.by_pid: dict[int, list[int]] = defaultdict(list)
+        for index, pid in enumerate(pids):
+            self.by_pid[int(pid)].append(index)
+        if len(self.by_pid) < num_identities:
+            raise ValueError(
+                f"P x K sampling needs at least P={num_identities} identities, "
+                f"the training split has {len(self.by_pid)}"
+            )
+        self.p, self.k = num_identities, num_instances
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def global_batches(self) -> list[list[int]]:
+        """All batches of the current epoch, for every rank, in order."""
+        rng = np.random.default_rng([self.seed, self.epoch])
+        chunks: dict[int, list[list[int]]] = {}
+        for pid in sorted(self.by_pid):
+            indices = np.array(self.by_pid[pid])
+            if len(indices) < self.k:
+                indices = rng.choice(indices, size=self.k, replace=True)
+            indices = rng.permutation(indices)
+            usable = len(indices) // self.k * self.k
+            chunks[pid] = [indices[i : i + self.k].tolist() for i in range(0, usable, self.k)]
+        batches = []
+        available = [pid for pid in sorted(chunks) if chunks[pid]]
+        while len(available) >= self.p:
+            chosen = rng.choice(len(available), size=self.p, replace=False)
+            batch = []
+            for pid in (available[i] for i in sorted(chosen)):
+                batch.extend(chunks[pid].pop())
+            batches.append(batch)
+            available = [pid for pid in available if chunks[pid]]
+        return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        batches = self.global_batches()
+        usable = len(batches) // self.world_size * self.world_size  # every rank steps equally
+        yield from batches[self.rank : usable : self.world_size]
+
+    def __len__(self) -> int:
+        return len(self.global_batches()) // self.world_size
+
+    def state_dict(self) -> dict[str, int]:
+        return {"seed": self.seed, "epoch": self.epoch}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.seed, self.epoch = state["seed"], state["epoch"]
