@@ -1,6 +1,61 @@
-"""Commands `daaf train` and `daaf export`."""
+"""Commands ``daaf train`` and ``daaf export``."""
 
-from daaf.utils.cli import not_yet_available
+from __future__ import annotations
 
-train = not_yet_available("train", "Train a base or DAAF network from a YAML config.")
-export = not_yet_available("export", "Export the stripped inference model from a checkpoint.")
+import json
+from pathlib import Path
+
+import click
+
+
+@click.command("train", context_settings={"ignore_unknown_options": False})
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="YAML config (see configs/); may name a _base_ file.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Run folder (default: runs/<config name>).",
+)
+@click.option("--resume", is_flag=True, help="Continue from OUT/checkpoints/last.pt.")
+@click.argument("overrides", nargs=-1)
+def train(config_path: str, out_dir: str | None, resume: bool, overrides: tuple[str, ...]) -> None:
+    """Train a base or DAAF network; KEY=VALUE overrides config values (e.g. optim.lr=1e-4).
+
+    Runs DistributedDataParallel when started by torchrun:
+    `torchrun --nproc-per-node 4 -m daaf.cli train --config ...`.
+    """
+    from daaf.training.config import load_config
+    from daaf.training.trainer import train as run_training
+
+    cfg = load_config(config_path, overrides)
+    out = Path(out_dir) if out_dir else Path("runs") / Path(config_path).stem
+    last = run_training(cfg, out, resume=resume)
+    click.echo(f"checkpoint: {last}")
+
+
+@click.command("export")
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder for model_state.pt, model.ts, model.onnx and export_report.json.",
+)
+def export(checkpoint: str, out_dir: str) -> None:
+    """Export the base network alone from a training checkpoint, and check it.
+
+    Fails if the exported parameter count differs from a fresh base network's, or if the
+    TorchScript / ONNX embeddings differ from the trained model's by more than 1e-4.
+    """
+    from daaf.training.export import export_model
+
+    report = export_model(Path(checkpoint), Path(out_dir))
+    click.echo(json.dumps(report, indent=2))

@@ -1,0 +1,318 @@
+"""The training loop: ``train(cfg, out_dir)`` trains a base or DAAF network and checkpoints it.
+
+A short explicit loop in the style of torchvision's references: ``train_step`` does one
+forward / loss / backward / step; ``train`` builds data, model, criterion and optimizers,
+resumes from ``OUT/checkpoints/last.pt`` when asked, and writes checkpoints, TensorBoard
+scalars and ``metrics.jsonl``. CUDA brings AMP (bf16 where supported) and channels-last;
+``torchrun`` brings DistributedDataParallel (NCCL on GPUs, gloo on CPUs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from daaf.data.datasets import ReIDDataset, build_dataset
+from daaf.data.sampler import PKBatchSampler
+from daaf.data.train_set import TrainSet, open_store_for
+from daaf.errors import DaafError
+from daaf.training.config import Config, save_config
+from daaf.training.losses import build_criterion
+from daaf.training.modeling import build_model
+from daaf.training.schedule import build_optimizer, build_scheduler
+from daaf.utils import distributed as dist_utils
+from daaf.utils.device import resolve_device
+
+CHECKPOINT_DIR = "checkpoints"
+LAST_CHECKPOINT = "last.pt"
+
+
+def needs_annotations(cfg: Config) -> bool:
+    """HAB needs masks and keypoint-PAB needs keypoints; part-image PAB needs only the image."""
+    return cfg.model.hab or (cfg.model.pab and cfg.model.pab_target == "keypoints")
+
+
+def amp_dtype(cfg: Config, device: torch.device) -> torch.dtype | None:
+    if not (cfg.train.amp and device.type == "cuda"):
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def train_step(
+    model: torch.nn.Module,
+    criterion: torch.nn.Module,
+    batch: dict[str, torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    center_optimizer: torch.optim.Optimizer | None,
+    scaler: torch.amp.GradScaler,
+    center_grad_scale: float,
+    device: torch.device,
+    dtype: torch.dtype | None,
+    step: int,
+) -> dict[str, float]:
+    """One iteration; returns the value of every weighted loss term and their ``total``."""
+    batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    if device.type == "cuda":
+        batch["images"] = batch["images"].contiguous(memory_format=torch.channels_last)
+    with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        output = model(batch["images"])
+    # Losses in float32: the branch L2 norms sum many pixels.
+    output = type(output)(
+        **{
+            f.name: None if getattr(output, f.name) is None else getattr(output, f.name).float()
+            for f in dataclasses.fields(output)
+        }
+    )
+    losses = criterion(output, batch)
+    for name, value in losses.items():
+        if not torch.isfinite(value):
+            raise DaafError(
+                f"loss term {name!r} is {value.item()} at step {step}; training stopped "
+                "(lower optim.lr, or check the annotations and inputs)"
+            )
+    total = sum(losses.values())
+    optimizer.zero_grad(set_to_none=True)
+    if center_optimizer is not None:
+        center_optimizer.zero_grad(set_to_none=True)
+    scaler.scale(total).backward()
+    scaler.step(optimizer)
+    if center_optimizer is not None:
+        # BoT: the centres learn at center_lr on the unweighted centre-loss gradient.
+        for group in center_optimizer.param_groups:
+            for param in group["params"]:
+                if param.grad is not None:
+                    param.grad.mul_(center_grad_scale)
+        scaler.step(center_optimizer)
+    scaler.update()
+    values = {name: value.item() for name, value in losses.items()}
+    values["total"] = total.item()
+    return values
+
+
+def rng_state() -> dict[str, Any]:
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def save_checkpoint(state: dict[str, Any], ckpt_dir: Path, epoch: int) -> Path:
+    """``epoch_XXX.pt`` and ``last.pt``, each written to a temporary name and renamed."""
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    path = ckpt_dir / f"epoch_{epoch:03d}.pt"
+    for target in (path, ckpt_dir / LAST_CHECKPOINT):
+        tmp = target.with_suffix(f".tmp-{os.getpid()}")
+        torch.save(state, tmp)
+        os.replace(tmp, target)
+    return ckpt_dir / LAST_CHECKPOINT
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise DaafError(f"--resume: no checkpoint at {path}; start without --resume")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # a truncated or foreign file
+        raise DaafError(f"{path}: not a readable daaf checkpoint ({exc})") from exc
+
+
+def build_train_loader(
+    cfg: Config, dataset: ReIDDataset, device: torch.device
+) -> tuple[DataLoader, TrainSet, PKBatchSampler]:
+    store = None
+    if needs_annotations(cfg):
+        if not cfg.data.annotations:
+            raise DaafError(
+                "model.hab / model.pab need masks and keypoints: set data.annotations to the "
+                "annotation store (`daaf label --out DIR`, or DIR/annotations of `daaf synth`)"
+            )
+        store = open_store_for(dataset.train, cfg.data.annotations, dataset.name)
+    train_set = TrainSet(dataset.train, dataset.image_dir, cfg.data, store, cfg.train.seed)
+    sampler = PKBatchSampler(
+        [s.pid for s in dataset.train],
+        cfg.data.num_identities,
+        cfg.data.num_instances,
+        seed=cfg.train.seed,
+        rank=dist_utils.rank(),
+        world_size=dist_utils.world_size(),
+    )
+    loader = DataLoader(
+        train_set,
+        batch_sampler=sampler,
+        num_workers=cfg.data.workers,
+        pin_memory=device.type == "cuda",
+    )
+    return loader, train_set, sampler
+
+
+class MetricsLog:
+    """``metrics.jsonl`` (one JSON object per line) and TensorBoard scalars, main process only."""
+
+    def __init__(self, out_dir: Path, enabled: bool) -> None:
+        self.enabled = enabled
+        if enabled:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.jsonl = (out_dir / "metrics.jsonl").open("a")
+            self.tensorboard = SummaryWriter(str(out_dir / "tensorboard"))
+
+    def write(self, step: int, values: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        self.jsonl.write(json.dumps({"step": step, **values}) + "\n")
+        self.jsonl.flush()
+        for name, value in values.items():
+            if name != "epoch":
+                self.tensorboard.add_scalar(name, value, step)
+
+    def close(self) -> None:
+        if self.enabled:
+            self.jsonl.close()
+            self.tensorboard.close()
+
+
+def train(cfg: Config, out_dir: str | Path, resume: bool = False) -> Path:
+    """Train per ``cfg``; returns the path of ``OUT/checkpoints/last.pt``."""
+    out_dir = Path(out_dir)
+    ckpt_dir = out_dir / CHECKPOINT_DIR
+    device = resolve_device(cfg.train.device)
+    distributed = dist_utils.init_distributed(device)
+    main_process = dist_utils.is_main_process()
+    seed_everything(cfg.train.seed)
+
+    dataset = build_dataset(cfg.data.dataset, cfg.data.root)
+    loader, train_set, sampler = build_train_loader(cfg, dataset, device)
+    num_classes = dataset.num_train_pids
+    model = build_model(cfg, num_classes).to(device)
+    if device.type == "cuda" and cfg.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    criterion = build_criterion(cfg, num_classes, model.feat_dim).to(device)
+    optimizer = build_optimizer(model.parameters(), cfg.optim)
+    center_params = list(criterion.center_parameters())
+    center_optimizer = (
+        torch.optim.SGD(center_params, lr=cfg.loss.center_lr) if center_params else None
+    )
+    iters_per_epoch = cfg.train.iters_per_epoch or len(sampler)
+    scheduler = build_scheduler(optimizer, cfg.optim, iters_per_epoch)
+    dtype = amp_dtype(cfg, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+
+    start_epoch, step = 0, 0
+    if resume:
+        state = load_checkpoint(ckpt_dir / LAST_CHECKPOINT)
+        model.load_state_dict(state["model"])
+        criterion.load_state_dict(state["criterion"])
+        optimizer.load_state_dict(state["optimizer"])
+        if center_optimizer is not None:
+            center_optimizer.load_state_dict(state["center_optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        sampler.load_state_dict(state["sampler"])
+        set_rng_state(state["rng"])
+        start_epoch, step = state["epoch"], state["step"]
+    if main_process:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out_dir / "config.yaml")
+    ddp_model = DistributedDataParallel(model) if distributed else model
+    log = MetricsLog(out_dir, main_process)
+    center_grad_scale = 1.0 / cfg.loss.center_weight if cfg.loss.center_weight > 0 else 1.0
+
+    last = ckpt_dir / LAST_CHECKPOINT
+    for epoch in range(start_epoch, cfg.train.epochs):
+        sampler.set_epoch(epoch)
+        train_set.set_epoch(epoch)
+        ddp_model.train()
+        bar = tqdm(
+            loader,
+            total=min(iters_per_epoch, len(sampler)),
+            desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
+            disable=not main_process,
+            leave=False,
+        )
+        tic = time.perf_counter()
+        for i, batch in enumerate(bar):
+            if i >= iters_per_epoch:
+                break
+            values = train_step(
+                ddp_model, criterion, batch, optimizer, center_optimizer, scaler,
+                center_grad_scale, device, dtype, step,
+            )  # fmt: skip
+            scheduler.step()
+            step += 1
+            bar.set_postfix(loss=f"{values['total']:.3f}")
+            if step % cfg.train.log_period == 0 or i == 0:
+                images_per_s = len(batch["pids"]) * (i + 1) / (time.perf_counter() - tic)
+                log.write(
+                    step,
+                    {"epoch": epoch + 1, **values, "lr": optimizer.param_groups[0]["lr"],
+                     "images_per_s": images_per_s * dist_utils.world_size()},
+                )  # fmt: skip
+        done = epoch + 1
+        if main_process and (done % cfg.train.checkpoint_period == 0 or done == cfg.train.epochs):
+            state = {
+                "model": model.state_dict(),
+                "criterion": criterion.state_dict(),
+                "config": cfg.to_dict(),
+                "num_classes": num_classes,
+                "optimizer": optimizer.state_dict(),
+                "center_optimizer": center_optimizer.state_dict() if center_optimizer else None,
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(),
+                "sampler": {**sampler.state_dict(), "epoch": done},
+                "rng": rng_state(),
+                "epoch": done,
+                "step": step,
+            }
+            last = save_checkpoint(state, ckpt_dir, done)
+        if cfg.train.eval_period and done % cfg.train.eval_period == 0 and main_process:
+            log.write(
+                step, {"epoch": done, **evaluate_during_training(model, dataset, cfg, device)}
+            )
+        dist_utils.barrier()
+    log.close()
+    dist_utils.cleanup_distributed()
+    return last
+
+
+def evaluate_during_training(
+    model: torch.nn.Module, dataset: ReIDDataset, cfg: Config, device: torch.device
+) -> dict[str, float]:
+    """mAP and Rank-1 on query/gallery with the model's own eval path."""
+    from daaf.evaluation.evaluate import evaluate_embeddings
+
+    model.eval()
+    result = evaluate_embeddings(model, dataset, cfg.data, device, metric=default_metric(cfg))
+    model.train()
+    return {"eval/mAP": result.mAP, "eval/rank1": float(result.cmc[0])}
+
+
+def default_metric(cfg: Config) -> str:
+    """BoT is tested on the L2-normalised post-BN feature; TriNet on Euclidean distance."""
+    return "cosine" if cfg.model.base == "bot" else "euclidean"
