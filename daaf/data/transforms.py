@@ -117,7 +117,9 @@ def train_transform(
     return image, item
 
 
-def test_transform(image: np.ndarray, cfg: DataConfig) -> torch.Tensor:
+def eval_transform(
+    image: np.ndarray, height: int, width: int, mean: list[float], std: list[float]
+) -> torch.Tensor:
     """Resize + normalise: what evaluation and export feed the network."""
-    resized = cv2.resize(image, (cfg.width, cfg.height), interpolation=cv2.INTER_LINEAR)
-    return normalize(resized, cfg.pixel_mean, cfg.pixel_std)
+    resized = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+    return normalize(resized, mean, std)
