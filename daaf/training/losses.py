@@ -1,0 +1,154 @@
+"""Losses: the base networks' ReID losses and the attention branches' (paper eq. 1, 2 and 4).
+
+``L = L_r + lambda_h * L_h + lambda_p * L_p``. The paper's branch losses are L2 norms (not
+squared) of the difference between prediction and target, averaged over the batch (HAB) or over
+batch and keypoints (PAB); the authors' BoT code uses MSE instead (``branch_loss: mse``). HAB
+predicts logits; its loss compares ``sigmoid(logits)`` with the mask. Samples whose annotation
+is not usable (``batch["valid"]`` False) are left out of the branch means.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from daaf.errors import DaafError
+from daaf.training.config import Config
+from daaf.training.modeling import DAAFOutput
+
+
+def batch_hard_triplet(
+    features: torch.Tensor, pids: torch.Tensor, margin: float | None
+) -> torch.Tensor:
+    """Hermans et al.: hardest positive and hardest negative per anchor on Euclidean distance;
+    hinge with ``margin``, or soft margin (softplus) when ``margin`` is None."""
+    dist = torch.cdist(features, features).clamp_min(1e-12)
+    same = pids[:, None] == pids[None, :]
+    hardest_pos = (dist * same).max(dim=1).values
+    hardest_neg = dist.masked_fill(same, float("inf")).min(dim=1).values
+    if margin is None:
+        return F.softplus(hardest_pos - hardest_neg).mean()
+    return F.relu(hardest_pos - hardest_neg + margin).mean()
+
+
+class CenterLoss(nn.Module):
+    """Wen et al.: mean squared distance of each feature to its identity's learned centre."""
+
+    def __init__(self, num_classes: int, feat_dim: int) -> None:
+        super().__init__()
+        self.centers = nn.Parameter(torch.randn(num_classes, feat_dim))
+
+    def forward(self, features: torch.Tensor, pids: torch.Tensor) -> torch.Tensor:
+        return (features - self.centers[pids]).pow(2).sum(dim=1).mean()
+
+
+def masked_mean(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mean of per-sample ``values`` over valid samples; a zero with a gradient path if none."""
+    if valid.any():
+        return values[valid].mean()
+    return values.sum() * 0.0
+
+
+def l2_per_sample(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """||pred - target||_2 over everything but the batch axis: (B,)."""
+    return (pred - target).flatten(1).norm(dim=1)
+
+
+def part_image_targets(images: torch.Tensor, num_parts: int) -> torch.Tensor:
+    """(B, 3 * parts, H, W): stripe i is the image inside horizontal band i and zero elsewhere."""
+    height = images.shape[-2]
+    bounds = torch.linspace(0, height, num_parts + 1).round().long().tolist()
+    stripes = []
+    for top, bottom in zip(bounds[:-1], bounds[1:], strict=True):
+        stripe = torch.zeros_like(images)
+        stripe[..., top:bottom, :] = images[..., top:bottom, :]
+        stripes.append(stripe)
+    return torch.cat(stripes, dim=1)
+
+
+class DAAFCriterion(nn.Module):
+    """forward(output, batch) -> {term: weighted loss}; terms: id, triplet, center, hab, pab."""
+
+    def __init__(
+        self, cfg: Config, num_classes: int, feat_dim: int, pab_keypoints: tuple[int, ...]
+    ) -> None:
+        super().__init__()
+        loss, model = cfg.loss, cfg.model
+        if loss.branch_loss not in ("l2", "mse"):
+            raise DaafError(f"loss.branch_loss must be l2 or mse, got {loss.branch_loss!r}")
+        self.cfg = loss
+        self.pab_target, self.num_parts = model.pab_target, model.num_parts
+        self.pab_keypoints = list(pab_keypoints)
+        self.use_center = model.base == "bot" and loss.center_weight > 0
+        self.center = CenterLoss(num_classes, feat_dim) if self.use_center else None
+        self.groups = None
+        if model.pab and model.pab_target == "keypoints" and model.pab_grouped:
+            from daaf.data.keypoints import keypoint_groups
+
+            self.groups = [list(g) for g in keypoint_groups(model.pab_groups)]
+
+    def center_parameters(self) -> list[nn.Parameter]:
+        return list(self.center.parameters()) if self.center is not None else []
+
+    def forward(
+        self, output: DAAFOutput, batch: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        cfg, pids = self.cfg, batch["pids"]
+        terms: dict[str, torch.Tensor] = {}
+        if output.logits is not None and cfg.id_weight > 0:
+            ce = F.cross_entropy(output.logits, pids, label_smoothing=cfg.label_smoothing)
+            terms["id"] = cfg.id_weight * ce
+        if cfg.triplet_weight > 0:
+            terms["triplet"] = cfg.triplet_weight * batch_hard_triplet(
+                output.features, pids, cfg.triplet_margin
+            )
+        if self.center is not None:
+            terms["center"] = cfg.center_weight * self.center(output.features, pids)
+        valid = batch["valid"].bool()
+        if output.mask is not None:
+            terms["hab"] = cfg.hab_weight * self._mask_loss(
+                torch.sigmoid(output.mask), batch["masks"], valid
+            )
+        if output.parts is not None:
+            terms["pab"] = cfg.pab_weight * self._part_loss(output.parts, batch)
+        return terms
+
+    def _mask_loss(
+        self, pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor
+    ) -> torch.Tensor:
+        if self.cfg.branch_loss == "l2":
+            return masked_mean(l2_per_sample(pred, target), valid)  # eq. 2
+        return masked_mean((pred - target).pow(2).flatten(1).mean(dim=1), valid)
+
+    def _part_loss(self, pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.pab_target == "part_images":
+            # Needs only the image itself: every sample is valid.
+            target = part_image_targets(batch["images"], self.num_parts)
+            b, parts = pred.shape[0], self.num_parts
+            pred, target = pred.view(b * parts, -1), target.view(b * parts, -1)
+            if self.cfg.branch_loss == "l2":
+                return l2_per_sample(pred, target).mean()
+            return (pred - target).pow(2).mean()
+        valid = batch["valid"].bool()
+        target = batch["heatmaps"]
+        if self.cfg.branch_loss == "l2":  # eq. 4: mean over samples and keypoints of ||p - g||_2
+            k = self.pab_keypoints
+            per_kp = (pred[:, k] - target[:, k]).flatten(2).norm(dim=2)  # (B, K)
+            return masked_mean(per_kp.mean(dim=1), valid)
+        # Authors' code: per-group MSE weighted by group size / 17.
+        groups = self.groups or [self.pab_keypoints]
+        per_sample = sum(
+            len(g) / 17 * (pred[:, g] - target[:, g]).pow(2).flatten(1).mean(dim=1) for g in groups
+        )
+        return masked_mean(per_sample, valid)
+
+
+def build_criterion(cfg: Config, num_classes: int, feat_dim: int) -> DAAFCriterion:
+    """The loss of ``cfg``'s network (its ``pab`` keypoints follow the grouping scheme)."""
+    from daaf.data.keypoints import NUM_KEYPOINTS, keypoint_groups
+
+    keypoints: tuple[int, ...] = tuple(range(NUM_KEYPOINTS))
+    if cfg.model.pab and cfg.model.pab_target == "keypoints" and cfg.model.pab_grouped:
+        keypoints = tuple(k for g in keypoint_groups(cfg.model.pab_groups) for k in g)
+    return DAAFCriterion(cfg, num_classes, feat_dim, keypoints)

@@ -1,0 +1,94 @@
+"""ResNet backbones from torchvision, split where DAAF's branches attach.
+
+``forward`` returns the first block's output (``layer1``, where the holistic attention branch
+starts) and the last feature map (``layer4``, which the head pools and the partial attention
+branch decodes). ``last_stride=1`` keeps layer4 at 1/16 of the input, as Bag of Tricks does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+
+from daaf.errors import DaafError
+
+RESNETS = {
+    18: (torchvision.models.resnet18, torchvision.models.ResNet18_Weights.IMAGENET1K_V1),
+    34: (torchvision.models.resnet34, torchvision.models.ResNet34_Weights.IMAGENET1K_V1),
+    50: (torchvision.models.resnet50, torchvision.models.ResNet50_Weights.IMAGENET1K_V1),
+    101: (torchvision.models.resnet101, torchvision.models.ResNet101_Weights.IMAGENET1K_V1),
+}
+
+
+class ResNetBackbone(nn.Module):
+    """ResNet without pooling and classifier.
+
+    forward: images (B, 3, H, W) -> (layer1 (B, C1, H/4, W/4), layer4 (B, C4, H/s, W/s)),
+    s = 16 with last stride 1, 32 with last stride 2.
+    """
+
+    def __init__(self, resnet: torchvision.models.ResNet, last_stride: int = 1) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool)
+        self.layer1, self.layer2 = resnet.layer1, resnet.layer2
+        self.layer3, self.layer4 = resnet.layer3, resnet.layer4
+        if last_stride == 1:
+            block = self.layer4[0]
+            # Bottleneck strides in conv2 (torchvision's ResNet v1.5), BasicBlock in conv1.
+            strided = block.conv2 if hasattr(block, "conv3") else block.conv1
+            strided.stride = (1, 1)
+            block.downsample[0].stride = (1, 1)
+        elif last_stride != 2:
+            raise DaafError(f"model.last_stride must be 1 or 2, got {last_stride}")
+        self.low_channels = _out_channels(self.layer1)
+        self.out_channels = _out_channels(self.layer4)
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        low = self.layer1(self.stem(images))
+        return low, self.layer4(self.layer3(self.layer2(low)))
+
+
+def _out_channels(layer: nn.Sequential) -> int:
+    block = layer[-1]
+    return (block.bn3 if hasattr(block, "bn3") else block.bn2).num_features
+
+
+def _imagenet_state_dict(weights: torchvision.models.WeightsEnum) -> dict:
+    """torchvision's ImageNet weights from the torch cache, downloading them when online."""
+    file_name = Path(weights.url).name
+    cache = Path(torch.hub.get_dir()) / "checkpoints"
+    try:
+        return weights.get_state_dict(progress=False)
+    except Exception as exc:  # offline: URLError, socket errors, ...
+        raise DaafError(
+            f"ImageNet weights {file_name} are not in {cache} and could not be downloaded "
+            f"({exc.__class__.__name__}). Place the file there (from {weights.url}), pass a "
+            "state_dict file with model.pretrained=PATH, or train from scratch with "
+            "model.pretrained=none"
+        ) from exc
+
+
+def build_backbone(
+    depth: int, pretrained: str = "imagenet", last_stride: int = 1
+) -> ResNetBackbone:
+    """ResNet-``depth``; ``pretrained`` is ``imagenet``, ``none`` or a path to a state_dict."""
+    if depth not in RESNETS:
+        raise DaafError(f"model.depth must be one of {sorted(RESNETS)}, got {depth}")
+    factory, weights = RESNETS[depth]
+    resnet = factory(weights=None)
+    if pretrained == "imagenet":
+        resnet.load_state_dict(_imagenet_state_dict(weights))
+    elif pretrained != "none":
+        path = Path(pretrained)
+        if not path.is_file():
+            raise DaafError(
+                f"model.pretrained: {path} does not exist (use imagenet, none or a file)"
+            )
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        missing, unexpected = resnet.load_state_dict(state, strict=False)
+        if missing:
+            raise DaafError(f"{path}: not a ResNet-{depth} state_dict (missing {missing[:3]} ...)")
+    return ResNetBackbone(resnet, last_stride)

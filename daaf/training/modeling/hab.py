@@ -1,0 +1,36 @@
+"""Holistic attention branch (paper section 3.1): predicts the person mask from layer1 features.
+
+Its encoder is a separate copy of the backbone's layer2-4 (same structure, and the same initial
+weights when it is built after the backbone's weights are loaded), so the mask task shares only
+the low-level features with ReID. The decoder (four stride-2 deconvolutions and a 1x1
+convolution) brings the output back to the input image size.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from daaf.training.modeling.backbone import ResNetBackbone
+from daaf.training.modeling.decoder import DeconvStack, to_size
+
+
+class HolisticBranch(nn.Module):
+    """layer1 features (B, C1, H/4, W/4) -> mask logits (B, 1, H, W)."""
+
+    def __init__(
+        self, backbone: ResNetBackbone, channels: int = 64, kernel: int = 3, norm: bool = True
+    ) -> None:
+        super().__init__()
+        self.encoder = nn.Sequential(
+            copy.deepcopy(backbone.layer2),
+            copy.deepcopy(backbone.layer3),
+            copy.deepcopy(backbone.layer4),
+        )
+        self.decoder = DeconvStack(backbone.out_channels, channels, kernel, norm)
+        self.head = nn.Conv2d(channels, 1, kernel_size=1)
+
+    def forward(self, low: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        return to_size(self.head(self.decoder(self.encoder(low))), size)
