@@ -61,14 +61,32 @@ def _imagenet_state_dict(weights: torchvision.models.WeightsEnum) -> dict:
     file_name = Path(weights.url).name
     cache = Path(torch.hub.get_dir()) / "checkpoints"
     try:
-        return weights.get_state_dict(progress=False)
-    except Exception as exc:  # offline: URLError, socket errors, ...
+        return weights.get_state_dict(progress=False, check_hash=True)
+    except Exception as exc:  # offline: URLError, socket errors, a truncated file, ...
         raise DaafError(
-            f"ImageNet weights {file_name} are not in {cache} and could not be downloaded "
-            f"({exc.__class__.__name__}). Place the file there (from {weights.url}), pass a "
-            "state_dict file with model.pretrained=PATH, or train from scratch with "
+            f"ImageNet weights {file_name} are not in {cache}/ and could not be downloaded "
+            f"({exc.__class__.__name__}: {exc}). Place the file (from {weights.url}) in "
+            "$TORCH_HOME/hub/checkpoints/ (default ~/.cache/torch/hub/checkpoints/), pass a "
+            "ResNet state_dict file with model.pretrained=PATH, or train from scratch with "
             "model.pretrained=none"
         ) from exc
+
+
+def _file_state_dict(path: Path) -> dict:
+    """A ResNet state_dict saved with torch.save (bare, or under a ``state_dict`` key)."""
+    if not path.is_file():
+        raise DaafError(f"model.pretrained: {path} does not exist (use imagenet, none or a file)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise DaafError(
+            f"model.pretrained: {path} is not a readable state_dict ({exc.__class__.__name__})"
+        ) from exc
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise DaafError(f"model.pretrained: {path} does not hold a state_dict")
+    return state
 
 
 def build_backbone(
@@ -83,12 +101,14 @@ def build_backbone(
         resnet.load_state_dict(_imagenet_state_dict(weights))
     elif pretrained != "none":
         path = Path(pretrained)
-        if not path.is_file():
-            raise DaafError(
-                f"model.pretrained: {path} does not exist (use imagenet, none or a file)"
-            )
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        missing, unexpected = resnet.load_state_dict(state, strict=False)
+        try:
+            missing, _ = resnet.load_state_dict(_file_state_dict(path), strict=False)
+        except RuntimeError as exc:  # shapes of another depth
+            raise DaafError(f"model.pretrained: {path} is not a ResNet-{depth} state_dict") from exc
+        missing = [k for k in missing if not k.startswith("fc.")]  # the classifier is unused
         if missing:
-            raise DaafError(f"{path}: not a ResNet-{depth} state_dict (missing {missing[:3]} ...)")
+            raise DaafError(
+                f"model.pretrained: {path} is not a ResNet-{depth} state_dict "
+                f"(missing {', '.join(missing[:3])} ...)"
+            )
     return ResNetBackbone(resnet, last_stride)

@@ -72,6 +72,15 @@ class DAAF(nn.Module):
             parts=self.pab(high, size) if self.pab is not None else None,
         )
 
+    def feature_maps(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(layer1 output, last feature map, embedding), all on one graph, for Grad-CAM (eq. 5).
+
+        In eval mode the embedding is the test embedding; in train mode it is ``features``.
+        """
+        low, high = self.backbone(images)
+        out = self.head(high)
+        return low, high, out[0] if self.training else out
+
     def branch_outputs(
         self, images: torch.Tensor
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
