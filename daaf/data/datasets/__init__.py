@@ -21,4 +21,12 @@ __all__ = [
 ]
 
 # Importing a loader module registers its datasets.
-from daaf.data.datasets import market1501  # noqa: E402, F401
+from daaf.data.datasets import (  # noqa: E402, F401
+    cuhk03,
+    custom,
+    dukemtmc,
+    market1501,
+    msmt17,
+    occluded_duke,
+    partial,
+)

@@ -1,5 +1,69 @@
-"""Command `daaf datasets`."""
+"""Command group `daaf datasets`: list the supported datasets, check one on disk."""
 
-from daaf.utils.cli import not_yet_available
+from __future__ import annotations
 
-datasets = not_yet_available("datasets", "List supported datasets and check one on disk.")
+import json
+from pathlib import Path
+
+import click
+
+SHOWN_EXAMPLES = 3
+
+
+@click.group("datasets")
+def datasets() -> None:
+    """List supported datasets and check one on disk."""
+
+
+@datasets.command("list")
+def list_command() -> None:
+    """Every dataset with the folder layout it expects under --root."""
+    from daaf.data.datasets import DATASETS
+
+    width = max(len(name) for name in DATASETS) + 2
+    click.echo(f"{'NAME':<{width}}LAYOUT UNDER --root (ROOT may also be the dataset folder itself)")
+    for name in sorted(DATASETS):
+        first, *rest = DATASETS[name].layout.splitlines()
+        click.echo(f"{name:<{width}}{first}")
+        for line in rest:
+            click.echo(f"{'':<{width}}{line}")
+
+
+def format_summary(summary: dict[str, dict[str, int]]) -> str:
+    """The per-split table of images, identities and cameras."""
+    lines = [f"{'split':<9}{'images':>8}{'ids':>8}{'cameras':>9}"]
+    for split, counts in summary.items():
+        lines.append(f"{split:<9}{counts['images']:>8}{counts['ids']:>8}{counts['cameras']:>9}")
+    return "\n".join(lines)
+
+
+def format_skipped(skipped: dict[str, list[str]]) -> str:
+    """One line per reason: how many files were skipped and the first few of them."""
+    lines = [f"skipped {sum(len(paths) for paths in skipped.values())} files:"]
+    for reason, paths in skipped.items():
+        examples = ", ".join(paths[:SHOWN_EXAMPLES]) + (
+            ", ..." if len(paths) > SHOWN_EXAMPLES else ""
+        )
+        lines.append(f"  {reason}: {len(paths)} (e.g. {examples})")
+    return "\n".join(lines)
+
+
+@datasets.command("check")
+@click.argument("name")
+@click.option(
+    "--root", required=True, type=click.Path(path_type=Path), help="Folder holding the dataset."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print only the per-split counts as JSON.")
+def check_command(name: str, root: Path, as_json: bool) -> None:
+    """Parse dataset NAME under --root; print images, identities and cameras per split."""
+    from daaf.data.datasets import build_dataset
+
+    dataset = build_dataset(name, root)
+    summary = dataset.summary()
+    if as_json:
+        click.echo(json.dumps(summary))
+    else:
+        click.echo(f"{name}: {dataset.image_dir}")
+        click.echo(format_summary(summary))
+    if dataset.skipped:
+        click.echo(format_skipped(dataset.skipped), err=as_json)

@@ -1,32 +1,66 @@
-"""Helpers every loader uses: find the dataset folder, list a split's images, relabel train ids."""
+"""Helpers the loaders share: find the dataset folder, list a split's images, relabel train ids."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from daaf.data.datasets.base import IMAGE_SUFFIXES, Sample
 from daaf.errors import DaafError
 
-MAX_EXAMPLES = 5
+NAME_DOES_NOT_PARSE = "file name does not parse"
 
 
-def _describe(folder: Path) -> str:
-    entries = sorted(p.name for p in folder.iterdir())
-    shown = ", ".join(entries[:10]) + (
-        f", ... ({len(entries)} entries)" if len(entries) > 10 else ""
-    )
+@dataclass(frozen=True)
+class Layout:
+    """Entries (files or folders) a dataset folder must hold, and where it may sit under ROOT.
+
+    The dataset folder is ``ROOT/<one of dirs>`` or ROOT itself.
+    """
+
+    dirs: tuple[str, ...]
+    entries: tuple[str, ...]
+
+    def describe(self) -> str:
+        where = " or ".join([f"ROOT/{d}" for d in self.dirs] + ["ROOT itself"])
+        return f"{', '.join(self.entries)} in {where}"
+
+
+def describe_folder(folder: Path, limit: int = 12) -> str:
+    """The first entries of ``folder`` for an error message ("nothing" when it is empty)."""
+    entries = sorted(p.name + ("/" if p.is_dir() else "") for p in folder.iterdir())
+    shown = ", ".join(entries[:limit])
+    if len(entries) > limit:
+        shown += f", ... ({len(entries)} entries)"
     return shown or "nothing"
 
 
-def find_dataset_dir(root: Path, dataset_dir: str, split_folders: tuple[str, ...]) -> Path:
-    """``root/dataset_dir`` or ``root`` itself, whichever holds all ``split_folders``."""
-    for candidate in (root / dataset_dir, root):
-        if all((candidate / folder).is_dir() for folder in split_folders):
-            return candidate
-    expected = ", ".join(f"{dataset_dir}/{folder}" for folder in split_folders)
-    raise DaafError(f"{root}: expected the folders {expected}; found {_describe(root)}")
+def find_layout(root: Path, *layouts: Layout) -> tuple[Path, Layout]:
+    """The dataset folder under ``root`` (or ``root`` itself) and the first layout it matches.
+
+    Raises :class:`DaafError` naming every layout it looked for and what ``root`` holds.
+    """
+    for layout in layouts:
+        for candidate in [root / d for d in layout.dirs] + [root]:
+            if all((candidate / entry).exists() for entry in layout.entries):
+                return candidate, layout
+    expected = "; or ".join(layout.describe() for layout in layouts)
+    found = f"found in {root}: {describe_folder(root)}"
+    for d in dict.fromkeys(d for layout in layouts for d in layout.dirs):
+        if (root / d).is_dir():
+            found += f"; in {root / d}: {describe_folder(root / d)}"
+    raise DaafError(f"{root}: expected {expected}; {found}")
+
+
+def add_skipped(skipped: dict[str, list[str]], reason: str, path: str) -> None:
+    """Record a file the loader could not use (the CLI shows the count and the first examples)."""
+    skipped.setdefault(reason, []).append(path)
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files directly in ``folder``, sorted; other files and sub-folders are ignored."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
 def parse_split_folder(
@@ -35,22 +69,28 @@ def parse_split_folder(
     parse_name: Callable[[str], tuple[int, int] | None],
     skipped: dict[str, list[str]],
 ) -> list[Sample]:
-    """Samples of the images in ``image_dir/folder`` (sorted); unparsable names go to ``skipped``."""
+    """Samples of the images in ``image_dir/folder``; names that ``parse_name`` rejects go to ``skipped``.
+
+    ``parse_name`` maps a file stem to ``(pid, camid)`` or None. An empty folder is an error.
+    """
     split_dir = image_dir / folder
-    images = sorted(p for p in split_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not split_dir.is_dir():
+        raise DaafError(
+            f"{split_dir}: expected a folder of images; found {describe_folder(image_dir)}"
+        )
+    images = list_images(split_dir)
     if not images:
         raise DaafError(
-            f"{split_dir}: no images found (expected .jpg/.png files); found {_describe(split_dir)}"
+            f"{split_dir}: no images found (expected .jpg/.png files); found {describe_folder(split_dir)}"
         )
     samples = []
     for path in images:
         parsed = parse_name(path.stem)
         relative = path.relative_to(image_dir).as_posix()
         if parsed is None:
-            skipped.setdefault("file name does not parse", []).append(relative)
+            add_skipped(skipped, NAME_DOES_NOT_PARSE, relative)
             continue
-        pid, camid = parsed
-        samples.append(Sample(relative, pid, camid))
+        samples.append(Sample(relative, *parsed))
     return samples
 
 
