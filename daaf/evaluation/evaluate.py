@@ -124,4 +124,5 @@ def evaluate_model(
     table.to_csv(out_dir / "metrics.csv", index=False)
     (out_dir / "metrics.json").write_text(json.dumps(table.to_dict(orient="records"), indent=2))
     save_cmc_curves(curves, out_dir / "cmc.png", title=f"CMC on {dataset.name}")
+    (out_dir / "cmc.json").write_text(json.dumps({k: v.tolist() for k, v in curves.items()}))
     return table

@@ -1,0 +1,168 @@
+"""Was the attention learned? Measurements the paper does not make, on data with known truth.
+
+- ``branch_accuracy``: the HAB output's IoU with the true person mask and the PAB heatmaps'
+  PCK against the true keypoints (paper Fig. 7 and 8, as numbers).
+- ``background_sensitivity``: how much the embedding moves when the background behind the same
+  person is replaced (via the person mask), relative to the distance between different people.
+  The paper claims DAAF's features focus on the person; a smaller value measures that.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from daaf.data.annotations import AnnotationStore
+from daaf.data.datasets import ReIDDataset, Sample
+from daaf.data.train_set import read_rgb
+from daaf.data.transforms import eval_transform
+
+
+def _batch(
+    dataset: ReIDDataset, samples: list[Sample], meta: dict
+) -> tuple[torch.Tensor, list[np.ndarray]]:
+    images = [read_rgb(dataset.image_dir / s.path) for s in samples]
+    tensors = [
+        eval_transform(im, meta["height"], meta["width"], meta["pixel_mean"], meta["pixel_std"])
+        for im in images
+    ]
+    return torch.stack(tensors), images
+
+
+def mask_iou(probability: np.ndarray, truth: np.ndarray, threshold: float = 0.5) -> float:
+    """IoU of two (H, W) masks after thresholding both at ``threshold``."""
+    pred, true = probability >= threshold, truth >= threshold
+    union = np.logical_or(pred, true).sum()
+    return float(np.logical_and(pred, true).sum() / union) if union else 1.0
+
+
+def pck(heatmaps: np.ndarray, keypoints: np.ndarray, tolerance: float) -> tuple[int, int]:
+    """(correct, visible): heatmap argmaxes within ``tolerance`` pixels of visible true keypoints.
+
+    heatmaps (17, H, W) and keypoints (17, 3) in the same pixel frame.
+    """
+    correct = visible = 0
+    width = heatmaps.shape[2]
+    for k, (x, y, score) in enumerate(keypoints):
+        if score <= 0 or not np.isfinite(x):
+            continue
+        visible += 1
+        py, px = divmod(int(heatmaps[k].argmax()), width)
+        correct += int(np.hypot(px - x, py - y) <= tolerance)
+    return correct, visible
+
+
+@dataclass
+class BranchAccuracy:
+    mask_iou: float  # mean over images
+    pck: float  # fraction of visible keypoints
+    pck_tolerance: str
+
+
+@torch.no_grad()
+def branch_accuracy(
+    model: torch.nn.Module,
+    dataset: ReIDDataset,
+    store: AnnotationStore,
+    meta: dict,
+    samples: list[Sample],
+    device: torch.device,
+    batch_size: int = 32,
+    pck_fraction: float = 0.1,
+) -> BranchAccuracy:
+    """HAB mask IoU and PAB PCK@``pck_fraction`` x image height, at the network's input size."""
+    model.eval()
+    ious, correct, visible = [], 0, 0
+    height, width = meta["height"], meta["width"]
+    for start in range(0, len(samples), batch_size):
+        chunk = samples[start : start + batch_size]
+        images, originals = _batch(dataset, chunk, meta)
+        mask, heatmaps = model.branch_outputs(images.to(device))
+        for i, sample in enumerate(chunk):
+            record = store.get(sample.path)
+            h, w = originals[i].shape[:2]
+            if mask is not None:
+                truth = cv2.resize(record.mask, (width, height)).astype(np.float32) / 255
+                ious.append(mask_iou(mask[i, 0].cpu().numpy(), truth))
+            if heatmaps is not None:
+                kps = record.keypoints.copy()
+                kps[:, 0] = (kps[:, 0] + 0.5) * width / w - 0.5
+                kps[:, 1] = (kps[:, 1] + 0.5) * height / h - 0.5
+                c, v = pck(heatmaps[i].cpu().numpy(), kps, pck_fraction * height)
+                correct, visible = correct + c, visible + v
+    return BranchAccuracy(
+        mask_iou=float(np.mean(ious)) if ious else float("nan"),
+        pck=correct / visible if visible else float("nan"),
+        pck_tolerance=f"{pck_fraction:g} x image height",
+    )
+
+
+def replace_background(
+    image: np.ndarray, mask: np.ndarray, other: np.ndarray, other_mask: np.ndarray
+) -> np.ndarray:
+    """``image``'s person (soft ``mask`` in [0, 1]) over ``other``'s background, whose own
+    person is removed by inpainting (OpenCV Telea)."""
+    h, w = image.shape[:2]
+    other = cv2.resize(other, (w, h))
+    hole = (cv2.resize(other_mask, (w, h)) > 0.1).astype(np.uint8)
+    hole = cv2.dilate(hole, np.ones((5, 5), np.uint8))
+    background = cv2.inpaint(other, hole, 5, cv2.INPAINT_TELEA)
+    alpha = mask[..., None]
+    return (alpha * image + (1 - alpha) * background).round().astype(np.uint8)
+
+
+@dataclass
+class BackgroundSensitivity:
+    swap_distance: float  # mean cosine distance, same image with another background
+    other_id_distance: float  # mean cosine distance to another identity's image
+    ratio: float  # swap / other: 0 = background ignored, 1 = as much as changing the person
+
+
+@torch.no_grad()
+def background_sensitivity(
+    model: torch.nn.Module,
+    dataset: ReIDDataset,
+    store: AnnotationStore,
+    meta: dict,
+    samples: list[Sample],
+    device: torch.device,
+    seed: int = 0,
+) -> BackgroundSensitivity:
+    """Embedding change under a background swap, relative to the change to another person."""
+    model.eval()
+    rng = np.random.default_rng(seed)
+    partners = [samples[j] for j in rng.permutation(len(samples))]
+    pairs = [(s, p) for s, p in zip(samples, partners, strict=True) if s.pid != p.pid]
+
+    def embed(images: list[np.ndarray]) -> torch.Tensor:
+        batch = torch.stack(
+            [
+                eval_transform(
+                    im, meta["height"], meta["width"], meta["pixel_mean"], meta["pixel_std"]
+                )
+                for im in images
+            ]
+        )
+        return torch.nn.functional.normalize(model(batch.to(device)).float(), dim=1).cpu()
+
+    swap, other = [], []
+    for start in range(0, len(pairs), 32):
+        chunk = pairs[start : start + 32]
+        originals, swapped, partner_images = [], [], []
+        for sample, partner in chunk:
+            image = read_rgb(dataset.image_dir / sample.path)
+            partner_image = read_rgb(dataset.image_dir / partner.path)
+            h, w = image.shape[:2]
+            mask = cv2.resize(store.get(sample.path).mask, (w, h)).astype(np.float32) / 255
+            partner_mask = store.get(partner.path).mask.astype(np.float32) / 255
+            originals.append(image)
+            partner_images.append(partner_image)
+            swapped.append(replace_background(image, mask, partner_image, partner_mask))
+        e, e_swap, e_other = embed(originals), embed(swapped), embed(partner_images)
+        swap.append(1 - (e * e_swap).sum(dim=1))
+        other.append(1 - (e * e_other).sum(dim=1))
+    swap_d, other_d = float(torch.cat(swap).mean()), float(torch.cat(other).mean())
+    return BackgroundSensitivity(swap_d, other_d, swap_d / other_d if other_d > 0 else float("nan"))
