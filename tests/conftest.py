@@ -1,4 +1,4 @@
-"""A tiny Market-1501-layout dataset with an exact annotation store, for training tests.
+"""Shared fixtures. ``tiny_dataset``: a Market-1501-layout dataset with an exact annotation store.
 
 Each identity is a person-shaped block of its own two colours on a noisy background, so a
 network can learn identities in a few steps; masks and keypoints are the drawn block's.

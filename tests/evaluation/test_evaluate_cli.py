@@ -1,0 +1,90 @@
+"""`daaf evaluate` end to end on a tiny dataset and an exported model; attention measurements."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from daaf.cli import main
+from daaf.data.annotations import AnnotationStore
+from daaf.data.datasets import build_dataset
+from daaf.evaluation.attention_metrics import (
+    background_sensitivity,
+    branch_accuracy,
+    mask_iou,
+    pck,
+    replace_background,
+)
+from daaf.training.config import Config
+from daaf.training.export import export_model, load_inference_model
+from daaf.training.modeling import build_model
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_dataset, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("export")
+    cfg = Config()
+    cfg.data.height, cfg.data.width = 64, 32
+    cfg.model.depth, cfg.model.pretrained, cfg.model.hab, cfg.model.pab = 18, "none", True, True
+    torch.manual_seed(0)
+    net = build_model(cfg, 8)
+    torch.save(
+        {"model": net.state_dict(), "config": cfg.to_dict(), "num_classes": 8}, tmp / "ckpt.pt"
+    )
+    export_model(tmp / "ckpt.pt", tmp / "model")
+    return tmp
+
+
+def test_evaluate_writes_metrics_and_pictures(tiny_dataset, exported, tmp_path):
+    out = tmp_path / "eval"
+    args = ["evaluate", "--model", str(exported / "model"), "--dataset", "market1501", "--root",
+            str(tiny_dataset), "--rerank", "--flip", "--workers", "0", "--out", str(out)]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    rows = json.loads((out / "metrics.json").read_text())
+    assert [r["ranking"] for r in rows] == ["plain", "re-ranked"]
+    assert all(0 <= r["mAP"] <= 100 and r["num_valid_queries"] == 16 for r in rows)
+    assert (out / "cmc.png").stat().st_size > 0 and len(
+        list((out / "ranklists" / "plain").glob("*.png"))
+    ) == 8
+    assert "re-ranked" in (out / "metrics.csv").read_text()
+    bad = CliRunner().invoke(main, ["evaluate", "--model", str(exported), "--dataset", "market1501",
+                                    "--root", str(tiny_dataset)])  # fmt: skip
+    assert bad.exit_code == 1 and "no model_state.pt or model.ts" in bad.output
+
+
+def test_mask_iou_and_pck_by_hand():
+    a = np.zeros((4, 4))
+    a[:2] = 1  # noqa: E702
+    b = np.zeros((4, 4))
+    b[1:3] = 1  # noqa: E702
+    assert mask_iou(a, b) == pytest.approx(4 / 12)
+    maps = np.zeros((17, 8, 8))
+    maps[0, 2, 3] = 1
+    maps[1, 7, 7] = 1  # noqa: E702
+    kps = np.zeros((17, 3))
+    kps[0] = (3, 2, 1)
+    kps[1] = (0, 0, 1)  # noqa: E702
+    kps[2:] = (np.nan, np.nan, 0)
+    assert pck(maps, kps, tolerance=1.5) == (1, 2)
+
+
+def test_replace_background_keeps_the_person():
+    rng = np.random.default_rng(0)
+    image, other = rng.integers(0, 255, (2, 16, 8, 3), dtype=np.uint8)
+    mask = np.zeros((16, 8), np.float32)
+    mask[4:12, 2:6] = 1  # noqa: E702
+    out = replace_background(image, mask, other, np.zeros((16, 8), np.float32))
+    assert np.array_equal(out[4:12, 2:6], image[4:12, 2:6]) and np.array_equal(out[0], other[0])
+
+
+def test_attention_measurements_run_on_a_daaf_checkpoint(tiny_dataset, exported):
+    model, meta = load_inference_model(exported / "ckpt.pt", torch.device("cpu"))
+    dataset = build_dataset("market1501", tiny_dataset)
+    store = AnnotationStore(tiny_dataset / "annotations")
+    acc = branch_accuracy(model, dataset, store, meta, dataset.query, torch.device("cpu"))
+    assert 0 <= acc.mask_iou <= 1 and 0 <= acc.pck <= 1
+    sens = background_sensitivity(model, dataset, store, meta, dataset.query, torch.device("cpu"))
+    assert sens.swap_distance >= 0 and sens.other_id_distance > 0
