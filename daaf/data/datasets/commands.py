@@ -39,7 +39,8 @@ def format_summary(summary: dict[str, dict[str, int]]) -> str:
 
 def format_skipped(skipped: dict[str, list[str]]) -> str:
     """One line per reason: how many files were skipped and the first few of them."""
-    lines = [f"skipped {sum(len(paths) for paths in skipped.values())} files:"]
+    total = sum(len(paths) for paths in skipped.values())
+    lines = [f"skipped {total} file{'s' if total != 1 else ''}:"]
     for reason, paths in skipped.items():
         examples = ", ".join(paths[:SHOWN_EXAMPLES]) + (
             ", ..." if len(paths) > SHOWN_EXAMPLES else ""
