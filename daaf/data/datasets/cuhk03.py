@@ -141,8 +141,8 @@ def load_cuhk03(root: Path, kind: str) -> ReIDDataset:
     name = f"cuhk03_{kind}"
     image_dir, layout = find_layout(
         root,
-        Layout((CUHK03_DIR,), (images_folder(kind), protocol_file(kind))),
         Layout((CUHK03_DIR,), (MAT_FILE, protocol_file(kind))),
+        Layout((CUHK03_DIR,), (images_folder(kind), protocol_file(kind))),
         Layout((f"cuhk03-np/{kind}", kind), tuple(SPLIT_FOLDERS.values())),
     )
     if protocol_file(kind) not in layout.entries:

@@ -56,12 +56,16 @@ def write_cuhk03_mat(path):
         f.create_dataset("testsets", data=np.zeros((1, 1)))
 
 
+def column(values):
+    """A MATLAB column vector (doubles, as in the real protocol files)."""
+    return np.array(values, dtype=np.float64).reshape(-1, 1)
+
+
 def write_protocol(path, entries, train, query, gallery):
     """``entries``: (file name, pid); split lists hold 1-based indices into them, as in the real files."""
     filelist = np.empty((len(entries), 1), dtype=object)
     for i, (name, _) in enumerate(entries):
         filelist[i, 0] = name
-    column = lambda values: np.array(values, dtype=np.float64).reshape(-1, 1)  # noqa: E731
     savemat(
         path,
         {
