@@ -165,7 +165,8 @@ def export_model(checkpoint_path: Path, out_dir: Path) -> dict[str, Any]:
 
 def load_inference_model(path: Path, device: torch.device) -> tuple[nn.Module, dict[str, Any]]:
     """The eval-mode embedding model and its meta from an export folder, model.ts,
-    model_state.pt or a training checkpoint."""
+    model_state.pt or a training checkpoint (then the whole DAAF model: its eval forward is the
+    embedding, and its branches stay reachable for branch pictures and measurements)."""
     path = Path(path)
     if path.is_dir():
         for name in ("model_state.pt", "model.ts"):

@@ -61,19 +61,3 @@ def test_bad_files_are_named(tmp_path):
         export_model(tmp_path / "junk.pt", tmp_path / "out")
     with pytest.raises(DaafError, match="no model_state.pt or model.ts"):
         load_inference_model(tmp_path, torch.device("cpu"))
-
-
-def test_offline_imagenet_weights_error_names_the_file(tmp_path, monkeypatch):
-    from daaf.training.modeling.backbone import build_backbone
-
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-
-    def no_network(*args, **kwargs):
-        raise OSError("network unreachable")
-
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_network)
-    with pytest.raises(
-        DaafError,
-        match=r"resnet18-f37072fd\.pth are not in .*hub/checkpoints.*model.pretrained=none",
-    ):
-        build_backbone(18, "imagenet")
