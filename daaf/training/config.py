@@ -117,16 +117,29 @@ def _merge(cfg: Any, values: dict[str, Any], where: str) -> None:
     known = {f.name: f for f in dataclasses.fields(cfg)}
     for key, value in values.items():
         if key not in known:
-            raise DaafError(
-                f"{where}: unknown config key {key!r}; known keys: {', '.join(known)}"
-            )
+            raise DaafError(f"{where}: unknown config key {key!r}; known keys: {', '.join(known)}")
         current = getattr(cfg, key)
         if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):
                 raise DaafError(f"{where}: {key!r} must be a mapping, got {value!r}")
             _merge(current, value, f"{where}: {key}")
         else:
-            setattr(cfg, key, value)
+            setattr(cfg, key, _coerce(current, value, f"{where}: {key}"))
+
+
+def _coerce(current: Any, value: Any, where: str) -> Any:
+    """YAML reads ``1e-4`` as a string (its floats need a dot): numbers follow the default's type."""
+    if isinstance(current, float) and isinstance(value, (int, str)) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except ValueError:
+            raise DaafError(f"{where}: expected a number, got {value!r}") from None
+    if isinstance(current, int) and not isinstance(current, bool) and isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            raise DaafError(f"{where}: expected an integer, got {value!r}") from None
+    return value
 
 
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[dict[str, Any], str]]:
@@ -155,7 +168,9 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else ""
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
+) -> Config:
     """Defaults, then the YAML chain of ``path``, then dotted ``overrides``."""
     cfg = Config()
     if path is not None:
