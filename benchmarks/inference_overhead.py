@@ -7,7 +7,7 @@ CPU, interleaved run by run so that load from other processes hits both alike (m
 ``--runs``). Also times one training step (forward, loss, backward) of BoT vs DAAF-BoT: the
 branches' training cost.
 
-    python benchmarks/inference_overhead.py [--depth 50] [--runs 7] [--train-batch 8]
+    python benchmarks/inference_overhead.py [--depth 50] [--runs 7] [--train-batch 8] [--threads N]
 """
 
 from __future__ import annotations
@@ -76,7 +76,10 @@ def main() -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--train-batch", type=int, default=8)
     parser.add_argument("--train-runs", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="default: torch's")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     # torch.jit / legacy ONNX exporter deprecation notices would break up the table
     warnings.filterwarnings("ignore", category=DeprecationWarning, module="torch")
     warnings.filterwarnings("ignore", category=FutureWarning, module="torch")
