@@ -17,7 +17,13 @@ import numpy as np
 from tqdm import tqdm
 
 from daaf import __version__
-from daaf.data.annotations import AnnotationWriter, ImageAnnotation, encode_mask, plan_shards
+from daaf.data.annotations import (
+    DEFAULT_SHARD_SIZE,
+    AnnotationWriter,
+    ImageAnnotation,
+    encode_mask,
+    plan_shards,
+)
 from daaf.data.datasets import ReIDDataset, build_dataset
 from daaf.data.synthetic.render import Camera, Identity, render
 
@@ -85,10 +91,10 @@ def _draw(args: tuple[Job, int, int, float]) -> tuple[str, bytes, np.ndarray, np
     job, seed, identities, occlusion = args
     rng = np.random.default_rng([seed, job.index])
     camera = Camera.draw(np.random.default_rng([seed, CAMERA_STREAM + job.camera]))
-    # Clutter may wear other identities' colours, so a colour is no giveaway of who is there.
-    others = Identity.draw(
-        np.random.default_rng([seed, IDENTITY_STREAM + int(rng.integers(1, identities + 1))])
-    ).colors()
+    # Clutter may wear another identity's colours, so a colour is no giveaway of who is there.
+    other = int(rng.integers(1, identities))
+    other += other >= job.pid > 0  # skip the person in the image
+    others = Identity.draw(np.random.default_rng([seed, IDENTITY_STREAM + other])).colors()
     if job.identity_key < 0:
         identity = Identity.draw(rng)
         image, mask, keypoints = render(identity, camera, rng, others, occlusion=1.0)
@@ -157,7 +163,7 @@ def write_ground_truth(
                "seed": seed, "daaf_version": __version__}  # fmt: skip
     writer = AnnotationWriter(store_dir, "synthetic", labeler, created_utc=CREATED_UTC)
     for split in ("train", "query", "gallery"):
-        for index, samples in enumerate(plan_shards(dataset.split(split), 4096)):
+        for index, samples in enumerate(plan_shards(dataset.split(split), DEFAULT_SHARD_SIZE)):
             writer.write_shard(split, index, [_record(s, split, *truth[s.path]) for s in samples])
     writer.write_manifest()
 

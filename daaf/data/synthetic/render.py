@@ -122,8 +122,20 @@ def _background(rng: np.random.Generator, camera: Camera, others: list[np.ndarra
         )
         color = np.clip(color * rng.uniform(0.7, 1.3), 0, 255).tolist()
         x, y = int(rng.integers(-10, WIDTH + 10)), int(rng.integers(-10, HEIGHT + 10))
-        kind = rng.integers(4)
-        if kind == 0:
+        kind = rng.integers(5)
+        if kind == 4:  # a patterned patch (a poster, a tiled wall): clothing-like textures
+            w, h = int(rng.integers(8, 30)), int(rng.integers(8, 40))
+            second = camera.palette[rng.integers(4)].tolist()
+            spec = (
+                np.array(color),
+                np.array(second),
+                str(rng.choice(PATTERNS[1:])),
+                int(rng.integers(2, 6)),
+            )
+            patch = _pattern(spec, (x, y))
+            y0, y1, x0, x1 = max(y, 0), min(y + h, HEIGHT), max(x, 0), min(x + w, WIDTH)
+            image[y0:y1, x0:x1] = patch[y0:y1, x0:x1]
+        elif kind == 0:
             cv2.rectangle(
                 image,
                 (x, y),
@@ -193,23 +205,30 @@ def render(
     # x offset of the person's left side: image right when facing the camera, image left from
     # the back; in side views both sides overlap (facing the image's left shows the left side).
     lateral = {"front": 1.0, "back": -1.0, "left": 0.3, "right": -0.3}[view]
-    swing = rng.uniform(0.15, 0.45) * np.sin(rng.uniform(0, 2 * np.pi))
+    swing = rng.uniform(0.15, 0.45) * np.sin(rng.uniform(0, 2 * np.pi))  # gait phase
     kps = np.full((17, 3), np.nan)
 
-    def joint(base, length, angle):
-        return base + length * np.array([np.sin(angle), np.cos(angle)])
+    def joint(base, length, angle, depth=0.0):
+        """A limb end; ``depth``: swing towards/away from the camera, seen foreshortened."""
+        return base + length * np.array([np.sin(angle), np.cos(angle) * np.cos(depth)])
 
     shoulders, hips, limbs = {}, {}, {}
     for s in (1, -1):  # s = +1: the person's left
         shoulders[s] = np.array([cx + s * lateral * identity.shoulder * scale, sh_y])
         hips[s] = np.array([cx + s * lateral * identity.hip * scale, hip_y])
+        # Side views swing the limbs in the image plane; front and back views see the same
+        # swing in depth: shorter limbs, and the knee of the leg behind bends more.
+        depth = 0.0 if side else s * swing
         leg_angle = s * swing * facing if side else s * lateral * 0.06
-        knee = joint(hips[s], leg * 0.5, leg_angle)
-        ankle = joint(knee, leg * 0.5, leg_angle - (abs(swing) * 0.5 * facing if side else 0))
+        knee = joint(hips[s], leg * 0.5, leg_angle, depth)
+        shin = leg_angle - abs(swing) * 0.5 * facing if side else leg_angle
+        ankle = joint(knee, leg * 0.5, shin, depth * (1.5 if depth < 0 else 1.0))
         arm_angle = -s * swing * facing if side else s * lateral * 0.15
         upper_arm = (hip_y - sh_y) * 0.55
-        elbow = joint(shoulders[s], upper_arm, arm_angle)
-        wrist = joint(elbow, upper_arm * 0.9, arm_angle + (0.3 * facing if side else 0))
+        elbow = joint(shoulders[s], upper_arm, arm_angle, -depth)
+        wrist = joint(
+            elbow, upper_arm * 0.9, arm_angle + (0.3 * facing if side else 0), -1.5 * depth
+        )
         limbs[s] = (knee, ankle, elbow, wrist)
         i = 0 if s == 1 else 1  # COCO: left before right
         kps[5 + i, :2], kps[7 + i, :2], kps[9 + i, :2] = shoulders[s], elbow, wrist
@@ -221,15 +240,15 @@ def render(
     lower_tex = _pattern(identity.lower, (cx, hip_y))
     sleeve = identity.skin if identity.short_sleeves else identity.upper[0]
     far, near = (1, -1) if view == "right" else (-1, 1)
-    half = max(abs(lateral) * identity.shoulder * scale, 4.0)
+    half = max(abs(lateral), 0.55) * identity.shoulder * scale
     if identity.bag == "backpack" and side:  # on the back, behind the body
         back = cx - facing * half
         _box(image, layer, (back - facing * 8, sh_y + 2), (back, hip_y - 4), identity.bag_color)
     for s in (far, "torso", near):
         if s == "torso":
             torso = np.array([[cx - half, sh_y - 1], [cx + half, sh_y - 1],
-                              [cx + max(abs(lateral) * identity.hip * scale, 3.5), hip_y],
-                              [cx - max(abs(lateral) * identity.hip * scale, 3.5), hip_y]])  # fmt: skip
+                              [cx + max(abs(lateral), 0.6) * identity.hip * scale, hip_y],
+                              [cx - max(abs(lateral), 0.6) * identity.hip * scale, hip_y]])  # fmt: skip
             _poly(image, layer, torso, upper_tex)
             if identity.bag == "backpack" and view == "back":
                 _box(
@@ -268,6 +287,8 @@ def render(
     cv2.ellipse(layer, tuple(int(round(v * 4)) for v in hair_center), hair_axes, 0, 180 if view != "back" else 0, 360,
                 255, -1, AA, shift=2)  # fmt: skip
     mask = layer.astype(np.float32) / 255.0
+    outside = ~((kps[:, 0] >= 0) & (kps[:, 0] < WIDTH) & (kps[:, 1] >= 0) & (kps[:, 1] < HEIGHT))
+    kps[outside] = (np.nan, np.nan, 0)
 
     if rng.random() < occlusion:
         _occlude(image, mask, kps, rng, camera)
