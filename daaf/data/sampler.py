@@ -15,7 +15,12 @@ from torch.utils.data import Sampler
 
 
 class PKBatchSampler(Sampler[list[int]]):
-    """Yields lists of P*K dataset indices; identities with fewer than K images are resampled."""
+    """Yields lists of P*K dataset indices; identities with fewer than K images are resampled.
+
+    One pass uses every identity's images once (in chunks of K). With ``batches_per_epoch``
+    (TriNet counts iterations, not passes) an epoch is that many batches per rank, drawn from
+    as many passes as needed, each pass seeded by (seed, epoch, pass).
+    """
 
     def __init__(
         self,
@@ -25,6 +30,7 @@ class PKBatchSampler(Sampler[list[int]]):
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        batches_per_epoch: int | None = None,
     ) -> None:
         self.by_pid: dict[int, list[int]] = defaultdict(list)
         for index, pid in enumerate(pids):
@@ -36,14 +42,14 @@ class PKBatchSampler(Sampler[list[int]]):
             )
         self.p, self.k = num_identities, num_instances
         self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.batches_per_epoch = batches_per_epoch
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def global_batches(self) -> list[list[int]]:
-        """All batches of the current epoch, for every rank, in order."""
-        rng = np.random.default_rng([self.seed, self.epoch])
+    def one_pass(self, rng: np.random.Generator) -> list[list[int]]:
+        """Every identity's images shuffled into chunks of K, P random identities per batch."""
         chunks: dict[int, list[list[int]]] = {}
         for pid in sorted(self.by_pid):
             indices = np.array(self.by_pid[pid])
@@ -63,12 +69,25 @@ class PKBatchSampler(Sampler[list[int]]):
             available = [pid for pid in available if chunks[pid]]
         return batches
 
+    def global_batches(self) -> list[list[int]]:
+        """All batches of the current epoch, for every rank, in order."""
+        if self.batches_per_epoch is None:
+            return self.one_pass(np.random.default_rng([self.seed, self.epoch]))
+        wanted = self.batches_per_epoch * self.world_size
+        batches: list[list[int]] = []
+        while len(batches) < wanted:
+            rng = np.random.default_rng([self.seed, self.epoch, len(batches)])
+            batches.extend(self.one_pass(rng))
+        return batches[:wanted]
+
     def __iter__(self) -> Iterator[list[int]]:
         batches = self.global_batches()
         usable = len(batches) // self.world_size * self.world_size  # every rank steps equally
         yield from batches[self.rank : usable : self.world_size]
 
     def __len__(self) -> int:
+        if self.batches_per_epoch is not None:
+            return self.batches_per_epoch
         return len(self.global_batches()) // self.world_size
 
     def state_dict(self) -> dict[str, int]:

@@ -1,0 +1,67 @@
+"""The training set: images joined with their stored masks and keypoints, one geometry for all."""
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from daaf.data.annotations import AnnotationStore
+from daaf.data.datasets import build_dataset
+from daaf.data.train_set import TrainSet, open_store_for
+from daaf.errors import DaafError
+from daaf.training.config import DataConfig
+
+
+def test_items_follow_the_contract_and_stay_aligned(tiny_dataset):
+    """The fixture draws flat-coloured blocks on noise: mask and keypoints must land on the block."""
+    dataset = build_dataset("market1501", tiny_dataset)
+    store = open_store_for(dataset.train, tiny_dataset / "annotations", "market1501")
+    assert store.mask_size != (64, 32)  # masks come back at the store's size and get resized
+    cfg = DataConfig(height=64, width=32, pad=4, flip_prob=0.5, erasing_prob=0.0)
+    train_set = TrainSet(dataset.train, dataset.image_dir, cfg, store, seed=0)
+    for index in range(6):
+        item = train_set[index]
+        assert item["images"].shape == (3, 64, 32) and item["images"].dtype == torch.float32
+        assert item["masks"].shape == (1, 64, 32) and item["heatmaps"].shape == (17, 64, 32)
+        assert item["pids"] == dataset.train[index].pid and item["valid"].item() is True
+        mask = item["masks"][0]
+        assert mask.min() >= 0 and mask.max() <= 1
+        inside, outside = mask > 0.99, mask < 0.01
+        # image texture: flat inside the block, noise outside (misalignment would mix them)
+        rough = (item["images"][:, :, 1:] - item["images"][:, :, :-1]).abs().sum(0)
+        assert rough[inside[:, 1:] & inside[:, :-1]].mean() < 0.3 * rough[outside[:, 1:]].mean()
+        for heatmap in item["heatmaps"]:
+            if heatmap.max() > 0.5:
+                y, x = np.unravel_index(int(heatmap.argmax()), heatmap.shape)
+                assert mask[y, x] > 0.99
+        assert (item["heatmaps"].amax(dim=(1, 2)) > 0.9).sum() >= 12
+    again = TrainSet(dataset.train, dataset.image_dir, cfg, store, seed=0)[3]
+    assert all(torch.equal(again[k], train_set[3][k]) for k in again)
+
+
+def test_without_a_store_branch_targets_are_empty(tiny_dataset):
+    dataset = build_dataset("market1501", tiny_dataset)
+    item = TrainSet(dataset.train, dataset.image_dir, DataConfig(height=32, width=16))[0]
+    assert item["valid"].item() is False and not item["masks"].any() and not item["heatmaps"].any()
+    assert item["images"].shape == (3, 32, 16)
+
+
+def test_missing_images_are_listed(tiny_dataset, tmp_path):
+    store = tmp_path / "partial"
+    shutil.copytree(tiny_dataset / "annotations", store)
+    manifest = (store / "manifest.csv").read_text().splitlines()
+    dropped = [line.split(",")[0] for line in manifest[1:4]]
+    (store / "manifest.csv").write_text("\n".join(manifest[:1] + manifest[4:]) + "\n")
+    train = build_dataset("market1501", tiny_dataset).train
+    with pytest.raises(DaafError, match="does not cover the training split: 3 of 48") as info:
+        open_store_for(train, store, "market1501")
+    assert all(path in str(info.value) for path in dropped)
+    assert str(store) in str(info.value)
+
+
+def test_store_of_another_dataset_is_refused(tiny_dataset):
+    train = build_dataset("market1501", tiny_dataset).train
+    with pytest.raises(DaafError, match="made for dataset 'market1501', not 'dukemtmc'"):
+        open_store_for(train, tiny_dataset / "annotations", "dukemtmc")
+    assert len(AnnotationStore(tiny_dataset / "annotations")) == 96
