@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import random
 import time
@@ -34,6 +35,8 @@ from daaf.training.schedule import build_optimizer, build_scheduler
 from daaf.utils import distributed as dist_utils
 from daaf.utils.device import resolve_device
 
+logger = logging.getLogger(__name__)
+
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.pt"
 
@@ -49,32 +52,52 @@ def amp_dtype(cfg: Config, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
+@dataclasses.dataclass
+class Optimizers:
+    """The network's optimizer and, for BoT's centre loss, the centres' own SGD (BoT's recipe).
+
+    ``center_grad_scale`` (1 / center_weight) undoes the loss weight on the centres' gradient,
+    so they move at ``center_lr`` on the unweighted centre loss, as BoT's code does.
+    """
+
+    main: torch.optim.Optimizer
+    center: torch.optim.Optimizer | None = None
+    center_grad_scale: float = 1.0
+
+    def zero_grad(self) -> None:
+        for optimizer in (self.main, self.center):
+            if optimizer is not None:
+                optimizer.zero_grad(set_to_none=True)
+
+
+def float_outputs(output: Any) -> Any:
+    """The model's outputs in float32: under AMP, the branch L2 norms sum many pixels."""
+    fields = {f.name: getattr(output, f.name) for f in dataclasses.fields(output)}
+    return type(output)(**{k: None if v is None else v.float() for k, v in fields.items()})
+
+
 def train_step(
     model: torch.nn.Module,
-    criterion: torch.nn.Module,
     batch: dict[str, torch.Tensor],
-    optimizer: torch.optim.Optimizer,
-    center_optimizer: torch.optim.Optimizer | None,
+    optimizers: Optimizers,
     scaler: torch.amp.GradScaler,
-    center_grad_scale: float,
-    device: torch.device,
-    dtype: torch.dtype | None,
-    step: int,
+    criterion: torch.nn.Module,
+    *,
+    step: int = 0,
+    dtype: torch.dtype | None = None,
 ) -> dict[str, float]:
-    """One iteration; returns the value of every weighted loss term and their ``total``."""
+    """One forward / loss / backward / step; returns every weighted loss term and their ``total``.
+
+    ``dtype`` is the autocast dtype (None: full precision). A non-finite term raises a
+    DaafError naming it and ``step``.
+    """
+    device = next(model.parameters()).device
     batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
     if device.type == "cuda":
         batch["images"] = batch["images"].contiguous(memory_format=torch.channels_last)
     with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
         output = model(batch["images"])
-    # Losses in float32: the branch L2 norms sum many pixels.
-    output = type(output)(
-        **{
-            f.name: None if getattr(output, f.name) is None else getattr(output, f.name).float()
-            for f in dataclasses.fields(output)
-        }
-    )
-    losses = criterion(output, batch)
+    losses = criterion(float_outputs(output), batch)
     for name, value in losses.items():
         if not torch.isfinite(value):
             raise DaafError(
@@ -82,18 +105,18 @@ def train_step(
                 "(lower optim.lr, or check the annotations and inputs)"
             )
     total = sum(losses.values())
-    optimizer.zero_grad(set_to_none=True)
-    if center_optimizer is not None:
-        center_optimizer.zero_grad(set_to_none=True)
+    optimizers.zero_grad()
     scaler.scale(total).backward()
-    scaler.step(optimizer)
-    if center_optimizer is not None:
-        # BoT: the centres learn at center_lr on the unweighted centre-loss gradient.
-        for group in center_optimizer.param_groups:
-            for param in group["params"]:
-                if param.grad is not None:
-                    param.grad.mul_(center_grad_scale)
-        scaler.step(center_optimizer)
+    scaler.step(optimizers.main)
+    if optimizers.center is not None:
+        centers = [p for g in optimizers.center.param_groups for p in g["params"]]
+        for param in centers:
+            if param.grad is not None:
+                if torch.distributed.is_initialized():  # the criterion is outside DDP
+                    torch.distributed.all_reduce(param.grad)
+                    param.grad.div_(torch.distributed.get_world_size())
+                param.grad.mul_(optimizers.center_grad_scale)
+        scaler.step(optimizers.center)
     scaler.update()
     values = {name: value.item() for name, value in losses.items()}
     values["total"] = total.item()
@@ -146,6 +169,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 def build_train_loader(
     cfg: Config, dataset: ReIDDataset, device: torch.device
 ) -> tuple[DataLoader, TrainSet, PKBatchSampler]:
+    """P x K loader over the training split, joined with the annotation store when branches need it."""
     store = None
     if needs_annotations(cfg):
         if not cfg.data.annotations:
@@ -162,6 +186,7 @@ def build_train_loader(
         seed=cfg.train.seed,
         rank=dist_utils.rank(),
         world_size=dist_utils.world_size(),
+        batches_per_epoch=cfg.train.iters_per_epoch,
     )
     loader = DataLoader(
         train_set,
@@ -202,6 +227,7 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False) -> Path:
     """Train per ``cfg``; returns the path of ``OUT/checkpoints/last.pt``."""
     out_dir = Path(out_dir)
     ckpt_dir = out_dir / CHECKPOINT_DIR
+    state = load_checkpoint(ckpt_dir / LAST_CHECKPOINT) if resume else None
     device = resolve_device(cfg.train.device)
     distributed = dist_utils.init_distributed(device)
     main_process = dist_utils.is_main_process()
@@ -214,24 +240,23 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False) -> Path:
     if device.type == "cuda" and cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     criterion = build_criterion(cfg, num_classes, model.feat_dim).to(device)
-    optimizer = build_optimizer(model.parameters(), cfg.optim)
     center_params = list(criterion.center_parameters())
-    center_optimizer = (
-        torch.optim.SGD(center_params, lr=cfg.loss.center_lr) if center_params else None
+    optimizers = Optimizers(
+        main=build_optimizer(model.parameters(), cfg.optim),
+        center=torch.optim.SGD(center_params, lr=cfg.loss.center_lr) if center_params else None,
+        center_grad_scale=1.0 / cfg.loss.center_weight if cfg.loss.center_weight > 0 else 1.0,
     )
-    iters_per_epoch = cfg.train.iters_per_epoch or len(sampler)
-    scheduler = build_scheduler(optimizer, cfg.optim, iters_per_epoch)
+    scheduler = build_scheduler(optimizers.main, cfg.optim, len(sampler))
     dtype = amp_dtype(cfg, device)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
 
     start_epoch, step = 0, 0
-    if resume:
-        state = load_checkpoint(ckpt_dir / LAST_CHECKPOINT)
+    if state is not None:
         model.load_state_dict(state["model"])
         criterion.load_state_dict(state["criterion"])
-        optimizer.load_state_dict(state["optimizer"])
-        if center_optimizer is not None:
-            center_optimizer.load_state_dict(state["center_optimizer"])
+        optimizers.main.load_state_dict(state["optimizer"])
+        if optimizers.center is not None:
+            optimizers.center.load_state_dict(state["center_optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
         sampler.load_state_dict(state["sampler"])
@@ -240,9 +265,12 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False) -> Path:
     if main_process:
         out_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out_dir / "config.yaml")
-    ddp_model = DistributedDataParallel(model) if distributed else model
+    ddp_model = model
+    if distributed:
+        ddp_model = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
     log = MetricsLog(out_dir, main_process)
-    center_grad_scale = 1.0 / cfg.loss.center_weight if cfg.loss.center_weight > 0 else 1.0
 
     last = ckpt_dir / LAST_CHECKPOINT
     for epoch in range(start_epoch, cfg.train.epochs):
@@ -251,29 +279,24 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False) -> Path:
         ddp_model.train()
         bar = tqdm(
             loader,
-            total=min(iters_per_epoch, len(sampler)),
             desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
             disable=not main_process,
             leave=False,
         )
-        tic = time.perf_counter()
-        for i, batch in enumerate(bar):
-            if i >= iters_per_epoch:
-                break
+        tic, images = time.perf_counter(), 0
+        for batch in bar:
             values = train_step(
-                ddp_model, criterion, batch, optimizer, center_optimizer, scaler,
-                center_grad_scale, device, dtype, step,
-            )  # fmt: skip
+                ddp_model, batch, optimizers, scaler, criterion, step=step, dtype=dtype
+            )
             scheduler.step()
             step += 1
+            images += len(batch["pids"]) * dist_utils.world_size()
             bar.set_postfix(loss=f"{values['total']:.3f}")
-            if step % cfg.train.log_period == 0 or i == 0:
-                images_per_s = len(batch["pids"]) * (i + 1) / (time.perf_counter() - tic)
-                log.write(
-                    step,
-                    {"epoch": epoch + 1, **values, "lr": optimizer.param_groups[0]["lr"],
-                     "images_per_s": images_per_s * dist_utils.world_size()},
-                )  # fmt: skip
+            if step % cfg.train.log_period == 0:
+                rate = images / (time.perf_counter() - tic)
+                lr = optimizers.main.param_groups[0]["lr"]
+                log.write(step, {"epoch": epoch + 1, **values, "lr": lr, "images_per_s": rate})
+                tic, images = time.perf_counter(), 0
         done = epoch + 1
         if main_process and (done % cfg.train.checkpoint_period == 0 or done == cfg.train.epochs):
             state = {
@@ -281,8 +304,8 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False) -> Path:
                 "criterion": criterion.state_dict(),
                 "config": cfg.to_dict(),
                 "num_classes": num_classes,
-                "optimizer": optimizer.state_dict(),
-                "center_optimizer": center_optimizer.state_dict() if center_optimizer else None,
+                "optimizer": optimizers.main.state_dict(),
+                "center_optimizer": optimizers.center.state_dict() if optimizers.center else None,
                 "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict(),
                 "sampler": {**sampler.state_dict(), "epoch": done},
@@ -291,10 +314,11 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False) -> Path:
                 "step": step,
             }
             last = save_checkpoint(state, ckpt_dir, done)
-        if cfg.train.eval_period and done % cfg.train.eval_period == 0 and main_process:
-            log.write(
-                step, {"epoch": done, **evaluate_during_training(model, dataset, cfg, device)}
-            )
+        if main_process and cfg.train.eval_period and done % cfg.train.eval_period == 0:
+            scores = evaluate_during_training(model, dataset, cfg, device)
+            if scores:
+                log.write(step, {"epoch": done, **scores})
+                tqdm.write(f"epoch {done}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
         dist_utils.barrier()
     log.close()
     dist_utils.cleanup_distributed()
@@ -304,13 +328,16 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False) -> Path:
 def evaluate_during_training(
     model: torch.nn.Module, dataset: ReIDDataset, cfg: Config, device: torch.device
 ) -> dict[str, float]:
-    """mAP and Rank-1 on query/gallery with the model's own eval path."""
-    from daaf.evaluation.evaluate import evaluate_embeddings
-
+    """mAP and Rank-1 on query/gallery with the model's eval path; {} if daaf.evaluation is absent."""
+    try:
+        from daaf.evaluation.evaluate import evaluate_embeddings
+    except ImportError as exc:
+        logger.warning("periodic evaluation skipped: daaf.evaluation is not importable (%s)", exc)
+        return {}
     model.eval()
     result = evaluate_embeddings(model, dataset, cfg.data, device, metric=default_metric(cfg))
     model.train()
-    return {"eval/mAP": result.mAP, "eval/rank1": float(result.cmc[0])}
+    return {"eval/mAP": float(result.mAP), "eval/rank1": float(result.cmc[0])}
 
 
 def default_metric(cfg: Config) -> str:

@@ -1,0 +1,99 @@
+"""Training step time of each preset on CPU: base network vs DAAF (the branches' training cost).
+
+Builds every preset as configured (ResNet-50, pretrained none) at 256x128 and times full
+``daaf.training.trainer.train_step`` calls (forward, loss, backward, optimizer steps) on a
+random P x K batch with random masks and heatmaps. Presets are timed in turn, step by step,
+so load from other processes hits all alike; the figure is the median of ``--steps``. The
+ratio column divides each preset by its base network (bot or trinet) from the same run.
+
+    python benchmarks/train_step.py [--steps 3] [--p 4] [--k 4] [--threads N] [--depth 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from daaf.training.config import load_config
+from daaf.training.losses import build_criterion
+from daaf.training.modeling import build_model
+from daaf.training.schedule import build_optimizer
+from daaf.training.trainer import Optimizers, train_step
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+PRESETS = {"bot": "bot", "daaf_bot": "bot", "daaf_bot_official": "bot",
+           "trinet": "trinet", "daaf_trinet": "trinet"}  # fmt: skip
+NUM_CLASSES = 751  # Market-1501 training identities
+
+
+def make_batch(p: int, k: int, height: int, width: int) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    n = p * k
+    return {
+        "images": torch.randn(n, 3, height, width, generator=generator),
+        "pids": torch.arange(p).repeat_interleave(k),
+        "masks": torch.rand(n, 1, height, width, generator=generator),
+        "heatmaps": torch.rand(n, 17, height, width, generator=generator),
+        "valid": torch.ones(n, dtype=torch.bool),
+    }
+
+
+def make_stepper(preset: str, depth: int, p: int, k: int):
+    """A closure doing one training step of ``preset``, and its parameter count."""
+    cfg = load_config(CONFIGS / f"{preset}.yaml", [f"model.depth={depth}", "model.pretrained=none"])
+    torch.manual_seed(0)
+    model = build_model(cfg, NUM_CLASSES).train()
+    criterion = build_criterion(cfg, NUM_CLASSES, model.feat_dim)
+    centers = criterion.center_parameters()
+    optimizers = Optimizers(
+        build_optimizer(model.parameters(), cfg.optim),
+        torch.optim.SGD(centers, lr=cfg.loss.center_lr) if centers else None,
+        1.0 / cfg.loss.center_weight if cfg.loss.center_weight > 0 else 1.0,
+    )
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    batch = make_batch(p, k, cfg.data.height, cfg.data.width)
+    params = sum(x.numel() for x in model.parameters())
+    return (lambda: train_step(model, batch, optimizers, scaler, criterion)), params, cfg
+
+
+def main() -> None:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    steppers = {name: make_stepper(name, args.depth, args.p, args.k) for name in PRESETS}
+    times: dict[str, list[float]] = {name: [] for name in PRESETS}
+    for stepper, _, _ in steppers.values():
+        stepper()  # warm-up
+    for _ in range(args.steps):
+        for name, (stepper, _, _) in steppers.items():
+            start = time.perf_counter()
+            stepper()
+            times[name].append(time.perf_counter() - start)
+    median = {name: statistics.median(t) for name, t in times.items()}
+    cfg = steppers["bot"][2]
+    print(
+        f"train step, CPU, {torch.get_num_threads()} threads, ResNet-{args.depth}, "
+        f"{cfg.data.height}x{cfg.data.width}, P x K = {args.p} x {args.k}, "
+        f"median of {args.steps} steps"
+    )
+    print(f"{'preset':<20}{'params (M)':>12}{'s / step':>10}{'images/s':>10}{'vs base':>9}")
+    for name, base in PRESETS.items():
+        seconds = median[name]
+        print(
+            f"{name:<20}{steppers[name][1] / 1e6:>12.2f}{seconds:>10.3f}"
+            f"{args.p * args.k / seconds:>10.1f}{seconds / median[base]:>8.2f}x"
+        )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--p", type=int, default=4, help="identities per batch")
+    parser.add_argument("--k", type=int, default=4, help="images per identity")
+    parser.add_argument("--depth", type=int, default=50)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    args = parser.parse_args()
+    main()
