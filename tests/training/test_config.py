@@ -39,3 +39,14 @@ def test_bad_files_are_named(tmp_path):
         load_config(tmp_path / "loop.yaml")
     with pytest.raises(DaafError, match="does not exist"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_unknown_key_in_a_base_file_names_that_file(tmp_path):
+    (tmp_path / "base.yaml").write_text("optim:\n  lr: 0.1\n  lr_decay: 0.5\n")
+    (tmp_path / "child.yaml").write_text("_base_: base.yaml\noptim:\n  lr: 0.2\n")
+    with pytest.raises(DaafError, match=r"base.yaml: optim: unknown config key 'lr_decay'"):
+        load_config(tmp_path / "child.yaml")
+    (tmp_path / "base.yaml").write_text("optim:\n  lr: 0.1\n")
+    with pytest.raises(DaafError, match=r"override 'optim.lrr=1': optim: unknown config key 'lrr'"):
+        load_config(tmp_path / "child.yaml", ["optim.lrr=1"])
+    assert load_config(tmp_path / "child.yaml", ["optim.lr=0.3"]).optim.lr == 0.3
