@@ -11,14 +11,17 @@ import click
     "out_dir",
     required=True,
     type=click.Path(file_okay=False),
-    help="Dataset root to write.",
+    help="Dataset root to write (new or empty).",
 )
 @click.option(
-    "--identities", default=100, show_default=True, help="Identities (half train, half test)."
+    "--identities",
+    default=100,
+    show_default=True,
+    help="People; a random half trains, the rest test.",
 )
 @click.option("--cameras", default=6, show_default=True)
 @click.option("--images-per-identity", default=10, show_default=True)
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True, help="Same seed, same bytes.")
 @click.option(
     "--occlusion",
     default=0.1,
@@ -26,22 +29,22 @@ import click
     help="Probability that an object hides part of the person.",
 )
 @click.option(
-    "--workers", type=int, default=None, help="Drawing processes [default: min(4, CPUs)]."
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Drawing processes  [default: min(4, CPUs)]",
 )
 def synth(out_dir, identities, cameras, images_per_identity, seed, occlusion, workers) -> None:
     """Synthetic pedestrians in Market-1501 layout, with exact masks and keypoints in OUT/annotations.
 
-    The same seed gives byte-identical files. Read it with `--dataset synthetic --root OUT`.
+    Read them with `daaf datasets check market1501 --root OUT` (or the `synthetic` name, which
+    the annotation store carries). The same seed gives byte-identical files whatever --workers.
     """
     from daaf.data.synthetic.generate import generate_dataset
-    from daaf.errors import DaafError
 
-    try:
-        dataset = generate_dataset(
-            out_dir, identities, cameras, images_per_identity, seed, occlusion, workers
-        )
-    except ValueError as exc:
-        raise DaafError(str(exc)) from exc
+    dataset = generate_dataset(
+        out_dir, identities, cameras, images_per_identity, seed, occlusion, workers
+    )
     for split, row in dataset.summary().items():
         click.echo(
             f"{split:<8} {row['images']:>6} images {row['ids']:>5} ids {row['cameras']:>2} cameras"

@@ -1,13 +1,19 @@
 """``daaf synth``: a Market-1501-layout dataset of synthetic pedestrians and its exact annotations.
 
-Half of the identities train, half test. A test identity gives one query per camera it
-appears in and the rest of its images to the gallery; distractors (pid 0) and junk (pid -1)
-go to the gallery folder as in Market-1501. Every image is drawn from its own random stream,
-``SeedSequence([seed, image index])``, so the bytes do not depend on the number of workers.
+A random half of the identities trains, the other half tests. A test identity gives one
+query per camera it appears in and the rest of its images to the gallery (at least two
+images per camera, so every query has a positive in another camera); distractors (pid 0)
+and junk (pid -1, background only) go to ``bounding_box_test`` as in Market-1501.
+
+Reproducibility: image ``i`` is drawn from its own stream ``SeedSequence([seed, 0, i])``,
+identity ``p`` from ``[seed, 1, p]``, camera ``c`` from ``[seed, 2, c]`` and the plan from
+``[seed, 3]``, so the bytes depend on neither the number of workers nor their order. The
+store's ``created_utc`` is fixed to :data:`CREATED_UTC` for the same reason.
 """
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,21 +23,38 @@ import numpy as np
 from tqdm import tqdm
 
 from daaf import __version__
-from daaf.data.annotations import (
-    DEFAULT_SHARD_SIZE,
-    AnnotationWriter,
-    ImageAnnotation,
-    encode_mask,
-    plan_shards,
-)
-from daaf.data.datasets import ReIDDataset, build_dataset
-from daaf.data.synthetic.render import Camera, Identity, render
+from daaf.data.annotations import AnnotationWriter, ImageAnnotation, encode_mask, plan_shards
+from daaf.data.datasets import ReIDDataset, Sample, build_dataset
+from daaf.data.synthetic.identity import Clothing, Identity
+from daaf.data.synthetic.render import render_person, render_scene
+from daaf.data.synthetic.scene import HEIGHT, WIDTH, Camera
+from daaf.errors import DaafError
 
 MARKET_DIR = "Market-1501-v15.09.15"
-GENERATOR_VERSION = 1
+FOLDERS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
+GENERATOR_VERSION = 2
 JPEG_QUALITY = 95
-CREATED_UTC = "1970-01-01T00:00:00Z"  # fixed, so that the same seed gives the same files
-IDENTITY_STREAM, CAMERA_STREAM, DISTRACTOR_STREAM = 1 << 20, 2 << 20, 3 << 20
+CREATED_UTC = "1970-01-01T00:00:00Z"  # fixed, so that the same seed gives the same store
+STORE_DATASET = "synthetic"  # the registry name of this layout (configs/demo.yaml trains on it)
+IMAGE_STREAM, IDENTITY_STREAM, CAMERA_STREAM, PLAN_STREAM = 0, 1, 2, 3
+DISTRACTOR_KEY = 1 << 24  # appearance keys of distractors start here (no real pid is that big)
+FOREIGN_PEOPLE = 3  # other identities whose garments an image's clutter may wear
+
+
+def stream(seed: int, kind: int, index: int = 0) -> np.random.Generator:
+    """The random stream of one image, identity, camera or the plan."""
+    return np.random.default_rng(np.random.SeedSequence([seed, kind, index]))
+
+
+@functools.lru_cache(maxsize=4096)
+def identity_of(seed: int, key: int) -> Identity:
+    """The appearance of pid ``key`` (or of a distractor, ``key >= DISTRACTOR_KEY``)."""
+    return Identity.draw(stream(seed, IDENTITY_STREAM, key))
+
+
+@functools.lru_cache(maxsize=64)
+def camera_of(seed: int, camera: int) -> Camera:
+    return Camera.draw(stream(seed, CAMERA_STREAM, camera))
 
 
 @dataclass(frozen=True)
@@ -42,79 +65,79 @@ class Job:
     folder: str
     pid: int
     camera: int  # 1-based, as in Market-1501 names
-    identity_key: int  # which identity appearance to draw (distractors have their own)
+    seq: int
+    frame: int
+    det: int
+    key: int  # appearance key: the pid, a distractor key, or -1 (no person)
 
     @property
-    def name(self) -> str:
+    def path(self) -> str:
+        """``folder/{pid:04d}_c{cam}s{seq}_{frame:06d}_{det:02d}.jpg`` (junk: ``-1_c...``)."""
         pid = f"{self.pid:04d}" if self.pid >= 0 else "-1"
-        return f"{self.folder}/{pid}_c{self.camera}s1_{self.index:06d}_01.jpg"
+        return f"{self.folder}/{pid}_c{self.camera}s{self.seq}_{self.frame:06d}_{self.det:02d}.jpg"
+
+
+def _spread(rng: np.random.Generator, total: int, bins: int) -> np.ndarray:
+    """``total`` images over ``bins`` cameras, at least two each (total >= 2 * bins)."""
+    return 2 + rng.multinomial(total - 2 * bins, np.full(bins, 1.0 / bins))
 
 
 def plan(identities: int, cameras: int, per_identity: int, seed: int) -> list[Job]:
-    """Every image of the dataset, in a fixed order."""
-    rng = np.random.default_rng([seed, 0])
-    jobs: list[Job] = []
-    train_ids = identities // 2
+    """Every image of the dataset, in a fixed order (the image index is the position)."""
+    rng = stream(seed, PLAN_STREAM)
+    test = set((rng.permutation(identities)[: identities - identities // 2] + 1).tolist())
+    shots: list[tuple[str, int, int, int]] = []  # folder, pid, camera, appearance key
     for pid in range(1, identities + 1):
-        visited = (
-            np.sort(rng.choice(cameras, size=int(rng.integers(2, cameras + 1)), replace=False)) + 1
-        )
-        cams = np.concatenate(
-            [visited, rng.choice(visited, size=max(per_identity - len(visited), 0))]
-        )[:per_identity]
-        queried: set[int] = set()
-        for cam in cams.tolist():
-            if pid <= train_ids:
-                folder = "bounding_box_train"
-            elif cam not in queried:
-                folder, _ = "query", queried.add(cam)
-            else:
-                folder = "bounding_box_test"
-            jobs.append(Job(len(jobs), folder, pid, cam, pid))
-    for i in range(max(2, identities // 10)):  # distractors: people who are in no query
-        jobs.append(
-            Job(
-                len(jobs),
-                "bounding_box_test",
-                0,
-                int(rng.integers(1, cameras + 1)),
-                DISTRACTOR_STREAM + i,
-            )
-        )
-    for _ in range(max(2, identities // 20)):  # junk: background only
-        jobs.append(Job(len(jobs), "bounding_box_test", -1, int(rng.integers(1, cameras + 1)), -1))
-    return jobs
+        visited = int(rng.integers(2, min(cameras, per_identity // 2) + 1))
+        chosen = np.sort(rng.choice(cameras, size=visited, replace=False)) + 1
+        for camera, count in zip(
+            chosen.tolist(), _spread(rng, per_identity, visited).tolist(), strict=True
+        ):
+            for shot in range(count):
+                folder = (
+                    FOLDERS["train"]
+                    if pid not in test
+                    else FOLDERS["query" if shot == 0 else "gallery"]
+                )
+                shots.append((folder, pid, camera, pid))
+    gallery = sum(folder == FOLDERS["gallery"] for folder, *_ in shots)
+    for i in range(max(2, gallery // 6)):  # people in no query, kept as negatives
+        shots.append((FOLDERS["gallery"], 0, int(rng.integers(1, cameras + 1)), DISTRACTOR_KEY + i))
+    for _ in range(max(2, gallery // 20)):  # false detections, dropped by the loader
+        shots.append((FOLDERS["gallery"], -1, int(rng.integers(1, cameras + 1)), -1))
+    # Frame numbers grow with the index, so names never collide; sequence and detection vary.
+    return [
+        Job(index, folder, pid, camera, int(rng.integers(1, 7)), 25 * index + int(rng.integers(25)),
+            int(rng.integers(1, 9)), key)
+        for index, (folder, pid, camera, key) in enumerate(shots)
+    ]  # fmt: skip
 
 
-def _draw(args: tuple[Job, int, int, float]) -> tuple[str, bytes, np.ndarray, np.ndarray]:
-    """Render one job: (relative name, JPEG bytes, uint8 mask, keypoints)."""
-    job, seed, identities, occlusion = args
-    rng = np.random.default_rng([seed, job.index])
-    camera = Camera.draw(np.random.default_rng([seed, CAMERA_STREAM + job.camera]))
-    # Clutter may wear another identity's colours, so a colour is no giveaway of who is there.
-    other = int(rng.integers(1, identities))
-    other += other >= job.pid > 0  # skip the person in the image
-    others = Identity.draw(np.random.default_rng([seed, IDENTITY_STREAM + other])).colors()
-    if job.identity_key < 0:
-        identity = Identity.draw(rng)
-        image, mask, keypoints = render(identity, camera, rng, others, occlusion=1.0)
-        image = render_background_only(image, mask, rng)
-    else:
-        identity = Identity.draw(np.random.default_rng([seed, IDENTITY_STREAM + job.identity_key]))
-        image, mask, keypoints = render(identity, camera, rng, others, occlusion)
+def draw_job(job: Job, seed: int, identities: int, occlusion: float) -> tuple:
+    """Render one job: (image uint8 RGB, mask float32 (128, 64) or None, keypoints or None)."""
+    rng = stream(seed, IMAGE_STREAM, job.index)
+    others = [p for p in rng.choice(identities, FOREIGN_PEOPLE, replace=False) + 1 if p != job.key]
+    foreign: list[Clothing] = [g for p in others for g in identity_of(seed, int(p)).garments()]
+    camera = camera_of(seed, job.camera)
+    if job.key < 0:
+        return render_scene(camera, rng, foreign), None, None
+    return render_person(identity_of(seed, job.key), camera, rng, foreign, occlusion)
+
+
+def _write_job(
+    args: tuple[Job, Path, int, int, float],
+) -> tuple[int, np.ndarray | None, np.ndarray | None]:
+    """Draw a job and write its JPEG (fixed quality); returns (index, uint8 mask, keypoints)."""
+    job, image_dir, seed, identities, occlusion = args
+    image, mask, keypoints = draw_job(job, seed, identities, occlusion)
     ok, jpeg = cv2.imencode(
         ".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
     )
-    assert ok
-    return job.name, jpeg.tobytes(), (mask * 255).round().astype(np.uint8), keypoints
-
-
-def render_background_only(
-    image: np.ndarray, mask: np.ndarray, rng: np.random.Generator
-) -> np.ndarray:
-    """Junk images: the person painted out, as Market-1501's junk boxes hold no full person."""
-    hole = (mask > 0).astype(np.uint8)
-    return cv2.inpaint(image, cv2.dilate(hole, np.ones((3, 3), np.uint8)), 3, cv2.INPAINT_TELEA)
+    if not ok:
+        raise DaafError(f"{image_dir / job.path}: JPEG encoding failed")
+    (image_dir / job.path).write_bytes(jpeg.tobytes())
+    # The rendered coverage is a multiple of 1/255, so uint8 holds it exactly.
+    return job.index, None if mask is None else np.rint(mask * 255).astype(np.uint8), keypoints
 
 
 def generate_dataset(
@@ -127,69 +150,101 @@ def generate_dataset(
     workers: int | None = None,
     progress: bool = True,
 ) -> ReIDDataset:
-    """Write the images and the annotation store ``out_dir/annotations``; returns the dataset."""
+    """Write ``out_dir/Market-1501-v15.09.15`` and its annotation store ``out_dir/annotations``.
+
+    Args:
+        identities: people (a random half trains); at least 4.
+        cameras: at least 2; every identity appears in 2 to ``min(cameras, K // 2)`` of them.
+        images_per_identity: K, at least 4.
+        occlusion: probability that an occluder hides part of the person.
+        workers: drawing processes (default ``min(4, cpu_count)``); the output does not depend on it.
+
+    Returns:
+        The dataset as the ``market1501`` loader reads it.
+    """
     out_dir = Path(out_dir)
-    if identities < 4 or cameras < 2 or images_per_identity < 2:
-        raise ValueError("synth needs at least 4 identities, 2 cameras and 2 images per identity")
+    if identities < 4 or cameras < 2 or images_per_identity < 4:
+        raise DaafError(
+            f"synth needs at least 4 identities, 2 cameras and 4 images per identity; got "
+            f"{identities}, {cameras}, {images_per_identity}"
+        )
+    if not 0.0 <= occlusion <= 1.0:
+        raise DaafError(f"--occlusion is a probability in [0, 1], got {occlusion}")
+    image_dir = out_dir / MARKET_DIR
+    if image_dir.exists() and any(image_dir.iterdir()):
+        raise DaafError(f"{image_dir} already exists and is not empty; pick a new --out folder")
+    for folder in FOLDERS.values():
+        (image_dir / folder).mkdir(parents=True, exist_ok=True)
     jobs = plan(identities, cameras, images_per_identity, seed)
-    base = out_dir / MARKET_DIR
-    for folder in ("bounding_box_train", "query", "bounding_box_test"):
-        (base / folder).mkdir(parents=True, exist_ok=True)
-    workers = min(4, multiprocessing.cpu_count()) if workers is None else workers
-    truth: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    args = [(job, seed, identities, occlusion) for job in jobs]
-    with multiprocessing.get_context("fork").Pool(workers) if workers > 1 else _Serial() as pool:
-        for name, jpeg, mask, keypoints in tqdm(
-            pool.imap(_draw, args, chunksize=16),
-            total=len(jobs),
-            desc="synth",
-            disable=not progress,
+    masks = np.zeros((len(jobs), HEIGHT, WIDTH), np.uint8)
+    keypoints = np.zeros((len(jobs), 17, 3), np.float32)
+    workers = min(4, multiprocessing.cpu_count()) if workers is None else max(1, workers)
+    args = [(job, image_dir, seed, identities, occlusion) for job in jobs]
+    with multiprocessing.get_context().Pool(workers) if workers > 1 else _InProcess() as pool:
+        results = pool.imap_unordered(_write_job, args, chunksize=32)
+        for index, mask, points in tqdm(
+            results, total=len(jobs), desc="synth", disable=not progress
         ):
-            (base / name).write_bytes(jpeg)
-            truth[name] = (mask, keypoints)
-    dataset = build_dataset("synthetic", out_dir)
-    write_ground_truth(dataset, truth, out_dir / "annotations", seed)
+            if mask is not None:
+                masks[index], keypoints[index] = mask, points
+    dataset = build_dataset("market1501", out_dir)
+    index_of = {job.path: job.index for job in jobs}
+    write_ground_truth(dataset, masks, keypoints, index_of, out_dir / "annotations", seed, progress)
     return dataset
+
+
+def ground_truth_record(
+    sample: Sample, split: str, mask: np.ndarray, keypoints: np.ndarray
+) -> ImageAnnotation:
+    """The exact annotation of one image: mask, keypoints, the mask's box, score 1, status 0."""
+    ys, xs = np.nonzero(mask > 0)
+    box = [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1] if len(xs) else [np.nan] * 4
+    return ImageAnnotation(
+        image_path=sample.path, split=split, pid=sample.pid, camid=sample.camid, image_size=mask.shape,
+        mask=encode_mask(mask / np.float32(255)), keypoints=keypoints,
+        person_box=np.asarray(box, np.float32), person_score=1.0, status=0,
+    )  # fmt: skip
 
 
 def write_ground_truth(
     dataset: ReIDDataset,
-    truth: dict[str, tuple[np.ndarray, np.ndarray]],
+    masks: np.ndarray,
+    keypoints: np.ndarray,
+    index_of: dict[str, int],
     store_dir: Path,
     seed: int,
+    progress: bool = False,
 ) -> None:
-    """The exact masks and keypoints in the annotation store, in the loader's order."""
+    """The store: one record per image the loader returns, shards in the loader's order."""
     labeler = {"backend": "synthetic-ground-truth", "weights": "exact", "generator_version": GENERATOR_VERSION,
                "seed": seed, "daaf_version": __version__}  # fmt: skip
-    writer = AnnotationWriter(store_dir, "synthetic", labeler, created_utc=CREATED_UTC)
-    for split in ("train", "query", "gallery"):
-        for index, samples in enumerate(plan_shards(dataset.split(split), DEFAULT_SHARD_SIZE)):
-            writer.write_shard(split, index, [_record(s, split, *truth[s.path]) for s in samples])
+    writer = AnnotationWriter(store_dir, STORE_DATASET, labeler, created_utc=CREATED_UTC)
+    shards = [
+        (split, i, samples)
+        for split in FOLDERS
+        for i, samples in enumerate(plan_shards(dataset.split(split), 4096))
+    ]
+    for split, i, samples in tqdm(shards, desc="annotations", disable=not progress):
+        rows = [index_of[s.path] for s in samples]
+        writer.write_shard(
+            split,
+            i,
+            [
+                ground_truth_record(s, split, masks[r], keypoints[r])
+                for s, r in zip(samples, rows, strict=True)
+            ],
+        )
     writer.write_manifest()
 
 
-def _record(sample, split: str, mask: np.ndarray, keypoints: np.ndarray) -> ImageAnnotation:
-    ys, xs = np.nonzero(mask >= 128)
-    box = (
-        np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32)
-        if len(xs)
-        else np.full(4, np.nan, np.float32)
-    )
-    return ImageAnnotation(
-        image_path=sample.path, split=split, pid=sample.pid, camid=sample.camid, image_size=mask.shape,
-        mask=encode_mask(mask.astype(np.float32) / 255), keypoints=keypoints, person_box=box,
-        person_score=1.0, status=0,
-    )  # fmt: skip
+class _InProcess:
+    """``Pool.imap_unordered`` in this process (one worker)."""
 
-
-class _Serial:
-    """``Pool``'s imap in this process (workers <= 1)."""
-
-    def __enter__(self):
+    def __enter__(self) -> _InProcess:
         return self
 
     def __exit__(self, *exc) -> None:
         return None
 
-    def imap(self, fn, items, chunksize=1):
+    def imap_unordered(self, fn, items, chunksize=1):
         return map(fn, items)
