@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import multiprocessing
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -180,8 +181,8 @@ def generate_dataset(
     keypoints = np.zeros((len(jobs), 17, 3), np.float32)
     workers = min(4, multiprocessing.cpu_count()) if workers is None else max(1, workers)
     args = [(job, image_dir, seed, identities, occlusion) for job in jobs]
-    with multiprocessing.get_context().Pool(workers) if workers > 1 else _InProcess() as pool:
-        results = pool.imap_unordered(_write_job, args, chunksize=32)
+    with multiprocessing.get_context().Pool(workers) if workers > 1 else nullcontext() as pool:
+        results = pool.imap_unordered(_write_job, args, 32) if pool else map(_write_job, args)
         for index, mask, points in tqdm(
             results, total=len(jobs), desc="synth", disable=not progress
         ):
@@ -235,16 +236,3 @@ def write_ground_truth(
             ],
         )
     writer.write_manifest()
-
-
-class _InProcess:
-    """``Pool.imap_unordered`` in this process (one worker)."""
-
-    def __enter__(self) -> _InProcess:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        return None
-
-    def imap_unordered(self, fn, items, chunksize=1):
-        return map(fn, items)
