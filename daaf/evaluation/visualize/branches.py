@@ -1,0 +1,45 @@
+"""What the training-only branches predict at inference (paper section 4.2.4, Fig. 7 and 8)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from daaf.data.annotations import ImageAnnotation
+
+
+@torch.no_grad()
+def branch_outputs(
+    model: nn.Module, images: torch.Tensor
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """HAB mask probabilities (B, H, W) in [0, 1] and PAB keypoint heatmaps (B, 17, H, W).
+
+    The HAB predicts logits (its loss takes their sigmoid); the PAB regresses Gaussian heatmaps
+    directly, so its maps are returned as they come. None for a branch the model lacks, and for
+    a PAB that predicts part images instead of keypoints. Puts the model in eval mode.
+    """
+    model.eval()
+    if not hasattr(model, "branch_outputs"):
+        return None, None
+    mask, parts = model.branch_outputs(images)
+    if parts is not None and model.pab.target != "keypoints":
+        parts = None
+    return (
+        None if mask is None else mask[:, 0].cpu().numpy(),
+        None if parts is None else parts.cpu().numpy(),
+    )
+
+
+def labels_in_input_frame(
+    record: ImageAnnotation, height: int, width: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """A stored annotation resized to the network input: mask (H, W) in [0, 1] and keypoints
+    (17, 3) with x, y in input pixels (pixel centres mapped as ``cv2.resize`` maps them)."""
+    mask = cv2.resize(record.mask, (width, height), interpolation=cv2.INTER_LINEAR)
+    h, w = record.image_size
+    keypoints = record.keypoints.astype(np.float32).copy()
+    keypoints[:, 0] = (keypoints[:, 0] + 0.5) * width / w - 0.5
+    keypoints[:, 1] = (keypoints[:, 1] + 0.5) * height / h - 0.5
+    return mask.astype(np.float32) / 255, keypoints
