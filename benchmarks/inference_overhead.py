@@ -73,7 +73,7 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=256)
     parser.add_argument("--width", type=int, default=128)
     parser.add_argument("--runs", type=int, default=7)
-    parser.add_argument("--batches", type=int, nargs="+", default=[1, 16])
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--train-batch", type=int, default=8)
     parser.add_argument("--train-runs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="default: torch's")

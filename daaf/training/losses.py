@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from daaf.data.keypoints import NUM_KEYPOINTS, keypoint_groups
 from daaf.errors import DaafError
 from daaf.training.config import Config
 from daaf.training.modeling import DAAFOutput
@@ -71,7 +72,7 @@ class DAAFCriterion(nn.Module):
     """forward(output, batch) -> {term: weighted loss}; terms: id, triplet, center, hab, pab."""
 
     def __init__(
-        self, cfg: Config, num_classes: int, feat_dim: int, pab_keypoints: tuple[int, ...]
+        self, cfg: Config, num_classes: int, feat_dim: int, groups: tuple[tuple[int, ...], ...]
     ) -> None:
         super().__init__()
         loss, model = cfg.loss, cfg.model
@@ -79,14 +80,10 @@ class DAAFCriterion(nn.Module):
             raise DaafError(f"loss.branch_loss must be l2 or mse, got {loss.branch_loss!r}")
         self.cfg = loss
         self.pab_target, self.num_parts = model.pab_target, model.num_parts
-        self.pab_keypoints = list(pab_keypoints)
+        self.groups = [list(g) for g in groups]  # the PAB's keypoint groups
+        self.pab_keypoints = [k for g in self.groups for k in g]
         self.use_center = model.base == "bot" and loss.center_weight > 0
         self.center = CenterLoss(num_classes, feat_dim) if self.use_center else None
-        self.groups = None
-        if model.pab and model.pab_target == "keypoints" and model.pab_grouped:
-            from daaf.data.keypoints import keypoint_groups
-
-            self.groups = [list(g) for g in keypoint_groups(model.pab_groups)]
 
     def center_parameters(self) -> list[nn.Parameter]:
         return list(self.center.parameters()) if self.center is not None else []
@@ -137,18 +134,20 @@ class DAAFCriterion(nn.Module):
             per_kp = (pred[:, k] - target[:, k]).flatten(2).norm(dim=2)  # (B, K)
             return masked_mean(per_kp.mean(dim=1), valid)
         # Authors' code: per-group MSE weighted by group size / 17.
-        groups = self.groups or [self.pab_keypoints]
         per_sample = sum(
-            len(g) / 17 * (pred[:, g] - target[:, g]).pow(2).flatten(1).mean(dim=1) for g in groups
+            len(g) / NUM_KEYPOINTS * (pred[:, g] - target[:, g]).pow(2).flatten(1).mean(dim=1)
+            for g in self.groups
         )
         return masked_mean(per_sample, valid)
 
 
 def build_criterion(cfg: Config, num_classes: int, feat_dim: int) -> DAAFCriterion:
-    """The loss of ``cfg``'s network (its ``pab`` keypoints follow the grouping scheme)."""
-    from daaf.data.keypoints import NUM_KEYPOINTS, keypoint_groups
-
-    keypoints: tuple[int, ...] = tuple(range(NUM_KEYPOINTS))
+    """The loss of ``cfg``'s network (its PAB terms follow the keypoint grouping scheme;
+    without grouping, one group of all 17 keypoints)."""
+    groups: tuple[tuple[int, ...], ...] = (tuple(range(NUM_KEYPOINTS)),)
     if cfg.model.pab and cfg.model.pab_target == "keypoints" and cfg.model.pab_grouped:
-        keypoints = tuple(k for g in keypoint_groups(cfg.model.pab_groups) for k in g)
-    return DAAFCriterion(cfg, num_classes, feat_dim, keypoints)
+        try:
+            groups = keypoint_groups(cfg.model.pab_groups)
+        except ValueError as exc:
+            raise DaafError(f"model.pab_groups: {exc}") from exc
+    return DAAFCriterion(cfg, num_classes, feat_dim, groups)

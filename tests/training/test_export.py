@@ -47,11 +47,13 @@ def test_export_round_trip(tmp_path, model):
             assert meta["metric"] == ("euclidean" if model.get("base") == "trinet" else "cosine")
 
 
-def test_export_fails_when_parameters_differ(tmp_path, monkeypatch):
+def test_export_fails_when_parameters_or_embeddings_differ(tmp_path, monkeypatch):
     fake_checkpoint(tmp_path / "ckpt.pt", hab=True)
     monkeypatch.setattr(export_module, "_count", lambda m: id(m) % 1000)  # counts that cannot agree
-    with pytest.raises(DaafError, match="failed its checks: exported network has"):
+    monkeypatch.setattr(export_module, "TOLERANCE", -1.0)  # any difference is too large
+    with pytest.raises(DaafError, match="failed its checks: exported network has") as info:
         export_model(tmp_path / "ckpt.pt", tmp_path / "out")
+    assert "max_abs_diff_torchscript" in str(info.value) and "max_abs_diff_onnx" in str(info.value)
     assert json.loads((tmp_path / "out" / "export_report.json").read_text())["passed"] is False
 
 

@@ -60,14 +60,15 @@ class PartialBranch(nn.Module):
         return self.heads[head](self.stacks[stack if len(self.stacks) > 1 else 0](features))
 
     def forward(self, fmap: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        feats = self.group_features(fmap)
         if len(self.stacks) == 1:
-            # One shared stack: run all groups as one batch of B * G.
-            b, g = fmap.shape[0], len(feats)
-            decoded = self.stacks[0](torch.cat(feats, dim=0))
-            decoded = decoded.view(g, b, *decoded.shape[1:])
-            outs = [head(decoded[i]) for i, head in enumerate(self.heads)]
+            # One shared stack: the groups go through it as one batch of B * G.
+            b, _, h, w = fmap.shape
+            g, c = len(self.heads), self.group_channels
+            grouped = fmap[:, : g * c].reshape(b * g, c, h, w)
+            decoded = self.stacks[0](grouped).unflatten(0, (b, g))
+            outs = [head(decoded[:, i]) for i, head in enumerate(self.heads)]
         else:
+            feats = self.group_features(fmap)
             outs = [
                 head(stack(f))
                 for f, stack, head in zip(feats, self.stacks, self.heads, strict=True)

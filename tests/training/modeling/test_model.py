@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+import torchvision
 
 from daaf.data.keypoints import KEYPOINT_GROUPS
 from daaf.training.config import Config
@@ -21,10 +22,12 @@ def config(**model) -> Config:
 
 
 VARIANTS = [
-    {"base": "bot"},
-    {"base": "trinet", "last_stride": 2},
-    {"base": "bot", "hab": True},
-    {"base": "trinet", "last_stride": 2, "hab": True, "pab": True},
+    *(
+        {"base": base, "last_stride": 1 if base == "bot" else 2, "hab": hab, "pab": pab}
+        for base in ("bot", "trinet")
+        for hab in (False, True)
+        for pab in (False, True)
+    ),
     *({"base": "bot", "pab": True, "pab_groups": g} for g in KEYPOINT_GROUPS),
     {"base": "bot", "pab": True, "pab_groups": [[0, 1], [5, 6, 7]]},
     {"base": "bot", "pab": True, "pab_grouped": False},
@@ -67,13 +70,17 @@ def test_base_network_has_exactly_the_base_parameters():
     assert count(daaf) > 2 * count(base)
 
 
-def test_hab_encoder_is_a_separate_copy_of_layers_2_to_4():
-    model = build_model(config(hab=True), 3)
+def test_hab_encoder_is_a_separate_copy_of_the_loaded_layers_2_to_4(tmp_path):
+    weights = torchvision.models.resnet18(weights=None).state_dict()
+    torch.save(weights, tmp_path / "r18.pth")
+    model = build_model(config(hab=True, pretrained=str(tmp_path / "r18.pth")), 3)
     backbone_params = {id(p) for p in model.backbone.parameters()}
     assert not backbone_params & {id(p) for p in model.hab.encoder.parameters()}
     torch.testing.assert_close(
-        model.hab.encoder[0][0].conv1.weight, model.backbone.layer2[0].conv1.weight
+        model.hab.encoder[0][0].conv1.weight, weights["layer2.0.conv1.weight"]
     )
+    torch.testing.assert_close(model.hab.encoder[2][1].bn2.weight, weights["layer4.1.bn2.weight"])
+    assert model.hab.encoder[2][0].conv1.stride == (1, 1)  # last stride 1 copied too
 
 
 def test_pab_groups_use_floor_channels_and_one_shared_stack():
@@ -84,6 +91,16 @@ def test_pab_groups_use_floor_channels_and_one_shared_stack():
     assert [h.out_channels for h in shared.heads] == [5, 2, 2, 4, 2, 2]
     stack_params = sum(p.numel() for p in shared.stacks.parameters())
     assert sum(p.numel() for p in independent.stacks.parameters()) == 6 * stack_params
+
+
+def test_shared_pab_batches_groups_like_one_call_per_group():
+    pab = build_model(config(pab=True, pab_groups="7"), 3).pab.eval()
+    fmap = torch.randn(2, 512, 4, 2)
+    c = pab.group_channels
+    expected = torch.zeros(2, 17, 64, 32)
+    for i, group in enumerate(pab.groups):
+        expected[:, list(group)] = pab.decode_group(fmap[:, i * c : (i + 1) * c], i)
+    torch.testing.assert_close(pab(fmap, (64, 32)), expected)
 
 
 def test_pab_group_i_is_decoded_from_its_own_channels_only():
