@@ -48,7 +48,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--queries", type=int, default=3368)
     parser.add_argument("--gallery", type=int, default=15913)
-    parser.add_argument("--msmt", action="store_true", help="also run MSMT17 scale (11,659 x 82,161)")
+    parser.add_argument(
+        "--msmt", action="store_true", help="also run MSMT17 scale (11,659 x 82,161)"
+    )
     args = parser.parse_args()
     args_problem = problem(args.queries, args.gallery, 750)
     tic = time.perf_counter()
@@ -57,7 +59,9 @@ def main() -> None:
     tic = time.perf_counter()
     result = evaluate_rank(*args_problem)
     t_daaf = time.perf_counter() - tic
-    diff = max(np.abs(result.cmc - ref_cmc).max(), abs(result.mAP - ref_map), abs(result.mINP - ref_minp))
+    diff = max(
+        np.abs(result.cmc - ref_cmc).max(), abs(result.mAP - ref_map), abs(result.mINP - ref_minp)
+    )
     print(f"Market-1501 scale: {args.queries} queries x {args.gallery} gallery")
     print(f"{'implementation':<28}{'seconds':>10}{'speed-up':>10}")
     print(f"{'per-query loop (reference)':<28}{t_ref:>10.2f}{1.0:>10.2f}")

@@ -31,3 +31,13 @@ def compute_distance(
             block = ((qc * qc).sum(dim=1, keepdim=True) + g_sq[None] - 2 * qc @ g.T).clamp_min_(0)
         out[start : start + chunk] = block.numpy()
     return out
+
+
+def pair_distance(a: np.ndarray, b: np.ndarray, metric: str = "euclidean") -> np.ndarray:
+    """Distances between rows ``a[i]`` and ``b[i]`` (same formula as :func:`compute_distance`)."""
+    a = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+    b = torch.from_numpy(np.ascontiguousarray(b, dtype=np.float32))
+    if metric == "cosine":
+        a, b = torch.nn.functional.normalize(a, dim=1), torch.nn.functional.normalize(b, dim=1)
+        return (1 - (a * b).sum(dim=1)).numpy()
+    return ((a * a).sum(dim=1) + (b * b).sum(dim=1) - 2 * (a * b).sum(dim=1)).clamp_min(0).numpy()

@@ -2,7 +2,9 @@
 
 For each query, gallery images with the query's identity AND camera are removed; queries left
 without a positive are skipped; ties in distance are broken by gallery index (stable sort).
-Queries are processed in chunks so that memory stays bounded on MSMT17-size problems.
+No gallery is ever sorted: a query's metrics need only the ranks of its few positives, which
+are counts of closer gallery items, so time is O(G log P) per query and memory O(G), whatever
+the size of the distance matrix.
 """
 
 from __future__ import annotations
@@ -12,10 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from daaf.errors import DaafError
-
-CHUNK_ELEMENTS = (
-    1 << 24
-)  # query x gallery entries per chunk (~16M: a few hundred MB of work arrays)
 
 
 @dataclass
@@ -42,24 +40,28 @@ class RankResult:
         return row
 
 
-def _rank_chunk(distmat, q_pids, g_pids, q_camids, g_camids, max_rank):
-    """CMC hits (Q, max_rank), AP (Q,), INP (Q,) and validity (Q,) for a chunk of queries."""
-    order = np.argsort(distmat, axis=1, kind="stable")
-    same_pid = g_pids[order] == q_pids[:, None]
-    keep = ~(same_pid & (g_camids[order] == q_camids[:, None]))
-    matches = same_pid & keep
-    num_pos = matches.sum(axis=1)
-    valid = num_pos > 0
-    position = np.cumsum(keep, axis=1) - 1  # rank of each kept gallery item, 0-based
-    hits_before = np.cumsum(matches, axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        precision = np.where(matches, hits_before / (position + 1), 0.0)
-        ap = precision.sum(axis=1) / num_pos
-        first = np.where(matches, position, np.iinfo(np.int64).max).min(axis=1)
-        last = np.where(matches, position, -1).max(axis=1)
-        inp = num_pos / (last + 1)
-    cmc = first[:, None] <= np.arange(max_rank)[None, :]
-    return cmc, ap, inp, valid
+def _positive_ranks(dist: np.ndarray, q_pid, q_camid, g_pids, g_camids) -> np.ndarray:
+    """0-based ranks, sorted, of one query's positives among the kept gallery items.
+
+    No sorting of the gallery: a positive's rank is the number of kept items closer than it,
+    plus the kept items at the same distance with a smaller gallery index (the stable
+    tie-break). Only items no farther than the farthest positive can count, so they are
+    picked first and compared with the few positives.
+    """
+    same = g_pids == q_pid
+    junk = same & (g_camids == q_camid)
+    positives = np.flatnonzero(same & ~junk)
+    if len(positives) == 0:
+        return positives
+    d_pos = dist[positives]
+    near = np.flatnonzero((dist <= d_pos.max()) & ~junk)
+    d_near = dist[near][None, :]
+    closer = np.count_nonzero(d_near < d_pos[:, None], axis=1)
+    level = np.count_nonzero(d_near == d_pos[:, None], axis=1)
+    if (level > 1).any():  # another item at a positive's distance: the lower index goes first
+        ties = (d_near == d_pos[:, None]) & (near[None, :] < positives[:, None])
+        closer += np.count_nonzero(ties, axis=1)
+    return np.sort(closer)
 
 
 def evaluate_rank(
@@ -79,18 +81,16 @@ def evaluate_rank(
         raise ValueError(
             f"distmat is {distmat.shape} but there are {len(q_pids)} query and {len(g_pids)} gallery ids"
         )
-    chunk = max(1, CHUNK_ELEMENTS // max(num_g, 1))
-    cmc_sum = np.zeros(max_rank)
+    cmc_counts = np.zeros(max_rank + 1)
     ap = np.full(num_q, np.nan)
     inp = np.full(num_q, np.nan)
-    for start in range(0, num_q, chunk):
-        sl = slice(start, start + chunk)
-        hits, ap_c, inp_c, valid = _rank_chunk(
-            distmat[sl], q_pids[sl], g_pids, q_camids[sl], g_camids, max_rank
-        )
-        cmc_sum += hits[valid].sum(axis=0)
-        ap[sl] = np.where(valid, ap_c, np.nan)
-        inp[sl] = np.where(valid, inp_c, np.nan)
+    for q in range(num_q):
+        ranks = _positive_ranks(distmat[q], q_pids[q], q_camids[q], g_pids, g_camids)
+        if len(ranks):
+            ap[q] = np.mean(np.arange(1, len(ranks) + 1) / (ranks + 1))
+            inp[q] = len(ranks) / (ranks[-1] + 1)
+            cmc_counts[min(ranks[0], max_rank)] += 1
+    cmc_sum = np.cumsum(cmc_counts)[:max_rank]
     num_valid = int(np.isfinite(ap).sum())
     if num_valid == 0:
         raise DaafError(

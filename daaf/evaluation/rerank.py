@@ -21,53 +21,60 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm import tqdm
 
-from daaf.evaluation.distance import compute_distance
+from daaf.evaluation.distance import compute_distance, pair_distance
 
 
 def _topk_stable(block: np.ndarray, k: int) -> np.ndarray:
     """Indices of the k smallest entries per row, ordered as a stable argsort would order them."""
     if k >= block.shape[1]:
         return np.argsort(block, axis=1, kind="stable")
-    part = np.argpartition(block, k - 1, axis=1)[:, :k]
+    part = np.argpartition(block, k, axis=1)[:, : k + 1]
     values = np.take_along_axis(block, part, axis=1)
-    # Entries tied with the k-th value may sit outside the partition: take the lowest indices.
-    kth = values.max(axis=1, keepdims=True)
-    out = np.empty_like(part)
-    for r in range(len(block)):
-        below = np.flatnonzero(block[r] < kth[r])
-        ties = np.flatnonzero(block[r] == kth[r])[: k - len(below)]
-        chosen = np.concatenate([below, ties])
-        out[r] = chosen[np.lexsort((chosen, block[r, chosen]))]
-    return out
+    order = np.lexsort((part, values), axis=1)  # by value, then index
+    part, values = (
+        np.take_along_axis(part, order, axis=1),
+        np.take_along_axis(values, order, axis=1),
+    )
+    # Where the k-th and (k+1)-th values tie, which equal entries make the cut depends on the
+    # partition: redo those (rare) rows with a full stable sort.
+    ties = np.flatnonzero(values[:, k - 1] == values[:, k])
+    if len(ties):
+        part[ties, :k] = np.argsort(block[ties], axis=1, kind="stable")[:, :k]
+    return part[:, :k]
 
 
-def _reciprocal(knn: np.ndarray, i: np.ndarray | int) -> np.ndarray:
-    """Boolean mask over knn[i]'s entries: those that have i among their own neighbours."""
-    return (knn[knn[i]] == np.asarray(i)[..., None, None]).any(axis=-1)
+def _reciprocal(knn: np.ndarray) -> np.ndarray:
+    """(N, k) mask: knn[i, j] has i among its own neighbours."""
+    rows = np.arange(len(knn))[:, None, None]
+    return (knn[knn] == rows).any(axis=2)
 
 
-def _expansion_sets(knn: np.ndarray, k1: int) -> list[np.ndarray]:
-    """The expanded k-reciprocal set of every image (the reference's per-row loop)."""
+def _expansion_sets(knn: np.ndarray, k1: int, chunk: int = 1024) -> list[np.ndarray]:
+    """The expanded k-reciprocal set of every image (the reference's per-row loop, vectorised).
+
+    A member c of i's k-reciprocal set R(i) adds its own (k1/2)-reciprocal set R'(c) when more
+    than 2/3 of R'(c) lies in R(i).
+    """
     n = len(knn)
     half = knn[:, : int(np.around(k1 / 2.0)) + 1]
-    half_recip = [
-        half[j][m] for j, m in zip(range(n), _reciprocal(half, np.arange(n)), strict=True)
-    ]
+    recip = np.where(_reciprocal(knn), knn, -1)  # (N, k1 + 1), -1 = not reciprocal
+    half_recip = np.where(_reciprocal(half), half, -2)  # (N, h + 1), -2 never matches
+    half_size = (half_recip >= 0).sum(axis=1)
     sets = []
-    for i in range(n):
-        recip = knn[i][_reciprocal(knn, i)]
-        parts = [recip]
-        for candidate in recip:
-            cand = half_recip[candidate]
-            if np.isin(cand, recip).sum() > 2.0 / 3 * len(cand):
-                parts.append(cand)
-        sets.append(np.unique(np.concatenate(parts)))
+    for start in range(0, n, chunk):
+        r = recip[start : start + chunk]  # (C, K)
+        cand = half_recip[np.maximum(r, 0)]  # (C, K, H): R'(c) for every member slot
+        inside = (cand[..., None] == r[:, None, None, :]).any(axis=3).sum(axis=2)  # (C, K)
+        accept = (r >= 0) & (inside > 2.0 / 3 * half_size[np.maximum(r, 0)])
+        for row, accepted, members in zip(r, accept, cand, strict=True):
+            parts = np.concatenate([row[row >= 0], members[accepted].ravel()])
+            sets.append(np.unique(parts[parts >= 0]))
     return sets
 
 
 def _rerank_core(
     knn: np.ndarray,
-    dist_at: Callable[[int, np.ndarray], np.ndarray],
+    dist_at: Callable[[np.ndarray, np.ndarray], np.ndarray],
     q_g_original: np.ndarray,
     num_query: int,
     k1: int,
@@ -76,17 +83,12 @@ def _rerank_core(
     progress: bool,
 ) -> np.ndarray:
     n = len(knn)
-    rows, cols, vals = [], [], []
-    for i, members in enumerate(
-        tqdm(_expansion_sets(knn, k1), desc="k-reciprocal sets", disable=not progress, leave=False)
-    ):
-        weight = np.exp(-dist_at(i, members).astype(np.float64))
-        rows.append(np.full(len(members), i))
-        cols.append(members)
-        vals.append(weight / weight.sum())
-    V = sp.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)
-    )
+    sets = _expansion_sets(knn, k1)
+    rows = np.repeat(np.arange(n), [len(m) for m in sets])
+    cols = np.concatenate(sets)
+    weight = np.exp(-dist_at(rows, cols).astype(np.float64))
+    vals = weight / np.bincount(rows, weights=weight, minlength=n)[rows]
+    V = sp.csr_matrix((vals, (rows, cols)), shape=(n, n))
     if k2 != 1:
         qe = sp.csr_matrix(
             (np.full(n * k2, 1.0 / k2), (np.repeat(np.arange(n), k2), knn[:, :k2].ravel())),
@@ -97,13 +99,17 @@ def _rerank_core(
     gallery_by_col = V[num_query:].tocsc()
     num_gallery = n - num_query
     jaccard = np.empty((num_query, num_gallery), np.float32)
-    for i in range(num_query):
-        start, end = V.indptr[i], V.indptr[i + 1]
-        temp_min = np.zeros(num_gallery)
-        for k, v in zip(V.indices[start:end], V.data[start:end], strict=True):
-            s, e = gallery_by_col.indptr[k], gallery_by_col.indptr[k + 1]
-            # Row indices within one column are unique, so fancy-index += is exact here.
-            temp_min[gallery_by_col.indices[s:e]] += np.minimum(v, gallery_by_col.data[s:e])
+    indptr, indices, data = gallery_by_col.indptr, gallery_by_col.indices, gallery_by_col.data
+    for i in tqdm(range(num_query), desc="jaccard", disable=not progress, leave=False):
+        # sum_k min(V[i, k], V[j, k]) over the columns k where V[i] is non-zero, for all j at once.
+        cols, values = (
+            V.indices[V.indptr[i] : V.indptr[i + 1]],
+            V.data[V.indptr[i] : V.indptr[i + 1]],
+        )
+        starts, lengths = indptr[cols], indptr[cols + 1] - indptr[cols]
+        flat = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+        mins = np.minimum(np.repeat(values, lengths), data[flat])
+        temp_min = np.bincount(indices[flat], weights=mins, minlength=num_gallery)
         jaccard[i] = 1 - temp_min / (2.0 - temp_min)
     return (jaccard * (1 - lambda_value) + q_g_original * lambda_value).astype(np.float32)
 
@@ -123,7 +129,7 @@ def re_ranking(
     num_query = len(q_q_dist)
     return _rerank_core(
         knn,
-        lambda i, idx: original[i, idx],
+        lambda rows, cols: original[rows, cols],
         original[:num_query, num_query:],
         num_query,
         k1,
@@ -158,8 +164,13 @@ def re_ranking_features(
         block /= row_max[start : start + len(block), None]
         knn[start : start + len(block)] = _topk_stable(block, k1 + 1)
 
-    def dist_at(i: int, idx: np.ndarray) -> np.ndarray:
-        return compute_distance(feats[i : i + 1], feats[idx], metric)[0] ** 2 / row_max[i]
+    def dist_at(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Normalised distances of (row, col) pairs, computed pair by pair in chunks."""
+        out = np.empty(len(rows), np.float32)
+        for s in range(0, len(rows), 1 << 16):
+            r, c = rows[s : s + (1 << 16)], cols[s : s + (1 << 16)]
+            out[s : s + len(r)] = pair_distance(feats[r], feats[c], metric) ** 2 / row_max[r]
+        return out
 
     q_g = np.empty((num_query, n - num_query), np.float32)
     for start in range(0, num_query, chunk):
