@@ -13,6 +13,8 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 from torch.utils.data import Sampler
 
+from daaf.errors import DaafError
+
 
 class PKBatchSampler(Sampler[list[int]]):
     """Yields lists of P*K dataset indices; identities with fewer than K images are resampled.
@@ -36,9 +38,9 @@ class PKBatchSampler(Sampler[list[int]]):
         for index, pid in enumerate(pids):
             self.by_pid[int(pid)].append(index)
         if len(self.by_pid) < num_identities:
-            raise ValueError(
+            raise DaafError(
                 f"P x K sampling needs at least P={num_identities} identities, "
-                f"the training split has {len(self.by_pid)}"
+                f"the training split has {len(self.by_pid)}: lower data.num_identities"
             )
         self.p, self.k = num_identities, num_instances
         self.seed, self.rank, self.world_size = seed, rank, world_size

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from daaf.data.sampler import PKBatchSampler
+from daaf.errors import DaafError
 
 PIDS = np.repeat(np.arange(10), [6, 5, 4, 3, 2, 6, 5, 4, 3, 8])
 
@@ -58,5 +59,5 @@ def test_state_dict_resumes_the_epoch_order():
 
 
 def test_needs_p_identities():
-    with pytest.raises(ValueError, match="at least P=4 identities"):
+    with pytest.raises(DaafError, match="at least P=4 identities"):
         PKBatchSampler([0, 0, 1, 1], num_identities=4, num_instances=2)
