@@ -91,6 +91,16 @@ def render_all(
         ]  # fmt: skip
     ).to(device)
     rgb = vis.denormalize(images, meta["pixel_mean"], meta["pixel_std"])
+    labeler_mask = labeler_kps = None
+    if annotations is not None:
+        store = AnnotationStore(annotations)
+        missing = store.missing([s.path for s in samples])
+        if missing:
+            raise DaafError(f"{annotations}: no annotation for {missing[0]} ({dataset} {split})")
+        labels = [vis.labels_in_input_frame(store.get(s.path), height, width) for s in samples]
+        labeler_mask = np.stack([mask for mask, _ in labels])
+        labeler_kps = np.stack([kps for _, kps in labels])
+        store.close()
     report: dict = {
         "model": str(model_path),
         "base_model": None if base is None else str(base_model_path),
@@ -133,18 +143,6 @@ def render_all(
     elif model.hab is None and model.pab is None:
         report["notes"].append("the model was trained without HAB and PAB: no branch pictures")
     else:
-        labeler_mask = labeler_kps = None
-        if annotations is not None:
-            store = AnnotationStore(annotations)
-            missing = store.missing([s.path for s in samples])
-            if missing:
-                raise DaafError(
-                    f"{annotations}: no annotation for {missing[0]} ({dataset} {split})"
-                )
-            labels = [vis.labels_in_input_frame(store.get(s.path), height, width) for s in samples]
-            labeler_mask = np.stack([mask for mask, _ in labels])
-            labeler_kps = np.stack([kps for _, kps in labels])
-            store.close()
         hab_mask, heatmaps = vis.branch_outputs(model, images)
         vis.save_branch_figure(
             rgb, labeler_mask, labeler_kps, hab_mask, heatmaps, written("branch_outputs.png"),

@@ -1,6 +1,7 @@
 """The paper's pictures as PNG files: Grad-CAM attention (Fig. 5, 6), branch outputs (Fig. 7, 8)
 and the 1x1 conv shuffle grid (Fig. 9). Inputs are numpy arrays; maps are jet overlays
-(alpha 0.5) on the RGB images the network saw."""
+(alpha 0.5) on the RGB images the network saw. Each figure is one mosaic of tiles (one axes,
+so that large grids stay fast to draw), labelled along its top and left edges."""
 
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
 
 from daaf.data.keypoints import SKELETON  # noqa: E402
 
-TILE_INCHES = 1.1  # width of one image column
+TILE_INCHES = 1.1  # width of one tile
+GAP = 2  # pixels between tiles
 
 
 def denormalize(
@@ -31,7 +34,8 @@ def denormalize(
 
 
 def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """uint8 RGB (H, W, 3) with a jet-coloured map (H, W) in [0, 1] blended on top."""
+    """float RGB (H, W, 3) in [0, 1]: uint8 ``image`` with a jet-coloured map (H, W) in [0, 1]
+    blended on top."""
     colored = plt.get_cmap("jet")(np.clip(heat, 0, 1))[..., :3]
     return ((1 - alpha) * image / 255 + alpha * colored).clip(0, 1)
 
@@ -42,17 +46,54 @@ def _scaled(maps: np.ndarray) -> np.ndarray:
     return (maps - low) / np.maximum(maps.max(axis=(-2, -1), keepdims=True) - low, 1e-12)
 
 
-def _grid(rows: int, cols: int, aspect: float):
-    fig, axes = plt.subplots(
-        rows, cols, figsize=(cols * TILE_INCHES, rows * TILE_INCHES * aspect + 0.5), squeeze=False
-    )
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    return fig, axes
+def _rgb(image: np.ndarray) -> np.ndarray:
+    return image / 255 if image.dtype == np.uint8 else image
 
 
-def _save(fig, path: Path, title: str | None) -> None:
+def _gray(mask: np.ndarray) -> np.ndarray:
+    return np.repeat(np.clip(mask, 0, 1)[..., None], 3, axis=2)
+
+
+def _save_mosaic(
+    tiles: list[list[np.ndarray]],
+    path: Path,
+    row_labels: Sequence[str] = (),
+    column_labels: Sequence[str] = (),
+    title: str | None = None,
+    framed: Sequence[tuple[int, int]] = (),
+    keypoints: dict[tuple[int, int], np.ndarray] | None = None,
+) -> None:
+    """Tiles (rows x columns of float RGB (H, W, 3)) as one image; red frames around the
+    ``framed`` (row, column) tiles; ``keypoints`` (17, 3) drawn with the COCO skeleton."""
+    h, w = tiles[0][0].shape[:2]
+    rows, cols = len(tiles), len(tiles[0])
+    canvas = np.ones((rows * (h + GAP) - GAP, cols * (w + GAP) - GAP, 3))
+    for r, row in enumerate(tiles):
+        for c, tile in enumerate(row):
+            canvas[r * (h + GAP) : r * (h + GAP) + h, c * (w + GAP) : c * (w + GAP) + w] = tile
+    inches = cols * TILE_INCHES
+    fig, ax = plt.subplots(figsize=(inches + 0.6, inches * canvas.shape[0] / canvas.shape[1] + 0.8))
+    ax.imshow(canvas, interpolation="nearest")
+    ax.set_xticks([c * (w + GAP) + w / 2 for c in range(len(column_labels))], column_labels)
+    ax.set_yticks([r * (h + GAP) + h / 2 for r in range(len(row_labels))], row_labels)
+    ax.tick_params(length=0, labelsize=7, top=True, labeltop=True, bottom=False, labelbottom=False)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    for r, c in framed:
+        ax.add_patch(
+            Rectangle(
+                (c * (w + GAP) - 0.5, r * (h + GAP) - 0.5), w, h, fill=False, ec="red", lw=1.5
+            )
+        )
+    for (r, c), kps in (keypoints or {}).items():
+        x, y = kps[:, 0] + c * (w + GAP), kps[:, 1] + r * (h + GAP)
+        seen = (kps[:, 2] > 0) & np.isfinite(kps[:, :2]).all(1)
+        for a, b in SKELETON:
+            if seen[a] and seen[b]:
+                ax.plot(x[[a, b]], y[[a, b]], color="yellow", lw=0.8)
+        ax.scatter(x[seen], y[seen], s=5, c="red", zorder=3)
+    ax.set_xlim(-0.5, canvas.shape[1] - 0.5)
+    ax.set_ylim(canvas.shape[0] - 0.5, -0.5)
     if title:
         chars = int(fig.get_figwidth() * 13)  # about 13 characters of 8-point text per inch
         fig.suptitle(textwrap.fill(title, max(chars, 30)), fontsize=8)
@@ -61,14 +102,6 @@ def _save(fig, path: Path, title: str | None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-def _draw_keypoints(ax, keypoints: np.ndarray) -> None:
-    seen = (keypoints[:, 2] > 0) & np.isfinite(keypoints[:, :2]).all(1)
-    for a, b in SKELETON:
-        if seen[a] and seen[b]:
-            ax.plot(keypoints[[a, b], 0], keypoints[[a, b], 1], color="yellow", lw=0.8)
-    ax.scatter(keypoints[seen, 0], keypoints[seen, 1], s=5, c="red", zorder=3)
 
 
 def save_attention_figure(
@@ -80,14 +113,11 @@ def save_attention_figure(
 ) -> None:
     """Fig. 5: one column per image; rows image, base model's map (when given), DAAF's map.
     images uint8 (B, H, W, 3); maps (B, H, W) in [0, 1]."""
-    rows = [("image", None)] + ([("base", maps_base)] if maps_base is not None else [])
-    rows.append(("DAAF", maps_daaf))
-    fig, axes = _grid(len(rows), len(images), images.shape[1] / images.shape[2])
-    for r, (name, maps) in enumerate(rows):
-        axes[r, 0].set_ylabel(name, fontsize=8)
-        for b, image in enumerate(images):
-            axes[r, b].imshow(image if maps is None else overlay(image, maps[b]))
-    _save(fig, path, title)
+    rows = {"image": [_rgb(image) for image in images]}
+    if maps_base is not None:
+        rows["base"] = [overlay(image, m) for image, m in zip(images, maps_base, strict=True)]
+    rows["DAAF"] = [overlay(image, m) for image, m in zip(images, maps_daaf, strict=True)]
+    _save_mosaic(list(rows.values()), path, list(rows), title=title)
 
 
 def save_partial_attention_figure(
@@ -98,22 +128,17 @@ def save_partial_attention_figure(
     group_names: Sequence[str] | None = None,
     title: str | None = None,
 ) -> None:
-    """Fig. 6: a row per image (and a base-model row under it when ``maps_base`` is given):
+    """Fig. 6: a row per image (and a base-model row above it when ``maps_base`` is given):
     the image, then one map per channel group. maps (B, G, H, W) in [0, 1]."""
     g = maps.shape[1]
     names = list(group_names) if group_names else [f"group {i + 1}" for i in range(g)]
     models = ([("base", maps_base)] if maps_base is not None else []) + [("DAAF", maps)]
-    fig, axes = _grid(len(images) * len(models), g + 1, images.shape[1] / images.shape[2])
+    tiles, labels = [], []
     for b, image in enumerate(images):
-        for m, (model, model_maps) in enumerate(models):
-            row = axes[b * len(models) + m]
-            row[0].imshow(image)
-            row[0].set_ylabel(model, fontsize=7)
-            for i in range(g):
-                row[i + 1].imshow(overlay(image, model_maps[b, i]))
-    for i, name in enumerate(names):
-        axes[0, i + 1].set_title(name, fontsize=7)
-    _save(fig, path, title)
+        for model, model_maps in models:
+            tiles.append([_rgb(image)] + [overlay(image, m) for m in model_maps[b]])
+            labels.append(model)
+    _save_mosaic(tiles, path, labels, ["image", *names], title)
 
 
 def save_branch_figure(
@@ -129,32 +154,23 @@ def save_branch_figure(
     keypoints, the PAB heatmaps (maximum over the 17 maps, scaled to [0, 1]). Columns whose
     array is None are left out. masks (B, H, W) in [0, 1]; keypoints (B, 17, 3) in image pixels."""
     peaks = None if pab_heatmaps is None else _scaled(pab_heatmaps.max(axis=1))
-    columns = [
-        (name, kind, data)
-        for name, kind, data in (
-            ("image", "image", images),
-            ("labeler mask", "mask", labeler_mask),
-            ("HAB mask", "mask", hab_mask),
-            ("labeler keypoints", "keypoints", labeler_kps),
-            ("PAB heatmaps", "heat", peaks),
+    columns = {
+        name: tiles
+        for name, tiles in (
+            ("image", [_rgb(image) for image in images]),
+            ("labeler mask", None if labeler_mask is None else [_gray(m) for m in labeler_mask]),
+            ("HAB mask", None if hab_mask is None else [_gray(m) for m in hab_mask]),
+            ("labeler keypoints", None if labeler_kps is None else [_rgb(i) for i in images]),
+            ("PAB heatmaps", None if peaks is None else list(map(overlay, images, peaks))),
         )
-        if data is not None
-    ]
-    fig, axes = _grid(len(images), len(columns), images.shape[1] / images.shape[2])
-    for b, image in enumerate(images):
-        for c, (_, kind, data) in enumerate(columns):
-            ax = axes[b, c]
-            if kind == "mask":
-                ax.imshow(data[b], cmap="gray", vmin=0, vmax=1)
-            else:
-                ax.imshow(overlay(image, data[b]) if kind == "heat" else image)
-            if kind == "keypoints":
-                _draw_keypoints(ax, data[b])
-                ax.set_xlim(-0.5, image.shape[1] - 0.5)
-                ax.set_ylim(image.shape[0] - 0.5, -0.5)
-    for c, (name, _, _) in enumerate(columns):
-        axes[0, c].set_title(name, fontsize=7)
-    _save(fig, path, title)
+        if tiles is not None
+    }
+    tiles = [list(row) for row in zip(*columns.values(), strict=True)]
+    keypoints = {}
+    if labeler_kps is not None:
+        column = list(columns).index("labeler keypoints")
+        keypoints = {(b, column): kps for b, kps in enumerate(labeler_kps)}
+    _save_mosaic(tiles, path, (), list(columns), title, keypoints=keypoints)
 
 
 def save_shuffle_figure(
@@ -170,14 +186,12 @@ def save_shuffle_figure(
     g = grid.shape[0]
     names = list(group_names) if group_names else [str(i + 1) for i in range(g)]
     cells = _scaled(grid)
-    fig, axes = _grid(g, g, grid.shape[2] / grid.shape[3])
-    for i in range(g):
-        for j in range(g):
-            ax = axes[i, j]
-            ax.imshow(cells[i, j] if image is None else overlay(image, cells[i, j]), cmap="jet")
-            if i == j:
-                for spine in ax.spines.values():
-                    spine.set(color="red", linewidth=2)
-        axes[i, 0].set_ylabel(f"features\n{names[i]}", fontsize=7)
-        axes[0, i].set_title(f"1x1 conv\n{names[i]}", fontsize=7)
-    _save(fig, path, title)
+    jet = plt.get_cmap("jet")
+    tiles = [
+        [jet(cell)[..., :3] if image is None else overlay(image, cell) for cell in row]
+        for row in cells
+    ]
+    _save_mosaic(
+        tiles, path, [f"features\n{n}" for n in names], [f"conv\n{n}" for n in names], title,
+        framed=[(i, i) for i in range(g)],
+    )  # fmt: skip

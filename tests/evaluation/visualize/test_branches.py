@@ -1,0 +1,30 @@
+"""Branch outputs at inference (Fig. 7, 8) and labels moved to the network input frame."""
+
+import numpy as np
+import torch
+
+from daaf.data.annotations import empty_annotation
+from daaf.evaluation.visualize import branch_outputs, labels_in_input_frame
+
+
+def test_hab_probabilities_and_pab_heatmaps(daaf_model, images):
+    mask, heatmaps = branch_outputs(daaf_model, images)
+    assert mask.shape == (2, 64, 32) and heatmaps.shape == (2, 17, 64, 32)
+    with torch.no_grad():
+        low, high = daaf_model.backbone(images)
+        logits = daaf_model.hab(low, (64, 32))
+        parts = daaf_model.pab(high, (64, 32))
+    np.testing.assert_allclose(mask, torch.sigmoid(logits)[:, 0].numpy(), atol=1e-6)
+    np.testing.assert_allclose(heatmaps, parts.numpy(), atol=1e-6)
+    assert branch_outputs(daaf_model.base_network(), images) == (None, None)
+
+
+def test_labels_follow_the_resize():
+    record = empty_annotation("a.jpg", "query", 1, 0, (128, 64), 0, (8, 4))
+    record.mask[:4] = 255  # top half of the person
+    record.keypoints[0] = (31.5, 63.5, 0.9)  # the centre of the 128x64 original
+    record.keypoints[1] = (-0.5, -0.5, 0.8)  # the top-left corner
+    mask, kps = labels_in_input_frame(record, 64, 32)
+    assert mask.shape == (64, 32) and mask[:28].min() == 1 and mask[36:].max() == 0
+    np.testing.assert_allclose(kps[0], (15.5, 31.5, 0.9))
+    np.testing.assert_allclose(kps[1], (-0.5, -0.5, 0.8))

@@ -1,0 +1,71 @@
+"""`daaf visualize` on the tiny dataset: a training checkpoint gets every picture, an export
+Grad-CAM only."""
+
+import json
+
+import cv2
+import pytest
+import torch
+from click.testing import CliRunner
+
+from daaf.errors import DaafError
+from daaf.evaluation.visualize_command import GRADCAM_ONLY_NOTE, visualize
+from daaf.training.export import export_model
+from daaf.training.modeling import build_model
+
+from .conftest import tiny_config
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("visualize")
+    for name, branches in (("daaf", True), ("base", False)):
+        cfg = tiny_config(hab=branches, pab=branches)
+        torch.manual_seed(0)
+        state = {
+            "model": build_model(cfg, 8).state_dict(),
+            "config": cfg.to_dict(),
+            "num_classes": 8,
+        }
+        torch.save(state, tmp / f"{name}.pt")
+    return tmp
+
+
+def run(*args):
+    return CliRunner().invoke(visualize, [*map(str, args), "--components", "2", "--n", "3",
+                                          "--device", "cpu"])  # fmt: skip
+
+
+def test_checkpoint_gets_every_picture_and_the_score(tiny_dataset, checkpoints, tmp_path):
+    out = tmp_path / "pictures"
+    result = run("--model", checkpoints / "daaf.pt", "--base-model", checkpoints / "base.pt",
+                 "--dataset", "market1501", "--root", tiny_dataset,
+                 "--annotations", tiny_dataset / "annotations", "--out", out)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    files = ["holistic_attention.png", "partial_attention.png", "branch_outputs.png", "shuffle.png"]
+    for name in files:
+        assert cv2.imread(str(out / name)) is not None, name
+    report = json.loads((out / "visualize.json").read_text())
+    assert report["files"] == files and report["notes"] == [] and len(report["images"]) == 3
+    score = report["decoupling"]
+    assert score["groups"] == 6 and score["images"] == 3
+    assert score["nearest_diagonal"]["cells"] == 90 and score["keypoint_regions"]["cells"] == 90
+    assert "1x1 conv shuffle:" in result.output
+
+
+def test_export_gets_gradcam_only(tiny_dataset, checkpoints, tmp_path):
+    export_model(checkpoints / "base.pt", tmp_path / "export")
+    out = tmp_path / "pictures"
+    result = run("--model", tmp_path / "export", "--dataset", "market1501", "--root",
+                 tiny_dataset, "--out", out)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "visualize.json").read_text())
+    assert report["files"] == ["holistic_attention.png", "partial_attention.png"]
+    assert report["notes"] == [GRADCAM_ONLY_NOTE] and f"note: {GRADCAM_ONLY_NOTE}" in result.output
+    assert report["decoupling"] is None
+
+
+def test_labels_must_cover_the_images(tiny_dataset, checkpoints, tmp_path):
+    result = run("--model", checkpoints / "daaf.pt", "--dataset", "market1501", "--root",
+                 tiny_dataset, "--split", "gallery", "--annotations", tmp_path, "--out", tmp_path)  # fmt: skip
+    assert isinstance(result.exception, DaafError)
