@@ -4,8 +4,8 @@ Builds ResNet-``depth`` BoT (the plain base network) and DAAF-BoT (HAB + PAB) wi
 weights, exports DAAF-BoT through ``daaf.training.export.export_model`` (which checks parameter
 count and embeddings), loads the exported state_dict, and times eval-mode inference of both on
 CPU, interleaved run by run so that load from other processes hits both alike (median of
-``--runs``). Also times one training step (forward, loss, backward) of BoT vs DAAF-BoT: the
-branches' training cost.
+``--runs``); a second fresh base network timed alongside shows the noise of the ratio. Also
+times one training step (forward, loss, backward) of BoT vs DAAF-BoT: the branches' cost.
 
     python benchmarks/inference_overhead.py [--depth 50] [--runs 7] [--train-batch 8] [--threads N]
 """
@@ -42,12 +42,14 @@ def count(module: torch.nn.Module) -> int:
 
 
 def interleaved_medians(fns: list, runs: int, *args) -> list[float]:
-    """Median seconds of each ``fn(*args)``, calling them in turn ``runs`` times after a warm-up."""
+    """Median seconds of each ``fn(*args)``, calling them in turn ``runs`` times after a warm-up;
+    the order reverses every run, so that neither gains from its position."""
     times: list[list[float]] = [[] for _ in fns]
     for fn in fns:
         fn(*args)
-    for _ in range(runs):
-        for i, fn in enumerate(fns):
+    for run in range(runs):
+        order = list(enumerate(fns))
+        for i, fn in order if run % 2 == 0 else order[::-1]:
             start = time.perf_counter()
             fn(*args)
             times[i].append(time.perf_counter() - start)
@@ -88,6 +90,7 @@ def main() -> None:
     base_cfg = make_config(args.depth, h, w, branches=False)
     daaf_cfg = make_config(args.depth, h, w, branches=True)
     base = build_model(base_cfg, NUM_CLASSES).base_network().eval()
+    base_again = build_model(base_cfg, NUM_CLASSES).base_network().eval()  # noise reference
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = Path(tmp) / "daaf.pt"
         daaf = build_model(daaf_cfg, NUM_CLASSES)
@@ -122,8 +125,13 @@ def main() -> None:
     for batch_size in args.batches:
         images = torch.randn(batch_size, 3, h, w)
         with torch.inference_mode():
-            t_base, t_daaf = interleaved_medians([base, exported], args.runs, images)
+            t_base, t_daaf, t_again = interleaved_medians(
+                [base, exported, base_again], args.runs, images
+            )
         row(f"inference latency, batch {batch_size}", t_base * 1e3, t_daaf * 1e3, " ms")
+        row(
+            f"  noise: base vs another base, batch {batch_size}", t_base * 1e3, t_again * 1e3, " ms"
+        )
 
     n = args.train_batch
     batch = {
