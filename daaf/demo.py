@@ -14,16 +14,22 @@ Every stage skips work whose result is already in ``--out``, so an interrupted d
 from __future__ import annotations
 
 import json
+import shutil
+import time
 from pathlib import Path
 
 import click
 
 STAGES = 6
+PICTURE_COMPONENTS = 64  # Grad-CAM maps average 64 random embedding components: ~1 min saved
 MODELS = {"BoT": ["model.hab=false", "model.pab=false"], "DAAF-BoT": []}
 
 
-def _stage(number: int, text: str) -> None:
-    click.secho(f"[{number}/{STAGES}] {text}", bold=True)
+def _stage(number: int, text: str, start: float) -> None:
+    elapsed = int(time.monotonic() - start)
+    click.secho(
+        f"[{number}/{STAGES}] {text}  ({elapsed // 60}:{elapsed % 60:02d} elapsed)", bold=True
+    )
 
 
 def preset_path(name: str) -> Path:
@@ -55,10 +61,13 @@ def make_data(out: Path, identities: int) -> tuple[Path, Path]:
     from daaf.data.synthetic.generate import generate_dataset
 
     data = out / "data"
-    if not (data / "annotations" / "manifest.csv").is_file():
-        generate_dataset(data, identities=identities)
-    else:
+    if (data / "annotations" / "manifest.csv").is_file():
         click.echo(f"  reusing {data}")
+    else:
+        if data.exists():  # an interrupted generation: the generator refuses a non-empty folder
+            click.echo(f"  removing the incomplete {data}")
+            shutil.rmtree(data)
+        generate_dataset(data, identities=identities)
     return data, data / "annotations"
 
 
@@ -161,12 +170,9 @@ def attention(
 
 
 def _pictures(out: Path, data: Path, store: Path, checkpoints: dict[str, Path], device) -> None:
-    """The paper's pictures (Grad-CAM, branch outputs, 1x1 shuffle) when the module is present."""
-    try:
-        from daaf.evaluation.visualize_command import render_all
-    except ImportError:
-        click.echo("  (attention pictures: daaf.evaluation.visualize is not available)")
-        return
+    """The paper's pictures: Grad-CAM beside the base model, branch outputs, 1x1 shuffle."""
+    from daaf.evaluation.visualize_command import render_all
+
     render_all(
         checkpoints["DAAF-BoT"],
         checkpoints["BoT"],
@@ -175,6 +181,7 @@ def _pictures(out: Path, data: Path, store: Path, checkpoints: dict[str, Path], 
         store,
         out / "pictures",
         device,
+        components=PICTURE_COMPONENTS,
     )
 
 
@@ -269,21 +276,22 @@ def demo(out_dir: str, device: str, identities: int, epochs: int | None) -> None
     """Run the whole pipeline on synthetic data and write summary.md (about 10 minutes on a CPU)."""
     from daaf.utils.device import resolve_device
 
+    start = time.monotonic()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch_device = resolve_device(device)
-    _stage(1, "synthetic pedestrians")
+    _stage(1, "synthetic pedestrians", start)
     data, truth = make_data(out, identities)
-    _stage(2, "labels")
+    _stage(2, "labels", start)
     store, note = label_data(data, torch_device, truth)
     click.echo(f"  {note}")
-    _stage(3, "training BoT and DAAF-BoT (configs/demo.yaml)")
+    _stage(3, "training BoT and DAAF-BoT (configs/demo.yaml)", start)
     checkpoints = train_models(out, data, store, str(torch_device), epochs)
-    _stage(4, "export and evaluation (with and without re-ranking)")
+    _stage(4, "export and evaluation (with and without re-ranking)", start)
     results = export_and_evaluate(out, data, checkpoints, torch_device)
-    _stage(5, "attention: branch accuracy, background sensitivity, pictures")
+    _stage(5, "attention: branch accuracy, background sensitivity, pictures", start)
     attention(out, data, store, checkpoints, torch_device, results)
-    _stage(6, "summary")
+    _stage(6, "summary", start)
     loss_curves(out)
     cmc_curves(out)
     click.echo(write_summary(out, results, note))

@@ -56,7 +56,9 @@ def keypoint_groups(scheme: str | list[list[int]]) -> tuple[tuple[int, ...], ...
     groups = tuple(tuple(int(k) for k in group) for group in scheme)
     flat = [k for group in groups for k in group]
     if not groups or any(not g for g in groups) or any(not 0 <= k < NUM_KEYPOINTS for k in flat):
-        raise ValueError(f"a custom keypoint grouping needs non-empty groups of 0..16, got {scheme}")
+        raise ValueError(
+            f"a custom keypoint grouping needs non-empty groups of 0..16, got {scheme}"
+        )
     if len(set(flat)) != len(flat):
         raise ValueError(f"a keypoint appears in more than one group: {scheme}")
     return groups

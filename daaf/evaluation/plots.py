@@ -68,7 +68,7 @@ def save_rank_lists(
         else list(order)
     )
     paths = []
-    for position, q in enumerate(chosen):
+    for q in chosen:
         sample = query[q]
         ranking = np.argsort(distmat[q], kind="stable")
         ranking = ranking[~((g_pids[ranking] == sample.pid) & (g_cams[ranking] == sample.camid))][

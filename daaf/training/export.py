@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,17 @@ from daaf.training.modeling import build_model
 
 TOLERANCE = 1e-4
 META_FILE = "daaf_meta.json"  # inside model.ts (torch.jit extra file)
+
+
+@contextmanager
+def _torchscript():
+    """TorchScript and the TorchScript-based ONNX exporter are deprecated in recent PyTorch but
+    still what deployment stacks load (the dynamo exporter needs onnxscript): use them without a
+    deprecation warning on every export."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        yield
 
 
 def _count(module: nn.Module) -> int:
@@ -106,22 +119,22 @@ def export_model(checkpoint_path: Path, out_dir: Path) -> dict[str, Any]:
              "num_classes": state["num_classes"], "meta": meta}, p
         ),
     )  # fmt: skip
-    with torch.no_grad():
-        traced = torch.jit.trace(base, images)
-    _atomic_write(
-        out_dir / "model.ts",
-        lambda p: torch.jit.save(traced, str(p), _extra_files={META_FILE: json.dumps(meta)}),
-    )
     onnx_path = out_dir / "model.onnx"
-    _atomic_write(
-        onnx_path,
-        lambda p: torch.onnx.export(
-            base, (images,), str(p), input_names=["images"], output_names=["embedding"],
-            dynamic_axes={"images": {0: "batch"}, "embedding": {0: "batch"}}, dynamo=False,
-        ),
-    )  # fmt: skip
-
-    loaded_ts = torch.jit.load(str(out_dir / "model.ts"))
+    with _torchscript():
+        with torch.no_grad():
+            traced = torch.jit.trace(base, images)
+        _atomic_write(
+            out_dir / "model.ts",
+            lambda p: torch.jit.save(traced, str(p), _extra_files={META_FILE: json.dumps(meta)}),
+        )
+        _atomic_write(
+            onnx_path,
+            lambda p: torch.onnx.export(
+                base, (images,), str(p), input_names=["images"], output_names=["embedding"],
+                dynamic_axes={"images": {0: "batch"}, "embedding": {0: "batch"}}, dynamo=False,
+            ),
+        )  # fmt: skip
+        loaded_ts = torch.jit.load(str(out_dir / "model.ts"))
     session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     odd_batch = torch.randn(3, 3, cfg.data.height, cfg.data.width)  # checks the dynamic axis
     with torch.no_grad():
@@ -178,7 +191,8 @@ def load_inference_model(path: Path, device: torch.device) -> tuple[nn.Module, d
     if path.suffix == ".ts":
         extra = {META_FILE: ""}
         try:
-            module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
+            with _torchscript():
+                module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
         except Exception as exc:
             raise DaafError(f"{path}: not a TorchScript model ({exc.__class__.__name__})") from exc
         if not extra[META_FILE]:

@@ -76,6 +76,21 @@ def float_outputs(output: Any) -> Any:
     return type(output)(**{k: None if v is None else v.float() for k, v in fields.items()})
 
 
+def check_finite(losses: dict[str, torch.Tensor], step: int, device: torch.device) -> None:
+    """DaafError naming the first non-finite term and the step; under DDP every rank stops."""
+    bad = [name for name, value in losses.items() if not torch.isfinite(value)]
+    elsewhere = False
+    if torch.distributed.is_initialized():  # a rank that raised alone would leave others waiting
+        flag = torch.tensor([float(bool(bad))], device=device)
+        torch.distributed.all_reduce(flag)
+        elsewhere = flag.item() > 0
+    hint = "training stopped (lower optim.lr, or check the annotations and inputs)"
+    if bad:
+        raise DaafError(f"loss term {bad[0]!r} is {losses[bad[0]].item()} at step {step}; {hint}")
+    if elsewhere:
+        raise DaafError(f"a loss term is not finite on another process at step {step}; {hint}")
+
+
 def train_step(
     model: torch.nn.Module,
     batch: dict[str, torch.Tensor],
@@ -98,12 +113,7 @@ def train_step(
     with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
         output = model(batch["images"])
     losses = criterion(float_outputs(output), batch)
-    for name, value in losses.items():
-        if not torch.isfinite(value):
-            raise DaafError(
-                f"loss term {name!r} is {value.item()} at step {step}; training stopped "
-                "(lower optim.lr, or check the annotations and inputs)"
-            )
+    check_finite(losses, step, device)
     total = sum(losses.values())
     optimizers.zero_grad()
     scaler.scale(total).backward()
@@ -284,7 +294,7 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False) -> Path:
             leave=False,
         )
         tic, images = time.perf_counter(), 0
-        for batch in bar:
+        for index, batch in enumerate(bar):
             values = train_step(
                 ddp_model, batch, optimizers, scaler, criterion, step=step, dtype=dtype
             )
@@ -292,7 +302,8 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False) -> Path:
             step += 1
             images += len(batch["pids"]) * dist_utils.world_size()
             bar.set_postfix(loss=f"{values['total']:.3f}")
-            if step % cfg.train.log_period == 0:
+            final = epoch + 1 == cfg.train.epochs and index + 1 == len(loader)
+            if step % cfg.train.log_period == 0 or final:  # the last losses always on record
                 rate = images / (time.perf_counter() - tic)
                 lr = optimizers.main.param_groups[0]["lr"]
                 log.write(step, {"epoch": epoch + 1, **values, "lr": lr, "images_per_s": rate})

@@ -1,0 +1,36 @@
+"""``daaf demo`` end to end on a tiny synthetic dataset (one epoch per model)."""
+
+from __future__ import annotations
+
+import pandas as pd
+from click.testing import CliRunner
+
+from daaf.cli import main
+
+
+def test_demo_runs_end_to_end_and_resumes(tmp_path):
+    out = tmp_path / "demo"
+    (out / "data").mkdir(parents=True)
+    (out / "data" / "half-written.png").write_bytes(b"")  # an interrupted synthesis
+
+    args = ["demo", "--out", str(out), "--identities", "16", "--epochs", "1", "--device", "cpu"]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    assert "removing the incomplete" in first.output
+    assert "ground-truth" in first.output  # no COCO weights on a test machine
+
+    summary = pd.read_csv(out / "summary.csv", index_col="model")
+    assert list(summary.index) == ["BoT", "DAAF-BoT"]
+    for column in ("mAP", "rank1", "mAP_rerank", "rank1_rerank", "background_sensitivity"):
+        assert summary[column].between(0, 100).all(), column
+    assert summary.loc["BoT", "params"] == summary.loc["DAAF-BoT", "params"]  # stripped export
+    assert 0 <= summary.loc["DAAF-BoT", "hab_mask_iou"] <= 1
+    assert pd.isna(summary.loc["BoT", "hab_mask_iou"])
+    assert "| DAAF-BoT |" in (out / "summary.md").read_text()
+    for picture in ("loss_curves.png", "cmc_curves.png", "pictures/holistic_attention.png",
+                    "pictures/branch_outputs.png", "pictures/shuffle.png"):  # fmt: skip
+        assert (out / picture).stat().st_size > 1000, picture
+
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0, again.output
+    assert "reusing" in again.output and again.output.count("already trained") == 2
