@@ -30,18 +30,32 @@ def main() -> None:
     args = parser.parse_args()
     cfg = Config()
     cfg.data.height, cfg.data.width = args.height, args.width
-    cfg.model.depth, cfg.model.pretrained, cfg.model.hab, cfg.model.pab = args.depth, "none", True, True
+    cfg.model.depth, cfg.model.pretrained, cfg.model.hab, cfg.model.pab = (
+        args.depth,
+        "none",
+        True,
+        True,
+    )
     device = torch.device("cpu")
     with tempfile.TemporaryDirectory() as tmp:
         daaf = build_model(cfg, 751)
-        torch.save({"model": daaf.state_dict(), "config": cfg.to_dict(), "num_classes": 751}, Path(tmp) / "ckpt.pt")
+        torch.save(
+            {"model": daaf.state_dict(), "config": cfg.to_dict(), "num_classes": 751},
+            Path(tmp) / "ckpt.pt",
+        )
         export_model(Path(tmp) / "ckpt.pt", Path(tmp) / "export")
         exported, _ = load_inference_model(Path(tmp) / "export", device)
         scripted, _ = load_inference_model(Path(tmp) / "export" / "model.ts", device)
         cfg.model.hab = cfg.model.pab = False
         plain = build_model(cfg, 751).eval()
-        models = {"plain BoT (reference)": plain, "exported DAAF-BoT": exported, "exported TorchScript": scripted}
-        print(f"ResNet-{args.depth} at {args.height}x{args.width}, CPU, {torch.get_num_threads()} threads")
+        models = {
+            "plain BoT (reference)": plain,
+            "exported DAAF-BoT": exported,
+            "exported TorchScript": scripted,
+        }
+        print(
+            f"ResNet-{args.depth} at {args.height}x{args.width}, CPU, {torch.get_num_threads()} threads"
+        )
         print(f"{'model':<24}" + "".join(f"{f'img/s b={b}':>14}{'ratio':>8}" for b in args.batches))
         reference = {}
         for name, model in models.items():

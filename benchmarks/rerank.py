@@ -72,11 +72,15 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=256)
     parser.add_argument("--skip-dense-above", type=int, default=20000)
     args = parser.parse_args()
-    print(f"{'images':>8}{'dense s':>10}{'dense MB':>10}{'daaf s':>10}{'daaf MB':>10}{'speed-up':>10}{'mem ratio':>10}{'max diff':>10}")
+    print(
+        f"{'images':>8}{'dense s':>10}{'dense MB':>10}{'daaf s':>10}{'daaf MB':>10}{'speed-up':>10}{'mem ratio':>10}{'max diff':>10}"
+    )
     for n in args.sizes:
         rng = np.random.default_rng(n)
         ids = rng.integers(0, n // 8, n)
-        feats = (rng.normal(size=(n // 8, args.dim))[ids] + rng.normal(size=(n, args.dim))).astype(np.float32)
+        feats = (rng.normal(size=(n // 8, args.dim))[ids] + rng.normal(size=(n, args.dim))).astype(
+            np.float32
+        )
         nq = int(0.175 * n)
         q, g = feats[:nq], feats[nq:]
         ours, t_ours, m_ours = measure(lambda q=q, g=g: re_ranking_features(q, g, progress=False))
@@ -85,11 +89,15 @@ def main() -> None:
             continue
 
         def dense(q=q, g=g):
-            return dense_reference(compute_distance(q, g), compute_distance(q, q), compute_distance(g, g))
+            return dense_reference(
+                compute_distance(q, g), compute_distance(q, q), compute_distance(g, g)
+            )
 
         ref, t_ref, m_ref = measure(dense)
         diff = float(np.abs(ref - ours).max())
-        print(f"{n:>8}{t_ref:>10.1f}{m_ref:>10.0f}{t_ours:>10.1f}{m_ours:>10.0f}{t_ref / t_ours:>10.1f}{m_ours / m_ref:>10.2f}{diff:>10.1e}")
+        print(
+            f"{n:>8}{t_ref:>10.1f}{m_ref:>10.0f}{t_ours:>10.1f}{m_ours:>10.0f}{t_ref / t_ours:>10.1f}{m_ours / m_ref:>10.2f}{diff:>10.1e}"
+        )
 
 
 if __name__ == "__main__":
