@@ -10,34 +10,44 @@ from daaf.errors import DaafError
 METRICS = ("euclidean", "cosine")
 
 
+def prepare_features(feats: np.ndarray, metric: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """float32 tensor of the rows (unit length for cosine) and, for Euclidean, their squared
+    norms: what :func:`distance_block` needs, computed once per feature set."""
+    if metric not in METRICS:
+        raise DaafError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
+    x = torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32))
+    if metric == "cosine":
+        return torch.nn.functional.normalize(x, dim=1), None
+    return x, (x * x).sum(dim=1)
+
+
+def distance_block(
+    q: torch.Tensor, g: torch.Tensor, g_sq: torch.Tensor | None, metric: str
+) -> torch.Tensor:
+    """(len(q), len(g)) distances of rows from :func:`prepare_features`, as one fused matmul."""
+    if metric == "cosine":
+        return torch.mm(q, g.T).neg_().add_(1)
+    q_sq = (q * q).sum(dim=1, keepdim=True)
+    return torch.addmm(g_sq[None], q, g.T, alpha=-2).add_(q_sq).clamp_min_(0)
+
+
 def compute_distance(
     q_feats: np.ndarray, g_feats: np.ndarray, metric: str = "euclidean", chunk: int = 4096
 ) -> np.ndarray:
     """float32 (num_query, num_gallery) distances, computed in row chunks with torch matmul."""
-    if metric not in METRICS:
-        raise DaafError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
-    q = torch.from_numpy(np.ascontiguousarray(q_feats, dtype=np.float32))
-    g = torch.from_numpy(np.ascontiguousarray(g_feats, dtype=np.float32))
-    if metric == "cosine":
-        q = torch.nn.functional.normalize(q, dim=1)
-        g = torch.nn.functional.normalize(g, dim=1)
-    g_sq = (g * g).sum(dim=1)
+    q, _ = prepare_features(q_feats, metric)
+    g, g_sq = prepare_features(g_feats, metric)
     out = np.empty((len(q), len(g)), np.float32)
     for start in range(0, len(q), chunk):
-        qc = q[start : start + chunk]
-        if metric == "cosine":
-            block = 1 - qc @ g.T
-        else:
-            block = ((qc * qc).sum(dim=1, keepdim=True) + g_sq[None] - 2 * qc @ g.T).clamp_min_(0)
-        out[start : start + chunk] = block.numpy()
+        out[start : start + chunk] = distance_block(q[start : start + chunk], g, g_sq, metric)
     return out
 
 
 def pair_distance(a: np.ndarray, b: np.ndarray, metric: str = "euclidean") -> np.ndarray:
     """Distances between rows ``a[i]`` and ``b[i]`` (same formula as :func:`compute_distance`)."""
-    a = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
-    b = torch.from_numpy(np.ascontiguousarray(b, dtype=np.float32))
+    a, a_sq = prepare_features(a, metric)
+    b, b_sq = prepare_features(b, metric)
+    dot = (a * b).sum(dim=1)
     if metric == "cosine":
-        a, b = torch.nn.functional.normalize(a, dim=1), torch.nn.functional.normalize(b, dim=1)
-        return (1 - (a * b).sum(dim=1)).numpy()
-    return ((a * a).sum(dim=1) + (b * b).sum(dim=1) - 2 * (a * b).sum(dim=1)).clamp_min(0).numpy()
+        return (1 - dot).numpy()
+    return (a_sq + b_sq - 2 * dot).clamp_min(0).numpy()

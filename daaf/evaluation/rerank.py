@@ -19,27 +19,30 @@ from collections.abc import Callable
 
 import numpy as np
 import scipy.sparse as sp
+import torch
 from tqdm import tqdm
 
-from daaf.evaluation.distance import compute_distance, pair_distance
+from daaf.evaluation.distance import distance_block, pair_distance, prepare_features
+
+JACCARD_BATCH = 64  # queries per bincount in the Jaccard step
 
 
-def _topk_stable(block: np.ndarray, k: int) -> np.ndarray:
+def _topk_stable(block: torch.Tensor, k: int) -> np.ndarray:
     """Indices of the k smallest entries per row, ordered as a stable argsort would order them."""
     if k >= block.shape[1]:
-        return np.argsort(block, axis=1, kind="stable")
-    part = np.argpartition(block, k, axis=1)[:, : k + 1]
-    values = np.take_along_axis(block, part, axis=1)
+        return torch.sort(block, dim=1, stable=True).indices.numpy()
+    values, part = torch.topk(block, k + 1, dim=1, largest=False, sorted=False)
+    values, part = values.numpy(), part.numpy()
     order = np.lexsort((part, values), axis=1)  # by value, then index
     part, values = (
         np.take_along_axis(part, order, axis=1),
         np.take_along_axis(values, order, axis=1),
     )
     # Where the k-th and (k+1)-th values tie, which equal entries make the cut depends on the
-    # partition: redo those (rare) rows with a full stable sort.
+    # selection: redo those (rare) rows with a full stable sort.
     ties = np.flatnonzero(values[:, k - 1] == values[:, k])
     if len(ties):
-        part[ties, :k] = np.argsort(block[ties], axis=1, kind="stable")[:, :k]
+        part[ties, :k] = np.argsort(block[ties].numpy(), axis=1, kind="stable")[:, :k]
     return part[:, :k]
 
 
@@ -100,18 +103,24 @@ def _rerank_core(
     num_gallery = n - num_query
     jaccard = np.empty((num_query, num_gallery), np.float32)
     indptr, indices, data = gallery_by_col.indptr, gallery_by_col.indices, gallery_by_col.data
-    for i in tqdm(range(num_query), desc="jaccard", disable=not progress, leave=False):
-        # sum_k min(V[i, k], V[j, k]) over the columns k where V[i] is non-zero, for all j at once.
-        cols, values = (
-            V.indices[V.indptr[i] : V.indptr[i + 1]],
-            V.data[V.indptr[i] : V.indptr[i + 1]],
-        )
+    batches = range(0, num_query, JACCARD_BATCH)
+    for start in tqdm(batches, desc="jaccard", disable=not progress, leave=False):
+        # sum_k min(V[i, k], V[j, k]) over the columns k where V[i] is non-zero, for all j at
+        # once, for a batch of queries i: one bincount over (query, gallery image) pairs.
+        stop = min(start + JACCARD_BATCH, num_query)
+        lo, hi = V.indptr[start], V.indptr[stop]
+        cols, values = V.indices[lo:hi], V.data[lo:hi]
+        owner = np.repeat(np.arange(stop - start), np.diff(V.indptr[start : stop + 1]))
         starts, lengths = indptr[cols], indptr[cols + 1] - indptr[cols]
         flat = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
         mins = np.minimum(np.repeat(values, lengths), data[flat])
-        temp_min = np.bincount(indices[flat], weights=mins, minlength=num_gallery)
-        jaccard[i] = 1 - temp_min / (2.0 - temp_min)
-    return (jaccard * (1 - lambda_value) + q_g_original * lambda_value).astype(np.float32)
+        target = np.repeat(owner, lengths) * num_gallery + indices[flat]
+        temp_min = np.bincount(target, weights=mins, minlength=(stop - start) * num_gallery)
+        temp_min = temp_min.reshape(stop - start, num_gallery)
+        jaccard[start:stop] = 1 - temp_min / (2.0 - temp_min)
+    jaccard *= 1 - lambda_value  # in place: at MSMT17 scale each matrix is 3.8 GB
+    jaccard += lambda_value * q_g_original
+    return jaccard
 
 
 def re_ranking(
@@ -125,7 +134,7 @@ def re_ranking(
     """Re-ranked (num_query, num_gallery) distances from the three distance matrices."""
     original = np.block([[q_q_dist, q_g_dist], [q_g_dist.T, g_g_dist]]).astype(np.float32) ** 2
     original = (original / original.max(axis=0)).T
-    knn = np.argsort(original, axis=1, kind="stable")[:, : k1 + 1]
+    knn = _topk_stable(torch.from_numpy(original), k1 + 1)
     num_query = len(q_q_dist)
     return _rerank_core(
         knn,
@@ -156,13 +165,19 @@ def re_ranking_features(
     """
     feats = np.concatenate([q_feats, g_feats]).astype(np.float32)
     n, num_query = len(feats), len(q_feats)
+    rows_t, sq = prepare_features(feats, metric)
     knn = np.empty((n, k1 + 1), np.int64)
     row_max = np.empty(n, np.float32)
+    q_g = np.empty((num_query, n - num_query), np.float32)
     for start in tqdm(range(0, n, chunk), desc="neighbours", disable=not progress, leave=False):
-        block = compute_distance(feats[start : start + chunk], feats, metric) ** 2
-        row_max[start : start + len(block)] = block.max(axis=1)
-        block /= row_max[start : start + len(block), None]
-        knn[start : start + len(block)] = _topk_stable(block, k1 + 1)
+        block = distance_block(rows_t[start : start + chunk], rows_t, sq, metric).square_()
+        block_max = block.amax(dim=1)
+        block /= block_max[:, None]
+        stop = start + len(block)
+        row_max[start:stop] = block_max.numpy()
+        if start < num_query:
+            q_g[start : min(stop, num_query)] = block[: num_query - start, num_query:].numpy()
+        knn[start:stop] = _topk_stable(block, k1 + 1)
 
     def dist_at(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Normalised distances of (row, col) pairs, computed pair by pair in chunks."""
@@ -172,9 +187,4 @@ def re_ranking_features(
             out[s : s + len(r)] = pair_distance(feats[r], feats[c], metric) ** 2 / row_max[r]
         return out
 
-    q_g = np.empty((num_query, n - num_query), np.float32)
-    for start in range(0, num_query, chunk):
-        stop = min(start + chunk, num_query)
-        block = compute_distance(feats[start:stop], feats[num_query:], metric) ** 2
-        q_g[start : start + len(block)] = block / row_max[start : start + len(block), None]
     return _rerank_core(knn, dist_at, q_g, num_query, k1, k2, lambda_value, progress)
