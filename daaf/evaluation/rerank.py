@@ -78,13 +78,15 @@ def _expansion_sets(knn: np.ndarray, k1: int, chunk: int = 1024) -> list[np.ndar
 def _rerank_core(
     knn: np.ndarray,
     dist_at: Callable[[np.ndarray, np.ndarray], np.ndarray],
-    q_g_original: np.ndarray,
+    q_g: np.ndarray,
     num_query: int,
     k1: int,
     k2: int,
     lambda_value: float,
     progress: bool,
 ) -> np.ndarray:
+    """Re-ranked distances from the k1+1 neighbours of every image; ``q_g`` (the normalised
+    query-gallery distances) is overwritten with the result, which is returned."""
     n = len(knn)
     sets = _expansion_sets(knn, k1)
     rows = np.repeat(np.arange(n), [len(m) for m in sets])
@@ -101,7 +103,6 @@ def _rerank_core(
     # Inverted index over gallery rows only: the result keeps gallery columns only.
     gallery_by_col = V[num_query:].tocsc()
     num_gallery = n - num_query
-    jaccard = np.empty((num_query, num_gallery), np.float32)
     indptr, indices, data = gallery_by_col.indptr, gallery_by_col.indices, gallery_by_col.data
     batches = range(0, num_query, JACCARD_BATCH)
     for start in tqdm(batches, desc="jaccard", disable=not progress, leave=False):
@@ -117,10 +118,10 @@ def _rerank_core(
         target = np.repeat(owner, lengths) * num_gallery + indices[flat]
         temp_min = np.bincount(target, weights=mins, minlength=(stop - start) * num_gallery)
         temp_min = temp_min.reshape(stop - start, num_gallery)
-        jaccard[start:stop] = 1 - temp_min / (2.0 - temp_min)
-    jaccard *= 1 - lambda_value  # in place: at MSMT17 scale each matrix is 3.8 GB
-    jaccard += lambda_value * q_g_original
-    return jaccard
+        jaccard = 1 - temp_min / (2.0 - temp_min)
+        # Blended into q_g in place: at MSMT17 scale one such matrix is 3.8 GB.
+        q_g[start:stop] = jaccard * (1 - lambda_value) + q_g[start:stop] * lambda_value
+    return q_g
 
 
 def re_ranking(
@@ -139,7 +140,7 @@ def re_ranking(
     return _rerank_core(
         knn,
         lambda rows, cols: original[rows, cols],
-        original[:num_query, num_query:],
+        np.array(original[:num_query, num_query:]),  # a copy: the core overwrites it
         num_query,
         k1,
         k2,
