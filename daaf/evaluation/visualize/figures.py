@@ -96,7 +96,7 @@ def _save_mosaic(
     ax.set_ylim(canvas.shape[0] - 0.5, -0.5)
     if title:
         chars = int(fig.get_figwidth() * 13)  # about 13 characters of 8-point text per inch
-        fig.suptitle(textwrap.fill(title, max(chars, 30)), fontsize=8)
+        ax.set_title(textwrap.fill(title, max(chars, 30)), fontsize=8)  # above the top labels
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
