@@ -8,7 +8,6 @@ forms give the trained model's embeddings (to 1e-4). Otherwise it fails and says
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +20,7 @@ from torch import nn
 from daaf.errors import DaafError
 from daaf.training.config import Config, config_from_dict
 from daaf.training.modeling import build_model
+from daaf.utils.files import atomic_write
 
 TOLERANCE = 1e-4
 META_FILE = "daaf_meta.json"  # inside model.ts (torch.jit extra file)
@@ -88,12 +88,6 @@ def _rebuild(state: dict[str, Any]) -> tuple[Config, nn.Module]:
     return cfg, model.eval()
 
 
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def export_model(checkpoint_path: Path, out_dir: Path) -> dict[str, Any]:
     """Write model_state.pt, model.ts, model.onnx and export_report.json; return the report."""
     import onnxruntime
@@ -112,7 +106,7 @@ def export_model(checkpoint_path: Path, out_dir: Path) -> dict[str, Any]:
     meta = {**inference_meta(cfg), "embedding_dim": int(reference.shape[1])}
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write(
+    atomic_write(
         out_dir / "model_state.pt",
         lambda p: torch.save(
             {"state_dict": base.state_dict(), "config": cfg.to_dict(),
@@ -123,11 +117,11 @@ def export_model(checkpoint_path: Path, out_dir: Path) -> dict[str, Any]:
     with _torchscript():
         with torch.no_grad():
             traced = torch.jit.trace(base, images)
-        _atomic_write(
+        atomic_write(
             out_dir / "model.ts",
             lambda p: torch.jit.save(traced, str(p), _extra_files={META_FILE: json.dumps(meta)}),
         )
-        _atomic_write(
+        atomic_write(
             onnx_path,
             lambda p: torch.onnx.export(
                 base, (images,), str(p), input_names=["images"], output_names=["embedding"],
@@ -168,7 +162,7 @@ def export_model(checkpoint_path: Path, out_dir: Path) -> dict[str, Any]:
         if not report[key] <= TOLERANCE:
             problems.append(f"{key} = {report[key]:.2e} > {TOLERANCE}")
     report["passed"] = not problems
-    _atomic_write(
+    atomic_write(
         out_dir / "export_report.json", lambda p: p.write_text(json.dumps(report, indent=2))
     )
     if problems:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import random
 import time
 from pathlib import Path
@@ -34,6 +33,7 @@ from daaf.training.modeling import build_model
 from daaf.training.schedule import build_optimizer, build_scheduler
 from daaf.utils import distributed as dist_utils
 from daaf.utils.device import resolve_device
+from daaf.utils.files import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -161,9 +161,7 @@ def save_checkpoint(state: dict[str, Any], ckpt_dir: Path, epoch: int) -> Path:
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     path = ckpt_dir / f"epoch_{epoch:03d}.pt"
     for target in (path, ckpt_dir / LAST_CHECKPOINT):
-        tmp = target.with_suffix(f".tmp-{os.getpid()}")
-        torch.save(state, tmp)
-        os.replace(tmp, target)
+        atomic_write(target, lambda tmp: torch.save(state, tmp))
     return ckpt_dir / LAST_CHECKPOINT
 
 

@@ -8,7 +8,6 @@ identical records give byte-identical files.
 from __future__ import annotations
 
 import json
-import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from daaf.data.annotations.schema import (
 from daaf.data.annotations.shards import hash_datasets, load_header, scan_store
 from daaf.data.keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS
 from daaf.errors import DaafError
+from daaf.utils.files import atomic_write
 
 SMALL_CHUNK = 4096  # rows per chunk of the small per-image arrays
 
@@ -130,8 +130,8 @@ class AnnotationWriter:
         created = self.created_utc or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         path = self.shard_path(split, shard_index)
         self.store_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-        try:
+
+        def write(tmp: Path) -> None:
             with h5py.File(tmp, "w") as f:
                 for name, array in data.items():
                     _create(f, name, array, self.mask_size)
@@ -150,9 +150,8 @@ class AnnotationWriter:
                         "content_sha256": hash_datasets(data),
                     }
                 )
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+
+        atomic_write(path, write)
         return path
 
     def write_manifest(self) -> Path:
@@ -163,10 +162,6 @@ class AnnotationWriter:
 
 def write_manifest_file(manifest, path: Path) -> Path:
     """Write a manifest DataFrame to ``path`` via a temporary file and a rename."""
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        manifest.to_csv(tmp, index=False, float_format="%.6f", na_rep="nan")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return atomic_write(
+        path, lambda tmp: manifest.to_csv(tmp, index=False, float_format="%.6f", na_rep="nan")
+    )
