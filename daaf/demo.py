@@ -114,9 +114,9 @@ def train_models(
 
 
 def _epoch_of(checkpoint: Path) -> int:
-    import torch
+    from daaf.training.trainer import load_checkpoint
 
-    return torch.load(checkpoint, map_location="cpu", weights_only=False)["epoch"]
+    return load_checkpoint(checkpoint)["epoch"]
 
 
 def export_and_evaluate(

@@ -20,6 +20,7 @@ from torch import nn
 from daaf.errors import DaafError
 from daaf.training.config import Config, config_from_dict
 from daaf.training.modeling import build_model
+from daaf.training.trainer import load_checkpoint
 from daaf.utils.files import atomic_write
 
 TOLERANCE = 1e-4
@@ -63,22 +64,6 @@ def inference_meta(cfg: Config) -> dict[str, Any]:
     }
 
 
-def _read_checkpoint(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise DaafError(f"{path}: no such checkpoint")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise DaafError(
-            f"{path}: not a readable checkpoint ({exc.__class__.__name__}: {exc})"
-        ) from exc
-    if not isinstance(state, dict) or not {"model", "config", "num_classes"} <= state.keys():
-        raise DaafError(
-            f"{path}: not a daaf training checkpoint (needs model, config, num_classes)"
-        )
-    return state
-
-
 def _rebuild(state: dict[str, Any]) -> tuple[Config, nn.Module]:
     """The trained DAAF model from a checkpoint dict (no pretrained download: weights follow)."""
     cfg = config_from_dict(state["config"])
@@ -92,7 +77,7 @@ def export_model(checkpoint_path: Path, out_dir: Path) -> dict[str, Any]:
     """Write model_state.pt, model.ts, model.onnx and export_report.json; return the report."""
     import onnxruntime
 
-    state = _read_checkpoint(Path(checkpoint_path))
+    state = load_checkpoint(Path(checkpoint_path))
     cfg, model = _rebuild(state)
     base = model.base_network().eval()
     fresh_cfg = config_from_dict(cfg.to_dict())

@@ -166,12 +166,21 @@ def save_checkpoint(state: dict[str, Any], ckpt_dir: Path, epoch: int) -> Path:
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A daaf training checkpoint; DaafError naming the file when missing, unreadable
+    (truncated) or not written by ``daaf train``."""
     if not path.is_file():
-        raise DaafError(f"--resume: no checkpoint at {path}; start without --resume")
+        raise DaafError(f"{path}: no such checkpoint")
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # a truncated or foreign file
-        raise DaafError(f"{path}: not a readable daaf checkpoint ({exc})") from exc
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise DaafError(
+            f"{path}: not a readable checkpoint ({exc.__class__.__name__}: {exc})"
+        ) from exc
+    if not isinstance(state, dict) or not {"model", "config", "num_classes"} <= state.keys():
+        raise DaafError(
+            f"{path}: not a daaf training checkpoint (needs model, config, num_classes)"
+        )
+    return state
 
 
 def build_train_loader(
@@ -235,7 +244,10 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False) -> Path:
     """Train per ``cfg``; returns the path of ``OUT/checkpoints/last.pt``."""
     out_dir = Path(out_dir)
     ckpt_dir = out_dir / CHECKPOINT_DIR
-    state = load_checkpoint(ckpt_dir / LAST_CHECKPOINT) if resume else None
+    last = ckpt_dir / LAST_CHECKPOINT
+    if resume and not last.is_file():
+        raise DaafError(f"--resume: no checkpoint at {last}; start without --resume")
+    state = load_checkpoint(last) if resume else None
     device = resolve_device(cfg.train.device)
     distributed = dist_utils.init_distributed(device)
     main_process = dist_utils.is_main_process()
@@ -280,7 +292,6 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False) -> Path:
         )
     log = MetricsLog(out_dir, main_process)
 
-    last = ckpt_dir / LAST_CHECKPOINT
     for epoch in range(start_epoch, cfg.train.epochs):
         sampler.set_epoch(epoch)
         train_set.set_epoch(epoch)
