@@ -5,7 +5,9 @@ The reference code squares the given distances, normalises each column by its ma
 neighbours, keeps the k-reciprocal ones, expands that set by the (k1/2)-reciprocal sets of its
 members that overlap it by more than 2/3, weights the set by exp(-distance), averages these
 vectors over the k2 nearest neighbours (query expansion), and blends the Jaccard distance of
-the vectors with the original one: ``(1 - lambda) * jaccard + lambda * original``.
+the vectors with the original one: ``(1 - lambda) * jaccard + lambda * original``. Where
+there are fewer images than neighbours asked for (k1 + 1, or k2), every image is a neighbour,
+as in the reference's slices of its full argsort.
 
 Two entry points share one implementation: :func:`re_ranking` takes the three distance
 matrices (as the reference does); :func:`re_ranking_features` takes features and never builds
@@ -44,6 +46,11 @@ def _topk_stable(block: torch.Tensor, k: int) -> np.ndarray:
     if len(ties):
         part[ties, :k] = np.argsort(block[ties].numpy(), axis=1, kind="stable")[:, :k]
     return part[:, :k]
+
+
+def _num_neighbours(n: int, k1: int, k2: int) -> int:
+    """Columns of the neighbour table: the k1 + 1 (and k2) nearest, or all n images if fewer."""
+    return min(n, max(k1 + 1, k2))
 
 
 def _reciprocal(knn: np.ndarray) -> np.ndarray:
@@ -85,18 +92,20 @@ def _rerank_core(
     lambda_value: float,
     progress: bool,
 ) -> np.ndarray:
-    """Re-ranked distances from the k1+1 neighbours of every image; ``q_g`` (the normalised
-    query-gallery distances) is overwritten with the result, which is returned."""
+    """Re-ranked distances from the :func:`_num_neighbours` nearest of every image; ``q_g`` (the
+    normalised query-gallery distances) is overwritten with the result, which is returned."""
     n = len(knn)
-    sets = _expansion_sets(knn, k1)
+    sets = _expansion_sets(knn[:, : k1 + 1], k1)
     rows = np.repeat(np.arange(n), [len(m) for m in sets])
     cols = np.concatenate(sets)
     weight = np.exp(-dist_at(rows, cols).astype(np.float64))
     vals = weight / np.bincount(rows, weights=weight, minlength=n)[rows]
     V = sp.csr_matrix((vals, (rows, cols)), shape=(n, n))
     if k2 != 1:
+        expand = knn[:, :k2]  # fewer than k2 columns when there are fewer than k2 images
+        width = expand.shape[1]
         qe = sp.csr_matrix(
-            (np.full(n * k2, 1.0 / k2), (np.repeat(np.arange(n), k2), knn[:, :k2].ravel())),
+            (np.full(n * width, 1.0 / width), (np.repeat(np.arange(n), width), expand.ravel())),
             shape=(n, n),
         )
         V = (qe @ V).tocsr()
@@ -132,11 +141,16 @@ def re_ranking(
     k2: int = 6,
     lambda_value: float = 0.3,
 ) -> np.ndarray:
-    """Re-ranked (num_query, num_gallery) distances from the three distance matrices."""
+    """Re-ranked (num_query, num_gallery) distances from the three distance matrices.
+
+    Like Zhong's reference, it squares its input: Euclidean distances become d² (what Zhong's
+    and BoT's code rank), but ``compute_distance``'s squared Euclidean ones become d⁴
+    (what ``daaf evaluate --rerank`` ranks; docs/paper.md). For d², pass their square root.
+    """
     original = np.block([[q_q_dist, q_g_dist], [q_g_dist.T, g_g_dist]]).astype(np.float32) ** 2
     original = (original / original.max(axis=0)).T
-    knn = _topk_stable(torch.from_numpy(original), k1 + 1)
     num_query = len(q_q_dist)
+    knn = _topk_stable(torch.from_numpy(original), _num_neighbours(len(original), k1, k2))
     return _rerank_core(
         knn,
         lambda rows, cols: original[rows, cols],
@@ -159,7 +173,8 @@ def re_ranking_features(
     chunk: int = 2048,
     progress: bool = True,
 ) -> np.ndarray:
-    """The same result as :func:`re_ranking` on ``compute_distance`` matrices, in O(N * k) memory.
+    """The same result as :func:`re_ranking` on ``compute_distance`` matrices (so d⁴ for
+    ``metric="euclidean"``, as that function says), in O(N * k) memory.
 
     Peak memory is one (chunk, N) distance block plus the sparse vectors, so MSMT17's 93,820
     test images fit where the dense 93,820 x 93,820 matrix alone would need 35 GB.
@@ -167,7 +182,8 @@ def re_ranking_features(
     feats = np.concatenate([q_feats, g_feats]).astype(np.float32)
     n, num_query = len(feats), len(q_feats)
     rows_t, sq = prepare_features(feats, metric)
-    knn = np.empty((n, k1 + 1), np.int64)
+    num_neighbours = _num_neighbours(n, k1, k2)
+    knn = np.empty((n, num_neighbours), np.int64)
     row_max = np.empty(n, np.float32)
     q_g = np.empty((num_query, n - num_query), np.float32)
     for start in tqdm(range(0, n, chunk), desc="neighbours", disable=not progress, leave=False):
@@ -178,7 +194,7 @@ def re_ranking_features(
         row_max[start:stop] = block_max.numpy()
         if start < num_query:
             q_g[start : min(stop, num_query)] = block[: num_query - start, num_query:].numpy()
-        knn[start:stop] = _topk_stable(block, k1 + 1)
+        knn[start:stop] = _topk_stable(block, num_neighbours)
 
     def dist_at(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Normalised distances of (row, col) pairs, computed pair by pair in chunks."""

@@ -80,3 +80,36 @@ def test_reranking_improves_a_clustered_problem():
     rr = re_ranking_features(feats[q], feats[g], progress=False)
     better = evaluate_rank(rr, ids[q], ids[g], cams[q], cams[g])
     assert better.mAP > plain.mAP
+
+
+@pytest.mark.parametrize("n", range(2, 26))
+def test_small_galleries_agree_with_the_dense_reference(n):
+    """Fewer images than k1 + 1 (or k2): every image is a neighbour, in both variants."""
+    feats = np.random.default_rng(n).normal(size=(n, 4)).astype(np.float32)
+    for num_query in sorted({1, n // 2, n - 1}):
+        q, g = feats[:num_query], feats[num_query:]
+        mats = compute_distance(q, g), compute_distance(q, q), compute_distance(g, g)
+        for k1, k2 in [(20, 6), (3, 2), (2, 6), (1, 1)]:
+            expected = dense_reference(*mats, k1=k1, k2=k2)
+            dense = re_ranking(*mats, k1=k1, k2=k2)
+            got = re_ranking_features(q, g, k1=k1, k2=k2, chunk=3, progress=False)
+            assert got.shape == (num_query, n - num_query)
+            np.testing.assert_allclose(
+                dense, expected, atol=1e-5, err_msg=f"{num_query=} {k1=} {k2=}"
+            )
+            np.testing.assert_allclose(got, dense, atol=1e-5, err_msg=f"{num_query=} {k1=} {k2=}")
+
+
+def test_compute_distance_input_is_ranked_as_the_fourth_power():
+    """Zhong's matrix API squares its input: squared Euclidean distances become d⁴ (lambda = 1
+    leaves only that term, each row divided by its maximum over query and gallery)."""
+    q, g = problem(4, n=30, nq=10)
+    mats = compute_distance(q, g), compute_distance(q, q), compute_distance(g, g)
+    euclidean = np.sqrt(np.concatenate([mats[1], mats[0]], axis=1).astype(np.float64))
+    d4 = euclidean**4 / (euclidean**4).max(axis=1, keepdims=True)
+    np.testing.assert_allclose(re_ranking(*mats, lambda_value=1), d4[:, 10:], rtol=1e-4, atol=1e-6)
+    d2 = euclidean**2 / (euclidean**2).max(axis=1, keepdims=True)
+    roots = [np.sqrt(m) for m in mats]
+    np.testing.assert_allclose(re_ranking(*roots, lambda_value=1), d2[:, 10:], rtol=1e-4, atol=1e-6)
+    got = re_ranking_features(q, g, lambda_value=1, progress=False)
+    np.testing.assert_allclose(got, d4[:, 10:], rtol=1e-4, atol=1e-6)
