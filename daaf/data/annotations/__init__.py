@@ -1,41 +1,33 @@
 """The annotation store (schema v1): per-image person masks and 17 keypoints in HDF5 shards.
 
 Writer: :class:`AnnotationWriter`; reader: :class:`AnnotationStore`; checks:
-:func:`validate_store`. The on-disk format is documented in docs/annotations.md.
+:func:`validate_store`. The on-disk format is documented in docs/annotations.md. The public
+names below load their module on first use (see :mod:`daaf.utils.lazy`), so that h5py and
+pandas are imported only when a store is used.
 """
 
-from daaf.data.annotations.reader import AnnotationStore
-from daaf.data.annotations.schema import (
-    DEFAULT_MASK_SIZE,
-    DEFAULT_SHARD_SIZE,
-    MANIFEST_COLUMNS,
-    SCHEMA_NAME,
-    SCHEMA_VERSION,
-    STATUS_NO_PERSON,
-    STATUS_OK,
-    STATUS_UNREADABLE,
-    ImageAnnotation,
-    empty_annotation,
-    encode_mask,
-    plan_shards,
-)
-from daaf.data.annotations.validate import validate_store
-from daaf.data.annotations.writer import AnnotationWriter
+from daaf.utils.lazy import lazy_exports
 
-__all__ = [
-    "DEFAULT_MASK_SIZE",
-    "DEFAULT_SHARD_SIZE",
-    "MANIFEST_COLUMNS",
-    "SCHEMA_NAME",
-    "SCHEMA_VERSION",
-    "STATUS_NO_PERSON",
-    "STATUS_OK",
-    "STATUS_UNREADABLE",
-    "AnnotationStore",
-    "AnnotationWriter",
-    "ImageAnnotation",
-    "empty_annotation",
-    "encode_mask",
-    "plan_shards",
-    "validate_store",
-]
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "reader": ["AnnotationStore"],
+        "report": ["summarize_store"],
+        "schema": [
+            "DEFAULT_MASK_SIZE",
+            "DEFAULT_SHARD_SIZE",
+            "MANIFEST_COLUMNS",
+            "SCHEMA_NAME",
+            "SCHEMA_VERSION",
+            "STATUS_NO_PERSON",
+            "STATUS_OK",
+            "STATUS_UNREADABLE",
+            "ImageAnnotation",
+            "empty_annotation",
+            "encode_mask",
+            "plan_shards",
+        ],
+        "validate": ["validate_store"],
+        "writer": ["AnnotationWriter"],
+    },
+)
