@@ -15,7 +15,9 @@ def render_heatmaps(
         size: (H, W) of the maps.
         sigma: standard deviation in pixels.
         score_threshold: keypoints with a lower score, NaN coordinates or a centre outside the
-            map get an all-zero map (no peak), so unreliable labels never pull the branch.
+            map get an all-zero map (no peak). The PAB loss then pulls that channel toward zero
+            everywhere ("this keypoint is not here"); only a whole sample whose annotation
+            status is not ok is left out of the loss (docs/paper.md).
 
     Returns:
         float32 (K, H, W) in [0, 1].

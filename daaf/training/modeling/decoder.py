@@ -10,12 +10,13 @@ from torch.nn import functional as F
 class DeconvStack(nn.Module):
     """Four stride-2 transposed convolutions: (B, C, h, w) -> (B, channels, 16h, 16w).
 
-    kernel 3 (the paper: padding 1, output padding 1) or 2 (the authors' BoT code: padding 0);
-    ``norm`` adds BN + ReLU after each layer (the authors' BoT code has none: a linear stack).
+    kernel 3 (the paper: padding 1, output padding 1) or 2 (the authors' BoT code: padding 0).
+    Linear by default, as the authors' BoT code (and ``model.decoder_norm: false``); ``norm``
+    adds BN + ReLU after each layer, as their TriNet (TF) code.
     """
 
     def __init__(
-        self, in_channels: int, channels: int = 64, kernel: int = 3, norm: bool = True
+        self, in_channels: int, channels: int = 64, kernel: int = 3, norm: bool = False
     ) -> None:
         super().__init__()
         if kernel not in (2, 3):

@@ -21,7 +21,7 @@ class HolisticBranch(nn.Module):
     """layer1 features (B, C1, H/4, W/4) -> mask logits (B, 1, H, W)."""
 
     def __init__(
-        self, backbone: ResNetBackbone, channels: int = 64, kernel: int = 3, norm: bool = True
+        self, backbone: ResNetBackbone, channels: int = 64, kernel: int = 3, norm: bool = False
     ) -> None:
         super().__init__()
         self.encoder = nn.Sequential(

@@ -30,7 +30,7 @@ class PartialBranch(nn.Module):
         shared: bool = True,
         channels: int = 64,
         kernel: int = 3,
-        norm: bool = True,
+        norm: bool = False,
     ) -> None:
         super().__init__()
         if target == "part_images":

@@ -2,9 +2,11 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
+from daaf.data.heatmaps import render_heatmaps
 from daaf.data.keypoints import KEYPOINT_GROUPS
 from daaf.training.config import Config
 from daaf.training.losses import build_criterion, part_image_targets
@@ -107,3 +109,24 @@ def test_reid_terms_per_base():
     criterion = build_criterion(trinet, 5, 4)
     assert set(criterion(DAAFOutput(features), batch())) == {"triplet"}
     assert criterion.center_parameters() == []
+
+
+@pytest.mark.parametrize("branch_loss", ["l2", "mse"])
+def test_a_missing_keypoint_pulls_its_channel_toward_zero(branch_loss):
+    """A keypoint without a peak (not found, below the score threshold, outside the crop) has an
+    all-zero target map: its channel still gets a gradient, and a descent step lowers it
+    everywhere. Only a sample whose annotation is not valid gets no gradient at all."""
+    keypoints = np.array([[8.0, 8.0, 1.0]] * 17, np.float32)
+    keypoints[3] = (np.nan, np.nan, 0.0)  # not found
+    keypoints[4, 2] = 0.1  # below the threshold
+    heatmaps = torch.from_numpy(render_heatmaps(keypoints, (16, 16), 2.0, 0.3))
+    assert heatmaps[3].max() == heatmaps[4].max() == 0 and heatmaps[0].max() == 1
+    cfg = config(pab=True)
+    cfg.loss.branch_loss = branch_loss
+    parts = torch.full((2, 17, 16, 16), 0.5, requires_grad=True)
+    b = batch(size=(16, 16), valid=(True, False))
+    b["heatmaps"] = heatmaps.expand(2, -1, -1, -1)
+    build_criterion(cfg, 2, 4)(DAAFOutput(torch.zeros(2, 4), parts=parts), b)["pab"].backward()
+    for k in (3, 4):
+        assert (parts.grad[0, k] > 0).all()  # descent lowers the 0.5 prediction toward 0
+    assert (parts.grad[1] == 0).all()  # the invalid sample is left out

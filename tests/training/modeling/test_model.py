@@ -1,5 +1,7 @@
 """The DAAF network: shapes of every variant, the stripped base path, branch structure, losses."""
 
+import inspect
+
 import pytest
 import torch
 import torchvision
@@ -33,7 +35,8 @@ VARIANTS = [
     {"base": "bot", "pab": True, "pab_grouped": False},
     {"base": "bot", "pab": True, "pab_shared_decoder": False},
     {"base": "bot", "pab": True, "pab_target": "part_images"},
-    {"base": "bot", "hab": True, "pab": True, "deconv_kernel": 2, "decoder_norm": False},
+    {"base": "bot", "hab": True, "pab": True, "deconv_kernel": 2},
+    {"base": "bot", "hab": True, "pab": True, "decoder_norm": True},
 ]
 
 
@@ -165,3 +168,18 @@ def test_a_few_steps_overfit_a_fixed_batch():
         opt.step()
         totals.append(total.item())
     assert totals[-1] < totals[0]
+
+
+def test_branch_modules_default_to_the_configs_linear_decoders():
+    """DeconvStack, HolisticBranch and PartialBranch default to model.decoder_norm's default."""
+    from daaf.training.config import ModelConfig
+    from daaf.training.modeling.decoder import DeconvStack
+    from daaf.training.modeling.hab import HolisticBranch
+    from daaf.training.modeling.pab import PartialBranch
+
+    for module in (DeconvStack, HolisticBranch, PartialBranch):
+        default = inspect.signature(module).parameters["norm"].default
+        assert default is ModelConfig().decoder_norm is False, module.__name__
+    layers = DeconvStack(8).layers
+    assert [type(m) for m in layers] == [torch.nn.ConvTranspose2d] * 4
+    assert all(m.bias is not None for m in layers)
