@@ -143,14 +143,14 @@ def re_ranking(
 ) -> np.ndarray:
     """Re-ranked (num_query, num_gallery) distances from the three distance matrices.
 
-    Like Zhong's reference, it squares its input: Euclidean distances become d² (what Zhong's
-    and BoT's code rank), but ``compute_distance``'s squared Euclidean ones become d⁴
-    (what ``daaf evaluate --rerank`` ranks; docs/paper.md). For d², pass their square root.
+    Like Zhong's reference, it squares its input: Euclidean distances become d² (what BoT's
+    feature-based code ranks), ``compute_distance``'s squared Euclidean ones d⁴ (what torchreid
+    and ``daaf evaluate --rerank`` rank; docs/paper.md). For d², pass their square root.
     """
     original = np.block([[q_q_dist, q_g_dist], [q_g_dist.T, g_g_dist]]).astype(np.float32) ** 2
     original = (original / original.max(axis=0)).T
-    num_query = len(q_q_dist)
     knn = _topk_stable(torch.from_numpy(original), _num_neighbours(len(original), k1, k2))
+    num_query = len(q_q_dist)
     return _rerank_core(
         knn,
         lambda rows, cols: original[rows, cols],
