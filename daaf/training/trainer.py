@@ -203,7 +203,7 @@ def load_daaf_file(path: Path) -> dict[str, Any]:
     except pickle.UnpicklingError as exc:
         if zipfile.is_zipfile(path):  # a well-formed torch.save archive that holds objects
             raise DaafError(f"{path}: {REFUSED}") from exc
-        raise DaafError(f"{path}: not a readable .pt file (not a torch.save archive)") from exc
+        raise DaafError(f"{path}: not a readable .pt file (not a torch.save zip archive)") from exc
     except Exception as exc:  # truncated or corrupted archive
         first_line = str(exc).splitlines()[0] if str(exc) else ""
         raise DaafError(
