@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from daaf.training.config import Config
-from daaf.training.export import export_model, load_inference_model
+from daaf.training.export import export_model, inference_network, load_inference_model
 from daaf.training.losses import build_criterion
 from daaf.training.modeling import build_model
 
@@ -89,8 +89,9 @@ def main() -> None:
 
     base_cfg = make_config(args.depth, h, w, branches=False)
     daaf_cfg = make_config(args.depth, h, w, branches=True)
-    base = build_model(base_cfg, NUM_CLASSES).base_network().eval()
-    base_again = build_model(base_cfg, NUM_CLASSES).base_network().eval()  # noise reference
+    base_model = build_model(base_cfg, NUM_CLASSES)
+    base = inference_network(base_model)
+    base_again = inference_network(build_model(base_cfg, NUM_CLASSES))  # noise reference
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = Path(tmp) / "daaf.pt"
         daaf = build_model(daaf_cfg, NUM_CLASSES)
@@ -115,13 +116,9 @@ def main() -> None:
         )
         print(f"{name:<38}{b:>14}{d:>14}{daaf_value / base_value:>8.2f}")
 
-    row("parameters, trained (DAAF: branches)", count(base), report["trained_params"])
+    row("parameters, trained (DAAF: branches)", count(base_model), report["trained_params"])
     row("parameters, inference model", count(base), count(exported))
-    row(
-        "GFLOPs per image, inference model",
-        report["base_flops"] / 1e9,
-        report["exported_flops"] / 1e9,
-    )
+    row("GFLOPs per image, inference model", report["base_gflops"], report["exported_gflops"])
     for batch_size in args.batches:
         images = torch.randn(batch_size, 3, h, w)
         with torch.inference_mode():

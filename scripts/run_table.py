@@ -17,13 +17,13 @@ from pathlib import Path
 
 import click
 import pandas as pd
-import torch
 
 from daaf.data.datasets import build_dataset
+from daaf.errors import DaafError
 from daaf.evaluation.evaluate import evaluate_model
 from daaf.training.config import load_config
 from daaf.training.export import export_model, load_inference_model
-from daaf.training.trainer import LAST_CHECKPOINT, train
+from daaf.training.trainer import LAST_CHECKPOINT, load_checkpoint, train
 from daaf.utils.device import resolve_device
 
 PAPER = Path(__file__).resolve().parents[1] / "configs" / "paper"
@@ -34,10 +34,7 @@ def run_row(config: Path, overrides: list[str], out: Path) -> Path:
     cfg = load_config(config, overrides)
     run = out / config.stem
     last = run / "checkpoints" / LAST_CHECKPOINT
-    done = (
-        last.is_file()
-        and torch.load(last, map_location="cpu", weights_only=False)["epoch"] >= cfg.train.epochs
-    )
+    done = last.is_file() and load_checkpoint(last)["epoch"] >= cfg.train.epochs
     if not done:
         train(cfg, run, resume=last.is_file())
     export_dir = run / "export"
@@ -107,4 +104,7 @@ def main(table, dataset, root, annotations, partial_root, out_dir, device, overr
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        main()
+    except DaafError as exc:  # one line and exit 1, as the daaf command reports user errors
+        sys.exit(f"Error: {exc}")

@@ -4,11 +4,14 @@ Each identity is a person-shaped block of its own two colours on a noisy backgro
 network can learn identities in a few steps; masks and keypoints are the drawn block's.
 """
 
+import os
+import shlex
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from daaf.data.annotations import AnnotationWriter, ImageAnnotation, encode_mask
 from daaf.data.datasets import build_dataset
@@ -74,3 +77,28 @@ def make_dataset(root: Path, num_ids: int = 8, per_id: int = 6, seed: int = 0) -
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> Path:
     return make_dataset(tmp_path_factory.mktemp("tiny"))
+
+
+class _Payload:
+    """Unpickling it runs ``touch MARKER``, as a malicious checkpoint would."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {shlex.quote(str(self.marker))}",)
+
+
+@pytest.fixture
+def malicious_pt(tmp_path):
+    """(write, marker): ``write(PATH)`` saves a checkpoint-shaped file whose ``model`` entry
+    creates ``marker`` when unpickled with ``weights_only=False``."""
+    marker = tmp_path / "payload_ran"
+
+    def write(path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {"model": _Payload(marker), "config": {}, "num_classes": 2, "epoch": 99}
+        torch.save(state, path)
+        return path
+
+    return write, marker

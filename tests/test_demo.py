@@ -6,6 +6,7 @@ import pandas as pd
 from click.testing import CliRunner
 
 from daaf.cli import main
+from daaf.training.trainer import REFUSED
 
 
 def test_demo_runs_end_to_end_and_resumes(tmp_path):
@@ -34,3 +35,24 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path):
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 0, again.output
     assert "reusing" in again.output and again.output.count("already trained") == 2
+
+
+def test_demo_refuses_a_checkpoint_that_would_run_code(
+    tiny_dataset, tmp_path, malicious_pt, monkeypatch
+):
+    """A shared --out folder: the "already trained?" check loads runs/BoT/checkpoints/last.pt."""
+    import daaf.demo
+
+    write, marker = malicious_pt
+    out = tmp_path / "demo"
+    last = write(out / "runs" / "BoT" / "checkpoints" / "last.pt")
+    store = tiny_dataset / "annotations"
+    monkeypatch.setattr(daaf.demo, "make_data", lambda out, identities: (tiny_dataset, store))
+    monkeypatch.setattr(
+        daaf.demo, "label_data", lambda data, device, truth: (truth, "ground truth")
+    )
+    result = CliRunner().invoke(main, ["demo", "--out", str(out), "--device", "cpu"])
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-1] == f"Error: {last}: {REFUSED}"
+    assert "[3/6] training" in result.output and "[4/6]" not in result.output
+    assert not marker.exists()

@@ -48,8 +48,8 @@ def evaluate(model_path, dataset, root, rerank, flip, metric, batch_size, worker
     from daaf.utils.device import resolve_device
 
     torch_device = resolve_device(device)
+    model, meta = load_inference_model(Path(model_path), torch_device)  # refuses unsafe files first
     data = build_dataset(dataset, root)
-    model, meta = load_inference_model(Path(model_path), torch_device)
     table = evaluate_model(
         model, meta, data, Path(out_dir), torch_device, metric=metric, rerank=rerank, flip=flip,
         batch_size=batch_size, workers=workers, num_ranklists=num_ranklists,

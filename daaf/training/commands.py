@@ -52,8 +52,8 @@ def train(config_path: str, out_dir: str | None, resume: bool, overrides: tuple[
 def export(checkpoint: str, out_dir: str) -> None:
     """Export the base network alone from a training checkpoint, and check it.
 
-    Fails if the exported parameter count differs from a fresh base network's, or if the
-    TorchScript / ONNX embeddings differ from the trained model's by more than 1e-4.
+    Fails if the exported parameters or FLOPs differ from torchvision's ResNet plus the head,
+    or if the TorchScript / ONNX embeddings differ from the trained model's by more than 1e-4.
     """
     from daaf.training.export import export_model
 

@@ -1,12 +1,15 @@
 """Export the stripped inference model (the base network alone) and load any exported form.
 
 ``export_model`` proves the paper's central claim on every export: the exported network has
-exactly the parameter count of a freshly built base network, and its TorchScript and ONNX
-forms give the trained model's embeddings (to 1e-4). Otherwise it fails and says why.
+exactly the parameters and FLOPs of the base network built from torchvision alone (ResNet
+plus the BoT or TriNet head), and its TorchScript and ONNX forms give the trained model's
+embeddings (to 1e-4). Otherwise it fails and says why. ``model_state.pt`` holds tensors,
+numbers, strings, lists and dicts only, so that it loads with ``weights_only=True``.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import warnings
 from contextlib import contextmanager
@@ -15,12 +18,13 @@ from typing import Any
 
 import numpy as np
 import torch
+import torchvision
 from torch import nn
 
 from daaf.errors import DaafError
 from daaf.training.config import Config, config_from_dict
 from daaf.training.modeling import build_model
-from daaf.training.trainer import load_checkpoint
+from daaf.training.trainer import load_checkpoint, load_daaf_file
 from daaf.utils.files import atomic_write
 
 TOLERANCE = 1e-4
@@ -64,6 +68,39 @@ def inference_meta(cfg: Config) -> dict[str, Any]:
     }
 
 
+def reference_network(cfg: Config) -> nn.Module:
+    """The base network an export must equal, assembled from torchvision's ResNet without
+    daaf's model classes: ResNet-``depth`` minus avgpool and fc, the configured last stride,
+    global average pooling and the head (BoT: BNNeck; TriNet: FC-BN-ReLU-FC)."""
+    resnet = getattr(torchvision.models, f"resnet{cfg.model.depth}")(weights=None)
+    if cfg.model.last_stride == 1:  # a Bottleneck strides in conv2, a BasicBlock in conv1
+        block = resnet.layer4[0]
+        (block.conv2 if hasattr(block, "conv3") else block.conv1).stride = (1, 1)
+        block.downsample[0].stride = (1, 1)
+    channels = resnet.fc.in_features
+    if cfg.model.base == "bot":
+        head = [nn.BatchNorm1d(channels)]
+    else:
+        hidden, out = cfg.model.trinet_dims
+        head = [
+            nn.Linear(channels, hidden),
+            nn.BatchNorm1d(hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, out),
+        ]
+    trunk = list(resnet.children())[:-2]  # avgpool, fc
+    return nn.Sequential(*trunk, nn.AdaptiveAvgPool2d(1), nn.Flatten(), *head).eval()
+
+
+def inference_network(model: nn.Module) -> nn.Module:
+    """What is exported: a copy of the base network (backbone + head) in eval mode, without
+    BoT's classifier (training-only logits over the training identities)."""
+    base = copy.deepcopy(model.base_network()).eval()
+    if getattr(base.head, "classifier", None) is not None:
+        base.head.classifier = None
+    return base
+
+
 def _rebuild(state: dict[str, Any]) -> tuple[Config, nn.Module]:
     """The trained DAAF model from a checkpoint dict (no pretrained download: weights follow)."""
     cfg = config_from_dict(state["config"])
@@ -79,16 +116,14 @@ def export_model(checkpoint_path: Path, out_dir: Path) -> dict[str, Any]:
 
     state = load_checkpoint(Path(checkpoint_path))
     cfg, model = _rebuild(state)
-    base = model.base_network().eval()
-    fresh_cfg = config_from_dict(cfg.to_dict())
-    fresh_cfg.model.hab = fresh_cfg.model.pab = False
-    fresh = build_model(fresh_cfg, state["num_classes"]).base_network()
+    base = inference_network(model)
+    reference = reference_network(cfg)
 
     torch.manual_seed(0)
     images = torch.randn(4, 3, cfg.data.height, cfg.data.width)
     with torch.no_grad():
-        reference = model(images)
-    meta = {**inference_meta(cfg), "embedding_dim": int(reference.shape[1])}
+        embedding_dim = int(model(images).shape[1])
+    meta = {**inference_meta(cfg), "embedding_dim": embedding_dim}
 
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(
@@ -127,21 +162,27 @@ def export_model(checkpoint_path: Path, out_dir: Path) -> dict[str, Any]:
         "base": cfg.model.base,
         "depth": cfg.model.depth,
         "trained_params": _count(model),
-        "base_params": _count(fresh),
+        "base_params": _count(reference),
         "exported_params": _count(base),
-        "base_flops": _flops(fresh.eval(), images[:1]),
-        "exported_flops": _flops(base, images[:1]),
+        "base_gflops": _flops(reference, images[:1]) / 1e9,
+        "exported_gflops": _flops(base, images[:1]) / 1e9,
         "max_abs_diff_torchscript": ts_diff,
         "max_abs_diff_onnx": onnx_diff,
         "embedding_dim": meta["embedding_dim"],
         "input_size": [cfg.data.height, cfg.data.width],
         "files": ["model_state.pt", "model.ts", "model.onnx"],
     }
+    reference_name = f"torchvision ResNet-{cfg.model.depth} + {cfg.model.base} head"
     problems = []
     if report["exported_params"] != report["base_params"]:
         problems.append(
             f"exported network has {report['exported_params']} parameters, "
-            f"a fresh base network {report['base_params']}"
+            f"the {reference_name} {report['base_params']}"
+        )
+    if report["exported_gflops"] != report["base_gflops"]:
+        problems.append(
+            f"exported network costs {report['exported_gflops']:.6g} GFLOPs per image, "
+            f"the {reference_name} {report['base_gflops']:.6g}"
         )
     for key in ("max_abs_diff_torchscript", "max_abs_diff_onnx"):
         if not report[key] <= TOLERANCE:
@@ -179,18 +220,15 @@ def load_inference_model(path: Path, device: torch.device) -> tuple[nn.Module, d
                 f"{path}: TorchScript file without {META_FILE} (not written by daaf export)"
             )
         return module.eval(), json.loads(extra[META_FILE])
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise DaafError(f"{path}: not a readable model file ({exc.__class__.__name__})") from exc
-    if isinstance(state, dict) and "state_dict" in state and "meta" in state:
+    state = load_daaf_file(path)
+    if "state_dict" in state and "meta" in state:
         cfg = config_from_dict(state["config"])
         cfg.model.pretrained = "none"
         cfg.model.hab = cfg.model.pab = False
-        base = build_model(cfg, state["num_classes"]).base_network()
+        base = inference_network(build_model(cfg, state["num_classes"]))
         base.load_state_dict(state["state_dict"])
-        return base.to(device).eval(), state["meta"]
-    if isinstance(state, dict) and {"model", "config", "num_classes"} <= state.keys():
+        return base.to(device), state["meta"]
+    if {"model", "config", "num_classes"} <= state.keys():
         cfg, model = _rebuild(state)
         return model.to(device).eval(), {**inference_meta(cfg), "embedding_dim": model.feat_dim}
     raise DaafError(f"{path}: neither an exported model nor a daaf training checkpoint")

@@ -12,8 +12,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import pickle
 import random
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -134,17 +136,34 @@ def train_step(
 
 
 def rng_state() -> dict[str, Any]:
+    """Python, NumPy, torch and CUDA generator states as tensors and numbers, so that a
+    checkpoint loads with ``torch.load(weights_only=True)``."""
+    version, words, gauss_next = random.getstate()
+    numpy_state = np.random.get_state(legacy=False)
     return {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "python": {"version": version, "state": torch.tensor(words), "gauss_next": gauss_next},
+        "numpy": {
+            "key": torch.from_numpy(numpy_state["state"]["key"].astype(np.int64)),
+            "pos": numpy_state["state"]["pos"],
+            "has_gauss": numpy_state["has_gauss"],
+            "gauss": numpy_state["gauss"],
+        },
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    """Restore what :func:`rng_state` recorded."""
+    python = state["python"]
+    random.setstate((python["version"], tuple(python["state"].tolist()), python["gauss_next"]))
+    numpy = state["numpy"]
+    np.random.set_state({
+        "bit_generator": "MT19937",
+        "state": {"key": numpy["key"].numpy().astype(np.uint32), "pos": numpy["pos"]},
+        "has_gauss": numpy["has_gauss"],
+        "gauss": numpy["gauss"],
+    })  # fmt: skip
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -165,18 +184,40 @@ def save_checkpoint(state: dict[str, Any], ckpt_dir: Path, epoch: int) -> Path:
     return ckpt_dir / LAST_CHECKPOINT
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """A daaf training checkpoint; DaafError naming the file when missing, unreadable
-    (truncated) or not written by ``daaf train``."""
+REFUSED = (
+    "refused: loading it would need to run code or unpickle arbitrary objects "
+    "(torch.load weights_only=True); daaf only loads files of tensors, numbers, strings, "
+    "lists and dicts"
+)
+
+
+def load_daaf_file(path: Path) -> dict[str, Any]:
+    """A .pt file daaf wrote (training checkpoint or export), loaded with
+    ``torch.load(weights_only=True)`` so that no file can run code; DaafError naming the file
+    when it is missing, unreadable, or would need more than tensors, numbers, strings, lists
+    and dicts."""
     if not path.is_file():
-        raise DaafError(f"{path}: no such checkpoint")
+        raise DaafError(f"{path}: no such file")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if zipfile.is_zipfile(path):  # a well-formed torch.save archive that holds objects
+            raise DaafError(f"{path}: {REFUSED}") from exc
+        raise DaafError(f"{path}: not a readable .pt file (not a torch.save zip archive)") from exc
+    except Exception as exc:  # truncated or corrupted archive
+        first_line = str(exc).splitlines()[0] if str(exc) else ""
         raise DaafError(
-            f"{path}: not a readable checkpoint ({exc.__class__.__name__}: {exc})"
+            f"{path}: not a readable .pt file ({exc.__class__.__name__}: {first_line})"
         ) from exc
-    if not isinstance(state, dict) or not {"model", "config", "num_classes"} <= state.keys():
+    if not isinstance(state, dict):
+        raise DaafError(f"{path}: not a daaf file (holds a {type(state).__name__}, not a dict)")
+    return state
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A daaf training checkpoint (:func:`load_daaf_file`), with the keys ``daaf train`` writes."""
+    state = load_daaf_file(path)
+    if not {"model", "config", "num_classes"} <= state.keys():
         raise DaafError(
             f"{path}: not a daaf training checkpoint (needs model, config, num_classes)"
         )

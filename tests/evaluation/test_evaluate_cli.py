@@ -20,6 +20,7 @@ from daaf.evaluation.attention_metrics import (
 from daaf.training.config import Config
 from daaf.training.export import export_model, load_inference_model
 from daaf.training.modeling import build_model
+from daaf.training.trainer import REFUSED
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +54,18 @@ def test_evaluate_writes_metrics_and_pictures(tiny_dataset, exported, tmp_path):
     bad = CliRunner().invoke(main, ["evaluate", "--model", str(exported), "--dataset", "market1501",
                                     "--root", str(tiny_dataset)])  # fmt: skip
     assert bad.exit_code == 1 and "no model_state.pt or model.ts" in bad.output
+
+
+def test_evaluate_refuses_a_model_file_that_would_run_code(tmp_path, malicious_pt):
+    write, marker = malicious_pt
+    path = write(tmp_path / "model_state.pt")
+    out = tmp_path / "eval"
+    args = ["evaluate", "--model", str(path), "--dataset", "market1501", "--root",
+            str(tmp_path / "no-data"), "--out", str(out)]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [f"Error: {path}: {REFUSED}"]  # before the dataset
+    assert not marker.exists() and not out.exists()
 
 
 def test_mask_iou_and_pck_by_hand():

@@ -1,15 +1,25 @@
 """Export: the stripped base network, its checks, and loading every exported form."""
 
+import copy
 import json
 
 import pytest
 import torch
+import torchvision
+from click.testing import CliRunner
+from torch import nn
 
+from daaf.cli import main
 from daaf.errors import DaafError
 from daaf.training import export as export_module
 from daaf.training.config import Config
 from daaf.training.export import export_model, load_inference_model
 from daaf.training.modeling import build_model
+from daaf.training.trainer import REFUSED
+
+# ResNet-18 without its ImageNet classifier (fc: 512 x 1000 + 1000), counted by hand.
+RESNET18_TRUNK = sum(p.numel() for p in torchvision.models.resnet18().parameters()) - 513_000
+HEAD_PARAMS = {"bot": 2 * 512, "trinet": 512 * 1024 + 1024 + 2 * 1024 + 1024 * 128 + 128}
 
 
 def fake_checkpoint(path, **model):
@@ -30,11 +40,15 @@ def fake_checkpoint(path, **model):
 def test_export_round_trip(tmp_path, model):
     net = fake_checkpoint(tmp_path / "ckpt.pt", **model)
     report = export_model(tmp_path / "ckpt.pt", tmp_path / "out")
-    assert (
-        report["passed"]
-        and report["exported_params"] == report["base_params"] < report["trained_params"]
-    )
-    assert report["exported_flops"] == report["base_flops"]
+    base = model.get("base", "bot")
+    assert report["passed"] and report["trained_params"] > report["exported_params"]
+    assert report["exported_params"] == report["base_params"] == RESNET18_TRUNK + HEAD_PARAMS[base]
+    assert report["exported_gflops"] == report["base_gflops"] > 0
+    if base == "trinet":  # last stride 2: ResNet-18's 1.8186 GMACs at 224 x 224 scale with pixels
+        gmacs = 1.8186 * (64 * 32) / (224 * 224) + (512 * 1024 + 1024 * 128) / 1e9
+        assert report["base_gflops"] == pytest.approx(2 * gmacs, rel=0.01)  # a MAC is 2 FLOPs
+    saved = torch.load(tmp_path / "out" / "model_state.pt", weights_only=True)
+    assert not any("classifier" in key for key in saved["state_dict"])  # training-only
     assert report["max_abs_diff_torchscript"] <= 1e-4 and report["max_abs_diff_onnx"] <= 1e-4
     assert json.loads((tmp_path / "out" / "export_report.json").read_text()) == report
     images = torch.randn(2, 3, 64, 32)
@@ -47,14 +61,47 @@ def test_export_round_trip(tmp_path, model):
             assert meta["metric"] == ("euclidean" if model.get("base") == "trinet" else "cosine")
 
 
-def test_export_fails_when_parameters_or_embeddings_differ(tmp_path, monkeypatch):
-    fake_checkpoint(tmp_path / "ckpt.pt", hab=True)
-    monkeypatch.setattr(export_module, "_count", lambda m: id(m) % 1000)  # counts that cannot agree
-    monkeypatch.setattr(export_module, "TOLERANCE", -1.0)  # any difference is too large
-    with pytest.raises(DaafError, match="failed its checks: exported network has") as info:
+def test_export_fails_on_an_extra_layer(tmp_path, monkeypatch):
+    fake_checkpoint(tmp_path / "ckpt.pt")
+    stripped = export_module.inference_network
+    monkeypatch.setattr(
+        export_module,
+        "inference_network",
+        lambda m: nn.Sequential(stripped(m), nn.Linear(512, 512)).eval(),
+    )
+    with pytest.raises(DaafError, match="failed its checks") as info:
         export_model(tmp_path / "ckpt.pt", tmp_path / "out")
-    assert "max_abs_diff_torchscript" in str(info.value) and "max_abs_diff_onnx" in str(info.value)
-    assert json.loads((tmp_path / "out" / "export_report.json").read_text())["passed"] is False
+    message = str(info.value)
+    reference = str(RESNET18_TRUNK + HEAD_PARAMS["bot"])
+    assert f"exported network has {int(reference) + 512 * 513} parameters" in message
+    assert f"the torchvision ResNet-18 + bot head {reference}" in message
+    assert "GFLOPs per image" in message and "max_abs_diff_onnx" in message
+    report = json.loads((tmp_path / "out" / "export_report.json").read_text())
+    assert report["passed"] is False and report["exported_gflops"] > report["base_gflops"]
+
+
+def test_export_fails_on_a_branch_left_attached(tmp_path, monkeypatch):
+    fake_checkpoint(tmp_path / "ckpt.pt", hab=True)
+    stripped = export_module.inference_network
+
+    def with_hab(model):
+        base = stripped(model)
+        base.hab = copy.deepcopy(model.hab)  # unused at inference, but shipped
+        return base
+
+    monkeypatch.setattr(export_module, "inference_network", with_hab)
+    with pytest.raises(DaafError, match="exported network has") as info:
+        export_model(tmp_path / "ckpt.pt", tmp_path / "out")
+    assert "GFLOPs" not in str(info.value)  # the branch does not run: only the count tells
+
+
+def test_export_refuses_a_file_that_would_run_code(tmp_path, malicious_pt):
+    write, marker = malicious_pt
+    path = write(tmp_path / "shared.pt")
+    result = CliRunner().invoke(main, ["export", str(path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [f"Error: {path}: {REFUSED}"]
+    assert not marker.exists() and not (tmp_path / "out").exists()
 
 
 def test_bad_files_are_named(tmp_path):

@@ -16,7 +16,7 @@ from daaf.errors import DaafError
 from daaf.training.config import load_config
 from daaf.training.losses import build_criterion
 from daaf.training.modeling import build_model
-from daaf.training.trainer import Optimizers, train, train_step
+from daaf.training.trainer import REFUSED, Optimizers, load_checkpoint, train, train_step
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = ["data.height=64", "data.width=32", "data.pad=2", "data.num_identities=4",
@@ -70,11 +70,9 @@ def test_resume_gives_exactly_the_uninterrupted_weights(tiny_dataset, tmp_path):
         tiny_dataset, "train.epochs=2", "train.checkpoint_period=1", "train.iters_per_epoch=2"
     )
     preset = REPO / "configs/daaf_bot.yaml"
-    straight = torch.load(train(load_config(preset, overrides), tmp_path / "a"), weights_only=False)
+    straight = load_checkpoint(train(load_config(preset, overrides), tmp_path / "a"))
     train(load_config(preset, [*overrides, "train.epochs=1"]), tmp_path / "b")
-    resumed = torch.load(
-        train(load_config(preset, overrides), tmp_path / "b", resume=True), weights_only=False
-    )
+    resumed = load_checkpoint(train(load_config(preset, overrides), tmp_path / "b", resume=True))
     assert resumed["step"] == straight["step"] == 4 and resumed["epoch"] == 2
     for part in ("model", "criterion"):
         assert straight[part].keys() == resumed[part].keys()
@@ -88,6 +86,25 @@ def test_resume_gives_exactly_the_uninterrupted_weights(tiny_dataset, tmp_path):
     ]
     assert [line["step"] for line in lines] == [1, 2, 3, 4]
     assert {"id", "triplet", "center", "hab", "pab", "total", "lr", "images_per_s"} <= set(lines[0])
+
+
+def test_the_crafted_file_runs_its_payload_when_fully_unpickled(tmp_path, malicious_pt):
+    """What the refusal tests guard against: torch.load(weights_only=False) runs the payload."""
+    write, marker = malicious_pt
+    torch.load(write(tmp_path / "shared.pt"), weights_only=False)
+    assert marker.exists()
+
+
+def test_resume_refuses_a_checkpoint_that_would_run_code(tmp_path, malicious_pt):
+    write, marker = malicious_pt
+    last = write(tmp_path / "run" / "checkpoints" / "last.pt")
+    args = ["train", "--config", str(REPO / "configs/demo.yaml"), "--out", str(tmp_path / "run"),
+            "--resume"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [f"Error: {last}: {REFUSED}"]
+    assert not marker.exists()
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["checkpoints"]  # nothing new
 
 
 def test_nan_loss_stops_with_the_step_and_term(tiny_dataset, tmp_path):
@@ -145,7 +162,7 @@ def test_two_process_ddp_on_cpu(tiny_dataset, tmp_path):
                            "train.iters_per_epoch=3")]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    state = torch.load(tmp_path / "ddp" / "checkpoints" / "last.pt", weights_only=False)
+    state = load_checkpoint(tmp_path / "ddp" / "checkpoints" / "last.pt")
     assert state["step"] == 3
     lines = (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 3  # rank 0 logs alone

@@ -8,10 +8,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from daaf.cli import main
 from daaf.errors import DaafError
 from daaf.evaluation.visualize_command import GRADCAM_ONLY_NOTE, visualize
 from daaf.training.export import export_model
 from daaf.training.modeling import build_model
+from daaf.training.trainer import REFUSED
 
 from .conftest import tiny_config
 
@@ -69,3 +71,23 @@ def test_labels_must_cover_the_images(tiny_dataset, checkpoints, tmp_path):
     result = run("--model", checkpoints / "daaf.pt", "--dataset", "market1501", "--root",
                  tiny_dataset, "--split", "gallery", "--annotations", tmp_path, "--out", tmp_path)  # fmt: skip
     assert isinstance(result.exception, DaafError)
+
+
+@pytest.mark.parametrize("option", ["--model", "--base-model"])
+def test_visualize_refuses_a_model_file_that_would_run_code(
+    tiny_dataset, checkpoints, tmp_path, malicious_pt, option
+):
+    write, marker = malicious_pt
+    path = write(tmp_path / "shared.pt")
+    models = {
+        "--model": checkpoints / "daaf.pt",
+        "--base-model": checkpoints / "base.pt",
+        option: path,
+    }
+    out = tmp_path / "pictures"
+    result = CliRunner().invoke(main, ["visualize", *(str(x) for item in models.items() for x in item),
+                                       "--dataset", "market1501", "--root", str(tiny_dataset),
+                                       "--out", str(out)])  # fmt: skip
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [f"Error: {path}: {REFUSED}"]
+    assert not marker.exists() and not out.exists()
