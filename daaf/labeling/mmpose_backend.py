@@ -15,8 +15,9 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from daaf.data.annotations.schema import STATUS_OK
 from daaf.errors import DaafError
-from daaf.labeling.base import STATUS_OK, LabelResult, register_labeler
+from daaf.labeling.base import LabelResult, register_labeler
 
 INSTALL = (
     "pip install six mmengine && pip install --no-build-isolation 'mmcv==2.1.0' "

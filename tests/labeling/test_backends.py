@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from daaf.cli import main
 from daaf.errors import DaafError
-from daaf.labeling.base import build_labeler
+from daaf.labeling.backends import build_labeler
 
 EXPECTED_FILES = (
     "maskrcnn_resnet50_fpn_v2_coco-73cbd019.pth",

@@ -102,19 +102,3 @@ def test_two_torchrun_processes_label_every_shard_exactly_once(tmp_path, market)
     assert per_rank == [3, 3]  # 6 one-image shards dealt round-robin
     assert validate_store(out, build_dataset("market1501", market)) == []
     assert len(AnnotationStore(out)) == 6
-
-
-def test_resuming_with_other_labeler_settings_is_refused(tmp_path, market, fake_labeler):
-    from daaf.errors import DaafError
-
-    dataset = build_dataset("market1501", market)
-    out = tmp_path / "store"
-    run_labeler(fake_labeler(), dataset, out, shard_size=2, workers=0, progress=False)
-    (out / "gallery-00000.h5").unlink()
-    other = fake_labeler()
-    other.describe = lambda: {"backend": "fake", "weights": "other"}
-    with pytest.raises(
-        DaafError, match=r"train-00000.h5 was written with other labeler settings \(weights"
-    ):
-        run_labeler(other, dataset, out, shard_size=2, workers=0, progress=False)
-    assert not (out / "gallery-00000.h5").exists()

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from daaf.errors import DaafError
-from daaf.labeling.base import LABELERS, LabelResult, build_labeler
+from daaf.labeling.backends import build_labeler
+from daaf.labeling.base import LABELERS, LabelResult
 from daaf.labeling.selection import (
     Detections,
     box_iou,
