@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from daaf.data.datasets.base import SPLITS, ReIDDataset
 from daaf.errors import DaafError
 
 DECODE_THREADS = 8
@@ -55,13 +56,19 @@ def find_unreadable(
     return [(path, problem) for path, problem in zip(paths, problems, strict=True) if problem]
 
 
-def check_readable(paths: Iterable[Path], what: str) -> None:
-    """Raise DaafError naming the first unreadable images of ``paths`` (``what``: e.g. a split)."""
-    unreadable = find_unreadable(paths)
+def dataset_image_paths(dataset: ReIDDataset, splits: tuple[str, ...] = SPLITS) -> list[Path]:
+    """The image files of ``splits`` of ``dataset``, in split order."""
+    return [dataset.image_dir / s.path for split in splits for s in dataset.split(split)]
+
+
+def check_dataset_images(dataset: ReIDDataset, splits: tuple[str, ...] = SPLITS) -> None:
+    """Raise DaafError naming the first images of ``splits`` that do not decode completely, so
+    that a run stops before it writes anything instead of in a DataLoader worker."""
+    unreadable = find_unreadable(dataset_image_paths(dataset, splits))
     if unreadable:
         named = "; ".join(f"{path} ({reason})" for path, reason in unreadable[:NAMED])
         more = f" and {len(unreadable) - NAMED} more" if len(unreadable) > NAMED else ""
         raise DaafError(
-            f"{len(unreadable)} image(s) of {what} cannot be decoded: {named}{more}; "
-            f"`daaf datasets check NAME --root DIR --decode` lists them all"
+            f"{len(unreadable)} image(s) of dataset {dataset.name} cannot be decoded: "
+            f"{named}{more}; `daaf datasets check {dataset.name} --root DIR --decode` lists them"
         )

@@ -43,12 +43,14 @@ def evaluate(model_path, dataset, root, rerank, flip, metric, batch_size, worker
              num_ranklists, out_dir) -> None:  # fmt: skip
     """mAP, CMC and mINP of a model on a dataset's query/gallery; metrics files and pictures."""
     from daaf.data.datasets import build_dataset
+    from daaf.data.images import check_dataset_images
     from daaf.evaluation.evaluate import evaluate_model
     from daaf.training.export import load_inference_model
     from daaf.utils.device import resolve_device
 
     torch_device = resolve_device(device)
     data = build_dataset(dataset, root)
+    check_dataset_images(data, ("query", "gallery"))  # before the output folder is created
     model, meta = load_inference_model(Path(model_path), torch_device)
     table = evaluate_model(
         model, meta, data, Path(out_dir), torch_device, metric=metric, rerank=rerank, flip=flip,
