@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from daaf.data.annotations import STATUS_OK, AnnotationStore
+from daaf.data.annotations import STATUS_OK, AnnotationStore, keypoint_score_threshold
 from daaf.data.datasets import Sample
 from daaf.data.heatmaps import render_heatmaps
 from daaf.data.images import read_rgb
@@ -84,7 +84,7 @@ class TrainSet(Dataset):
             item.keypoints,
             (self.cfg.height, self.cfg.width),
             self.cfg.heatmap_sigma,
-            self.cfg.keypoint_score_threshold,
+            keypoint_score_threshold(self.cfg.keypoint_score_threshold, self.store),
         )
         return {
             "images": tensor,

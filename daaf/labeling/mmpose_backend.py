@@ -3,7 +3,9 @@
 A ReID crop is already a person box, so the pose model runs with the whole crop as its box
 (``inference_topdown(model, image, bboxes=None)``), one crop at a time. Masks and the person
 box come from the torchvision Mask R-CNN segmenter. mmpose is imported only when this backend
-is built; its heatmap maxima are clipped to [0, 1] as keypoint scores.
+is built; its heatmap maxima (``codecs.utils.get_heatmap_maximum``; training targets are
+Gaussians of height 1) are clipped to [0, 1] as keypoint scores. The recommended threshold,
+0.3, is mmpose's own default (``PoseLocalVisualizer(kpt_thr=0.3)``, ``MMPoseInferencer``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ INSTALL = (
     "pip install --force-reinstall --no-deps --no-binary xtcocotools --no-build-isolation "
     "xtcocotools (rebuilt against numpy 2)"
 )
+KEYPOINT_SCORE_THRESHOLD = 0.3  # mmpose's default kpt_thr
 CONFIG = "body_2d_keypoint/topdown_heatmap/coco/td-hm_hrnet-w32_8xb64-210e_coco-256x192.py"
 CHECKPOINT_URL = (
     "https://download.openmmlab.com/mmpose/v1/body_2d_keypoint/topdown_heatmap/coco/"
@@ -115,6 +118,7 @@ def build_mmpose_labeler(
         "models": segmenter.describe()["models"] + [Path(CONFIG).stem],
         "pose_weight_file": name,
         "keypoint_score": "mmpose heatmap maximum, clipped to [0, 1]",
+        "keypoint_score_threshold": KEYPOINT_SCORE_THRESHOLD,
         "mmpose": mmpose.__version__,
     }
     return MMPoseLabeler(segmenter, pose_model, info)

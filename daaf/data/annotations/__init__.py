@@ -4,7 +4,7 @@ Writer: :class:`AnnotationWriter`; reader: :class:`AnnotationStore`; checks:
 :func:`validate_store`. The on-disk format is documented in docs/annotations.md.
 """
 
-from daaf.data.annotations.reader import AnnotationStore
+from daaf.data.annotations.reader import AnnotationStore, keypoint_score_threshold
 from daaf.data.annotations.schema import (
     DEFAULT_MASK_SIZE,
     DEFAULT_SHARD_SIZE,
@@ -36,6 +36,7 @@ __all__ = [
     "ImageAnnotation",
     "empty_annotation",
     "encode_mask",
+    "keypoint_score_threshold",
     "plan_shards",
     "validate_store",
 ]

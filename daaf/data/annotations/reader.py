@@ -205,6 +205,25 @@ class AnnotationStore:
         )
 
 
+FALLBACK_KEYPOINT_SCORE_THRESHOLD = 0.3
+
+
+def keypoint_score_threshold(setting: float | str, store: AnnotationStore | None) -> float:
+    """``data.keypoint_score_threshold`` as a number: a number is itself; ``"auto"`` is the
+    store's recommendation (the labeler attribute's ``keypoint_score_threshold``, one per
+    backend, see docs/annotations.md), or 0.3 for a store without one (shards written before
+    recommendations were recorded, synthetic ground truth with scores 0 or 1) or no store."""
+    if setting != "auto":
+        try:
+            return float(setting)
+        except (TypeError, ValueError) as exc:
+            raise DaafError(
+                f"data.keypoint_score_threshold: {setting!r} is neither 'auto' nor a number"
+            ) from exc
+    recommended = None if store is None else store.labeler.get("keypoint_score_threshold")
+    return FALLBACK_KEYPOINT_SCORE_THRESHOLD if recommended is None else float(recommended)
+
+
 def store_dataset_name(store_dir: str | Path) -> str | None:
     """The ``dataset`` attribute of the first shard that opens, or None if none does."""
     for path in list_shard_paths(Path(store_dir)):
