@@ -158,11 +158,13 @@ def check_rerun(store_dir: Path, info: dict, overwrite: bool) -> None:
 
 def overwrite_dir(store_dir: Path) -> Path:
     """Where ``--overwrite`` builds the new store: a hidden sibling of ``store_dir``."""
+    store_dir = store_dir.resolve()
     return store_dir.with_name(f".{store_dir.name}.overwrite")
 
 
 def replace_store(new_dir: Path, store_dir: Path) -> None:
     """Put the complete store ``new_dir`` in place of ``store_dir`` (two renames), delete the old."""
+    store_dir = store_dir.resolve()
     old_dir = store_dir.with_name(f".{store_dir.name}.replaced")
     shutil.rmtree(old_dir, ignore_errors=True)
     if store_dir.exists():

@@ -12,6 +12,7 @@ import pandas as pd
 from daaf.data.annotations.schema import STATUS_NAMES as SCHEMA_STATUS_NAMES
 from daaf.data.annotations.schema import STATUS_OK, STATUS_UNREADABLE
 from daaf.labeling.driver import LabelRun
+from daaf.utils.files import atomic_write
 
 # the schema's status names as JSON keys: ok, no_person, unreadable
 STATUS_NAMES = {code: name.replace(" ", "_") for code, name in SCHEMA_STATUS_NAMES.items()}
@@ -56,9 +57,9 @@ def build_report(manifest: pd.DataFrame, run: LabelRun, labeler: dict[str, Any])
 
 
 def write_report(report: dict[str, Any], out_dir: str | Path) -> Path:
-    path = Path(out_dir) / "label_report.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    return path
+    """Write ``label_report.json`` into the store atomically."""
+    text = json.dumps(report, indent=2) + "\n"
+    return atomic_write(Path(out_dir) / "label_report.json", lambda tmp: tmp.write_text(text))
 
 
 def format_report(report: dict[str, Any]) -> str:
