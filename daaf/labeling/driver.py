@@ -4,14 +4,13 @@ Every split is cut into shards of ``shard_size`` images (``plan_shards``); under
 (split, shard) list is dealt round-robin to the ranks, so each shard is labeled by exactly one
 process. Batches never cross a shard boundary and shards are written atomically, so a re-run
 after a crash skips the complete shards and writes the others byte for byte as an
-uninterrupted run would. What the store is made with is recorded in ``store.json``
-(:mod:`daaf.data.annotations.info`); a re-run with other settings is refused before any work,
-and ``overwrite`` builds a new store beside the old one and swaps it in only once it validates.
+uninterrupted run would. What the store is made with is recorded in ``store.json``; a re-run
+with other settings is refused before any work (:mod:`daaf.labeling.rerun`), and
+``overwrite`` builds a new store beside the old one and swaps it in only once it validates.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -35,19 +34,12 @@ from daaf.data.annotations import (
     plan_shards,
     validate_store,
 )
-from daaf.data.annotations.info import (
-    STORE_INFO_NAME,
-    info_differences,
-    make_store_info,
-    read_store_info,
-    write_store_info,
-)
-from daaf.data.annotations.schema import MANIFEST_NAME
-from daaf.data.annotations.shards import list_shard_paths
+from daaf.data.annotations.info import make_store_info, write_store_info
 from daaf.data.datasets import SPLITS, ReIDDataset, Sample
 from daaf.data.images import image_problem, read_rgb
 from daaf.errors import DaafError
 from daaf.labeling.base import Labeler, LabelResult
+from daaf.labeling.rerun import check_rerun, overwrite_dir, replace_store
 from daaf.utils import distributed
 
 
@@ -116,61 +108,6 @@ def _record(
         person_score=float(result.score),
         status=int(result.status),
     )
-
-
-def _holds_a_store(folder: Path) -> bool:
-    return any((folder / name).exists() for name in (STORE_INFO_NAME, MANIFEST_NAME)) or bool(
-        list_shard_paths(folder)
-    )
-
-
-def check_rerun(store_dir: Path, info: dict, overwrite: bool) -> None:
-    """Refuse, before any work, a run whose settings differ from those of the store there.
-
-    ``overwrite`` is refused only for a folder that is neither empty nor a store (it would be
-    deleted as a whole). Reads only.
-    """
-    ways = "use another --out, or --overwrite to replace the store once the new one is complete"
-    if not store_dir.is_dir():
-        return
-    if overwrite:
-        if any(store_dir.iterdir()) and not _holds_a_store(store_dir):
-            raise DaafError(
-                f"--overwrite: {store_dir} is not an annotation store (no {STORE_INFO_NAME}, "
-                f"{MANIFEST_NAME} or shards) and is not empty; refusing to replace it"
-            )
-        return
-    stored = read_store_info(store_dir)
-    if stored is None:
-        if _holds_a_store(store_dir):
-            raise DaafError(
-                f"{store_dir} holds a store without {STORE_INFO_NAME} (made by an older daaf), so "
-                f"its settings cannot be compared with this run's; {ways}"
-            )
-        return
-    differences = info_differences(stored, info)
-    if differences:
-        raise DaafError(
-            f"{store_dir / STORE_INFO_NAME} was made with other settings: "
-            f"{'; '.join(differences)}; {ways}"
-        )
-
-
-def overwrite_dir(store_dir: Path) -> Path:
-    """Where ``--overwrite`` builds the new store: a hidden sibling of ``store_dir``."""
-    store_dir = store_dir.resolve()
-    return store_dir.with_name(f".{store_dir.name}.overwrite")
-
-
-def replace_store(new_dir: Path, store_dir: Path) -> None:
-    """Put the complete store ``new_dir`` in place of ``store_dir`` (two renames), delete the old."""
-    store_dir = store_dir.resolve()
-    old_dir = store_dir.with_name(f".{store_dir.name}.replaced")
-    shutil.rmtree(old_dir, ignore_errors=True)
-    if store_dir.exists():
-        os.replace(store_dir, old_dir)
-    os.replace(new_dir, store_dir)
-    shutil.rmtree(old_dir, ignore_errors=True)
 
 
 def _sum_over_ranks(value: int, device: torch.device) -> int:

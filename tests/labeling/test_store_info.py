@@ -11,7 +11,8 @@ from daaf.cli import main
 from daaf.data.annotations import AnnotationStore, validate_store
 from daaf.data.datasets import build_dataset
 from daaf.errors import DaafError
-from daaf.labeling.driver import overwrite_dir, run_labeler
+from daaf.labeling.driver import run_labeler
+from daaf.labeling.rerun import overwrite_dir
 
 OUT_HINT = "use another --out, or --overwrite to replace the store once the new one is complete"
 
