@@ -15,7 +15,7 @@ import time
 import numpy as np
 import torch
 
-from daaf.labeling.base import build_labeler
+from daaf.labeling.backends import build_labeler
 from daaf.labeling.torchvision_backend import DEFAULT_MIN_SIZE
 
 MARKET_IMAGES = 36_036

@@ -79,7 +79,7 @@ def label_data(data: Path, device, annotations: Path) -> tuple[Path, str]:
             "masks and keypoints (run `daaf label` where the weights are, see README)."
         )
     from daaf.data.datasets import build_dataset
-    from daaf.labeling.base import build_labeler
+    from daaf.labeling.backends import build_labeler
     from daaf.labeling.driver import run_labeler
 
     store = data / "labels_coco"

@@ -9,22 +9,15 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from daaf.data.annotations import STATUS_OK, AnnotationStore
+from daaf.data.annotations import STATUS_OK, AnnotationStore, keypoint_score_threshold
 from daaf.data.datasets import Sample
 from daaf.data.heatmaps import render_heatmaps
+from daaf.data.images import read_rgb
 from daaf.data.transforms import Sample3, train_transform
 from daaf.errors import DaafError
 from daaf.training.config import DataConfig
 
 MAX_LISTED = 5
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    """uint8 (H, W, 3) RGB; DaafError naming the file when it is missing or not an image."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise DaafError(f"{path}: missing or not a readable image")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def open_store_for(samples: list[Sample], store_dir: str | Path, dataset: str) -> AnnotationStore:
@@ -91,7 +84,7 @@ class TrainSet(Dataset):
             item.keypoints,
             (self.cfg.height, self.cfg.width),
             self.cfg.heatmap_sigma,
-            self.cfg.keypoint_score_threshold,
+            keypoint_score_threshold(self.cfg.keypoint_score_threshold, self.store),
         )
         return {
             "images": tensor,

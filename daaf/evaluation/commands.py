@@ -43,6 +43,7 @@ def evaluate(model_path, dataset, root, rerank, flip, metric, batch_size, worker
              num_ranklists, out_dir) -> None:  # fmt: skip
     """mAP, CMC and mINP of a model on a dataset's query/gallery; metrics files and pictures."""
     from daaf.data.datasets import build_dataset
+    from daaf.data.images import check_dataset_images
     from daaf.evaluation.evaluate import evaluate_model
     from daaf.training.export import load_inference_model
     from daaf.utils.device import resolve_device
@@ -50,6 +51,7 @@ def evaluate(model_path, dataset, root, rerank, flip, metric, batch_size, worker
     torch_device = resolve_device(device)
     model, meta = load_inference_model(Path(model_path), torch_device)  # refuses unsafe files first
     data = build_dataset(dataset, root)
+    check_dataset_images(data, ("query", "gallery"))  # before the output folder is created
     table = evaluate_model(
         model, meta, data, Path(out_dir), torch_device, metric=metric, rerank=rerank, flip=flip,
         batch_size=batch_size, workers=workers, num_ranklists=num_ranklists,

@@ -8,7 +8,8 @@ from daaf.utils.lazy import lazy_exports
 __all__, __getattr__, __dir__ = lazy_exports(
     __name__,
     {
-        "base": ["LABELERS", "LabelResult", "Labeler", "build_labeler", "register_labeler"],
+        "backends": ["build_labeler"],
+        "base": ["LABELERS", "LabelResult", "Labeler", "register_labeler"],
         "driver": ["run_labeler"],
     },
 )

@@ -1,6 +1,7 @@
 """What a labeler returns for one crop, the ``Labeler`` protocol, and the registry of backends.
 
-A backend is a factory ``build(**options) -> Labeler`` registered under a name. It must fail
+A backend is a factory ``build(**options) -> Labeler`` registered under a name by its module,
+which :mod:`daaf.labeling.backends` imports (this module imports no backend). It must fail
 before doing any work (missing weights, missing package) with a :class:`~daaf.errors.DaafError`
 that says how to fix it, so that ``daaf label`` never half-labels a dataset.
 """
@@ -13,10 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from daaf.data.keypoints import NUM_KEYPOINTS
-from daaf.errors import DaafError
-
-STATUS_OK, STATUS_NO_PERSON, STATUS_UNREADABLE = 0, 1, 2
+from daaf.data.annotations.schema import STATUS_NO_PERSON, STATUS_OK, empty_keypoints
 
 
 @dataclass
@@ -44,13 +42,6 @@ class LabelResult:
             score=0.0,
             status=status,
         )
-
-
-def empty_keypoints() -> np.ndarray:
-    """(17, 3) float32 of (NaN, NaN, 0): the schema's "not found"."""
-    keypoints = np.zeros((NUM_KEYPOINTS, 3), np.float32)
-    keypoints[:, :2] = np.nan
-    return keypoints
 
 
 @runtime_checkable
@@ -85,12 +76,3 @@ def register_labeler(name: str) -> Callable[[LabelerFactory], LabelerFactory]:
         return factory
 
     return wrap
-
-
-def build_labeler(name: str, **options) -> Labeler:
-    """Build backend ``name``; unknown names get an error listing the known ones."""
-    from daaf.labeling import detectron2_backend, mmpose_backend, torchvision_backend  # noqa: F401
-
-    if name not in LABELERS:
-        raise DaafError(f"unknown labeling backend {name!r}; known: {', '.join(sorted(LABELERS))}")
-    return LABELERS[name](**options)

@@ -61,15 +61,19 @@ def _splits(ctx, param, value: str) -> tuple[str, ...]:
 @click.option("--min-size", type=click.IntRange(min=32), default=256, show_default=True,
               help="Working size: short side a crop is resized to before detection.")  # fmt: skip
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of random weights.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace a store made with other settings, once the new one is complete.")  # fmt: skip
 def label(dataset_name, root, out_dir, backend, splits, device, batch_size, workers, shard_size,
-          weights_dir, weights, min_size, seed) -> None:  # fmt: skip
+          weights_dir, weights, min_size, seed, overwrite) -> None:  # fmt: skip
     """Label a dataset with person masks and 17 keypoints (COCO detectors) into annotation shards.
 
     Resumable (complete shards are skipped) and torchrun-aware (shards are shared out by rank).
+    A re-run with other settings than the store's store.json is refused (use another --out or
+    --overwrite); the finished store is validated before success is reported.
     """
     from daaf.data.annotations import DEFAULT_SHARD_SIZE
     from daaf.data.datasets import build_dataset
-    from daaf.labeling.base import build_labeler
+    from daaf.labeling.backends import build_labeler
     from daaf.labeling.driver import run_labeler
     from daaf.labeling.report import build_report, format_report, write_report
     from daaf.utils import distributed
@@ -88,6 +92,7 @@ def label(dataset_name, root, out_dir, backend, splits, device, batch_size, work
         run = run_labeler(
             labeler, dataset, out_dir, splits=splits, shard_size=shard_size or DEFAULT_SHARD_SIZE,
             batch_size=batch_size, workers=workers, device=resolve_device(device), seed=seed,
+            overwrite=overwrite,
         )  # fmt: skip
         if distributed.is_main_process():
             from daaf.data.annotations import AnnotationStore

@@ -3,7 +3,10 @@
 detectron2 is not on PyPI and is imported only when this backend is built. ``weights_dir`` may
 hold the model-zoo checkpoints under their own file names (``MODEL.WEIGHTS`` then is a local
 path); otherwise detectron2 fetches them from its model zoo. detectron2's third keypoint column
-is already a spatial-softmax probability, so it is only clipped to [0, 1]. Its masks come
+is already a spatial-softmax probability (``structures.keypoints.heatmaps_to_keypoints``: the
+softmax over the 56x56 heatmap, at its maximum), so it is only clipped to [0, 1]. It is small: a
+map without evidence gives 1/3136, a confident peak a few tenths. The recommended threshold,
+0.05, is detectron2's own (``utils.visualizer._KEYPOINT_THRESHOLD``). Its masks come
 thresholded (binary), stored as probabilities 0 or 1.
 """
 
@@ -26,6 +29,7 @@ INSTALL = (
 MASK_CONFIG = "COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_3x.yaml"
 KEYPOINT_CONFIG = "COCO-Keypoints/keypoint_rcnn_R_50_FPN_3x.yaml"
 PERSON_CLASS = 0  # detectron2's contiguous COCO ids
+KEYPOINT_SCORE_THRESHOLD = 0.05  # detectron2.utils.visualizer._KEYPOINT_THRESHOLD
 
 
 def require_detectron2():
@@ -148,6 +152,7 @@ def build_detectron2_labeler(
         "max_size": 4 * min_size,
         "min_person_score": min_score,
         "keypoint_score": "detectron2 spatial-softmax probability",
+        "keypoint_score_threshold": KEYPOINT_SCORE_THRESHOLD,
         "detectron2": detectron2.__version__,
         "torch": torch.__version__,
     }

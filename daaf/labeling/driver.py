@@ -4,18 +4,18 @@ Every split is cut into shards of ``shard_size`` images (``plan_shards``); under
 (split, shard) list is dealt round-robin to the ranks, so each shard is labeled by exactly one
 process. Batches never cross a shard boundary and shards are written atomically, so a re-run
 after a crash skips the complete shards and writes the others byte for byte as an
-uninterrupted run would.
+uninterrupted run would. What the store is made with is recorded in ``store.json``; a re-run
+with other settings is refused before any work (:mod:`daaf.labeling.rerun`), and
+``overwrite`` builds a new store beside the old one and swaps it in only once it validates.
 """
 
 from __future__ import annotations
 
-import json
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
-import h5py
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -25,15 +25,21 @@ from tqdm import tqdm
 from daaf.data.annotations import (
     DEFAULT_MASK_SIZE,
     DEFAULT_SHARD_SIZE,
+    STATUS_OK,
+    STATUS_UNREADABLE,
     AnnotationWriter,
     ImageAnnotation,
     empty_annotation,
     encode_mask,
     plan_shards,
+    validate_store,
 )
+from daaf.data.annotations.info import make_store_info, write_store_info
 from daaf.data.datasets import SPLITS, ReIDDataset, Sample
+from daaf.data.images import image_problem, read_rgb
 from daaf.errors import DaafError
-from daaf.labeling.base import STATUS_OK, STATUS_UNREADABLE, Labeler, LabelResult
+from daaf.labeling.base import Labeler, LabelResult
+from daaf.labeling.rerun import check_rerun, overwrite_dir, replace_store
 from daaf.utils import distributed
 
 
@@ -49,12 +55,6 @@ def assign_shards(jobs: list, world_size: int, rank: int) -> list:
     return jobs[rank::world_size]
 
 
-def read_rgb(path: Path) -> np.ndarray | None:
-    """uint8 (H, W, 3) RGB image, or None if the file is missing or cannot be decoded."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
 class _ImageFiles(Dataset):
     """Decodes the images of the planned shards (in DataLoader workers)."""
 
@@ -66,7 +66,9 @@ class _ImageFiles(Dataset):
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[int, np.ndarray | None]:
-        return index, read_rgb(self.image_dir / self.samples[index].path)
+        """The decoded image, or None if it is missing, not an image or truncated."""
+        path = self.image_dir / self.samples[index].path
+        return index, None if image_problem(path) else read_rgb(path)
 
 
 def _batches(jobs: list[ShardJob], batch_size: int) -> list[list[int]]:
@@ -108,19 +110,6 @@ def _record(
     )
 
 
-def check_same_labeler(shard_path: Path, labeler: dict) -> None:
-    """A resumed run must use the labeler settings of the shards already there."""
-    with h5py.File(shard_path, "r") as f:
-        stored = json.loads(f.attrs["labeler"])
-    expected = json.loads(json.dumps(labeler))
-    changed = sorted(key for key, value in expected.items() if stored.get(key) != value)
-    if changed:
-        raise DaafError(
-            f"{shard_path} was written with other labeler settings ({', '.join(changed)} differ); "
-            f"use a new --out, or delete the store to relabel it"
-        )
-
-
 def _sum_over_ranks(value: int, device: torch.device) -> int:
     if not dist.is_initialized():
         return value
@@ -151,30 +140,44 @@ def run_labeler(
     mask_size: tuple[int, int] = DEFAULT_MASK_SIZE,
     seed: int = 0,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> LabelRun:
     """Label ``splits`` of ``dataset`` into the store ``out_dir``; resumable, torchrun-aware.
 
-    Rank 0 writes ``manifest.csv`` once every rank has finished. Returns this process's
-    :class:`LabelRun` (the same on every rank).
+    A store made with other settings (``store.json``) is refused unless ``overwrite``, which
+    builds the new store beside it and replaces it only once complete and valid. Rank 0 writes
+    ``manifest.csv`` once every rank has finished and validates the store; a store that does
+    not validate raises DaafError. Returns this process's :class:`LabelRun` (the same on every
+    rank).
     """
     start = time.perf_counter()
     device = torch.device(device)
     torch.manual_seed(seed)
+    store_dir = Path(out_dir)
+    samples_by_split = {split: dataset.split(split) for split in splits}
+    info = make_store_info(
+        dataset.name, samples_by_split, shard_size, mask_size, labeler.describe()
+    )
+    check_rerun(store_dir, info, overwrite)
     distributed.init_distributed(device)
     world, rank = distributed.world_size(), distributed.rank()
+    build_dir = overwrite_dir(store_dir) if overwrite else store_dir
+    if distributed.is_main_process():
+        if overwrite:
+            shutil.rmtree(build_dir, ignore_errors=True)  # left by an interrupted --overwrite
+        build_dir.mkdir(parents=True, exist_ok=True)
+        write_store_info(build_dir, info)
     labeler.to(device)
-    writer = AnnotationWriter(out_dir, dataset.name, labeler.describe(), mask_size=mask_size)
+    writer = AnnotationWriter(build_dir, dataset.name, labeler.describe(), mask_size=mask_size)
+    distributed.barrier()  # store.json is there before anyone looks for complete shards
 
     planned = [
         ShardJob(split, index, samples)
-        for split in splits
-        for index, samples in enumerate(plan_shards(dataset.split(split), shard_size))
+        for split, split_samples in samples_by_split.items()
+        for index, samples in enumerate(plan_shards(split_samples, shard_size))
     ]
     complete = [writer.shard_exists(job.split, job.index) for job in planned]
     todo = [job for job, done in zip(planned, complete, strict=True) if not done]
-    if any(complete):
-        done = planned[complete.index(True)]
-        check_same_labeler(writer.shard_path(done.split, done.index), labeler.describe())
     distributed.barrier()  # every rank has seen the same complete shards before anyone writes
     mine = assign_shards(todo, world, rank)
 
@@ -209,9 +212,23 @@ def run_labeler(
     bar.close()
 
     images_labeled = _sum_over_ranks(len(samples), device)
+    problems = []
     if distributed.is_main_process():
         writer.write_manifest()
+        problems = validate_store(build_dir, dataset)
+        if overwrite and not problems:
+            replace_store(build_dir, store_dir)
+        elif overwrite:
+            shutil.rmtree(build_dir)  # the old store stays as it was
     distributed.barrier()
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        after = (
+            f"the old store {store_dir} is unchanged"
+            if overwrite
+            else f"`daaf annotations validate {store_dir}` lists every problem"
+        )
+        raise DaafError(f"the labeled store does not validate: {problems[0]}{more}; {after}")
     return LabelRun(
         shards_written=len(todo),
         shards_skipped=len(planned) - len(todo),

@@ -3,7 +3,9 @@
 A ReID crop is already a person box, so the pose model runs with the whole crop as its box
 (``inference_topdown(model, image, bboxes=None)``), one crop at a time. Masks and the person
 box come from the torchvision Mask R-CNN segmenter. mmpose is imported only when this backend
-is built; its heatmap maxima are clipped to [0, 1] as keypoint scores.
+is built; its heatmap maxima (``codecs.utils.get_heatmap_maximum``; training targets are
+Gaussians of height 1) are clipped to [0, 1] as keypoint scores. The recommended threshold,
+0.3, is mmpose's own default (``PoseLocalVisualizer(kpt_thr=0.3)``, ``MMPoseInferencer``).
 """
 
 from __future__ import annotations
@@ -15,16 +17,25 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from daaf.data.annotations.schema import STATUS_OK
 from daaf.errors import DaafError
-from daaf.labeling.base import STATUS_OK, LabelResult, register_labeler
+from daaf.labeling.base import LabelResult, register_labeler
 
-INSTALL = (
-    "pip install six mmengine && pip install --no-build-isolation 'mmcv==2.1.0' "
-    "(full mmcv compiled from source, about 12 minutes; mmcv-lite is not enough) && "
-    "pip install 'mmdet==3.2.0' 'mmpose==1.3.2' && "
-    "pip install --force-reinstall --no-deps --no-binary xtcocotools --no-build-isolation "
-    "xtcocotools (rebuilt against numpy 2)"
+# The one install recipe (the README shows these lines): full mmcv 2.1.0 compiled from source
+# (about 12 minutes on a CPU; mmcv-lite lacks the ops) with C++20, as recent PyTorch headers
+# need; chumpy without build isolation; xtcocotools rebuilt against numpy 2.
+INSTALL_STEPS = (
+    "pip install 'setuptools==80.10.2'",
+    "pip download --no-deps --no-binary :all: 'mmcv==2.1.0' && tar xzf mmcv-2.1.0.tar.gz",
+    "sed -i 's/-std=c++17/-std=c++20/' mmcv-2.1.0/setup.py",
+    "pip install --no-build-isolation ./mmcv-2.1.0",
+    "pip install --no-build-isolation chumpy",
+    "pip install 'mmdet==3.2.0' 'mmpose==1.3.2'",
+    "pip install --force-reinstall --no-deps --no-build-isolation --no-binary xtcocotools "
+    "xtcocotools",
 )
+INSTALL = " && ".join(INSTALL_STEPS)
+KEYPOINT_SCORE_THRESHOLD = 0.3  # mmpose's default kpt_thr
 CONFIG = "body_2d_keypoint/topdown_heatmap/coco/td-hm_hrnet-w32_8xb64-210e_coco-256x192.py"
 CHECKPOINT_URL = (
     "https://download.openmmlab.com/mmpose/v1/body_2d_keypoint/topdown_heatmap/coco/"
@@ -114,6 +125,7 @@ def build_mmpose_labeler(
         "models": segmenter.describe()["models"] + [Path(CONFIG).stem],
         "pose_weight_file": name,
         "keypoint_score": "mmpose heatmap maximum, clipped to [0, 1]",
+        "keypoint_score_threshold": KEYPOINT_SCORE_THRESHOLD,
         "mmpose": mmpose.__version__,
     }
     return MMPoseLabeler(segmenter, pose_model, info)

@@ -9,10 +9,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from daaf.data.annotations.schema import STATUS_NAMES as SCHEMA_STATUS_NAMES
+from daaf.data.annotations.schema import STATUS_OK, STATUS_UNREADABLE
 from daaf.labeling.driver import LabelRun
+from daaf.utils.files import atomic_write
 
-STATUS_NAMES = {0: "ok", 1: "no_person", 2: "unreadable"}
+# the schema's status names as JSON keys: ok, no_person, unreadable
+STATUS_NAMES = {code: name.replace(" ", "_") for code, name in SCHEMA_STATUS_NAMES.items()}
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+PRINTED_UNREADABLE = 20  # unreadable files named in the printed table (all in the JSON)
 
 
 def _distribution(values: pd.Series) -> dict[str, float]:
@@ -26,17 +31,19 @@ def _distribution(values: pd.Series) -> dict[str, float]:
 
 
 def build_report(manifest: pd.DataFrame, run: LabelRun, labeler: dict[str, Any]) -> dict[str, Any]:
-    """Images per split and status, person-score and mask-area distributions (status 0), speed."""
+    """Images per split and status, the unreadable files by path, person-score and mask-area
+    distributions (status 0), speed."""
     splits = {}
     for split, rows in manifest.groupby("split", sort=False):
         counts = rows["status"].value_counts()
         splits[split] = {"images": len(rows)} | {
             name: int(counts.get(code, 0)) for code, name in STATUS_NAMES.items()
         }
-    ok = manifest[manifest["status"] == 0]
+    ok = manifest[manifest["status"] == STATUS_OK]
     return {
         "labeler": labeler,
         "splits": splits,
+        "unreadable": manifest.loc[manifest["status"] == STATUS_UNREADABLE, "image_path"].tolist(),
         "person_score": _distribution(ok["person_score"]),
         "mask_area": _distribution(ok["mask_area"]),
         "shards_written": run.shards_written,
@@ -50,9 +57,9 @@ def build_report(manifest: pd.DataFrame, run: LabelRun, labeler: dict[str, Any])
 
 
 def write_report(report: dict[str, Any], out_dir: str | Path) -> Path:
-    path = Path(out_dir) / "label_report.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    return path
+    """Write ``label_report.json`` into the store atomically."""
+    text = json.dumps(report, indent=2) + "\n"
+    return atomic_write(Path(out_dir) / "label_report.json", lambda tmp: tmp.write_text(text))
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -66,6 +73,13 @@ def format_report(report: dict[str, Any]) -> str:
             f"{split:<10}{row['images']:>9}"
             + "".join(f"{row[n]:>12}" for n in STATUS_NAMES.values())
         )
+    unreadable = report["unreadable"]
+    if unreadable:
+        more = len(unreadable) - PRINTED_UNREADABLE
+        lines.append(f"unreadable images ({len(unreadable)}, status 2, not labeled):")
+        lines += [f"  {path}" for path in unreadable[:PRINTED_UNREADABLE]]
+        if more > 0:
+            lines.append(f"  ... and {more} more (all in label_report.json)")
     for key in ("person_score", "mask_area"):
         dist = report[key]
         if dist["count"]:

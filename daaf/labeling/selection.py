@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from daaf.labeling.base import STATUS_NO_PERSON, LabelResult, empty_keypoints
+from daaf.data.annotations.schema import STATUS_NO_PERSON, empty_keypoints
+from daaf.labeling.base import LabelResult
 
 
 @dataclass

@@ -11,9 +11,11 @@ either way, so a larger working size adds cost, not detail. Measured on the same
 Crops rarely hold more than a few people, so 100 region proposals (instead of 1000) are plenty.
 
 Keypoint scores. torchvision's ``keypoints_scores`` are the raw logits of the keypoint heatmap
-at its maximum (trained with a spatial softmax), and the third keypoint column is always 1. The
-store wants [0, 1], so the score is ``sigmoid(logit)``: monotone, 0.5 at logit 0, and 0.88 at
-logit 2, the visibility threshold detectron's keypoint visualiser uses.
+at its maximum (``roi_heads.heatmaps_to_keypoints``; trained with a spatial softmax), and the
+third keypoint column is always 1. The store wants [0, 1], so the score is ``sigmoid(logit)``:
+monotone, 0.5 at logit 0 (a map without evidence). The recommended threshold is sigmoid(2) =
+0.881: logit 2 is the visibility threshold of Detectron's keypoint visualiser
+(``vis_keypoints(kp_thresh=2)``), for which this Keypoint R-CNN head was designed.
 
 Weights come from the torchvision weight enums: a file in ``weights_dir`` or in the torch cache
 (``$TORCH_HOME/hub/checkpoints``) is loaded as is; otherwise it is downloaded into the cache as
@@ -23,6 +25,7 @@ torchvision does, and if that fails the labeler stops before any work, naming ea
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -39,6 +42,7 @@ DEFAULT_MIN_SIZE = 256
 DEFAULT_RPN_POST_NMS_TOP_N = 100
 DEFAULT_DETECTIONS_PER_IMAGE = 10
 DEFAULT_MIN_SCORE = 0.5
+KEYPOINT_SCORE_THRESHOLD = round(1 / (1 + math.exp(-2.0)), 3)  # sigmoid(logit 2) = 0.881
 
 
 def weight_file_name(weights) -> str:
@@ -110,6 +114,13 @@ def _load_checkpoint(model, path: Path) -> None:
         raise DaafError(
             f"{path}: does not match {type(model).__name__}; mismatched keys such as {wrong[:3]}"
         )
+
+
+def unit_keypoint_scores(logits):
+    """torchvision's keypoint logits (tensor) -> the stored score in [0, 1]: ``sigmoid``."""
+    import torch
+
+    return torch.sigmoid(logits)
 
 
 class TorchvisionLabeler:
@@ -190,7 +201,7 @@ class TorchvisionLabeler:
         for out in outputs:
             keep = self._persons(out["labels"])
             keypoints = out["keypoints"][keep].clone()
-            keypoints[..., 2] = torch.sigmoid(out["keypoints_scores"][keep])
+            keypoints[..., 2] = unit_keypoint_scores(out["keypoints_scores"][keep])
             detections.append(
                 Detections(
                     boxes=out["boxes"][keep].cpu().numpy(),
@@ -289,6 +300,7 @@ def build_torchvision_labeler(
         "min_person_score": min_score,
         "person_classes": "any (random weights)" if random else [PERSON_LABEL],
         "keypoint_score": "sigmoid(heatmap logit)",
+        "keypoint_score_threshold": KEYPOINT_SCORE_THRESHOLD,
         "selection": "score x IoU(box, crop) x centring; keypoints matched by box IoU >= 0.3",
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,

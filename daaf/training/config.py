@@ -35,7 +35,7 @@ class DataConfig:
     num_instances: int = 4  # K of the P x K sampler
     workers: int = 4
     heatmap_sigma: float = 2.0  # Gaussian sigma in output-map pixels
-    keypoint_score_threshold: float = 0.3  # keypoints below get no heatmap peak
+    keypoint_score_threshold: float | str = "auto"  # below: no peak; auto: the labeler's value
     test_batch_size: int = 128
 
 

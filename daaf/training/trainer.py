@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from daaf.data.datasets import ReIDDataset, build_dataset
+from daaf.data.images import check_dataset_images
 from daaf.data.sampler import PKBatchSampler
 from daaf.data.train_set import TrainSet, open_store_for
 from daaf.errors import DaafError
@@ -295,6 +296,7 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False) -> Path:
     seed_everything(cfg.train.seed)
 
     dataset = build_dataset(cfg.data.dataset, cfg.data.root)
+    check_dataset_images(dataset)  # a truncated image stops here, before any folder is written
     loader, train_set, sampler = build_train_loader(cfg, dataset, device)
     num_classes = dataset.num_train_pids
     model = build_model(cfg, num_classes).to(device)

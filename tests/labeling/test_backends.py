@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from daaf.cli import main
 from daaf.errors import DaafError
-from daaf.labeling.base import build_labeler
+from daaf.labeling.backends import build_labeler
 
 EXPECTED_FILES = (
     "maskrcnn_resnet50_fpn_v2_coco-73cbd019.pth",
@@ -126,3 +126,20 @@ def test_mmpose_backend_runs_with_random_weights():
     labeler = build_labeler("mmpose", weights="random", min_size=64)
     image = np.zeros((128, 64, 3), np.uint8)
     assert labeler.label([image])[0].keypoints.shape == (17, 3)
+
+
+def test_readme_shows_the_mmpose_install_recipe_of_the_error_message(monkeypatch):
+    from pathlib import Path
+
+    from daaf.labeling.mmpose_backend import INSTALL, INSTALL_STEPS
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Labeling backends", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```bash\n", 1)[1].split("```", 1)[0]
+    assert [line.strip() for line in block.strip().splitlines()] == list(INSTALL_STEPS)
+    assert "pip install 'setuptools==80.10.2'" in INSTALL_STEPS
+    assert "sed -i 's/-std=c++17/-std=c++20/' mmcv-2.1.0/setup.py" in INSTALL_STEPS
+    monkeypatch.setitem(__import__("sys").modules, "mmpose", None)
+    with pytest.raises(DaafError) as error:
+        build_labeler("mmpose", weights="random")
+    assert str(error.value).endswith(f"install with: {INSTALL}")

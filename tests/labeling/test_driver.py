@@ -104,17 +104,24 @@ def test_two_torchrun_processes_label_every_shard_exactly_once(tmp_path, market)
     assert len(AnnotationStore(out)) == 6
 
 
-def test_resuming_with_other_labeler_settings_is_refused(tmp_path, market, fake_labeler):
-    from daaf.errors import DaafError
+def test_truncated_jpeg_is_unreadable_and_the_report_names_it(
+    tmp_path, make_market_dataset, fake_labeler
+):
+    from daaf.labeling.report import build_report, format_report
 
-    dataset = build_dataset("market1501", market)
+    root = make_market_dataset(tmp_path / "data", corrupt=("0002_c2s1_000301_01.jpg",))
+    truncated = root / "Market-1501-v15.09.15" / "bounding_box_test" / "0007_c5s1_000651_01.jpg"
+    truncated.write_bytes(truncated.read_bytes()[: truncated.stat().st_size // 2])
+    dataset = build_dataset("market1501", root)
     out = tmp_path / "store"
-    run_labeler(fake_labeler(), dataset, out, shard_size=2, workers=0, progress=False)
-    (out / "gallery-00000.h5").unlink()
-    other = fake_labeler()
-    other.describe = lambda: {"backend": "fake", "weights": "other"}
-    with pytest.raises(
-        DaafError, match=r"train-00000.h5 was written with other labeler settings \(weights"
-    ):
-        run_labeler(other, dataset, out, shard_size=2, workers=0, progress=False)
-    assert not (out / "gallery-00000.h5").exists()
+    run = run_labeler(fake_labeler(), dataset, out, shard_size=2, workers=0, progress=False)
+    with AnnotationStore(out) as store:
+        report = build_report(store.manifest, run, {"backend": "fake"})
+    assert report["unreadable"] == [
+        "bounding_box_train/0002_c2s1_000301_01.jpg",
+        "bounding_box_test/0007_c5s1_000651_01.jpg",
+    ]
+    assert report["splits"]["gallery"] == {"images": 2, "ok": 1, "no_person": 0, "unreadable": 1}
+    table = format_report(report)
+    assert "unreadable images (2, status 2, not labeled):" in table
+    assert "\n  bounding_box_test/0007_c5s1_000651_01.jpg\n" in table

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from daaf.errors import DaafError
-from daaf.labeling.base import LABELERS, LabelResult, build_labeler
+from daaf.labeling.backends import build_labeler
+from daaf.labeling.base import LABELERS, LabelResult
 from daaf.labeling.selection import (
     Detections,
     box_iou,
@@ -110,3 +111,28 @@ def test_unknown_backend_lists_known_ones():
     with pytest.raises(DaafError, match="detectron2, mmpose, torchvision"):
         build_labeler("nope")
     assert {"torchvision", "detectron2", "mmpose"} <= set(LABELERS)
+
+
+def test_backends_register_without_an_import_cycle():
+    """base imports no backend; importing daaf.labeling.backends registers all three."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, daaf.labeling.base as base\n"
+        "assert not [m for m in sys.modules if m.endswith('_backend')], sys.modules\n"
+        "assert base.LABELERS == {}\n"
+        "import daaf.labeling.backends\n"
+        "print(sorted(base.LABELERS))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['detectron2', 'mmpose', 'torchvision']"
+
+
+def test_one_copy_of_the_status_codes():
+    from daaf.data.annotations import schema
+    from daaf.labeling import base, report
+
+    assert (base.STATUS_OK, base.STATUS_NO_PERSON) == (schema.STATUS_OK, schema.STATUS_NO_PERSON)
+    assert report.STATUS_NAMES == {0: "ok", 1: "no_person", 2: "unreadable"}

@@ -11,7 +11,7 @@ from daaf.utils.lazy import lazy_exports
 __all__, __getattr__, __dir__ = lazy_exports(
     __name__,
     {
-        "reader": ["AnnotationStore"],
+        "reader": ["AnnotationStore", "keypoint_score_threshold"],
         "report": ["summarize_store"],
         "schema": [
             "DEFAULT_MASK_SIZE",

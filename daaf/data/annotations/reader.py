@@ -17,7 +17,7 @@ import pandas as pd
 
 from daaf.data.annotations.schema import MANIFEST_NAME, ImageAnnotation
 from daaf.data.annotations.shards import (
-    ShardHeader,
+    header_mismatches,
     list_shard_paths,
     load_header,
     read_manifest,
@@ -26,22 +26,6 @@ from daaf.data.annotations.shards import (
 from daaf.errors import DaafError
 
 SMALL_ARRAYS = ("pid", "camid", "image_size", "keypoints", "person_box", "person_score", "status")
-
-
-def check_same_dataset(headers: list[ShardHeader]) -> None:
-    """All shards of a store must name one dataset and one mask size."""
-    first = headers[0]
-    for header in headers[1:]:
-        if header.dataset != first.dataset:
-            raise DaafError(
-                f"{header.path} belongs to dataset {header.dataset!r}, but {first.path.name} "
-                f"to {first.dataset!r}; a store holds one dataset"
-            )
-        if header.mask_size != first.mask_size:
-            raise DaafError(
-                f"{header.path} stores masks at {header.mask_size}, but {first.path.name} at "
-                f"{first.mask_size}"
-            )
 
 
 class AnnotationStore:
@@ -72,7 +56,9 @@ class AnnotationStore:
         shard_names = list(dict.fromkeys(self.manifest["shard"]))
         self.headers = {name: load_header(self.store_dir / name) for name in shard_names}
         headers = list(self.headers.values())
-        check_same_dataset(headers)
+        mismatches = header_mismatches(headers)
+        if mismatches:
+            raise DaafError(mismatches[0])
         self.dataset = headers[0].dataset
         self.mask_size = headers[0].mask_size
         self.labeler = headers[0].labeler
@@ -217,6 +203,25 @@ class AnnotationStore:
             person_score=float(arrays["person_score"][row]),
             status=int(arrays["status"][row]),
         )
+
+
+FALLBACK_KEYPOINT_SCORE_THRESHOLD = 0.3
+
+
+def keypoint_score_threshold(setting: float | str, store: AnnotationStore | None) -> float:
+    """``data.keypoint_score_threshold`` as a number: a number is itself; ``"auto"`` is the
+    store's recommendation (the labeler attribute's ``keypoint_score_threshold``, one per
+    backend, see docs/annotations.md), or 0.3 for a store without one (shards written before
+    recommendations were recorded, synthetic ground truth with scores 0 or 1) or no store."""
+    if setting != "auto":
+        try:
+            return float(setting)
+        except (TypeError, ValueError) as exc:
+            raise DaafError(
+                f"data.keypoint_score_threshold: {setting!r} is neither 'auto' nor a number"
+            ) from exc
+    recommended = None if store is None else store.labeler.get("keypoint_score_threshold")
+    return FALLBACK_KEYPOINT_SCORE_THRESHOLD if recommended is None else float(recommended)
 
 
 def store_dataset_name(store_dir: str | Path) -> str | None:

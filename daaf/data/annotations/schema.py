@@ -97,6 +97,13 @@ def encode_mask(
     return np.rint(np.clip(resized, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
+def empty_keypoints() -> np.ndarray:
+    """(17, 3) float32 of (NaN, NaN, 0): the schema's "not found"."""
+    keypoints = np.zeros((NUM_KEYPOINTS, 3), np.float32)
+    keypoints[:, :2] = np.nan
+    return keypoints
+
+
 def empty_annotation(
     image_path: str,
     split: str,
@@ -107,8 +114,6 @@ def empty_annotation(
     mask_size: tuple[int, int] = DEFAULT_MASK_SIZE,
 ) -> ImageAnnotation:
     """The record of an image without a person (status 1) or that could not be read (status 2)."""
-    keypoints = np.zeros((NUM_KEYPOINTS, 3), np.float32)
-    keypoints[:, :2] = np.nan
     return ImageAnnotation(
         image_path=image_path,
         split=split,
@@ -116,7 +121,7 @@ def empty_annotation(
         camid=int(camid),
         image_size=(int(image_size[0]), int(image_size[1])),
         mask=np.zeros(tuple(mask_size), np.uint8),
-        keypoints=keypoints,
+        keypoints=empty_keypoints(),
         person_box=np.full(4, np.nan, np.float32),
         person_score=0.0,
         status=int(status),

@@ -56,6 +56,24 @@ def list_shard_paths(store_dir: Path) -> list[Path]:
     return [path for *_, path in sorted(found)]
 
 
+def header_mismatches(headers: list[ShardHeader]) -> list[str]:
+    """Shards that name another dataset or mask size than the first: a store holds one of each."""
+    problems = []
+    first = headers[0] if headers else None
+    for header in headers[1:]:
+        if header.dataset != first.dataset:
+            problems.append(
+                f"{header.path} belongs to dataset {header.dataset!r}, but {first.path.name} "
+                f"to {first.dataset!r}; a store holds one dataset"
+            )
+        if header.mask_size != first.mask_size:
+            problems.append(
+                f"{header.path} stores masks at {header.mask_size}, but {first.path.name} at "
+                f"{first.mask_size}"
+            )
+    return problems
+
+
 def open_shard(path: Path) -> h5py.File:
     """Open a shard read-only; a missing, truncated or non-HDF5 file raises DaafError naming it."""
     try:

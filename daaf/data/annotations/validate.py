@@ -11,10 +11,12 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from daaf.data.annotations.info import STORE_INFO_NAME, read_store_info
 from daaf.data.annotations.schema import MANIFEST_NAME, SHARD_PATTERN
 from daaf.data.annotations.shards import (
     ShardHeader,
     hash_datasets,
+    header_mismatches,
     index_shard,
     list_shard_paths,
     open_shard,
@@ -80,9 +82,11 @@ def _compare_manifest(manifest: pd.DataFrame, scanned: pd.DataFrame, path: Path)
     return problems
 
 
-def _compare_dataset(scanned: pd.DataFrame, dataset: ReIDDataset) -> list[str]:
+def _compare_dataset(
+    scanned: pd.DataFrame, dataset: ReIDDataset, splits: tuple[str, ...] | list[str]
+) -> list[str]:
     problems = []
-    for split in SPLITS:
+    for split in splits:
         expected = {s.path: (s.pid, s.camid) for s in dataset.split(split)}
         rows = scanned[scanned["split"] == split]
         stored = dict(
@@ -109,6 +113,29 @@ def _compare_dataset(scanned: pd.DataFrame, dataset: ReIDDataset) -> list[str]:
     return problems
 
 
+def _compare_info(info: dict, headers: list[ShardHeader], scanned, path: Path) -> list[str]:
+    """``store.json`` against the shards: dataset, mask size, splits and number of images."""
+    problems = []
+    if headers and info["dataset"] != headers[0].dataset:
+        problems.append(
+            f"{path} names dataset {info['dataset']!r}, the shards {headers[0].dataset!r}"
+        )
+    if headers and tuple(info["mask_size"]) != headers[0].mask_size:
+        problems.append(
+            f"{path} names mask size {info['mask_size']}, the shards {headers[0].mask_size}"
+        )
+    if scanned is not None:
+        other = sorted(set(scanned["split"]) - set(info["splits"]))
+        if other:
+            problems.append(f"{path} names splits {info['splits']}, the shards also {other}")
+        if len(scanned) != info["images"]["count"]:
+            problems.append(
+                f"{path} records {info['images']['count']} images, the shards hold {len(scanned)} "
+                f"(an interrupted `daaf label`? re-run it to finish the store)"
+            )
+    return problems
+
+
 def validate_store(
     store_dir: str | Path, dataset: ReIDDataset | None = None, progress: bool = False
 ) -> list[str]:
@@ -116,8 +143,9 @@ def validate_store(
 
     Checks that every shard opens, is whole, has schema v1, matches its ``content_sha256``, that
     all shards name one dataset and mask size, that no image appears twice, that
-    ``manifest.csv`` agrees with the shards and, given ``dataset``, that every split holds
-    exactly the dataset's images with the same pid and camid.
+    ``manifest.csv`` and ``store.json`` (if any) agree with the shards and, given ``dataset``,
+    that every split (every split ``store.json`` names, if any) holds exactly the dataset's
+    images with the same pid and camid.
     """
     store_dir = Path(store_dir)
     if not store_dir.is_dir():
@@ -135,18 +163,7 @@ def validate_store(
         problems += shard_problems
         headers.append(header)
         frames.append(rows)
-    for header in headers[1:]:
-        first = headers[0]
-        if header.dataset != first.dataset:
-            problems.append(
-                f"{header.path}: dataset {header.dataset!r}, but {first.path.name} has "
-                f"{first.dataset!r}"
-            )
-        if header.mask_size != first.mask_size:
-            problems.append(
-                f"{header.path}: mask size {header.mask_size}, but {first.path.name} has "
-                f"{first.mask_size}"
-            )
+    problems += header_mismatches(headers)
     scanned = pd.concat(frames, ignore_index=True) if frames else None
     if scanned is not None:
         duplicated = scanned["image_path"][scanned["image_path"].duplicated()]
@@ -165,6 +182,15 @@ def validate_store(
             problems += _compare_manifest(read_manifest(manifest_path), scanned, manifest_path)
         except DaafError as exc:
             problems.append(str(exc))
+    splits = SPLITS
+    try:
+        info = read_store_info(store_dir)
+    except DaafError as exc:
+        info = None
+        problems.append(str(exc))
+    if info is not None:
+        problems += _compare_info(info, headers, scanned, store_dir / STORE_INFO_NAME)
+        splits = info["splits"]
     if dataset is not None and scanned is not None:
-        problems += _compare_dataset(scanned, dataset)
+        problems += _compare_dataset(scanned, dataset, splits)
     return problems

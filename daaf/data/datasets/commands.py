@@ -55,9 +55,18 @@ def format_skipped(skipped: dict[str, list[str]]) -> str:
     "--root", required=True, type=click.Path(path_type=Path), help="Folder holding the dataset."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print only the per-split counts as JSON.")
-def check_command(name: str, root: Path, as_json: bool) -> None:
-    """Parse dataset NAME under --root; print images, identities and cameras per split."""
+@click.option(
+    "--decode",
+    is_flag=True,
+    help="Also decode every image; list the unreadable ones (missing, not an image, truncated).",
+)
+def check_command(name: str, root: Path, as_json: bool, decode: bool) -> None:
+    """Parse dataset NAME under --root; print images, identities and cameras per split.
+
+    With --decode, exit status 1 when any image does not decode completely.
+    """
     from daaf.data.datasets import build_dataset
+    from daaf.data.images import dataset_image_paths, find_unreadable
 
     dataset = build_dataset(name, root)
     summary = dataset.summary()
@@ -68,3 +77,11 @@ def check_command(name: str, root: Path, as_json: bool) -> None:
         click.echo(format_summary(summary))
     if dataset.skipped:
         click.echo(format_skipped(dataset.skipped), err=as_json)
+    if decode:
+        paths = dataset_image_paths(dataset)
+        unreadable = find_unreadable(paths, progress=not as_json)
+        click.echo(f"decoded {len(paths)} images: {len(unreadable)} unreadable", err=as_json)
+        for path, reason in unreadable:
+            click.echo(f"  {path}: {reason}", err=as_json)
+        if unreadable:
+            raise SystemExit(1)

@@ -74,7 +74,7 @@ PROBLEMS = {
     ),
     "dataset": (
         lambda s: _edit(s / "gallery-00001.h5", lambda f: f.attrs.modify("dataset", "msmt17")),
-        r"gallery-00001.h5: dataset 'msmt17', but train-00000.h5 has 'market1501'",
+        r"gallery-00001.h5 belongs to dataset 'msmt17', but train-00000.h5 to 'market1501'",
     ),
     "renamed": (
         lambda s: (s / "gallery-00001.h5").rename(s / "gallery-00004.h5"),
@@ -110,3 +110,34 @@ def test_missing_folder_and_empty_folder(tmp_path):
         f"{tmp_path / 'nope'}: annotation store folder does not exist"
     ]
     assert validate_store(tmp_path) == [f"{tmp_path}: no shard files (<split>-<nnnnn>.h5)"]
+
+
+def _write_info(store, helpers, splits=("train", "query", "gallery"), **changes):
+    from daaf.data.annotations.info import make_store_info, write_store_info
+
+    dataset = helpers.make_dataset()
+    samples = {split: dataset.split(split) for split in splits}
+    info = make_store_info("market1501", samples, 2, helpers.MASK_SIZE, {"backend": "test"})
+    write_store_info(store, info | changes)
+
+
+def test_store_json_must_agree_with_the_shards(store, helpers):
+    _write_info(store, helpers)
+    assert validate_store(store, helpers.make_dataset()) == []
+    _write_info(store, helpers, dataset="dukemtmc", images={"count": 12, "sha256": "0"})
+    assert validate_store(store) == [
+        f"{store / 'store.json'} names dataset 'dukemtmc', the shards 'market1501'",
+        f"{store / 'store.json'} records 12 images, the shards hold 10 (an interrupted "
+        "`daaf label`? re-run it to finish the store)",
+    ]
+    (store / "store.json").write_text("{not json")
+    assert validate_store(store)[0].startswith(f"{store / 'store.json'} cannot be read as JSON")
+
+
+def test_coverage_is_checked_for_the_splits_store_json_names(tmp_path, helpers):
+    records = [r for r in helpers.make_records() if r.split != "query"]
+    store = helpers.write_store(tmp_path / "store", records=records)
+    dataset = helpers.make_dataset()
+    assert validate_store(store, dataset)[0].startswith("query: 2 image(s) of dataset")
+    _write_info(store, helpers, splits=("train", "gallery"))
+    assert validate_store(store, dataset) == []

@@ -1,0 +1,74 @@
+"""Reading dataset images: one RGB reader for training, evaluation and labeling, and a full
+decode check that finds missing, non-image and truncated files before a run starts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from daaf.data.datasets.base import SPLITS, ReIDDataset
+from daaf.errors import DaafError
+
+DECODE_THREADS = 8
+NAMED = 3  # unreadable files named in an error message
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """uint8 (H, W, 3) RGB; DaafError naming the file when it is missing or not an image."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise DaafError(f"{path}: missing or not a readable image")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def image_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be decoded completely (missing, not an image, truncated), or None.
+
+    Decodes with PIL, which raises on a truncated file, where ``cv2.imread`` returns a partly
+    grey image with only a libjpeg warning.
+    """
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except FileNotFoundError:
+        return "missing"
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        return f"cannot be decoded: {exc}"
+    return None
+
+
+def find_unreadable(
+    paths: Iterable[Path], progress: bool = False, threads: int = DECODE_THREADS
+) -> list[tuple[Path, str]]:
+    """``(path, reason)`` for every file of ``paths`` that does not decode completely, in order."""
+    paths = list(paths)
+    with ThreadPoolExecutor(threads) as pool:
+        problems = list(
+            tqdm(pool.map(image_problem, paths), total=len(paths), desc="decode", unit="img",
+                 disable=not progress)
+        )  # fmt: skip
+    return [(path, problem) for path, problem in zip(paths, problems, strict=True) if problem]
+
+
+def dataset_image_paths(dataset: ReIDDataset, splits: tuple[str, ...] = SPLITS) -> list[Path]:
+    """The image files of ``splits`` of ``dataset``, in split order."""
+    return [dataset.image_dir / s.path for split in splits for s in dataset.split(split)]
+
+
+def check_dataset_images(dataset: ReIDDataset, splits: tuple[str, ...] = SPLITS) -> None:
+    """Raise DaafError naming the first images of ``splits`` that do not decode completely, so
+    that a run stops before it writes anything instead of in a DataLoader worker."""
+    unreadable = find_unreadable(dataset_image_paths(dataset, splits))
+    if unreadable:
+        named = "; ".join(f"{path} ({reason})" for path, reason in unreadable[:NAMED])
+        more = f" and {len(unreadable) - NAMED} more" if len(unreadable) > NAMED else ""
+        raise DaafError(
+            f"{len(unreadable)} image(s) of dataset {dataset.name} cannot be decoded: "
+            f"{named}{more}; `daaf datasets check {dataset.name} --root DIR --decode` lists them"
+        )

@@ -1,0 +1,118 @@
+"""Image decoding: truncated JPEGs are found by `datasets check --decode` and stop train/evaluate."""
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from daaf.cli import main
+from daaf.data.images import find_unreadable, image_problem, read_rgb
+from daaf.errors import DaafError
+from daaf.training.export import META_FILE
+
+REPO = Path(__file__).resolve().parents[2]
+TRAIN_IMAGE = "bounding_box_train/0001_c1s1_000000_00.jpg"
+QUERY_IMAGE = "query/0009_c1s1_000000_00.jpg"
+
+
+def truncate(path: Path, size: int | None = None) -> None:
+    """Keep the first ``size`` bytes of ``path`` (default: half of them)."""
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2 if size is None else size])
+
+
+@pytest.fixture
+def dataset_copy(tiny_dataset, tmp_path) -> Path:
+    """A copy of the tiny dataset (the session fixture must stay intact)."""
+    return Path(shutil.copytree(tiny_dataset, tmp_path / "data"))
+
+
+def test_truncated_jpegs_are_found_where_cv2_only_warns(tmp_path):
+    image = np.random.default_rng(0).integers(0, 256, (128, 64, 3), dtype=np.uint8)
+    names = ("whole.jpg", "half.jpg", "ten_bytes.jpg")
+    for name in names:
+        cv2.imwrite(str(tmp_path / name), image)
+    truncate(tmp_path / "half.jpg")
+    truncate(tmp_path / "ten_bytes.jpg", 10)
+    (tmp_path / "text.jpg").write_text("not an image")
+    assert cv2.imread(str(tmp_path / "half.jpg")) is not None  # why cv2 cannot be the check
+
+    assert image_problem(tmp_path / "whole.jpg") is None
+    assert image_problem(tmp_path / "half.jpg").startswith(
+        "cannot be decoded: image file is truncated"
+    )
+    assert "cannot be decoded" in image_problem(tmp_path / "ten_bytes.jpg")
+    assert image_problem(tmp_path / "gone.jpg") == "missing"
+    paths = [tmp_path / name for name in (*names, "text.jpg", "gone.jpg")]
+    assert [path.name for path, _ in find_unreadable(paths)] == [
+        "half.jpg", "ten_bytes.jpg", "text.jpg", "gone.jpg",
+    ]  # fmt: skip
+
+
+def test_read_rgb_returns_rgb_and_names_a_bad_file(tmp_path):
+    bgr = np.zeros((8, 4, 3), np.uint8)
+    bgr[..., 2] = 255  # red in BGR
+    cv2.imwrite(str(tmp_path / "red.png"), bgr)
+    np.testing.assert_array_equal(read_rgb(tmp_path / "red.png")[0, 0], [255, 0, 0])
+    with pytest.raises(DaafError, match=r"gone.png: missing or not a readable image"):
+        read_rgb(tmp_path / "gone.png")
+
+
+def test_datasets_check_decode_lists_unreadable_images(dataset_copy):
+    args = ["datasets", "check", "market1501", "--root", str(dataset_copy), "--decode"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "decoded 96 images: 0 unreadable" in result.output
+
+    image_dir = dataset_copy / "Market-1501-v15.09.15"
+    truncate(image_dir / TRAIN_IMAGE)
+    truncate(image_dir / QUERY_IMAGE, 10)
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    assert "decoded 96 images: 2 unreadable" in result.output
+    assert f"  {image_dir / TRAIN_IMAGE}: cannot be decoded: image file is truncated" in (
+        result.output
+    )
+    assert f"  {image_dir / QUERY_IMAGE}: cannot be decoded" in result.output
+    plain = CliRunner().invoke(main, args[:-1])  # without --decode: parsing only, as before
+    assert plain.exit_code == 0 and "unreadable" not in plain.output
+
+
+def test_train_stops_with_one_line_naming_the_file_and_writes_nothing(dataset_copy, tmp_path):
+    image_dir = dataset_copy / "Market-1501-v15.09.15"
+    truncate(image_dir / TRAIN_IMAGE)
+    run = tmp_path / "run"
+    args = ["train", "--config", str(REPO / "configs/demo.yaml"), "--out", str(run),
+            f"data.root={dataset_copy}", f"data.annotations={dataset_copy / 'annotations'}",
+            "data.dataset=market1501", "data.workers=0", "model.pretrained=none"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert f"{image_dir / TRAIN_IMAGE} (cannot be decoded: image file is truncated" in (
+        result.output
+    )
+    assert "datasets check market1501 --root DIR --decode" in result.output
+    assert not run.exists()
+
+
+def test_evaluate_stops_with_one_line_naming_the_file_and_writes_nothing(dataset_copy, tmp_path):
+    image_dir = dataset_copy / "Market-1501-v15.09.15"
+    truncate(image_dir / QUERY_IMAGE, 10)
+    model = tmp_path / "model.ts"  # a loadable model: the images are checked after it
+    meta = json.dumps({"height": 64, "width": 32, "pixel_mean": [0.5] * 3, "pixel_std": [0.5] * 3})
+    torch.jit.save(torch.jit.script(torch.nn.Flatten()), str(model), {META_FILE: meta})
+    out = tmp_path / "eval"
+    result = CliRunner().invoke(main, ["evaluate", "--model", str(model), "--dataset",
+                                       "market1501", "--root", str(dataset_copy), "--out",
+                                       str(out)])  # fmt: skip
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert f"1 image(s) of dataset market1501 cannot be decoded: {image_dir / QUERY_IMAGE}" in (
+        result.output
+    )
+    assert not out.exists()
