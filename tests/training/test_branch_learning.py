@@ -12,6 +12,7 @@ from torch.utils.data import default_collate
 
 from daaf.data.annotations import AnnotationStore
 from daaf.data.datasets import build_dataset
+from daaf.data.device_batch import prepare_batch
 from daaf.data.train_set import TrainSet
 from daaf.evaluation.attention_metrics import mask_iou, pck
 from daaf.training.config import load_config
@@ -27,10 +28,12 @@ def fit_one_batch(root: Path, steps: int, *overrides: str):
         "data.width=32", "data.pad=0", "data.flip_prob=0", "data.erasing_prob=0", *overrides,
     ])  # fmt: skip
     dataset = build_dataset("market1501", root)
+    store = AnnotationStore(cfg.data.annotations)
     train_set = TrainSet(
-        dataset.train, dataset.image_dir, cfg.data, AnnotationStore(cfg.data.annotations)
+        dataset.train, dataset.image_dir, cfg.data, store, masks=True, keypoints=True
     )
-    batch = default_collate([train_set[i] for i in range(0, len(train_set), 6)])
+    items = [train_set[i] for i in range(0, len(train_set), 6)]
+    batch = prepare_batch(default_collate(items), cfg.data, torch.device("cpu"))
     torch.manual_seed(0)
     model = build_model(cfg, num_classes=8).train()
     criterion = build_criterion(cfg, 8, model.feat_dim)
