@@ -36,7 +36,7 @@ def make_batch(p: int, k: int, height: int, width: int) -> dict[str, torch.Tenso
     n = p * k
     keypoints = torch.rand(n, 17, 3, generator=generator) * torch.tensor([width, height, 1.0])
     return {
-        "images": torch.randint(0, 256, (n, 3, height, width), generator=generator).byte(),
+        "images": torch.randint(0, 256, (n, height, width, 3), generator=generator).byte(),
         "pids": torch.arange(p).repeat_interleave(k),
         "masks": torch.randint(0, 256, (n, 1, height, width), generator=generator).byte(),
         "keypoints": keypoints,

@@ -1,6 +1,6 @@
 """The device side of a training batch: what workers no longer make, done batched where the model is.
 
-Workers hand over uint8 images, uint8 masks (HAB only), keypoints (keypoint PAB only), pids,
+Workers hand over uint8 (H, W, 3) images, uint8 masks (HAB only), keypoints (keypoint PAB only), pids,
 ``valid`` and each image's erasing rectangle (``daaf.data.train_set.TrainSet``).
 ``prepare_batch`` turns that into the criterion's tensors: normalised, erased images, masks in
 [0, 1] and Gaussian heatmaps, equal to what the workers made before (the same seed, the same
@@ -15,11 +15,12 @@ from daaf.training.config import DataConfig
 
 
 def normalize_images(images: torch.Tensor, mean: list[float], std: list[float]) -> torch.Tensor:
-    """uint8 (..., 3, H, W) -> float32 standardised with ``mean``/``std`` in [0, 1] units, on the
-    images' device (training and evaluation alike)."""
-    mean_t = torch.tensor(mean, device=images.device)[:, None, None]
-    std_t = torch.tensor(std, device=images.device)[:, None, None]
-    return (images.float() / 255.0 - mean_t) / std_t
+    """uint8 (..., H, W, 3) RGB -> float32 (..., 3, H, W) standardised with ``mean``/``std`` in
+    [0, 1] units, on the images' device (training and evaluation alike). Workers hand images
+    over as decoded, channels last: the transpose costs a worker more than the device."""
+    mean_t = torch.tensor(mean, device=images.device)
+    std_t = torch.tensor(std, device=images.device)
+    return ((images.float() / 255.0 - mean_t) / std_t).movedim(-1, -3).contiguous()
 
 
 def erase(images: torch.Tensor, rectangles: torch.Tensor) -> torch.Tensor:

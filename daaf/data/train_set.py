@@ -11,7 +11,7 @@ from torch.utils.data import Dataset
 
 from daaf.data.annotations import STATUS_OK, AnnotationStore
 from daaf.data.datasets import Sample
-from daaf.data.transforms import Sample3, to_chw, train_transform
+from daaf.data.transforms import Sample3, train_transform
 from daaf.errors import DaafError
 from daaf.training.config import DataConfig
 
@@ -46,7 +46,7 @@ def open_store_for(samples: list[Sample], store_dir: str | Path, dataset: str) -
 class TrainSet(Dataset):
     """Item ``i``: what a worker hands over for ``samples[i]``, the least the device needs.
 
-    A dict with ``images`` uint8 (3, H, W) after the geometric augmentation, ``pids`` (),
+    A dict with ``images`` uint8 (H, W, 3) RGB after the geometric augmentation, ``pids`` (),
     ``valid`` () (annotation status ok; False without a store) and ``erasing`` int32 (4,), the
     random-erasing rectangle; with ``masks`` uint8 (1, H, W) the person mask and with
     ``keypoints`` float32 (17, 3) the keypoints in the augmented frame (both need the store).
@@ -87,13 +87,14 @@ class TrainSet(Dataset):
         image = read_rgb(self.image_dir / sample.path)
         if self.store is None:
             return Sample3(image, None, None), False
-        record = self.store.get(sample.path)
-        height, width = image.shape[:2]
-        mask = None
+        paths = [sample.path]  # the store reads only what is asked (a mask costs a decode)
+        mask = keypoints = None
         if self.masks:
-            mask = cv2.resize(record.mask, (width, height), interpolation=cv2.INTER_LINEAR)
-        keypoints = record.keypoints if self.keypoints else None
-        return Sample3(image, mask, keypoints), record.status == STATUS_OK
+            size = (image.shape[1], image.shape[0])
+            mask = cv2.resize(self.store.masks(paths)[0], size, interpolation=cv2.INTER_LINEAR)
+        if self.keypoints:
+            keypoints = self.store.keypoints(paths)[0]
+        return Sample3(image, mask, keypoints), self.store.status(paths)[0] == STATUS_OK
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         sample = self.samples[index]
@@ -101,7 +102,7 @@ class TrainSet(Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, index])
         item, erasing = train_transform(item, self.cfg, rng)
         out = {
-            "images": to_chw(item.image),
+            "images": torch.from_numpy(item.image),
             "pids": torch.tensor(sample.pid, dtype=torch.long),
             "valid": torch.tensor(valid),
             "erasing": torch.tensor(erasing, dtype=torch.int32),

@@ -1,7 +1,7 @@
 """Joint training transforms: one geometry applied to the image, the person mask and the keypoints.
 
-Order (BoT): resize -> horizontal flip (also swaps left/right keypoints) -> pad + random crop ->
-random erasing (image only). TriNet instead resizes to ``pre_crop_size`` and random-crops to
+Order (BoT): resize -> horizontal flip (also swaps left/right keypoints) -> pad + random crop
+(one zero-filled crop) -> random erasing (image only). TriNet instead resizes to ``pre_crop_size`` and random-crops to
 (height, width). Workers run the geometry on uint8 arrays and only draw the erasing rectangle;
 normalisation and erasing run batched on the device (``daaf.data.device_batch``). Randomness
 comes from a ``numpy.random.Generator`` the caller seeds, so an image's augmentation does not
@@ -67,12 +67,15 @@ def hflip(item: Sample3) -> Sample3:
         return keypoints
 
     def flip(array: np.ndarray) -> np.ndarray:
-        return array[:, ::-1].copy()
+        return cv2.flip(array, 1)  # 1: around the vertical axis
 
     return Sample3(flip(item.image), _apply(item.mask, flip), _apply(item.keypoints, mirror))
 
 
 def crop(item: Sample3, top: int, left: int, height: int, width: int) -> Sample3:
+    """The (height, width) window at (top, left); where it leaves the image it is zero (the
+    padding of pad + random crop, without a padded copy)."""
+
     def shift(keypoints: np.ndarray) -> np.ndarray:
         keypoints = keypoints.copy()
         keypoints[:, 0] -= left
@@ -80,40 +83,29 @@ def crop(item: Sample3, top: int, left: int, height: int, width: int) -> Sample3
         return keypoints
 
     def window(array: np.ndarray) -> np.ndarray:
-        return array[top : top + height, left : left + width].copy()
+        out = np.zeros((height, width, *array.shape[2:]), array.dtype)
+        y0, x0 = max(top, 0), max(left, 0)
+        y1, x1 = min(top + height, array.shape[0]), min(left + width, array.shape[1])
+        if y1 > y0 and x1 > x0:
+            out[y0 - top : y1 - top, x0 - left : x1 - left] = array[y0:y1, x0:x1]
+        return out
 
     return Sample3(window(item.image), _apply(item.mask, window), _apply(item.keypoints, shift))
 
 
-def pad(item: Sample3, amount: int) -> Sample3:
-    """Zero-pad every side by ``amount`` pixels."""
-    widths = ((amount, amount), (amount, amount))
-
-    def shift(keypoints: np.ndarray) -> np.ndarray:
-        keypoints = keypoints.copy()
-        keypoints[:, :2] += amount
-        return keypoints
-
-    image = np.pad(item.image, widths + ((0, 0),))
-    mask = _apply(item.mask, lambda m: np.pad(m, widths))
-    return Sample3(image, mask, _apply(item.keypoints, shift))
-
-
-def random_crop(item: Sample3, height: int, width: int, rng: np.random.Generator) -> Sample3:
+def random_crop(
+    item: Sample3, height: int, width: int, rng: np.random.Generator, pad: int = 0
+) -> Sample3:
+    """A random (height, width) window of the item zero-padded by ``pad`` on every side."""
     h, w = item.image.shape[:2]
-    top = int(rng.integers(0, h - height + 1))
-    left = int(rng.integers(0, w - width + 1))
+    top = int(rng.integers(0, h + 2 * pad - height + 1)) - pad
+    left = int(rng.integers(0, w + 2 * pad - width + 1)) - pad
     return crop(item, top, left, height, width)
-
-
-def to_chw(image: np.ndarray) -> torch.Tensor:
-    """uint8 (H, W, 3) array -> uint8 (3, H, W) tensor: what workers hand over."""
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).contiguous()
 
 
 def normalize(image: np.ndarray, mean: list[float], std: list[float]) -> torch.Tensor:
     """uint8 (H, W, 3) RGB -> float (3, H, W) standardised with ``mean``/``std`` in [0, 1] units."""
-    return normalize_images(to_chw(image), mean, std)
+    return normalize_images(torch.from_numpy(image), mean, std)
 
 
 def erasing_rectangle(
@@ -148,7 +140,7 @@ def train_transform(
     if rng.random() < cfg.flip_prob:
         item = hflip(item)
     if cfg.pad > 0 and not cfg.pre_crop_size:
-        item = random_crop(pad(item, cfg.pad), cfg.height, cfg.width, rng)
+        item = random_crop(item, cfg.height, cfg.width, rng, pad=cfg.pad)
     erasing = NO_ERASING
     if rng.random() < cfg.erasing_prob:
         erasing = erasing_rectangle(*item.image.shape[:2], rng)
@@ -156,8 +148,8 @@ def train_transform(
 
 
 def eval_resize(image: np.ndarray, height: int, width: int) -> torch.Tensor:
-    """uint8 (3, height, width): what evaluation's workers hand over."""
-    return to_chw(cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR))
+    """uint8 (height, width, 3): what evaluation's workers hand over."""
+    return torch.from_numpy(cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR))
 
 
 def eval_transform(

@@ -97,7 +97,7 @@ def test_a_daaf_bot_batch_of_64_stays_well_under_64_mb(tiny_dataset):
         [f"data.root={tiny_dataset}", f"data.annotations={tiny_dataset / 'annotations'}"],
     )
     item = build_train_set(cfg, build_dataset("market1501", tiny_dataset))[0]
-    assert item["images"].shape == (3, 256, 128) and set(item) >= {"masks", "keypoints"}
+    assert item["images"].shape == (256, 128, 3) and set(item) >= {"masks", "keypoints"}
     per_sample = sum(t.numel() * t.element_size() for t in item.values())
     assert per_sample <= 150 * 1024
     assert 64 * per_sample < 16 * 2**20

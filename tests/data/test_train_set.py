@@ -25,7 +25,7 @@ def test_items_follow_the_contract_and_stay_aligned(tiny_dataset):
         dataset.train, dataset.image_dir, cfg, store, 0, masks=True, keypoints=True
     )
     items = [train_set[index] for index in range(6)]
-    assert items[0]["images"].shape == (3, 64, 32) and items[0]["images"].dtype == torch.uint8
+    assert items[0]["images"].shape == (64, 32, 3) and items[0]["images"].dtype == torch.uint8
     assert items[0]["masks"].shape == (1, 64, 32) and items[0]["masks"].dtype == torch.uint8
     assert items[0]["keypoints"].shape == (17, 3)
     batch = prepare_batch(default_collate(items), cfg, torch.device("cpu"))
@@ -53,7 +53,7 @@ def test_without_a_store_there_are_no_branch_targets(tiny_dataset):
     dataset = build_dataset("market1501", tiny_dataset)
     item = TrainSet(dataset.train, dataset.image_dir, DataConfig(height=32, width=16))[0]
     assert set(item) == {"images", "pids", "valid", "erasing"} and item["valid"].item() is False
-    assert item["images"].shape == (3, 32, 16)
+    assert item["images"].shape == (32, 16, 3)
     with pytest.raises(ValueError, match="annotation store"):
         TrainSet(dataset.train, dataset.image_dir, DataConfig(), masks=True)
 

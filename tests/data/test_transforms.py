@@ -11,7 +11,6 @@ from daaf.data.transforms import (
     erasing_rectangle,
     hflip,
     normalize,
-    pad,
     random_crop,
     resize,
     train_transform,
@@ -48,7 +47,7 @@ def test_flip_pad_crop_keep_keypoints_on_their_pixels():
     item = marked_item()
     rng = np.random.default_rng(1)
     for _ in range(5):
-        out = random_crop(pad(hflip(item), 4), 32, 16, rng)
+        out = random_crop(hflip(item), 32, 16, rng, pad=4)
         assert out.image.shape == (32, 16, 3) and out.mask.shape == (32, 16)
         assert visible(out).sum() >= 10
         assert_on_bright_pixels(out)

@@ -36,7 +36,7 @@ def fake_batch(p=4, k=2, h=64, w=32):
     n = p * k
     keypoints = torch.rand(n, 17, 3, generator=generator) * torch.tensor([w, h, 1.0])
     return {
-        "images": torch.randint(0, 256, (n, 3, h, w), generator=generator, dtype=torch.uint8),
+        "images": torch.randint(0, 256, (n, h, w, 3), generator=generator, dtype=torch.uint8),
         "pids": torch.arange(p).repeat_interleave(k),
         "masks": torch.randint(0, 256, (n, 1, h, w), generator=generator, dtype=torch.uint8),
         "keypoints": keypoints,
