@@ -17,7 +17,7 @@ from daaf.data.transforms import eval_resize
 
 
 class EvalSet(Dataset):
-    """Resized uint8 (3, H, W) images of ``samples`` (meta: height, width); normalised on the
+    """Resized uint8 (H, W, 3) images of ``samples`` (meta: height, width); normalised on the
     device by ``extract_features``."""
 
     def __init__(self, samples: list[Sample], image_dir: Path, meta: dict) -> None:
