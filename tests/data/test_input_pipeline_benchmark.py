@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow  # a subprocess importing torch: 8 s of CPU
 def test_input_pipeline_json(tiny_dataset):
     command = [sys.executable, str(REPO / "benchmarks" / "input_pipeline.py"),
                "--root", str(tiny_dataset), "--config", str(REPO / "configs" / "daaf_bot.yaml"),
