@@ -1,8 +1,8 @@
 """Training step time of each preset on CPU: base network vs DAAF (the branches' training cost).
 
 Builds every preset as configured (ResNet-50, pretrained none) at 256x128 and times full
-``daaf.training.trainer.train_step`` calls (forward, loss, backward, optimizer steps) on a
-random P x K batch with random masks and heatmaps. Presets are timed in turn, step by step,
+``daaf.training.trainer.train_step`` calls (device-side batch preparation, forward, loss,
+backward, optimizer steps) on a random P x K worker batch with random masks and keypoints. Presets are timed in turn, step by step,
 so load from other processes hits all alike; the figure is the median of ``--steps``. The
 ratio column divides each preset by its base network (bot or trinet) from the same run.
 
@@ -30,21 +30,31 @@ PRESETS = {"bot": "bot", "daaf_bot": "bot", "daaf_bot_official": "bot",
 NUM_CLASSES = 751  # Market-1501 training identities
 
 
+# synthetic batches have no annotation store to resolve "auto" from
+SYNTHETIC_THRESHOLD = "data.keypoint_score_threshold=0.3"
+
+
 def make_batch(p: int, k: int, height: int, width: int) -> dict[str, torch.Tensor]:
+    """A worker batch as ``TrainSet`` hands it over: uint8 images and masks, keypoints."""
     generator = torch.Generator().manual_seed(0)
     n = p * k
+    keypoints = torch.rand(n, 17, 3, generator=generator) * torch.tensor([width, height, 1.0])
     return {
-        "images": torch.randn(n, 3, height, width, generator=generator),
+        "images": torch.randint(0, 256, (n, height, width, 3), generator=generator).byte(),
         "pids": torch.arange(p).repeat_interleave(k),
-        "masks": torch.rand(n, 1, height, width, generator=generator),
-        "heatmaps": torch.rand(n, 17, height, width, generator=generator),
+        "masks": torch.randint(0, 256, (n, 1, height, width), generator=generator).byte(),
+        "keypoints": keypoints,
         "valid": torch.ones(n, dtype=torch.bool),
+        "erasing": torch.zeros(n, 4, dtype=torch.int32),
     }
 
 
 def make_stepper(preset: str, depth: int, p: int, k: int):
     """A closure doing one training step of ``preset``, and its parameter count."""
-    cfg = load_config(CONFIGS / f"{preset}.yaml", [f"model.depth={depth}", "model.pretrained=none"])
+    cfg = load_config(
+        CONFIGS / f"{preset}.yaml",
+        [f"model.depth={depth}", "model.pretrained=none", SYNTHETIC_THRESHOLD],
+    )
     torch.manual_seed(0)
     model = build_model(cfg, NUM_CLASSES).train()
     criterion = build_criterion(cfg, NUM_CLASSES, model.feat_dim)
@@ -57,7 +67,11 @@ def make_stepper(preset: str, depth: int, p: int, k: int):
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     batch = make_batch(p, k, cfg.data.height, cfg.data.width)
     params = sum(x.numel() for x in model.parameters())
-    return (lambda: train_step(model, batch, optimizers, scaler, criterion)), params, cfg
+
+    def step() -> dict[str, float]:
+        return train_step(model, batch, optimizers, scaler, criterion, data=cfg.data)
+
+    return step, params, cfg
 
 
 def main() -> None:

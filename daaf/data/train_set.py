@@ -9,9 +9,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from daaf.data.annotations import STATUS_OK, AnnotationStore, keypoint_score_threshold
+from daaf.data.annotations import STATUS_OK, AnnotationStore
 from daaf.data.datasets import Sample
-from daaf.data.heatmaps import render_heatmaps
 from daaf.data.images import read_rgb
 from daaf.data.transforms import Sample3, train_transform
 from daaf.errors import DaafError
@@ -38,12 +37,14 @@ def open_store_for(samples: list[Sample], store_dir: str | Path, dataset: str) -
 
 
 class TrainSet(Dataset):
-    """Item ``i``: the contract's batch entries for ``samples[i]``.
+    """Item ``i``: what a worker hands over for ``samples[i]``, the least the device needs.
 
-    Returns a dict with ``images`` (3, H, W) normalised, ``pids`` (), ``masks`` (1, H, W) in
-    [0, 1], ``heatmaps`` (17, H, W) and ``valid`` () (annotation status ok). Without a store
-    (base networks) masks and heatmaps are zeros and ``valid`` is False. Augmentation draws
-    from a generator seeded by (seed, epoch, index), so it is the same whatever the workers.
+    A dict with ``images`` uint8 (H, W, 3) RGB after the geometric augmentation, ``pids`` (),
+    ``valid`` () (annotation status ok; False without a store) and ``erasing`` int32 (4,), the
+    random-erasing rectangle; with ``masks`` uint8 (1, H, W) the person mask and with
+    ``keypoints`` float32 (17, 3) the keypoints in the augmented frame (both need the store).
+    ``daaf.data.device_batch.prepare_batch`` makes the rest. Augmentation draws from a generator
+    seeded by (seed, epoch, index), so it is the same whatever the workers.
     """
 
     def __init__(
@@ -53,43 +54,54 @@ class TrainSet(Dataset):
         cfg: DataConfig,
         store: AnnotationStore | None = None,
         seed: int = 0,
+        *,
+        masks: bool = False,
+        keypoints: bool = False,
     ) -> None:
+        if (masks or keypoints) and store is None:
+            raise ValueError("masks and keypoints come from an annotation store: pass one")
         self.samples, self.image_dir, self.cfg, self.store = samples, Path(image_dir), cfg, store
-        self.seed, self.epoch = seed, 0
+        self.masks, self.keypoints, self.seed = masks, keypoints, seed
+        # In shared memory, so that persistent workers see set_epoch.
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch)
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        self._epoch.fill_(epoch)
 
     def __len__(self) -> int:
         return len(self.samples)
 
-    def _annotation(
-        self, sample: Sample, height: int, width: int
-    ) -> tuple[np.ndarray, np.ndarray, bool]:
-        """Mask resized to the original image size, keypoints in original pixels, valid flag."""
+    def _item(self, sample: Sample) -> tuple[Sample3, bool]:
+        """The image with the mask (resized to it) and keypoints it needs, and the valid flag."""
+        image = read_rgb(self.image_dir / sample.path)
         if self.store is None:
-            keypoints = np.zeros((17, 3), np.float32)
-            return np.zeros((height, width), np.float32), keypoints, False
-        record = self.store.get(sample.path)
-        mask = cv2.resize(record.mask, (width, height), interpolation=cv2.INTER_LINEAR)
-        return mask.astype(np.float32) / 255.0, record.keypoints, record.status == STATUS_OK
+            return Sample3(image, None, None), False
+        paths = [sample.path]  # the store reads only what is asked (a mask costs a decode)
+        mask = keypoints = None
+        if self.masks:
+            size = (image.shape[1], image.shape[0])
+            mask = cv2.resize(self.store.masks(paths)[0], size, interpolation=cv2.INTER_LINEAR)
+        if self.keypoints:
+            keypoints = self.store.keypoints(paths)[0]
+        return Sample3(image, mask, keypoints), self.store.status(paths)[0] == STATUS_OK
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         sample = self.samples[index]
-        image = read_rgb(self.image_dir / sample.path)
-        mask, keypoints, valid = self._annotation(sample, *image.shape[:2])
+        item, valid = self._item(sample)
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        tensor, item = train_transform(Sample3(image, mask, keypoints), self.cfg, rng)
-        heatmaps = render_heatmaps(
-            item.keypoints,
-            (self.cfg.height, self.cfg.width),
-            self.cfg.heatmap_sigma,
-            keypoint_score_threshold(self.cfg.keypoint_score_threshold, self.store),
-        )
-        return {
-            "images": tensor,
+        item, erasing = train_transform(item, self.cfg, rng)
+        out = {
+            "images": torch.from_numpy(item.image),
             "pids": torch.tensor(sample.pid, dtype=torch.long),
-            "masks": torch.from_numpy(np.ascontiguousarray(item.mask))[None],
-            "heatmaps": torch.from_numpy(heatmaps),
             "valid": torch.tensor(valid),
+            "erasing": torch.tensor(erasing, dtype=torch.int32),
         }
+        if item.mask is not None:
+            out["masks"] = torch.from_numpy(np.ascontiguousarray(item.mask))[None]
+        if item.keypoints is not None:
+            out["keypoints"] = torch.from_numpy(np.ascontiguousarray(item.keypoints, np.float32))
+        return out

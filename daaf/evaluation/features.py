@@ -6,16 +6,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from daaf.data.datasets import Sample
+from daaf.data.device_batch import normalize_images
+from daaf.data.loader import build_loader
 from daaf.data.train_set import read_rgb
-from daaf.data.transforms import eval_transform
+from daaf.data.transforms import eval_resize
 
 
 class EvalSet(Dataset):
-    """Resized, normalised images of ``samples`` (meta: height, width, pixel_mean, pixel_std)."""
+    """Resized uint8 (H, W, 3) images of ``samples`` (meta: height, width); normalised on the
+    device by ``extract_features``."""
 
     def __init__(self, samples: list[Sample], image_dir: Path, meta: dict) -> None:
         self.samples, self.image_dir, self.meta = samples, Path(image_dir), meta
@@ -25,8 +28,7 @@ class EvalSet(Dataset):
 
     def __getitem__(self, index: int) -> torch.Tensor:
         image = read_rgb(self.image_dir / self.samples[index].path)
-        m = self.meta
-        return eval_transform(image, m["height"], m["width"], m["pixel_mean"], m["pixel_std"])
+        return eval_resize(image, self.meta["height"], self.meta["width"])
 
 
 @torch.no_grad()
@@ -42,15 +44,11 @@ def extract_features(
     desc: str = "features",
 ) -> np.ndarray:
     """float32 (N, D) embeddings; with ``flip`` the mean of the image's and its mirror's."""
-    loader = DataLoader(
-        EvalSet(samples, image_dir, meta),
-        batch_size=batch_size,
-        num_workers=workers,
-        pin_memory=device.type == "cuda",
-    )
+    loader = build_loader(EvalSet(samples, image_dir, meta), device, workers, batch_size=batch_size)
     feats = []
     for images in tqdm(loader, desc=desc, leave=False):
         images = images.to(device, non_blocking=True)
+        images = normalize_images(images, meta["pixel_mean"], meta["pixel_std"])
         out = model(images)
         if flip:
             out = (out + model(images.flip(3))) / 2

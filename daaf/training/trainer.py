@@ -22,15 +22,17 @@ from typing import Any
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from daaf.data.annotations import keypoint_score_threshold
 from daaf.data.datasets import ReIDDataset, build_dataset
+from daaf.data.device_batch import prepare_batch
 from daaf.data.images import check_dataset_images
+from daaf.data.loader import Loader, build_loader
 from daaf.data.sampler import PKBatchSampler
 from daaf.data.train_set import TrainSet, open_store_for
 from daaf.errors import DaafError
-from daaf.training.config import Config, save_config
+from daaf.training.config import Config, DataConfig, save_config
 from daaf.training.losses import build_criterion
 from daaf.training.modeling import build_model
 from daaf.training.schedule import build_optimizer, build_scheduler
@@ -101,16 +103,18 @@ def train_step(
     scaler: torch.amp.GradScaler,
     criterion: torch.nn.Module,
     *,
+    data: DataConfig,
     step: int = 0,
     dtype: torch.dtype | None = None,
 ) -> dict[str, float]:
     """One forward / loss / backward / step; returns every weighted loss term and their ``total``.
 
-    ``dtype`` is the autocast dtype (None: full precision). A non-finite term raises a
-    DaafError naming it and ``step``.
+    ``batch`` is a worker batch (``TrainSet``), made into the criterion's tensors on the
+    model's device per ``data``. ``dtype`` is the autocast dtype (None: full precision). A
+    non-finite term raises a DaafError naming it and ``step``.
     """
     device = next(model.parameters()).device
-    batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    batch = prepare_batch(batch, data, device)
     if device.type == "cuda":
         batch["images"] = batch["images"].contiguous(memory_format=torch.channels_last)
     with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
@@ -225,10 +229,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return state
 
 
-def build_train_loader(
-    cfg: Config, dataset: ReIDDataset, device: torch.device
-) -> tuple[DataLoader, TrainSet, PKBatchSampler]:
-    """P x K loader over the training split, joined with the annotation store when branches need it."""
+def build_train_set(cfg: Config, dataset: ReIDDataset) -> TrainSet:
+    """The training split, joined with the annotation store for the targets the branches learn:
+    masks for the HAB, keypoints for a keypoint PAB."""
     store = None
     if needs_annotations(cfg):
         if not cfg.data.annotations:
@@ -237,7 +240,27 @@ def build_train_loader(
                 "annotation store (`daaf label --out DIR`, or DIR/annotations of `daaf synth`)"
             )
         store = open_store_for(dataset.train, cfg.data.annotations, dataset.name)
-    train_set = TrainSet(dataset.train, dataset.image_dir, cfg.data, store, cfg.train.seed)
+    # "auto" becomes the labeler's recommended score threshold: config.yaml records the value used
+    cfg.data.keypoint_score_threshold = keypoint_score_threshold(
+        cfg.data.keypoint_score_threshold, store
+    )
+    model = cfg.model
+    return TrainSet(
+        dataset.train,
+        dataset.image_dir,
+        cfg.data,
+        store,
+        cfg.train.seed,
+        masks=model.hab,
+        keypoints=model.pab and model.pab_target == "keypoints",
+    )
+
+
+def build_train_loader(
+    cfg: Config, dataset: ReIDDataset, device: torch.device
+) -> tuple[Loader, TrainSet, PKBatchSampler]:
+    """P x K loader over the training split; its workers persist from epoch to epoch."""
+    train_set = build_train_set(cfg, dataset)
     sampler = PKBatchSampler(
         [s.pid for s in dataset.train],
         cfg.data.num_identities,
@@ -247,11 +270,8 @@ def build_train_loader(
         world_size=dist_utils.world_size(),
         batches_per_epoch=cfg.train.iters_per_epoch,
     )
-    loader = DataLoader(
-        train_set,
-        batch_sampler=sampler,
-        num_workers=cfg.data.workers,
-        pin_memory=device.type == "cuda",
+    loader = build_loader(
+        train_set, device, cfg.data.workers, persistent=True, batch_sampler=sampler
     )
     return loader, train_set, sampler
 
@@ -348,7 +368,14 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False) -> Path:
         tic, images = time.perf_counter(), 0
         for index, batch in enumerate(bar):
             values = train_step(
-                ddp_model, batch, optimizers, scaler, criterion, step=step, dtype=dtype
+                ddp_model,
+                batch,
+                optimizers,
+                scaler,
+                criterion,
+                data=cfg.data,
+                step=step,
+                dtype=dtype,
             )
             scheduler.step()
             step += 1

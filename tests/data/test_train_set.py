@@ -5,9 +5,11 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import default_collate
 
 from daaf.data.annotations import AnnotationStore
 from daaf.data.datasets import build_dataset
+from daaf.data.device_batch import prepare_batch
 from daaf.data.train_set import TrainSet, open_store_for
 from daaf.errors import DaafError
 from daaf.training.config import DataConfig
@@ -19,9 +21,17 @@ def test_items_follow_the_contract_and_stay_aligned(tiny_dataset):
     store = open_store_for(dataset.train, tiny_dataset / "annotations", "market1501")
     assert store.mask_size != (64, 32)  # masks come back at the store's size and get resized
     cfg = DataConfig(height=64, width=32, pad=4, flip_prob=0.5, erasing_prob=0.0)
-    train_set = TrainSet(dataset.train, dataset.image_dir, cfg, store, seed=0)
+    cfg.keypoint_score_threshold = 0.3  # resolved, as build_train_set does
+    train_set = TrainSet(
+        dataset.train, dataset.image_dir, cfg, store, 0, masks=True, keypoints=True
+    )
+    items = [train_set[index] for index in range(6)]
+    assert items[0]["images"].shape == (64, 32, 3) and items[0]["images"].dtype == torch.uint8
+    assert items[0]["masks"].shape == (1, 64, 32) and items[0]["masks"].dtype == torch.uint8
+    assert items[0]["keypoints"].shape == (17, 3)
+    batch = prepare_batch(default_collate(items), cfg, torch.device("cpu"))
     for index in range(6):
-        item = train_set[index]
+        item = {key: value[index] for key, value in batch.items()}
         assert item["images"].shape == (3, 64, 32) and item["images"].dtype == torch.float32
         assert item["masks"].shape == (1, 64, 32) and item["heatmaps"].shape == (17, 64, 32)
         assert item["pids"] == dataset.train[index].pid and item["valid"].item() is True
@@ -36,15 +46,27 @@ def test_items_follow_the_contract_and_stay_aligned(tiny_dataset):
                 y, x = np.unravel_index(int(heatmap.argmax()), heatmap.shape)
                 assert mask[y, x] > 0.99
         assert (item["heatmaps"].amax(dim=(1, 2)) > 0.9).sum() >= 12
-    again = TrainSet(dataset.train, dataset.image_dir, cfg, store, seed=0)[3]
-    assert all(torch.equal(again[k], train_set[3][k]) for k in again)
+    again = TrainSet(dataset.train, dataset.image_dir, cfg, store, 0, masks=True, keypoints=True)
+    assert all(torch.equal(again[3][k], train_set[3][k]) for k in again[3])
 
 
-def test_without_a_store_branch_targets_are_empty(tiny_dataset):
+def test_without_a_store_there_are_no_branch_targets(tiny_dataset):
     dataset = build_dataset("market1501", tiny_dataset)
     item = TrainSet(dataset.train, dataset.image_dir, DataConfig(height=32, width=16))[0]
-    assert item["valid"].item() is False and not item["masks"].any() and not item["heatmaps"].any()
-    assert item["images"].shape == (3, 32, 16)
+    assert set(item) == {"images", "pids", "valid", "erasing"} and item["valid"].item() is False
+    assert item["images"].shape == (32, 16, 3)
+    with pytest.raises(ValueError, match="annotation store"):
+        TrainSet(dataset.train, dataset.image_dir, DataConfig(), masks=True)
+
+
+def test_only_the_targets_asked_for_are_handed_over(tiny_dataset):
+    dataset = build_dataset("market1501", tiny_dataset)
+    store = open_store_for(dataset.train, tiny_dataset / "annotations", "market1501")
+    cfg = DataConfig(height=32, width=16)
+    hab = TrainSet(dataset.train, dataset.image_dir, cfg, store, masks=True)[0]
+    pab = TrainSet(dataset.train, dataset.image_dir, cfg, store, keypoints=True)[0]
+    assert "masks" in hab and "keypoints" not in hab and hab["valid"].item() is True
+    assert "keypoints" in pab and "masks" not in pab
 
 
 def test_missing_images_are_listed(tiny_dataset, tmp_path):

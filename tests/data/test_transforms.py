@@ -3,14 +3,15 @@
 import numpy as np
 import torch
 
+from daaf.data.device_batch import erase
 from daaf.data.keypoints import FLIP_INDEX, KEYPOINT_NAMES
 from daaf.data.transforms import (
+    NO_ERASING,
     Sample3,
+    erasing_rectangle,
     hflip,
     normalize,
-    pad,
     random_crop,
-    random_erasing,
     resize,
     train_transform,
 )
@@ -46,7 +47,7 @@ def test_flip_pad_crop_keep_keypoints_on_their_pixels():
     item = marked_item()
     rng = np.random.default_rng(1)
     for _ in range(5):
-        out = random_crop(pad(hflip(item), 4), 32, 16, rng)
+        out = random_crop(hflip(item), 32, 16, rng, pad=4)
         assert out.image.shape == (32, 16, 3) and out.mask.shape == (32, 16)
         assert visible(out).sum() >= 10
         assert_on_bright_pixels(out)
@@ -81,8 +82,8 @@ def test_trinet_pre_crop_resize_then_crop_keeps_alignment():
     item.keypoints[:, :2] = item.keypoints[:, :2] * 2 + 0.5  # the block's centre
     small = resize(item, 32, 16)  # back to the original size: keypoints on the pixels again
     for seed in range(3):
-        image, out = train_transform(small, cfg, np.random.default_rng(seed))
-        assert image.shape == (3, 56, 28) and out.mask.shape == (56, 28)
+        out, _ = train_transform(small, cfg, np.random.default_rng(seed))
+        assert out.image.shape == (56, 28, 3) and out.mask.shape == (56, 28)
         for x, y, _ in out.keypoints[visible(out)]:
             # bilinear upsampling spreads each bright pixel over ~2x2: the nearest pixel is bright
             assert out.image[int(round(y)), int(round(x)), 0] > 100
@@ -92,25 +93,39 @@ def test_trinet_pre_crop_resize_then_crop_keeps_alignment():
 def test_train_transform_is_reproducible_from_its_generator():
     cfg = DataConfig(height=32, width=16, pad=2)
     item = marked_item()
-    a, item_a = train_transform(item, cfg, np.random.default_rng(7))
-    b, item_b = train_transform(item, cfg, np.random.default_rng(7))
-    assert a.shape == (3, 32, 16)
-    assert torch.equal(a, b)
+    item_a, erasing_a = train_transform(item, cfg, np.random.default_rng(7))
+    item_b, erasing_b = train_transform(item, cfg, np.random.default_rng(7))
+    assert item_a.image.shape == (32, 16, 3) and item_a.image.dtype == np.uint8
+    np.testing.assert_array_equal(item_a.image, item_b.image)
     np.testing.assert_array_equal(item_a.keypoints, item_b.keypoints)
-    c, _ = train_transform(item, cfg, np.random.default_rng(8))
-    assert not torch.equal(a, c)
+    assert erasing_a == erasing_b
+    item_c, erasing_c = train_transform(item, cfg, np.random.default_rng(8))
+    assert not np.array_equal(item_a.image, item_c.image) or erasing_a != erasing_c
+
+
+def test_targets_not_learned_cost_nothing():
+    """A base network's item carries no mask and no keypoints through the geometry."""
+    cfg = DataConfig(height=24, width=12, pad=2, flip_prob=1.0)
+    item = marked_item()
+    out, _ = train_transform(Sample3(item.image, None, None), cfg, np.random.default_rng(0))
+    assert out.mask is None and out.keypoints is None and out.image.shape == (24, 12, 3)
 
 
 def test_random_erasing_touches_the_image_only():
     cfg = DataConfig(height=32, width=16, pad=0, flip_prob=0.0, erasing_prob=1.0)
     item = marked_item()
-    image, out = train_transform(item, cfg, np.random.default_rng(0))
-    clean = normalize(item.image, cfg.pixel_mean, cfg.pixel_std)
-    erased = (image != clean).any(dim=0)
-    assert erased.any() and (image[:, erased] == 0).all()
+    out, (top, left, height, width) = train_transform(item, cfg, np.random.default_rng(0))
+    assert height > 0 and width > 0
+    np.testing.assert_array_equal(out.image, item.image)
     np.testing.assert_array_equal(out.mask, item.mask)
     np.testing.assert_array_equal(out.keypoints, item.keypoints)
-    assert torch.equal(random_erasing(clean, np.random.default_rng(0), area=(2.0, 3.0)), clean)
+    clean = normalize(item.image, cfg.pixel_mean, cfg.pixel_std)
+    image = erase(clean[None], torch.tensor([[top, left, height, width]]))[0]
+    erased = torch.zeros(32, 16, dtype=torch.bool)
+    erased[top : top + height, left : left + width] = True
+    assert (image[:, erased] == 0).all() and torch.equal(image[:, ~erased], clean[:, ~erased])
+    assert erasing_rectangle(32, 16, np.random.default_rng(0), area=(2.0, 3.0)) == NO_ERASING
+    assert torch.equal(erase(clean[None], torch.tensor([NO_ERASING]))[0], clean)
 
 
 def test_normalize_uses_mean_and_std_in_unit_range():

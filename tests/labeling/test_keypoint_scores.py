@@ -130,19 +130,40 @@ def test_keypoint_score_threshold_names_a_bad_setting():
         keypoint_score_threshold("high", None)
 
 
-def test_training_targets_use_the_store_recommendation_by_default(tiny_dataset):
-    """TrainSet renders no peak for keypoints below the resolved threshold (tiny store: score 1)."""
-    from daaf.data.datasets import build_dataset
-    from daaf.data.train_set import TrainSet
-    from daaf.training.config import DataConfig
+def test_training_targets_use_the_store_recommendation_by_default(tiny_dataset, monkeypatch):
+    """build_train_set resolves "auto" from the store (tiny store: no recommendation -> 0.3,
+    scores 1), and the device-rendered heatmaps follow the resolved value."""
+    from pathlib import Path
 
-    cfg = DataConfig(height=64, width=32, pad=0, erasing_prob=0.0, flip_prob=0.0)
-    assert cfg.keypoint_score_threshold == "auto"
+    from torch.utils.data import default_collate
+
+    from daaf.data.datasets import build_dataset
+    from daaf.data.device_batch import prepare_batch
+    from daaf.training import trainer
+    from daaf.training.config import load_config
+
+    config = Path(__file__).parents[2] / "configs/demo.yaml"
     dataset = build_dataset("market1501", tiny_dataset)
-    store = AnnotationStore(tiny_dataset / "annotations")
-    items = TrainSet(dataset.train[:1], dataset.image_dir, cfg, store)
-    assert items[0]["heatmaps"].amax(dim=(1, 2)).min() > 0.9  # fallback 0.3 < score 1
-    store.labeler = store.labeler | {"keypoint_score_threshold": 1.5}  # above every score
-    assert items[0]["heatmaps"].max() == 0
-    cfg.keypoint_score_threshold = 0.5
-    assert items[0]["heatmaps"].amax(dim=(1, 2)).min() > 0.9
+
+    def heatmaps(setting: str, recommended: float | None) -> tuple[float, torch.Tensor]:
+        cfg = load_config(
+            config,
+            [f"data.root={tiny_dataset}", f"data.annotations={tiny_dataset / 'annotations'}",
+             "data.height=64", "data.width=32", "data.pad=0", "data.erasing_prob=0",
+             "data.flip_prob=0", f"data.keypoint_score_threshold={setting}"],
+        )  # fmt: skip
+        store = AnnotationStore(tiny_dataset / "annotations")
+        if recommended is not None:
+            store.labeler = store.labeler | {"keypoint_score_threshold": recommended}
+        monkeypatch.setattr(trainer, "open_store_for", lambda *args: store)
+        train_set = trainer.build_train_set(cfg, dataset)
+        batch = prepare_batch(default_collate([train_set[0]]), cfg.data, torch.device("cpu"))
+        return cfg.data.keypoint_score_threshold, batch["heatmaps"]
+
+    threshold, maps = heatmaps("auto", None)
+    assert threshold == FALLBACK_KEYPOINT_SCORE_THRESHOLD
+    assert maps.amax(dim=(2, 3)).min() > 0.9  # fallback 0.3 < score 1
+    threshold, maps = heatmaps("auto", 1.5)  # above every score
+    assert threshold == 1.5 and maps.max() == 0
+    threshold, maps = heatmaps("0.5", 1.5)  # a number wins over the recommendation
+    assert threshold == 0.5 and maps.amax(dim=(2, 3)).min() > 0.9

@@ -10,13 +10,13 @@ import numpy as np
 import torch
 from torch.utils.data import default_collate
 
-from daaf.data.annotations import AnnotationStore
 from daaf.data.datasets import build_dataset
-from daaf.data.train_set import TrainSet
+from daaf.data.device_batch import prepare_batch
 from daaf.evaluation.attention_metrics import mask_iou, pck
 from daaf.training.config import load_config
 from daaf.training.losses import build_criterion
 from daaf.training.modeling import build_model
+from daaf.training.trainer import build_train_set
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -26,11 +26,9 @@ def fit_one_batch(root: Path, steps: int, *overrides: str):
         f"data.root={root}", f"data.annotations={root / 'annotations'}", "data.height=64",
         "data.width=32", "data.pad=0", "data.flip_prob=0", "data.erasing_prob=0", *overrides,
     ])  # fmt: skip
-    dataset = build_dataset("market1501", root)
-    train_set = TrainSet(
-        dataset.train, dataset.image_dir, cfg.data, AnnotationStore(cfg.data.annotations)
-    )
-    batch = default_collate([train_set[i] for i in range(0, len(train_set), 6)])
+    train_set = build_train_set(cfg, build_dataset("market1501", root))
+    items = [train_set[i] for i in range(0, len(train_set), 6)]
+    batch = prepare_batch(default_collate(items), cfg.data, torch.device("cpu"))
     torch.manual_seed(0)
     model = build_model(cfg, num_classes=8).train()
     criterion = build_criterion(cfg, 8, model.feat_dim)

@@ -31,13 +31,17 @@ def tiny_overrides(root: Path, *extra: str) -> list[str]:
 
 
 def fake_batch(p=4, k=2, h=64, w=32):
+    """A worker batch (``TrainSet``) with random images, masks and keypoints."""
     generator = torch.Generator().manual_seed(0)
+    n = p * k
+    keypoints = torch.rand(n, 17, 3, generator=generator) * torch.tensor([w, h, 1.0])
     return {
-        "images": torch.randn(p * k, 3, h, w, generator=generator),
+        "images": torch.randint(0, 256, (n, h, w, 3), generator=generator, dtype=torch.uint8),
         "pids": torch.arange(p).repeat_interleave(k),
-        "masks": torch.rand(p * k, 1, h, w, generator=generator),
-        "heatmaps": torch.rand(p * k, 17, h, w, generator=generator),
-        "valid": torch.tensor([True] * (p * k - 1) + [False]),
+        "masks": torch.randint(0, 256, (n, 1, h, w), generator=generator, dtype=torch.uint8),
+        "keypoints": keypoints,
+        "valid": torch.tensor([True] * (n - 1) + [False]),
+        "erasing": torch.tensor([[4, 2, 8, 6]] * n, dtype=torch.int32),
     }
 
 
@@ -45,7 +49,10 @@ def fake_batch(p=4, k=2, h=64, w=32):
 def test_every_preset_builds_and_takes_a_step(preset):
     from daaf.training.schedule import build_optimizer
 
-    cfg = load_config(preset, ["model.depth=18", "model.pretrained=none"])
+    # a worker batch without a store: a number, not "auto", for the heatmaps
+    cfg = load_config(
+        preset, ["model.depth=18", "model.pretrained=none", "data.keypoint_score_threshold=0.3"]
+    )
     model = build_model(cfg, num_classes=4)
     criterion = build_criterion(cfg, 4, model.feat_dim)
     centers = criterion.center_parameters()
@@ -55,7 +62,7 @@ def test_every_preset_builds_and_takes_a_step(preset):
     )
     before = {k: v.clone() for k, v in model.state_dict().items()}
     values = train_step(model, fake_batch(), optimizers, torch.amp.GradScaler("cpu", enabled=False),
-                        criterion)  # fmt: skip
+                        criterion, data=cfg.data)  # fmt: skip
     assert all(torch.isfinite(torch.tensor(v)) for v in values.values())
     assert values["total"] == pytest.approx(sum(v for k, v in values.items() if k != "total"))
     assert ("hab" in values) == cfg.model.hab and ("pab" in values) == cfg.model.pab

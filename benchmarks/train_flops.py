@@ -1,0 +1,70 @@
+"""GFLOPs per training sample of each preset, forward and backward, and the ratio to its base.
+
+Counted with ``torch.utils.flop_counter.FlopCounterMode`` (matrix products and convolutions,
+transposed ones included; elementwise work is not counted) on one
+``daaf.training.trainer.train_step`` of a random worker batch (``benchmarks/train_step.py``):
+the forward is the model and the criterion, the backward the rest of the step. Every preset
+as configured (ResNet-50 at 256x128 unless ``--depth``), ``model.pretrained=none``.
+
+    python benchmarks/train_flops.py [--depth 50] [--batch 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+from train_step import CONFIGS, NUM_CLASSES, PRESETS, make_batch
+
+from daaf.data.device_batch import prepare_batch
+from daaf.training.config import load_config
+from daaf.training.losses import build_criterion
+from daaf.training.modeling import build_model
+from daaf.training.schedule import build_optimizer
+from daaf.training.trainer import Optimizers, train_step
+
+# synthetic batches have no annotation store to resolve "auto" from
+SYNTHETIC_THRESHOLD = "data.keypoint_score_threshold=0.3"
+
+
+def count(preset: str, depth: int, batch_size: int) -> tuple[float, float]:
+    """(forward, backward) FLOPs per sample of one training step of ``preset``."""
+    cfg = load_config(
+        CONFIGS / f"{preset}.yaml",
+        [f"model.depth={depth}", "model.pretrained=none", SYNTHETIC_THRESHOLD],
+    )
+    torch.manual_seed(0)
+    model = build_model(cfg, NUM_CLASSES).train()
+    criterion = build_criterion(cfg, NUM_CLASSES, model.feat_dim)
+    optimizers = Optimizers(build_optimizer(model.parameters(), cfg.optim))
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    batch = make_batch(1, batch_size, cfg.data.height, cfg.data.width)
+    prepared = prepare_batch(batch, cfg.data, torch.device("cpu"))
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        criterion(model(prepared["images"]), prepared)
+    forward = counter.get_total_flops()
+    with FlopCounterMode(display=False) as counter:
+        train_step(model, batch, optimizers, scaler, criterion, data=cfg.data)
+    return forward / batch_size, (counter.get_total_flops() - forward) / batch_size
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--depth", type=int, default=50)
+    parser.add_argument("--batch", type=int, default=2, help="samples in the counted step")
+    args = parser.parse_args()
+    flops = {name: count(name, args.depth, args.batch) for name in PRESETS}
+    cfg = load_config(CONFIGS / "bot.yaml")
+    print(f"GFLOPs per training sample, ResNet-{args.depth}, {cfg.data.height}x{cfg.data.width}")
+    print(f"{'preset':<20}{'forward':>9}{'backward':>10}{'step':>8}{'vs base':>9}")
+    for name, base in PRESETS.items():
+        forward, backward = flops[name]
+        step = forward + backward
+        ratio = step / sum(flops[base])
+        print(f"{name:<20}{forward / 1e9:>9.1f}{backward / 1e9:>10.1f}{step / 1e9:>8.1f}"
+              f"{ratio:>8.2f}x")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

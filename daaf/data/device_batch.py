@@ -1,0 +1,86 @@
+"""The device side of a training batch: what workers no longer make, done batched where the model is.
+
+Workers hand over uint8 (H, W, 3) images, uint8 masks (HAB only), keypoints (keypoint PAB
+only), pids, ``valid`` and each image's erasing rectangle (``daaf.data.train_set.TrainSet``).
+``prepare_batch`` turns that into the criterion's tensors: normalised, erased images, masks in
+[0, 1] and Gaussian heatmaps, equal to what the workers made before (the same seed, the same
+augmentation).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from daaf.errors import DaafError
+from daaf.training.config import DataConfig
+
+
+def normalize_images(images: torch.Tensor, mean: list[float], std: list[float]) -> torch.Tensor:
+    """uint8 (..., H, W, 3) RGB -> float32 (..., 3, H, W) standardised with ``mean``/``std`` in
+    [0, 1] units, on the images' device (training and evaluation alike). Workers hand images
+    over as decoded, channels last: the transpose costs a worker more than the device."""
+    mean_t = torch.tensor(mean, device=images.device)
+    std_t = torch.tensor(std, device=images.device)
+    return ((images.float() / 255.0 - mean_t) / std_t).movedim(-1, -3).contiguous()
+
+
+def erase(images: torch.Tensor, rectangles: torch.Tensor) -> torch.Tensor:
+    """Set each image's rectangle (B, 4: top, left, height, width; height 0 for none) to 0, the
+    mean after normalisation (random erasing, Zhong et al.)."""
+    top, left, height, width = rectangles.long().unbind(1)
+    rows = torch.arange(images.shape[-2], device=images.device)
+    cols = torch.arange(images.shape[-1], device=images.device)
+    in_rows = (rows >= top[:, None]) & (rows < (top + height)[:, None])
+    in_cols = (cols >= left[:, None]) & (cols < (left + width)[:, None])
+    hole = in_rows[:, :, None] & in_cols[:, None, :]
+    return images.masked_fill(hole[:, None], 0.0)
+
+
+def render_heatmap_batch(
+    keypoints: torch.Tensor, size: tuple[int, int], sigma: float, score_threshold: float
+) -> torch.Tensor:
+    """``daaf.data.heatmaps.render_heatmaps`` for a batch: (B, K, 3) -> float32 (B, K, H, W).
+
+    One Gaussian peak of height 1 per keypoint; a score below ``score_threshold``, NaN
+    coordinates or a centre outside the map give an all-zero map.
+    """
+    height, width = size
+    x, y, score = keypoints.float().unbind(-1)
+    inside = (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)  # False for NaN
+    keep = inside & ~(score < score_threshold)
+    xs = torch.arange(width, dtype=torch.float32, device=keypoints.device)
+    ys = torch.arange(height, dtype=torch.float32, device=keypoints.device)
+    gauss_x = torch.exp(-((xs - x[..., None]) ** 2) / (2 * sigma**2))  # (B, K, W)
+    gauss_y = torch.exp(-((ys - y[..., None]) ** 2) / (2 * sigma**2))  # (B, K, H)
+    maps = gauss_y[..., :, None] * gauss_x[..., None, :]
+    return torch.where(keep[..., None, None], maps, 0.0)
+
+
+def prepare_batch(
+    batch: dict[str, torch.Tensor], cfg: DataConfig, device: torch.device
+) -> dict[str, torch.Tensor]:
+    """A worker batch -> the criterion's ``images``, ``pids``, ``valid`` and, when handed over,
+    ``masks`` (B, 1, H, W) and ``heatmaps`` (B, 17, H, W) at the branch output (= input) size."""
+    batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    images = normalize_images(batch["images"], cfg.pixel_mean, cfg.pixel_std)
+    out = {
+        "images": erase(images, batch["erasing"]),
+        "pids": batch["pids"],
+        "valid": batch["valid"],
+    }
+    if "masks" in batch:
+        out["masks"] = batch["masks"].float() / 255.0
+    if "keypoints" in batch:
+        if isinstance(cfg.keypoint_score_threshold, str):
+            raise DaafError(
+                f"data.keypoint_score_threshold is {cfg.keypoint_score_threshold!r}: resolve it "
+                "with daaf.data.annotations.keypoint_score_threshold(setting, store) first "
+                "(daaf.training.trainer.build_train_set does)"
+            )
+        out["heatmaps"] = render_heatmap_batch(
+            batch["keypoints"],
+            (images.shape[-2], images.shape[-1]),
+            cfg.heatmap_sigma,
+            cfg.keypoint_score_threshold,
+        )
+    return out

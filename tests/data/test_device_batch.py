@@ -1,0 +1,103 @@
+"""The device side of a batch: heatmaps, images and masks equal what the workers made on main."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import default_collate
+
+from daaf.data.datasets import build_dataset
+from daaf.data.device_batch import prepare_batch, render_heatmap_batch
+from daaf.data.heatmaps import render_heatmaps
+from daaf.training.config import load_config
+from daaf.training.trainer import build_train_set
+
+REPO = Path(__file__).resolve().parents[2]
+MAKER = REPO / "tests" / "data" / "fixtures" / "make_pipeline_reference.py"
+
+
+def reference_maker():
+    """The script that made the reference fixture: its configs, seeds and sample indices."""
+    spec = importlib.util.spec_from_file_location("make_pipeline_reference", MAKER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("size", [(32, 16), (64, 32)])
+def test_device_heatmaps_equal_the_renderer(size):
+    height, width = size
+    rng = np.random.default_rng(0)
+    keypoints = np.stack(
+        [
+            rng.uniform(-5, width + 5, (6, 17)),  # some centres outside the map
+            rng.uniform(-5, height + 5, (6, 17)),
+            rng.uniform(0, 1, (6, 17)),  # some scores below the threshold
+        ],
+        axis=-1,
+    ).astype(np.float32)
+    keypoints[0, :4] = np.nan  # the store's "not found"
+    keypoints[1, 2, 0] = np.nan
+    keypoints[2, 3] = (width - 1, height - 1, 0.3)  # on the border, at the threshold
+    keypoints[3, 4] = (0.0, 0.0, np.nan)
+    expected = np.stack([render_heatmaps(k, size, 2.0, 0.3) for k in keypoints])
+    got = render_heatmap_batch(torch.from_numpy(keypoints), size, 2.0, 0.3)
+    assert got.shape == (6, 17, height, width) and got.dtype == torch.float32
+    assert expected.any(axis=(2, 3)).sum() > 20 and (~expected.any(axis=(2, 3))).sum() > 20
+    np.testing.assert_allclose(got.numpy(), expected, rtol=0, atol=1e-6)
+
+
+def test_images_masks_and_heatmaps_equal_mains(tiny_dataset):
+    """Against the fixture main's TrainSet made (before workers handed over uint8 tensors).
+
+    Masks now reach the device in uint8: they may differ by the rounding of one uint8 level.
+    """
+    maker = reference_maker()
+    reference = np.load(maker.OUT)
+    dataset = build_dataset("market1501", tiny_dataset)
+    root = [f"data.root={tiny_dataset}", f"data.annotations={tiny_dataset / 'annotations'}"]
+    erased = 0
+    for name, (file, overrides) in maker.CONFIGS.items():
+        for seed in maker.SEEDS:
+            cfg = load_config(REPO / "configs" / file, [*overrides, *root, f"train.seed={seed}"])
+            train_set = build_train_set(cfg, dataset)
+            worker_batch = default_collate([train_set[i] for i in maker.INDICES])
+            erased += int((worker_batch["erasing"][:, 2] > 0).sum())
+            batch = prepare_batch(worker_batch, cfg.data, torch.device("cpu"))
+            daaf = cfg.model.hab or cfg.model.pab
+            assert ("masks" in batch) == ("heatmaps" in batch) == daaf
+            tolerance = {"images": 1e-5, "masks": 1 / 255, "heatmaps": 1e-5}
+            for key in ("images", "masks", "heatmaps") if daaf else ("images",):
+                np.testing.assert_allclose(
+                    batch[key].numpy(),
+                    reference[f"{name}.seed{seed}.{key}"],
+                    rtol=0,
+                    atol=tolerance[key],
+                    err_msg=f"{name} seed {seed} {key}",
+                )
+    assert erased >= 3  # random erasing is among what is compared
+
+
+def test_a_base_networks_batch_has_no_branch_targets(tiny_dataset):
+    cfg = load_config(REPO / "configs" / "bot.yaml", [f"data.root={tiny_dataset}"])
+    train_set = build_train_set(cfg, build_dataset("market1501", tiny_dataset))
+    worker_batch = default_collate([train_set[0], train_set[1]])
+    assert set(worker_batch) == {"images", "pids", "valid", "erasing"}
+    batch = prepare_batch(worker_batch, cfg.data, torch.device("cpu"))
+    assert set(batch) == {"images", "pids", "valid"}
+    assert batch["images"].shape == (2, 3, 256, 128) and batch["images"].dtype == torch.float32
+
+
+def test_a_daaf_bot_batch_of_64_stays_well_under_64_mb(tiny_dataset):
+    """Docker's default /dev/shm is 64 MB: a worker's batch must fit many times over."""
+    cfg = load_config(
+        REPO / "configs" / "daaf_bot.yaml",
+        [f"data.root={tiny_dataset}", f"data.annotations={tiny_dataset / 'annotations'}"],
+    )
+    item = build_train_set(cfg, build_dataset("market1501", tiny_dataset))[0]
+    assert item["images"].shape == (256, 128, 3) and set(item) >= {"masks", "keypoints"}
+    per_sample = sum(t.numel() * t.element_size() for t in item.values())
+    assert per_sample <= 150 * 1024
+    assert 64 * per_sample < 16 * 2**20
