@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 import torch
 
+from daaf.data.config import DataConfig
 from daaf.data.keypoints import FLIP_INDEX
-from daaf.training.config import DataConfig
 
 
 @dataclass

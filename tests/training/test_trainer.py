@@ -129,7 +129,7 @@ def test_cli_train_then_export(tiny_dataset, tmp_path):
     bad = CliRunner().invoke(
         main, ["train", "--config", str(REPO / "configs/demo.yaml"), "model.nope=1"]
     )
-    assert bad.exit_code == 1 and "unknown config key 'nope'" in bad.output
+    assert bad.exit_code == 2 and "unknown config key 'nope'" in bad.output
     resume = CliRunner().invoke(main, ["train", "--config", str(REPO / "configs/demo.yaml"),
                                        "--out", str(tmp_path / "none"), "--resume"])  # fmt: skip
     assert resume.exit_code == 1 and "no checkpoint at" in resume.output
