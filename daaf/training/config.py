@@ -2,7 +2,9 @@
 
 A YAML file may name a ``_base_`` file (relative to itself) whose values it overrides; command
 line overrides use dotted keys (``optim.lr=1e-4``) and YAML syntax for values. Any key that is
-not a field below is an error that names it, so a typo never silently keeps a default.
+not a field below is an error that names it, so a typo never silently keeps a default; every
+value is checked against its field's type hint and rules (:mod:`daaf.utils.config_fields`) as it
+is read, so a wrong type or range stops before anything is built or written.
 """
 
 from __future__ import annotations

@@ -277,6 +277,8 @@ def train(
     timeout = datetime.timedelta(minutes=cfg.train.ddp_timeout_minutes)
     distributed = dist_utils.init_distributed(device, timeout)
     main_process = dist_utils.is_main_process()
+    if main_process and cfg.train.eval_period and evaluate is None:
+        logger.warning("train.eval_period is set but no evaluation was given: none will run")
     seed_everything(cfg.train.seed)
 
     dataset = build_dataset(cfg.data.dataset, cfg.data.root)
