@@ -2,7 +2,8 @@
 
 Command modules import torch and other heavy libraries inside the command bodies, so that
 ``daaf --help`` stays fast. A :class:`~daaf.errors.DaafError` becomes a one-line message and
-exit code 1, never a traceback.
+exit code 1, never a traceback; a :class:`~daaf.errors.ConfigError` (a bad config key or value)
+exits 2, as click's usage errors do.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from daaf.data.annotations.commands import annotations
 from daaf.data.datasets.commands import datasets
 from daaf.data.synthetic.commands import synth
 from daaf.demo import demo
-from daaf.errors import DaafError
+from daaf.errors import ConfigError, DaafError
 from daaf.evaluation.commands import evaluate
 from daaf.evaluation.visualize_command import visualize
 from daaf.labeling.commands import label
@@ -25,6 +26,8 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except ConfigError as exc:  # no context: the one line, without the usage text
+            raise click.UsageError(str(exc)) from exc
         except DaafError as exc:
             raise click.ClickException(str(exc)) from exc
 

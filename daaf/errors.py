@@ -6,3 +6,7 @@ class DaafError(Exception):
 
     The message must name the file or setting at fault and say what was expected.
     """
+
+
+class ConfigError(DaafError):
+    """A config key or value that is not allowed; the command line exits 2, as for a usage error."""

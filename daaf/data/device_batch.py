@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from daaf.data.config import DataConfig
 from daaf.errors import DaafError
-from daaf.training.config import DataConfig
 
 
 def normalize_images(images: torch.Tensor, mean: list[float], std: list[float]) -> torch.Tensor:

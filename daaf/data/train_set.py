@@ -10,11 +10,11 @@ import torch
 from torch.utils.data import Dataset
 
 from daaf.data.annotations import STATUS_OK, AnnotationStore
+from daaf.data.config import DataConfig
 from daaf.data.datasets import Sample
 from daaf.data.images import read_rgb
 from daaf.data.transforms import Sample3, train_transform
 from daaf.errors import DaafError
-from daaf.training.config import DataConfig
 
 MAX_LISTED = 5
 

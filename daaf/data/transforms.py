@@ -17,9 +17,9 @@ import cv2
 import numpy as np
 import torch
 
+from daaf.data.config import DataConfig
 from daaf.data.device_batch import normalize_images
 from daaf.data.keypoints import FLIP_INDEX
-from daaf.training.config import DataConfig
 
 NO_ERASING = (0, 0, 0, 0)
 

@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from daaf.data.config import DataConfig
 from daaf.data.datasets import ReIDDataset
 from daaf.evaluation.distance import compute_distance
 from daaf.evaluation.features import extract_features
 from daaf.evaluation.metrics import RankResult, evaluate_rank
 from daaf.evaluation.rerank import re_ranking_features
-from daaf.training.config import DataConfig
 
 # Partial-REID and Partial-iLIDS are reported as in the paper's Table 3.
 PARTIAL_DATASETS = ("partial_reid", "partial_ilids")

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from daaf.training.config import Config
+    from daaf.training.trainer import Evaluate
 
 
 @click.command("train", context_settings={"ignore_unknown_options": False})
@@ -32,12 +37,28 @@ def train(config_path: str, out_dir: str | None, resume: bool, overrides: tuple[
     `torchrun --nproc-per-node 4 -m daaf.cli train --config ...`.
     """
     from daaf.training.config import load_config
+    from daaf.training.trainer import check_new_run
     from daaf.training.trainer import train as run_training
 
     cfg = load_config(config_path, overrides)
     out = Path(out_dir) if out_dir else Path("runs") / Path(config_path).stem
-    last = run_training(cfg, out, resume=resume)
+    if not resume:
+        check_new_run(out)
+    last = run_training(cfg, out, resume=resume, evaluate=periodic_evaluation(cfg))
     click.echo(f"checkpoint: {last}")
+
+
+def periodic_evaluation(cfg: Config) -> Evaluate:
+    """mAP and Rank-1 on the dataset's query and gallery, as ``daaf evaluate`` computes them:
+    the command line joins daaf.evaluation to the trainer, which imports none of it."""
+    from daaf.evaluation.evaluate import evaluate_embeddings
+    from daaf.training.config import default_metric
+
+    def evaluate(model, dataset, device) -> dict[str, float]:
+        result = evaluate_embeddings(model, dataset, cfg.data, device, metric=default_metric(cfg))
+        return {"eval/mAP": float(result.mAP), "eval/rank1": float(result.cmc[0])}
+
+    return evaluate
 
 
 @click.command("export")

@@ -22,7 +22,7 @@ import torchvision
 from torch import nn
 
 from daaf.errors import DaafError
-from daaf.training.config import Config, config_from_dict
+from daaf.training.config import Config, config_from_dict, default_metric
 from daaf.training.modeling import build_model
 from daaf.training.trainer import load_checkpoint, load_daaf_file
 from daaf.utils.files import atomic_write
@@ -62,7 +62,7 @@ def inference_meta(cfg: Config) -> dict[str, Any]:
         "pixel_mean": list(cfg.data.pixel_mean),
         "pixel_std": list(cfg.data.pixel_std),
         "embedding_dim": None,
-        "metric": "cosine" if cfg.model.base == "bot" else "euclidean",
+        "metric": default_metric(cfg),
         "base": cfg.model.base,
         "depth": cfg.model.depth,
     }

@@ -10,12 +10,14 @@ scalars and ``metrics.jsonl``. CUDA brings AMP (bf16 where supported) and channe
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import logging
 import pickle
 import random
 import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,8 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from daaf.data.annotations import keypoint_score_threshold
+from daaf.data.annotations import AnnotationStore, keypoint_score_threshold
+from daaf.data.annotations.report import random_weight_shards
 from daaf.data.datasets import ReIDDataset, build_dataset
 from daaf.data.device_batch import prepare_batch
 from daaf.data.images import check_dataset_images
@@ -44,6 +47,10 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.pt"
+RUN_FILES = (CHECKPOINT_DIR, "metrics.jsonl", "config.yaml")  # a folder with any holds a run
+
+# Periodic evaluation: (model in eval mode, dataset, device) -> scores such as {"eval/mAP": ...}.
+Evaluate = Callable[[torch.nn.Module, ReIDDataset, torch.device], dict[str, float]]
 
 
 def needs_annotations(cfg: Config) -> bool:
@@ -302,8 +309,25 @@ class MetricsLog:
             self.tensorboard.close()
 
 
-def train(cfg: Config, out_dir: str | Path, resume: bool = False) -> Path:
-    """Train per ``cfg``; returns the path of ``OUT/checkpoints/last.pt``."""
+def check_new_run(out_dir: Path) -> None:
+    """DaafError if ``out_dir`` already holds a run: training into it would overwrite its
+    checkpoints and append to its metrics."""
+    found = [name for name in RUN_FILES if (out_dir / name).exists()]
+    if found:
+        raise DaafError(
+            f"{out_dir} already holds a run ({', '.join(found)}): continue it with --resume, or "
+            "train into another --out"
+        )
+
+
+def train(
+    cfg: Config, out_dir: str | Path, resume: bool = False, evaluate: Evaluate | None = None
+) -> Path:
+    """Train per ``cfg``; returns the path of ``OUT/checkpoints/last.pt``.
+
+    ``evaluate`` (e.g. mAP and Rank-1 from :mod:`daaf.evaluation`) runs on the main process
+    every ``train.eval_period`` epochs; its scores go to the metrics log.
+    """
     out_dir = Path(out_dir)
     ckpt_dir = out_dir / CHECKPOINT_DIR
     last = ckpt_dir / LAST_CHECKPOINT
@@ -311,13 +335,18 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False) -> Path:
         raise DaafError(f"--resume: no checkpoint at {last}; start without --resume")
     state = load_checkpoint(last) if resume else None
     device = resolve_device(cfg.train.device)
-    distributed = dist_utils.init_distributed(device)
+    timeout = datetime.timedelta(minutes=cfg.train.ddp_timeout_minutes)
+    distributed = dist_utils.init_distributed(device, timeout)
     main_process = dist_utils.is_main_process()
+    if main_process and cfg.train.eval_period and evaluate is None:
+        logger.warning("train.eval_period is set but no evaluation was given: none will run")
     seed_everything(cfg.train.seed)
 
     dataset = build_dataset(cfg.data.dataset, cfg.data.root)
     check_dataset_images(dataset)  # a truncated image stops here, before any folder is written
     loader, train_set, sampler = build_train_loader(cfg, dataset, device)
+    if main_process and train_set.store is not None:
+        warn_if_random_labels(train_set.store)
     num_classes = dataset.num_train_pids
     model = build_model(cfg, num_classes).to(device)
     if device.type == "cuda" and cfg.train.channels_last:
@@ -404,11 +433,13 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False) -> Path:
                 "step": step,
             }
             last = save_checkpoint(state, ckpt_dir, done)
-        if main_process and cfg.train.eval_period and done % cfg.train.eval_period == 0:
-            scores = evaluate_during_training(model, dataset, cfg, device)
-            if scores:
-                log.write(step, {"epoch": done, **scores})
-                tqdm.write(f"epoch {done}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+        periodic = (
+            evaluate is not None and cfg.train.eval_period > 0 and done % cfg.train.eval_period == 0
+        )
+        if main_process and periodic:  # the other processes wait at the barrier meanwhile
+            scores = evaluate_during_training(model, dataset, device, evaluate)
+            log.write(step, {"epoch": done, **scores})
+            tqdm.write(f"epoch {done}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
         dist_utils.barrier()
     log.close()
     dist_utils.cleanup_distributed()
@@ -416,20 +447,23 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False) -> Path:
 
 
 def evaluate_during_training(
-    model: torch.nn.Module, dataset: ReIDDataset, cfg: Config, device: torch.device
+    model: torch.nn.Module, dataset: ReIDDataset, device: torch.device, evaluate: Evaluate
 ) -> dict[str, float]:
-    """mAP and Rank-1 on query/gallery with the model's eval path; {} if daaf.evaluation is absent."""
-    try:
-        from daaf.evaluation.evaluate import evaluate_embeddings
-    except ImportError as exc:
-        logger.warning("periodic evaluation skipped: daaf.evaluation is not importable (%s)", exc)
-        return {}
+    """``evaluate`` on the model's eval path; the model is back in training mode after."""
     model.eval()
-    result = evaluate_embeddings(model, dataset, cfg.data, device, metric=default_metric(cfg))
-    model.train()
-    return {"eval/mAP": float(result.mAP), "eval/rank1": float(result.cmc[0])}
+    try:
+        with torch.no_grad():
+            return evaluate(model, dataset, device)
+    finally:
+        model.train()
 
 
-def default_metric(cfg: Config) -> str:
-    """BoT is tested on the L2-normalised post-BN feature; TriNet on Euclidean distance."""
-    return "cosine" if cfg.model.base == "bot" else "euclidean"
+def warn_if_random_labels(store: AnnotationStore) -> None:
+    """One warning line when the store was labelled with random weights (smoke-test labels)."""
+    shards = random_weight_shards(store)
+    if shards:
+        logger.warning(
+            "WARNING: annotation store %s was labeled with random weights (%d of %d shards): its "
+            "masks and keypoints are NOT real annotations, the HAB/PAB learn noise",
+            store.store_dir, len(shards), len(store.headers),
+        )  # fmt: skip

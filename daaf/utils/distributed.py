@@ -5,6 +5,7 @@ Every function works without torchrun: a plain process is rank 0 of a world of s
 
 from __future__ import annotations
 
+import datetime
 import os
 
 import torch
@@ -27,8 +28,12 @@ def is_main_process() -> bool:
     return rank() == 0
 
 
-def init_distributed(device: torch.device) -> bool:
-    """Join the process group torchrun describes in the environment; False when not under torchrun."""
+def init_distributed(device: torch.device, timeout: datetime.timedelta | None = None) -> bool:
+    """Join the process group torchrun describes in the environment; False when not under torchrun.
+
+    ``timeout`` bounds every wait at a collective, so it must outlast the longest work one rank
+    does alone (rank 0's periodic evaluation); None keeps torch's default (10 minutes for NCCL).
+    """
     if dist.is_initialized():
         return True
     if int(os.environ.get("WORLD_SIZE", 1)) <= 1:
@@ -36,7 +41,7 @@ def init_distributed(device: torch.device) -> bool:
     backend = "nccl" if device.type == "cuda" else "gloo"
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    dist.init_process_group(backend=backend)
+    dist.init_process_group(backend=backend, timeout=timeout)
     return True
 
 

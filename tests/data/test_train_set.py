@@ -8,11 +8,11 @@ import torch
 from torch.utils.data import default_collate
 
 from daaf.data.annotations import AnnotationStore
+from daaf.data.config import DataConfig
 from daaf.data.datasets import build_dataset
 from daaf.data.device_batch import prepare_batch
 from daaf.data.train_set import TrainSet, open_store_for
 from daaf.errors import DaafError
-from daaf.training.config import DataConfig
 
 
 def test_items_follow_the_contract_and_stay_aligned(tiny_dataset):

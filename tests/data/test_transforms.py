@@ -3,6 +3,7 @@
 import numpy as np
 import torch
 
+from daaf.data.config import DataConfig
 from daaf.data.device_batch import erase
 from daaf.data.keypoints import FLIP_INDEX, KEYPOINT_NAMES
 from daaf.data.transforms import (
@@ -15,7 +16,6 @@ from daaf.data.transforms import (
     resize,
     train_transform,
 )
-from daaf.training.config import DataConfig
 
 
 def marked_item(h=32, w=16):

@@ -1,9 +1,22 @@
-"""Configs: _base_ chains, dotted overrides, number coercion and errors that name the key."""
+"""Configs: _base_ chains, dotted overrides, every field checked by type and range, and errors
+that name the key, the value and what is allowed (exit 2 from `daaf train`, no run folder)."""
+
+import dataclasses
+import re
+import typing
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
-from daaf.errors import DaafError
-from daaf.training.config import config_from_dict, load_config
+from daaf.cli import main
+from daaf.data.keypoints import KEYPOINT_GROUPS
+from daaf.errors import ConfigError, DaafError
+from daaf.training.config import Config, config_from_dict, load_config
+from daaf.training.modeling import build_model
+from daaf.utils.config_fields import checked_value
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_base_chain_and_overrides(tmp_path):
@@ -21,7 +34,7 @@ def test_base_chain_and_overrides(tmp_path):
     [
         (["model.deph=18"], "unknown config key 'deph'"),
         (["modle.depth=18"], "unknown config key 'modle'"),
-        (["optim.lr=fast"], "optim: lr: expected a number, got 'fast'"),
+        (["optim.lr=fast"], r"optim.lr must be a number > 0, got 'fast'"),
         (["optim"], "must look like section.key=value"),
     ],
 )
@@ -50,3 +63,100 @@ def test_unknown_key_in_a_base_file_names_that_file(tmp_path):
     with pytest.raises(DaafError, match=r"override 'optim.lrr=1': optim: unknown config key 'lrr'"):
         load_config(tmp_path / "child.yaml", ["optim.lrr=1"])
     assert load_config(tmp_path / "child.yaml", ["optim.lr=0.3"]).optim.lr == 0.3
+
+
+def test_every_default_satisfies_its_own_rules():
+    for section in dataclasses.fields(Config):
+        cls = typing.get_type_hints(Config)[section.name]
+        for f in dataclasses.fields(cls):
+            default = getattr(cls(), f.name)
+            assert checked_value(cls, f.name, default, f.name, "default") == default, f.name
+
+
+@pytest.mark.parametrize(
+    ("value", "stored"),
+    [("all", "all"), ("4", "4"), ("6", "6"), ("7", "7"), ("each", "each"), ("'6'", "6"),
+     (4, "4"), (6, "6"), (7, "7"), ("[[0, 1, 2, 3, 4], [11, 12]]", [[0, 1, 2, 3, 4], [11, 12]])],
+)  # fmt: skip
+def test_every_pab_grouping_form_builds_its_groups(value, stored):
+    """YAML reads model.pab_groups=7 as an int: it means the scheme "7", as in the README."""
+    cfg = load_config(
+        REPO / "configs/daaf_bot.yaml",
+        [f"model.pab_groups={value}", "model.depth=18", "model.pretrained=none"],
+    )
+    assert cfg.model.pab_groups == stored
+    expected = KEYPOINT_GROUPS[stored] if isinstance(stored, str) else tuple(map(tuple, stored))
+    assert build_model(cfg, 4).pab.groups == expected
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.hab=maybe", "model.hab must be true or false, got 'maybe'"),
+        ("train.epochs=1.5", "train.epochs must be an integer >= 1, got 1.5"),
+        ("data.height=128.0", "data.height must be an integer >= 1, got 128.0"),
+        ("optim.milestones=9", "optim.milestones must be a list of integers >= 0, got 9"),
+        ("data.pixel_mean=0.5", "data.pixel_mean must be a list of 3 numbers, got 0.5"),
+        ("train.device=gpu", "train.device must be auto, cpu, cuda or cuda:N, got 'gpu'"),
+        ("data.workers=-1", "data.workers must be an integer >= 0, got -1"),
+        ("model.base=resnet", "model.base must be one of bot, trinet, got 'resnet'"),
+        ("model.depth=51", "model.depth must be one of 18, 34, 50, 101, got 51"),
+        ("optim.name=rmsprop", "optim.name must be one of adam, sgd, got 'rmsprop'"),
+        ("optim.schedule=cosine", "optim.schedule must be one of warmup_multistep, exponential"),
+        ("loss.branch_loss=l1", "loss.branch_loss must be one of l2, mse, got 'l1'"),
+        ("model.pab_target=parts", "model.pab_target must be one of keypoints, part_images"),
+        ("model.pab_groups=5", "model.pab_groups must be one of all, 4, 6, 7, each or a list of "
+                               "lists of integers, got 5"),
+        ("model.pab_groups=[[0, 1], [1]]", "model.pab_groups: a keypoint appears in more than one"),
+        ("model.pab_groups=[[0, 17]]", "model.pab_groups: a custom keypoint grouping needs"),
+        ("data.flip_prob=1.5", r"data.flip_prob must be a number in \[0, 1\], got 1.5"),
+        ("data.pixel_std=[1, 1, 0]", "data.pixel_std must be a list of 3 numbers > 0"),
+        ("data.pre_crop_size=[288]", "data.pre_crop_size must be null or a list of 2 integers"),
+        ("optim.lr=0", "optim.lr must be a number > 0, got 0"),
+        ("optim.lr=.inf", "optim.lr must be a number > 0, got inf"),
+        ("loss.triplet_margin=soft", "loss.triplet_margin must be null or a number >= 0"),
+        ("train.iters_per_epoch=0", "train.iters_per_epoch must be null or an integer >= 1"),
+        ("data.keypoint_score_threshold=2", "data.keypoint_score_threshold must be auto or a "
+                                            r"number in \[0, 1\], got 2"),
+        ("data.keypoint_score_threshold=high", "data.keypoint_score_threshold must be auto or a"),
+        ("data.dataset=market", "data.dataset: unknown dataset 'market'; known: "),
+        ("model.pab_groups=[[0, 1]", "the value is not valid YAML"),
+    ],
+)  # fmt: skip
+def test_bad_values_name_the_key_the_value_and_what_is_allowed(override, message):
+    with pytest.raises(ConfigError, match=rf"^override '{re.escape(override)}': {message}"):
+        load_config(None, [override])
+
+
+def test_accepted_special_values():
+    cfg = load_config(
+        None,
+        ["data.keypoint_score_threshold=auto", "train.device=cuda:1", "optim.lr=1e-4",
+         "loss.triplet_margin=null", "data.pre_crop_size=[288, 144]", "train.epochs=3"],
+    )  # fmt: skip
+    assert cfg.data.keypoint_score_threshold == "auto" and cfg.train.device == "cuda:1"
+    assert cfg.optim.lr == 1e-4 and cfg.loss.triplet_margin is None and cfg.train.epochs == 3
+    assert load_config(None, ["data.keypoint_score_threshold=0"]).data.keypoint_score_threshold == 0
+
+
+def test_a_bad_value_in_a_file_names_the_file(tmp_path):
+    (tmp_path / "bad.yaml").write_text("model:\n  hab: maybe\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: model.hab must be true or false"):
+        load_config(tmp_path / "bad.yaml")
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["model.hab=maybe", "train.epochs=1.5", "data.height=128.0", "optim.milestones=9",
+     "data.pixel_mean=0.5", "train.device=gpu", "data.workers=-1", "model.nope=1"],
+)  # fmt: skip
+def test_daaf_train_exits_2_with_one_line_and_no_run_folder(tmp_path, override):
+    out = tmp_path / "run"
+    args = ["train", "--config", str(REPO / "configs/demo.yaml"), "--out", str(out), override]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    key = override.split("=")[0].split(".")[-1]
+    assert result.output.startswith(f"Error: override '{override}': ")
+    assert key in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not out.exists()

@@ -153,7 +153,7 @@ def test_cli_train_then_export(tiny_dataset, tmp_path):
     bad = CliRunner().invoke(
         main, ["train", "--config", str(REPO / "configs/demo.yaml"), "model.nope=1"]
     )
-    assert bad.exit_code == 1 and "unknown config key 'nope'" in bad.output
+    assert bad.exit_code == 2 and "unknown config key 'nope'" in bad.output
     resume = CliRunner().invoke(main, ["train", "--config", str(REPO / "configs/demo.yaml"),
                                        "--out", str(tmp_path / "none"), "--resume"])  # fmt: skip
     assert resume.exit_code == 1 and "no checkpoint at" in resume.output
@@ -161,15 +161,19 @@ def test_cli_train_then_export(tiny_dataset, tmp_path):
 
 @pytest.mark.slow
 def test_two_process_ddp_on_cpu(tiny_dataset, tmp_path):
-    """torchrun, gloo: both ranks step in lockstep on disjoint batches; rank 0 checkpoints."""
+    """torchrun, gloo: both ranks step in lockstep on disjoint batches; rank 0 checkpoints and
+    evaluates while rank 1 waits at the barrier."""
     shutil.copytree(tiny_dataset, tmp_path / "data")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "daaf.cli",
            "train", "--config", str(REPO / "configs/daaf_bot.yaml"), "--out", str(tmp_path / "ddp"),
            *tiny_overrides(tmp_path / "data", "train.epochs=1", "train.device=cpu",
-                           "train.iters_per_epoch=3")]  # fmt: skip
+                           "train.iters_per_epoch=3", "train.eval_period=1")]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     state = load_checkpoint(tmp_path / "ddp" / "checkpoints" / "last.pt")
     assert state["step"] == 3
-    lines = (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()
-    assert len(lines) == 3  # rank 0 logs alone
+    lines = [
+        json.loads(line) for line in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert len(lines) == 4  # rank 0 logs alone: 3 steps, then its evaluation
+    assert lines[-1]["step"] == 3 and 0 < lines[-1]["eval/mAP"] <= 1

@@ -24,6 +24,13 @@ def _stats(values: np.ndarray) -> dict[str, float]:
     return {"mean": float(values.mean()), **named}
 
 
+def random_weight_shards(store: AnnotationStore) -> list[str]:
+    """The shards whose labeler ran with random weights (``daaf label --weights random``)."""
+    return [
+        name for name, header in store.headers.items() if header.labeler.get("weights") == "random"
+    ]
+
+
 def summarize_store(store: AnnotationStore) -> dict:
     """Images per split and status; score and mask-area statistics over status-0 images.
 
@@ -39,9 +46,6 @@ def summarize_store(store: AnnotationStore) -> dict:
             counts = {name: int((status == code).sum()) for code, name in STATUS_NAMES.items()}
             splits[split] = {"images": int(len(status)), **counts}
     ok = manifest[manifest["status"] == STATUS_OK]
-    random_weights = [
-        name for name, header in store.headers.items() if header.labeler.get("weights") == "random"
-    ]
     return {
         "store": str(store.store_dir),
         "dataset": store.dataset,
@@ -49,7 +53,7 @@ def summarize_store(store: AnnotationStore) -> dict:
         "shards": len(store.headers),
         "splits": splits,
         "scores": {label: _stats(ok[col].to_numpy(float)) for label, col in SCORE_COLUMNS.items()},
-        "random_weight_shards": random_weights,
+        "random_weight_shards": random_weight_shards(store),
     }
 
 

@@ -2,11 +2,9 @@
 
 import cv2
 import numpy as np
-import pytest
 from click.testing import CliRunner
 
 from daaf.cli import main
-from daaf.data.datasets import DATASETS
 
 
 def run(*args):
@@ -53,7 +51,6 @@ def _market_images(root, samples):
     return root
 
 
-@pytest.mark.skipif("market1501" not in DATASETS, reason="market1501 loader not registered yet")
 def test_validate_and_show_with_root(tmp_path, store, helpers):
     root = _market_images(tmp_path / "data", helpers.SAMPLES)
     result = run("validate", store, "--root", root)

@@ -1,0 +1,43 @@
+"""``DataConfig``: the dataset, annotation store, input size and augmentation a run trains on.
+
+Each field carries its allowed values (see :mod:`daaf.utils.config_fields`); the training
+config (:mod:`daaf.training.config`) composes it as its ``data`` section.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from daaf.utils.config_fields import setting
+
+
+def known_dataset(name: str) -> None:
+    """ValueError unless ``name`` is a registered dataset (``daaf datasets list``)."""
+    from daaf.data.datasets import DATASETS
+
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")
+
+
+@dataclass
+class DataConfig:
+    dataset: str = setting("market1501", check=known_dataset)
+    root: str = ""
+    annotations: str = ""  # annotation store folder (daaf label --out, or DIR/annotations)
+    height: int = setting(256, min=1)
+    width: int = setting(128, min=1)
+    # TriNet resizes to a larger size and random-crops (height, width); null = resize directly.
+    pre_crop_size: list[int] | None = setting(None, length=2, min=1)
+    pad: int = setting(10, min=0)  # BoT: pad by this many pixels, then random-crop back (0: none)
+    flip_prob: float = setting(0.5, min=0, max=1)
+    erasing_prob: float = setting(0.5, min=0, max=1)
+    pixel_mean: list[float] = setting(factory=lambda: [0.485, 0.456, 0.406], length=3)
+    pixel_std: list[float] = setting(factory=lambda: [0.229, 0.224, 0.225], length=3, above=0)
+    num_identities: int = setting(16, min=1)  # P of the P x K sampler
+    num_instances: int = setting(4, min=1)  # K of the P x K sampler
+    workers: int = setting(4, min=0)
+    heatmap_sigma: float = setting(2.0, above=0)  # Gaussian sigma in output-map pixels
+    # Keypoints scored below get no heatmap peak; auto: the labeler's own threshold (its shards).
+    keypoint_score_threshold: Literal["auto"] | float = setting("auto", min=0, max=1)
+    test_batch_size: int = setting(128, min=1)
