@@ -55,4 +55,6 @@ def evaluate(model_path, dataset, root, rerank, flip, metric, batch_size, worker
         batch_size=batch_size, workers=workers, num_ranklists=num_ranklists,
     )  # fmt: skip
     click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
-    click.echo(f"written to {out_dir}/ (metrics.json, metrics.csv, cmc.png, ranklists/)")
+    click.echo(
+        f"written to {out_dir}/ (metrics.json, metrics.csv, per_query.csv, cmc.png, ranklists/)"
+    )

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from click.testing import CliRunner
@@ -50,6 +51,16 @@ def test_evaluate_writes_metrics_and_pictures(tiny_dataset, exported, tmp_path):
         list((out / "ranklists" / "plain").glob("*.png"))
     ) == 8
     assert "re-ranked" in (out / "metrics.csv").read_text()
+    per_query = pd.read_csv(out / "per_query.csv")
+    assert list(per_query.columns) == [
+        "image_path", "pid", "camid", "ap", "first_hit", "inp", "reranked"
+    ]  # fmt: skip
+    assert len(per_query) == 2 * 16 and per_query["ap"].between(0, 1).all()
+    for flag, row in zip((0, 1), rows, strict=True):
+        part = per_query[per_query["reranked"] == flag]
+        assert abs(100 * part["ap"].mean() - row["mAP"]) < 1e-12
+        assert abs(100 * (part["first_hit"] == 1).mean() - row["rank1"]) < 1e-12
+        assert abs(100 * part["inp"].mean() - row["mINP"]) < 1e-12
     bad = CliRunner().invoke(main, ["evaluate", "--model", str(exported), "--dataset", "market1501",
                                     "--root", str(tiny_dataset)])  # fmt: skip
     assert bad.exit_code == 1 and "no model_state.pt or model.ts" in bad.output
@@ -88,3 +99,17 @@ def test_attention_measurements_run_on_a_daaf_checkpoint(tiny_dataset, exported)
     assert 0 <= acc.mask_iou <= 1 and 0 <= acc.pck <= 1
     sens = background_sensitivity(model, dataset, store, meta, dataset.query, torch.device("cpu"))
     assert sens.swap_distance >= 0 and sens.other_id_distance > 0
+
+
+def test_per_query_rows_keep_queries_without_positive_empty(tmp_path):
+    from daaf.data.datasets.base import Sample
+    from daaf.evaluation.evaluate import per_query_table
+    from daaf.evaluation.metrics import evaluate_rank
+
+    result = evaluate_rank(np.array([[0.2, 0.1]]).repeat(2, 0), np.array([1, 9]),
+                           np.array([1, 2]), np.array([0, 0]), np.array([1, 1]), max_rank=2)  # fmt: skip
+    queries = [Sample("q/a.jpg", 1, 0), Sample("q/b.jpg", 9, 0)]
+    per_query_table(result, queries, reranked=False).to_csv(tmp_path / "pq.csv", index=False)
+    lines = (tmp_path / "pq.csv").read_text().splitlines()
+    assert lines[1:] == ["q/a.jpg,1,0,0.5,2,0.5,0", "q/b.jpg,9,0,,,,0"]
+    assert pd.read_csv(tmp_path / "pq.csv")["ap"].mean() == result.mAP
