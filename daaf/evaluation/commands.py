@@ -58,3 +58,50 @@ def evaluate(model_path, dataset, root, rerank, flip, metric, batch_size, worker
     click.echo(
         f"written to {out_dir}/ (metrics.json, metrics.csv, per_query.csv, cmc.png, ranklists/)"
     )
+
+
+class _SeveralFolders(click.Command):
+    """Lets ``--baseline`` and ``--candidate`` take several folders after one flag
+    (``--baseline A B``), as ``--baseline A --baseline B``."""
+
+    several = ("--baseline", "--candidate")
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        spelled, flag = [], None
+        for arg in args:
+            if arg.startswith("-"):
+                flag = arg if arg in self.several else None
+            elif flag is not None and spelled[-1] != flag:
+                spelled.append(flag)
+            spelled.append(arg)
+        return super().parse_args(ctx, spelled)
+
+
+FOLDERS = click.Path(exists=True, file_okay=False)
+
+
+@click.command("compare", cls=_SeveralFolders)
+@click.option("--baseline", "baseline_dirs", multiple=True, required=True, type=FOLDERS,
+              metavar="DIR [DIR ...]", help="Evaluation folder(s) of the baseline; several = seeds.")  # fmt: skip
+@click.option("--candidate", "candidate_dirs", multiple=True, required=True, type=FOLDERS,
+              metavar="DIR [DIR ...]", help="Evaluation folder(s) of the candidate; several = seeds.")  # fmt: skip
+@click.option("--bootstrap", default=10000, show_default=True, help="Bootstrap resamples.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the resampling.")
+@click.option("--json", "as_json", is_flag=True, help="End with one line of JSON (percent).")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False),
+              help="Also write a PNG of the bootstrap distributions.")  # fmt: skip
+def compare(baseline_dirs, candidate_dirs, bootstrap, seed, as_json, out_path) -> None:
+    """Paired candidate - baseline of mAP, Rank-1 and mINP from `daaf evaluate` folders, with a
+    95% CI from an identity-level bootstrap (resample query identities, 2.5-97.5 percentiles)."""
+    import json
+
+    from daaf.evaluation.compare import compare_runs, format_table, save_bootstrap_plot
+
+    result = compare_runs(list(baseline_dirs), list(candidate_dirs), bootstrap, seed)
+    click.echo(format_table(result, baseline_dirs, candidate_dirs, seed))
+    if out_path:
+        title = f"{', '.join(candidate_dirs)} - {', '.join(baseline_dirs)} ({bootstrap} resamples)"
+        save_bootstrap_plot(result, Path(out_path), title)
+        click.echo(f"written: {out_path}")
+    if as_json:
+        click.echo(json.dumps(result.to_json()))
