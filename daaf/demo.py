@@ -133,7 +133,9 @@ def export_and_evaluate(
         export_dir = out / "models" / name
         report = export_model(checkpoint, export_dir)
         model, meta = load_inference_model(export_dir, device)
-        table = evaluate_model(model, meta, dataset, out / "eval" / name, device, rerank=True)
+        table = evaluate_model(
+            model, meta, dataset, out / "eval" / name, device, rerank=True, model_name=name
+        )
         plain, reranked = table.iloc[0], table.iloc[1]
         shape = (1, 3, meta["height"], meta["width"])
         results[name] = {

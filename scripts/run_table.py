@@ -150,8 +150,9 @@ def main(table, dataset, root, annotations, partial_root, out_dir, device, seeds
             for name, test in tests:
                 eval_dir = seed_out / config.stem / f"eval_{name}"
                 metrics = evaluate_model(
-                    model, meta, test, eval_dir, torch_device, rerank=table == "2"
-                )
+                    model, meta, test, eval_dir, torch_device, rerank=table == "2",
+                    model_name=config.stem + (f" seed {seed}" if seeds else ""),
+                )  # fmt: skip
                 for record in metrics.to_dict(orient="records"):
                     rows.append({"row": config.stem, **({"seed": seed} if seeds else {}),
                                  **record, "eval_dir": str(eval_dir)})  # fmt: skip

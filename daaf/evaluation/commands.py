@@ -43,7 +43,7 @@ def evaluate(model_path, dataset, root, rerank, flip, metric, batch_size, worker
              num_ranklists, out_dir) -> None:  # fmt: skip
     """mAP, CMC and mINP of a model on a dataset's query/gallery; metrics files and pictures."""
     from daaf.data.datasets import build_dataset
-    from daaf.evaluation.evaluate import evaluate_model
+    from daaf.evaluation.evaluate import evaluate_model, model_label
     from daaf.training.export import load_inference_model
     from daaf.utils.device import resolve_device
 
@@ -53,6 +53,7 @@ def evaluate(model_path, dataset, root, rerank, flip, metric, batch_size, worker
     table = evaluate_model(
         model, meta, data, Path(out_dir), torch_device, metric=metric, rerank=rerank, flip=flip,
         batch_size=batch_size, workers=workers, num_ranklists=num_ranklists,
+        model_name=model_label(Path(model_path)),
     )  # fmt: skip
     click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     click.echo(

@@ -20,6 +20,18 @@ from daaf.training.config import DataConfig
 PARTIAL_DATASETS = ("partial_reid", "partial_ilids")
 
 
+def model_label(path: Path) -> str:
+    """A short model name for titles: the export or run folder's name for the standard files
+    (``models/daaf_bot``, ``models/daaf_bot/model_state.pt``, ``runs/daaf_bot/checkpoints/
+    last.pt`` give daaf_bot), the file's stem otherwise (``bot_seed1.pt`` gives bot_seed1)."""
+    path = Path(path).resolve()
+    if not (path.is_file() or path.suffix in (".pt", ".pth", ".ts")):
+        return path.name
+    if path.parent.name == "checkpoints":
+        return path.parent.parent.name
+    return path.parent.name if path.name in ("model_state.pt", "model.ts") else path.stem
+
+
 def data_meta(cfg: DataConfig) -> dict:
     """The test-time input description of a training config (what export writes as meta)."""
     return {
@@ -114,9 +126,10 @@ def evaluate_model(
     batch_size: int = 128,
     workers: int = 2,
     num_ranklists: int = 8,
+    model_name: str = "model",
 ) -> pd.DataFrame:
     """Evaluate and write metrics.json, metrics.csv, per_query.csv (see :func:`per_query_table`),
-    cmc.png, ranklists/ and features.npz."""
+    cmc.png, ranklists/ and features.npz; ``model_name`` titles the pictures."""
     from daaf.evaluation.plots import save_cmc_curves, save_rank_lists
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -133,7 +146,8 @@ def evaluate_model(
                      **result.summary()})  # fmt: skip
         curves[label] = result.cmc
         per_query.append(per_query_table(result, dataset.query, use_rerank))
-        save_rank_lists(distmat, result, dataset, out_dir / "ranklists" / label, num_ranklists)
+        save_rank_lists(distmat, result, dataset, out_dir / "ranklists" / label, num_ranklists,
+                        label=f"{model_name}, {label} ranking")  # fmt: skip
     table = pd.DataFrame(rows)
     if dataset.name in PARTIAL_DATASETS:
         table = table[
@@ -142,6 +156,10 @@ def evaluate_model(
     table.to_csv(out_dir / "metrics.csv", index=False)
     pd.concat(per_query).to_csv(out_dir / "per_query.csv", index=False)
     (out_dir / "metrics.json").write_text(json.dumps(table.to_dict(orient="records"), indent=2))
-    save_cmc_curves(curves, out_dir / "cmc.png", title=f"CMC on {dataset.name}")
+    save_cmc_curves(
+        curves,
+        out_dir / "cmc.png",
+        title=f"CMC of {model_name} on {dataset.name} (query vs gallery)",
+    )
     (out_dir / "cmc.json").write_text(json.dumps({k: v.tolist() for k, v in curves.items()}))
     return table
