@@ -41,7 +41,13 @@ import click
 )
 def evaluate(model_path, dataset, root, rerank, flip, metric, batch_size, workers, device,
              num_ranklists, out_dir) -> None:  # fmt: skip
-    """mAP, CMC and mINP of a model on a dataset's query/gallery; metrics files and pictures."""
+    """mAP, CMC and mINP of a model on a dataset's query/gallery; metrics files and pictures.
+
+    per_query.csv has one row per query and ranking: image_path, pid, camid, ap (0-1),
+    first_hit (1-based rank of the first true match), inp, reranked (0/1). A query without a
+    positive in the gallery keeps empty ap, first_hit and inp and is left out of the means, so
+    the mean ap of the reranked=0 rows is metrics.json's mAP (in percent there).
+    """
     from daaf.data.datasets import build_dataset
     from daaf.evaluation.evaluate import evaluate_model, model_label
     from daaf.training.export import load_inference_model
