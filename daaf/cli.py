@@ -16,7 +16,7 @@ from daaf.data.datasets.commands import datasets
 from daaf.data.synthetic.commands import synth
 from daaf.demo import demo
 from daaf.errors import ConfigError, DaafError
-from daaf.evaluation.commands import evaluate
+from daaf.evaluation.commands import compare, evaluate
 from daaf.evaluation.visualize_command import visualize
 from daaf.labeling.commands import label
 from daaf.training.commands import export, train
@@ -41,7 +41,18 @@ def main() -> None:
     """
 
 
-for command in (label, train, export, evaluate, visualize, demo, synth, annotations, datasets):
+for command in (
+    label,
+    train,
+    export,
+    evaluate,
+    compare,
+    visualize,
+    demo,
+    synth,
+    annotations,
+    datasets,
+):
     main.add_command(command)
 
 

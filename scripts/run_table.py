@@ -8,6 +8,11 @@ Rows are the configs ``configs/paper/table<N>_*.yaml`` (table 3 reuses table 2's
 on --dataset, and evaluates them on the partial datasets). Finished runs are reused, so an
 interrupted table resumes. Extra ``KEY=VALUE`` arguments override every row's config (e.g.
 ``train.device=cuda:1``). Results: OUT/table<N>.csv and, per row, the usual run folders.
+
+With ``--seeds N`` every row is trained N times (``train.seed=0..N-1``, runs in OUT/seed<i>/);
+OUT/table<N>_seeds.csv then gives each row's mean and std over the seeds and, for the plain
+ranking, its paired difference to the base row (``--base-row``) with the 95% CI of
+``daaf compare`` (the seeds averaged per query, identity-level bootstrap).
 """
 
 from __future__ import annotations
@@ -20,13 +25,19 @@ import pandas as pd
 
 from daaf.data.datasets import build_dataset
 from daaf.errors import DaafError
+from daaf.evaluation.compare import compare_runs
 from daaf.evaluation.evaluate import evaluate_model
+from daaf.training.commands import periodic_evaluation
 from daaf.training.config import load_config
 from daaf.training.export import export_model, load_inference_model
 from daaf.training.trainer import LAST_CHECKPOINT, load_checkpoint, train
 from daaf.utils.device import resolve_device
 
 PAPER = Path(__file__).resolve().parents[1] / "configs" / "paper"
+# The row each table's others are compared with: the paper's baseline or default setting.
+BASE_ROWS = {"2": "table2_bot", "3": "table2_bot", "4": "table4_base",
+             "5": "table5_keypoint_group", "6": "table6_groups_6", "7": "table7_keypoint_shared"}  # fmt: skip
+METRICS = ("mAP", "rank1", "mINP")
 
 
 def run_row(config: Path, overrides: list[str], out: Path) -> Path:
@@ -36,11 +47,46 @@ def run_row(config: Path, overrides: list[str], out: Path) -> Path:
     last = run / "checkpoints" / LAST_CHECKPOINT
     done = last.is_file() and load_checkpoint(last)["epoch"] >= cfg.train.epochs
     if not done:
-        train(cfg, run, resume=last.is_file())
+        train(cfg, run, resume=last.is_file(), evaluate=periodic_evaluation(cfg))
     export_dir = run / "export"
     if not (export_dir / "export_report.json").is_file():
         export_model(last, export_dir)
     return export_dir
+
+
+def seed_summary(table: pd.DataFrame, base_row: str, resamples: int = 10000) -> pd.DataFrame:
+    """Mean and std over seeds per (row, dataset, ranking) of ``table`` (one line per run, with
+    an ``eval_dir`` column), and the plain ranking's paired delta to ``base_row`` with its 95%
+    CI and P(delta <= 0), in points."""
+    lines = []
+    for (row, dataset, ranking), runs in table.groupby(["row", "dataset", "ranking"], sort=False):
+        line = {"row": row, "dataset": dataset, "ranking": ranking, "seeds": len(runs)}
+        for metric in (m for m in METRICS if m in runs):
+            line[f"{metric}_mean"] = runs[metric].mean()
+            line[f"{metric}_std"] = runs[metric].std(ddof=1) if len(runs) > 1 else float("nan")
+        base = table[(table["row"] == base_row) & (table["dataset"] == dataset)
+                     & (table["ranking"] == ranking)]  # fmt: skip
+        if ranking == "plain" and row != base_row and len(base):
+            result = compare_runs(list(base["eval_dir"]), list(runs["eval_dir"]), resamples)
+            m = result.metrics["mAP"]
+            line.update(delta_mAP=m["delta"], ci95_low=m["ci95"][0], ci95_high=m["ci95"][1],
+                        p_le_0=m["p_le_0"])  # fmt: skip
+        lines.append(line)
+    return pd.DataFrame(lines)
+
+
+def format_seed_summary(summary: pd.DataFrame, base_row: str) -> str:
+    """The seed summary as text: mean +- std per metric, delta mAP [95% CI] against the base."""
+    lines = []
+    for line in summary.to_dict(orient="records"):
+        cells = [f"{m} {line[f'{m}_mean']:.2f} +- {line[f'{m}_std']:.2f}"
+                 for m in METRICS if f"{m}_mean" in line and pd.notna(line[f"{m}_mean"])]  # fmt: skip
+        if pd.notna(line.get("delta_mAP")):
+            cells.append(f"delta mAP vs {base_row} {line['delta_mAP']:+.2f} "
+                         f"[{line['ci95_low']:+.2f}, {line['ci95_high']:+.2f}]")  # fmt: skip
+        head = f"{line['row']} {line['dataset']} {line['ranking']} ({line['seeds']} seeds):"
+        lines.append(f"{head} " + ", ".join(cells))
+    return "\n".join(lines)
 
 
 @click.command()
@@ -60,10 +106,21 @@ def run_row(config: Path, overrides: list[str], out: Path) -> Path:
 )
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False))
 @click.option("--device", default="auto", show_default=True)
+@click.option(
+    "--seeds", type=click.IntRange(min=1), default=None,
+    help="Train every row N times (train.seed=0..N-1): mean +- std and 95% CIs vs --base-row.",
+)  # fmt: skip
+@click.option("--base-row", default=None, help="Row the CIs compare with (default: BASE_ROWS).")
 @click.argument("overrides", nargs=-1)
-def main(table, dataset, root, annotations, partial_root, out_dir, device, overrides) -> None:
+def main(table, dataset, root, annotations, partial_root, out_dir, device, seeds, base_row,
+         overrides) -> None:  # fmt: skip
     out = Path(out_dir or f"runs/table{table}")
     configs = sorted(PAPER.glob(f"table{'2' if table == '3' else table}_*.yaml"))
+    base_row = base_row or BASE_ROWS[table]
+    if base_row not in {c.stem for c in configs}:
+        raise click.BadParameter(
+            f"{base_row} is not a row of table {table}", param_hint="--base-row"
+        )
     base = [
         f"data.dataset={dataset}",
         f"data.root={root}",
@@ -83,24 +140,31 @@ def main(table, dataset, root, annotations, partial_root, out_dir, device, overr
     else:
         tests = [(dataset, build_dataset(dataset, root))]
     rows = []
-    for config in configs:
-        export_dir = run_row(config, base, out)
-        model, meta = load_inference_model(export_dir, torch_device)
-        for name, test in tests:
-            metrics = evaluate_model(
-                model,
-                meta,
-                test,
-                out / config.stem / f"eval_{name}",
-                torch_device,
-                rerank=table == "2",
-            )
-            for record in metrics.to_dict(orient="records"):
-                rows.append({"row": config.stem, **record})
+    for seed in range(seeds or 1):
+        seed_out, seed_args = (out / f"seed{seed}", [f"train.seed={seed}"]) if seeds else (out, [])
+        for config in configs:
+            export_dir = run_row(config, [*base, *seed_args], seed_out)
+            model, meta = load_inference_model(export_dir, torch_device)
+            for name, test in tests:
+                eval_dir = seed_out / config.stem / f"eval_{name}"
+                metrics = evaluate_model(
+                    model, meta, test, eval_dir, torch_device, rerank=table == "2",
+                    model_name=config.stem + (f" seed {seed}" if seeds else ""),
+                )  # fmt: skip
+                for record in metrics.to_dict(orient="records"):
+                    rows.append({"row": config.stem, **({"seed": seed} if seeds else {}),
+                                 **record, "eval_dir": str(eval_dir)})  # fmt: skip
     result = pd.DataFrame(rows)
     result.to_csv(out / f"table{table}.csv", index=False, float_format="%.2f")
-    click.echo(result.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    click.echo(
+        result.drop(columns="eval_dir").to_string(index=False, float_format=lambda v: f"{v:.2f}")
+    )
     click.echo(f"written: {out / f'table{table}.csv'}")
+    if seeds:
+        summary = seed_summary(result, base_row)
+        summary.to_csv(out / f"table{table}_seeds.csv", index=False, float_format="%.4f")
+        click.echo(format_seed_summary(summary, base_row))
+        click.echo(f"written: {out / f'table{table}_seeds.csv'}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,34 @@ import pandas as pd
 from click.testing import CliRunner
 
 from daaf.cli import main
+from daaf.demo import write_summary
 from daaf.training.trainer import REFUSED
+
+
+def write_eval(folder, ap):
+    """An evaluation folder holding a per_query.csv of 8 queries of 4 identities."""
+    folder.mkdir(parents=True)
+    pd.DataFrame({"image_path": [f"q/{i}.jpg" for i in range(8)], "pid": [1, 1, 2, 2, 3, 3, 4, 4],
+                  "camid": 0, "ap": ap, "first_hit": [1 if a > 0.5 else 2 for a in ap],
+                  "inp": ap, "reranked": 0}).to_csv(folder / "per_query.csv", index=False)  # fmt: skip
+
+
+def test_summary_states_the_difference_and_whether_its_interval_includes_zero(tmp_path):
+    results = {"BoT": {"mAP": 50.0}, "DAAF-BoT": {"mAP": 51.0}}
+    write_eval(tmp_path / "noise" / "eval" / "BoT", [0.2, 0.9, 0.4, 0.6, 0.3, 0.8, 0.5, 0.7])
+    write_eval(tmp_path / "noise" / "eval" / "DAAF-BoT", [0.9, 0.2, 0.6, 0.4, 0.8, 0.3, 0.7, 0.5])
+    printed = write_summary(tmp_path / "noise", results, "synthetic ground truth")
+    text = (tmp_path / "noise" / "summary.md").read_text()
+    assert "mAP DAAF-BoT - BoT: +0.00 points, 95% CI [" in text
+    assert "the interval includes 0, so no evidence of a difference" in text
+    assert "not training noise" in text and "--seeds" in text and "95% CI" in printed
+    # Every identity better by 0.3 in AP: the interval excludes 0.
+    write_eval(tmp_path / "gain" / "eval" / "BoT", [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.3, 0.2])
+    write_eval(tmp_path / "gain" / "eval" / "DAAF-BoT", [0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.6, 0.5])
+    write_summary(tmp_path / "gain", results, "synthetic ground truth")
+    text = (tmp_path / "gain" / "summary.md").read_text()
+    assert "+30.00 points, 95% CI [+30.00, +30.00]" in text
+    assert "evidence that DAAF-BoT ranks these queries better" in text
 
 
 def test_demo_runs_end_to_end_and_resumes(tmp_path):
@@ -28,6 +55,7 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path):
     assert 0 <= summary.loc["DAAF-BoT", "hab_mask_iou"] <= 1
     assert pd.isna(summary.loc["BoT", "hab_mask_iou"])
     assert "| DAAF-BoT |" in (out / "summary.md").read_text()
+    assert "95% CI" in (out / "summary.md").read_text()
     for picture in ("loss_curves.png", "cmc_curves.png", "pictures/holistic_attention.png",
                     "pictures/branch_outputs.png", "pictures/shuffle.png"):  # fmt: skip
         assert (out / picture).stat().st_size > 1000, picture

@@ -41,10 +41,16 @@ import click
 )
 def evaluate(model_path, dataset, root, rerank, flip, metric, batch_size, workers, device,
              num_ranklists, out_dir) -> None:  # fmt: skip
-    """mAP, CMC and mINP of a model on a dataset's query/gallery; metrics files and pictures."""
+    """mAP, CMC and mINP of a model on a dataset's query/gallery; metrics files and pictures.
+
+    per_query.csv has one row per query and ranking: image_path, pid, camid, ap (0-1),
+    first_hit (1-based rank of the first true match), inp, reranked (0/1). A query without a
+    positive in the gallery keeps empty ap, first_hit and inp and is left out of the means, so
+    the mean ap of the reranked=0 rows is metrics.json's mAP (in percent there).
+    """
     from daaf.data.datasets import build_dataset
     from daaf.data.images import check_dataset_images
-    from daaf.evaluation.evaluate import evaluate_model
+    from daaf.evaluation.evaluate import evaluate_model, model_label
     from daaf.training.export import load_inference_model
     from daaf.utils.device import resolve_device
 
@@ -55,6 +61,56 @@ def evaluate(model_path, dataset, root, rerank, flip, metric, batch_size, worker
     table = evaluate_model(
         model, meta, data, Path(out_dir), torch_device, metric=metric, rerank=rerank, flip=flip,
         batch_size=batch_size, workers=workers, num_ranklists=num_ranklists,
+        model_name=model_label(Path(model_path)),
     )  # fmt: skip
     click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
-    click.echo(f"written to {out_dir}/ (metrics.json, metrics.csv, cmc.png, ranklists/)")
+    click.echo(
+        f"written to {out_dir}/ (metrics.json, metrics.csv, per_query.csv, cmc.png, ranklists/)"
+    )
+
+
+class _SeveralFolders(click.Command):
+    """Lets ``--baseline`` and ``--candidate`` take several folders after one flag
+    (``--baseline A B``), as ``--baseline A --baseline B``."""
+
+    several = ("--baseline", "--candidate")
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        spelled, flag = [], None
+        for arg in args:
+            if arg.startswith("-"):
+                flag = arg if arg in self.several else None
+            elif flag is not None and spelled[-1] != flag:
+                spelled.append(flag)
+            spelled.append(arg)
+        return super().parse_args(ctx, spelled)
+
+
+FOLDERS = click.Path(exists=True, file_okay=False)
+
+
+@click.command("compare", cls=_SeveralFolders)
+@click.option("--baseline", "baseline_dirs", multiple=True, required=True, type=FOLDERS,
+              metavar="DIR [DIR ...]", help="Evaluation folder(s) of the baseline; several = seeds.")  # fmt: skip
+@click.option("--candidate", "candidate_dirs", multiple=True, required=True, type=FOLDERS,
+              metavar="DIR [DIR ...]", help="Evaluation folder(s) of the candidate; several = seeds.")  # fmt: skip
+@click.option("--bootstrap", default=10000, show_default=True, help="Bootstrap resamples.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the resampling.")
+@click.option("--json", "as_json", is_flag=True, help="End with one line of JSON (percent).")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False),
+              help="Also write a PNG of the bootstrap distributions.")  # fmt: skip
+def compare(baseline_dirs, candidate_dirs, bootstrap, seed, as_json, out_path) -> None:
+    """Paired candidate - baseline of mAP, Rank-1 and mINP from `daaf evaluate` folders, with a
+    95% CI from an identity-level bootstrap (resample query identities, 2.5-97.5 percentiles)."""
+    import json
+
+    from daaf.evaluation.compare import compare_runs, format_table, save_bootstrap_plot
+
+    result = compare_runs(list(baseline_dirs), list(candidate_dirs), bootstrap, seed)
+    click.echo(format_table(result, baseline_dirs, candidate_dirs, seed))
+    if out_path:
+        title = f"{', '.join(candidate_dirs)} - {', '.join(baseline_dirs)} ({bootstrap} resamples)"
+        save_bootstrap_plot(result, Path(out_path), title)
+        click.echo(f"written: {out_path}")
+    if as_json:
+        click.echo(json.dumps(result.to_json()))

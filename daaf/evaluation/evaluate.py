@@ -20,6 +20,18 @@ from daaf.evaluation.rerank import re_ranking_features
 PARTIAL_DATASETS = ("partial_reid", "partial_ilids")
 
 
+def model_label(path: Path) -> str:
+    """A short model name for titles: the export or run folder's name for the standard files
+    (``models/daaf_bot``, ``models/daaf_bot/model_state.pt``, ``runs/daaf_bot/checkpoints/
+    last.pt`` give daaf_bot), the file's stem otherwise (``bot_seed1.pt`` gives bot_seed1)."""
+    path = Path(path).resolve()
+    if not (path.is_file() or path.suffix in (".pt", ".pth", ".ts")):
+        return path.name
+    if path.parent.name == "checkpoints":
+        return path.parent.parent.name
+    return path.parent.name if path.name in ("model_state.pt", "model.ts") else path.stem
+
+
 def data_meta(cfg: DataConfig) -> dict:
     """The test-time input description of a training config (what export writes as meta)."""
     return {
@@ -86,6 +98,22 @@ def evaluate_embeddings(
     return rank(q, g, dataset, metric, rerank=False)[1]
 
 
+def per_query_table(result: RankResult, queries: list, reranked: bool) -> pd.DataFrame:
+    """per_query.csv's rows: image_path, pid, camid, ap (fraction), first_hit (1-based), inp,
+    reranked (0/1). A query without a positive in the gallery (same identity, other camera) keeps
+    its row with ap, first_hit and inp empty: it is left out of mAP, CMC and mINP, so the mean of
+    the non-empty ap values is the mAP of metrics.json."""
+    return pd.DataFrame({
+        "image_path": [s.path for s in queries],
+        "pid": [s.pid for s in queries],
+        "camid": [s.camid for s in queries],
+        "ap": result.ap,
+        "first_hit": pd.array(result.first_hit, dtype="Int64"),
+        "inp": result.inp,
+        "reranked": int(reranked),
+    })  # fmt: skip
+
+
 def evaluate_model(
     model: torch.nn.Module,
     meta: dict,
@@ -98,8 +126,10 @@ def evaluate_model(
     batch_size: int = 128,
     workers: int = 2,
     num_ranklists: int = 8,
+    model_name: str = "model",
 ) -> pd.DataFrame:
-    """Evaluate and write metrics.json, metrics.csv, cmc.png, ranklists/ and features.npz."""
+    """Evaluate and write metrics.json, metrics.csv, per_query.csv (see :func:`per_query_table`),
+    cmc.png, ranklists/ and features.npz; ``model_name`` titles the pictures."""
     from daaf.evaluation.plots import save_cmc_curves, save_rank_lists
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -108,21 +138,28 @@ def evaluate_model(
         model, dataset, meta, device, batch_size, workers, flip
     )
     np.savez(out_dir / "features.npz", query=q_feats, gallery=g_feats)
-    rows, curves = [], {}
+    rows, curves, per_query = [], {}, []
     for use_rerank in (False, True) if rerank else (False,):
         distmat, result = rank(q_feats, g_feats, dataset, metric, use_rerank)
         label = "re-ranked" if use_rerank else "plain"
         rows.append({"dataset": dataset.name, "ranking": label, "metric": metric, "flip": flip,
                      **result.summary()})  # fmt: skip
         curves[label] = result.cmc
-        save_rank_lists(distmat, result, dataset, out_dir / "ranklists" / label, num_ranklists)
+        per_query.append(per_query_table(result, dataset.query, use_rerank))
+        save_rank_lists(distmat, result, dataset, out_dir / "ranklists" / label, num_ranklists,
+                        label=f"{model_name}, {label} ranking")  # fmt: skip
     table = pd.DataFrame(rows)
     if dataset.name in PARTIAL_DATASETS:
         table = table[
             ["dataset", "ranking", "metric", "flip", "rank1", "rank3", "mAP", "num_valid_queries"]
         ]
     table.to_csv(out_dir / "metrics.csv", index=False)
+    pd.concat(per_query).to_csv(out_dir / "per_query.csv", index=False)
     (out_dir / "metrics.json").write_text(json.dumps(table.to_dict(orient="records"), indent=2))
-    save_cmc_curves(curves, out_dir / "cmc.png", title=f"CMC on {dataset.name}")
+    save_cmc_curves(
+        curves,
+        out_dir / "cmc.png",
+        title=f"CMC of {model_name} on {dataset.name} (query vs gallery)",
+    )
     (out_dir / "cmc.json").write_text(json.dumps({k: v.tolist() for k, v in curves.items()}))
     return table

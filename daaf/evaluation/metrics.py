@@ -20,7 +20,8 @@ from daaf.errors import DaafError
 class RankResult:
     """cmc: (max_rank,) fraction of valid queries with a match within rank r+1.
 
-    ``ap`` and ``inp`` hold one value per query (NaN for skipped queries), for rank lists.
+    ``ap``, ``inp`` and ``first_hit`` (1-based rank of the first true match) hold one value per
+    query, NaN for skipped queries: the per-query results, and ``mAP``/``mINP`` are their means.
     """
 
     cmc: np.ndarray
@@ -29,6 +30,7 @@ class RankResult:
     num_valid_queries: int
     ap: np.ndarray
     inp: np.ndarray
+    first_hit: np.ndarray
 
     def summary(self) -> dict[str, float]:
         """The numbers a table shows (percent for mAP, mINP and ranks)."""
@@ -72,7 +74,8 @@ def evaluate_rank(
     g_camids: np.ndarray,
     max_rank: int = 50,
 ) -> RankResult:
-    """CMC, mAP and mINP of a (num_query, num_gallery) distance matrix (smaller = more similar)."""
+    """CMC, mAP and mINP of a (num_query, num_gallery) distance matrix (smaller = more similar),
+    with the per-query AP, INP and first-hit rank they average."""
     distmat = np.asarray(distmat)
     q_pids, g_pids = np.asarray(q_pids), np.asarray(g_pids)
     q_camids, g_camids = np.asarray(q_camids), np.asarray(g_camids)
@@ -84,11 +87,13 @@ def evaluate_rank(
     cmc_counts = np.zeros(max_rank + 1)
     ap = np.full(num_q, np.nan)
     inp = np.full(num_q, np.nan)
+    first_hit = np.full(num_q, np.nan)
     for q in range(num_q):
         ranks = _positive_ranks(distmat[q], q_pids[q], q_camids[q], g_pids, g_camids)
         if len(ranks):
             ap[q] = np.mean(np.arange(1, len(ranks) + 1) / (ranks + 1))
             inp[q] = len(ranks) / (ranks[-1] + 1)
+            first_hit[q] = ranks[0] + 1
             cmc_counts[min(ranks[0], max_rank)] += 1
     cmc_sum = np.cumsum(cmc_counts)[:max_rank]
     num_valid = int(np.isfinite(ap).sum())
@@ -104,4 +109,5 @@ def evaluate_rank(
         num_valid_queries=num_valid,
         ap=ap,
         inp=inp,
+        first_hit=first_hit,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import cv2
@@ -10,6 +11,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 from daaf.data.datasets import ReIDDataset  # noqa: E402
 from daaf.evaluation.metrics import RankResult  # noqa: E402
@@ -18,8 +21,8 @@ TILE = (128, 64)  # (height, width) of one image in a rank list
 GREEN, RED, GREY = (40, 180, 40), (220, 40, 40), (255, 255, 255)
 
 
-def save_cmc_curves(curves: dict[str, np.ndarray], path: Path, title: str = "CMC") -> None:
-    """One line per labelled CMC curve (ranks 1..len)."""
+def save_cmc_curves(curves: dict[str, np.ndarray], path: Path, title: str = "CMC") -> Figure:
+    """One line per labelled CMC curve (ranks 1..len); returns the (closed) figure."""
     fig, ax = plt.subplots(figsize=(5, 4))
     for label, cmc in curves.items():
         ax.plot(np.arange(1, len(cmc) + 1), 100 * np.asarray(cmc), label=label)
@@ -30,6 +33,7 @@ def save_cmc_curves(curves: dict[str, np.ndarray], path: Path, title: str = "CMC
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
+    return fig
 
 
 def _tile(path: Path, border: tuple[int, int, int] | None) -> np.ndarray:
@@ -50,11 +54,14 @@ def save_rank_lists(
     out_dir: Path,
     num: int,
     top: int = 10,
+    label: str = "",
 ) -> list[Path]:
     """Query + top-``top`` gallery images for the ``num/2`` best and ``num/2`` worst queries by AP.
 
-    Same-identity same-camera gallery images are excluded as in the protocol. Files are named
-    ``<rank by AP>_<AP>_<query file stem>.png``.
+    Same-identity same-camera gallery images are excluded as in the protocol. Each picture marks
+    the query, numbers the ranks, frames true matches green and others red (with a legend) and
+    gives the query's AP in its title, after ``label`` (e.g. the model and ranking). Files are
+    named ``<rank by AP>_<AP>_<query file stem>.png``.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     query, gallery = dataset.query, dataset.gallery
@@ -74,16 +81,44 @@ def save_rank_lists(
         ranking = ranking[~((g_pids[ranking] == sample.pid) & (g_cams[ranking] == sample.camid))][
             :top
         ]
-        tiles = [
-            _tile(dataset.image_dir / sample.path, None),
-            np.full((TILE[0], 8, 3), 255, np.uint8),
-        ]
-        tiles += [
-            _tile(dataset.image_dir / gallery[g].path, GREEN if g_pids[g] == sample.pid else RED)
-            for g in ranking
-        ]
         rank_of_query = int(np.flatnonzero(order == q)[0])
         path = out_dir / f"{rank_of_query:04d}_ap{result.ap[q]:.3f}_{Path(sample.path).stem}.png"
-        cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(tiles, axis=1), cv2.COLOR_RGB2BGR))
+        title = (
+            f"{label + ': ' if label else ''}{dataset.name} query {sample.path} "
+            f"(id {sample.pid}, cam {sample.camid}), AP {result.ap[q]:.3f}, first true match "
+            f"at rank {int(result.first_hit[q])}; {rank_of_query + 1} of {len(order)} by AP"
+        )
+        matches = [bool(g_pids[g] == sample.pid) for g in ranking]
+        _draw_rank_list(
+            _tile(dataset.image_dir / sample.path, None),
+            [_tile(dataset.image_dir / gallery[g].path, GREEN if m else RED)
+             for g, m in zip(ranking, matches, strict=True)],
+            path, title,
+        )  # fmt: skip
         paths.append(path)
     return paths
+
+
+def _draw_rank_list(query: np.ndarray, tiles: list[np.ndarray], path: Path, title: str) -> Figure:
+    """One row: the query tile, a gap, the ranked gallery tiles; labels above, legend below.
+    Returns the (closed) figure, for tests."""
+    gap = np.full((TILE[0], 12, 3), 255, np.uint8)
+    canvas = np.concatenate([query, gap, *tiles], axis=1)
+    fig, ax = plt.subplots(figsize=(canvas.shape[1] / 80 + 0.4, TILE[0] / 80 + 0.9))
+    ax.imshow(canvas)
+    starts = [TILE[1] + gap.shape[1] + i * TILE[1] for i in range(len(tiles))]
+    ax.set_xticks([TILE[1] / 2] + [x + TILE[1] / 2 for x in starts],
+                  ["query"] + [f"rank {i + 1}" for i in range(len(tiles))])  # fmt: skip
+    ax.tick_params(length=0, labelsize=7, top=True, labeltop=True, bottom=False, labelbottom=False)
+    ax.get_xticklabels()[0].set_fontweight("bold")
+    ax.set_yticks([])
+    for side in ax.spines.values():
+        side.set_visible(False)
+    ax.set_title(textwrap.fill(title, int(fig.get_figwidth() * 14)), fontsize=7)
+    handles = [Patch(fc="none", ec=np.array(GREEN) / 255, lw=2, label="same identity (true match)"),
+               Patch(fc="none", ec=np.array(RED) / 255, lw=2, label="other identity")]  # fmt: skip
+    fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return fig

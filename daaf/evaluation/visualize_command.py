@@ -36,6 +36,7 @@ def render_all(
     n: int = 8,
     components: int | None = None,
     seed: int = 0,
+    jitter: int | None = None,
 ) -> dict:
     """Write holistic_attention.png, partial_attention.png, branch_outputs.png and shuffle.png
     (those the model allows) and visualize.json for ``n`` images spread over ``split``.
@@ -43,7 +44,8 @@ def render_all(
     ``model_path``: a training checkpoint (all pictures) or an export (Grad-CAM only);
     ``base_model_path``: the model without attention branches drawn beside it in Fig. 5 and 6;
     ``components``: embedding components per Grad-CAM map (None: gradcam.DEFAULT_COMPONENTS,
-    0: all). Returns what visualize.json holds.
+    0: all); ``jitter``: input shifts per axis averaged per Grad-CAM map (None:
+    gradcam.DEFAULT_JITTER, 1: none). Returns what visualize.json holds.
     """
     import json
 
@@ -56,11 +58,13 @@ def render_all(
     from daaf.data.transforms import eval_transform
     from daaf.errors import DaafError
     from daaf.evaluation import visualize as vis
+    from daaf.evaluation.evaluate import model_label
     from daaf.training.export import load_inference_model
     from daaf.utils.device import resolve_device
 
     device = resolve_device(device) if isinstance(device, str) else device
     components = vis.DEFAULT_COMPONENTS if components is None else components
+    jitter = vis.DEFAULT_JITTER if jitter is None else jitter
     out_dir = Path(out_dir)
     model, meta = load_inference_model(Path(model_path), device)
     base = None
@@ -107,6 +111,7 @@ def render_all(
         "dataset": dataset,
         "split": split,
         "images": [s.path for s in samples],
+        "gradcam_jitter": jitter,
         "files": [],
         "notes": [],
         "decoupling": None,
@@ -116,26 +121,37 @@ def render_all(
         report["files"].append(name)
         return out_dir / name
 
+    model_name = model_label(Path(model_path))
+    base_name = model_label(Path(base_model_path)) if base is not None else "base"
+    models = (base_name + (" (base)" if base_name == model_name else ""), model_name)
+    shown = f"{' vs '.join(models) if base is not None else model_name}, {dataset} {split}"
+    smoothing = vis.describe_jitter(jitter)
     # Fig. 5: holistic attention, base beside DAAF.
     dim = meta.get("embedding_dim") or 0
     note = vis.describe_components(dim, components, seed) if dim else f"components={components}"
-    maps = vis.holistic_attention(model, images, components, seed)
-    base_maps = None if base is None else vis.holistic_attention(base, images, components, seed)
+    maps = vis.holistic_attention(model, images, components, seed, jitter=jitter)
+    base_maps = (
+        None if base is None
+        else vis.holistic_attention(base, images, components, seed, jitter=jitter)
+    )  # fmt: skip
     vis.save_attention_figure(
         rgb, base_maps, maps, written("holistic_attention.png"),
-        title=f"holistic attention (Grad-CAM of the embedding on layer1; {note})",
+        title=f"holistic attention of {shown}: Grad-CAM of the embedding on layer1 (eq. 7), "
+        f"{note}; {smoothing}", names=models,
     )  # fmt: skip
     # Fig. 6: one map per channel group, as the PAB splits the last feature map.
     names = _group_names(model)
     groups = len(names) if names else 6
-    maps = vis.partial_attention(model, images, groups, components, seed)
+    maps = vis.partial_attention(model, images, groups, components, seed, jitter=jitter)
     base_maps = (
-        None if base is None else vis.partial_attention(base, images, groups, components, seed)
-    )
+        None if base is None
+        else vis.partial_attention(base, images, groups, components, seed, jitter=jitter)
+    )  # fmt: skip
     detail = f"at most {components} components each, seed {seed}" if components else "exact"
     vis.save_partial_attention_figure(
         rgb, maps, written("partial_attention.png"), base_maps, names,
-        title=f"partial attention of {groups} channel groups ({detail})",
+        title=f"partial attention of {shown}: {groups} channel groups (eq. 8, {detail}); "
+        f"{smoothing}", model_names=models,
     )  # fmt: skip
     # Fig. 7-9: the branches, which only a training checkpoint keeps.
     if not hasattr(model, "branch_outputs"):
@@ -146,7 +162,8 @@ def render_all(
         hab_mask, heatmaps = vis.branch_outputs(model, images)
         vis.save_branch_figure(
             rgb, labeler_mask, labeler_kps, hab_mask, heatmaps, written("branch_outputs.png"),
-            title="HAB and PAB outputs at inference beside the labels",
+            title=f"{model_name} on {dataset} {split}: HAB and PAB outputs at inference beside "
+            "the labels",
         )  # fmt: skip
         if vis.supports_shuffle(model):
             grid = vis.shuffle_grid(model, images)
@@ -154,7 +171,8 @@ def render_all(
             report["decoupling"] = score
             vis.save_shuffle_figure(
                 grid[0], written("shuffle.png"), rgb[0], names,
-                title="1x1 conv shuffle: rows = feature groups, columns = 1x1 convs",
+                title=f"{model_name} on {dataset} {split} ({samples[0].path}): 1x1 conv shuffle, "
+                "rows = feature groups, columns = 1x1 convs",
             )  # fmt: skip
         else:
             report["notes"].append(
@@ -200,16 +218,24 @@ def render_all(
     help="Embedding components averaged per Grad-CAM map (random subset, --seed); 0 = all, exact.",
 )
 @click.option("--seed", default=0, show_default=True)
+@click.option(
+    "--jitter",
+    default=2,
+    show_default=True,
+    help="Grad-CAM maps averaged over JITTER x JITTER input shifts of whole layer1 cells, "
+    "against the stride-2 dot grid; 1 = the plain single pass.",
+)
 @click.option("--device", default="auto", show_default=True)
 @click.option(
     "--out", "out_dir", default="pictures", show_default=True, type=click.Path(file_okay=False)
 )
 def visualize(model_path, base_model_path, dataset, root, annotations, split, n, components, seed,
-              device, out_dir) -> None:  # fmt: skip
+              jitter, device, out_dir) -> None:  # fmt: skip
     """Grad-CAM attention maps, HAB/PAB outputs and the 1x1 conv shuffle (paper Fig. 5-9)."""
     report = render_all(
         Path(model_path), base_model_path and Path(base_model_path), dataset, Path(root),
         annotations and Path(annotations), Path(out_dir), device, split, n, components, seed,
+        jitter,
     )  # fmt: skip
     for note in report["notes"]:
         click.echo(f"note: {note}")

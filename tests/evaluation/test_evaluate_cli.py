@@ -1,8 +1,10 @@
 """`daaf evaluate` end to end on a tiny dataset and an exported model; attention measurements."""
 
 import json
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from click.testing import CliRunner
@@ -38,7 +40,13 @@ def exported(tiny_dataset, tmp_path_factory):
     return tmp
 
 
-def test_evaluate_writes_metrics_and_pictures(tiny_dataset, exported, tmp_path):
+def test_evaluate_writes_metrics_and_pictures(tiny_dataset, exported, tmp_path, monkeypatch):
+    from daaf.evaluation import plots
+
+    titles, save_cmc = [], plots.save_cmc_curves
+    monkeypatch.setattr(
+        plots, "save_cmc_curves", lambda *a, **k: titles.append(k["title"]) or save_cmc(*a, **k)
+    )
     out = tmp_path / "eval"
     args = ["evaluate", "--model", str(exported / "model"), "--dataset", "market1501", "--root",
             str(tiny_dataset), "--rerank", "--flip", "--workers", "0", "--out", str(out)]  # fmt: skip
@@ -51,6 +59,17 @@ def test_evaluate_writes_metrics_and_pictures(tiny_dataset, exported, tmp_path):
         list((out / "ranklists" / "plain").glob("*.png"))
     ) == 8
     assert "re-ranked" in (out / "metrics.csv").read_text()
+    assert titles == ["CMC of model on market1501 (query vs gallery)"]  # the export folder's name
+    per_query = pd.read_csv(out / "per_query.csv")
+    assert list(per_query.columns) == [
+        "image_path", "pid", "camid", "ap", "first_hit", "inp", "reranked"
+    ]  # fmt: skip
+    assert len(per_query) == 2 * 16 and per_query["ap"].between(0, 1).all()
+    for flag, row in zip((0, 1), rows, strict=True):
+        part = per_query[per_query["reranked"] == flag]
+        assert abs(100 * part["ap"].mean() - row["mAP"]) < 1e-12
+        assert abs(100 * (part["first_hit"] == 1).mean() - row["rank1"]) < 1e-12
+        assert abs(100 * part["inp"].mean() - row["mINP"]) < 1e-12
     bad = CliRunner().invoke(main, ["evaluate", "--model", str(exported), "--dataset", "market1501",
                                     "--root", str(tiny_dataset)])  # fmt: skip
     assert bad.exit_code == 1 and "no model_state.pt or model.ts" in bad.output
@@ -101,3 +120,39 @@ def test_attention_measurements_run_on_a_daaf_checkpoint(tiny_dataset, exported)
     assert 0 <= acc.mask_iou <= 1 and 0 <= acc.pck <= 1
     sens = background_sensitivity(model, dataset, store, meta, dataset.query, torch.device("cpu"))
     assert sens.swap_distance >= 0 and sens.other_id_distance > 0
+
+
+def test_per_query_rows_keep_queries_without_positive_empty(tmp_path):
+    from daaf.data.datasets.base import Sample
+    from daaf.evaluation.evaluate import per_query_table
+    from daaf.evaluation.metrics import evaluate_rank
+
+    result = evaluate_rank(np.array([[0.2, 0.1]]).repeat(2, 0), np.array([1, 9]),
+                           np.array([1, 2]), np.array([0, 0]), np.array([1, 1]), max_rank=2)  # fmt: skip
+    queries = [Sample("q/a.jpg", 1, 0), Sample("q/b.jpg", 9, 0)]
+    per_query_table(result, queries, reranked=False).to_csv(tmp_path / "pq.csv", index=False)
+    lines = (tmp_path / "pq.csv").read_text().splitlines()
+    assert lines[1:] == ["q/a.jpg,1,0,0.5,2,0.5,0", "q/b.jpg,9,0,,,,0"]
+    assert pd.read_csv(tmp_path / "pq.csv")["ap"].mean() == result.mAP
+
+
+def test_rank_list_marks_query_ranks_ap_and_legend(tmp_path):
+    from daaf.evaluation.plots import TILE, _draw_rank_list
+
+    tile = np.zeros((*TILE, 3), np.uint8)
+    fig = _draw_rank_list(tile, [tile] * 3, tmp_path / "r.png", "bot, plain ranking: AP 0.500")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["query", "rank 1", "rank 2", "rank 3"]
+    assert "AP 0.500" in ax.get_title() and "bot" in ax.get_title()
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["same identity (true match)", "other identity"]
+    assert (tmp_path / "r.png").stat().st_size > 1000
+
+
+def test_model_label_names_the_run_or_export():
+    from daaf.evaluation.evaluate import model_label
+
+    assert model_label(Path("runs/daaf_bot/checkpoints/last.pt")) == "daaf_bot"
+    assert model_label(Path("models/bot")) == "bot"
+    assert model_label(Path("models/bot/model_state.pt")) == "bot"
+    assert model_label(Path("tmp/bot_seed1.pt")) == "bot_seed1"

@@ -39,6 +39,8 @@ def test_matches_reference_with_ties(seed):
     assert got.mAP == pytest.approx(m_ap, abs=1e-6)
     assert got.mINP == pytest.approx(m_inp, abs=1e-6)
     assert got.num_valid_queries == valid
+    # Rank-1 is the share of valid queries whose first true match is at rank 1.
+    assert got.cmc[0] == pytest.approx(np.mean(got.first_hit[np.isfinite(got.ap)] == 1))
 
 
 def test_hand_worked_case():
@@ -50,6 +52,7 @@ def test_hand_worked_case():
     np.testing.assert_array_equal(result.cmc, [0, 1, 1, 1])
     assert result.mAP == pytest.approx((1 / 2 + 2 / 3) / 2)
     assert result.mINP == pytest.approx(2 / 3)
+    assert result.first_hit[0] == 2 and result.ap[0] == pytest.approx(result.mAP)
 
 
 def test_ties_are_broken_by_gallery_index():
@@ -64,6 +67,7 @@ def test_queries_without_positive_are_skipped_and_none_is_an_error():
     result = evaluate_rank(distmat, np.array([1, 9]), np.array([1, 1]), np.array([0, 0]),
                            np.array([1, 1]), max_rank=2)  # fmt: skip
     assert result.num_valid_queries == 1 and np.isnan(result.ap[1])
+    assert result.first_hit[0] == 1 and np.isnan(result.first_hit[1])
     with pytest.raises(DaafError, match="no query has a positive"):
         evaluate_rank(distmat, np.array([1, 9]), np.array([1, 1]), np.array([0, 0]),
                       np.array([0, 0]))  # fmt: skip

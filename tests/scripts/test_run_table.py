@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -45,3 +46,64 @@ def test_a_finished_row_check_refuses_a_checkpoint_that_would_run_code(
     assert result.returncode == 1
     assert result.stderr.splitlines() == [f"Error: {last}: {REFUSED}"]
     assert not marker.exists()
+
+
+def load_script():
+    """scripts/run_table.py as a module (it is a script, not part of the package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("run_table", REPO / "scripts" / "run_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_seed_summary_gives_mean_std_and_the_paired_ci_against_the_base_row(tmp_path):
+    from daaf.evaluation.compare import compare_runs
+
+    rng = np.random.default_rng(0)
+    pids = np.repeat(np.arange(10), 3)
+    runs = []
+    for row in ("table4_base", "table4_hab"):
+        for seed in range(2):
+            folder = tmp_path / f"seed{seed}" / row / "eval_market1501"
+            folder.mkdir(parents=True)
+            ap = rng.random(len(pids))
+            pd.DataFrame({"image_path": [f"q/{i}.jpg" for i in range(len(pids))], "pid": pids,
+                          "camid": 0, "ap": ap, "first_hit": rng.integers(1, 4, len(pids)),
+                          "inp": ap / 2, "reranked": 0}).to_csv(folder / "per_query.csv", index=False)  # fmt: skip
+            runs.append({"row": row, "seed": seed, "dataset": "market1501", "ranking": "plain",
+                         "mAP": 100 * ap.mean(), "rank1": 50.0 + seed, "eval_dir": str(folder)})  # fmt: skip
+    table = pd.DataFrame(runs)
+    summary = load_script().seed_summary(table, "table4_base", resamples=200).set_index("row")
+    hab = table[table["row"] == "table4_hab"]
+    assert summary.loc["table4_hab", "seeds"] == 2
+    assert summary.loc["table4_hab", "mAP_mean"] == pytest.approx(hab["mAP"].mean())
+    assert summary.loc["table4_hab", "mAP_std"] == pytest.approx(hab["mAP"].std(ddof=1))
+    assert summary.loc["table4_hab", "rank1_std"] == pytest.approx(np.std([50, 51], ddof=1))
+    expected = compare_runs(list(table["eval_dir"][:2]), list(hab["eval_dir"]), resamples=200)
+    m = expected.metrics["mAP"]
+    assert summary.loc["table4_hab", ["delta_mAP", "ci95_low", "ci95_high", "p_le_0"]].tolist() == (
+        pytest.approx([m["delta"], *m["ci95"], m["p_le_0"]])
+    )
+    assert pd.isna(summary.loc["table4_base", "delta_mAP"])  # the base row is not compared
+
+
+@pytest.mark.slow
+def test_seeds_train_every_row_per_seed_and_summarise(tiny_dataset, tmp_path):
+    cmd = [sys.executable, str(REPO / "scripts" / "run_table.py"), "--table", "5", "--seeds", "2",
+           "--root", str(tiny_dataset), "--annotations", str(tiny_dataset / "annotations"),
+           "--out", str(tmp_path), *TINY]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = pd.read_csv(tmp_path / "table5.csv")
+    assert sorted(table["seed"].unique()) == [0, 1] and len(table) == 6
+    for seed in (0, 1):
+        config = (tmp_path / f"seed{seed}" / "table5_keypoint_no_group" / "config.yaml").read_text()
+        assert f"seed: {seed}" in config
+    summary = pd.read_csv(tmp_path / "table5_seeds.csv").set_index("row")
+    assert (summary["seeds"] == 2).all()
+    assert pd.isna(summary.loc["table5_keypoint_group", "delta_mAP"])
+    other = summary.loc["table5_keypoint_no_group"]
+    assert other["ci95_low"] <= other["delta_mAP"] <= other["ci95_high"]
+    assert "delta mAP vs table5_keypoint_group" in result.stdout

@@ -12,20 +12,25 @@ from daaf.evaluation.visualize.figures import (
 )
 from daaf.evaluation.visualize.gradcam import (
     DEFAULT_COMPONENTS,
+    DEFAULT_JITTER,
     describe_components,
+    describe_jitter,
     grad_cam,
     holistic_attention,
     partial_attention,
     select_components,
+    shift_averaged,
 )
 from daaf.evaluation.visualize.shuffle import decoupling_score, shuffle_grid, supports_shuffle
 
 __all__ = [
     "DEFAULT_COMPONENTS",
+    "DEFAULT_JITTER",
     "branch_outputs",
     "decoupling_score",
     "denormalize",
     "describe_components",
+    "describe_jitter",
     "grad_cam",
     "holistic_attention",
     "labels_in_input_frame",
@@ -36,6 +41,7 @@ __all__ = [
     "save_partial_attention_figure",
     "save_shuffle_figure",
     "select_components",
+    "shift_averaged",
     "shuffle_grid",
     "supports_shuffle",
 ]

@@ -15,6 +15,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.cm import ScalarMappable  # noqa: E402
+from matplotlib.colors import Normalize  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
 from daaf.data.keypoints import SKELETON  # noqa: E402
@@ -40,12 +43,6 @@ def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> np.ndarr
     return ((1 - alpha) * image / 255 + alpha * colored).clip(0, 1)
 
 
-def _scaled(maps: np.ndarray) -> np.ndarray:
-    """Each (H, W) map of ``maps`` (..., H, W) min-max scaled to [0, 1] for display."""
-    low = maps.min(axis=(-2, -1), keepdims=True)
-    return (maps - low) / np.maximum(maps.max(axis=(-2, -1), keepdims=True) - low, 1e-12)
-
-
 def _rgb(image: np.ndarray) -> np.ndarray:
     return image / 255 if image.dtype == np.uint8 else image
 
@@ -62,9 +59,13 @@ def _save_mosaic(
     title: str | None = None,
     framed: Sequence[tuple[int, int]] = (),
     keypoints: dict[tuple[int, int], np.ndarray] | None = None,
-) -> None:
+    colorbar: tuple[str, float, float] | None = None,
+    texts: dict[tuple[int, int], str] | None = None,
+) -> Figure:
     """Tiles (rows x columns of float RGB (H, W, 3)) as one image; red frames around the
-    ``framed`` (row, column) tiles; ``keypoints`` (17, 3) drawn with the COCO skeleton."""
+    ``framed`` (row, column) tiles; ``keypoints`` (17, 3) drawn with the COCO skeleton;
+    ``colorbar`` (label, low, high): a jet colour bar for the overlays; ``texts``: a small label
+    in a tile's corner. Returns the (closed) figure, for tests."""
     h, w = tiles[0][0].shape[:2]
     rows, cols = len(tiles), len(tiles[0])
     canvas = np.ones((rows * (h + GAP) - GAP, cols * (w + GAP) - GAP, 3))
@@ -92,8 +93,17 @@ def _save_mosaic(
             if seen[a] and seen[b]:
                 ax.plot(x[[a, b]], y[[a, b]], color="yellow", lw=0.8)
         ax.scatter(x[seen], y[seen], s=5, c="red", zorder=3)
+    for (r, c), text in (texts or {}).items():
+        ax.text(c * (w + GAP) + 1, r * (h + GAP) + h - 2, text, fontsize=6, color="white",
+                bbox={"fc": "black", "alpha": 0.6, "pad": 1, "lw": 0})  # fmt: skip
     ax.set_xlim(-0.5, canvas.shape[1] - 0.5)
     ax.set_ylim(canvas.shape[0] - 0.5, -0.5)
+    if colorbar is not None:
+        label, low, high = colorbar
+        bar = fig.colorbar(ScalarMappable(Normalize(low, high), cmap="jet"), ax=ax,
+                           fraction=0.04, pad=0.02)  # fmt: skip
+        bar.set_label(textwrap.fill(label, 40), fontsize=7)
+        bar.ax.tick_params(labelsize=6)
     if title:
         chars = int(fig.get_figwidth() * 13)  # about 13 characters of 8-point text per inch
         ax.set_title(textwrap.fill(title, max(chars, 30)), fontsize=8)  # above the top labels
@@ -102,6 +112,7 @@ def _save_mosaic(
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return fig
 
 
 def save_attention_figure(
@@ -110,14 +121,16 @@ def save_attention_figure(
     maps_daaf: np.ndarray,
     path: Path,
     title: str | None = None,
-) -> None:
-    """Fig. 5: one column per image; rows image, base model's map (when given), DAAF's map.
-    images uint8 (B, H, W, 3); maps (B, H, W) in [0, 1]."""
+    names: tuple[str, str] = ("base", "DAAF"),
+) -> Figure:
+    """Fig. 5: one column per image; rows image, base model's map (when given), DAAF's map,
+    labelled with ``names``. images uint8 (B, H, W, 3); maps (B, H, W) in [0, 1]."""
     rows = {"image": [_rgb(image) for image in images]}
     if maps_base is not None:
-        rows["base"] = [overlay(image, m) for image, m in zip(images, maps_base, strict=True)]
-    rows["DAAF"] = [overlay(image, m) for image, m in zip(images, maps_daaf, strict=True)]
-    _save_mosaic(list(rows.values()), path, list(rows), title=title)
+        rows[names[0]] = [overlay(image, m) for image, m in zip(images, maps_base, strict=True)]
+    rows[names[1]] = [overlay(image, m) for image, m in zip(images, maps_daaf, strict=True)]
+    scale = ("attention, each map min-max scaled", 0.0, 1.0)
+    return _save_mosaic(list(rows.values()), path, list(rows), title=title, colorbar=scale)
 
 
 def save_partial_attention_figure(
@@ -127,18 +140,21 @@ def save_partial_attention_figure(
     maps_base: np.ndarray | None = None,
     group_names: Sequence[str] | None = None,
     title: str | None = None,
-) -> None:
+    model_names: tuple[str, str] = ("base", "DAAF"),
+) -> Figure:
     """Fig. 6: a row per image (and a base-model row above it when ``maps_base`` is given):
     the image, then one map per channel group. maps (B, G, H, W) in [0, 1]."""
     g = maps.shape[1]
     names = list(group_names) if group_names else [f"group {i + 1}" for i in range(g)]
-    models = ([("base", maps_base)] if maps_base is not None else []) + [("DAAF", maps)]
+    base_rows = [(model_names[0], maps_base)] if maps_base is not None else []
+    models = base_rows + [(model_names[1], maps)]
     tiles, labels = [], []
     for b, image in enumerate(images):
         for model, model_maps in models:
             tiles.append([_rgb(image)] + [overlay(image, m) for m in model_maps[b]])
             labels.append(model)
-    _save_mosaic(tiles, path, labels, ["image", *names], title)
+    scale = ("attention, each map min-max scaled", 0.0, 1.0)
+    return _save_mosaic(tiles, path, labels, ["image", *names], title, colorbar=scale)
 
 
 def save_branch_figure(
@@ -149,11 +165,13 @@ def save_branch_figure(
     pab_heatmaps: np.ndarray | None,
     path: Path,
     title: str | None = None,
-) -> None:
+) -> Figure:
     """Fig. 7 and 8: a row per image: the image, the labeler's mask, the HAB mask, the labeler's
-    keypoints, the PAB heatmaps (maximum over the 17 maps, scaled to [0, 1]). Columns whose
-    array is None are left out. masks (B, H, W) in [0, 1]; keypoints (B, 17, 3) in image pixels."""
-    peaks = None if pab_heatmaps is None else _scaled(pab_heatmaps.max(axis=1))
+    keypoints, the PAB heatmaps (maximum over the 17 maps on the fixed scale [0, 1] of the
+    Gaussian targets, with its peak value written in the tile, so a flat PAB shows as flat).
+    Columns whose array is None are left out. masks (B, H, W) in [0, 1]; keypoints (B, 17, 3) in
+    image pixels."""
+    peaks = None if pab_heatmaps is None else pab_heatmaps.max(axis=1)
     columns = {
         name: tiles
         for name, tiles in (
@@ -170,7 +188,13 @@ def save_branch_figure(
     if labeler_kps is not None:
         column = list(columns).index("labeler keypoints")
         keypoints = {(b, column): kps for b, kps in enumerate(labeler_kps)}
-    _save_mosaic(tiles, path, (), list(columns), title, keypoints=keypoints)
+    texts, scale = {}, None
+    if peaks is not None:
+        column = list(columns).index("PAB heatmaps")
+        texts = {(b, column): f"max {peak.max():.2f}" for b, peak in enumerate(peaks)}
+        scale = ("PAB heatmap: max over the 17 keypoint maps (target peak 1)", 0.0, 1.0)
+    return _save_mosaic(tiles, path, (), list(columns), title, keypoints=keypoints,
+                        colorbar=scale, texts=texts)  # fmt: skip
 
 
 def save_shuffle_figure(
@@ -179,19 +203,21 @@ def save_shuffle_figure(
     image: np.ndarray | None = None,
     group_names: Sequence[str] | None = None,
     title: str | None = None,
-) -> None:
+) -> Figure:
     """Fig. 9: rows = feature groups, columns = 1x1 convolutions; matched pairs (the diagonal)
-    framed in red. grid (G, G, H, W) of one image, each cell scaled to [0, 1]; drawn over
-    ``image`` (uint8 (H, W, 3)) when given."""
+    framed in red. grid (G, G, H, W) of one image on one colour scale from 0 to the grid's
+    maximum (a colour bar gives the values); drawn over ``image`` (uint8 (H, W, 3)) when given."""
     g = grid.shape[0]
     names = list(group_names) if group_names else [str(i + 1) for i in range(g)]
-    cells = _scaled(grid)
+    high = max(float(grid.max()), 1e-6)
+    cells = np.clip(grid / high, 0, 1)
     jet = plt.get_cmap("jet")
     tiles = [
         [jet(cell)[..., :3] if image is None else overlay(image, cell) for cell in row]
         for row in cells
     ]
-    _save_mosaic(
+    return _save_mosaic(
         tiles, path, [f"features\n{n}" for n in names], [f"conv\n{n}" for n in names], title,
         framed=[(i, i) for i in range(g)],
+        colorbar=("PAB heatmap (max over conv j's maps), one scale for all cells", 0.0, high),
     )  # fmt: skip

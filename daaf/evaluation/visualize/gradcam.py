@@ -11,11 +11,19 @@ gradient per component. They are computed as batched vector-Jacobian products (`
 grad(..., is_grads_batched=True)``), a chunk of components per backward pass. ``components``
 caps how many components enter each average: a fixed random subset drawn with ``seed`` (a ResNet-50
 BoT embedding has 2048, each of its six channel groups 341); ``None`` or 0 computes all of them.
+
+The stride-2 layers after A (layer2's strided 3x3 conv and 1x1 shortcut) send the gradient to a
+fixed sub-grid of A's cells, so a single map is dominated by a regular dot grid. ``jitter`` > 1
+averages the map over perturbed copies of the input, as SmoothGrad (Smilkov et al. 2017) does
+with noise; here the perturbations are translations by whole cells of A, which move the content
+against that grid (noise would leave the grid where it is): the input is shifted by
+0..jitter-1 cells in x and y, each map is computed by eq. 5-8, shifted back, and the maps are
+averaged. jitter = 1 is the plain definition.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -26,6 +34,7 @@ from tqdm import tqdm
 from daaf.errors import DaafError
 
 DEFAULT_COMPONENTS = 256
+DEFAULT_JITTER = 2  # what the pictures use: 2 x 2 shifts cancel layer2's stride-2 grid
 MEMORY_BUDGET = 2**28  # bytes of batched gradients of A per backward pass
 MAX_CHUNK = 64
 
@@ -43,6 +52,16 @@ def describe_components(total: int, components: int | None, seed: int = 0) -> st
     if not components or components >= total:
         return f"all {total} components (exact)"
     return f"{components} of {total} components (random, seed {seed})"
+
+
+def describe_jitter(jitter: int) -> str:
+    """What :func:`shift_averaged` did, for a figure title."""
+    if jitter <= 1:
+        return "single pass (no jitter)"
+    return (
+        f"averaged over {jitter}x{jitter} input shifts of 0-{jitter - 1} layer1 cells, "
+        "against the stride-2 dot grid"
+    )
 
 
 def grad_cam(
@@ -104,6 +123,29 @@ def _feature_maps(
     return found["layer1"], found["layer4"], embedding
 
 
+def shift_averaged(
+    maps_of: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, jitter: int = 1
+) -> torch.Tensor:
+    """Maps (B, G, h, w) of ``maps_of(images)``, or, when ``jitter`` > 1, their average at image
+    size (B, G, H, W) over the input moved by 0..jitter-1 cells of the maps' grid down and right
+    (replicate padding on the top and left, so every pass sees the whole image), each map moved
+    back before averaging."""
+    first = maps_of(images)
+    if jitter <= 1:
+        return first
+    size = images.shape[-2:]
+    cell = size[0] // first.shape[-2]
+    total = 0
+    for dy in range(jitter):
+        for dx in range(jitter):
+            top, left = dy * cell, dx * cell
+            shifted = F.pad(images, (left, 0, top, 0), mode="replicate")
+            maps = first if dy == dx == 0 else maps_of(shifted)
+            up = F.interpolate(maps, size=shifted.shape[-2:], mode="bilinear", align_corners=False)
+            total = total + up[..., top : top + size[0], left : left + size[1]]
+    return total / jitter**2
+
+
 def to_display(maps: torch.Tensor, size: tuple[int, int], normalize: bool = True) -> np.ndarray:
     """(B, G, h, w) maps bilinearly resized to ``size``, each scaled to [0, 1] (min-max)."""
     maps = F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
@@ -120,14 +162,20 @@ def holistic_attention(
     components: int | None = DEFAULT_COMPONENTS,
     seed: int = 0,
     normalize: bool = True,
+    jitter: int = 1,
 ) -> np.ndarray:
     """Holistic attention map (eq. 7) of each image: (B, H, W), in [0, 1] when ``normalize``.
 
-    Puts the model in eval mode; ``components``/``seed`` as :func:`select_components`.
+    Puts the model in eval mode; ``components``/``seed`` as :func:`select_components`,
+    ``jitter`` as :func:`shift_averaged`.
     """
-    low, _, embedding = _feature_maps(model, images)
-    chosen = select_components(embedding.shape[1], components, seed)
-    maps = grad_cam(low, embedding, [chosen])
+
+    def maps_of(inputs: torch.Tensor) -> torch.Tensor:
+        low, _, embedding = _feature_maps(model, inputs)
+        chosen = select_components(embedding.shape[1], components, seed)
+        return grad_cam(low, embedding, [chosen])
+
+    maps = shift_averaged(maps_of, images, jitter)
     return to_display(maps, tuple(images.shape[-2:]), normalize)[:, 0]
 
 
@@ -138,18 +186,24 @@ def partial_attention(
     components: int | None = DEFAULT_COMPONENTS,
     seed: int = 0,
     normalize: bool = True,
+    jitter: int = 1,
 ) -> np.ndarray:
     """Partial attention maps (eq. 8), one per channel group: (B, groups, H, W).
 
     Group i is channels [i*c, (i+1)*c) of the last feature map, c = floor(C / groups) as the
     PAB splits them (leftover channels take no part); its vector is their average pooling.
-    ``components`` caps the components per group (same subset positions in every group).
+    ``components`` caps the components per group (same subset positions in every group);
+    ``jitter`` as :func:`shift_averaged`.
     """
-    low, high, _ = _feature_maps(model, images)
-    width = high.shape[1] // groups
-    if width == 0:
-        raise DaafError(f"{groups} groups need at least {groups} channels, got {high.shape[1]}")
-    pooled = high[:, : groups * width].mean(dim=(2, 3))
-    chosen = select_components(width, components, seed)
-    maps = grad_cam(low, pooled, [i * width + chosen for i in range(groups)])
+
+    def maps_of(inputs: torch.Tensor) -> torch.Tensor:
+        low, high, _ = _feature_maps(model, inputs)
+        width = high.shape[1] // groups
+        if width == 0:
+            raise DaafError(f"{groups} groups need at least {groups} channels, got {high.shape[1]}")
+        pooled = high[:, : groups * width].mean(dim=(2, 3))
+        chosen = select_components(width, components, seed)
+        return grad_cam(low, pooled, [i * width + chosen for i in range(groups)])
+
+    maps = shift_averaged(maps_of, images, jitter)
     return to_display(maps, tuple(images.shape[-2:]), normalize)

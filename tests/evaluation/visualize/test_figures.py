@@ -57,3 +57,28 @@ def test_every_figure_is_written(rgb, tmp_path):
     save_shuffle_figure(rng.random((6, 6, 32, 16)), tmp_path / "sub" / "s.png", rgb[0])
     read(tmp_path / "p.png")
     read(tmp_path / "sub" / "s.png")
+
+
+def colorbar_label(fig):
+    """The label of the figure's colour bar axes (the second axes), '' when there is none."""
+    return fig.axes[1].get_ylabel() if len(fig.axes) == 2 else ""
+
+
+def test_figures_carry_colour_bars_names_and_pab_peaks(rgb, tmp_path):
+    rng = np.random.default_rng(2)
+    maps = rng.random((2, 32, 16))
+    fig = save_attention_figure(rgb, maps, maps, tmp_path / "a.png", names=("bot", "daaf_bot"))
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["image", "bot", "daaf_bot"]
+    assert "min-max scaled" in colorbar_label(fig)
+    # A flat PAB (peak 0.03) is drawn on the fixed [0, 1] scale, its peak written in the tile.
+    flat = np.full((2, 17, 32, 16), 0.03)
+    fig = save_branch_figure(rgb, None, None, maps, flat, tmp_path / "b.png")
+    assert "PAB heatmap" in colorbar_label(fig)
+    assert fig.axes[1].get_ylim() == (0.0, 1.0)
+    assert [t.get_text() for t in fig.axes[0].texts] == ["max 0.03", "max 0.03"]
+    assert colorbar_label(save_branch_figure(rgb, None, None, maps, None, tmp_path / "h.png")) == ""
+    grid = rng.random((3, 3, 32, 16)) * 0.4
+    fig = save_shuffle_figure(grid, tmp_path / "s.png", rgb[0], title="daaf_bot on synthetic")
+    assert "one scale for all cells" in colorbar_label(fig)
+    assert fig.axes[1].get_ylim()[1] == pytest.approx(grid.max())
+    assert "daaf_bot on synthetic" in fig.axes[0].get_title()

@@ -102,3 +102,37 @@ def test_torchscript_models_are_refused(daaf_model, images):
     scripted = torch.jit.trace(daaf_model.base_network(), images)
     with pytest.raises(DaafError, match="model_state.pt"):
         holistic_attention(scripted, images, components=2)
+
+
+class StridedNet(nn.Module):
+    """layer1 -> a 1x1 stride-2 conv (as in layer2's shortcut) -> pool: the gradient reaches only
+    the even cells of layer1, the dot grid of a single Grad-CAM pass."""
+
+    def __init__(self):
+        super().__init__()
+        self.layer1 = nn.Conv2d(3, 4, 3, stride=4, padding=1)
+        self.layer4 = nn.Sequential(nn.Conv2d(4, 6, 1, stride=2), nn.Tanh())
+
+    def forward(self, x):
+        return self.layer4(self.layer1(x)).mean(dim=(2, 3))
+
+
+def test_jitter_removes_the_stride_grid_and_one_pass_is_the_plain_map():
+    torch.manual_seed(0)
+    net, images = StridedNet().eval(), torch.rand(1, 3, 32, 16) + 0.5
+    low = net.layer1(images)
+    plain = gradcam.shift_averaged(lambda x: grad_cam(*_low_and_embedding(net, x), [range(6)]),
+                                   images, jitter=1)  # fmt: skip
+    assert plain.shape == low.shape[:1] + (1,) + low.shape[2:]  # jitter 1: the plain (h, w) map
+    assert (plain[0, 0, 1::2] == 0).all() and (plain[0, 0, :, 1::2] == 0).all()  # the grid
+    smooth = holistic_attention(net, images, components=None, normalize=False, jitter=2)
+    assert smooth.shape == (1, 32, 16) and (smooth > 0).all()
+    single = holistic_attention(net, images, components=None, normalize=False, jitter=1)
+    upsampled = torch.nn.functional.interpolate(plain, size=(32, 16), mode="bilinear")
+    np.testing.assert_allclose(single, upsampled[:, 0].detach().numpy(), rtol=1e-6)
+    assert gradcam.describe_jitter(2).startswith("averaged over 2x2 input shifts")
+
+
+def _low_and_embedding(net, x):
+    low = net.layer1(x)
+    return low, net.layer4(low).mean(dim=(2, 3))

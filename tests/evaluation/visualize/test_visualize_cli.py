@@ -38,7 +38,23 @@ def run(*args):
                                           "--device", "cpu"])  # fmt: skip
 
 
-def test_checkpoint_gets_every_picture_and_the_score(tiny_dataset, checkpoints, tmp_path):
+def test_checkpoint_gets_every_picture_and_the_score(
+    tiny_dataset, checkpoints, tmp_path, monkeypatch
+):
+    from daaf.evaluation import visualize as vis
+
+    titles = {}
+
+    def recorder(name, save):
+        def record(*args, **kwargs):
+            titles[name] = kwargs["title"]
+            return save(*args, **kwargs)
+
+        return record
+
+    for name in ("save_attention_figure", "save_partial_attention_figure", "save_branch_figure",
+                 "save_shuffle_figure"):  # fmt: skip
+        monkeypatch.setattr(vis, name, recorder(name, getattr(vis, name)))
     out = tmp_path / "pictures"
     result = run("--model", checkpoints / "daaf.pt", "--base-model", checkpoints / "base.pt",
                  "--dataset", "market1501", "--root", tiny_dataset,
@@ -53,6 +69,12 @@ def test_checkpoint_gets_every_picture_and_the_score(tiny_dataset, checkpoints, 
     assert score["groups"] == 6 and score["images"] == 3
     assert score["nearest_diagonal"]["cells"] == 90 and score["keypoint_regions"]["cells"] == 90
     assert "1x1 conv shuffle:" in result.output
+    # Every title names the model (and the base beside it) and the data; Grad-CAM says it jittered.
+    assert all("daaf" in t and "market1501 query" in t for t in titles.values()), titles
+    assert "daaf vs base" not in titles["save_attention_figure"]  # the base comes first
+    assert "base vs daaf" in titles["save_attention_figure"]
+    assert "2x2 input shifts" in titles["save_partial_attention_figure"]
+    assert report["gradcam_jitter"] == 2
 
 
 def test_export_gets_gradcam_only(tiny_dataset, checkpoints, tmp_path):

@@ -1,0 +1,240 @@
+"""Paired comparison of evaluation folders: candidate - baseline with an identity-level bootstrap.
+
+Each folder's ``per_query.csv`` (plain ranking) gives every query's AP, Rank-1 hit (first true
+match at rank 1) and INP. Several folders per side are runs of different seeds: their per-query
+values are averaged first. The 95% interval resamples the query identities with replacement,
+each bringing all of its queries, and takes the 2.5-97.5 percentiles of the mean difference over
+the resampled queries. It covers the choice of test identities, not the training noise a single
+run per side hides: several seeds per side average part of it out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from daaf.errors import DaafError
+
+METRICS = ("mAP", "rank1", "mINP")
+CHUNK_CELLS = 2**22  # resamples x identities per block of the vectorised bootstrap
+
+
+def read_per_query(eval_dir: Path) -> pd.DataFrame:
+    """The plain-ranking queries of ``eval_dir``/per_query.csv, indexed by image_path: pid and
+    one column per metric (fractions; NaN for a query without a positive in the gallery)."""
+    path = Path(eval_dir) / "per_query.csv"
+    if not path.is_file():
+        raise DaafError(f"{path} not found: run `daaf evaluate --out {eval_dir}` first")
+    table = pd.read_csv(path)
+    missing = {"image_path", "pid", "ap", "first_hit", "inp", "reranked"} - set(table.columns)
+    if missing:
+        raise DaafError(f"{path}: missing columns {sorted(missing)}")
+    plain = table[table["reranked"] == 0].set_index("image_path")
+    return pd.DataFrame({
+        "pid": plain["pid"],
+        "mAP": plain["ap"],
+        "rank1": (plain["first_hit"] == 1).astype(float).where(plain["first_hit"].notna()),
+        "mINP": plain["inp"],
+    })  # fmt: skip
+
+
+def _same_queries(a: pd.DataFrame, b: pd.DataFrame, a_name: str, b_name: str) -> None:
+    """Raise naming the queries (image paths) that only one of two folders holds."""
+
+    def listed(paths) -> str:
+        paths = sorted(paths)
+        return ", ".join(paths[:5]) + (f", ... ({len(paths)} in all)" if len(paths) > 5 else "")
+
+    only_a, only_b = a.index.difference(b.index), b.index.difference(a.index)
+    if len(only_a) or len(only_b):
+        parts = [f"only in {a_name}: {listed(only_a)}" if len(only_a) else "",
+                 f"only in {b_name}: {listed(only_b)}" if len(only_b) else ""]  # fmt: skip
+        raise DaafError(
+            f"{a_name} and {b_name} hold different queries ("
+            + "; ".join(p for p in parts if p)
+            + "): evaluate both on the same dataset"
+        )
+    b = b.loc[a.index]
+    differ = a.index[(a["pid"] != b["pid"]) | (a["mAP"].isna() != b["mAP"].isna())]
+    if len(differ):
+        raise DaafError(
+            f"{a_name} and {b_name} disagree on the identity or the positives of "
+            f"{listed(differ)}: evaluate both on the same query and gallery"
+        )
+
+
+def _averaged(runs: list[pd.DataFrame]) -> tuple[pd.DataFrame, np.ndarray]:
+    """Per-query values averaged over runs (same queries, same order) and each run's means."""
+    mean = sum(run[list(METRICS)] for run in runs) / len(runs)
+    return mean, np.array([run[list(METRICS)].mean().to_numpy() for run in runs])
+
+
+def identity_bootstrap(
+    values: np.ndarray, pids: np.ndarray, resamples: int, seed: int = 0
+) -> np.ndarray:
+    """Means of ``values`` (Q, M) over the queries of resampled identities: (resamples, M).
+
+    Resample b draws ``rng.integers(0, m, size=m)`` indices into the sorted unique ``pids``
+    (row b of one ``(resamples, m)`` draw of ``np.random.default_rng(seed)``); each drawn
+    identity brings all of its queries. With per-identity sums and counts each resample is a
+    weighted sum, computed for blocks of resamples at once.
+    """
+    _, inverse = np.unique(pids, return_inverse=True)
+    m = int(inverse.max()) + 1
+    sums = np.zeros((m, values.shape[1]))
+    np.add.at(sums, inverse, values)
+    counts = np.bincount(inverse, minlength=m).astype(float)
+    rng = np.random.default_rng(seed)
+    out = np.empty((resamples, values.shape[1]))
+    block = max(1, CHUNK_CELLS // m)
+    for start in range(0, resamples, block):
+        n = min(block, resamples - start)
+        draws = rng.integers(0, m, size=(n, m))
+        cells = (np.arange(n)[:, None] * m + draws).ravel()
+        weights = np.bincount(cells, minlength=n * m).reshape(n, m).astype(float)
+        out[start : start + n] = (weights @ sums) / (weights @ counts)[:, None]
+    return out
+
+
+@dataclass
+class Comparison:
+    """Candidate vs baseline, in percent. ``metrics[name]``: baseline, candidate, delta, ci95,
+    p_le_0; ``per_run[side][name]``: (mean, std) of the runs' values (std NaN for one run);
+    ``bootstrap``: (resamples, 3) resampled deltas in the order of :data:`METRICS`."""
+
+    queries: int
+    identities: int
+    runs: dict[str, int]
+    metrics: dict[str, dict]
+    per_run: dict[str, dict[str, tuple[float, float]]]
+    bootstrap: np.ndarray
+
+    def to_json(self) -> dict:
+        """The object ``daaf compare --json`` prints on its last line."""
+        return {
+            "queries": self.queries,
+            "identities": self.identities,
+            "runs": self.runs,
+            "metrics": self.metrics,
+        }
+
+
+def compare_runs(
+    baseline_dirs: list[Path], candidate_dirs: list[Path], resamples: int = 10000, seed: int = 0
+) -> Comparison:
+    """Paired difference candidate - baseline of mAP, Rank-1 and mINP over the queries both sides
+    hold (queries without a positive left out, as in mAP), with an identity-level bootstrap."""
+    if resamples < 1:
+        raise DaafError(f"--bootstrap must be at least 1, got {resamples}")
+    sides = {"baseline": [Path(d) for d in baseline_dirs],
+             "candidate": [Path(d) for d in candidate_dirs]}  # fmt: skip
+    runs = {side: [read_per_query(d) for d in dirs] for side, dirs in sides.items()}
+    reference = runs["baseline"][0]
+    for side, dirs in sides.items():
+        for d, run in zip(dirs, runs[side], strict=True):
+            _same_queries(reference, run, f"baseline {sides['baseline'][0]}", f"{side} {d}")
+    order = reference.index
+    base, base_runs = _averaged([run.loc[order] for run in runs["baseline"]])
+    cand, cand_runs = _averaged([run.loc[order] for run in runs["candidate"]])
+    pids = reference["pid"]
+    valid = base["mAP"].notna().to_numpy()
+    if not valid.any():
+        raise DaafError(f"{baseline_dirs[0]}/per_query.csv: no query has a positive")
+    b, c = 100 * base.to_numpy()[valid], 100 * cand.to_numpy()[valid]
+    deltas = identity_bootstrap(c - b, pids.to_numpy()[valid], resamples, seed)
+    metrics = {}
+    for i, name in enumerate(METRICS):
+        lo, hi = np.percentile(deltas[:, i], [2.5, 97.5])
+        metrics[name] = {
+            "baseline": float(b[:, i].mean()),
+            "candidate": float(c[:, i].mean()),
+            "delta": float((c[:, i] - b[:, i]).mean()),
+            "ci95": [float(lo), float(hi)],
+            "p_le_0": float((deltas[:, i] <= 0).mean()),
+        }
+
+    def spread(values: np.ndarray) -> dict[str, tuple[float, float]]:
+        std = values.std(axis=0, ddof=1) if len(values) > 1 else np.full(len(METRICS), np.nan)
+        return {n: (100 * values[:, i].mean(), 100 * std[i]) for i, n in enumerate(METRICS)}
+
+    return Comparison(
+        queries=int(valid.sum()),
+        identities=len(np.unique(pids.to_numpy()[valid])),
+        runs={"baseline": len(baseline_dirs), "candidate": len(candidate_dirs)},
+        metrics=metrics,
+        per_run={"baseline": spread(base_runs), "candidate": spread(cand_runs)},
+        bootstrap=deltas,
+    )
+
+
+def difference_sentence(result: Comparison, baseline: str, candidate: str) -> str:
+    """One sentence on the mAP difference that claims no more than its interval allows."""
+    m = result.metrics["mAP"]
+    lo, hi = m["ci95"]
+    text = (
+        f"mAP {candidate} - {baseline}: {m['delta']:+.2f} points, 95% CI [{lo:+.2f}, {hi:+.2f}] "
+        f"(identity-level bootstrap over {result.identities} test identities)"
+    )
+    if lo <= 0 <= hi:
+        return text + ": the interval includes 0, so no evidence of a difference."
+    better = candidate if lo > 0 else baseline
+    return text + f": the interval excludes 0, evidence that {better} ranks these queries better."
+
+
+def format_table(result: Comparison, baseline: list, candidate: list, seed: int) -> str:
+    """The text table of ``daaf compare``: both sides, the delta, its interval, per-run spread."""
+    runs = result.runs
+    lines = [
+        f"baseline:  {', '.join(map(str, baseline))} ({runs['baseline']} run(s))",
+        f"candidate: {', '.join(map(str, candidate))} ({runs['candidate']} run(s))",
+        f"{result.queries} queries of {result.identities} identities; 95% CI from "
+        f"{len(result.bootstrap)} identity-level bootstrap resamples (seed {seed}); percent",
+        "",
+        f"{'metric':<8}{'baseline':>10}{'candidate':>11}{'delta':>9}  {'95% CI':<18}P(delta<=0)",
+    ]
+    for name, m in result.metrics.items():
+        ci = f"[{m['ci95'][0]:+.2f}, {m['ci95'][1]:+.2f}]"
+        lines.append(
+            f"{name:<8}{m['baseline']:>10.2f}{m['candidate']:>11.2f}{m['delta']:>+9.2f}  "
+            f"{ci:<18}{m['p_le_0']:>11.3f}"
+        )
+    if max(runs.values()) > 1:
+        lines += ["", "per run (mean +- std over the runs of each side):"]
+        for side, spread in result.per_run.items():
+            cells = [f"{n} {mean:.2f} +- {std:.2f}" for n, (mean, std) in spread.items()]
+            lines.append(f"  {side:<10}" + ", ".join(cells))
+    return "\n".join(lines)
+
+
+def save_bootstrap_plot(result: Comparison, path: Path, title: str) -> None:
+    """Histograms of the resampled differences, one panel per metric, 0 and the 95% CI marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(4 * len(METRICS), 3.4))
+    for ax, (i, name) in zip(axes, enumerate(METRICS), strict=True):
+        m = result.metrics[name]
+        ax.hist(result.bootstrap[:, i], bins=60, color="steelblue", alpha=0.8)
+        ax.axvline(0, color="black", lw=1, label="0 (no difference)")
+        for x, label in zip(m["ci95"], ("95% CI", None), strict=True):
+            ax.axvline(x, color="red", ls="--", lw=1, label=label)
+        ax.axvline(m["delta"], color="red", lw=1.5, label=f"delta {m['delta']:+.2f}")
+        ax.set(
+            xlabel=f"{name} candidate - baseline (points)",
+            ylabel="resamples",
+            title=f"{name}: 95% CI [{m['ci95'][0]:+.2f}, {m['ci95'][1]:+.2f}], "
+            f"P(<=0) {m['p_le_0']:.2f}",
+        )
+        ax.title.set_fontsize(9)
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
