@@ -39,10 +39,12 @@ def erase(images: torch.Tensor, rectangles: torch.Tensor) -> torch.Tensor:
 def render_heatmap_batch(
     keypoints: torch.Tensor, size: tuple[int, int], sigma: float, score_threshold: float
 ) -> torch.Tensor:
-    """``daaf.data.heatmaps.render_heatmaps`` for a batch: (B, K, 3) -> float32 (B, K, H, W).
+    """Gaussian keypoint heatmaps, the PAB's targets (paper eq. 4, as in CPN): (B, K, 3) x, y,
+    score in map pixels -> float32 (B, K, H, W), one peak of height 1 and std ``sigma`` each.
 
-    One Gaussian peak of height 1 per keypoint; a score below ``score_threshold``, NaN
-    coordinates or a centre outside the map give an all-zero map.
+    A score below ``score_threshold``, NaN coordinates or a centre outside the map give an
+    all-zero map: the PAB loss then pulls that channel toward zero everywhere ("this keypoint is
+    not here"); only a sample whose annotation status is not ok is left out (docs/paper.md).
     """
     height, width = size
     x, y, score = keypoints.float().unbind(-1)

@@ -10,12 +10,27 @@ from torch.utils.data import default_collate
 
 from daaf.data.datasets import build_dataset
 from daaf.data.device_batch import prepare_batch, render_heatmap_batch
-from daaf.data.heatmaps import render_heatmaps
 from daaf.training.config import load_config
 from daaf.training.trainer import build_train_set
 
 REPO = Path(__file__).resolve().parents[2]
 MAKER = REPO / "tests" / "data" / "fixtures" / "make_pipeline_reference.py"
+
+
+def reference_heatmaps(
+    keypoints: np.ndarray, size: tuple[int, int], sigma: float, score_threshold: float
+) -> np.ndarray:
+    """The per-keypoint numpy renderer the workers ran before issue 11: (K, 3) -> (K, H, W)."""
+    height, width = size
+    ys = np.arange(height, dtype=np.float32)[:, None]
+    xs = np.arange(width, dtype=np.float32)[None, :]
+    maps = np.zeros((len(keypoints), height, width), np.float32)
+    for k, (x, y, score) in enumerate(keypoints):
+        inside = 0 <= x <= width - 1 and 0 <= y <= height - 1  # False for NaN
+        if score < score_threshold or not inside:
+            continue
+        maps[k] = np.exp(-((xs - x) ** 2 + (ys - y) ** 2) / (2 * sigma**2))
+    return maps
 
 
 def reference_maker():
@@ -42,7 +57,7 @@ def test_device_heatmaps_equal_the_renderer(size):
     keypoints[1, 2, 0] = np.nan
     keypoints[2, 3] = (width - 1, height - 1, 0.3)  # on the border, at the threshold
     keypoints[3, 4] = (0.0, 0.0, np.nan)
-    expected = np.stack([render_heatmaps(k, size, 2.0, 0.3) for k in keypoints])
+    expected = np.stack([reference_heatmaps(k, size, 2.0, 0.3) for k in keypoints])
     got = render_heatmap_batch(torch.from_numpy(keypoints), size, 2.0, 0.3)
     assert got.shape == (6, 17, height, width) and got.dtype == torch.float32
     assert expected.any(axis=(2, 3)).sum() > 20 and (~expected.any(axis=(2, 3))).sum() > 20

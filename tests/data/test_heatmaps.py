@@ -1,9 +1,17 @@
-"""Gaussian keypoint heatmaps: peak location and height, no peak for unreliable keypoints."""
+"""Gaussian keypoint heatmaps (daaf.data.device_batch): peak location and height, no peak for unreliable keypoints."""
 
 import numpy as np
 import pytest
+import torch
 
-from daaf.data.heatmaps import render_heatmaps
+from daaf.data.device_batch import render_heatmap_batch
+
+
+def render_heatmaps(keypoints, size, sigma, score_threshold):
+    """One sample through the batched renderer, as numpy."""
+    return render_heatmap_batch(torch.from_numpy(keypoints)[None], size, sigma, score_threshold)[
+        0
+    ].numpy()
 
 
 def test_heatmap_peak_location_and_value():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from daaf.data.heatmaps import render_heatmaps
+from daaf.data.device_batch import render_heatmap_batch
 from daaf.data.keypoints import KEYPOINT_GROUPS
 from daaf.training.config import Config
 from daaf.training.losses import build_criterion, part_image_targets
@@ -119,7 +119,7 @@ def test_a_missing_keypoint_pulls_its_channel_toward_zero(branch_loss):
     keypoints = np.array([[8.0, 8.0, 1.0]] * 17, np.float32)
     keypoints[3] = (np.nan, np.nan, 0.0)  # not found
     keypoints[4, 2] = 0.1  # below the threshold
-    heatmaps = torch.from_numpy(render_heatmaps(keypoints, (16, 16), 2.0, 0.3))
+    heatmaps = render_heatmap_batch(torch.from_numpy(keypoints)[None], (16, 16), 2.0, 0.3)[0]
     assert heatmaps[3].max() == heatmaps[4].max() == 0 and heatmaps[0].max() == 1
     cfg = config(pab=True)
     cfg.loss.branch_loss = branch_loss
