@@ -27,7 +27,7 @@ import torch
 
 from daaf.data.annotations import AnnotationStore
 from daaf.data.datasets import build_dataset
-from daaf.data.train_set import read_rgb
+from daaf.data.images import read_rgb
 from daaf.training.config import load_config
 from daaf.training.trainer import build_train_set
 

@@ -17,7 +17,7 @@ import torch
 
 from daaf.data.annotations import AnnotationStore
 from daaf.data.datasets import ReIDDataset, Sample
-from daaf.data.train_set import read_rgb
+from daaf.data.images import read_rgb
 from daaf.data.transforms import eval_transform
 
 

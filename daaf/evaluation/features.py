@@ -11,8 +11,8 @@ from tqdm import tqdm
 
 from daaf.data.datasets import Sample
 from daaf.data.device_batch import normalize_images
+from daaf.data.images import read_rgb
 from daaf.data.loader import build_loader
-from daaf.data.train_set import read_rgb
 from daaf.data.transforms import eval_resize
 
 

@@ -54,7 +54,7 @@ def render_all(
 
     from daaf.data.annotations import AnnotationStore
     from daaf.data.datasets import build_dataset
-    from daaf.data.train_set import read_rgb
+    from daaf.data.images import read_rgb
     from daaf.data.transforms import eval_transform
     from daaf.errors import DaafError
     from daaf.evaluation import visualize as vis
