@@ -15,30 +15,16 @@ import argparse
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
-from train_step import CONFIGS, NUM_CLASSES, PRESETS, make_batch
+from train_step import CONFIGS, PRESETS, build_training, make_batch
 
 from daaf.data.device_batch import prepare_batch
 from daaf.training.config import load_config
-from daaf.training.losses import build_criterion
-from daaf.training.modeling import build_model
-from daaf.training.schedule import build_optimizer
-from daaf.training.trainer import Optimizers, train_step
-
-# synthetic batches have no annotation store to resolve "auto" from
-SYNTHETIC_THRESHOLD = "data.keypoint_score_threshold=0.3"
+from daaf.training.trainer import train_step
 
 
 def count(preset: str, depth: int, batch_size: int) -> tuple[float, float]:
     """(forward, backward) FLOPs per sample of one training step of ``preset``."""
-    cfg = load_config(
-        CONFIGS / f"{preset}.yaml",
-        [f"model.depth={depth}", "model.pretrained=none", SYNTHETIC_THRESHOLD],
-    )
-    torch.manual_seed(0)
-    model = build_model(cfg, NUM_CLASSES).train()
-    criterion = build_criterion(cfg, NUM_CLASSES, model.feat_dim)
-    optimizers = Optimizers(build_optimizer(model.parameters(), cfg.optim))
-    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    cfg, model, criterion, optimizers, scaler = build_training(preset, depth)
     batch = make_batch(1, batch_size, cfg.data.height, cfg.data.width)
     prepared = prepare_batch(batch, cfg.data, torch.device("cpu"))
     with FlopCounterMode(display=False) as counter, torch.no_grad():

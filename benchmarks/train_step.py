@@ -29,7 +29,6 @@ PRESETS = {"bot": "bot", "daaf_bot": "bot", "daaf_bot_official": "bot",
            "trinet": "trinet", "daaf_trinet": "trinet"}  # fmt: skip
 NUM_CLASSES = 751  # Market-1501 training identities
 
-
 # synthetic batches have no annotation store to resolve "auto" from
 SYNTHETIC_THRESHOLD = "data.keypoint_score_threshold=0.3"
 
@@ -49,8 +48,9 @@ def make_batch(p: int, k: int, height: int, width: int) -> dict[str, torch.Tenso
     }
 
 
-def make_stepper(preset: str, depth: int, p: int, k: int):
-    """A closure doing one training step of ``preset``, and its parameter count."""
+def build_training(preset: str, depth: int):
+    """``preset``'s config, model, criterion, optimizers and (disabled) grad scaler, as
+    ``daaf train`` builds them (ResNet-``depth``, pretrained none)."""
     cfg = load_config(
         CONFIGS / f"{preset}.yaml",
         [f"model.depth={depth}", "model.pretrained=none", SYNTHETIC_THRESHOLD],
@@ -64,7 +64,12 @@ def make_stepper(preset: str, depth: int, p: int, k: int):
         torch.optim.SGD(centers, lr=cfg.loss.center_lr) if centers else None,
         1.0 / cfg.loss.center_weight if cfg.loss.center_weight > 0 else 1.0,
     )
-    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    return cfg, model, criterion, optimizers, torch.amp.GradScaler("cpu", enabled=False)
+
+
+def make_stepper(preset: str, depth: int, p: int, k: int):
+    """A closure doing one training step of ``preset``, and its parameter count."""
+    cfg, model, criterion, optimizers, scaler = build_training(preset, depth)
     batch = make_batch(p, k, cfg.data.height, cfg.data.width)
     params = sum(x.numel() for x in model.parameters())
 
