@@ -96,9 +96,10 @@ class TrainSet(Dataset):
         item, erasing = train_transform(item, self.cfg, rng)
         out = {
             "images": torch.from_numpy(item.image),
-            "pids": torch.tensor(sample.pid, dtype=torch.long),
-            "valid": torch.tensor(valid),
-            "erasing": torch.tensor(erasing, dtype=torch.int32),
+            # numpy, not torch.tensor: a tensor from Python values costs a worker ~30 us each
+            "pids": torch.from_numpy(np.array(sample.pid, np.int64)),
+            "valid": torch.from_numpy(np.array(valid)),
+            "erasing": torch.from_numpy(np.array(erasing, np.int32)),
         }
         if item.mask is not None:
             out["masks"] = torch.from_numpy(np.ascontiguousarray(item.mask))[None]

@@ -149,6 +149,9 @@ class AnnotationStore:
             ) from exc
 
     def _gather(self, name: str, image_paths) -> np.ndarray:
+        if len(image_paths) == 1:  # a training worker's per-sample read: no grouping by shard
+            (shard, row), = self._locate(image_paths).tolist()  # fmt: skip
+            return self._arrays(shard)[name][row : row + 1]
         where = self._locate(image_paths)
         out = None
         for shard in np.unique(where[:, 0]):
