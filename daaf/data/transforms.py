@@ -103,11 +103,6 @@ def random_crop(
     return crop(item, top, left, height, width)
 
 
-def normalize(image: np.ndarray, mean: list[float], std: list[float]) -> torch.Tensor:
-    """uint8 (H, W, 3) RGB -> float (3, H, W) standardised with ``mean``/``std`` in [0, 1] units."""
-    return normalize_images(torch.from_numpy(image), mean, std)
-
-
 def erasing_rectangle(
     height: int,
     width: int,

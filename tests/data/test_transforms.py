@@ -4,14 +4,13 @@ import numpy as np
 import torch
 
 from daaf.data.config import DataConfig
-from daaf.data.device_batch import erase
+from daaf.data.device_batch import erase, normalize_images
 from daaf.data.keypoints import FLIP_INDEX, KEYPOINT_NAMES
 from daaf.data.transforms import (
     NO_ERASING,
     Sample3,
     erasing_rectangle,
     hflip,
-    normalize,
     random_crop,
     resize,
     train_transform,
@@ -119,7 +118,7 @@ def test_random_erasing_touches_the_image_only():
     np.testing.assert_array_equal(out.image, item.image)
     np.testing.assert_array_equal(out.mask, item.mask)
     np.testing.assert_array_equal(out.keypoints, item.keypoints)
-    clean = normalize(item.image, cfg.pixel_mean, cfg.pixel_std)
+    clean = normalize_images(torch.from_numpy(item.image), cfg.pixel_mean, cfg.pixel_std)
     image = erase(clean[None], torch.tensor([[top, left, height, width]]))[0]
     erased = torch.zeros(32, 16, dtype=torch.bool)
     erased[top : top + height, left : left + width] = True
@@ -130,6 +129,6 @@ def test_random_erasing_touches_the_image_only():
 
 def test_normalize_uses_mean_and_std_in_unit_range():
     image = np.full((2, 2, 3), 255, np.uint8)
-    out = normalize(image, [0.5, 0.5, 0.5], [0.25, 0.5, 1.0])
+    out = normalize_images(torch.from_numpy(image), [0.5, 0.5, 0.5], [0.25, 0.5, 1.0])
     assert out.shape == (3, 2, 2)
     torch.testing.assert_close(out[:, 0, 0], torch.tensor([2.0, 1.0, 0.5]))

@@ -3,8 +3,9 @@
 import cv2
 import numpy as np
 import pytest
+import torch
 
-from daaf.data.transforms import normalize
+from daaf.data.device_batch import normalize_images
 from daaf.evaluation.visualize import (
     denormalize,
     overlay,
@@ -23,7 +24,9 @@ def rgb():
 
 
 def test_denormalize_inverts_the_input_normalisation(rgb):
-    tensors = np.stack([normalize(image, MEAN, STD).numpy() for image in rgb])
+    tensors = np.stack(
+        [normalize_images(torch.from_numpy(image), MEAN, STD).numpy() for image in rgb]
+    )
     np.testing.assert_array_equal(denormalize(tensors, MEAN, STD), rgb)
 
 
