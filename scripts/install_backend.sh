@@ -45,7 +45,9 @@ case $backend in
                 echo "install_backend.sh: $source_dir has no setup.py (not a detectron2 checkout)" >&2
                 exit 1
             }
-            pip install --no-build-isolation -e "$source_dir"
+            # Not editable: setuptools 80's develop command would rebuild in an isolated
+            # environment without torch.
+            pip install --no-build-isolation "$source_dir"
         else
             pip install --no-build-isolation 'git+https://github.com/facebookresearch/detectron2.git'
         fi
