@@ -20,6 +20,8 @@ import numpy as np
 from daaf.data.annotations.schema import STATUS_NO_PERSON, empty_keypoints
 from daaf.labeling.base import LabelResult
 
+ANY_CLASS = "any (random weights)"  # ``person_classes`` in ``describe()`` when is_person is relaxed
+
 
 @dataclass
 class Detections:
@@ -36,6 +38,15 @@ class Detections:
 
     def __len__(self) -> int:
         return len(self.scores)
+
+
+def is_person(labels, person_class: int, any_class: bool = False):
+    """Which detections count as people (array or tensor of class ids -> booleans).
+
+    ``any_class``: every detection, for random weights, whose class scores mean nothing; with
+    a score floor of 0 it makes a smoke test run the same mask and keypoint code as real weights.
+    """
+    return labels >= 0 if any_class else labels == person_class
 
 
 def box_iou(boxes1: np.ndarray, boxes2: np.ndarray) -> np.ndarray:

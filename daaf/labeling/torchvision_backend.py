@@ -35,7 +35,7 @@ import numpy as np
 
 from daaf.errors import DaafError
 from daaf.labeling.base import LabelResult, register_labeler
-from daaf.labeling.selection import Detections, select_person
+from daaf.labeling.selection import ANY_CLASS, Detections, is_person, select_person
 
 PERSON_LABEL = 1  # COCO category "person" in both torchvision label maps
 DEFAULT_MIN_SIZE = 256
@@ -171,7 +171,7 @@ class TorchvisionLabeler:
         ]
 
     def _persons(self, labels):
-        return labels >= 0 if self.any_class else labels == PERSON_LABEL
+        return is_person(labels, PERSON_LABEL, self.any_class)
 
     def segment(self, images: list[np.ndarray]) -> list[Detections]:
         """Person detections with mask probabilities at each image's original size."""
@@ -298,7 +298,7 @@ def build_torchvision_labeler(
         "detections_per_image": detections_per_image,
         "box_score_threshold": options["box_score_thresh"],
         "min_person_score": min_score,
-        "person_classes": "any (random weights)" if random else [PERSON_LABEL],
+        "person_classes": ANY_CLASS if random else [PERSON_LABEL],
         "keypoint_score": "sigmoid(heatmap logit)",
         "keypoint_score_threshold": KEYPOINT_SCORE_THRESHOLD,
         "selection": "score x IoU(box, crop) x centring; keypoints matched by box IoU >= 0.3",
