@@ -96,7 +96,7 @@ def error_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}{': ' + lines[0] if lines else ''} ({where})"
 
 
-def _label_each(labeler: Labeler, images: list[np.ndarray]) -> list[LabelResult | str]:
+def label_each(labeler: Labeler, images: list[np.ndarray]) -> list[LabelResult | str]:
     """``labeler.label(images)``; if the batch raises, each image alone, and the one-line error
     (:func:`error_line`) in place of the result of an image that raises on its own."""
     if not images:
@@ -106,7 +106,7 @@ def _label_each(labeler: Labeler, images: list[np.ndarray]) -> list[LabelResult 
     except Exception as exc:  # noqa: BLE001 - any failure of one image must not stop the run
         if len(images) == 1:
             return [error_line(exc)]
-    return [_label_each(labeler, [image])[0] for image in images]
+    return [label_each(labeler, [image])[0] for image in images]
 
 
 def _record(
@@ -234,7 +234,7 @@ def run_labeler(
     jobs, job, records, first, errors = iter(mine), None, [], 0, {}
     for batch in loader:
         readable = [(index, image) for index, image in batch if image is not None]
-        labels = _label_each(labeler, [image for _, image in readable])
+        labels = label_each(labeler, [image for _, image in readable])
         results = dict(zip([index for index, _ in readable], labels, strict=True))
         for index, image in batch:
             if job is None:
