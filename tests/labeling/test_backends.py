@@ -192,3 +192,56 @@ def test_mmpose_backend_runs_with_random_weights():
     image = np.random.default_rng(0).integers(0, 256, (128, 64, 3), dtype=np.uint8)
     result = labeler.label([image])[0]
     assert result.status == STATUS_OK and result.keypoints.shape == (17, 3)
+
+
+@pytest.fixture(scope="module")
+def pedestrians(tmp_path_factory):
+    from daaf.data.synthetic.generate import generate_dataset
+
+    root = tmp_path_factory.mktemp("pedestrians")
+    generate_dataset(
+        root, identities=4, cameras=2, images_per_identity=4, seed=0, workers=1, progress=False
+    )
+    return root
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["detectron2", "mmpose"])
+def test_backend_labels_synthetic_pedestrians_into_a_valid_store(backend, pedestrians, tmp_path):
+    pytest.importorskip(backend)
+    from daaf.data.annotations import AnnotationStore
+    from daaf.data.annotations.schema import (
+        STATUS_LABELER_ERROR,
+        STATUS_NO_PERSON,
+        keypoints_off_image,
+    )
+    from daaf.data.datasets import SPLITS, build_dataset
+
+    out = tmp_path / backend
+    args = ["label", "--dataset", "synthetic", "--root", str(pedestrians), "--out", str(out),
+            "--backend", backend, "--weights", "random", "--workers", "0", "--batch-size", "4",
+            "--device", "cpu"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    check = CliRunner().invoke(
+        main, ["annotations", "validate", str(out), "--root", str(pedestrians)]
+    )
+    assert check.exit_code == 0, check.output
+
+    dataset = build_dataset("synthetic", pedestrians)
+    paths = [sample.path for split in SPLITS for sample in dataset.split(split)]
+    report = json.loads((out / "label_report.json").read_text())
+    assert report["images_labeled"] == len(paths) and report["labeler"]["backend"] == backend
+    with AnnotationStore(out) as store:
+        assert sorted(store.manifest["image_path"]) == sorted(paths)
+        assert store.labeler["min_person_score"] == 0.0
+        assert store.labeler["person_classes"] == ANY_CLASS
+        status = store.status(paths)
+        assert set(status) <= {STATUS_OK, STATUS_NO_PERSON, STATUS_LABELER_ERROR}
+        assert (status == STATUS_OK).mean() >= 0.9  # any detection at any score is a person
+        keypoints = store.keypoints(paths)
+    assert not keypoints_off_image(keypoints, np.tile([128, 64], (len(paths), 1))).any()
+    if backend == "mmpose":  # its pose model sees every crop whole: keypoints were handled
+        assert np.isfinite(keypoints[status == STATUS_OK, :, 0]).any()
+    failed = [entry["image_path"] for entry in report["labeler_errors"]]
+    assert failed == [p for p, s in zip(paths, status, strict=True) if s == STATUS_LABELER_ERROR]
