@@ -10,10 +10,9 @@ Gaussians of height 1) are clipped to [0, 1] as keypoint scores. The recommended
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
-from urllib.parse import urlparse
 
 import numpy as np
 
@@ -27,6 +26,7 @@ CHECKPOINT_URL = (
     "https://download.openmmlab.com/mmpose/v1/body_2d_keypoint/topdown_heatmap/coco/"
     "td-hm_hrnet-w32_8xb64-210e_coco-256x192-81c58e40_20220909.pth"
 )
+HRNET = SimpleNamespace(url=CHECKPOINT_URL)  # a weight file, as resolve_weight_files takes one
 
 
 class MMPoseLabeler:
@@ -75,18 +75,22 @@ def build_mmpose_labeler(
     import mmpose
     import torch
     from mmpose.apis import init_model
+    from torchvision.models.detection import MaskRCNN_ResNet50_FPN_V2_Weights
 
-    from daaf.labeling.torchvision_backend import build_torchvision_labeler
+    from daaf.labeling.torchvision_backend import (
+        build_torchvision_labeler,
+        resolve_weight_files,
+        weight_file_name,
+    )
 
+    checkpoint = None
+    if weights != "random":  # every missing file named at once, before any model is built
+        segmenter_weights = MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1
+        checkpoint = str(resolve_weight_files([segmenter_weights, HRNET], weights_dir, "mmpose")[1])
     segmenter = build_torchvision_labeler(
         weights=weights, weights_dir=weights_dir, min_size=min_size, seed=seed, with_keypoints=False
     )
     config = Path(mmpose.__file__).parent / ".mim" / "configs" / CONFIG
-    name = os.path.basename(urlparse(CHECKPOINT_URL).path)
-    local = Path(weights_dir) / name if weights_dir else None
-    checkpoint = (
-        None if weights == "random" else str(local) if local and local.is_file() else CHECKPOINT_URL
-    )
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -96,12 +100,12 @@ def build_mmpose_labeler(
     except Exception as exc:  # noqa: BLE001 - offline or a bad file: say which file and where
         raise DaafError(
             f"mmpose labeler: cannot load {checkpoint} ({exc}); "
-            f"put {name} (from {CHECKPOINT_URL}) in --weights-dir"
+            f"put {weight_file_name(HRNET)} (from {CHECKPOINT_URL}) in --weights-dir"
         ) from exc
     info = segmenter.describe() | {
         "backend": "mmpose",
         "models": segmenter.describe()["models"] + [Path(CONFIG).stem],
-        "pose_weight_file": name,
+        "pose_weight_file": weight_file_name(HRNET),
         "keypoint_score": "mmpose heatmap maximum, clipped to [0, 1]",
         "keypoint_score_threshold": KEYPOINT_SCORE_THRESHOLD,
         "mmpose": mmpose.__version__,

@@ -57,8 +57,11 @@ def torch_cache_dir() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
-def resolve_weight_files(weights: list, weights_dir: str | Path | None = None) -> list[Path]:
-    """Local paths of the checkpoints of ``weights`` (torchvision enums), downloading missing ones.
+def resolve_weight_files(
+    weights: list, weights_dir: str | Path | None = None, labeler: str = "torchvision"
+) -> list[Path]:
+    """Local paths of the checkpoints of ``weights`` (torchvision enums, or anything with a
+    ``url``), downloading missing ones.
 
     Looks in ``weights_dir`` then in the torch cache; a file in neither is downloaded into the
     cache. Raises DaafError naming every file that could not be found or fetched, before any
@@ -87,7 +90,7 @@ def resolve_weight_files(weights: list, weights_dir: str | Path | None = None) -
         ) + str(cache)
         files = "; ".join(f"{name} (from {url})" for name, url, _ in missing)
         raise DaafError(
-            f"torchvision labeler: weight files not found and not downloadable "
+            f"{labeler} labeler: weight files not found and not downloadable "
             f"({type(missing[0][2]).__name__}: {missing[0][2]}). "
             f"Put these files in {places}: {files}; "
             f"or use --weights random for a smoke test"

@@ -125,21 +125,43 @@ FAKE_PACKAGES = {
 
 
 @pytest.fixture
-def without_pkg_resources(tmp_path, monkeypatch):
-    for package, modules in FAKE_PACKAGES.items():
-        (tmp_path / package).mkdir()
-        (tmp_path / package / "__init__.py").write_text('__version__ = "0.0"\n')
-        for module in modules:
-            (tmp_path / package / module).mkdir(parents=True, exist_ok=True)
-            (tmp_path / package / module / "__init__.py").write_text("import pkg_resources\n")
-    (tmp_path / "mmcv" / "_ext" / "__init__.py").write_text("")
-    monkeypatch.syspath_prepend(str(tmp_path))
+def fake_packages(tmp_path, monkeypatch):
+    """``install(body)`` puts importable FAKE_PACKAGES on sys.path, each listed module holding
+    ``body``; they are forgotten after the test."""
+
+    def install(body: str) -> None:
+        for package, modules in FAKE_PACKAGES.items():
+            (tmp_path / package).mkdir()
+            (tmp_path / package / "__init__.py").write_text('__version__ = "0.0"\n')
+            for module in modules:
+                (tmp_path / package / module).mkdir(parents=True, exist_ok=True)
+                (tmp_path / package / module / "__init__.py").write_text(body)
+        (tmp_path / "mmcv" / "_ext" / "__init__.py").write_text("")
+        monkeypatch.syspath_prepend(str(tmp_path))
+        for name in [n for n in sys.modules if n.split(".")[0] in FAKE_PACKAGES]:
+            monkeypatch.delitem(sys.modules, name)
+
+    yield install
     for name in [n for n in sys.modules if n.split(".")[0] in FAKE_PACKAGES]:
-        monkeypatch.delitem(sys.modules, name)
+        del sys.modules[name]
+
+
+@pytest.fixture
+def without_pkg_resources(fake_packages, monkeypatch):
+    fake_packages("import pkg_resources\n")
     monkeypatch.setitem(sys.modules, "pkg_resources", None)  # as setuptools >= 81
-    yield
-    for name in [n for n in sys.modules if n.split(".")[0] in FAKE_PACKAGES]:
-        del sys.modules[name]  # the fakes must not outlive the test
+
+
+def test_mmpose_offline_names_the_pose_checkpoint_and_the_segmenter_file(
+    offline, fake_packages, tmp_path
+):
+    fake_packages("def init_model(*args, **kwargs):\n    raise AssertionError\n")
+    with pytest.raises(DaafError) as error:
+        build_labeler("mmpose", weights="pretrained", weights_dir=tmp_path / "weights")
+    message = str(error.value)
+    assert message.startswith("mmpose labeler: weight files not found and not downloadable")
+    assert f"{EXPECTED_FILES[0]} (from https://download.pytorch.org/models/" in message
+    assert "td-hm_hrnet-w32_8xb64-210e_coco-256x192-81c58e40_20220909.pth (from https://" in message
 
 
 @pytest.mark.parametrize("backend", ["detectron2", "mmpose"])
