@@ -103,6 +103,8 @@ def label_each(labeler: Labeler, images: list[np.ndarray]) -> list[LabelResult |
         return []
     try:
         return labeler.label(images)
+    except DaafError:
+        raise  # a user error (settings, files): every image would fail alike
     except Exception as exc:  # noqa: BLE001 - any failure of one image must not stop the run
         if len(images) == 1:
             return [error_line(exc)]

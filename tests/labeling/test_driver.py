@@ -207,3 +207,13 @@ def test_every_labelers_keypoints_are_stored_inside_the_image(tmp_path, market, 
     assert np.isnan(keypoints[:, :2, :2]).all() and (keypoints[:, :2, 2] == 0).all()
     np.testing.assert_array_equal(keypoints[:, 2], np.tile(np.float32([63.5, 127.5, 0.8]), (6, 1)))
     assert validate_store(out) == []
+
+
+def test_a_user_error_from_the_labeler_stops_the_run(tmp_path, market, fake_labeler):
+    from daaf.errors import DaafError
+
+    labeler = fake_labeler()
+    labeler.label = lambda images: (_ for _ in ()).throw(DaafError("weights.pth: wrong model"))
+    with pytest.raises(DaafError, match="weights.pth: wrong model"):
+        run_labeler(labeler, build_dataset("market1501", market), tmp_path / "s", workers=0,
+                    progress=False)  # fmt: skip
