@@ -9,8 +9,9 @@ map without evidence gives 1/3136, a confident peak a few tenths. The recommende
 0.05, is detectron2's own (``utils.visualizer._KEYPOINT_THRESHOLD``). Its masks come
 thresholded (binary), stored as probabilities 0 or 1.
 
-``weights="random"`` keeps detections of any class at any score (as the torchvision backend),
-so that a smoke test runs the mask and keypoint paths of real weights.
+``weights="random"`` keeps detections of any class at any score and pairs keypoints with the
+chosen person at any box IoU (as the torchvision backend), so that a smoke test runs the mask
+and keypoint paths of real weights.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 
 from daaf.errors import DaafError
 from daaf.labeling.base import LabelResult, backend_imports, register_labeler
-from daaf.labeling.selection import ANY_CLASS, Detections, is_person, select_person
+from daaf.labeling.selection import ANY_CLASS, MIN_IOU, Detections, is_person, select_person
 
 MASK_CONFIG = "COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_3x.yaml"
 KEYPOINT_CONFIG = "COCO-Keypoints/keypoint_rcnn_R_50_FPN_3x.yaml"
@@ -84,6 +85,7 @@ class Detectron2Labeler:
         self.info = info
         self.min_score = min_score
         self.any_class = any_class
+        self.min_iou = 0.0 if any_class else MIN_IOU
 
     def describe(self) -> dict[str, Any]:
         return dict(self.info)
@@ -123,7 +125,9 @@ class Detectron2Labeler:
             poses = Detections(
                 pose.pred_boxes.tensor.numpy(), pose.scores.numpy(), keypoints=keypoints
             )
-            results.append(select_person(segments, poses, image.shape[:2], self.min_score))
+            results.append(
+                select_person(segments, poses, image.shape[:2], self.min_score, self.min_iou)
+            )
         return results
 
 
@@ -167,6 +171,8 @@ def build_detectron2_labeler(
         "box_score_threshold": box_score,
         "min_person_score": min_score,
         "person_classes": ANY_CLASS if random else [PERSON_CLASS],
+        "selection": "score x IoU(box, crop) x centring; keypoints matched by box IoU >= "
+        f"{0.0 if random else MIN_IOU}",
         "keypoint_score": "detectron2 spatial-softmax probability",
         "keypoint_score_threshold": KEYPOINT_SCORE_THRESHOLD,
         "detectron2": detectron2.__version__,

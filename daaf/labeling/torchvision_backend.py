@@ -35,7 +35,7 @@ import numpy as np
 
 from daaf.errors import DaafError
 from daaf.labeling.base import LabelResult, register_labeler
-from daaf.labeling.selection import ANY_CLASS, Detections, is_person, select_person
+from daaf.labeling.selection import ANY_CLASS, MIN_IOU, Detections, is_person, select_person
 
 PERSON_LABEL = 1  # COCO category "person" in both torchvision label maps
 DEFAULT_MIN_SIZE = 256
@@ -149,6 +149,7 @@ class TorchvisionLabeler:
         self.keypoint_model = keypoint_model.eval() if keypoint_model is not None else None
         self.info = info
         self.min_score = min_score
+        self.min_iou = 0.0 if any_class else MIN_IOU
         self.device = "cpu"
 
     def describe(self) -> dict[str, Any]:
@@ -220,7 +221,7 @@ class TorchvisionLabeler:
         segments = self.segment(images)
         poses = self.pose(images) if self.keypoint_model is not None else [None] * len(images)
         return [
-            select_person(seg, pose, image.shape[:2], self.min_score)
+            select_person(seg, pose, image.shape[:2], self.min_score, self.min_iou)
             for image, seg, pose in zip(images, segments, poses, strict=True)
         ]
 
@@ -239,8 +240,8 @@ def build_torchvision_labeler(
     """Build the two COCO models at working size ``min_size`` (short side; long side <= 4x).
 
     ``weights="random"`` builds the same architectures with weights drawn from ``seed`` (the same
-    in every process) and keeps every detection of any class (score threshold 0) so that the
-    whole pipeline runs;
+    in every process), keeps every detection of any class (score threshold 0) and pairs
+    keypoints with the chosen person at any box IoU, so that the whole pipeline runs;
     ``"pretrained"`` loads the COCO checkpoints (see :func:`resolve_weight_files`).
     """
     import torch
@@ -304,7 +305,8 @@ def build_torchvision_labeler(
         "person_classes": ANY_CLASS if random else [PERSON_LABEL],
         "keypoint_score": "sigmoid(heatmap logit)",
         "keypoint_score_threshold": KEYPOINT_SCORE_THRESHOLD,
-        "selection": "score x IoU(box, crop) x centring; keypoints matched by box IoU >= 0.3",
+        "selection": "score x IoU(box, crop) x centring; keypoints matched by box IoU >= "
+        f"{0.0 if random else MIN_IOU}",
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
     }

@@ -103,6 +103,8 @@ def test_random_weights_are_the_same_in_every_build():
     image = np.random.default_rng(0).integers(0, 256, (128, 64, 3), dtype=np.uint8)
     result = first.label([image])[0]
     assert result.mask.shape == (128, 64) and result.keypoints.shape == (17, 3)
+    assert result.status == 0 and np.isfinite(result.keypoints[:, :2]).all()  # paired at any IoU
+    assert first.describe()["selection"].endswith("keypoints matched by box IoU >= 0.0")
 
 
 @pytest.mark.parametrize(("backend", "absent"), [("detectron2", "detectron2"), ("mmpose", "mmcv")])
@@ -203,7 +205,9 @@ def test_detectron2_backend_runs_with_random_weights():
     assert info["box_score_threshold"] == 0.0 and info["person_classes"] == ANY_CLASS
     assert labeler.mask_model.roi_heads.box_predictor.test_score_thresh == 0.0
     image = np.random.default_rng(0).integers(0, 256, (128, 64, 3), dtype=np.uint8)
-    assert labeler.label([image])[0].status == STATUS_OK  # any class at any score is a person
+    result = labeler.label([image])[0]
+    assert result.status == STATUS_OK  # any class at any score is a person
+    assert np.isfinite(result.keypoints[:, :2]).all()  # paired with it at any IoU
 
 
 def test_mmpose_backend_runs_with_random_weights():
@@ -263,7 +267,6 @@ def test_backend_labels_synthetic_pedestrians_into_a_valid_store(backend, pedest
         assert (status == STATUS_OK).mean() >= 0.9  # any detection at any score is a person
         keypoints = store.keypoints(paths)
     assert not keypoints_off_image(keypoints, np.tile([128, 64], (len(paths), 1))).any()
-    if backend == "mmpose":  # its pose model sees every crop whole: keypoints were handled
-        assert np.isfinite(keypoints[status == STATUS_OK, :, 0]).any()
+    assert np.isfinite(keypoints[status == STATUS_OK, :, 0]).any()  # keypoints were handled
     failed = [entry["image_path"] for entry in report["labeler_errors"]]
     assert failed == [p for p, s in zip(paths, status, strict=True) if s == STATUS_LABELER_ERROR]
