@@ -3,18 +3,23 @@
 A backend is a factory ``build(**options) -> Labeler`` registered under a name by its module,
 which :mod:`daaf.labeling.backends` imports (this module imports no backend). It must fail
 before doing any work (missing weights, missing package) with a :class:`~daaf.errors.DaafError`
-that says how to fix it, so that ``daaf label`` never half-labels a dataset.
+that says how to fix it, so that ``daaf label`` never half-labels a dataset; an optional
+backend's factory is wrapped in :func:`backend_imports` for the missing-package case.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from daaf.data.annotations.schema import STATUS_NO_PERSON, STATUS_OK, empty_keypoints
+from daaf.errors import DaafError
+
+INSTALL_SCRIPT = "scripts/install_backend.sh"  # the one install recipe of each optional backend
 
 
 @dataclass
@@ -76,3 +81,21 @@ def register_labeler(name: str) -> Callable[[LabelerFactory], LabelerFactory]:
         return factory
 
     return wrap
+
+
+@contextmanager
+def backend_imports(backend: str) -> Iterator[None]:
+    """Turn an ImportError raised while importing or building ``backend`` into daaf's one line.
+
+    The backend package itself may be missing, or a module it imports in turn (pkg_resources,
+    gone from setuptools >= 81, in detectron2's model zoo and in mmengine): both name the
+    missing module and the install script. Usable as a decorator of a backend's factory.
+    """
+    try:
+        yield
+    except ImportError as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DaafError(
+            f"--backend {backend} cannot import {exc.name or 'a module'} ({detail}); "
+            f"install the backend with: {INSTALL_SCRIPT} {backend}"
+        ) from exc

@@ -7,12 +7,16 @@ after a crash skips the complete shards and writes the others byte for byte as a
 uninterrupted run would. What the store is made with is recorded in ``store.json``; a re-run
 with other settings is refused before any work (:mod:`daaf.labeling.rerun`), and
 ``overwrite`` builds a new store beside the old one and swaps it in only once it validates.
+An image on which the labeler raises is stored with status 3 (labeler error) and the run goes
+on; a batch that raises is labeled again image by image, so only the image at fault is lost.
 """
 
 from __future__ import annotations
 
 import shutil
+import sys
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +29,7 @@ from tqdm import tqdm
 from daaf.data.annotations import (
     DEFAULT_MASK_SIZE,
     DEFAULT_SHARD_SIZE,
+    STATUS_LABELER_ERROR,
     STATUS_OK,
     STATUS_UNREADABLE,
     AnnotationWriter,
@@ -35,6 +40,7 @@ from daaf.data.annotations import (
     validate_store,
 )
 from daaf.data.annotations.info import make_store_info, write_store_info
+from daaf.data.annotations.schema import keypoints_in_image
 from daaf.data.datasets import SPLITS, ReIDDataset, Sample
 from daaf.data.images import image_problem, read_rgb
 from daaf.errors import DaafError
@@ -82,6 +88,29 @@ def _batches(jobs: list[ShardJob], batch_size: int) -> list[list[int]]:
     return batches
 
 
+def error_line(exc: BaseException) -> str:
+    """One line saying what was raised and where: ``Type: message (file.py:line in function)``."""
+    lines = str(exc).strip().splitlines()
+    frame = traceback.extract_tb(exc.__traceback__)[-1]
+    where = f"{Path(frame.filename).name}:{frame.lineno} in {frame.name}"
+    return f"{type(exc).__name__}{': ' + lines[0] if lines else ''} ({where})"
+
+
+def label_each(labeler: Labeler, images: list[np.ndarray]) -> list[LabelResult | str]:
+    """``labeler.label(images)``; if the batch raises, each image alone, and the one-line error
+    (:func:`error_line`) in place of the result of an image that raises on its own."""
+    if not images:
+        return []
+    try:
+        return labeler.label(images)
+    except DaafError:
+        raise  # a user error (settings, files): every image would fail alike
+    except Exception as exc:  # noqa: BLE001 - any failure of one image must not stop the run
+        if len(images) == 1:
+            return [error_line(exc)]
+    return [label_each(labeler, [image])[0] for image in images]
+
+
 def _record(
     sample: Sample, split: str, image, result: LabelResult | None, mask_size
 ) -> ImageAnnotation:
@@ -103,7 +132,7 @@ def _record(
         camid=sample.camid,
         image_size=image_size,
         mask=encode_mask(result.mask, mask_size),
-        keypoints=np.asarray(result.keypoints, np.float32),
+        keypoints=keypoints_in_image(result.keypoints, image_size),
         person_box=np.asarray(result.box, np.float32),
         person_score=float(result.score),
         status=int(result.status),
@@ -118,14 +147,24 @@ def _sum_over_ranks(value: int, device: torch.device) -> int:
     return int(total.item())
 
 
+def _merge_over_ranks(errors: dict[str, str]) -> dict[str, str]:
+    if not dist.is_initialized():
+        return errors
+    gathered: list = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, errors)
+    return {path: text for part in gathered for path, text in part.items()}
+
+
 @dataclass
 class LabelRun:
-    """What a run did, over all ranks: shards written and skipped, images labeled, seconds spent."""
+    """What a run did, over all ranks: shards written and skipped, images labeled, seconds spent,
+    and the one-line error of each image the labeler raised on (status 3), by image path."""
 
     shards_written: int
     shards_skipped: int
     images_labeled: int
     seconds: float
+    errors: dict[str, str]
 
 
 def run_labeler(
@@ -194,17 +233,20 @@ def run_labeler(
         disable=not progress,
         unit="img",
     )
-    jobs, job, records, first = iter(mine), None, [], 0
+    jobs, job, records, first, errors = iter(mine), None, [], 0, {}
     for batch in loader:
         readable = [(index, image) for index, image in batch if image is not None]
-        labels = labeler.label([image for _, image in readable]) if readable else []
+        labels = label_each(labeler, [image for _, image in readable])
         results = dict(zip([index for index, _ in readable], labels, strict=True))
         for index, image in batch:
             if job is None:
                 job, first, records = next(jobs), index, []
-            records.append(
-                _record(job.samples[index - first], job.split, image, results.get(index), mask_size)
-            )
+            sample, result = job.samples[index - first], results.get(index)
+            if isinstance(result, str):
+                errors[sample.path] = result
+                bar.write(f"daaf label: {sample.path}: {result}", file=sys.stderr)
+                result = LabelResult.empty(*image.shape[:2], status=STATUS_LABELER_ERROR)
+            records.append(_record(sample, job.split, image, result, mask_size))
             if len(records) == len(job.samples):
                 writer.write_shard(job.split, job.index, records)
                 job = None
@@ -212,6 +254,7 @@ def run_labeler(
     bar.close()
 
     images_labeled = _sum_over_ranks(len(samples), device)
+    errors = _merge_over_ranks(errors)
     problems = []
     if distributed.is_main_process():
         writer.write_manifest()
@@ -234,4 +277,5 @@ def run_labeler(
         shards_skipped=len(planned) - len(todo),
         images_labeled=images_labeled,
         seconds=time.perf_counter() - start,
+        errors=errors,
     )

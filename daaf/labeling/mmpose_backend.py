@@ -10,49 +10,23 @@ Gaussians of height 1) are clipped to [0, 1] as keypoint scores. The recommended
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
-from urllib.parse import urlparse
 
 import numpy as np
 
 from daaf.data.annotations.schema import STATUS_OK
 from daaf.errors import DaafError
-from daaf.labeling.base import LabelResult, register_labeler
+from daaf.labeling.base import LabelResult, backend_imports, register_labeler
 
-# The one install recipe (the README shows these lines): full mmcv 2.1.0 compiled from source
-# (about 12 minutes on a CPU; mmcv-lite lacks the ops) with C++20, as recent PyTorch headers
-# need; chumpy without build isolation; xtcocotools rebuilt against numpy 2.
-INSTALL_STEPS = (
-    "pip install 'setuptools==80.10.2'",
-    "pip download --no-deps --no-binary :all: 'mmcv==2.1.0' && tar xzf mmcv-2.1.0.tar.gz",
-    "sed -i 's/-std=c++17/-std=c++20/' mmcv-2.1.0/setup.py",
-    "pip install --no-build-isolation ./mmcv-2.1.0",
-    "pip install --no-build-isolation chumpy",
-    "pip install 'mmdet==3.2.0' 'mmpose==1.3.2'",
-    "pip install --force-reinstall --no-deps --no-build-isolation --no-binary xtcocotools "
-    "xtcocotools",
-)
-INSTALL = " && ".join(INSTALL_STEPS)
 KEYPOINT_SCORE_THRESHOLD = 0.3  # mmpose's default kpt_thr
 CONFIG = "body_2d_keypoint/topdown_heatmap/coco/td-hm_hrnet-w32_8xb64-210e_coco-256x192.py"
 CHECKPOINT_URL = (
     "https://download.openmmlab.com/mmpose/v1/body_2d_keypoint/topdown_heatmap/coco/"
     "td-hm_hrnet-w32_8xb64-210e_coco-256x192-81c58e40_20220909.pth"
 )
-
-
-def require_mmpose():
-    """Import mmpose (and its mmcv extension) or say exactly how to install them."""
-    try:
-        import mmcv._ext  # noqa: F401 - top-down models need the compiled ops, not mmcv-lite
-        import mmpose
-    except ImportError as exc:
-        raise DaafError(
-            f"--backend mmpose needs mmpose with full mmcv ({exc}); install with: {INSTALL}"
-        ) from exc
-    return mmpose
+HRNET = SimpleNamespace(url=CHECKPOINT_URL)  # a weight file, as resolve_weight_files takes one
 
 
 class MMPoseLabeler:
@@ -89,6 +63,7 @@ class MMPoseLabeler:
 
 
 @register_labeler("mmpose")
+@backend_imports("mmpose")
 def build_mmpose_labeler(
     weights: str = "pretrained",
     weights_dir: str | Path | None = None,
@@ -96,34 +71,41 @@ def build_mmpose_labeler(
     seed: int = 0,
 ) -> MMPoseLabeler:
     """HRNet-W32 COCO top-down pose on the whole crop, masks from the torchvision segmenter."""
-    mmpose = require_mmpose()
+    import mmcv._ext  # noqa: F401 - top-down models need the compiled ops, not mmcv-lite
+    import mmpose
     import torch
     from mmpose.apis import init_model
+    from torchvision.models.detection import MaskRCNN_ResNet50_FPN_V2_Weights
 
-    from daaf.labeling.torchvision_backend import build_torchvision_labeler
+    from daaf.labeling.torchvision_backend import (
+        build_torchvision_labeler,
+        resolve_weight_files,
+        weight_file_name,
+    )
 
+    checkpoint = None
+    if weights != "random":  # every missing file named at once, before any model is built
+        segmenter_weights = MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1
+        checkpoint = str(resolve_weight_files([segmenter_weights, HRNET], weights_dir, "mmpose")[1])
     segmenter = build_torchvision_labeler(
         weights=weights, weights_dir=weights_dir, min_size=min_size, seed=seed, with_keypoints=False
     )
     config = Path(mmpose.__file__).parent / ".mim" / "configs" / CONFIG
-    name = os.path.basename(urlparse(CHECKPOINT_URL).path)
-    local = Path(weights_dir) / name if weights_dir else None
-    checkpoint = (
-        None if weights == "random" else str(local) if local and local.is_file() else CHECKPOINT_URL
-    )
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             pose_model = init_model(str(config), checkpoint, device="cpu")
+    except ImportError:
+        raise  # a missing package: backend_imports names it
     except Exception as exc:  # noqa: BLE001 - offline or a bad file: say which file and where
         raise DaafError(
             f"mmpose labeler: cannot load {checkpoint} ({exc}); "
-            f"put {name} (from {CHECKPOINT_URL}) in --weights-dir"
+            f"put {weight_file_name(HRNET)} (from {CHECKPOINT_URL}) in --weights-dir"
         ) from exc
     info = segmenter.describe() | {
         "backend": "mmpose",
         "models": segmenter.describe()["models"] + [Path(CONFIG).stem],
-        "pose_weight_file": name,
+        "pose_weight_file": weight_file_name(HRNET),
         "keypoint_score": "mmpose heatmap maximum, clipped to [0, 1]",
         "keypoint_score_threshold": KEYPOINT_SCORE_THRESHOLD,
         "mmpose": mmpose.__version__,

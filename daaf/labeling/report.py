@@ -9,15 +9,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from daaf.data.annotations.schema import STATUS_LABELER_ERROR, STATUS_OK, STATUS_UNREADABLE
 from daaf.data.annotations.schema import STATUS_NAMES as SCHEMA_STATUS_NAMES
-from daaf.data.annotations.schema import STATUS_OK, STATUS_UNREADABLE
 from daaf.labeling.driver import LabelRun
 from daaf.utils.files import atomic_write
 
-# the schema's status names as JSON keys: ok, no_person, unreadable
+# the schema's status names as JSON keys: ok, no_person, unreadable, labeler_error
 STATUS_NAMES = {code: name.replace(" ", "_") for code, name in SCHEMA_STATUS_NAMES.items()}
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
-PRINTED_UNREADABLE = 20  # unreadable files named in the printed table (all in the JSON)
+PRINTED_UNREADABLE = (
+    20  # unreadable (and failed) files named in the printed table (all in the JSON)
+)
 
 
 def _distribution(values: pd.Series) -> dict[str, float]:
@@ -31,7 +33,8 @@ def _distribution(values: pd.Series) -> dict[str, float]:
 
 
 def build_report(manifest: pd.DataFrame, run: LabelRun, labeler: dict[str, Any]) -> dict[str, Any]:
-    """Images per split and status, the unreadable files by path, person-score and mask-area
+    """Images per split and status, the unreadable files by path, the images the labeler raised
+    on with its error (None if an earlier run labeled them), person-score and mask-area
     distributions (status 0), speed."""
     splits = {}
     for split, rows in manifest.groupby("split", sort=False):
@@ -44,6 +47,10 @@ def build_report(manifest: pd.DataFrame, run: LabelRun, labeler: dict[str, Any])
         "labeler": labeler,
         "splits": splits,
         "unreadable": manifest.loc[manifest["status"] == STATUS_UNREADABLE, "image_path"].tolist(),
+        "labeler_errors": [
+            {"image_path": path, "error": run.errors.get(path)}
+            for path in manifest.loc[manifest["status"] == STATUS_LABELER_ERROR, "image_path"]
+        ],
         "person_score": _distribution(ok["person_score"]),
         "mask_area": _distribution(ok["mask_area"]),
         "shards_written": run.shards_written,
@@ -65,19 +72,29 @@ def write_report(report: dict[str, Any], out_dir: str | Path) -> Path:
 def format_report(report: dict[str, Any]) -> str:
     """A plain-text table of :func:`build_report`'s figures."""
     header = f"{'split':<10}{'images':>9}" + "".join(
-        f"{name:>12}" for name in STATUS_NAMES.values()
+        f"{name:>15}" for name in STATUS_NAMES.values()
     )
     lines = [header, "-" * len(header)]
     for split, row in report["splits"].items():
         lines.append(
             f"{split:<10}{row['images']:>9}"
-            + "".join(f"{row[n]:>12}" for n in STATUS_NAMES.values())
+            + "".join(f"{row[n]:>15}" for n in STATUS_NAMES.values())
         )
     unreadable = report["unreadable"]
     if unreadable:
         more = len(unreadable) - PRINTED_UNREADABLE
         lines.append(f"unreadable images ({len(unreadable)}, status 2, not labeled):")
         lines += [f"  {path}" for path in unreadable[:PRINTED_UNREADABLE]]
+        if more > 0:
+            lines.append(f"  ... and {more} more (all in label_report.json)")
+    failed = report["labeler_errors"]
+    if failed:
+        more = len(failed) - PRINTED_UNREADABLE
+        lines.append(f"labeler errors ({len(failed)}, status 3, not labeled):")
+        lines += [
+            f"  {entry['image_path']}: {entry['error'] or 'raised in an earlier run'}"
+            for entry in failed[:PRINTED_UNREADABLE]
+        ]
         if more > 0:
             lines.append(f"  ... and {more} more (all in label_report.json)")
     for key in ("person_score", "mask_area"):

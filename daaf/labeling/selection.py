@@ -20,6 +20,11 @@ import numpy as np
 from daaf.data.annotations.schema import STATUS_NO_PERSON, empty_keypoints
 from daaf.labeling.base import LabelResult
 
+ANY_CLASS = "any (random weights)"  # ``person_classes`` in ``describe()`` when is_person is relaxed
+MIN_IOU = (
+    0.3  # box IoU that pairs a keypoint detection with the chosen person; 0 for random weights
+)
+
 
 @dataclass
 class Detections:
@@ -36,6 +41,16 @@ class Detections:
 
     def __len__(self) -> int:
         return len(self.scores)
+
+
+def is_person(labels, person_class: int, any_class: bool = False):
+    """Which detections count as people (array or tensor of class ids -> booleans).
+
+    ``any_class``: every detection, for random weights, whose class scores mean nothing; with
+    a score floor of 0 and a pairing IoU of 0 (random boxes of two models rarely overlap) it
+    makes a smoke test run the same mask and keypoint code as real weights.
+    """
+    return labels >= 0 if any_class else labels == person_class
 
 
 def box_iou(boxes1: np.ndarray, boxes2: np.ndarray) -> np.ndarray:
@@ -92,7 +107,7 @@ def select_person(
     poses: Detections | None,
     image_size: tuple[int, int],
     min_score: float = 0.0,
-    min_iou: float = 0.3,
+    min_iou: float = MIN_IOU,
 ) -> LabelResult:
     """The target person's mask (from ``segments``) and keypoints (from the matching ``poses``).
 

@@ -35,7 +35,7 @@ import numpy as np
 
 from daaf.errors import DaafError
 from daaf.labeling.base import LabelResult, register_labeler
-from daaf.labeling.selection import Detections, select_person
+from daaf.labeling.selection import ANY_CLASS, MIN_IOU, Detections, is_person, select_person
 
 PERSON_LABEL = 1  # COCO category "person" in both torchvision label maps
 DEFAULT_MIN_SIZE = 256
@@ -57,8 +57,11 @@ def torch_cache_dir() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
-def resolve_weight_files(weights: list, weights_dir: str | Path | None = None) -> list[Path]:
-    """Local paths of the checkpoints of ``weights`` (torchvision enums), downloading missing ones.
+def resolve_weight_files(
+    weights: list, weights_dir: str | Path | None = None, labeler: str = "torchvision"
+) -> list[Path]:
+    """Local paths of the checkpoints of ``weights`` (torchvision enums, or anything with a
+    ``url``), downloading missing ones.
 
     Looks in ``weights_dir`` then in the torch cache; a file in neither is downloaded into the
     cache. Raises DaafError naming every file that could not be found or fetched, before any
@@ -87,7 +90,7 @@ def resolve_weight_files(weights: list, weights_dir: str | Path | None = None) -
         ) + str(cache)
         files = "; ".join(f"{name} (from {url})" for name, url, _ in missing)
         raise DaafError(
-            f"torchvision labeler: weight files not found and not downloadable "
+            f"{labeler} labeler: weight files not found and not downloadable "
             f"({type(missing[0][2]).__name__}: {missing[0][2]}). "
             f"Put these files in {places}: {files}; "
             f"or use --weights random for a smoke test"
@@ -146,6 +149,7 @@ class TorchvisionLabeler:
         self.keypoint_model = keypoint_model.eval() if keypoint_model is not None else None
         self.info = info
         self.min_score = min_score
+        self.min_iou = 0.0 if any_class else MIN_IOU
         self.device = "cpu"
 
     def describe(self) -> dict[str, Any]:
@@ -171,7 +175,7 @@ class TorchvisionLabeler:
         ]
 
     def _persons(self, labels):
-        return labels >= 0 if self.any_class else labels == PERSON_LABEL
+        return is_person(labels, PERSON_LABEL, self.any_class)
 
     def segment(self, images: list[np.ndarray]) -> list[Detections]:
         """Person detections with mask probabilities at each image's original size."""
@@ -217,7 +221,7 @@ class TorchvisionLabeler:
         segments = self.segment(images)
         poses = self.pose(images) if self.keypoint_model is not None else [None] * len(images)
         return [
-            select_person(seg, pose, image.shape[:2], self.min_score)
+            select_person(seg, pose, image.shape[:2], self.min_score, self.min_iou)
             for image, seg, pose in zip(images, segments, poses, strict=True)
         ]
 
@@ -236,8 +240,8 @@ def build_torchvision_labeler(
     """Build the two COCO models at working size ``min_size`` (short side; long side <= 4x).
 
     ``weights="random"`` builds the same architectures with weights drawn from ``seed`` (the same
-    in every process) and keeps every detection of any class (score threshold 0) so that the
-    whole pipeline runs;
+    in every process), keeps every detection of any class (score threshold 0) and pairs
+    keypoints with the chosen person at any box IoU, so that the whole pipeline runs;
     ``"pretrained"`` loads the COCO checkpoints (see :func:`resolve_weight_files`).
     """
     import torch
@@ -298,10 +302,11 @@ def build_torchvision_labeler(
         "detections_per_image": detections_per_image,
         "box_score_threshold": options["box_score_thresh"],
         "min_person_score": min_score,
-        "person_classes": "any (random weights)" if random else [PERSON_LABEL],
+        "person_classes": ANY_CLASS if random else [PERSON_LABEL],
         "keypoint_score": "sigmoid(heatmap logit)",
         "keypoint_score_threshold": KEYPOINT_SCORE_THRESHOLD,
-        "selection": "score x IoU(box, crop) x centring; keypoints matched by box IoU >= 0.3",
+        "selection": "score x IoU(box, crop) x centring; keypoints matched by box IoU >= "
+        f"{0.0 if random else MIN_IOU}",
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
     }

@@ -121,7 +121,99 @@ def test_truncated_jpeg_is_unreadable_and_the_report_names_it(
         "bounding_box_train/0002_c2s1_000301_01.jpg",
         "bounding_box_test/0007_c5s1_000651_01.jpg",
     ]
-    assert report["splits"]["gallery"] == {"images": 2, "ok": 1, "no_person": 0, "unreadable": 1}
+    assert report["splits"]["gallery"] == {
+        "images": 2, "ok": 1, "no_person": 0, "unreadable": 1, "labeler_error": 0
+    }  # fmt: skip
     table = format_report(report)
     assert "unreadable images (2, status 2, not labeled):" in table
     assert "\n  bounding_box_test/0007_c5s1_000651_01.jpg\n" in table
+
+
+class FailsOnWhite:
+    """The conftest's fake labeler, but a white image makes the whole batch raise."""
+
+    def __init__(self, base):
+        self.base, self.batches = base, []
+        self.name = "fake"
+
+    def describe(self):
+        return self.base.describe()
+
+    def to(self, device):
+        return self
+
+    def label(self, images):
+        self.batches.append(len(images))
+        if any(image.min() > 240 for image in images):
+            raise AssertionError("keypoint logits too large\nsecond line")
+        return self.base.label(images)
+
+
+def test_an_image_the_labeler_raises_on_gets_status_3_and_the_run_goes_on(
+    tmp_path, market, fake_labeler, monkeypatch
+):
+    import json
+
+    import cv2
+    from click.testing import CliRunner
+
+    from daaf.cli import main
+    from daaf.labeling.base import LABELERS
+
+    white = "bounding_box_train/0002_c2s1_000301_01.jpg"
+    cv2.imwrite(str(market / "Market-1501-v15.09.15" / white), np.full((128, 64, 3), 255, np.uint8))
+    labeler = FailsOnWhite(fake_labeler())
+    monkeypatch.setitem(LABELERS, "torchvision", lambda **options: labeler)
+    out = tmp_path / "store"
+    args = ["label", "--dataset", "market1501", "--root", str(market), "--out", str(out),
+            "--workers", "0", "--batch-size", "3"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+
+    assert result.exit_code == 0, result.output
+    assert labeler.batches == [3, 1, 1, 1, 1, 2]  # train raised, then one by one; query, gallery
+    report = json.loads((out / "label_report.json").read_text())
+    [failed] = report["labeler_errors"]
+    assert failed["image_path"] == white
+    assert failed["error"].startswith(
+        "AssertionError: keypoint logits too large (test_driver.py:"
+    ) and failed["error"].endswith(" in label)")
+    assert report["splits"]["train"] == {
+        "images": 3, "ok": 2, "no_person": 0, "unreadable": 0, "labeler_error": 1
+    }  # fmt: skip
+    assert f"labeler errors (1, status 3, not labeled):\n  {white}: AssertionError" in result.output
+    with AnnotationStore(out) as store:
+        status = dict(zip(store.manifest["image_path"], store.manifest["status"], strict=True))
+        assert status.pop(white) == 3 and set(status.values()) == {0}
+        bad = store.get(white)
+        assert bad.mask.max() == 0 and np.isnan(bad.keypoints[:, :2]).all()
+        assert bad.image_size == (128, 64)
+    assert CliRunner().invoke(main, ["annotations", "validate", str(out)]).exit_code == 0
+
+
+def test_every_labelers_keypoints_are_stored_inside_the_image(tmp_path, market, fake_labeler):
+    class Outside(fake_labeler):
+        def label(self, images):
+            results = super().label(images)
+            for result in results:
+                result.keypoints[0, :2] = (-28.0, 10.0)  # left of the image
+                result.keypoints[1, :2] = (64.0, 10.0)  # on the right border: outside
+                result.keypoints[2, :2] = (63.5, 127.5)  # inside the last pixel
+            return results
+
+    out = tmp_path / "store"
+    run_labeler(Outside(), build_dataset("market1501", market), out, workers=0, progress=False)
+    with AnnotationStore(out) as store:
+        keypoints = store.keypoints(list(store.manifest["image_path"]))
+    assert np.isnan(keypoints[:, :2, :2]).all() and (keypoints[:, :2, 2] == 0).all()
+    np.testing.assert_array_equal(keypoints[:, 2], np.tile(np.float32([63.5, 127.5, 0.8]), (6, 1)))
+    assert validate_store(out) == []
+
+
+def test_a_user_error_from_the_labeler_stops_the_run(tmp_path, market, fake_labeler):
+    from daaf.errors import DaafError
+
+    labeler = fake_labeler()
+    labeler.label = lambda images: (_ for _ in ()).throw(DaafError("weights.pth: wrong model"))
+    with pytest.raises(DaafError, match="weights.pth: wrong model"):
+        run_labeler(labeler, build_dataset("market1501", market), tmp_path / "s", workers=0,
+                    progress=False)  # fmt: skip

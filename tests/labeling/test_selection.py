@@ -135,4 +135,4 @@ def test_one_copy_of_the_status_codes():
     from daaf.labeling import base, report
 
     assert (base.STATUS_OK, base.STATUS_NO_PERSON) == (schema.STATUS_OK, schema.STATUS_NO_PERSON)
-    assert report.STATUS_NAMES == {0: "ok", 1: "no_person", 2: "unreadable"}
+    assert report.STATUS_NAMES == {0: "ok", 1: "no_person", 2: "unreadable", 3: "labeler_error"}

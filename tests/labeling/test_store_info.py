@@ -111,8 +111,8 @@ def test_overwrite_replaces_the_store_as_a_whole(tmp_path, market, fake_labeler)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "store"]  # no temporary folder
 
 
-class Crash(Exception):
-    pass
+class Crash(KeyboardInterrupt):
+    """An interruption: an exception of one image would be recorded as status 3 instead."""
 
 
 def test_interrupted_overwrite_leaves_the_old_store_intact(tmp_path, market, fake_labeler):

@@ -19,6 +19,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "MANIFEST_COLUMNS",
             "SCHEMA_NAME",
             "SCHEMA_VERSION",
+            "STATUS_LABELER_ERROR",
             "STATUS_NO_PERSON",
             "STATUS_OK",
             "STATUS_UNREADABLE",

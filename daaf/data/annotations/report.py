@@ -64,18 +64,18 @@ def format_summary(summary: dict) -> str:
         f"annotation store {summary['store']}: dataset {summary['dataset']}, "
         f"{summary['shards']} shard(s), masks {height}x{width}",
         "",
-        f"{'split':<10}{'images':>8}" + "".join(f"{name:>12}" for name in STATUS_NAMES.values()),
+        f"{'split':<10}{'images':>8}" + "".join(f"{name:>15}" for name in STATUS_NAMES.values()),
     ]
     totals = dict.fromkeys(["images", *STATUS_NAMES.values()], 0)
     for split, counts in summary["splits"].items():
         lines.append(
             f"{split:<10}{counts['images']:>8}"
-            + "".join(f"{counts[name]:>12}" for name in STATUS_NAMES.values())
+            + "".join(f"{counts[name]:>15}" for name in STATUS_NAMES.values())
         )
         totals = {key: totals[key] + counts[key] for key in totals}
     lines.append(
         f"{'total':<10}{totals['images']:>8}"
-        + "".join(f"{totals[name]:>12}" for name in STATUS_NAMES.values())
+        + "".join(f"{totals[name]:>15}" for name in STATUS_NAMES.values())
     )
     lines += [
         "",

@@ -20,11 +20,12 @@ SCHEMA_VERSION = 1
 DEFAULT_MASK_SIZE: tuple[int, int] = (256, 128)
 DEFAULT_SHARD_SIZE = 4096
 
-STATUS_OK, STATUS_NO_PERSON, STATUS_UNREADABLE = 0, 1, 2
+STATUS_OK, STATUS_NO_PERSON, STATUS_UNREADABLE, STATUS_LABELER_ERROR = 0, 1, 2, 3
 STATUS_NAMES: dict[int, str] = {
     STATUS_OK: "ok",
     STATUS_NO_PERSON: "no person",
     STATUS_UNREADABLE: "unreadable",
+    STATUS_LABELER_ERROR: "labeler error",
 }
 
 # Per-image datasets of a shard, in the order their bytes enter ``content_sha256``.
@@ -69,8 +70,9 @@ class ImageAnnotation:
 
     ``mask`` is uint8 (H, W) at the store's ``mask_size`` (foreground probability x 255);
     ``keypoints`` float32 (17, 3): x, y in original pixels and a score in [0, 1], with
-    ``NaN, NaN, 0`` where a keypoint was not found; ``person_box`` float32 (4,) x1 y1 x2 y2 in
-    original pixels, NaN if none; ``status`` 0 ok, 1 no person found, 2 image unreadable.
+    ``NaN, NaN, 0`` where a keypoint was not found (a found one lies inside the image: see
+    :func:`keypoints_off_image`); ``person_box`` float32 (4,) x1 y1 x2 y2 in original pixels,
+    NaN if none; ``status`` 0 ok, 1 no person found, 2 image unreadable, 3 the labeler raised.
     """
 
     image_path: str
@@ -104,6 +106,32 @@ def empty_keypoints() -> np.ndarray:
     return keypoints
 
 
+def keypoints_off_image(keypoints: np.ndarray, image_size) -> np.ndarray:
+    """Which keypoints break the store's rule, (..., 17) bool from (..., 17, 3) and (..., 2).
+
+    The rule: a keypoint lies inside its image, 0 <= x < W and 0 <= y < H in original pixels
+    (pixel (col, row) covers [col, col + 1) x [row, row + 1)), or it is not found: NaN, NaN, 0.
+    ``image_size`` is (height, width), one per image.
+    """
+    keypoints = np.asarray(keypoints, np.float64)
+    size = np.asarray(image_size, np.float64)[..., None, :]
+    x, y, score = keypoints[..., 0], keypoints[..., 1], keypoints[..., 2]
+    inside = (x >= 0) & (x < size[..., 1]) & (y >= 0) & (y < size[..., 0])
+    not_found = np.isnan(x) & np.isnan(y) & (score == 0)
+    return ~(inside | not_found)
+
+
+def keypoints_in_image(keypoints: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
+    """A copy of (17, 3) ``keypoints`` in which those off the (height, width) image are not found.
+
+    Every labeler's keypoints pass through it before they are stored (a top-down pose model
+    may place a joint beyond the crop's edge), so a store never holds one off its image.
+    """
+    keypoints = np.array(keypoints, np.float32)
+    keypoints[keypoints_off_image(keypoints, image_size)] = (np.nan, np.nan, 0.0)
+    return keypoints
+
+
 def empty_annotation(
     image_path: str,
     split: str,
@@ -113,7 +141,8 @@ def empty_annotation(
     status: int,
     mask_size: tuple[int, int] = DEFAULT_MASK_SIZE,
 ) -> ImageAnnotation:
-    """The record of an image without a person (status 1) or that could not be read (status 2)."""
+    """The record of an image without a person (status 1), that could not be read (2) or on
+    which the labeler raised (3)."""
     return ImageAnnotation(
         image_path=image_path,
         split=split,

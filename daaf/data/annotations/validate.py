@@ -12,7 +12,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from daaf.data.annotations.info import STORE_INFO_NAME, read_store_info
-from daaf.data.annotations.schema import MANIFEST_NAME, SHARD_PATTERN
+from daaf.data.annotations.schema import MANIFEST_NAME, SHARD_PATTERN, keypoints_off_image
 from daaf.data.annotations.shards import (
     ShardHeader,
     hash_datasets,
@@ -46,8 +46,16 @@ def _check_shard(path: Path) -> tuple[ShardHeader, pd.DataFrame, list[str]]:
             if header.content_sha256 != hash_datasets(f):
                 problems.append(f"{path}: content does not match its content_sha256 (modified?)")
             rows = index_shard(f, header)
+            off_image = keypoints_off_image(f["keypoints"][()], f["image_size"][()])
     except OSError as exc:  # a fletcher32 or decompression error inside a dataset
         raise DaafError(f"{path}: data cannot be read (damaged file): {exc}") from exc
+    if off_image.any():
+        images = off_image.any(axis=1)
+        problems.append(
+            f"{path}: {int(off_image.sum())} keypoint(s) of {int(images.sum())} image(s) lie "
+            f"outside their image and are not (NaN, NaN, 0), first in "
+            f"{rows['image_path'][int(np.argmax(images))]}"
+        )
     match = SHARD_PATTERN.match(path.name)
     if (header.split, header.shard_index) != (match["split"], int(match["index"])):
         problems.append(
@@ -142,7 +150,8 @@ def validate_store(
     """Problems of the store at ``store_dir`` (``[]`` if valid); with ``dataset``, its coverage too.
 
     Checks that every shard opens, is whole, has schema v1, matches its ``content_sha256``, that
-    all shards name one dataset and mask size, that no image appears twice, that
+    every keypoint lies inside its image or is (NaN, NaN, 0), that all shards name one dataset
+    and mask size, that no image appears twice, that
     ``manifest.csv`` and ``store.json`` (if any) agree with the shards and, given ``dataset``,
     that every split (every split ``store.json`` names, if any) holds exactly the dataset's
     images with the same pid and camid.

@@ -46,7 +46,9 @@ def _stack(records: list[ImageAnnotation], mask_size: tuple[int, int]) -> dict[s
             if not ok:
                 raise ValueError(f"{record.image_path}: {what} must have shape {shape}")
         if record.status not in STATUS_NAMES:
-            raise ValueError(f"{record.image_path}: status {record.status} is not one of 0, 1, 2")
+            raise ValueError(
+                f"{record.image_path}: status {record.status} is not one of {list(STATUS_NAMES)}"
+            )
     return {
         "image_path": np.array([r.image_path for r in records], dtype=object),
         "pid": np.array([r.pid for r in records], np.int32),

@@ -17,9 +17,9 @@ def test_inspect_prints_counts_scores_and_random_weight_warning(tmp_path, helper
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert "dataset market1501, 6 shard(s), masks 32x16" in lines[0]
-    assert lines[3].split() == ["train", "5", "4", "1", "0"]
-    assert lines[5].split() == ["gallery", "3", "2", "0", "1"]
-    assert lines[6].split() == ["total", "10", "8", "1", "1"]
+    assert lines[3].split() == ["train", "5", "4", "1", "0", "0"]
+    assert lines[5].split() == ["gallery", "3", "2", "0", "1", "0"]
+    assert lines[6].split() == ["total", "10", "8", "1", "1", "0"]
     assert [line.split()[0] for line in lines[8:12]] == ["status", "person", "keypoint", "mask"]
     assert "WARNING" not in result.output
 

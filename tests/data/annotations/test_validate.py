@@ -1,12 +1,17 @@
-"""validate_store: every kind of problem is named, coverage against a dataset, nothing modified."""
+"""validate_store: every kind of problem is named, coverage against a dataset, nothing modified;
+the keypoints-inside-the-image rule."""
 
 import dataclasses
 import re
 
 import h5py
+import numpy as np
 import pytest
+from click.testing import CliRunner
 
+from daaf.cli import main
 from daaf.data.annotations import validate_store
+from daaf.data.annotations.schema import keypoints_in_image, keypoints_off_image
 from daaf.data.datasets import Sample
 
 
@@ -141,3 +146,54 @@ def test_coverage_is_checked_for_the_splits_store_json_names(tmp_path, helpers):
     assert validate_store(store, dataset)[0].startswith("query: 2 image(s) of dataset")
     _write_info(store, helpers, splits=("train", "gallery"))
     assert validate_store(store, dataset) == []
+
+
+NAN = float("nan")
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "score", "off"),
+    [
+        (0.0, 0.0, 0.9, False),  # the top-left corner is inside
+        (63.99, 127.99, 0.9, False),  # just inside the bottom-right pixel
+        (64.0, 10.0, 0.9, True),  # x = width is the right border: outside
+        (10.0, 128.0, 0.9, True),  # y = height: outside
+        (-0.01, 10.0, 0.9, True),
+        (-28.0, 10.0, 0.0, True),  # outside even with score 0
+        (NAN, NAN, 0.0, False),  # not found
+        (NAN, NAN, 0.5, True),  # NaN with a score
+        (NAN, 10.0, 0.0, True),  # half NaN
+        (float("inf"), 10.0, 0.9, True),
+    ],
+)
+def test_keypoints_inside_the_image_rule(x, y, score, off):
+    keypoints = np.tile(np.array([[5.0, 5.0, 1.0]], np.float32), (17, 1))
+    keypoints[4] = (x, y, score)
+    assert keypoints_off_image(keypoints, (128, 64)).tolist() == [False] * 4 + [off] + [False] * 12
+    kept = keypoints_in_image(keypoints, (128, 64))
+    expected = np.array([NAN, NAN, 0.0]) if off else keypoints[4]
+    np.testing.assert_array_equal(kept[4], expected)
+    np.testing.assert_array_equal(np.delete(kept, 4, 0), np.delete(keypoints, 4, 0))
+    assert kept.dtype == np.float32 and keypoints[4, 2] == np.float32(score)  # a copy
+
+
+def test_keypoints_off_image_takes_one_size_per_image():
+    keypoints = np.full((2, 17, 3), (40.0, 20.0, 1.0), np.float32)
+    off = keypoints_off_image(keypoints, np.array([[128, 64], [16, 32]], np.uint16))
+    assert off.tolist() == [[False] * 17, [True] * 17]  # x 40 is off a 32-wide image
+
+
+def test_a_keypoint_outside_its_image_fails_validation(tmp_path, helpers):
+    records = helpers.make_records()
+    records[2].keypoints[5] = (89.5, 40.0, 0.7)  # beyond the 64-pixel-wide image
+    records[3].keypoints[0] = (-28.0, 10.0, 0.2)
+    records[3].keypoints[1] = (10.0, 10.0, 0.0)  # inside: fine whatever its score
+    store = helpers.write_store(tmp_path / "store", records)
+    problems = validate_store(store)
+    assert problems == [
+        f"{store / 'train-00001.h5'}: 2 keypoint(s) of 2 image(s) lie outside their image and "
+        f"are not (NaN, NaN, 0), first in bounding_box_train/0007_c1s1_000551_01.jpg"
+    ]
+    result = CliRunner().invoke(main, ["annotations", "validate", str(store)])
+    assert result.exit_code == 1
+    assert f"- {problems[0]}\nINVALID: 1 problem(s) in {store}" in result.output
