@@ -123,12 +123,12 @@ def erasing_rectangles(
     heights = np.rint(np.sqrt(target * aspect)).astype(np.int64)
     widths = np.rint(np.sqrt(target / aspect)).astype(np.int64)
     fits = (heights > 0) & (heights < height) & (widths > 0) & (widths < width)
-    first = fits.argmax(axis=1)[:, None]
-    eh = np.take_along_axis(heights, first, 1)[:, 0]
-    ew = np.take_along_axis(widths, first, 1)[:, 0]
+    found, first = fits.any(axis=1), fits.argmax(axis=1)[:, None]
+    eh = np.where(found, np.take_along_axis(heights, first, 1)[:, 0], 0)
+    ew = np.where(found, np.take_along_axis(widths, first, 1)[:, 0], 0)
     top, left = rng.integers(0, height - eh + 1), rng.integers(0, width - ew + 1)
     rectangles = np.stack([top, left, eh, ew], axis=1)
-    rectangles[~fits.any(axis=1)] = NO_ERASING
+    rectangles[~found] = NO_ERASING
     return rectangles
 
 
