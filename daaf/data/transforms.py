@@ -166,8 +166,8 @@ def train_transform(item: Sample3, cfg: DataConfig, augmentation: Augmentation) 
     """The training geometry: resize (to ``pre_crop_size`` for TriNet), then the augmentation's
     crop window, mirrored when it says so. Erasing is left to the device."""
     item = resize(item, *(cfg.pre_crop_size or (cfg.height, cfg.width)))
-    top, left = augmentation.top, augmentation.left
-    return crop(item, top, left, cfg.height, cfg.width, flip=augmentation.flip)
+    top, left, flip = augmentation.top, augmentation.left, augmentation.flip
+    return crop(item, top, left, cfg.height, cfg.width, flip=flip)
 
 
 def eval_resize(image: np.ndarray, height: int, width: int) -> torch.Tensor:
