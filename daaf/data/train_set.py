@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -13,7 +12,7 @@ from daaf.data.annotations import STATUS_OK, AnnotationStore
 from daaf.data.config import DataConfig
 from daaf.data.datasets import Sample
 from daaf.data.images import read_rgb
-from daaf.data.transforms import Sample3, train_transform
+from daaf.data.transforms import Augmentation, Sample3, draw_augmentations, train_transform
 from daaf.errors import DaafError
 
 MAX_LISTED = 5
@@ -43,8 +42,8 @@ class TrainSet(Dataset):
     ``valid`` () (annotation status ok; False without a store) and ``erasing`` int32 (4,), the
     random-erasing rectangle; with ``masks`` uint8 (1, H, W) the person mask and with
     ``keypoints`` float32 (17, 3) the keypoints in the augmented frame (both need the store).
-    ``daaf.data.device_batch.prepare_batch`` makes the rest. Augmentation draws from a generator
-    seeded by (seed, epoch, index), so it is the same whatever the workers.
+    ``daaf.data.device_batch.prepare_batch`` makes the rest. An epoch's augmentation is drawn
+    at once from a generator seeded by (seed, epoch), so it is the same whatever the workers.
     """
 
     def __init__(
@@ -62,8 +61,17 @@ class TrainSet(Dataset):
             raise ValueError("masks and keypoints come from an annotation store: pass one")
         self.samples, self.image_dir, self.cfg, self.store = samples, Path(image_dir), cfg, store
         self.masks, self.keypoints, self.seed = masks, keypoints, seed
+        self._paths = [self.image_dir / sample.path for sample in samples]
+        # The store's small arrays, read once: a worker then looks up a row, not a path.
+        self._valid = np.zeros(len(samples), bool)
+        self._keypoints = None
+        if store is not None:
+            names = [sample.path for sample in samples]
+            self._valid = store.status(names) == STATUS_OK
+            self._keypoints = store.keypoints(names) if keypoints else None
         # In shared memory, so that persistent workers see set_epoch.
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+        self._drawn: tuple[int, list[Augmentation]] | None = None  # (epoch, its draws)
 
     @property
     def epoch(self) -> int:
@@ -72,37 +80,44 @@ class TrainSet(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self._epoch.fill_(epoch)
 
+    def augmentations(self, epoch: int) -> list[Augmentation]:
+        """Every sample's draws for ``epoch``, made once per epoch in each process. The
+        generator is a child (spawn key 1) of (seed, epoch), apart from the sampler's."""
+        if self._drawn is None or self._drawn[0] != epoch:
+            seeds = np.random.SeedSequence([self.seed, epoch], spawn_key=(1,))
+            self._drawn = (
+                epoch,
+                draw_augmentations(len(self), self.cfg, np.random.default_rng(seeds)),
+            )
+        return self._drawn[1]
+
     def __len__(self) -> int:
         return len(self.samples)
 
-    def _item(self, sample: Sample) -> tuple[Sample3, bool]:
-        """The image with the mask (resized to it) and keypoints it needs, and the valid flag."""
-        image = read_rgb(self.image_dir / sample.path)
-        if self.store is None:
-            return Sample3(image, None, None), False
-        paths = [sample.path]  # the store reads only what is asked (a mask costs a decode)
-        mask = keypoints = None
-        if self.masks:
-            size = (image.shape[1], image.shape[0])
-            mask = cv2.resize(self.store.masks(paths)[0], size, interpolation=cv2.INTER_LINEAR)
-        if self.keypoints:
-            keypoints = self.store.keypoints(paths)[0]
-        return Sample3(image, mask, keypoints), self.store.status(paths)[0] == STATUS_OK
+    def _item(self, index: int) -> tuple[Sample3, bool]:
+        """The image with the mask (at the store's size) and keypoints it needs, and the valid
+        flag."""
+        image = read_rgb(self._paths[index])
+        mask = self.store.masks([self.samples[index].path])[0] if self.masks else None
+        keypoints = None if self._keypoints is None else self._keypoints[index]
+        return Sample3(image, mask, keypoints), bool(self._valid[index])
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        sample = self.samples[index]
-        item, valid = self._item(sample)
-        rng = np.random.default_rng([self.seed, self.epoch, index])
-        item, erasing = train_transform(item, self.cfg, rng)
+        return self.item(index, self.augmentations(self.epoch)[index])
+
+    def item(self, index: int, augmentation: Augmentation) -> dict[str, torch.Tensor]:
+        """What a worker hands over for sample ``index`` augmented by ``augmentation``."""
+        item, valid = self._item(index)
+        item = train_transform(item, self.cfg, augmentation)
         out = {
             "images": torch.from_numpy(item.image),
             # numpy, not torch.tensor: a tensor from Python values costs a worker ~30 us each
-            "pids": torch.from_numpy(np.array(sample.pid, np.int64)),
+            "pids": torch.from_numpy(np.array(self.samples[index].pid, np.int64)),
             "valid": torch.from_numpy(np.array(valid)),
-            "erasing": torch.from_numpy(np.array(erasing, np.int32)),
+            "erasing": torch.from_numpy(np.array(augmentation.erasing, np.int32)),
         }
         if item.mask is not None:
-            out["masks"] = torch.from_numpy(np.ascontiguousarray(item.mask))[None]
+            out["masks"] = torch.from_numpy(item.mask[None])
         if item.keypoints is not None:
-            out["keypoints"] = torch.from_numpy(np.ascontiguousarray(item.keypoints, np.float32))
+            out["keypoints"] = torch.from_numpy(item.keypoints)
         return out

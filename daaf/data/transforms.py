@@ -1,17 +1,19 @@
 """Joint training transforms: one geometry applied to the image, the person mask and the keypoints.
 
-Order (BoT): resize -> horizontal flip (also swaps left/right keypoints) -> pad + random crop
-(one zero-filled crop) -> random erasing (image only). TriNet instead resizes to ``pre_crop_size`` and random-crops to
-(height, width). Workers run the geometry on uint8 arrays and only draw the erasing rectangle;
-normalisation and erasing run batched on the device (``daaf.data.device_batch``). Randomness
-comes from a ``numpy.random.Generator`` the caller seeds, so an image's augmentation does not
-depend on the DataLoader's worker layout.
+Order (BoT): resize -> pad + random crop, mirrored with probability ``flip_prob`` (one
+zero-filled window; a flip also swaps left/right keypoints) -> random erasing (image only).
+TriNet instead resizes to ``pre_crop_size`` and random-crops to (height, width). Workers run
+the geometry on uint8 arrays and hand the erasing rectangle over; normalisation and erasing run
+batched on the device (``daaf.data.device_batch``). An epoch's random draws are made at once
+(``draw_augmentations``) from a generator seeded by the seed and the epoch, so an image's
+augmentation does not depend on the DataLoader's worker layout.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -22,14 +24,18 @@ from daaf.data.device_batch import normalize_images
 from daaf.data.keypoints import FLIP_INDEX
 
 NO_ERASING = (0, 0, 0, 0)
+ERASING_TRIES = 10
+FLIP_ORDER = np.array(FLIP_INDEX)
+PIXEL_CENTRE = np.array([0.5, 0.5, 0.0], np.float32)  # added to keypoints' x, y, not the score
 
 
 @dataclass
 class Sample3:
-    """An image with its person mask and keypoints, in the same pixel frame.
+    """An image with its person mask and keypoints, covering the same scene.
 
-    image: uint8 (H, W, 3) RGB; mask: (H, W), uint8 or float in [0, 1]; keypoints: float32
-    (17, 3). A target the network does not learn is None and costs nothing.
+    image: uint8 (H, W, 3) RGB; mask: (h, w), uint8 or float in [0, 1], at any size (the
+    store's) until ``resize`` brings it to the image's grid; keypoints: float32 (17, 3) in the
+    image's pixels. A target the network does not learn is None and costs nothing.
     """
 
     image: np.ndarray
@@ -37,49 +43,51 @@ class Sample3:
     keypoints: np.ndarray | None
 
 
+class Augmentation(NamedTuple):
+    """One sample's random draws: mirror it or not, the (top, left) of its crop window in the
+    resized image (negative: in the zero padding) and its erasing rectangle (top, left,
+    height, width; ``NO_ERASING`` for none)."""
+
+    flip: bool
+    top: int
+    left: int
+    erasing: tuple[int, int, int, int]
+
+
 def _apply(value: np.ndarray | None, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray | None:
     return None if value is None else fn(value)
 
 
 def resize(item: Sample3, height: int, width: int) -> Sample3:
-    """Resize all three; keypoints scale with the pixel grid (pixel centres stay aligned)."""
+    """Resize all three to (height, width), the mask straight from its own size; keypoints
+    scale with the pixel grid (pixel centres stay aligned)."""
     h, w = item.image.shape[:2]
 
     def scale(keypoints: np.ndarray) -> np.ndarray:
-        keypoints = keypoints.copy()
-        keypoints[:, 0] = (keypoints[:, 0] + 0.5) * (width / w) - 0.5
-        keypoints[:, 1] = (keypoints[:, 1] + 0.5) * (height / h) - 0.5
-        return keypoints
+        factors = np.array([width / w, height / h, 1.0], np.float32)
+        return (keypoints + PIXEL_CENTRE) * factors - PIXEL_CENTRE
 
     def linear(array: np.ndarray) -> np.ndarray:
+        if array.shape[:2] == (height, width):  # e.g. a mask stored at the training size
+            return array
         return cv2.resize(array, (width, height), interpolation=cv2.INTER_LINEAR)
 
     return Sample3(linear(item.image), _apply(item.mask, linear), _apply(item.keypoints, scale))
 
 
-def hflip(item: Sample3) -> Sample3:
-    """Mirror left-right; the person's left keypoints become right ones (COCO flip order)."""
-    width = item.image.shape[1]
+def crop(
+    item: Sample3, top: int, left: int, height: int, width: int, flip: bool = False
+) -> Sample3:
+    """The (height, width) window at (top, left), mirrored left-right when ``flip`` (the
+    person's left keypoints then become right ones, COCO flip order). Where the window leaves
+    the image it is zero: the padding of pad + random crop, without a padded copy. One copy
+    per array."""
 
-    def mirror(keypoints: np.ndarray) -> np.ndarray:
-        keypoints = keypoints[list(FLIP_INDEX)].copy()
-        keypoints[:, 0] = width - 1 - keypoints[:, 0]
-        return keypoints
-
-    def flip(array: np.ndarray) -> np.ndarray:
-        return cv2.flip(array, 1)  # 1: around the vertical axis
-
-    return Sample3(flip(item.image), _apply(item.mask, flip), _apply(item.keypoints, mirror))
-
-
-def crop(item: Sample3, top: int, left: int, height: int, width: int) -> Sample3:
-    """The (height, width) window at (top, left); where it leaves the image it is zero (the
-    padding of pad + random crop, without a padded copy)."""
-
-    def shift(keypoints: np.ndarray) -> np.ndarray:
-        keypoints = keypoints.copy()
-        keypoints[:, 0] -= left
-        keypoints[:, 1] -= top
+    def place(keypoints: np.ndarray) -> np.ndarray:
+        keypoints = keypoints - np.array([left, top, 0], np.float32)
+        if flip:
+            keypoints = keypoints[FLIP_ORDER]
+            keypoints[:, 0] = width - 1 - keypoints[:, 0]
         return keypoints
 
     def window(array: np.ndarray) -> np.ndarray:
@@ -87,59 +95,79 @@ def crop(item: Sample3, top: int, left: int, height: int, width: int) -> Sample3
         y0, x0 = max(top, 0), max(left, 0)
         y1, x1 = min(top + height, array.shape[0]), min(left + width, array.shape[1])
         if y1 > y0 and x1 > x0:
-            out[y0 - top : y1 - top, x0 - left : x1 - left] = array[y0:y1, x0:x1]
+            source = array[y0:y1, x0:x1]
+            if flip:  # the columns [x0, x1) of the window land mirrored
+                cv2.flip(
+                    source, 1, dst=out[y0 - top : y1 - top, left + width - x1 : left + width - x0]
+                )
+            else:
+                out[y0 - top : y1 - top, x0 - left : x1 - left] = source
         return out
 
-    return Sample3(window(item.image), _apply(item.mask, window), _apply(item.keypoints, shift))
+    return Sample3(window(item.image), _apply(item.mask, window), _apply(item.keypoints, place))
 
 
-def random_crop(
-    item: Sample3, height: int, width: int, rng: np.random.Generator, pad: int = 0
-) -> Sample3:
-    """A random (height, width) window of the item zero-padded by ``pad`` on every side."""
-    h, w = item.image.shape[:2]
-    top = int(rng.integers(0, h + 2 * pad - height + 1)) - pad
-    left = int(rng.integers(0, w + 2 * pad - width + 1)) - pad
-    return crop(item, top, left, height, width)
-
-
-def erasing_rectangle(
+def erasing_rectangles(
+    count: int,
     height: int,
     width: int,
     rng: np.random.Generator,
     area: tuple[float, float] = (0.02, 0.4),
     ratio: tuple[float, float] = (0.3, 3.3),
-) -> tuple[int, int, int, int]:
-    """Zhong et al.'s random erasing: (top, left, height, width) of the rectangle to set to 0
-    after normalisation; ``NO_ERASING`` when ten draws do not fit the image."""
-    for _ in range(10):
-        target = rng.uniform(*area) * height * width
-        aspect = np.exp(rng.uniform(np.log(ratio[0]), np.log(ratio[1])))
-        eh, ew = int(round(np.sqrt(target * aspect))), int(round(np.sqrt(target / aspect)))
-        if 0 < eh < height and 0 < ew < width:
-            top, left = int(rng.integers(0, height - eh + 1)), int(rng.integers(0, width - ew + 1))
-            return top, left, eh, ew
-    return NO_ERASING
+) -> np.ndarray:
+    """Zhong et al.'s random erasing for ``count`` images: int (count, 4) top, left, height,
+    width of the rectangle to set to 0 after normalisation; the first of ten (area, aspect
+    ratio) draws that fits the image, ``NO_ERASING`` when none does."""
+    target = rng.uniform(*area, (count, ERASING_TRIES)) * height * width
+    aspect = np.exp(rng.uniform(np.log(ratio[0]), np.log(ratio[1]), (count, ERASING_TRIES)))
+    heights = np.rint(np.sqrt(target * aspect)).astype(np.int64)
+    widths = np.rint(np.sqrt(target / aspect)).astype(np.int64)
+    fits = (heights > 0) & (heights < height) & (widths > 0) & (widths < width)
+    found, first = fits.any(axis=1), fits.argmax(axis=1)[:, None]
+    eh = np.where(found, np.take_along_axis(heights, first, 1)[:, 0], 0)
+    ew = np.where(found, np.take_along_axis(widths, first, 1)[:, 0], 0)
+    top, left = rng.integers(0, height - eh + 1), rng.integers(0, width - ew + 1)
+    rectangles = np.stack([top, left, eh, ew], axis=1)
+    rectangles[~found] = NO_ERASING
+    return rectangles
 
 
-def train_transform(
-    item: Sample3, cfg: DataConfig, rng: np.random.Generator
-) -> tuple[Sample3, tuple[int, int, int, int]]:
-    """The training augmentation: the geometry-matched item and the erasing rectangle to apply
-    on the device (``NO_ERASING`` for none)."""
+def crop_offsets(
+    count: int, size: tuple[int, int], window: tuple[int, int], pad: int, rng: np.random.Generator
+) -> np.ndarray:
+    """int (count, 2) top, left of random (height, width) ``window``s of an image of ``size``
+    zero-padded by ``pad`` on every side."""
+    room = np.array(size) + 2 * pad - np.array(window) + 1
+    return rng.integers(0, room, (count, 2)) - pad
+
+
+def draw_augmentations(count: int, cfg: DataConfig, rng: np.random.Generator) -> list[Augmentation]:
+    """The random draws of ``count`` samples at once (a generator per sample would cost a
+    worker more than its geometry): flip with ``cfg.flip_prob``, the crop window (TriNet: in
+    the ``pre_crop_size`` image; BoT: in the image padded by ``cfg.pad``; else none) and the
+    erasing rectangle with ``cfg.erasing_prob``."""
+    window = (cfg.height, cfg.width)
+    flips = rng.random(count) < cfg.flip_prob
     if cfg.pre_crop_size:
-        item = resize(item, *cfg.pre_crop_size)
-        item = random_crop(item, cfg.height, cfg.width, rng)
+        offsets = crop_offsets(count, tuple(cfg.pre_crop_size), window, 0, rng)
     else:
-        item = resize(item, cfg.height, cfg.width)
-    if rng.random() < cfg.flip_prob:
-        item = hflip(item)
-    if cfg.pad > 0 and not cfg.pre_crop_size:
-        item = random_crop(item, cfg.height, cfg.width, rng, pad=cfg.pad)
-    erasing = NO_ERASING
-    if rng.random() < cfg.erasing_prob:
-        erasing = erasing_rectangle(*item.image.shape[:2], rng)
-    return item, erasing
+        offsets = crop_offsets(count, window, window, cfg.pad, rng)
+    erasing = erasing_rectangles(count, *window, rng)
+    erasing[rng.random(count) >= cfg.erasing_prob] = NO_ERASING
+    return [
+        Augmentation(flip, top, left, tuple(rectangle))
+        for flip, (top, left), rectangle in zip(
+            flips.tolist(), offsets.tolist(), erasing.tolist(), strict=True
+        )
+    ]
+
+
+def train_transform(item: Sample3, cfg: DataConfig, augmentation: Augmentation) -> Sample3:
+    """The training geometry: resize (to ``pre_crop_size`` for TriNet), then the augmentation's
+    crop window, mirrored when it says so. Erasing is left to the device."""
+    item = resize(item, *(cfg.pre_crop_size or (cfg.height, cfg.width)))
+    top, left, flip = augmentation.top, augmentation.left, augmentation.flip
+    return crop(item, top, left, cfg.height, cfg.width, flip=flip)
 
 
 def eval_resize(image: np.ndarray, height: int, width: int) -> torch.Tensor:

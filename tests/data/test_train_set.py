@@ -50,6 +50,27 @@ def test_items_follow_the_contract_and_stay_aligned(tiny_dataset):
     assert all(torch.equal(again[3][k], train_set[3][k]) for k in again[3])
 
 
+def test_augmentation_is_a_function_of_seed_epoch_and_index(tiny_dataset):
+    """Whatever the order or the process a sample is made in; a new epoch or seed draws anew."""
+    dataset = build_dataset("market1501", tiny_dataset)
+    cfg = DataConfig(height=32, width=16, pad=4, flip_prob=0.5, erasing_prob=0.5)
+
+    def train_set(seed: int) -> TrainSet:
+        return TrainSet(dataset.train, dataset.image_dir, cfg, seed=seed)
+
+    forward, backward = train_set(0), train_set(0)
+    later = [backward[i] for i in reversed(range(len(backward)))][::-1]
+    for a, b in zip([forward[i] for i in range(len(forward))], later, strict=True):
+        assert all(torch.equal(a[key], b[key]) for key in a)
+    draws = forward.augmentations(0)
+    assert len(draws) == len(dataset.train) and draws == train_set(0).augmentations(0)
+    assert draws != train_set(1).augmentations(0) and draws != forward.augmentations(1)
+    forward.set_epoch(1)
+    other = train_set(0)
+    assert torch.equal(forward[3]["images"], other.item(3, other.augmentations(1)[3])["images"])
+    assert {a.flip for a in draws} == {True, False} and len({a.erasing for a in draws}) > 10
+
+
 def test_without_a_store_there_are_no_branch_targets(tiny_dataset):
     dataset = build_dataset("market1501", tiny_dataset)
     item = TrainSet(dataset.train, dataset.image_dir, DataConfig(height=32, width=16))[0]

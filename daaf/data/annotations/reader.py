@@ -167,6 +167,9 @@ class AnnotationStore:
 
     def masks(self, image_paths) -> np.ndarray:
         """uint8 (N, H, W) masks; reads each shard's rows in increasing order."""
+        if len(image_paths) == 1:  # a training worker's per-sample read: no sorting
+            (shard, row), = self._locate(image_paths).tolist()  # fmt: skip
+            return self._mask_set(shard)[row : row + 1]
         where = self._locate(image_paths)
         out = np.empty((len(where), *self.mask_size), np.uint8)
         for i in np.lexsort((where[:, 1], where[:, 0])).tolist():
