@@ -3,7 +3,7 @@
 # torch already installed there (daaf's own install comes first).
 #
 #   scripts/install_backend.sh detectron2 [--source DIR]   # DIR: a detectron2 checkout
-#   scripts/install_backend.sh mmpose [--workdir DIR]      # DIR: where mmcv's sdist is built
+#   scripts/install_backend.sh mmpose [--workdir DIR]      # DIR: mmcv's build (kept: resumes)
 #
 # The Python used is $PYTHON, else `python` on PATH. detectron2 builds from --source, else from
 # its git repository (needs network). mmpose needs full mmcv 2.1.0 compiled from source (about
@@ -12,7 +12,7 @@
 set -euo pipefail
 
 usage() {
-    sed -n '4,5p' "$0" | sed 's/^# *//' >&2
+    sed -n '5,6p' "$0" | sed 's/^# *//' >&2
     exit 2
 }
 
@@ -28,23 +28,26 @@ while [[ $# -gt 0 ]]; do
         *) echo "install_backend.sh: unknown option $1" >&2; usage ;;
     esac
 done
+fail() { echo "install_backend.sh: $*" >&2; exit 1; }
+case $backend in
+    detectron2) [[ -z $workdir ]] || fail "--workdir is for mmpose" ;;
+    mmpose) [[ -z $source_dir ]] || fail "--source is for detectron2" ;;
+    *) echo "install_backend.sh: unknown backend '$backend' (detectron2 or mmpose)" >&2; usage ;;
+esac
+if [[ -n $source_dir && ! -f $source_dir/setup.py ]]; then
+    fail "$source_dir has no setup.py (not a detectron2 checkout)"
+fi
 
 PYTHON=${PYTHON:-python}
 pip() { "$PYTHON" -m pip "$@"; }
-"$PYTHON" -c "import torch" 2>/dev/null || {
-    echo "install_backend.sh: $PYTHON has no torch; install daaf first (pip install -e .)" >&2
-    exit 1
-}
+"$PYTHON" -c "import torch, daaf" 2>/dev/null ||
+    fail "$PYTHON cannot import torch and daaf; install daaf first (pip install -e .)"
 # detectron2's model zoo and mmengine import pkg_resources, which setuptools 81 removed.
 pip install 'setuptools==80.10.2' wheel
 
 case $backend in
     detectron2)
         if [[ -n $source_dir ]]; then
-            [[ -f $source_dir/setup.py ]] || {
-                echo "install_backend.sh: $source_dir has no setup.py (not a detectron2 checkout)" >&2
-                exit 1
-            }
             # Not editable: setuptools 80's develop command would rebuild in an isolated
             # environment without torch.
             pip install --no-build-isolation "$source_dir"
@@ -58,7 +61,8 @@ case $backend in
         (
             cd "$workdir"
             [[ -f mmcv-2.1.0.tar.gz ]] || pip download --no-deps --no-binary :all: 'mmcv==2.1.0'
-            rm -rf mmcv-2.1.0 && tar xzf mmcv-2.1.0.tar.gz
+            # An interrupted build resumes: ninja keeps the objects already compiled here.
+            [[ -d mmcv-2.1.0 ]] || tar xzf mmcv-2.1.0.tar.gz
             sed -i 's/-std=c++17/-std=c++20/' mmcv-2.1.0/setup.py
             pip install --no-build-isolation ./mmcv-2.1.0
         )
@@ -67,10 +71,6 @@ case $backend in
         pip install 'mmdet==3.2.0' 'mmpose==1.3.2'
         # The xtcocotools wheel on PyPI was built against numpy 1; rebuild it against numpy 2.
         pip install --force-reinstall --no-deps --no-build-isolation --no-binary xtcocotools xtcocotools
-        ;;
-    *)
-        echo "install_backend.sh: unknown backend '$backend' (detectron2 or mmpose)" >&2
-        usage
         ;;
 esac
 "$PYTHON" -c "import daaf.labeling as l; l.build_labeler('$backend', weights='random')" &&
