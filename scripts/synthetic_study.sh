@@ -3,15 +3,16 @@
 # SEEDS seeds each, two trainings at a time with one thread each, then the table, the paired CI,
 # the loss curves and one picture per row.
 #
-#   scripts/synthetic_study.sh OUT            # everything (about 70 min on 2 idle cores)
+#   scripts/synthetic_study.sh OUT                  # everything (OUT: an absolute path)
 #   STAGE=collect scripts/synthetic_study.sh OUT   # only the table, CI and figures
 #
-# SEEDS (default 3) is the number of seeds trained; COLLECT_SEEDS (default SEEDS) the number
-# collected into the table (seeds 0..COLLECT_SEEDS-1 of every row must be trained).
+# SEEDS (default 3) is the number of seeds trained per row; BOT_SEEDS and DAAF_SEEDS (default
+# SEEDS) the numbers collected (seeds 0..N-1 of the row must be trained).
 set -euo pipefail
 OUT=${1:?usage: scripts/synthetic_study.sh OUT}
 SEEDS=${SEEDS:-3}
-COLLECT_SEEDS=${COLLECT_SEEDS:-$SEEDS}
+BOT_SEEDS=${BOT_SEEDS:-$SEEDS}
+DAAF_SEEDS=${DAAF_SEEDS:-$SEEDS}
 STAGE=${STAGE:-all}
 PY=${PYTHON:-python}
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
@@ -28,13 +29,19 @@ if [ "$STAGE" = all ]; then
   wait
 fi
 
-# Every run is reused: evaluation, attention against the true masks and keypoints, mean +- std
-# and the paired CI of each row against study_bot.
-$PY scripts/run_table.py "${common[@]}" --seeds "$COLLECT_SEEDS"
-seeds=$(seq 0 $((COLLECT_SEEDS - 1)))
+# Every run is reused. Per row: evaluation, attention against the true masks and keypoints,
+# mean +- std over its seeds (OUT/<row>_seeds.csv); then the paired CI of DAAF-BoT against BoT,
+# each side's seeds averaged per query.
+collect() {
+  $PY scripts/run_table.py "${common[@]}" --seeds "$2" --only "$1"
+  cp "$OUT/runs/tablestudy.csv" "$OUT/$1.csv"
+  cp "$OUT/runs/tablestudy_seeds.csv" "$OUT/$1_seeds.csv"
+}
+collect study_bot "$BOT_SEEDS"
+collect study_daaf_bot "$DAAF_SEEDS"
+evals() { for s in $(seq 0 $(($2 - 1))); do echo "$OUT/runs/seed$s/$1/eval_synthetic"; done; }
 $PY -m daaf.cli compare --json --out "$OUT/compare_daaf_bot.png" \
-  --baseline $(for s in $seeds; do echo "$OUT/runs/seed$s/study_bot/eval_synthetic"; done) \
-  --candidate $(for s in $seeds; do echo "$OUT/runs/seed$s/study_daaf_bot/eval_synthetic"; done) \
+  --baseline $(evals study_bot "$BOT_SEEDS") --candidate $(evals study_daaf_bot "$DAAF_SEEDS") \
   | tee "$OUT/compare_daaf_bot.txt"
 $PY scripts/plot_losses.py --runs "$OUT/runs" --png "$OUT/losses.png" --title "synthetic study"
 $PY -m daaf.cli visualize --model "$OUT/runs/seed0/study_daaf_bot/checkpoints/last.pt" \
