@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
-# The synthetic study of docs/results/synthetic.md on a CPU: BoT and DAAF-BoT (configs/study/),
-# SEEDS seeds each, two trainings at a time with one thread each, then the table, the paired CI,
-# the loss curves and one picture per row.
+# The synthetic study of docs/results/synthetic.md on a CPU: BoT, DAAF-BoT and DAAF-BoT with
+# lambda_p = 30 (configs/study/), SEEDS seeds each, two trainings at a time with one thread each,
+# then the table, the paired CIs against BoT, the loss curves and the pictures.
 #
 #   scripts/synthetic_study.sh OUT                  # everything (OUT: an absolute path)
 #   STAGE=collect scripts/synthetic_study.sh OUT   # only the table, CI and figures
 #
-# SEEDS (default 3) is the number of seeds trained per row; BOT_SEEDS and DAAF_SEEDS (default
-# SEEDS) the numbers collected (seeds 0..N-1 of the row must be trained).
+# SEEDS (default 3) is the number of seeds trained per row; BOT_SEEDS, DAAF_SEEDS and PAB30_SEEDS
+# (default SEEDS) the numbers collected (seeds 0..N-1 of the row must be trained).
 set -euo pipefail
 OUT=${1:?usage: scripts/synthetic_study.sh OUT}
 SEEDS=${SEEDS:-3}
 BOT_SEEDS=${BOT_SEEDS:-$SEEDS}
 DAAF_SEEDS=${DAAF_SEEDS:-$SEEDS}
+PAB30_SEEDS=${PAB30_SEEDS:-$SEEDS}
 STAGE=${STAGE:-all}
 PY=${PYTHON:-python}
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
@@ -23,9 +24,9 @@ common=(--table study --dataset synthetic --root "$OUT/data" --annotations "$OUT
 if [ "$STAGE" = all ]; then
   [ -f "$OUT/data/annotations/manifest.csv" ] || $PY -m daaf.cli synth --out "$OUT/data" --workers 1
   mkdir -p "$OUT/logs"
-  for row in study_bot study_daaf_bot; do  # one process per row, in parallel
-    $PY scripts/run_table.py "${common[@]}" --seeds "$SEEDS" --only "$row" > "$OUT/logs/$row.log" 2>&1 &
-  done
+  train() { $PY scripts/run_table.py "${common[@]}" --seeds "$SEEDS" --only "$1" > "$OUT/logs/$1.log" 2>&1; }
+  (train study_bot && train study_daaf_bot_pab30) &  # two lanes
+  train study_daaf_bot &
   wait
 fi
 
@@ -39,12 +40,17 @@ collect() {
 }
 collect study_bot "$BOT_SEEDS"
 collect study_daaf_bot "$DAAF_SEEDS"
+collect study_daaf_bot_pab30 "$PAB30_SEEDS"
 evals() { for s in $(seq 0 $(($2 - 1))); do echo "$OUT/runs/seed$s/$1/eval_synthetic"; done; }
-$PY -m daaf.cli compare --json --out "$OUT/compare_daaf_bot.png" \
-  --baseline $(evals study_bot "$BOT_SEEDS") --candidate $(evals study_daaf_bot "$DAAF_SEEDS") \
-  | tee "$OUT/compare_daaf_bot.txt"
+for row in study_daaf_bot:$DAAF_SEEDS study_daaf_bot_pab30:$PAB30_SEEDS; do
+  $PY -m daaf.cli compare --json --out "$OUT/compare_${row%:*}.png" \
+    --baseline $(evals study_bot "$BOT_SEEDS") --candidate $(evals "${row%:*}" "${row#*:}") \
+    | tee "$OUT/compare_${row%:*}.txt"
+done
 $PY scripts/plot_losses.py --runs "$OUT/runs" --png "$OUT/losses.png" --title "synthetic study"
-$PY -m daaf.cli visualize --model "$OUT/runs/seed0/study_daaf_bot/checkpoints/last.pt" \
-  --base-model "$OUT/runs/seed0/study_bot/checkpoints/last.pt" --dataset synthetic \
-  --root "$OUT/data" --annotations "$OUT/data/annotations" --n 4 --components 32 \
-  --device cpu --out "$OUT/pictures"
+for row in study_daaf_bot study_daaf_bot_pab30; do  # each beside BoT, seed 0
+  $PY -m daaf.cli visualize --model "$OUT/runs/seed0/$row/checkpoints/last.pt" \
+    --base-model "$OUT/runs/seed0/study_bot/checkpoints/last.pt" --dataset synthetic \
+    --root "$OUT/data" --annotations "$OUT/data/annotations" --n 4 --components 32 \
+    --device cpu --out "$OUT/pictures/$row"
+done

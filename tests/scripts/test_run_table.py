@@ -111,7 +111,11 @@ def test_seeds_train_every_row_per_seed_and_summarise(tiny_dataset, tmp_path):
 
 def test_the_study_table_reads_the_study_configs():
     module = load_script()
-    assert [c.stem for c in module.table_configs("study")] == ["study_bot", "study_daaf_bot"]
+    assert [c.stem for c in module.table_configs("study")] == [
+        "study_bot",
+        "study_daaf_bot",
+        "study_daaf_bot_pab30",
+    ]
     assert module.BASE_ROWS["study"] == "study_bot"
     assert [c.name for c in module.table_configs("3")] == [
         c.name for c in module.table_configs("2")
