@@ -4,7 +4,8 @@
 # then the table, the paired CIs against BoT, the loss curves and the pictures.
 #
 #   scripts/synthetic_study.sh OUT                  # everything (OUT: an absolute path)
-#   STAGE=collect scripts/synthetic_study.sh OUT   # only the table, CI and figures
+#   STAGE=collect scripts/synthetic_study.sh OUT   # only the table, CIs and figures
+#   STAGE=collect ROWS="study_bot study_daaf_bot" ...   # of some rows (BoT's runs must be evaluated)
 #
 # SEEDS (default 3) is the number of seeds trained per row; BOT_SEEDS, DAAF_SEEDS and PAB30_SEEDS
 # (default SEEDS) the numbers collected (seeds 0..N-1 of the row must be trained).
@@ -30,27 +31,22 @@ if [ "$STAGE" = all ]; then
   wait
 fi
 
-# Every run is reused. Per row: evaluation, attention against the true masks and keypoints,
-# mean +- std over its seeds (OUT/<row>_seeds.csv); then the paired CI of DAAF-BoT against BoT,
-# each side's seeds averaged per query.
-collect() {
-  $PY scripts/run_table.py "${common[@]}" --seeds "$2" --only "$1"
-  cp "$OUT/runs/tablestudy.csv" "$OUT/$1.csv"
-  cp "$OUT/runs/tablestudy_seeds.csv" "$OUT/$1_seeds.csv"
-}
-collect study_bot "$BOT_SEEDS"
-collect study_daaf_bot "$DAAF_SEEDS"
-collect study_daaf_bot_pab30 "$PAB30_SEEDS"
-evals() { for s in $(seq 0 $(($2 - 1))); do echo "$OUT/runs/seed$s/$1/eval_synthetic"; done; }
-for row in study_daaf_bot:$DAAF_SEEDS study_daaf_bot_pab30:$PAB30_SEEDS; do
-  $PY -m daaf.cli compare --json --out "$OUT/compare_${row%:*}.png" \
-    --baseline $(evals study_bot "$BOT_SEEDS") --candidate $(evals "${row%:*}" "${row#*:}") \
-    | tee "$OUT/compare_${row%:*}.txt"
-done
-$PY scripts/plot_losses.py --runs "$OUT/runs" --png "$OUT/losses.png" --title "synthetic study"
-for row in study_daaf_bot study_daaf_bot_pab30; do  # each beside BoT, seed 0
+# Every run is reused. Per row of ROWS (default: all three): evaluation, attention against the
+# true masks and keypoints, mean +- std over its seeds (OUT/<row>_seeds.csv); for the DAAF rows,
+# the paired CI against BoT (each side's seeds averaged per query) and the pictures beside BoT.
+ROWS=${ROWS:-study_bot study_daaf_bot study_daaf_bot_pab30}
+declare -A N=([study_bot]=$BOT_SEEDS [study_daaf_bot]=$DAAF_SEEDS [study_daaf_bot_pab30]=$PAB30_SEEDS)
+evals() { for s in $(seq 0 $((N[$1] - 1))); do echo "$OUT/runs/seed$s/$1/eval_synthetic"; done; }
+for row in $ROWS; do
+  $PY scripts/run_table.py "${common[@]}" --seeds "${N[$row]}" --only "$row"
+  cp "$OUT/runs/tablestudy.csv" "$OUT/$row.csv"
+  cp "$OUT/runs/tablestudy_seeds.csv" "$OUT/${row}_seeds.csv"
+  [ "$row" = study_bot ] && continue
+  $PY -m daaf.cli compare --json --out "$OUT/compare_$row.png" \
+    --baseline $(evals study_bot) --candidate $(evals "$row") | tee "$OUT/compare_$row.txt"
   $PY -m daaf.cli visualize --model "$OUT/runs/seed0/$row/checkpoints/last.pt" \
     --base-model "$OUT/runs/seed0/study_bot/checkpoints/last.pt" --dataset synthetic \
     --root "$OUT/data" --annotations "$OUT/data/annotations" --n 4 --components 32 \
     --device cpu --out "$OUT/pictures/$row"
 done
+$PY scripts/plot_losses.py --runs "$OUT/runs" --png "$OUT/losses.png" --title "synthetic study"
