@@ -64,11 +64,14 @@ def plot(summary: dict[str, pd.DataFrame], png: Path, title: str) -> None:
 
     fig, axes = plt.subplots(1, len(PANELS), figsize=(12, 3.6))
     for ax, (panel, label) in zip(axes, PANELS.items(), strict=True):
-        for row, curve in summary.items():
+        for i, (row, curve) in enumerate(summary.items()):  # one colour per row in every panel
             if f"{panel}_mean" not in curve:
                 continue
             line = ax.plot(
-                curve["step"], curve[f"{panel}_mean"], label=f"{row} ({curve['seeds'][0]} seeds)"
+                curve["step"],
+                curve[f"{panel}_mean"],
+                label=f"{row} ({curve['seeds'][0]} seeds)",
+                color=f"C{i}",
             )
             ax.fill_between(curve["step"], curve[f"{panel}_min"], curve[f"{panel}_max"],
                             color=line[0].get_color(), alpha=0.2)  # fmt: skip
