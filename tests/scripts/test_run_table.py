@@ -158,7 +158,7 @@ def test_the_study_trains_only_the_named_rows_and_measures_the_attention(tmp_pat
     from daaf.data.synthetic.generate import generate_dataset
 
     data = tmp_path / "data"
-    generate_dataset(data, identities=6, images_per_identity=4)
+    generate_dataset(data, identities=10, images_per_identity=4)  # 5 train, 5 test
     out = tmp_path / "runs"
     cmd = [sys.executable, str(REPO / "scripts" / "run_table.py"), "--table", "study", "--seeds", "2",
            "--dataset", "synthetic", "--root", str(data), "--annotations", str(data / "annotations"),
