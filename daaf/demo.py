@@ -154,20 +154,14 @@ def attention(
     """Branch accuracy of DAAF-BoT and background sensitivity of both, into ``results``."""
     from daaf.data.annotations import AnnotationStore
     from daaf.data.datasets import build_dataset
-    from daaf.evaluation.attention_metrics import background_sensitivity, branch_accuracy
+    from daaf.evaluation.attention_metrics import attention_scores
     from daaf.training.export import load_inference_model
 
     dataset = build_dataset("synthetic", data)
     truth = AnnotationStore(data / "annotations")
     for name, checkpoint in checkpoints.items():
         model, meta = load_inference_model(checkpoint, device)
-        sensitivity = background_sensitivity(model, dataset, truth, meta, dataset.query, device)
-        results[name]["background_swap_distance"] = sensitivity.swap_distance
-        results[name]["background_sensitivity"] = sensitivity.ratio
-        if model.hab is not None or model.pab is not None:
-            accuracy = branch_accuracy(model, dataset, truth, meta, dataset.query, device)
-            results[name]["hab_mask_iou"] = accuracy.mask_iou
-            results[name]["pab_pck"] = accuracy.pck
+        results[name].update(attention_scores(model, dataset, truth, meta, device))
     _pictures(out, data, store, checkpoints, device)
 
 

@@ -13,6 +13,12 @@ With ``--seeds N`` every row is trained N times (``train.seed=0..N-1``, runs in 
 OUT/table<N>_seeds.csv then gives each row's mean and std over the seeds and, for the plain
 ranking, its paired difference to the base row (``--base-row``) with the 95% CI of
 ``daaf compare`` (the seeds averaged per query, identity-level bootstrap).
+
+``--table study`` runs the synthetic study's rows, ``configs/study/study_*.yaml`` (see
+docs/results/synthetic.md and scripts/synthetic_study.sh). On ``--dataset synthetic`` every run
+also gets the attention columns of ``daaf demo`` (HAB IoU, PAB PCK, background sensitivity)
+against the true masks and keypoints in ROOT/annotations. ``--only ROW`` restricts a call to
+some rows, so that rows can train in parallel processes; a last call without it collects all.
 """
 
 from __future__ import annotations
@@ -23,8 +29,10 @@ from pathlib import Path
 import click
 import pandas as pd
 
+from daaf.data.annotations import AnnotationStore
 from daaf.data.datasets import build_dataset
 from daaf.errors import DaafError
+from daaf.evaluation.attention_metrics import attention_scores
 from daaf.evaluation.compare import compare_runs
 from daaf.evaluation.evaluate import evaluate_model
 from daaf.training.commands import periodic_evaluation
@@ -34,10 +42,21 @@ from daaf.training.trainer import LAST_CHECKPOINT, load_checkpoint, train
 from daaf.utils.device import resolve_device
 
 PAPER = Path(__file__).resolve().parents[1] / "configs" / "paper"
+STUDY = Path(__file__).resolve().parents[1] / "configs" / "study"
 # The row each table's others are compared with: the paper's baseline or default setting.
 BASE_ROWS = {"2": "table2_bot", "3": "table2_bot", "4": "table4_base",
-             "5": "table5_keypoint_group", "6": "table6_groups_6", "7": "table7_keypoint_shared"}  # fmt: skip
+             "5": "table5_keypoint_group", "6": "table6_groups_6", "7": "table7_keypoint_shared",
+             "study": "study_bot"}  # fmt: skip
 METRICS = ("mAP", "rank1", "mINP")
+ATTENTION = ("hab_mask_iou", "pab_pck", "background_sensitivity")  # synthetic data only
+
+
+def table_configs(table: str) -> list[Path]:
+    """A table's row configs: configs/paper/table<N>_*.yaml (table 3 reuses table 2's), or
+    configs/study/study_*.yaml for ``study``."""
+    if table == "study":
+        return sorted(STUDY.glob("study_*.yaml"))
+    return sorted(PAPER.glob(f"table{'2' if table == '3' else table}_*.yaml"))
 
 
 def run_row(config: Path, overrides: list[str], out: Path) -> Path:
@@ -61,7 +80,7 @@ def seed_summary(table: pd.DataFrame, base_row: str, resamples: int = 10000) -> 
     lines = []
     for (row, dataset, ranking), runs in table.groupby(["row", "dataset", "ranking"], sort=False):
         line = {"row": row, "dataset": dataset, "ranking": ranking, "seeds": len(runs)}
-        for metric in (m for m in METRICS if m in runs):
+        for metric in (m for m in (*METRICS, *ATTENTION) if m in runs and runs[m].notna().any()):
             line[f"{metric}_mean"] = runs[metric].mean()
             line[f"{metric}_std"] = runs[metric].std(ddof=1) if len(runs) > 1 else float("nan")
         base = table[(table["row"] == base_row) & (table["dataset"] == dataset)
@@ -79,8 +98,9 @@ def format_seed_summary(summary: pd.DataFrame, base_row: str) -> str:
     """The seed summary as text: mean +- std per metric, delta mAP [95% CI] against the base."""
     lines = []
     for line in summary.to_dict(orient="records"):
-        cells = [f"{m} {line[f'{m}_mean']:.2f} +- {line[f'{m}_std']:.2f}"
-                 for m in METRICS if f"{m}_mean" in line and pd.notna(line[f"{m}_mean"])]  # fmt: skip
+        cells = [f"{m} {line[f'{m}_mean']:.{d}f} +- {line[f'{m}_std']:.{d}f}"
+                 for m, d in [*((m, 2) for m in METRICS), *((m, 3) for m in ATTENTION)]
+                 if f"{m}_mean" in line and pd.notna(line[f"{m}_mean"])]  # fmt: skip
         if pd.notna(line.get("delta_mAP")):
             cells.append(f"delta mAP vs {base_row} {line['delta_mAP']:+.2f} "
                          f"[{line['ci95_low']:+.2f}, {line['ci95_high']:+.2f}]")  # fmt: skip
@@ -90,7 +110,7 @@ def format_seed_summary(summary: pd.DataFrame, base_row: str) -> str:
 
 
 @click.command()
-@click.option("--table", type=click.Choice(["2", "3", "4", "5", "6", "7"]), required=True)
+@click.option("--table", type=click.Choice(["2", "3", "4", "5", "6", "7", "study"]), required=True)
 @click.option(
     "--dataset", default="market1501", show_default=True, help="Training (and test) dataset."
 )
@@ -111,16 +131,17 @@ def format_seed_summary(summary: pd.DataFrame, base_row: str) -> str:
     help="Train every row N times (train.seed=0..N-1): mean +- std and 95% CIs vs --base-row.",
 )  # fmt: skip
 @click.option("--base-row", default=None, help="Row the CIs compare with (default: BASE_ROWS).")
+@click.option("--only", multiple=True, help="Run only this row (repeatable), e.g. study_bot.")
 @click.argument("overrides", nargs=-1)
 def main(table, dataset, root, annotations, partial_root, out_dir, device, seeds, base_row,
-         overrides) -> None:  # fmt: skip
+         only, overrides) -> None:  # fmt: skip
     out = Path(out_dir or f"runs/table{table}")
-    configs = sorted(PAPER.glob(f"table{'2' if table == '3' else table}_*.yaml"))
+    configs = table_configs(table)
     base_row = base_row or BASE_ROWS[table]
-    if base_row not in {c.stem for c in configs}:
-        raise click.BadParameter(
-            f"{base_row} is not a row of table {table}", param_hint="--base-row"
-        )
+    for row, hint in ((base_row, "--base-row"), *((o, "--only") for o in only)):
+        if row not in {c.stem for c in configs}:
+            raise click.BadParameter(f"{row} is not a row of table {table}", param_hint=hint)
+    configs = [c for c in configs if not only or c.stem in only]
     base = [
         f"data.dataset={dataset}",
         f"data.root={root}",
@@ -139,6 +160,7 @@ def main(table, dataset, root, annotations, partial_root, out_dir, device, seeds
             )
     else:
         tests = [(dataset, build_dataset(dataset, root))]
+    truth = AnnotationStore(Path(root) / "annotations") if dataset == "synthetic" else None
     rows = []
     for seed in range(seeds or 1):
         seed_out, seed_args = (out / f"seed{seed}", [f"train.seed={seed}"]) if seeds else (out, [])
@@ -151,9 +173,14 @@ def main(table, dataset, root, annotations, partial_root, out_dir, device, seeds
                     model, meta, test, eval_dir, torch_device, rerank=table == "2",
                     model_name=config.stem + (f" seed {seed}" if seeds else ""),
                 )  # fmt: skip
+                scores = {}
+                if truth is not None:  # the attention against the true masks and keypoints
+                    checkpoint = export_dir.parent / "checkpoints" / LAST_CHECKPOINT
+                    trained, trained_meta = load_inference_model(checkpoint, torch_device)
+                    scores = attention_scores(trained, test, truth, trained_meta, torch_device)
                 for record in metrics.to_dict(orient="records"):
                     rows.append({"row": config.stem, **({"seed": seed} if seeds else {}),
-                                 **record, "eval_dir": str(eval_dir)})  # fmt: skip
+                                 **record, **scores, "eval_dir": str(eval_dir)})  # fmt: skip
     result = pd.DataFrame(rows)
     result.to_csv(out / f"table{table}.csv", index=False, float_format="%.2f")
     click.echo(

@@ -166,3 +166,24 @@ def background_sensitivity(
         other.append(1 - (e * e_other).sum(dim=1))
     swap_d, other_d = float(torch.cat(swap).mean()), float(torch.cat(other).mean())
     return BackgroundSensitivity(swap_d, other_d, swap_d / other_d if other_d > 0 else float("nan"))
+
+
+def attention_scores(
+    model: torch.nn.Module,
+    dataset: ReIDDataset,
+    truth: AnnotationStore,
+    meta: dict,
+    device: torch.device,
+) -> dict[str, float]:
+    """The demo's and the synthetic study's attention columns on the query split, against the
+    true masks and keypoints in ``truth``: background sensitivity (swap distance and ratio) and,
+    for a model with its branches (a training checkpoint), HAB mask IoU and PAB PCK."""
+    sensitivity = background_sensitivity(model, dataset, truth, meta, dataset.query, device)
+    scores = {
+        "background_swap_distance": sensitivity.swap_distance,
+        "background_sensitivity": sensitivity.ratio,
+    }
+    if getattr(model, "hab", None) is not None or getattr(model, "pab", None) is not None:
+        accuracy = branch_accuracy(model, dataset, truth, meta, dataset.query, device)
+        scores.update(hab_mask_iou=accuracy.mask_iou, pab_pck=accuracy.pck)
+    return scores

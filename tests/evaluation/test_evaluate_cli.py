@@ -13,6 +13,7 @@ from daaf.cli import main
 from daaf.data.annotations import AnnotationStore
 from daaf.data.datasets import build_dataset
 from daaf.evaluation.attention_metrics import (
+    attention_scores,
     background_sensitivity,
     branch_accuracy,
     mask_iou,
@@ -120,6 +121,23 @@ def test_attention_measurements_run_on_a_daaf_checkpoint(tiny_dataset, exported)
     assert 0 <= acc.mask_iou <= 1 and 0 <= acc.pck <= 1
     sens = background_sensitivity(model, dataset, store, meta, dataset.query, torch.device("cpu"))
     assert sens.swap_distance >= 0 and sens.other_id_distance > 0
+
+
+def test_attention_scores_are_the_measurements_of_the_model_s_branches(tiny_dataset, exported):
+    dataset = build_dataset("market1501", tiny_dataset)
+    store, cpu = AnnotationStore(tiny_dataset / "annotations"), torch.device("cpu")
+    model, meta = load_inference_model(exported / "ckpt.pt", cpu)
+    scores = attention_scores(model, dataset, store, meta, cpu)
+    acc = branch_accuracy(model, dataset, store, meta, dataset.query, cpu)
+    sens = background_sensitivity(model, dataset, store, meta, dataset.query, cpu)
+    assert scores == pytest.approx({"background_swap_distance": sens.swap_distance,
+                                    "background_sensitivity": sens.ratio,
+                                    "hab_mask_iou": acc.mask_iou, "pab_pck": acc.pck})  # fmt: skip
+    base, base_meta = load_inference_model(exported / "model", cpu)  # the export: no branches
+    assert sorted(attention_scores(base, dataset, store, base_meta, cpu)) == [
+        "background_sensitivity",
+        "background_swap_distance",
+    ]
 
 
 def test_per_query_rows_keep_queries_without_positive_empty(tmp_path):

@@ -107,3 +107,74 @@ def test_seeds_train_every_row_per_seed_and_summarise(tiny_dataset, tmp_path):
     other = summary.loc["table5_keypoint_no_group"]
     assert other["ci95_low"] <= other["delta_mAP"] <= other["ci95_high"]
     assert "delta mAP vs table5_keypoint_group" in result.stdout
+
+
+def test_the_study_table_reads_the_study_configs():
+    module = load_script()
+    assert [c.stem for c in module.table_configs("study")] == [
+        "study_bot",
+        "study_daaf_bot",
+        "study_daaf_bot_pab30",
+    ]
+    assert module.BASE_ROWS["study"] == "study_bot"
+    assert [c.name for c in module.table_configs("3")] == [
+        c.name for c in module.table_configs("2")
+    ]
+
+
+def test_seed_summary_averages_the_attention_columns_a_row_has(tmp_path):
+    table = pd.DataFrame([
+        {"row": "study_bot", "seed": s, "dataset": "synthetic", "ranking": "plain", "mAP": 20.0 + s,
+         "background_sensitivity": 0.5 + s / 10, "hab_mask_iou": np.nan, "pab_pck": np.nan,
+         "eval_dir": str(tmp_path)} for s in range(3)
+    ] + [
+        {"row": "study_daaf_bot", "seed": s, "dataset": "synthetic", "ranking": "plain",
+         "mAP": 21.0, "background_sensitivity": 0.4, "hab_mask_iou": 0.6 + s / 10,
+         "pab_pck": [0.0, 0.1, 0.5][s], "eval_dir": str(tmp_path)} for s in range(3)
+    ])  # fmt: skip
+    summary = load_script().seed_summary(table, "no_such_row").set_index("row")
+    assert summary.loc["study_bot", "background_sensitivity_mean"] == pytest.approx(0.6)
+    assert summary.loc["study_bot", "background_sensitivity_std"] == pytest.approx(0.1)
+    assert pd.isna(summary.loc["study_bot", "pab_pck_mean"])  # BoT has no branches
+    assert summary.loc["study_daaf_bot", "pab_pck_mean"] == pytest.approx(0.2)
+    assert summary.loc["study_daaf_bot", "hab_mask_iou_std"] == pytest.approx(0.1)
+    text = load_script().format_seed_summary(summary.reset_index(), "no_such_row")
+    assert "pab_pck 0.200 +- 0.265" in text and "hab_mask_iou" not in text.splitlines()[0]
+
+
+def test_only_names_a_row_of_the_table(tiny_dataset, tmp_path):
+    from click.testing import CliRunner
+
+    args = ["--table", "study", "--only", "study_nope", "--root", str(tiny_dataset),
+            "--annotations", str(tiny_dataset / "annotations"), "--out", str(tmp_path)]  # fmt: skip
+    result = CliRunner().invoke(load_script().main, args)
+    assert result.exit_code == 2
+    assert "study_nope is not a row of table study" in result.output
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_the_study_trains_only_the_named_rows_and_measures_the_attention(tmp_path):
+    from daaf.data.synthetic.generate import generate_dataset
+
+    data = tmp_path / "data"
+    generate_dataset(data, identities=10, images_per_identity=4)  # 5 train, 5 test
+    out = tmp_path / "runs"
+    cmd = [sys.executable, str(REPO / "scripts" / "run_table.py"), "--table", "study", "--seeds", "2",
+           "--dataset", "synthetic", "--root", str(data), "--annotations", str(data / "annotations"),
+           "--out", str(out), *TINY]  # fmt: skip
+    only = subprocess.run(
+        [*cmd, "--only", "study_daaf_bot"], capture_output=True, text=True, timeout=900
+    )
+    assert only.returncode == 0, only.stderr[-3000:]
+    assert sorted(p.name for p in (out / "seed1").iterdir()) == ["study_daaf_bot"]
+    table = pd.read_csv(out / "tablestudy.csv")
+    assert table["row"].unique().tolist() == ["study_daaf_bot"]
+    assert table[["hab_mask_iou", "pab_pck", "background_sensitivity"]].notna().all().all()
+    everything = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert everything.returncode == 0, everything.stderr[-3000:]
+    summary = pd.read_csv(out / "tablestudy_seeds.csv").set_index("row")
+    assert pd.isna(summary.loc["study_bot", "pab_pck_mean"])
+    assert summary.loc["study_daaf_bot", "seeds"] == 2
+    assert 0 <= summary.loc["study_daaf_bot", "pab_pck_mean"] <= 1
+    assert pd.notna(summary.loc["study_daaf_bot", "delta_mAP"])

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The synthetic study of docs/results/synthetic.md on a CPU: BoT, DAAF-BoT and DAAF-BoT with
+# lambda_p = 30 (configs/study/), SEEDS seeds each, two trainings at a time with one thread each,
+# then the table, the paired CIs against BoT, the loss curves and the pictures.
+#
+#   scripts/synthetic_study.sh OUT                  # everything (OUT: an absolute path)
+#   STAGE=collect scripts/synthetic_study.sh OUT   # only the table, CIs and figures
+#   STAGE=collect ROWS="study_bot study_daaf_bot" ...   # of some rows (BoT's runs must be evaluated)
+#
+# SEEDS (default 3) is the number of seeds trained per row; BOT_SEEDS, DAAF_SEEDS and PAB30_SEEDS
+# (default SEEDS) the numbers collected (seeds 0..N-1 of the row must be trained).
+set -euo pipefail
+OUT=${1:?usage: scripts/synthetic_study.sh OUT}
+SEEDS=${SEEDS:-3}
+BOT_SEEDS=${BOT_SEEDS:-$SEEDS}
+DAAF_SEEDS=${DAAF_SEEDS:-$SEEDS}
+PAB30_SEEDS=${PAB30_SEEDS:-$SEEDS}
+STAGE=${STAGE:-all}
+PY=${PYTHON:-python}
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+cd "$(dirname "$0")/.."
+common=(--table study --dataset synthetic --root "$OUT/data" --annotations "$OUT/data/annotations"
+        --out "$OUT/runs" --device cpu train.device=cpu)
+
+if [ "$STAGE" = all ]; then
+  [ -f "$OUT/data/annotations/manifest.csv" ] || $PY -m daaf.cli synth --out "$OUT/data" --workers 1
+  mkdir -p "$OUT/logs"
+  train() { $PY scripts/run_table.py "${common[@]}" --seeds "$SEEDS" --only "$1" > "$OUT/logs/$1.log" 2>&1; }
+  (train study_bot && train study_daaf_bot_pab30) &  # two lanes
+  train study_daaf_bot &
+  wait
+fi
+
+# Every run is reused. Per row of ROWS (default: all three): evaluation, attention against the
+# true masks and keypoints, mean +- std over its seeds (OUT/<row>_seeds.csv); for the DAAF rows,
+# the paired CI against BoT (each side's seeds averaged per query) and the pictures beside BoT.
+ROWS=${ROWS:-study_bot study_daaf_bot study_daaf_bot_pab30}
+declare -A N=([study_bot]=$BOT_SEEDS [study_daaf_bot]=$DAAF_SEEDS [study_daaf_bot_pab30]=$PAB30_SEEDS)
+evals() { for s in $(seq 0 $((N[$1] - 1))); do echo "$OUT/runs/seed$s/$1/eval_synthetic"; done; }
+for row in $ROWS; do
+  $PY scripts/run_table.py "${common[@]}" --seeds "${N[$row]}" --only "$row"
+  cp "$OUT/runs/tablestudy.csv" "$OUT/$row.csv"
+  cp "$OUT/runs/tablestudy_seeds.csv" "$OUT/${row}_seeds.csv"
+  [ "$row" = study_bot ] && continue
+  $PY -m daaf.cli compare --json --out "$OUT/compare_$row.png" \
+    --baseline $(evals study_bot) --candidate $(evals "$row") | tee "$OUT/compare_$row.txt"
+  $PY -m daaf.cli visualize --model "$OUT/runs/seed0/$row/checkpoints/last.pt" \
+    --base-model "$OUT/runs/seed0/study_bot/checkpoints/last.pt" --dataset synthetic \
+    --root "$OUT/data" --annotations "$OUT/data/annotations" --n 4 --components 32 \
+    --device cpu --out "$OUT/pictures/$row"
+done
+$PY scripts/plot_losses.py --runs "$OUT/runs" --png "$OUT/losses.png" --title "synthetic study"

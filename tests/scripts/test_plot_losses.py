@@ -1,0 +1,70 @@
+"""scripts/plot_losses.py: the losses of a seeded table, mean over seeds, branch terms unweighted."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location(
+        "plot_losses", REPO / "scripts" / "plot_losses.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_run(folder: Path, lines: list[dict], pab_weight: float = 0.003) -> None:
+    folder.mkdir(parents=True)
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    (folder / "config.yaml").write_text(f"loss:\n  hab_weight: 0.003\n  pab_weight: {pab_weight}\n")
+
+
+@pytest.fixture
+def runs(tmp_path):
+    for seed, scale in ((0, 1.0), (1, 3.0)):
+        write_run(tmp_path / f"seed{seed}" / "study_daaf_bot", [
+            {"step": 10, "id": 2.0 * scale, "triplet": 1.0, "center": 0.5, "hab": 0.003 * scale,
+             "pab": 0.006 * scale, "total": 9.0},
+            {"step": 20, "id": 1.0, "triplet": 0.5, "center": 0.5, "hab": 0.0015, "pab": 0.003,
+             "total": 9.0},
+        ])  # fmt: skip
+        write_run(tmp_path / f"seed{seed}" / "study_bot", [
+            {"step": 10, "id": scale, "triplet": 0.0, "center": 0.0, "total": 9.0},
+        ])  # fmt: skip
+    return tmp_path
+
+
+def test_seed_losses_average_the_seeds_and_unweight_the_branches(runs):
+    summary = load_script().seed_losses(runs)
+    daaf = summary["study_daaf_bot"].set_index("step")
+    assert daaf.loc[10, "reid_mean"] == pytest.approx((3.5 + 7.5) / 2)  # id + triplet + center
+    assert daaf.loc[10, "pab_mean"] == pytest.approx(4.0)  # (2 + 6) / 2: divided by 0.003
+    assert daaf.loc[10, ["pab_min", "pab_max"]].tolist() == pytest.approx([2.0, 6.0])
+    assert daaf.loc[20, "hab_mean"] == pytest.approx(0.5)
+    assert (daaf["seeds"] == 2).all()
+    bot = summary["study_bot"]
+    assert "pab_mean" not in bot and bot["reid_mean"].tolist() == pytest.approx([2.0])
+
+
+def test_the_command_writes_the_png_and_names_a_folder_without_runs(runs, tmp_path):
+    script = str(REPO / "scripts" / "plot_losses.py")
+    png = tmp_path / "out" / "losses.png"
+    result = subprocess.run([sys.executable, script, "--runs", str(runs), "--png", str(png)],
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = subprocess.run([sys.executable, script, "--runs", str(empty), "--png", str(png)],
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"Error: {empty}: no seed<i>/<row>/metrics.jsonl (run scripts/run_table.py --seeds)"
+    )
