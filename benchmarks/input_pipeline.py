@@ -8,7 +8,10 @@ of ``--repeats`` interleaved passes. ``bytes_per_sample`` counts every tensor a 
 the training process for one sample. The dataset is the annotation store's
 (ROOT/annotations, e.g. from ``daaf synth --out ROOT``), else the config's.
 
-    python benchmarks/input_pipeline.py --root DIR [--config FILE] [--samples N] [--json]
+    python benchmarks/input_pipeline.py --root DIR [--config FILE] [--samples N] [--json] [KEY=VALUE ...]
+
+KEY=VALUE overrides the config as ``daaf train`` does, e.g. ``data.cache_masks=false`` to read
+each mask from the store instead of the decoded-mask cache.
 
 With ``--json`` the last line of stdout is one JSON object for ``--config``; without it, a
 table for bot, daaf_bot and daaf_trinet (or for ``--config``).
@@ -35,13 +38,15 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 TABLE_PRESETS = ("bot", "daaf_bot", "daaf_trinet")
 
 
-def measure(root: Path, config: Path, samples: int, repeats: int) -> dict[str, float | int | str]:
+def measure(
+    root: Path, config: Path, samples: int, repeats: int, extra: list[str]
+) -> dict[str, float | int | str]:
     """samples_per_s, bytes_per_sample and decode_per_s of ``config``'s worker on ``root``."""
     overrides = [f"data.root={root}", "model.pretrained=none"]
     store = root / "annotations"
     if store.is_dir():
         overrides += [f"data.annotations={store}", f"data.dataset={AnnotationStore(store).dataset}"]
-    cfg = load_config(config, overrides)
+    cfg = load_config(config, overrides + extra)
     dataset = build_dataset(cfg.data.dataset, root)
     train_set = build_train_set(cfg, dataset)
     indices = [i % len(train_set) for i in range(samples)]
@@ -85,16 +90,21 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=256, help="samples per pass")
     parser.add_argument("--repeats", type=int, default=3, help="passes; the median is reported")
     parser.add_argument("--json", action="store_true", help="one JSON object as the last line")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
     args = parser.parse_args()
     if args.json and args.config is None:
         parser.error("--json needs --config")
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     if args.json:
-        print(json.dumps(measure(args.root, args.config, args.samples, args.repeats)))
+        print(
+            json.dumps(measure(args.root, args.config, args.samples, args.repeats, args.overrides))
+        )
         return
     configs = [args.config] if args.config else [CONFIGS / f"{p}.yaml" for p in TABLE_PRESETS]
-    rows = [measure(args.root, config, args.samples, args.repeats) for config in configs]
+    rows = [
+        measure(args.root, config, args.samples, args.repeats, args.overrides) for config in configs
+    ]
     print(f"one process, 1 thread, {args.samples} samples, median of {args.repeats} passes")
     print(f"{'config':<14}{'size':>9}{'samples/s':>11}{'KB/sample':>11}{'decode/s':>10}"
           f"{'ratio':>7}  tensors")  # fmt: skip

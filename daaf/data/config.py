@@ -37,6 +37,9 @@ class DataConfig:
     num_identities: int = setting(16, min=1)  # P of the P x K sampler
     num_instances: int = setting(4, min=1)  # K of the P x K sampler
     workers: int = setting(4, min=0)
+    # HAB runs: decode the training masks once into a memory-mapped temporary file (N x H x W
+    # bytes) instead of inflating one from the store per sample (daaf.data.mask_cache).
+    cache_masks: bool = True
     heatmap_sigma: float = setting(2.0, above=0)  # Gaussian sigma in output-map pixels
     # Keypoints scored below get no heatmap peak; auto: the labeler's own threshold (its shards).
     keypoint_score_threshold: Literal["auto"] | float = setting("auto", min=0, max=1)

@@ -12,6 +12,7 @@ from daaf.data.annotations import STATUS_OK, AnnotationStore
 from daaf.data.config import DataConfig
 from daaf.data.datasets import Sample
 from daaf.data.images import read_rgb
+from daaf.data.mask_cache import MaskCache
 from daaf.data.transforms import Augmentation, Sample3, draw_augmentations, train_transform
 from daaf.errors import DaafError
 
@@ -64,11 +65,12 @@ class TrainSet(Dataset):
         self._paths = [self.image_dir / sample.path for sample in samples]
         # The store's small arrays, read once: a worker then looks up a row, not a path.
         self._valid = np.zeros(len(samples), bool)
-        self._keypoints = None
+        self._keypoints = self._masks = None
         if store is not None:
             names = [sample.path for sample in samples]
             self._valid = store.status(names) == STATUS_OK
             self._keypoints = store.keypoints(names) if keypoints else None
+            self._masks = MaskCache(store, names) if masks and cfg.cache_masks else None
         # In shared memory, so that persistent workers see set_epoch.
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
         self._drawn: tuple[int, list[Augmentation]] | None = None  # (epoch, its draws)
@@ -98,7 +100,11 @@ class TrainSet(Dataset):
         """The image with the mask (at the store's size) and keypoints it needs, and the valid
         flag."""
         image = read_rgb(self._paths[index])
-        mask = self.store.masks([self.samples[index].path])[0] if self.masks else None
+        mask = None
+        if self._masks is not None:
+            mask = self._masks[index]
+        elif self.masks:
+            mask = self.store.masks([self.samples[index].path])[0]
         keypoints = None if self._keypoints is None else self._keypoints[index]
         return Sample3(image, mask, keypoints), bool(self._valid[index])
 
