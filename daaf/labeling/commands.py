@@ -63,11 +63,14 @@ def _splits(ctx, param, value: str) -> tuple[str, ...]:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of random weights.")
 @click.option("--overwrite", is_flag=True,
               help="Replace a store made with other settings, once the new one is complete.")  # fmt: skip
+@click.option("--retry-errors", is_flag=True,
+              help="Label again the shards holding images the labeler raised on (status 3).")  # fmt: skip
 def label(dataset_name, root, out_dir, backend, splits, device, batch_size, workers, shard_size,
-          weights_dir, weights, min_size, seed, overwrite) -> None:  # fmt: skip
+          weights_dir, weights, min_size, seed, overwrite, retry_errors) -> None:  # fmt: skip
     """Label a dataset with person masks and 17 keypoints (COCO detectors) into annotation shards.
 
-    Resumable (complete shards are skipped) and torchrun-aware (shards are shared out by rank).
+    Resumable (complete shards are skipped; --retry-errors labels again those holding an image
+    the labeler raised on) and torchrun-aware (shards are shared out by rank).
     A re-run with other settings than the store's store.json is refused (use another --out or
     --overwrite); the finished store is validated before success is reported.
     """
@@ -92,7 +95,7 @@ def label(dataset_name, root, out_dir, backend, splits, device, batch_size, work
         run = run_labeler(
             labeler, dataset, out_dir, splits=splits, shard_size=shard_size or DEFAULT_SHARD_SIZE,
             batch_size=batch_size, workers=workers, device=resolve_device(device), seed=seed,
-            overwrite=overwrite,
+            overwrite=overwrite, retry_errors=retry_errors,
         )  # fmt: skip
         if distributed.is_main_process():
             from daaf.data.annotations import AnnotationStore

@@ -180,14 +180,16 @@ def run_labeler(
     seed: int = 0,
     progress: bool = True,
     overwrite: bool = False,
+    retry_errors: bool = False,
 ) -> LabelRun:
     """Label ``splits`` of ``dataset`` into the store ``out_dir``; resumable, torchrun-aware.
 
     A store made with other settings (``store.json``) is refused unless ``overwrite``, which
     builds the new store beside it and replaces it only once complete and valid. Rank 0 writes
     ``manifest.csv`` once every rank has finished and validates the store; a store that does
-    not validate raises DaafError. Returns this process's :class:`LabelRun` (the same on every
-    rank).
+    not validate raises DaafError. ``retry_errors`` labels again the complete shards that hold
+    an image the labeler raised on (status 3), e.g. after a CUDA out-of-memory. Returns this
+    process's :class:`LabelRun` (the same on every rank).
     """
     start = time.perf_counter()
     device = torch.device(device)
@@ -215,8 +217,17 @@ def run_labeler(
         for split, split_samples in samples_by_split.items()
         for index, samples in enumerate(plan_shards(split_samples, shard_size))
     ]
-    complete = [writer.shard_exists(job.split, job.index) for job in planned]
-    todo = [job for job, done in zip(planned, complete, strict=True) if not done]
+
+    def complete(job: ShardJob) -> bool:
+        if not writer.shard_exists(job.split, job.index):
+            return False
+        return not (
+            retry_errors
+            and (writer.shard_status(job.split, job.index) == STATUS_LABELER_ERROR).any()
+        )
+
+    done = [complete(job) for job in planned]
+    todo = [job for job, skip in zip(planned, done, strict=True) if not skip]
     distributed.barrier()  # every rank has seen the same complete shards before anyone writes
     mine = assign_shards(todo, world, rank)
 

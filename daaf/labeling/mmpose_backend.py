@@ -80,6 +80,7 @@ def build_mmpose_labeler(
     from daaf.labeling.torchvision_backend import (
         build_torchvision_labeler,
         resolve_weight_files,
+        sha256_file,
         weight_file_name,
     )
 
@@ -102,10 +103,13 @@ def build_mmpose_labeler(
             f"mmpose labeler: cannot load {checkpoint} ({exc}); "
             f"put {weight_file_name(HRNET)} (from {CHECKPOINT_URL}) in --weights-dir"
         ) from exc
-    info = segmenter.describe() | {
+    pose_file = {"name": weight_file_name(HRNET)}  # recorded as the segmenter records its files
+    pose_file |= {"seed": seed} if checkpoint is None else {"sha256": sha256_file(Path(checkpoint))}
+    segmenter_info = segmenter.describe()
+    info = segmenter_info | {
         "backend": "mmpose",
-        "models": segmenter.describe()["models"] + [Path(CONFIG).stem],
-        "pose_weight_file": weight_file_name(HRNET),
+        "models": segmenter_info["models"] + [Path(CONFIG).stem],
+        "weight_files": segmenter_info["weight_files"] + [pose_file],
         "keypoint_score": "mmpose heatmap maximum, clipped to [0, 1]",
         "keypoint_score_threshold": KEYPOINT_SCORE_THRESHOLD,
         "mmpose": mmpose.__version__,

@@ -213,6 +213,10 @@ def test_mmpose_backend_runs_with_random_weights():
     labeler = build_labeler("mmpose", weights="random", min_size=64)
     info = labeler.describe()
     assert info["min_person_score"] == 0.0 and info["person_classes"] == ANY_CLASS
+    # random weights are recorded by their seed, as the segmenter's are, never as a file used
+    hrnet = "td-hm_hrnet-w32_8xb64-210e_coco-256x192-81c58e40_20220909.pth"
+    assert info["weight_files"][-1] == {"name": hrnet, "seed": 0}
+    assert all("seed" in entry and "sha256" not in entry for entry in info["weight_files"])
     image = np.random.default_rng(0).integers(0, 256, (128, 64, 3), dtype=np.uint8)
     result = labeler.label([image])[0]
     assert result.status == STATUS_OK and result.keypoints.shape == (17, 3)

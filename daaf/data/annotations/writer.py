@@ -24,7 +24,7 @@ from daaf.data.annotations.schema import (
     ImageAnnotation,
     shard_file_name,
 )
-from daaf.data.annotations.shards import hash_datasets, load_header, scan_store
+from daaf.data.annotations.shards import hash_datasets, load_header, open_shard, scan_store
 from daaf.data.keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS
 from daaf.errors import DaafError
 from daaf.utils.files import atomic_write
@@ -120,6 +120,11 @@ class AnnotationWriter:
                 f"{self.dataset!r} at {self.mask_size}; use another store folder"
             )
         return True
+
+    def shard_status(self, split: str, shard_index: int) -> np.ndarray:
+        """The ``status`` column of a complete shard."""
+        with open_shard(self.shard_path(split, shard_index)) as f:
+            return f["status"][:]
 
     def write_shard(self, split: str, shard_index: int, records: list[ImageAnnotation]) -> Path:
         """Write ``records`` as shard ``shard_index`` of ``split`` atomically; returns its path."""
