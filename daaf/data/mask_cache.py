@@ -4,7 +4,8 @@ Reading one stored mask costs an h5py read and a zlib inflate, about what decodi
 costs; a mapped row costs a copy. The file (N x H x W bytes at the store's mask size: 424 MB
 for Market-1501's training split at 256x128) lives in the temporary folder (``TMPDIR``) and is
 removed when the process that made it drops it or exits. Workers reopen it by path, whatever
-the multiprocessing start method, and share its pages through the OS file cache.
+the multiprocessing start method, and share its pages through the OS file cache; each
+training process (each DDP rank) makes its own.
 """
 
 from __future__ import annotations
