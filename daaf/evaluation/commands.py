@@ -104,12 +104,15 @@ def compare(baseline_dirs, candidate_dirs, bootstrap, seed, as_json, out_path) -
     95% CI from an identity-level bootstrap (resample query identities, 2.5-97.5 percentiles)."""
     import json
 
-    from daaf.evaluation.compare import compare_runs, format_table, save_bootstrap_plot
+    from daaf.evaluation.compare import compare_runs, format_table, runs_label, save_bootstrap_plot
 
     result = compare_runs(list(baseline_dirs), list(candidate_dirs), bootstrap, seed)
     click.echo(format_table(result, baseline_dirs, candidate_dirs, seed))
     if out_path:
-        title = f"{', '.join(candidate_dirs)} - {', '.join(baseline_dirs)} ({bootstrap} resamples)"
+        title = (
+            f"candidate: {runs_label(candidate_dirs)}\nbaseline: {runs_label(baseline_dirs)}\n"
+            f"{len(candidate_dirs)} vs {len(baseline_dirs)} run(s), {bootstrap} resamples"
+        )
         save_bootstrap_plot(result, Path(out_path), title)
         click.echo(f"written: {out_path}")
     if as_json:

@@ -10,6 +10,7 @@ run per side hides: several seeds per side average part of it out.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -207,6 +208,24 @@ def format_table(result: Comparison, baseline: list, candidate: list, seed: int)
             cells = [f"{n} {mean:.2f} +- {std:.2f}" for n, (mean, std) in spread.items()]
             lines.append(f"  {side:<10}" + ", ".join(cells))
     return "\n".join(lines)
+
+
+def runs_label(dirs: list[str | Path]) -> str:
+    """The folders of one side in one short line: path parts that differ between runs in
+    braces, e.g. ``runs/seed{0,1,2}/bot/eval`` (a shell's brace expansion gives them back)."""
+    parts = [Path(d).parts for d in dirs]
+    if len({len(p) for p in parts}) != 1:
+        return ", ".join(str(d) for d in dirs)
+    merged = []
+    for values in zip(*parts, strict=True):
+        if len(set(values)) == 1:
+            merged.append(values[0])
+            continue
+        head = os.path.commonprefix(values)
+        tail = os.path.commonprefix([v[len(head) :][::-1] for v in values])[::-1]
+        middles = [v[len(head) : len(v) - len(tail)] for v in values]
+        merged.append(head + "{" + ",".join(middles) + "}" + tail)
+    return str(Path(*merged))
 
 
 def save_bootstrap_plot(result: Comparison, path: Path, title: str) -> None:

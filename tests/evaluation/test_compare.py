@@ -153,3 +153,13 @@ def test_difference_sentence_says_no_evidence_when_the_interval_includes_zero(fo
     assert "includes 0, so no evidence of a difference" in difference_sentence(same, "BoT", "DAAF")
     same.metrics["mAP"]["ci95"] = [0.5, 2.0]
     assert "evidence that DAAF ranks" in difference_sentence(same, "BoT", "DAAF")
+
+
+def test_runs_label_puts_what_differs_between_seeds_in_braces():
+    from daaf.evaluation.compare import runs_label
+
+    seeds = [f"/out/runs/seed{s}/study_bot/eval" for s in range(3)]
+    assert runs_label(seeds) == "/out/runs/seed{0,1,2}/study_bot/eval"
+    assert runs_label(["a/eval"]) == "a/eval"
+    assert runs_label(["a/x/eval", "b/eval"]) == "a/x/eval, b/eval"  # no common shape: listed
+    assert runs_label(["a/s1/e", "b/s2/e"]) == "{a,b}/s{1,2}/e"
