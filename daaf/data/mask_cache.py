@@ -39,16 +39,14 @@ class MaskCache:
         os.close(fd)
         self.path = Path(path)
         weakref.finalize(self, _remove, self.path, os.getpid())
-        try:
-            rows = np.lib.format.open_memmap(self.path, "w+", np.uint8, shape)
-            for start in tqdm(
-                range(0, len(names), ROWS_PER_READ), desc="decoding masks", leave=False
-            ):
-                rows[start : start + ROWS_PER_READ] = store.masks(
-                    names[start : start + ROWS_PER_READ]
-                )
-            rows.flush()
-            del rows
+        header = {"descr": "|u1", "fortran_order": False, "shape": shape}
+        try:  # plain writes, not a writable map: a full disk is an OSError here, not a SIGBUS
+            with open(self.path, "wb") as f:
+                np.lib.format.write_array_header_1_0(f, header)
+                for start in tqdm(
+                    range(0, len(names), ROWS_PER_READ), desc="decoding masks", leave=False
+                ):
+                    f.write(store.masks(names[start : start + ROWS_PER_READ]).tobytes())
         except OSError as exc:
             raise DaafError(
                 f"cannot write the decoded training masks ({np.prod(shape) / 2**20:.0f} MB) to "

@@ -1,6 +1,7 @@
 """The decoded-mask cache: the store's masks, row for row, mapped by every worker, cleaned up."""
 
 import gc
+import io
 import os
 import pickle
 
@@ -51,21 +52,26 @@ def test_cached_and_stored_masks_make_the_same_samples(tiny_dataset):
 
 
 def test_a_cache_that_cannot_be_written_says_what_to_do(tiny_dataset, tmp_path, monkeypatch):
+    import daaf.data.mask_cache as mask_cache
+
     dataset = build_dataset("market1501", tiny_dataset)
     store = open_store_for(dataset.train, tiny_dataset / "annotations", "market1501")
     folder = tmp_path / "tmp"
     folder.mkdir()
     monkeypatch.setattr("tempfile.tempdir", str(folder))
     written = []
-    real = np.lib.format.open_memmap
 
-    def full_disk(path, *args, **kwargs):
-        written.append(path)
-        raise OSError(28, os.strerror(28))
+    class FullDisk(io.FileIO):
+        """Takes the .npy header, then runs out of space, as a full TMPDIR would."""
 
-    monkeypatch.setattr(np.lib.format, "open_memmap", full_disk)
+        def write(self, data):
+            if written:
+                raise OSError(28, os.strerror(28))
+            written.append(len(data))
+            return super().write(data)
+
+    monkeypatch.setattr(mask_cache, "open", FullDisk, raising=False)
     with pytest.raises(DaafError, match="No space left on device; .*data.cache_masks=false"):
         MaskCache(store, [sample.path for sample in dataset.train])
-    monkeypatch.setattr(np.lib.format, "open_memmap", real)
     gc.collect()
     assert written and not any(folder.iterdir())  # nothing half-made left behind
