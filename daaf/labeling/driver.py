@@ -217,17 +217,15 @@ def run_labeler(
         for split, split_samples in samples_by_split.items()
         for index, samples in enumerate(plan_shards(split_samples, shard_size))
     ]
-
-    def complete(job: ShardJob) -> bool:
-        if not writer.shard_exists(job.split, job.index):
-            return False
-        return not (
+    todo = [
+        job
+        for job in planned
+        if not writer.shard_exists(job.split, job.index)
+        or (
             retry_errors
             and (writer.shard_status(job.split, job.index) == STATUS_LABELER_ERROR).any()
         )
-
-    done = [complete(job) for job in planned]
-    todo = [job for job, skip in zip(planned, done, strict=True) if not skip]
+    ]
     distributed.barrier()  # every rank has seen the same complete shards before anyone writes
     mine = assign_shards(todo, world, rank)
 
