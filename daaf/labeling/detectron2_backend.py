@@ -27,14 +27,20 @@ import numpy as np
 
 from daaf.errors import DaafError
 from daaf.labeling.base import LabelResult, backend_imports, register_labeler
-from daaf.labeling.selection import ANY_CLASS, MIN_IOU, Detections, is_person, select_person
+from daaf.labeling.selection import (
+    Detections,
+    is_person,
+    pairing_iou,
+    person_score_floor,
+    select_person,
+    selection_info,
+)
 
 MASK_CONFIG = "COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_3x.yaml"
 KEYPOINT_CONFIG = "COCO-Keypoints/keypoint_rcnn_R_50_FPN_3x.yaml"
 PERSON_CLASS = 0  # detectron2's contiguous COCO ids
 KEYPOINT_SCORE_THRESHOLD = 0.05  # detectron2.utils.visualizer._KEYPOINT_THRESHOLD
 BOX_SCORE_THRESHOLD = 0.05  # detectron2's ROI_HEADS.SCORE_THRESH_TEST
-DEFAULT_MIN_SCORE = 0.5
 
 
 def _build_model(
@@ -87,7 +93,7 @@ class Detectron2Labeler:
         self.info = info
         self.min_score = min_score
         self.any_class = any_class
-        self.min_iou = 0.0 if any_class else MIN_IOU
+        self.min_iou = pairing_iou(any_class)
 
     def describe(self) -> dict[str, Any]:
         return dict(self.info)
@@ -152,8 +158,7 @@ def build_detectron2_labeler(
 
     random = weights == "random"
     box_score = 0.0 if random else BOX_SCORE_THRESHOLD
-    if min_score is None:
-        min_score = 0.0 if random else DEFAULT_MIN_SCORE
+    min_score = person_score_floor(min_score, random)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         mask_model, mask_cfg = _build_model(MASK_CONFIG, weights, weights_dir, min_size, box_score)
@@ -171,10 +176,7 @@ def build_detectron2_labeler(
         "min_size": min_size,
         "max_size": 4 * min_size,
         "box_score_threshold": box_score,
-        "min_person_score": min_score,
-        "person_classes": ANY_CLASS if random else [PERSON_CLASS],
-        "selection": "score x IoU(box, crop) x centring; keypoints matched by box IoU >= "
-        f"{0.0 if random else MIN_IOU}",
+        **selection_info(random, PERSON_CLASS, min_score),
         "keypoint_score": "detectron2 spatial-softmax probability",
         "keypoint_score_threshold": KEYPOINT_SCORE_THRESHOLD,
         "detectron2": detectron2.__version__,

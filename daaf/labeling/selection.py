@@ -14,6 +14,7 @@ keypoints describe the same person. Pure functions on arrays.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -21,9 +22,32 @@ from daaf.data.annotations.schema import STATUS_NO_PERSON, empty_keypoints
 from daaf.labeling.base import LabelResult
 
 ANY_CLASS = "any (random weights)"  # ``person_classes`` in ``describe()`` when is_person is relaxed
-MIN_IOU = (
-    0.3  # box IoU that pairs a keypoint detection with the chosen person; 0 for random weights
-)
+# Box IoU that pairs a keypoint detection with the chosen person; 0 for random weights.
+MIN_IOU = 0.3
+DEFAULT_MIN_SCORE = 0.5  # person score floor of real weights; 0 for random weights
+
+
+def pairing_iou(any_class: bool) -> float:
+    """``MIN_IOU``, or 0 for random weights (``any_class``): random boxes of two models rarely
+    overlap, and the smoke test must still pair masks with keypoints."""
+    return 0.0 if any_class else MIN_IOU
+
+
+def person_score_floor(min_score: float | None, any_class: bool) -> float:
+    """``min_score`` if given, else ``DEFAULT_MIN_SCORE``, or 0 for random weights."""
+    if min_score is not None:
+        return min_score
+    return 0.0 if any_class else DEFAULT_MIN_SCORE
+
+
+def selection_info(any_class: bool, person_class: int, min_score: float) -> dict[str, Any]:
+    """A labeler's ``describe()`` entries for choosing the person, with the values it uses."""
+    return {
+        "min_person_score": min_score,
+        "person_classes": ANY_CLASS if any_class else [person_class],
+        "selection": "score x IoU(box, crop) x centring; keypoints matched by box IoU >= "
+        f"{pairing_iou(any_class)}",
+    }
 
 
 @dataclass

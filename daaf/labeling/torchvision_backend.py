@@ -35,13 +35,19 @@ import numpy as np
 
 from daaf.errors import DaafError
 from daaf.labeling.base import LabelResult, register_labeler
-from daaf.labeling.selection import ANY_CLASS, MIN_IOU, Detections, is_person, select_person
+from daaf.labeling.selection import (
+    Detections,
+    is_person,
+    pairing_iou,
+    person_score_floor,
+    select_person,
+    selection_info,
+)
 
 PERSON_LABEL = 1  # COCO category "person" in both torchvision label maps
 DEFAULT_MIN_SIZE = 256
 DEFAULT_RPN_POST_NMS_TOP_N = 100
 DEFAULT_DETECTIONS_PER_IMAGE = 10
-DEFAULT_MIN_SCORE = 0.5
 KEYPOINT_SCORE_THRESHOLD = round(1 / (1 + math.exp(-2.0)), 3)  # sigmoid(logit 2) = 0.881
 
 
@@ -149,7 +155,7 @@ class TorchvisionLabeler:
         self.keypoint_model = keypoint_model.eval() if keypoint_model is not None else None
         self.info = info
         self.min_score = min_score
-        self.min_iou = 0.0 if any_class else MIN_IOU
+        self.min_iou = pairing_iou(any_class)
         self.device = "cpu"
 
     def describe(self) -> dict[str, Any]:
@@ -262,8 +268,7 @@ def build_torchvision_labeler(
     if with_keypoints:
         enums.append(KeypointRCNN_ResNet50_FPN_Weights.COCO_V1)
     paths = [] if random else resolve_weight_files(enums, weights_dir)
-    if min_score is None:
-        min_score = 0.0 if random else DEFAULT_MIN_SCORE
+    min_score = person_score_floor(min_score, random)
     options = dict(
         weights=None,
         weights_backbone=None,
@@ -301,12 +306,9 @@ def build_torchvision_labeler(
         "rpn_post_nms_top_n_test": rpn_post_nms_top_n_test,
         "detections_per_image": detections_per_image,
         "box_score_threshold": options["box_score_thresh"],
-        "min_person_score": min_score,
-        "person_classes": ANY_CLASS if random else [PERSON_LABEL],
+        **selection_info(random, PERSON_LABEL, min_score),
         "keypoint_score": "sigmoid(heatmap logit)",
         "keypoint_score_threshold": KEYPOINT_SCORE_THRESHOLD,
-        "selection": "score x IoU(box, crop) x centring; keypoints matched by box IoU >= "
-        f"{0.0 if random else MIN_IOU}",
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
     }
