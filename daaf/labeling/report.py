@@ -17,9 +17,7 @@ from daaf.utils.files import atomic_write
 # the schema's status names as JSON keys: ok, no_person, unreadable, labeler_error
 STATUS_NAMES = {code: name.replace(" ", "_") for code, name in SCHEMA_STATUS_NAMES.items()}
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
-PRINTED_UNREADABLE = (
-    20  # unreadable (and failed) files named in the printed table (all in the JSON)
-)
+PRINTED_IMAGES = 20  # unreadable and failed images named in the printed table (all in the JSON)
 
 
 def _distribution(values: pd.Series) -> dict[str, float]:
@@ -69,6 +67,17 @@ def write_report(report: dict[str, Any], out_dir: str | Path) -> Path:
     return atomic_write(Path(out_dir) / "label_report.json", lambda tmp: tmp.write_text(text))
 
 
+def _image_list(title: str, status: int, entries: list[str]) -> list[str]:
+    """Lines naming the first ``PRINTED_IMAGES`` images of a status that were not labeled."""
+    if not entries:
+        return []
+    lines = [f"{title} ({len(entries)}, status {status}, not labeled):"]
+    lines += [f"  {entry}" for entry in entries[:PRINTED_IMAGES]]
+    if len(entries) > PRINTED_IMAGES:
+        lines.append(f"  ... and {len(entries) - PRINTED_IMAGES} more (all in label_report.json)")
+    return lines
+
+
 def format_report(report: dict[str, Any]) -> str:
     """A plain-text table of :func:`build_report`'s figures."""
     header = f"{'split':<10}{'images':>9}" + "".join(
@@ -80,23 +89,15 @@ def format_report(report: dict[str, Any]) -> str:
             f"{split:<10}{row['images']:>9}"
             + "".join(f"{row[n]:>15}" for n in STATUS_NAMES.values())
         )
-    unreadable = report["unreadable"]
-    if unreadable:
-        more = len(unreadable) - PRINTED_UNREADABLE
-        lines.append(f"unreadable images ({len(unreadable)}, status 2, not labeled):")
-        lines += [f"  {path}" for path in unreadable[:PRINTED_UNREADABLE]]
-        if more > 0:
-            lines.append(f"  ... and {more} more (all in label_report.json)")
-    failed = report["labeler_errors"]
-    if failed:
-        more = len(failed) - PRINTED_UNREADABLE
-        lines.append(f"labeler errors ({len(failed)}, status 3, not labeled):")
-        lines += [
-            f"  {entry['image_path']}: {entry['error'] or 'raised in an earlier run'}"
-            for entry in failed[:PRINTED_UNREADABLE]
-        ]
-        if more > 0:
-            lines.append(f"  ... and {more} more (all in label_report.json)")
+    lines += _image_list("unreadable images", STATUS_UNREADABLE, report["unreadable"])
+    lines += _image_list(
+        "labeler errors",
+        STATUS_LABELER_ERROR,
+        [
+            f"{entry['image_path']}: {entry['error'] or 'raised in an earlier run'}"
+            for entry in report["labeler_errors"]
+        ],
+    )
     for key in ("person_score", "mask_area"):
         dist = report[key]
         if dist["count"]:
