@@ -16,7 +16,14 @@ from daaf.errors import DaafError
 from daaf.training.config import load_config
 from daaf.training.losses import build_criterion
 from daaf.training.modeling import build_model
-from daaf.training.trainer import REFUSED, Optimizers, load_checkpoint, train, train_step
+from daaf.training.trainer import (
+    REFUSED,
+    Optimizers,
+    load_checkpoint,
+    save_checkpoint,
+    train,
+    train_step,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = ["data.height=64", "data.width=32", "data.pad=2", "data.num_identities=4",
@@ -93,6 +100,23 @@ def test_resume_gives_exactly_the_uninterrupted_weights(tiny_dataset, tmp_path):
     ]
     assert [line["step"] for line in lines] == [1, 2, 3, 4]
     assert {"id", "triplet", "center", "hab", "pab", "total", "lr", "images_per_s"} <= set(lines[0])
+
+
+@pytest.mark.parametrize("links", [True, False])
+def test_last_checkpoint_is_the_newest_epoch_file_stored_once(tmp_path, monkeypatch, links):
+    """last.pt shares epoch_XXX.pt's bytes (a hard link, or a copy where links fail), and the
+    next save replaces last.pt without touching the older epoch file."""
+    if not links:
+        monkeypatch.setattr("os.link", lambda *_: (_ for _ in ()).throw(OSError("no links")))
+    ckpt = tmp_path / "checkpoints"
+    last = save_checkpoint({"epoch": 1, "w": torch.zeros(3)}, ckpt, 1)
+    assert last == ckpt / "last.pt"
+    assert (ckpt / "epoch_001.pt").samefile(last) is links
+    save_checkpoint({"epoch": 2, "w": torch.ones(3)}, ckpt, 2)
+    assert torch.load(ckpt / "epoch_001.pt")["epoch"] == 1
+    assert torch.load(ckpt / "last.pt")["epoch"] == 2
+    assert (ckpt / "last.pt").read_bytes() == (ckpt / "epoch_002.pt").read_bytes()
+    assert sorted(p.name for p in ckpt.iterdir()) == ["epoch_001.pt", "epoch_002.pt", "last.pt"]
 
 
 def test_the_crafted_file_runs_its_payload_when_fully_unpickled(tmp_path, malicious_pt):
