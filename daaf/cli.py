@@ -18,7 +18,7 @@ from daaf.demo import demo
 from daaf.errors import ConfigError, DaafError
 from daaf.evaluation.commands import compare, evaluate
 from daaf.evaluation.visualize_command import visualize
-from daaf.labeling.commands import label
+from daaf.labeling.commands import install_backend, label
 from daaf.training.commands import export, train
 
 
@@ -52,6 +52,7 @@ for command in (
     synth,
     annotations,
     datasets,
+    install_backend,
 ):
     main.add_command(command)
 

@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
-# The synthetic study of docs/results/synthetic.md on a CPU: BoT, DAAF-BoT and DAAF-BoT with
-# lambda_p = 30 (configs/study/), SEEDS seeds each, two trainings at a time with one thread each,
-# then the table, the paired CIs against BoT, the loss curves and the pictures.
+# The synthetic study of docs/results/synthetic.md on a CPU: BoT, DAAF-BoT, DAAF-BoT with
+# lambda_p = 30, HAB only and PAB only (configs/study/), SEEDS seeds each, two trainings at a time
+# with one thread each, then the table, the paired CIs against BoT, the loss curves and the
+# pictures.
 #
 #   scripts/synthetic_study.sh OUT                  # everything (OUT: an absolute path)
 #   STAGE=collect scripts/synthetic_study.sh OUT   # only the table, CIs and figures
 #   STAGE=collect ROWS="study_bot study_daaf_bot" ...   # of some rows (BoT's runs must be evaluated)
 #
-# SEEDS (default 3) is the number of seeds trained per row; BOT_SEEDS, DAAF_SEEDS and PAB30_SEEDS
-# (default SEEDS) the numbers collected (seeds 0..N-1 of the row must be trained).
+# SEEDS (default 3) is the number of seeds trained per row; BOT_SEEDS, DAAF_SEEDS, PAB30_SEEDS,
+# HAB_SEEDS and PAB_SEEDS (default SEEDS) the numbers collected (seeds 0..N-1 of the row must be
+# trained).
 set -euo pipefail
 OUT=${1:?usage: scripts/synthetic_study.sh OUT}
 SEEDS=${SEEDS:-3}
 BOT_SEEDS=${BOT_SEEDS:-$SEEDS}
 DAAF_SEEDS=${DAAF_SEEDS:-$SEEDS}
 PAB30_SEEDS=${PAB30_SEEDS:-$SEEDS}
+HAB_SEEDS=${HAB_SEEDS:-$SEEDS}
+PAB_SEEDS=${PAB_SEEDS:-$SEEDS}
 STAGE=${STAGE:-all}
 PY=${PYTHON:-python}
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
@@ -26,16 +30,17 @@ if [ "$STAGE" = all ]; then
   [ -f "$OUT/data/annotations/manifest.csv" ] || $PY -m daaf.cli synth --out "$OUT/data" --workers 1
   mkdir -p "$OUT/logs"
   train() { $PY scripts/run_table.py "${common[@]}" --seeds "$SEEDS" --only "$1" > "$OUT/logs/$1.log" 2>&1; }
-  (train study_bot && train study_daaf_bot_pab30) &  # two lanes
-  train study_daaf_bot &
+  (train study_bot && train study_daaf_bot_pab30 && train study_hab_only) &  # two lanes
+  (train study_daaf_bot && train study_pab_only) &
   wait
 fi
 
-# Every run is reused. Per row of ROWS (default: all three): evaluation, attention against the
+# Every run is reused. Per row of ROWS (default: all five): evaluation, attention against the
 # true masks and keypoints, mean +- std over its seeds (OUT/<row>_seeds.csv); for the DAAF rows,
 # the paired CI against BoT (each side's seeds averaged per query) and the pictures beside BoT.
-ROWS=${ROWS:-study_bot study_daaf_bot study_daaf_bot_pab30}
-declare -A N=([study_bot]=$BOT_SEEDS [study_daaf_bot]=$DAAF_SEEDS [study_daaf_bot_pab30]=$PAB30_SEEDS)
+ROWS=${ROWS:-study_bot study_daaf_bot study_daaf_bot_pab30 study_hab_only study_pab_only}
+declare -A N=([study_bot]=$BOT_SEEDS [study_daaf_bot]=$DAAF_SEEDS [study_daaf_bot_pab30]=$PAB30_SEEDS
+              [study_hab_only]=$HAB_SEEDS [study_pab_only]=$PAB_SEEDS)
 evals() { for s in $(seq 0 $((N[$1] - 1))); do echo "$OUT/runs/seed$s/$1/eval_synthetic"; done; }
 for row in $ROWS; do
   $PY scripts/run_table.py "${common[@]}" --seeds "${N[$row]}" --only "$row"

@@ -19,7 +19,7 @@ import numpy as np
 from daaf.data.annotations.schema import STATUS_NO_PERSON, STATUS_OK, empty_keypoints
 from daaf.errors import DaafError
 
-INSTALL_SCRIPT = "scripts/install_backend.sh"  # the one install recipe of each optional backend
+INSTALL_COMMAND = "daaf install-backend"  # the one install recipe of each optional backend
 
 
 @dataclass
@@ -89,7 +89,7 @@ def backend_imports(backend: str) -> Iterator[None]:
 
     The backend package itself may be missing, or a module it imports in turn (pkg_resources,
     gone from setuptools >= 81, in detectron2's model zoo and in mmengine): both name the
-    missing module and the install script. Usable as a decorator of a backend's factory.
+    missing module and the install command. Usable as a decorator of a backend's factory.
     """
     try:
         yield
@@ -97,5 +97,5 @@ def backend_imports(backend: str) -> Iterator[None]:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DaafError(
             f"--backend {backend} cannot import {exc.name or 'a module'} ({detail}); "
-            f"install the backend with: {INSTALL_SCRIPT} {backend}"
+            f"install the backend with: {INSTALL_COMMAND} {backend}"
         ) from exc

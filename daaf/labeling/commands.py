@@ -1,4 +1,5 @@
-"""Command `daaf label`: person masks and 17 keypoints for every image of a dataset."""
+"""Commands `daaf label` (person masks and 17 keypoints for every image of a dataset) and
+`daaf install-backend` (the optional detectron2 and mmpose labelers)."""
 
 from __future__ import annotations
 
@@ -108,3 +109,32 @@ def label(dataset_name, root, out_dir, backend, splits, device, batch_size, work
             click.echo(f"wrote {path}")
     finally:
         distributed.cleanup_distributed()
+
+
+@click.command("install-backend")
+@click.argument("backend", type=click.Choice(BACKENDS[1:]))
+@click.option(
+    "--source",
+    type=click.Path(file_okay=False, exists=True),
+    help="detectron2: build from this checkout instead of its git repository.",
+)
+@click.option("--workdir", type=click.Path(file_okay=False),
+              help="mmpose: keep mmcv's build here, so that a stopped build resumes.")  # fmt: skip
+def install_backend(backend: str, source: str | None, workdir: str | None) -> None:
+    """Install the detectron2 or mmpose labeler into this Python environment, against its torch.
+
+    Runs daaf/labeling/install_backend.sh, shipped with daaf, with this environment's Python.
+    detectron2 builds in minutes; mmpose compiles mmcv from source (about 40 minutes on 2 CPU
+    cores).
+    """
+    import os
+    import subprocess
+    import sys
+    from importlib import resources
+
+    script = resources.files("daaf.labeling") / "install_backend.sh"
+    args = [backend, *(["--source", source] if source else []), *(["--workdir", workdir] if workdir else [])]  # fmt: skip
+    env = {**os.environ, "PYTHON": sys.executable}
+    code = subprocess.run(["bash", str(script), *args], env=env).returncode
+    if code:
+        sys.exit(code)

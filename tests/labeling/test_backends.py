@@ -1,7 +1,6 @@
 """Backends: the torchvision offline message, random weights end to end, optional packages."""
 
 import json
-import os
 import sys
 import urllib.error
 from pathlib import Path
@@ -15,7 +14,6 @@ from daaf.cli import main
 from daaf.data.annotations.schema import STATUS_OK
 from daaf.errors import DaafError
 from daaf.labeling.backends import build_labeler
-from daaf.labeling.base import INSTALL_SCRIPT
 from daaf.labeling.selection import ANY_CLASS
 
 EXPECTED_FILES = (
@@ -114,7 +112,7 @@ def test_missing_backend_names_the_module_and_the_install_script(backend, absent
         build_labeler(backend, weights="random")
     message = str(error.value)
     assert message.startswith(f"--backend {backend} cannot import {absent}")
-    assert message.endswith(f"; install the backend with: scripts/install_backend.sh {backend}")
+    assert message.endswith(f"; install the backend with: daaf install-backend {backend}")
 
 
 # A backend package that imports, but one of whose modules needs pkg_resources (detectron2's
@@ -173,9 +171,7 @@ def test_import_failure_inside_the_backend_is_one_line_naming_it_and_the_script(
     with pytest.raises(DaafError) as error:
         build_labeler(backend, weights="random")
     assert str(error.value).startswith(f"--backend {backend} cannot import pkg_resources (")
-    assert str(error.value).endswith(
-        f"install the backend with: scripts/install_backend.sh {backend}"
-    )
+    assert str(error.value).endswith(f"install the backend with: daaf install-backend {backend}")
 
     out = tmp_path / "store"
     args = ["label", "--dataset", "market1501", "--root", str(market), "--out", str(out),
@@ -186,15 +182,14 @@ def test_import_failure_inside_the_backend_is_one_line_naming_it_and_the_script(
     assert not out.exists()
 
 
-def test_readme_and_errors_give_the_install_script_and_nothing_else():
+def test_readme_and_errors_give_the_install_command_and_nothing_else():
     root = Path(__file__).resolve().parents[2]
     readme = (root / "README.md").read_text()
     section = readme.split("## Labeling backends", 1)[1].split("\n## ", 1)[0]
     for backend in ("detectron2", "mmpose"):
-        assert f"`scripts/install_backend.sh {backend}`" in section
+        assert f"`daaf install-backend {backend}`" in section
     assert "pip install" not in section and "```" not in section
-    script = root / INSTALL_SCRIPT
-    assert script.is_file() and os.access(script, os.X_OK)
+    assert "scripts/install_backend.sh" not in readme
 
 
 def test_detectron2_backend_runs_with_random_weights():

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from daaf.training.config import load_config
 from daaf.training.trainer import REFUSED
 
 REPO = Path(__file__).resolve().parents[2]
@@ -115,7 +116,17 @@ def test_the_study_table_reads_the_study_configs():
         "study_bot",
         "study_daaf_bot",
         "study_daaf_bot_pab30",
+        "study_hab_only",
+        "study_pab_only",
     ]
+    branches = {
+        c.stem: (cfg.model.hab, cfg.model.pab, cfg.loss.hab_weight, cfg.loss.pab_weight)
+        for c in module.table_configs("study")
+        for cfg in [load_config(c)]
+    }
+    assert branches["study_hab_only"] == (True, False, 0.003, 0.003)
+    assert branches["study_pab_only"] == (False, True, 0.003, 0.003)
+    assert branches["study_daaf_bot"] == (True, True, 0.003, 0.003)
     assert module.BASE_ROWS["study"] == "study_bot"
     assert [c.name for c in module.table_configs("3")] == [
         c.name for c in module.table_configs("2")

@@ -2,10 +2,11 @@
 # Install an optional daaf labeling backend into the current Python environment, against the
 # torch already installed there (daaf's own install comes first).
 #
-#   scripts/install_backend.sh detectron2 [--source DIR]   # DIR: a detectron2 checkout
-#   scripts/install_backend.sh mmpose [--workdir DIR]      # DIR: mmcv's build (kept: resumes)
+#   daaf install-backend detectron2 [--source DIR]   # DIR: a detectron2 checkout
+#   daaf install-backend mmpose [--workdir DIR]      # DIR: mmcv's build (kept: resumes)
 #
-# The Python used is $PYTHON, else `python` on PATH. detectron2 builds from --source, else from
+# `daaf install-backend` runs this file with PYTHON set to its own Python; run by hand, the
+# Python used is $PYTHON, else `python` on PATH. detectron2 builds from --source, else from
 # its git repository (needs network). mmpose needs full mmcv 2.1.0 compiled from source (about
 # 40 minutes on 2 CPU cores; mmcv-lite lacks the ops) with C++20, as recent PyTorch headers
 # need. Both need pkg_resources at run time, so setuptools is pinned below 81.
@@ -25,14 +26,14 @@ while [[ $# -gt 0 ]]; do
     case $1 in
         --source) source_dir=${2:?--source needs a folder}; shift 2 ;;
         --workdir) workdir=${2:?--workdir needs a folder}; shift 2 ;;
-        *) echo "install_backend.sh: unknown option $1" >&2; usage ;;
+        *) echo "daaf install-backend: unknown option $1" >&2; usage ;;
     esac
 done
-fail() { echo "install_backend.sh: $*" >&2; exit 1; }
+fail() { echo "daaf install-backend: $*" >&2; exit 1; }
 case $backend in
     detectron2) [[ -z $workdir ]] || fail "--workdir is for mmpose" ;;
     mmpose) [[ -z $source_dir ]] || fail "--source is for detectron2" ;;
-    *) echo "install_backend.sh: unknown backend '$backend' (detectron2 or mmpose)" >&2; usage ;;
+    *) echo "daaf install-backend: unknown backend '$backend' (detectron2 or mmpose)" >&2; usage ;;
 esac
 if [[ -n $source_dir && ! -f $source_dir/setup.py ]]; then
     fail "$source_dir has no setup.py (not a detectron2 checkout)"
@@ -74,4 +75,4 @@ case $backend in
         ;;
 esac
 "$PYTHON" -c "import daaf.labeling as l; l.build_labeler('$backend', weights='random')" &&
-    echo "install_backend.sh: $backend installed; try: daaf label --backend $backend --weights random"
+    echo "daaf install-backend: $backend installed; try: daaf label --backend $backend --weights random"
