@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import click
 
-BACKENDS = ("torchvision", "detectron2", "mmpose")
+OPTIONAL_BACKENDS = ("detectron2", "mmpose")  # installed by `daaf install-backend`
+BACKENDS = ("torchvision", *OPTIONAL_BACKENDS)
 
 
 def _splits(ctx, param, value: str) -> tuple[str, ...]:
@@ -112,7 +113,7 @@ def label(dataset_name, root, out_dir, backend, splits, device, batch_size, work
 
 
 @click.command("install-backend")
-@click.argument("backend", type=click.Choice(BACKENDS[1:]))
+@click.argument("backend", type=click.Choice(OPTIONAL_BACKENDS))
 @click.option(
     "--source",
     type=click.Path(file_okay=False, exists=True),
@@ -133,7 +134,11 @@ def install_backend(backend: str, source: str | None, workdir: str | None) -> No
     from importlib import resources
 
     script = resources.files("daaf.labeling") / "install_backend.sh"
-    args = [backend, *(["--source", source] if source else []), *(["--workdir", workdir] if workdir else [])]  # fmt: skip
+    args = [backend]
+    if source:
+        args += ["--source", source]
+    if workdir:
+        args += ["--workdir", workdir]
     env = {**os.environ, "PYTHON": sys.executable}
     code = subprocess.run(["bash", str(script), *args], env=env).returncode
     if code:
