@@ -7,6 +7,11 @@ so load from other processes hits all alike; the figure is the median of ``--ste
 ratio column divides each preset by its base network (bot or trinet) from the same run.
 
     python benchmarks/train_step.py [--steps 3] [--p 4] [--k 4] [--threads N] [--depth 50]
+    python benchmarks/train_step.py --compile [--depth 18 --height 128 --width 64]
+
+``--compile`` times bot and daaf_bot with their model ``torch.compile``'d (what
+``train.compile=true`` does) against the plain step, in turn, and reports the compile time
+(the first compiled step's extra time) apart.
 """
 
 from __future__ import annotations
@@ -18,11 +23,11 @@ from pathlib import Path
 
 import torch
 
-from daaf.training.config import load_config
+from daaf.training.config import Config, load_config
 from daaf.training.losses import build_criterion
 from daaf.training.modeling import build_model
 from daaf.training.schedule import build_optimizer
-from daaf.training.trainer import Optimizers, train_step
+from daaf.training.trainer import Optimizers, amp_dtype, train_step
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 PRESETS = {"bot": "bot", "daaf_bot": "bot", "daaf_bot_official": "bot",
@@ -48,40 +53,76 @@ def make_batch(p: int, k: int, height: int, width: int) -> dict[str, torch.Tenso
     }
 
 
-def build_training(preset: str, depth: int):
-    """``preset``'s config, model, criterion, optimizers and (disabled) grad scaler, as
-    ``daaf train`` builds them (ResNet-``depth``, pretrained none)."""
-    cfg = load_config(
-        CONFIGS / f"{preset}.yaml",
-        [f"model.depth={depth}", "model.pretrained=none", SYNTHETIC_THRESHOLD],
-    )
+def build_training(cfg: Config, device: torch.device, num_classes: int = NUM_CLASSES):
+    """Model, criterion, optimizers and grad scaler for ``cfg``, as ``daaf train`` builds them
+    (fp16 AMP gets an enabled scaler; bf16 and full precision need none)."""
     torch.manual_seed(0)
-    model = build_model(cfg, NUM_CLASSES).train()
-    criterion = build_criterion(cfg, NUM_CLASSES, model.feat_dim)
+    model = build_model(cfg, num_classes).to(device).train()
+    criterion = build_criterion(cfg, num_classes, model.feat_dim).to(device)
     centers = criterion.center_parameters()
     optimizers = Optimizers(
         build_optimizer(model.parameters(), cfg.optim),
         torch.optim.SGD(centers, lr=cfg.loss.center_lr) if centers else None,
         1.0 / cfg.loss.center_weight if cfg.loss.center_weight > 0 else 1.0,
     )
-    return cfg, model, criterion, optimizers, torch.amp.GradScaler("cpu", enabled=False)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype(cfg, device) == torch.float16)
+    return model, criterion, optimizers, scaler
 
 
-def make_stepper(preset: str, depth: int, p: int, k: int):
-    """A closure doing one training step of ``preset``, and its parameter count."""
-    cfg, model, criterion, optimizers, scaler = build_training(preset, depth)
+def preset_config(preset: str, depth: int, *overrides: str) -> Config:
+    """``configs/PRESET.yaml`` with ResNet-``depth``, no pretrained weights, and ``overrides``."""
+    return load_config(
+        CONFIGS / f"{preset}.yaml",
+        [f"model.depth={depth}", "model.pretrained=none", SYNTHETIC_THRESHOLD, *overrides],
+    )
+
+
+def make_stepper(preset: str, depth: int, p: int, k: int, *overrides: str, compile: bool = False):
+    """A closure doing one training step of ``preset`` (its model torch.compile'd with
+    ``compile``, as ``train.compile=true`` does), and its parameter count."""
+    cfg = preset_config(preset, depth, *overrides)
+    model, criterion, optimizers, scaler = build_training(cfg, torch.device("cpu"))
     batch = make_batch(p, k, cfg.data.height, cfg.data.width)
     params = sum(x.numel() for x in model.parameters())
+    step_model = torch.compile(model) if compile else model
 
     def step() -> dict[str, float]:
-        return train_step(model, batch, optimizers, scaler, criterion, data=cfg.data)
+        return train_step(step_model, batch, optimizers, scaler, criterion, data=cfg.data)
 
     return step, params, cfg
+
+
+def compare_compiled() -> None:
+    """Step time of the compiled model over the plain one for bot and daaf_bot, in the same
+    run; the first compiled step's extra time is the compile time, reported apart."""
+    size = [f"data.height={args.height}", f"data.width={args.width}"]
+    print(f"train step, CPU, {torch.get_num_threads()} threads, ResNet-{args.depth}, "
+          f"{args.height}x{args.width}, P x K = {args.p} x {args.k}, median of {args.steps} steps")  # fmt: skip
+    print(f"{'preset':<12}{'plain s':>9}{'compiled s':>12}{'ratio':>8}{'compile s':>11}")
+    for name in ("bot", "daaf_bot"):
+        plain = make_stepper(name, args.depth, args.p, args.k, *size)[0]
+        compiled = make_stepper(name, args.depth, args.p, args.k, *size, compile=True)[0]
+        plain()  # warm-up
+        start = time.perf_counter()
+        compiled()  # compiles
+        first = time.perf_counter() - start
+        times: dict[str, list[float]] = {"plain": [], "compiled": []}
+        for _ in range(args.steps):
+            for kind, stepper in (("plain", plain), ("compiled", compiled)):
+                start = time.perf_counter()
+                stepper()
+                times[kind].append(time.perf_counter() - start)
+        t_plain, t_compiled = (statistics.median(times[k]) for k in ("plain", "compiled"))
+        print(f"{name:<12}{t_plain:>9.3f}{t_compiled:>12.3f}{t_compiled / t_plain:>7.2f}x"
+              f"{first - t_compiled:>11.1f}")  # fmt: skip
 
 
 def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.compile:
+        compare_compiled()
+        return
     steppers = {name: make_stepper(name, args.depth, args.p, args.k) for name in PRESETS}
     times: dict[str, list[float]] = {name: [] for name in PRESETS}
     for stepper, _, _ in steppers.values():
@@ -114,5 +155,11 @@ if __name__ == "__main__":
     parser.add_argument("--k", type=int, default=4, help="images per identity")
     parser.add_argument("--depth", type=int, default=50)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument(
+        "--compile", action="store_true",
+        help="instead: compiled / plain step time of bot and daaf_bot (train.compile=true)",
+    )  # fmt: skip
+    parser.add_argument("--height", type=int, default=256, help="with --compile")
+    parser.add_argument("--width", type=int, default=128, help="with --compile")
     args = parser.parse_args()
     main()

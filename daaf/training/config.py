@@ -88,6 +88,9 @@ class TrainConfig:
     )
     amp: bool = True  # used on CUDA only (bf16 where supported)
     channels_last: bool = True  # used on CUDA only
+    # torch.compile the training step's model: compiles during the first steps (a minute or more),
+    # then steps faster where the hardware allows (benchmarks/train_step.py --compile)
+    compile: bool = False
     checkpoint_period: int = setting(10, min=1)  # epochs
     eval_period: int = setting(0, min=0)  # epochs; 0 disables periodic evaluation
     log_period: int = setting(20, min=1)  # iterations

@@ -115,16 +115,18 @@ def train_step(
     data: DataConfig,
     step: int = 0,
     dtype: torch.dtype | None = None,
+    channels_last: bool = False,
 ) -> dict[str, float]:
     """One forward / loss / backward / step; returns every weighted loss term and their ``total``.
 
     ``batch`` is a worker batch (``TrainSet``), made into the criterion's tensors on the
-    model's device per ``data``. ``dtype`` is the autocast dtype (None: full precision). A
-    non-finite term raises a DaafError naming it and ``step``.
+    model's device per ``data``. ``dtype`` is the autocast dtype (None: full precision);
+    ``channels_last`` hands the images over channels-last, for a model converted to that
+    memory format. A non-finite term raises a DaafError naming it and ``step``.
     """
     device = next(model.parameters()).device
     batch = prepare_batch(batch, data, device)
-    if device.type == "cuda":
+    if channels_last:
         batch["images"] = batch["images"].contiguous(memory_format=torch.channels_last)
     with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
         output = model(batch["images"])
@@ -359,7 +361,8 @@ def train(
         warn_if_random_labels(train_set.store)
     num_classes = dataset.num_train_pids
     model = build_model(cfg, num_classes).to(device)
-    if device.type == "cuda" and cfg.train.channels_last:
+    channels_last = device.type == "cuda" and cfg.train.channels_last
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
     criterion = build_criterion(cfg, num_classes, model.feat_dim).to(device)
     center_params = list(criterion.center_parameters())
@@ -392,6 +395,8 @@ def train(
         ddp_model = DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
+    if cfg.train.compile:  # the step's model only: checkpoints and evaluation use `model`
+        ddp_model = torch.compile(ddp_model)
     log = MetricsLog(out_dir, main_process)
 
     for epoch in range(start_epoch, cfg.train.epochs):
@@ -415,6 +420,7 @@ def train(
                 data=cfg.data,
                 step=step,
                 dtype=dtype,
+                channels_last=channels_last,
             )
             scheduler.step()
             step += 1

@@ -71,3 +71,27 @@ def test_queries_without_positive_are_skipped_and_none_is_an_error():
     with pytest.raises(DaafError, match="no query has a positive"):
         evaluate_rank(distmat, np.array([1, 9]), np.array([1, 1]), np.array([0, 0]),
                       np.array([0, 0]))  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_device_path_gives_the_numpy_results(seed, monkeypatch):
+    """``device=`` (torch sorts, as on a GPU; here the CPU) equals the NumPy counting path
+    per query, ties included, across chunks of queries."""
+    import daaf.evaluation.metrics as metrics
+
+    monkeypatch.setattr(metrics, "DEVICE_CHUNK", 7)
+    rng = np.random.default_rng(seed)
+    nq, ng = 40, 150
+    q_pids, g_pids = rng.integers(0, 12, nq), rng.integers(0, 12, ng)
+    q_cams, g_cams = rng.integers(0, 3, nq), rng.integers(0, 3, ng)
+    distmat = rng.integers(0, 6, (nq, ng)).astype(np.float32)  # many ties
+    distmat[0] += rng.random(ng, dtype=np.float32)  # and one row without ties
+    q_pids[1] = 99  # a query without any positive: skipped by both
+    cpu = evaluate_rank(distmat, q_pids, g_pids, q_cams, g_cams, max_rank=20)
+    dev = evaluate_rank(distmat, q_pids, g_pids, q_cams, g_cams, max_rank=20, device="cpu")
+    np.testing.assert_allclose(dev.cmc, cpu.cmc, atol=1e-5)
+    for name in ("ap", "inp", "first_hit"):
+        np.testing.assert_allclose(getattr(dev, name), getattr(cpu, name), atol=1e-5)
+    assert np.isnan(dev.ap[1]) and dev.num_valid_queries == cpu.num_valid_queries
+    assert dev.mAP == pytest.approx(cpu.mAP, abs=1e-5)
+    assert dev.mINP == pytest.approx(cpu.mINP, abs=1e-5)
