@@ -13,6 +13,8 @@ on; a batch that raises is labeled again image by image, so only the image at fa
 
 from __future__ import annotations
 
+import functools
+import os
 import shutil
 import sys
 import time
@@ -47,6 +49,7 @@ from daaf.errors import DaafError
 from daaf.labeling.base import Labeler, LabelResult
 from daaf.labeling.rerun import check_rerun, overwrite_dir, replace_store
 from daaf.utils import distributed
+from daaf.utils.processes import die_with_parent
 
 
 @dataclass(frozen=True)
@@ -235,6 +238,7 @@ def run_labeler(
         batch_sampler=_batches(mine, batch_size),
         num_workers=workers,
         collate_fn=list,
+        worker_init_fn=functools.partial(die_with_parent, os.getpid()),  # none outlives a kill -9
     )
     bar = tqdm(
         total=len(samples),
