@@ -54,7 +54,9 @@ def is_alive(pid: int) -> bool:
 
 def die_with_parent(parent: int, *_: object) -> None:
     """Worker initializer: on Linux the kernel kills this process (SIGKILL) when its parent
-    ends, however it ends. ``parent`` is the pid of the process that started the worker, so
+    ends, however it ends (strictly, when the parent's thread that started it ends: start
+    workers from a thread that lives as long as they should, as a DataLoader iterated in the
+    main thread does). ``parent`` is the pid of the process that started the worker, so
     that one gone before the request took effect is noticed too (the worker's direct parent is
     a forkserver under that start method). Elsewhere a no-op. Extra arguments (a DataLoader
     worker id) are ignored."""
