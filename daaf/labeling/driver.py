@@ -47,6 +47,7 @@ from daaf.errors import DaafError
 from daaf.labeling.base import Labeler, LabelResult
 from daaf.labeling.rerun import check_rerun, overwrite_dir, replace_store
 from daaf.utils import distributed
+from daaf.utils.device import resolve_device
 
 
 @dataclass(frozen=True)
@@ -192,7 +193,7 @@ def run_labeler(
     process's :class:`LabelRun` (the same on every rank).
     """
     start = time.perf_counter()
-    device = torch.device(device)
+    device = resolve_device(device)
     torch.manual_seed(seed)
     store_dir = Path(out_dir)
     samples_by_split = {split: dataset.split(split) for split in splits}

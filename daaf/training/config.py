@@ -20,6 +20,7 @@ from daaf.data.config import DataConfig
 from daaf.data.keypoints import keypoint_groups
 from daaf.errors import ConfigError
 from daaf.utils.config_fields import check_relations, checked_value, setting, short_repr, shorten
+from daaf.utils.options import DEVICE_NAMES, DEVICE_PATTERN
 
 GROUP_SCHEMES = Literal["all", "4", "6", "7", "each"]  # daaf.data.keypoints.KEYPOINT_GROUPS
 
@@ -84,9 +85,7 @@ class TrainConfig:
     # null: one pass over the training identities
     iters_per_epoch: int | None = setting(None, min=1, max=10**6)
     seed: int = setting(0, min=0, max=2**32 - 1)  # numpy's seeds are 32-bit
-    device: str = setting(
-        "auto", pattern=r"auto|cpu|cuda(:\d+)?", allowed="auto, cpu, cuda or cuda:N"
-    )
+    device: str = setting("auto", pattern=DEVICE_PATTERN, allowed=DEVICE_NAMES)
     amp: bool = True  # used on CUDA only (bf16 where supported)
     channels_last: bool = True  # used on CUDA only
     checkpoint_period: int = setting(10, min=1)  # epochs
