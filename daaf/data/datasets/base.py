@@ -8,14 +8,43 @@ expected and what it found when the layout is wrong.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from daaf.errors import DaafError
 
 SPLITS: tuple[str, ...] = ("train", "query", "gallery")
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp"})
+# How the annotation store keeps a sample's ids (daaf.data.annotations.schema.DATASET_DTYPES):
+# a dataset whose ids do not fit is refused when it is loaded, before any image is labelled.
+ID_DTYPES: dict[str, str] = {"pid": "<i4", "camid": "<i2"}
+SHOWN_SKIPPED = 3  # file names shown per reason when skipped files are reported
+
+logger = logging.getLogger(__name__)
+
+
+def check_ids(path: str | Path, pid: int, camid: int) -> None:
+    """DaafError naming ``path`` when its pid or camid does not fit :data:`ID_DTYPES`."""
+    for name, value in (("pid", pid), ("camid", camid)):
+        limits = np.iinfo(ID_DTYPES[name])
+        if not limits.min <= value <= limits.max:
+            raise DaafError(
+                f"{path}: {name} {value} is out of range: the annotation store keeps {name}s as "
+                f"{limits.dtype} ({limits.min} to {limits.max}); rename the file"
+            )
+
+
+def describe_skipped(skipped: dict[str, list[str]], examples: int = SHOWN_SKIPPED) -> list[str]:
+    """Per reason: how many files were skipped and the first ``examples`` of them."""
+    return [
+        f"{reason}: {len(paths)} (e.g. {', '.join(paths[:examples])}"
+        + (", ...)" if len(paths) > examples else ")")
+        for reason, paths in skipped.items()
+    ]
 
 
 @dataclass(frozen=True)
@@ -43,6 +72,10 @@ class ReIDDataset:
     query: list[Sample]
     gallery: list[Sample]
     skipped: dict[str, list[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for sample in self.train + self.query + self.gallery:
+            check_ids(self.image_dir / sample.path, sample.pid, sample.camid)
 
     def split(self, name: str) -> list[Sample]:
         if name not in SPLITS:
@@ -90,11 +123,23 @@ def register_dataset(name: str, layout: str) -> Callable[[Loader], Loader]:
     return wrap
 
 
-def build_dataset(name: str, root: str | Path, **options) -> ReIDDataset:
-    """Load dataset ``name`` from ``root``; unknown names get an error listing the known ones."""
+def build_dataset(
+    name: str, root: str | Path, *, warn_skipped: bool = True, **options
+) -> ReIDDataset:
+    """Load dataset ``name`` from ``root``; unknown names get an error listing the known ones.
+    Files the loader skipped are logged as one warning unless ``warn_skipped`` is False (for
+    callers that report them themselves)."""
     if name not in DATASETS:
         raise DaafError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")
     root = Path(root)
     if not root.is_dir():
         raise DaafError(f"dataset root {root} does not exist or is not a folder")
-    return DATASETS[name].loader(root, **options)
+    dataset = DATASETS[name].loader(root, **options)
+    if dataset.skipped and warn_skipped:
+        total = sum(len(paths) for paths in dataset.skipped.values())
+        logger.warning(
+            f"warning: {name}: skipped {total} file(s) under {dataset.image_dir}: "
+            + "; ".join(describe_skipped(dataset.skipped))
+            + f" (`daaf datasets check {name} --root {root}` lists them)"
+        )
+    return dataset
