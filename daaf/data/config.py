@@ -33,9 +33,8 @@ class DataConfig:
     pre_crop_size: list[int] | None = setting(
         None, length=2, min=1, max=MAX_SIDE, min_field=("height", "width")
     )
-    pad: int = setting(
-        10, min=0, max=MAX_SIDE
-    )  # BoT: pad by this many pixels, then random-crop back (0: none)
+    # BoT: pad by this many pixels, then random-crop back (0: none)
+    pad: int = setting(10, min=0, max=MAX_SIDE)
     flip_prob: float = setting(0.5, min=0, max=1)
     erasing_prob: float = setting(0.5, min=0, max=1)
     pixel_mean: list[float] = setting(factory=lambda: [0.485, 0.456, 0.406], length=3)

@@ -22,20 +22,29 @@ IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp"})
 # How the annotation store keeps a sample's ids (daaf.data.annotations.schema.DATASET_DTYPES):
 # a dataset whose ids do not fit is refused when it is loaded, before any image is labelled.
 ID_DTYPES: dict[str, str] = {"pid": "<i4", "camid": "<i2"}
+_ID_RANGES = {name: (int(np.iinfo(t).min), int(np.iinfo(t).max)) for name, t in ID_DTYPES.items()}
 SHOWN_SKIPPED = 3  # file names shown per reason when skipped files are reported
 
 logger = logging.getLogger(__name__)
 
 
+def id_problem(pid: int, camid: int) -> str | None:
+    """What is wrong with a sample's ids for the annotation store (:data:`ID_DTYPES`), or None."""
+    for name, value in (("pid", pid), ("camid", camid)):
+        low, high = _ID_RANGES[name]
+        if not low <= value <= high:
+            return (
+                f"{name} {value} is out of range: the annotation store keeps {name}s as "
+                f"{np.dtype(ID_DTYPES[name])} ({low} to {high}); rename the file"
+            )
+    return None
+
+
 def check_ids(path: str | Path, pid: int, camid: int) -> None:
     """DaafError naming ``path`` when its pid or camid does not fit :data:`ID_DTYPES`."""
-    for name, value in (("pid", pid), ("camid", camid)):
-        limits = np.iinfo(ID_DTYPES[name])
-        if not limits.min <= value <= limits.max:
-            raise DaafError(
-                f"{path}: {name} {value} is out of range: the annotation store keeps {name}s as "
-                f"{limits.dtype} ({limits.min} to {limits.max}); rename the file"
-            )
+    problem = id_problem(pid, camid)
+    if problem is not None:
+        raise DaafError(f"{path}: {problem}")
 
 
 def describe_skipped(skipped: dict[str, list[str]], examples: int = SHOWN_SKIPPED) -> list[str]:
@@ -75,7 +84,9 @@ class ReIDDataset:
 
     def __post_init__(self) -> None:
         for sample in self.train + self.query + self.gallery:
-            check_ids(self.image_dir / sample.path, sample.pid, sample.camid)
+            problem = id_problem(sample.pid, sample.camid)
+            if problem is not None:
+                raise DaafError(f"{self.image_dir / sample.path}: {problem}")
 
     def split(self, name: str) -> list[Sample]:
         if name not in SPLITS:
