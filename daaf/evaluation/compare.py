@@ -18,8 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from daaf.errors import DaafError
-from daaf.utils.config_fields import short_repr, shorten
+from daaf.errors import DaafError, short_repr, shorten
 
 METRICS = ("mAP", "rank1", "mINP")
 CHUNK_CELLS = 2**22  # resamples x identities per block of the vectorised bootstrap
@@ -36,7 +35,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
     """``path`` as a table; DaafError (one line) for a file that is no CSV."""
     try:
         return pd.read_csv(path)
-    except (ValueError, UnicodeDecodeError) as exc:  # pandas' parser errors are ValueErrors
+    except ValueError as exc:  # pandas' parser errors and UnicodeDecodeError are ValueErrors
         problem = " ".join(str(exc).split())
         raise DaafError(f"{path}: not a per_query.csv table ({short_repr(problem)})") from None
 

@@ -18,8 +18,8 @@ import yaml
 
 from daaf.data.config import DataConfig
 from daaf.data.keypoints import keypoint_groups
-from daaf.errors import ConfigError
-from daaf.utils.config_fields import check_relations, checked_value, setting, short_repr, shorten
+from daaf.errors import ConfigError, short_repr, shorten
+from daaf.utils.config_fields import check_relations, checked_value, setting
 from daaf.utils.options import DEVICE_NAMES, DEVICE_PATTERN
 
 GROUP_SCHEMES = Literal["all", "4", "6", "7", "each"]  # daaf.data.keypoints.KEYPOINT_GROUPS

@@ -4,7 +4,7 @@ A field's type hint says what a value may be (``bool``, ``int``, ``float``, ``st
 ``Literal[...]`` choices, ``X | None``); :func:`setting` adds a range (``min``, ``above``,
 ``max``), a list ``length``, a string ``pattern`` or a ``check`` function. :func:`checked_value`
 returns the value in its field's type or raises a :class:`~daaf.errors.ConfigError` of one line
-naming the key, the value (shortened: :func:`short_repr`) and what is allowed.
+naming the key, the value (shortened: :func:`daaf.errors.short_repr`) and what is allowed.
 
 Rules between fields of one section (``min_field``: at least that field, ``above_field``: more
 than it; element-wise for lists) can only be checked once every file and override is read:
@@ -22,9 +22,8 @@ import typing
 from collections.abc import Callable
 from typing import Any, Literal
 
-from daaf.errors import ConfigError
+from daaf.errors import MAX_SHOWN, ConfigError, short_repr, shorten
 
-MAX_SHOWN = 60  # characters of a value an error message shows
 # rule -> (what it asks, in words; the test a value passes against its sibling field's value)
 RELATIONS: dict[str, tuple[str, Callable[[Any, Any], bool]]] = {
     "min_field": ("at least", operator.ge),
@@ -61,16 +60,6 @@ def setting(
 
 class _Invalid(Exception):
     pass
-
-
-def shorten(text: str, limit: int = MAX_SHOWN) -> str:
-    """``text`` cut to about ``limit`` characters, so that an error stays one short line."""
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
-
-
-def short_repr(value: Any) -> str:
-    """``repr(value)``, shortened (a 10 MB list in an error message is no help)."""
-    return shorten(repr(value))
 
 
 def _is_number(value: Any) -> bool:
