@@ -128,6 +128,7 @@ def test_every_pab_grouping_form_builds_its_groups(value, stored):
         ("model.decoder_channels=100000000",
          r"model.decoder_channels must be an integer in \[1, 4096\], got 100000000"),
         ("data.pre_crop_size=[288, 100000]", "data.pre_crop_size must be null or a list of 2"),
+        ("data.heatmap_sigma=1e-30", r"data.heatmap_sigma must be a number in \[0.1, 2048\]"),
         ("train.iters_per_epoch=10000000000",
          r"train.iters_per_epoch must be null or an integer in \[1, 1000000\]"),
     ],
