@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from daaf.errors import DaafError
+from daaf.utils.device import resolve_device
 
 METRICS = ("euclidean", "cosine")
 
@@ -18,7 +19,9 @@ def prepare_features(
     feature set."""
     if metric not in METRICS:
         raise DaafError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
-    x = torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32)).to(device or "cpu")
+    x = torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32))
+    if device is not None:
+        x = x.to(resolve_device(device))
     if metric == "cosine":
         return torch.nn.functional.normalize(x, dim=1), None
     return x, (x * x).sum(dim=1)

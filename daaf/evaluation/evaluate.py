@@ -76,11 +76,12 @@ def rank(
     dataset: ReIDDataset,
     metric: str,
     rerank: bool,
-    device: torch.device | None = None,
+    device: torch.device | str | None = None,
 ) -> tuple[np.ndarray, RankResult]:
     """Distances (re-ranked when asked) and their metrics; on a CUDA ``device`` the distance
     blocks and the metrics' sorts run there (the CPU keeps NumPy's faster per-query counting)."""
-    on = device if device is not None and device.type == "cuda" else None
+    on = None if device is None else resolve_device(device)
+    on = on if on is not None and on.type == "cuda" else None
     if rerank:
         distmat = re_ranking_features(q_feats, g_feats, metric=metric, device=on)
     else:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from daaf.errors import DaafError
+from daaf.utils.device import resolve_device
 
 DEVICE_CHUNK = 256  # queries sorted at once on a device: 256 x 15,913 gallery items, 49 MB
 
@@ -123,7 +124,9 @@ def evaluate_rank(
             for q in range(num_q)
         )
     else:
-        per_query = _positive_ranks_torch(distmat, q_pids, g_pids, q_camids, g_camids, device)
+        per_query = _positive_ranks_torch(
+            distmat, q_pids, g_pids, q_camids, g_camids, resolve_device(device)
+        )
     for q, ranks in enumerate(per_query):
         if len(ranks):
             ap[q] = np.mean(np.arange(1, len(ranks) + 1) / (ranks + 1))

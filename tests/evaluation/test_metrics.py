@@ -95,3 +95,9 @@ def test_the_device_path_gives_the_numpy_results(seed, monkeypatch):
     assert np.isnan(dev.ap[1]) and dev.num_valid_queries == cpu.num_valid_queries
     assert dev.mAP == pytest.approx(cpu.mAP, abs=1e-5)
     assert dev.mINP == pytest.approx(cpu.mINP, abs=1e-5)
+
+
+def test_a_device_that_is_no_device_is_one_line():
+    distmat = np.zeros((1, 2), np.float32)
+    with pytest.raises(DaafError, match="^device 'gpu0' is not a device"):
+        evaluate_rank(distmat, [1], [1, 2], [0], [1, 1], device="gpu0")
