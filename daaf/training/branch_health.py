@@ -29,7 +29,7 @@ from daaf.training.config import Config
 
 logger = logging.getLogger(__name__)
 
-TOLERANCE = 0.05  # a loss within 5% of the trivial map's has learned (almost) nothing
+TOLERANCE = 0.05  # within 5% of the all-zero map's loss, or above: learned (almost) nothing
 WINDOW = 3  # measurements in a row, after the warm-up
 WARMUP_FRACTION = 0.1  # at least this much of training before any warning
 DOCS = "docs/training.md, section 'A branch that does not learn'"
@@ -121,7 +121,7 @@ class BranchHealth:
 
     def finish(self, step: int, grad_scale: float = 1.0) -> dict[str, float]:
         """The armed step's metrics (gradients divided by the loss scale of fp16 AMP), and the
-        warning for a branch whose loss has stayed at a trivial map's; disarms."""
+        warning for a branch whose loss has stayed at the all-zero map's; disarms."""
         values = {k: v.item() for k, v in self._losses.items()}
         values.update({k: v.item() / grad_scale for k, v in self._grads.items()})
         self._losses, self._grads, self.armed = {}, {}, False
