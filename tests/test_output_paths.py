@@ -48,9 +48,7 @@ def test_an_out_under_a_regular_file_is_one_line(tmp_path, command):
     out = out_below(blocker, folder)
     result = CliRunner().invoke(main, [*args, "--out", str(out)])
     assert result.exit_code == 1, result.output
-    assert result.output.splitlines() == [
-        f"Error: --out {out}: {blocker} is a file, not a folder"
-    ]
+    assert result.output.splitlines() == [f"Error: --out {out}: {blocker} is a file, not a folder"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["inputs", "results.txt"]
 
 

@@ -16,7 +16,6 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from daaf.errors import DaafError
-from daaf.utils import distributed
 from daaf.utils.files import LOCK_NAME
 
 
@@ -50,8 +49,9 @@ def _acquire(path: Path) -> int:
 @contextmanager
 def folder_lock(folder: str | Path) -> Iterator[None]:
     """Hold the lock on ``folder`` (created if needed; removed again on exit if it was created
-    here and is still empty) in the main process; the other torchrun ranks share rank 0's."""
-    if not distributed.is_main_process():
+    here and is still empty) in the main process; the other torchrun ranks share rank 0's (the
+    lock is taken before the process group exists: the rank is torchrun's ``RANK``)."""
+    if int(os.environ.get("RANK", 0)) != 0:
         yield
         return
     folder = Path(folder)

@@ -8,7 +8,6 @@ import shutil
 from pathlib import Path
 
 import h5py
-import pytest
 from click.testing import CliRunner
 
 from daaf.cli import main
