@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 OPTIONAL_BACKENDS = ("detectron2", "mmpose")  # installed by `daaf install-backend`
@@ -82,12 +84,15 @@ def label(dataset_name, root, out_dir, backend, splits, device, batch_size, work
     from daaf.labeling.backends import build_labeler
     from daaf.labeling.driver import run_labeler
     from daaf.labeling.report import build_report, format_report, write_report
+    from daaf.labeling.rerun import overwrite_dir
     from daaf.utils import distributed
     from daaf.utils.device import resolve_device
     from daaf.utils.files import check_output_path
     from daaf.utils.lock import folder_lock
 
     check_output_path(out_dir)
+    if overwrite:  # the new store is built beside the old one, then renamed into its place
+        check_output_path(overwrite_dir(Path(out_dir)))
     dataset = build_dataset(dataset_name, root)
     labeler = build_labeler(
         backend, weights=weights, weights_dir=weights_dir, min_size=min_size, seed=seed

@@ -347,6 +347,8 @@ def train(
 ) -> Path:
     """Train per ``cfg``; returns the path of ``OUT/checkpoints/last.pt``.
 
+    Without ``resume``, an ``out_dir`` that holds a run is refused (:func:`check_new_run`).
+
     ``evaluate`` (e.g. mAP and Rank-1 from :mod:`daaf.evaluation`) runs on the main process
     every ``train.eval_period`` epochs; its scores go to the metrics log.
     """

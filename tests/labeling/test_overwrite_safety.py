@@ -217,3 +217,18 @@ def test_a_second_run_into_a_busy_out_is_refused_in_one_line(tmp_path, market, f
         f"{out / '.daaf.lock'}); wait for it to end, or use another --out"
     ]
     assert tree(out) == before and not overwrite_dir(out).exists()
+
+
+def test_overwrite_needs_a_writable_folder_beside_the_store(
+    tmp_path, market, fake_backend, monkeypatch
+):
+    """The new store is built beside the old one: refused before any work, not after hours."""
+    out = tmp_path / "store"
+    assert cli_label(market, out).exit_code == 0
+    real_access = os.access  # root writes anywhere, so the permission is simulated
+    monkeypatch.setattr(os, "access", lambda p, mode: Path(p) != tmp_path and real_access(p, mode))
+    result = cli_label(market, out, "--shard-size", "1", "--overwrite")
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        f"Error: --out {overwrite_dir(out)}: cannot write into {tmp_path} (permission denied)"
+    ]
