@@ -148,3 +148,14 @@ def test_a_second_demo_into_a_busy_out_is_refused(tmp_path, monkeypatch):
         result = demo_until_synthesis(out, monkeypatch)
     assert result.exit_code == 1 and "is in use by another daaf run" in result.output
     assert not out.exists()
+
+
+def test_demo_reuses_only_data_it_made(tmp_path, capsys):
+    from daaf.demo import make_data
+
+    data = tmp_path / "demo" / "data"
+    mark_dir(data, DATA_KIND)
+    (data / "annotations").mkdir()
+    (data / "annotations" / "manifest.csv").write_text("")  # a complete synthesis
+    assert make_data(tmp_path / "demo", 16) == (data, data / "annotations")
+    assert f"reusing {data}" in capsys.readouterr().out
