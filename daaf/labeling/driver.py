@@ -57,6 +57,7 @@ from daaf.labeling.rerun import (
     start_store,
 )
 from daaf.utils import distributed
+from daaf.utils.device import resolve_device
 from daaf.utils.files import remove_dir
 from daaf.utils.processes import die_with_parent
 
@@ -226,7 +227,7 @@ def run_labeler(
     resumes. Returns this process's :class:`LabelRun` (the same on every rank).
     """
     start = time.perf_counter()
-    device = torch.device(device)
+    device = resolve_device(device)
     torch.manual_seed(seed)
     store_dir = Path(out_dir)
     samples_by_split = {split: dataset.split(split) for split in splits}
