@@ -12,6 +12,11 @@ ratio column divides each preset by its base network (bot or trinet) from the sa
 ``--compile`` times bot and daaf_bot with their model ``torch.compile``'d (what
 ``train.compile=true`` does) against the plain step, in turn, and reports the compile time
 (the first compiled step's extra time) apart.
+
+``--health PRESET`` times instead the branch-health signals (``daaf.training.branch_health``)
+on PRESET: the plain step (no hooks), the step with the hooks installed but not measuring,
+and a measured step, interleaved in one run; the overhead of training is the hooks' constant
+cost plus a measured step's extra cost divided by ``train.health_period``.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from daaf.training.branch_health import BranchHealth
 from daaf.training.config import Config, load_config
 from daaf.training.losses import build_criterion
 from daaf.training.modeling import build_model
@@ -77,17 +83,32 @@ def preset_config(preset: str, depth: int, *overrides: str) -> Config:
     )
 
 
-def make_stepper(preset: str, depth: int, p: int, k: int, *overrides: str, compile: bool = False):
-    """A closure doing one training step of ``preset`` (its model torch.compile'd with
-    ``compile``, as ``train.compile=true`` does), and its parameter count."""
+def make_stepper(
+    preset: str,
+    depth: int,
+    p: int,
+    k: int,
+    *overrides: str,
+    health: str = "",
+    compile: bool = False,
+):
+    """A closure doing one training step of ``preset``, and its parameter count. ``health``:
+    "" none, "hooks" branch-health hooks installed but not measuring, "measure" every step
+    measured; ``compile``: the model torch.compile'd, as ``train.compile=true`` does."""
     cfg = preset_config(preset, depth, *overrides)
     model, criterion, optimizers, scaler = build_training(cfg, torch.device("cpu"))
     batch = make_batch(p, k, cfg.data.height, cfg.data.width)
     params = sum(x.numel() for x in model.parameters())
+    signals = BranchHealth(model, criterion, period=1, warmup=0, warn=False) if health else None
     step_model = torch.compile(model) if compile else model
 
     def step() -> dict[str, float]:
-        return train_step(step_model, batch, optimizers, scaler, criterion, data=cfg.data)
+        measured = health == "measure" and signals.arm(1)
+        values = train_step(step_model, batch, optimizers, scaler, criterion, data=cfg.data,
+                            health=signals)  # fmt: skip
+        if measured:
+            signals.finish(1)
+        return values
 
     return step, params, cfg
 
@@ -117,11 +138,46 @@ def compare_compiled() -> None:
               f"{first - t_compiled:>11.1f}")  # fmt: skip
 
 
+def health_main(preset: str) -> None:
+    modes = {"plain": "", "hooks": "hooks", "measured": "measure"}
+    steppers = {
+        m: make_stepper(preset, args.depth, args.p, args.k, health=h) for m, h in modes.items()
+    }
+    times: dict[str, list[float]] = {mode: [] for mode in modes}
+    for stepper, _, _ in steppers.values():
+        stepper()  # warm-up
+    for _ in range(args.steps):
+        for mode, (stepper, _, _) in steppers.items():
+            start = time.perf_counter()
+            stepper()
+            times[mode].append(time.perf_counter() - start)
+    median = {mode: statistics.median(t) for mode, t in times.items()}
+    cfg = steppers["plain"][2]
+    period = cfg.train.health_period
+    overhead = (median["hooks"] - median["plain"]) + (median["measured"] - median["hooks"]) / period
+    print(
+        f"branch health, {preset}, CPU, {torch.get_num_threads()} threads, ResNet-{args.depth}, "
+        f"{cfg.data.height}x{cfg.data.width}, P x K = {args.p} x {args.k}, "
+        f"median of {args.steps} steps each, interleaved"
+    )
+    for mode in modes:
+        print(
+            f"{mode:<10}{median[mode]:>8.3f} s / step   ({min(times[mode]):.3f}-{max(times[mode]):.3f})"
+        )
+    print(
+        f"overhead at train.health_period={period}: {overhead:+.4f} s / step = "
+        f"{100 * overhead / median['plain']:+.2f}% of the plain step"
+    )
+
+
 def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.compile:
         compare_compiled()
+        return
+    if args.health:
+        health_main(args.health)
         return
     steppers = {name: make_stepper(name, args.depth, args.p, args.k) for name in PRESETS}
     times: dict[str, list[float]] = {name: [] for name in PRESETS}
@@ -161,5 +217,6 @@ if __name__ == "__main__":
     )  # fmt: skip
     parser.add_argument("--height", type=int, default=256, help="with --compile")
     parser.add_argument("--width", type=int, default=128, help="with --compile")
+    parser.add_argument("--health", default="", help="time the branch-health signals on PRESET")
     args = parser.parse_args()
     main()
