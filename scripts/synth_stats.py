@@ -31,13 +31,18 @@ def main(roots: tuple[str, ...], as_json: bool) -> None:
             click.echo(json.dumps(row))
             continue
         click.echo(f"{row['root']} (preset {row['preset']}):")
-        click.echo(f"  queries {row['queries']}, gallery {row['gallery']}, visible query keypoints {row['visible_keypoints']}")
+        click.echo(
+            f"  queries {row['queries']}, gallery {row['gallery']}, visible query keypoints {row['visible_keypoints']}"
+        )
         click.echo(f"  constant-map PCK@0.1h {row['constant_map_pck']:.3f}")
-        click.echo(f"  keypoint std x {row['keypoint_std_x']:.1f} px, y {row['keypoint_std_y']:.1f} px")
+        click.echo(
+            f"  keypoint std x {row['keypoint_std_x']:.1f} px, y {row['keypoint_std_y']:.1f} px"
+        )
         click.echo(f"  chance mAP (random ranking) {100 * row['chance_map']:.2f}%")
         if "query_occluded" in row:
             click.echo(
-                "  queries: " + ", ".join(f"{key[6:]} {row[key]}" for key in row if key.startswith("query_"))
+                "  queries: "
+                + ", ".join(f"{key[6:]} {row[key]}" for key in row if key.startswith("query_"))
             )
 
 

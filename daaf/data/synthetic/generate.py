@@ -136,7 +136,9 @@ def draw_job(
     if job.key < 0:
         return render_scene(camera, rng, foreign), None, None, None
     variation = stream(seed, VARIATION_STREAM, job.index)
-    crowd = tuple(identity_of(seed, STRANGER_KEY + int(k)) for k in variation.integers(1 << 20, size=CROWD))
+    crowd = tuple(
+        identity_of(seed, STRANGER_KEY + int(k)) for k in variation.integers(1 << 20, size=CROWD)
+    )
     return render_person(identity_of(seed, job.key), camera, rng, foreign, occlusion,
                          preset=preset, variation=variation, crowd=crowd)  # fmt: skip
 

@@ -24,7 +24,10 @@ class Preset:
     # Detector-like boxes: the person's size, stretch and offset in the crop, and cut-off crops.
     zoom: tuple[float, float] = (1.0, 1.0)  # log-uniform factor on the person's size
     aspect: tuple[float, float] = (1.0, 1.0)  # log-uniform factor on the width (a wider box)
-    shift: tuple[float, float] = (0.0, 0.0)  # max |offset| of the body centre, x and y, in crop sizes
+    shift: tuple[float, float] = (
+        0.0,
+        0.0,
+    )  # max |offset| of the body centre, x and y, in crop sizes
     cut_head: float = 0.0  # probability that the crop's top edge passes below the nose
     cut_feet: float = 0.0  # probability that its bottom edge passes above both ankles
     # Poses: walking direction, limb angles, crouching and carrying.

@@ -91,8 +91,14 @@ class Pose:
     def vary(self, identity: Identity, preset: Preset, rng: np.random.Generator) -> Pose:
         """This pose with ``preset``'s variation drawn from ``rng`` (the image's variation
         stream); the default preset's neutral values return an equal pose, bit for bit."""
-        swing, spread = rng.uniform(-1, 1, 2) * preset.arm_swing, rng.uniform(0, 1, 2) * preset.arm_spread
-        bend, legs = rng.uniform(0, 1, 2) * preset.elbow_bend, rng.uniform(0, 1, 2) * preset.leg_spread
+        swing, spread = (
+            rng.uniform(-1, 1, 2) * preset.arm_swing,
+            rng.uniform(0, 1, 2) * preset.arm_spread,
+        )
+        bend, legs = (
+            rng.uniform(0, 1, 2) * preset.elbow_bend,
+            rng.uniform(0, 1, 2) * preset.leg_spread,
+        )
         pose = replace(
             self,
             yaw=self.yaw + rng.uniform(-1, 1) * preset.turn,
@@ -114,9 +120,12 @@ class Pose:
                                elbow_bend=tuple(bend))  # fmt: skip
         return _place(pose, identity, preset, rng)
 
+
 def _down(angle: float, spread: float = 0.0, side: int = 1) -> np.ndarray:
     """Unit vector pointing down, swung forward by ``angle`` and outwards by ``spread`` (rad)."""
-    return np.array([side * np.sin(spread), np.cos(angle) * np.cos(spread), np.sin(angle) * np.cos(spread)])
+    return np.array(
+        [side * np.sin(spread), np.cos(angle) * np.cos(spread), np.sin(angle) * np.cos(spread)]
+    )
 
 
 def _lean(point: np.ndarray, pivot: float, angle: float) -> np.ndarray:
@@ -209,7 +218,9 @@ class _Projector:
 
     def width(self, lateral: float, depth: float) -> float:
         """Half width in the image of a body part ``lateral`` wide and ``depth`` deep (half sizes)."""
-        return self.pose.scale * self.pose.aspect * (abs(lateral * self.cos) + abs(depth * self.sin))
+        return (
+            self.pose.scale * self.pose.aspect * (abs(lateral * self.cos) + abs(depth * self.sin))
+        )
 
 
 def _fixed(points) -> np.ndarray:
@@ -358,7 +369,11 @@ def _carried(identity: Identity, pose: Pose, joints: dict, project: _Projector):
     if pose.carry == "box":
         wrists = joints["left_wrist"], joints["right_wrist"]
         center = (wrists[0] + wrists[1]) / 2 - [0.0, 0.03 * identity.height, 0.0]
-        lateral, tall, color = 0.4 * abs(wrists[0][0] - wrists[1][0]), 0.08 * identity.height, BOX_COLOR
+        lateral, tall, color = (
+            0.4 * abs(wrists[0][0] - wrists[1][0]),
+            0.08 * identity.height,
+            BOX_COLOR,
+        )
     else:
         side = "left" if pose.carry_side > 0 else "right"
         center = joints[f"{side}_wrist"] + [pose.carry_side * 1.5, 0.07 * identity.height, 0.0]
@@ -456,7 +471,10 @@ class Conditions:
 
     @property
     def misaligned(self) -> bool:
-        shifted = abs(self.offset_x) > MISALIGNED_SHIFT * WIDTH or abs(self.offset_y) > MISALIGNED_SHIFT * HEIGHT
+        shifted = (
+            abs(self.offset_x) > MISALIGNED_SHIFT * WIDTH
+            or abs(self.offset_y) > MISALIGNED_SHIFT * HEIGHT
+        )
         return self.cut_head or self.cut_feet or abs(self.zoom - 1) > MISALIGNED_ZOOM or shifted
 
 

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -30,20 +31,24 @@ def median_keypoints(keypoints: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     """
     scale = np.asarray(sizes, np.float64)[:, None, ::-1]  # (N, 1, 2): width, height
     points = np.where(keypoints[..., 2:] > 0, keypoints[..., :2] / scale, np.nan)
-    return np.nanmedian(points, axis=0) if len(points) else np.full((17, 2), np.nan)
+    with warnings.catch_warnings():  # a keypoint never visible: NaN, as documented
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(points, axis=0) if len(points) else np.full((17, 2), np.nan)
 
 
 def constant_map_pck(
     prior: np.ndarray, keypoints: np.ndarray, sizes: np.ndarray, fraction: float = 0.1
 ) -> tuple[int, int]:
     """(correct, visible): visible ``keypoints`` within ``fraction`` x image height of the
-    ``prior`` position (from :func:`median_keypoints`), in each image's pixels."""
+    ``prior`` position (from :func:`median_keypoints`), in each image's pixels; a keypoint the
+    prior has no position for (never visible in training) counts as missed."""
     sizes = np.asarray(sizes, np.float64)
     guess = prior[None] * sizes[:, None, ::-1]  # (N, 17, 2) pixels
-    visible = (keypoints[..., 2] > 0) & np.isfinite(guess).all(-1)
+    visible = keypoints[..., 2] > 0
     distance = np.hypot(*np.moveaxis(keypoints[..., :2] - guess, -1, 0))
-    tolerance = fraction * sizes[:, 0:1]
-    return int((visible & (distance <= tolerance)).sum()), int(visible.sum())
+    with np.errstate(invalid="ignore"):  # NaN distances: not visible, or no prior
+        hit = visible & (distance <= fraction * sizes[:, 0:1])
+    return int(hit.sum()), int(visible.sum())
 
 
 def expected_random_ap(gallery: int, positives: int) -> float:
@@ -84,6 +89,8 @@ def summarize(root: str | Path) -> dict:
     prior = median_keypoints(*train)
     correct, visible = constant_map_pck(prior, *query)
     points = np.where(query[0][..., 2:] > 0, query[0][..., :2], np.nan)
+    seen = np.isfinite(points[..., 0]).any(axis=0)  # keypoints visible in some query
+    spread = np.nanstd(points[:, seen], axis=0).mean(axis=0)  # (2,): x, y
     row = {
         "root": str(root),
         "preset": store.labeler.get("preset", "default"),
@@ -91,8 +98,8 @@ def summarize(root: str | Path) -> dict:
         "gallery": len(dataset.gallery),
         "visible_keypoints": visible,
         "constant_map_pck": correct / visible if visible else float("nan"),
-        "keypoint_std_x": float(np.nanmean(np.nanstd(points[..., 0], axis=0))),
-        "keypoint_std_y": float(np.nanmean(np.nanstd(points[..., 1], axis=0))),
+        "keypoint_std_x": float(spread[0]),
+        "keypoint_std_y": float(spread[1]),
         "chance_map": random_ranking_map(
             [s.pid for s in dataset.query], [s.camid for s in dataset.query],
             [s.pid for s in dataset.gallery], [s.camid for s in dataset.gallery],
