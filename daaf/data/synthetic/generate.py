@@ -180,8 +180,8 @@ def generate_dataset(
         images_per_identity: K, at least 4.
         occlusion: probability that an object occluder hides part of the person (default: the
             preset's, 0.1 for the default preset).
-        preset: a name of :data:`~daaf.data.synthetic.presets.PRESETS`.
         workers: drawing processes (default ``min(4, cpu_count)``); the output does not depend on it.
+        preset: a name of :data:`~daaf.data.synthetic.presets.PRESETS`.
 
     Returns:
         The dataset as the ``market1501`` loader reads it.

@@ -197,7 +197,7 @@ def _place(pose: Pose, identity: Identity, preset: Preset, rng: np.random.Genera
             ankle, hip = (min(project(joints[f"{s}_{j}"])[1] for s in ("left", "right"))
                           for j in ("ankle", "hip"))  # fmt: skip
             top += HEIGHT - (ankle - 1 - rng.uniform(0, 0.35) * (ankle - hip))
-    offset = (float(shift[0]), float(top + scale * posed - pose.top - pose.scale * upright))
+    offset = (float(shift[0]), float((top - pose.top) + (scale * posed - pose.scale * upright)))
     return replace(placed, top=float(top), zoom=zoom, offset=offset)
 
 

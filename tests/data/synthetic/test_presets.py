@@ -19,7 +19,7 @@ from daaf.data.datasets import build_dataset
 from daaf.data.synthetic.generate import CONDITIONS_NAME, draw_job, generate_dataset, plan
 from daaf.data.synthetic.identity import Identity
 from daaf.data.synthetic.presets import PRESETS
-from daaf.data.synthetic.render import OCCLUDED_FRACTION, render_person
+from daaf.data.synthetic.render import OCCLUDED_FRACTION, Pose, render_person
 from daaf.data.synthetic.scene import HEIGHT, WIDTH, Camera
 
 REPO = Path(__file__).resolve().parents[3]
@@ -83,6 +83,15 @@ def test_unknown_preset_is_one_line_naming_the_presets(tmp_path):
         "Error: unknown synth preset 'nope'; the presets are: default, misaligned\n"
     )
     assert not (tmp_path / "x").exists()
+
+
+def test_the_default_presets_variation_is_neutral():
+    for seed in range(20):
+        identity = Identity.draw(np.random.default_rng([5, seed]))
+        pose = Pose.draw(np.random.default_rng([6, seed]), identity)
+        varied = pose.vary(identity, PRESETS["default"], np.random.default_rng([7, seed]))
+        assert varied == pose  # every field, bit for bit
+        assert pose.vary(identity, MISALIGNED, np.random.default_rng([7, seed])) != pose
 
 
 @pytest.fixture(scope="module")
