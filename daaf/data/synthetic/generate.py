@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import multiprocessing
+import os
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ from daaf.data.synthetic.presets import PRESETS, Preset, preset_named
 from daaf.data.synthetic.render import Conditions, render_person, render_scene
 from daaf.data.synthetic.scene import HEIGHT, WIDTH, Camera
 from daaf.errors import DaafError
+from daaf.utils.processes import die_with_parent
 
 MARKET_DIR = "Market-1501-v15.09.15"
 FOLDERS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
@@ -207,7 +209,10 @@ def generate_dataset(
     conditions: list[Conditions | None] = [None] * len(jobs)
     workers = min(4, multiprocessing.cpu_count()) if workers is None else max(1, workers)
     args = [(job, image_dir, seed, identities, occlusion, chosen) for job in jobs]
-    with multiprocessing.get_context().Pool(workers) if workers > 1 else nullcontext() as pool:
+    start_pool = multiprocessing.get_context().Pool
+    with (
+        start_pool(workers, die_with_parent, (os.getpid(),)) if workers > 1 else nullcontext()
+    ) as pool:  # its workers die with this process (a kill -9 leaves none behind)
         results = pool.imap_unordered(_write_job, args, 32) if pool else map(_write_job, args)
         for index, mask, points, shown in tqdm(
             results, total=len(jobs), desc="synth", disable=not progress
