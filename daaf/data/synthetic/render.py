@@ -6,6 +6,10 @@ orthographically; parts are painted far to near, each into the image and into th
 layer, so the mask is the rendered foreground itself (anti-aliased coverage in [0, 1]).
 Keypoints are the projected joints: "left" is always the person's left, so in a front view
 the left shoulder is on the image's right.
+
+A preset (``presets.py``) varies the pose and the crop (:meth:`Pose.vary`), hands the person
+something to carry, and puts strangers behind and in front; the mask and keypoints stay those
+of the target alone, and :class:`Conditions` records what was drawn.
 """
 
 from __future__ import annotations
