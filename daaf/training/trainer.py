@@ -37,6 +37,7 @@ from daaf.data.loader import Loader, build_loader
 from daaf.data.sampler import PKBatchSampler
 from daaf.data.train_set import TrainSet, open_store_for
 from daaf.errors import DaafError
+from daaf.training.branch_health import BranchHealth, warmup_iterations
 from daaf.training.config import Config, DataConfig, save_config
 from daaf.training.losses import build_criterion
 from daaf.training.modeling import build_model
@@ -115,12 +116,14 @@ def train_step(
     data: DataConfig,
     step: int = 0,
     dtype: torch.dtype | None = None,
+    health: BranchHealth | None = None,
 ) -> dict[str, float]:
     """One forward / loss / backward / step; returns every weighted loss term and their ``total``.
 
     ``batch`` is a worker batch (``TrainSet``), made into the criterion's tensors on the
     model's device per ``data``. ``dtype`` is the autocast dtype (None: full precision). A
-    non-finite term raises a DaafError naming it and ``step``.
+    non-finite term raises a DaafError naming it and ``step``. An armed ``health`` sees the
+    outputs and batch (its hooks see the backward).
     """
     device = next(model.parameters()).device
     batch = prepare_batch(batch, data, device)
@@ -128,7 +131,10 @@ def train_step(
         batch["images"] = batch["images"].contiguous(memory_format=torch.channels_last)
     with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
         output = model(batch["images"])
-    losses = criterion(float_outputs(output), batch)
+    output = float_outputs(output)
+    losses = criterion(output, batch)
+    if health is not None:
+        health.observe(output, batch)
     check_finite(losses, step, device)
     total = sum(losses.values())
     optimizers.zero_grad()
@@ -393,6 +399,8 @@ def train(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
     log = MetricsLog(out_dir, main_process)
+    warmup = warmup_iterations(cfg, len(sampler))
+    health = BranchHealth(model, criterion, cfg.train.health_period, warmup, warn=main_process)
 
     for epoch in range(start_epoch, cfg.train.epochs):
         sampler.set_epoch(epoch)
@@ -406,6 +414,7 @@ def train(
         )
         tic, images = time.perf_counter(), 0
         for index, batch in enumerate(bar):
+            health.arm(step + 1)
             values = train_step(
                 ddp_model,
                 batch,
@@ -415,9 +424,13 @@ def train(
                 data=cfg.data,
                 step=step,
                 dtype=dtype,
+                health=health,
             )
             scheduler.step()
             step += 1
+            if health.armed:  # every rank measures its own batch; the main process reports
+                signals = health.finish(step, scaler.get_scale() if scaler.is_enabled() else 1.0)
+                log.write(step, {"epoch": epoch + 1, **signals})
             images += len(batch["pids"]) * dist_utils.world_size()
             bar.set_postfix(loss=f"{values['total']:.3f}")
             final = epoch + 1 == cfg.train.epochs and index + 1 == len(loader)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from daaf.data.synthetic.presets import PRESETS
+from daaf.utils.options import SEED
 
 
 @click.command("synth")
@@ -23,7 +24,7 @@ from daaf.data.synthetic.presets import PRESETS
 )
 @click.option("--cameras", default=6, show_default=True)
 @click.option("--images-per-identity", default=10, show_default=True)
-@click.option("--seed", default=0, show_default=True, help="Same seed, same bytes.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Same seed, same bytes.")
 @click.option(
     "--occlusion",
     type=float,
