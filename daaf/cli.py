@@ -18,6 +18,7 @@ from daaf.demo import demo
 from daaf.errors import ConfigError, DaafError
 from daaf.evaluation.commands import compare, evaluate
 from daaf.evaluation.visualize_command import visualize
+from daaf.inference.commands import embed, search
 from daaf.labeling.commands import install_backend, label
 from daaf.training.commands import export, train
 
@@ -47,6 +48,8 @@ for command in (
     export,
     evaluate,
     compare,
+    embed,
+    search,
     visualize,
     demo,
     synth,
