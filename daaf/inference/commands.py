@@ -82,6 +82,11 @@ def _queries(sources: tuple[str, ...], embedder: Embedder) -> tuple[list[Path], 
         if Path(source).suffix.lower() in (".h5", ".hdf5"):
             stored = read_embeddings(Path(source))
             check_same_model(stored.attrs, embedder.sha256, embedder.dim, source)
+            if bool(stored.attrs["flip"]) != embedder.flip:
+                raise DaafError(
+                    f"{source}: embedded {'with' if stored.attrs['flip'] else 'without'} --flip, "
+                    f"the gallery {'with' if embedder.flip else 'without'}: embed both alike"
+                )
             paths += [stored.full_path(i) for i in range(len(stored.paths))]
             feats.append(stored.features)
         else:
@@ -123,7 +128,7 @@ def search(gallery, queries, model_path, top, rerank, metric, pids_dataset, root
     if pids_dataset and not root:
         raise DaafError("--pids needs --root, the dataset's root folder")
     attrs = read_attrs(Path(gallery))
-    embedder = Embedder(model_path, device)
+    embedder = Embedder(model_path, device, flip=bool(attrs["flip"]))  # queries as the gallery
     check_same_model(attrs, embedder.sha256, embedder.dim, gallery)
     identities = dataset_identities(pids_dataset, root) if pids_dataset else None
     query_paths, q_feats = _queries(queries, embedder)

@@ -16,7 +16,12 @@ def write_model(folder, seed: int = 0):
     base = inference_network(build_model(cfg, 8))
     meta = {**inference_meta(cfg), "embedding_dim": 512}
     folder.mkdir(parents=True, exist_ok=True)
-    state = {"state_dict": base.state_dict(), "config": cfg.to_dict(), "num_classes": 8, "meta": meta}
+    state = {
+        "state_dict": base.state_dict(),
+        "config": cfg.to_dict(),
+        "num_classes": 8,
+        "meta": meta,
+    }
     torch.save(state, folder / "model_state.pt")
     return folder
 
