@@ -43,8 +43,9 @@ img.plot { max-width: 100%; border: 1px solid #eee; }
 .item { width: 72px; text-align: center; font-size: 10.5px; line-height: 1.25; }
 .item img { width: 64px; height: 128px; border: 4px solid; display: block; margin: 0 auto 2px; }
 .item.query { margin-right: 12px; }
-.pair { display: grid; grid-template-columns: 1fr 1fr; gap: 18px; border-top: 1px solid #eee;
-        padding-top: 6px; }
+.pair { display: grid; grid-template-columns: 1fr 1fr; gap: 18px; margin-bottom: 16px; }
+.pair .items { gap: 2px; } .pair .item { width: 50px; font-size: 9.5px; }
+.pair .item img { width: 42px; height: 84px; border-width: 3px; } .pair .item.query { margin-right: 6px; }
 .legend span { display: inline-block; margin-right: 14px; font-size: 13px; }
 .legend i { display: inline-block; width: 12px; height: 12px; border: 3px solid;
             vertical-align: middle; margin-right: 4px; }
@@ -117,7 +118,7 @@ def ranklist_html(head: str, query: Path, items: pd.DataFrame, thumbs: Thumbnail
         color = COLORS.get(row.match, "#cccccc")
         cells.append(
             f'<div class="item"><img src="{thumbs(Path(row.gallery_path))}" alt="rank {rank}, '
-            f'{_esc(row.match)}" style="border-color:{color}">{rank}. <b style="color:{color}">'
+            f'{_esc(row.match)}" style="border-color:{color}">rank {rank}<br><b style="color:{color}">'
             f"{_esc(row.match)}</b><br>{row.distance:.4g}</div>"
         )
     return f'<div class="rl"><div class="head">{head}</div><div class="items">{"".join(cells)}</div></div>'
@@ -175,9 +176,10 @@ def write_evaluation_report(
     worst = [per_query.index.get_loc(i) for i in by_ap.index[:SHOWN]]
     best = [per_query.index.get_loc(i) for i in by_ap.index[::-1][:SHOWN]]
     cams = valid.groupby("camid")["ap"].agg(["count", "mean"]).reset_index()
+    top = max(cams["mean"].max(), 1e-9)  # the best camera's bar is 200 px
     cam_rows = "".join(
         f"<tr><td>{_esc(r.camid)}</td><td>{int(r.count)}</td><td>{100 * r.mean:.2f}</td>"
-        f'<td style="text-align:left"><span class="bar" style="width:{200 * r.mean:.0f}px"></span></td></tr>'
+        f'<td style="text-align:left"><span class="bar" style="width:{200 * r.mean / top:.0f}px"></span></td></tr>'
         for r in cams.itertuples()
     )
     skipped = len(per_query) - len(valid)
