@@ -38,7 +38,8 @@ class _Group(click.Group):
 def main() -> None:
     """Deep Attention Aware Feature Learning for person re-identification.
 
-    label -> train -> export -> evaluate; `daaf demo` runs all of them on synthetic data.
+    label -> train -> export -> evaluate; `daaf demo` runs all of them on synthetic data;
+    embed and search run a trained model on any images.
     """
 
 

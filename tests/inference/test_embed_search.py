@@ -285,3 +285,13 @@ def test_rerank_of_the_shortlist_equals_rerank_of_a_gallery_it_covers(gallery_h5
     order = np.argsort(full, axis=1, kind="stable")[:, :4]
     np.testing.assert_array_equal(i, order)  # the pool (100) covers the 32-image gallery
     np.testing.assert_allclose(d, np.take_along_axis(full, order, 1), atol=1e-6)
+
+
+def test_the_documented_reading_example_runs(gallery_h5, capsys):
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "embeddings.md").read_text()
+    (code,) = re.findall(r"```python\n(.*?)```", doc, re.S)
+    assert len([line for line in code.splitlines() if line.strip()]) == 5
+    scope: dict = {}
+    exec(code.replace('"feats.h5"', repr(str(gallery_h5))), scope)
+    assert scope["features"].shape == (32, 512) and len(scope["paths"]) == 32
+    assert capsys.readouterr().out.split()[1:] == ["512", "cosine", "True"]
