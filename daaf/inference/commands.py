@@ -48,11 +48,7 @@ def embed(model_path, images, out_path, resume, flip, batch_size, workers, devic
     HDF5 file: features, paths, unreadable images, and the model's SHA-256, dimension and input
     size. Unreadable images are listed and skipped; exit 1 only if none could be read."""
     from daaf.inference.embedder import Embedder
-    from daaf.inference.inputs import list_images
 
-    if Path(out_path).exists() and not resume:
-        raise DaafError(f"{out_path} exists: pass --resume to continue it, or another --out")
-    list_images(images)  # a bad path is reported before the model loads
     embedder = Embedder(model_path, device, batch_size, workers, flip)
     report = embedder.embed_folder(list(images), out_path, resume=resume)
     unreadable = report.unreadable

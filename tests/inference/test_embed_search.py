@@ -295,3 +295,43 @@ def test_the_documented_reading_example_runs(gallery_h5, capsys):
     exec(code.replace('"feats.h5"', repr(str(gallery_h5))), scope)
     assert scope["features"].shape == (32, 512) and len(scope["paths"]) == 32
     assert capsys.readouterr().out.split()[1:] == ["512", "cosine", "True"]
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9(tiny_dataset, tiny_model, tmp_path, monkeypatch):
+    """A real interruption: the process is killed mid-run, --resume finishes the file."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    monkeypatch.setenv("HDF5_USE_FILE_LOCKING", "FALSE")  # read progress while it writes
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for copy in range(8):
+        for image in sorted((tiny_dataset / MARKET / "bounding_box_test").iterdir()):
+            shutil.copy(image, folder / f"{copy}_{image.name}")
+    out = tmp_path / "f.h5"
+    args = [sys.executable, "-m", "daaf.cli", "embed", "--model", str(tiny_model), "--images",
+            str(folder), "--workers", "0", "--batch-size", "2", "--out", str(out)]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(args, env=env, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    done, deadline = 0, time.monotonic() + 120
+    while done < 20 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+        try:
+            with h5py.File(out, "r") as f:
+                done = int(f.attrs["done"])
+        except (OSError, KeyError):
+            continue
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert 20 <= done < 256, done
+    resumed = subprocess.run([*args, "--resume"], env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed after" in resumed.stdout
+    stored = read_embeddings(out)
+    assert stored.paths == sorted(p.name for p in folder.iterdir())  # each image once, in order
+    expected = Embedder(tiny_model).embed([folder / p for p in stored.paths])
+    np.testing.assert_allclose(stored.features, expected, atol=1e-5)
