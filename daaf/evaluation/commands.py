@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from daaf.utils.options import BATCH_SIZE, SEED, WORKERS, device_option
+
 
 @click.command("evaluate")
 @click.option(
@@ -27,11 +29,12 @@ import click
     default=None,
     help="Distance (default: the model's, cosine for BoT, euclidean for TriNet).",
 )
-@click.option("--batch-size", default=128, show_default=True)
-@click.option("--workers", default=2, show_default=True)
-@click.option("--device", default="auto", show_default=True)
+@click.option("--batch-size", type=BATCH_SIZE, default=128, show_default=True)
+@click.option("--workers", type=WORKERS, default=2, show_default=True)
+@device_option
 @click.option(
     "--num-ranklists",
+    type=click.IntRange(min=0),
     default=8,
     show_default=True,
     help="Rank-list pictures (best and worst queries).",
@@ -53,7 +56,9 @@ def evaluate(model_path, dataset, root, rerank, flip, metric, batch_size, worker
     from daaf.evaluation.evaluate import evaluate_model, model_label
     from daaf.training.export import load_inference_model
     from daaf.utils.device import resolve_device
+    from daaf.utils.files import check_output_path
 
+    check_output_path(out_dir)
     torch_device = resolve_device(device)
     model, meta = load_inference_model(Path(model_path), torch_device)  # refuses unsafe files first
     data = build_dataset(dataset, root)
@@ -95,8 +100,9 @@ FOLDERS = click.Path(exists=True, file_okay=False)
               metavar="DIR [DIR ...]", help="Evaluation folder(s) of the baseline; several = seeds.")  # fmt: skip
 @click.option("--candidate", "candidate_dirs", multiple=True, required=True, type=FOLDERS,
               metavar="DIR [DIR ...]", help="Evaluation folder(s) of the candidate; several = seeds.")  # fmt: skip
-@click.option("--bootstrap", default=10000, show_default=True, help="Bootstrap resamples.")
-@click.option("--seed", default=0, show_default=True, help="Seed of the resampling.")
+@click.option("--bootstrap", type=click.IntRange(min=1), default=10000, show_default=True,
+              help="Bootstrap resamples.")  # fmt: skip
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the resampling.")
 @click.option("--json", "as_json", is_flag=True, help="End with one line of JSON (percent).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
               help="Also write report.html and bootstrap.png into this folder.")  # fmt: skip
@@ -106,7 +112,10 @@ def compare(baseline_dirs, candidate_dirs, bootstrap, seed, as_json, out_dir) ->
     import json
 
     from daaf.evaluation.compare import compare_runs, format_table, runs_label, save_bootstrap_plot
+    from daaf.utils.files import check_output_path
 
+    if out_dir:
+        check_output_path(out_dir)
     result = compare_runs(list(baseline_dirs), list(candidate_dirs), bootstrap, seed)
     click.echo(format_table(result, baseline_dirs, candidate_dirs, seed))
     if out_dir:

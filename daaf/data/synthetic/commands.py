@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from daaf.utils.options import SEED
+
 
 @click.command("synth")
 @click.option(
@@ -21,7 +23,7 @@ import click
 )
 @click.option("--cameras", default=6, show_default=True)
 @click.option("--images-per-identity", default=10, show_default=True)
-@click.option("--seed", default=0, show_default=True, help="Same seed, same bytes.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Same seed, same bytes.")
 @click.option(
     "--occlusion",
     default=0.1,
@@ -41,7 +43,9 @@ def synth(out_dir, identities, cameras, images_per_identity, seed, occlusion, wo
     the annotation store carries). The same seed gives byte-identical files whatever --workers.
     """
     from daaf.data.synthetic.generate import generate_dataset
+    from daaf.utils.files import check_output_path
 
+    check_output_path(out_dir)
     dataset = generate_dataset(
         out_dir, identities, cameras, images_per_identity, seed, occlusion, workers
     )
