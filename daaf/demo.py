@@ -251,12 +251,16 @@ def markdown_table(rows: dict[str, dict], columns: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def difference_note(baseline_eval: Path, candidate_eval: Path) -> str:
+def difference_note(baseline_eval: Path, candidate_eval: Path, report_dir: Path) -> str:
     """summary.md's paragraph on DAAF-BoT - BoT: the paired mAP difference, its 95% CI, and
-    what the interval does not cover (training noise: one run per model)."""
-    from daaf.evaluation.compare import compare_runs, difference_sentence
+    what the interval does not cover (training noise: one run per model); the comparison's
+    report.html and bootstrap.png go to ``report_dir``."""
+    from daaf.evaluation.compare import compare_runs, difference_sentence, save_bootstrap_plot
+    from daaf.evaluation.report import write_comparison_report
 
     result = compare_runs([baseline_eval], [candidate_eval])
+    save_bootstrap_plot(result, report_dir / "bootstrap.png", "DAAF-BoT - BoT")
+    write_comparison_report(report_dir, result, [baseline_eval], [candidate_eval], seed=0)
     return " ".join([
         difference_sentence(result, "BoT", "DAAF-BoT"),
         "The interval covers which test identities were drawn, not training noise: each model",
@@ -280,7 +284,7 @@ def write_summary(out: Path, results: dict, label_note: str) -> str:
         "latency_ms_batch32": "ms/batch (b=32)", "hab_mask_iou": "HAB IoU", "pab_pck": "PAB PCK",
         "background_sensitivity": "bg sensitivity",
     })  # fmt: skip
-    difference = difference_note(out / "eval" / "BoT", out / "eval" / "DAAF-BoT")
+    difference = difference_note(out / "eval" / "BoT", out / "eval" / "DAAF-BoT", out / "compare")
     text = "\n".join([
         "# daaf demo: BoT vs DAAF-BoT on synthetic pedestrians", "",
         "Measured on this machine by `daaf demo`; synthetic data, tiny ResNet-18 from scratch,",
@@ -291,6 +295,9 @@ def write_summary(out: Path, results: dict, label_note: str) -> str:
         "- HAB IoU: HAB mask vs true mask on the query set; PAB PCK: heatmap argmax within 0.1 x image height.",
         "- bg sensitivity: embedding change when the background is replaced, / change to another person.",
         "", "## Is DAAF-BoT better here?", "", difference, "",
+        "Reports to browse: [BoT](eval/BoT/report.html), [DAAF-BoT](eval/DAAF-BoT/report.html)"
+        " (metrics, CMC, worst and best rank lists) and [DAAF-BoT vs BoT](compare/report.html)"
+        " (paired differences, the queries that changed most).", "",
         "Pictures: loss_curves.png, cmc_curves.png, eval/*/ranklists/, pictures/.",
     ])  # fmt: skip
     (out / "summary.md").write_text(text + "\n")

@@ -1,4 +1,5 @@
-"""Shared fixtures. ``tiny_dataset``: a Market-1501-layout dataset with an exact annotation store.
+"""Shared fixtures. ``tiny_dataset``: a Market-1501-layout dataset with an exact annotation store;
+``tiny_model``, ``other_model``: two ResNet-18 BoT exports (64x32), as `daaf export` writes them.
 
 Each identity is a person-shaped block of its own two colours on a noisy background, so a
 network can learn identities in a few steps; masks and keypoints are the drawn block's.
@@ -102,3 +103,32 @@ def malicious_pt(tmp_path):
         return path
 
     return write, marker
+
+
+def write_model(folder: Path, seed: int = 0) -> Path:
+    """An export folder holding model_state.pt of a random ResNet-18 BoT network (64x32)."""
+    from daaf.training.config import Config
+    from daaf.training.export import inference_meta, inference_network
+    from daaf.training.modeling import build_model
+
+    cfg = Config()
+    cfg.data.height, cfg.data.width = H, W
+    cfg.model.depth, cfg.model.pretrained, cfg.model.hab, cfg.model.pab = 18, "none", False, False
+    torch.manual_seed(seed)
+    base = inference_network(build_model(cfg, 8))
+    meta = {**inference_meta(cfg), "embedding_dim": 512}
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {"state_dict": base.state_dict(), "config": cfg.to_dict(), "num_classes": 8,
+             "meta": meta}  # fmt: skip
+    torch.save(state, folder / "model_state.pt")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    return write_model(tmp_path_factory.mktemp("models") / "tiny model")
+
+
+@pytest.fixture(scope="session")
+def other_model(tmp_path_factory) -> Path:
+    return write_model(tmp_path_factory.mktemp("models") / "other", seed=1)

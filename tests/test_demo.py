@@ -32,6 +32,9 @@ def test_summary_states_the_difference_and_whether_its_interval_includes_zero(tm
     assert "mAP DAAF-BoT - BoT: +0.00 points, 95% CI [" in text
     assert "the interval includes 0, so no evidence of a difference" in text
     assert "not training noise" in text and "--seeds" in text and "95% CI" in printed
+    for link in ("eval/BoT/report.html", "eval/DAAF-BoT/report.html", "compare/report.html"):
+        assert f"]({link})" in text
+    assert (tmp_path / "noise" / "compare" / "report.html").is_file()
     # Every identity better by 0.3 in AP: the interval excludes 0.
     write_eval(tmp_path / "gain" / "eval" / "BoT", [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.3, 0.2])
     write_eval(tmp_path / "gain" / "eval" / "DAAF-BoT", [0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.6, 0.5])
@@ -69,6 +72,8 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path):
     assert pd.isna(summary.loc["BoT", "hab_mask_iou"])
     assert "| DAAF-BoT |" in (out / "summary.md").read_text()
     assert "95% CI" in (out / "summary.md").read_text()
+    for report in ("eval/BoT", "eval/DAAF-BoT", "compare"):
+        assert (out / report / "report.html").is_file(), report
     for picture in ("loss_curves.png", "cmc_curves.png", "pictures/holistic_attention.png",
                     "pictures/branch_outputs.png", "pictures/shuffle.png"):  # fmt: skip
         assert (out / picture).stat().st_size > 1000, picture

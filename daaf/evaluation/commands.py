@@ -70,7 +70,8 @@ def evaluate(model_path, dataset, root, rerank, flip, metric, batch_size, worker
     )  # fmt: skip
     click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     click.echo(
-        f"written to {out_dir}/ (metrics.json, metrics.csv, per_query.csv, cmc.png, ranklists/)"
+        f"written to {out_dir}/ (report.html, metrics.json, metrics.csv, per_query.csv, "
+        "top_matches.csv, cmc.png, ranklists/)"
     )
 
 
@@ -103,9 +104,9 @@ FOLDERS = click.Path(exists=True, file_okay=False)
               help="Bootstrap resamples.")  # fmt: skip
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the resampling.")
 @click.option("--json", "as_json", is_flag=True, help="End with one line of JSON (percent).")
-@click.option("--out", "out_path", type=click.Path(dir_okay=False),
-              help="Also write a PNG of the bootstrap distributions.")  # fmt: skip
-def compare(baseline_dirs, candidate_dirs, bootstrap, seed, as_json, out_path) -> None:
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Also write report.html and bootstrap.png into this folder.")  # fmt: skip
+def compare(baseline_dirs, candidate_dirs, bootstrap, seed, as_json, out_dir) -> None:
     """Paired candidate - baseline of mAP, Rank-1 and mINP from `daaf evaluate` folders, with a
     95% CI from an identity-level bootstrap (resample query identities, 2.5-97.5 percentiles)."""
     import json
@@ -113,16 +114,19 @@ def compare(baseline_dirs, candidate_dirs, bootstrap, seed, as_json, out_path) -
     from daaf.evaluation.compare import compare_runs, format_table, runs_label, save_bootstrap_plot
     from daaf.utils.files import check_output_path
 
-    if out_path:
-        check_output_path(out_path, folder=False)
+    if out_dir:
+        check_output_path(out_dir)
     result = compare_runs(list(baseline_dirs), list(candidate_dirs), bootstrap, seed)
     click.echo(format_table(result, baseline_dirs, candidate_dirs, seed))
-    if out_path:
+    if out_dir:
+        from daaf.evaluation.report import write_comparison_report
+
         title = (
             f"candidate: {runs_label(candidate_dirs)}\nbaseline: {runs_label(baseline_dirs)}\n"
             f"{len(candidate_dirs)} vs {len(baseline_dirs)} run(s), {bootstrap} resamples"
         )
-        save_bootstrap_plot(result, Path(out_path), title)
-        click.echo(f"written: {out_path}")
+        save_bootstrap_plot(result, Path(out_dir) / "bootstrap.png", title)
+        report = write_comparison_report(Path(out_dir), result, baseline_dirs, candidate_dirs, seed)
+        click.echo(f"written: {report}, {Path(out_dir) / 'bootstrap.png'}")
     if as_json:
         click.echo(json.dumps(result.to_json()))

@@ -142,8 +142,11 @@ def evaluate_model(
     model_name: str = "model",
 ) -> pd.DataFrame:
     """Evaluate and write metrics.json, metrics.csv, per_query.csv (see :func:`per_query_table`),
-    cmc.png, ranklists/ and features.npz; ``model_name`` titles the pictures."""
+    cmc.png, ranklists/, features.npz, top_matches.csv (each query's 10 nearest, junk marked),
+    evaluation.json and report.html (:mod:`daaf.evaluation.report`); ``model_name`` titles the
+    pictures."""
     from daaf.evaluation.plots import save_cmc_curves, save_rank_lists
+    from daaf.evaluation.report import top_matches, write_evaluation_record, write_evaluation_report
 
     device = resolve_device(device)  # a bad name stops before the folder is made
     out_dir = Path(out_dir)
@@ -153,7 +156,7 @@ def evaluate_model(
         model, dataset, meta, device, batch_size, workers, flip
     )
     np.savez(out_dir / "features.npz", query=q_feats, gallery=g_feats)
-    rows, curves, per_query = [], {}, []
+    rows, curves, per_query, matches = [], {}, [], []
     for use_rerank in (False, True) if rerank else (False,):
         distmat, result = rank(q_feats, g_feats, dataset, metric, use_rerank, device)
         label = "re-ranked" if use_rerank else "plain"
@@ -161,6 +164,7 @@ def evaluate_model(
                      **result.summary()})  # fmt: skip
         curves[label] = result.cmc
         per_query.append(per_query_table(result, dataset.query, use_rerank))
+        matches.append(top_matches(distmat, result, dataset).assign(reranked=int(use_rerank)))
         save_rank_lists(distmat, result, dataset, out_dir / "ranklists" / label, num_ranklists,
                         label=f"{model_name}, {label} ranking")  # fmt: skip
     table = pd.DataFrame(rows)
@@ -177,4 +181,7 @@ def evaluate_model(
         title=f"CMC of {model_name} on {dataset.name} (query vs gallery)",
     )
     (out_dir / "cmc.json").write_text(json.dumps({k: v.tolist() for k, v in curves.items()}))
+    pd.concat(matches).to_csv(out_dir / "top_matches.csv", index=False)
+    write_evaluation_record(out_dir, dataset, model_name)
+    write_evaluation_report(out_dir, table, per_query[0], matches[0], dataset, model_name)
     return table

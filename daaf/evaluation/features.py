@@ -33,6 +33,20 @@ class EvalSet(Dataset):
 
 
 @torch.no_grad()
+def embed_batch(
+    model: torch.nn.Module, images: torch.Tensor, meta: dict, device: torch.device, flip: bool
+) -> torch.Tensor:
+    """float32 CPU (B, D) embeddings of a uint8 (B, H, W, 3) batch already resized to the
+    model's input size: normalised on the device, with ``flip`` averaged with the mirror's."""
+    images = images.to(device, non_blocking=True)
+    images = normalize_images(images, meta["pixel_mean"], meta["pixel_std"])
+    out = model(images)
+    if flip:
+        out = (out + model(images.flip(3))) / 2
+    return out.float().cpu()
+
+
+@torch.no_grad()
 def extract_features(
     model: torch.nn.Module,
     samples: list[Sample],
@@ -47,14 +61,8 @@ def extract_features(
     """float32 (N, D) embeddings; with ``flip`` the mean of the image's and its mirror's."""
     device = resolve_device(device)
     loader = build_loader(EvalSet(samples, image_dir, meta), device, workers, batch_size=batch_size)
-    feats = []
-    for images in tqdm(loader, desc=desc, leave=False):
-        images = images.to(device, non_blocking=True)
-        images = normalize_images(images, meta["pixel_mean"], meta["pixel_std"])
-        out = model(images)
-        if flip:
-            out = (out + model(images.flip(3))) / 2
-        feats.append(out.float().cpu())
+    feats = [embed_batch(model, images, meta, device, flip)
+             for images in tqdm(loader, desc=desc, leave=False)]  # fmt: skip
     return (
         torch.cat(feats).numpy()
         if feats

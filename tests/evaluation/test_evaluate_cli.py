@@ -156,10 +156,10 @@ def test_per_query_rows_keep_queries_without_positive_empty(tmp_path):
 
 
 def test_rank_list_marks_query_ranks_ap_and_legend(tmp_path):
-    from daaf.evaluation.plots import TILE, _draw_rank_list
+    from daaf.evaluation.plots import TILE, draw_rank_list
 
     tile = np.zeros((*TILE, 3), np.uint8)
-    fig = _draw_rank_list(tile, [tile] * 3, tmp_path / "r.png", "bot, plain ranking: AP 0.500")
+    fig = draw_rank_list(tile, [tile] * 3, tmp_path / "r.png", "bot, plain ranking: AP 0.500")
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["query", "rank 1", "rank 2", "rank 3"]
     assert "AP 0.500" in ax.get_title() and "bot" in ax.get_title()
