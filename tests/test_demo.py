@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from daaf.cli import main
 from daaf.demo import write_summary
-from daaf.training.trainer import REFUSED
+from daaf.utils.safe_load import REFUSED
 
 
 def write_eval(folder, ap):

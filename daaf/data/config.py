@@ -11,6 +11,8 @@ from typing import Literal
 
 from daaf.utils.config_fields import setting
 
+MAX_SIDE = 2048  # pixels: person crops are 256 x 128 in the paper; 2048 bounds what is allocated
+
 
 def known_dataset(name: str) -> None:
     """ValueError unless ``name`` is a registered dataset (``daaf datasets list``)."""
@@ -25,8 +27,8 @@ class DataConfig:
     dataset: str = setting("market1501", check=known_dataset)
     root: str = ""
     annotations: str = ""  # annotation store folder (daaf label --out, or DIR/annotations)
-    height: int = setting(256, min=1)
-    width: int = setting(128, min=1)
+    height: int = setting(256, min=1, max=MAX_SIDE)
+    width: int = setting(128, min=1, max=MAX_SIDE)
     # TriNet resizes to a larger size and random-crops (height, width); null = resize directly.
     pre_crop_size: list[int] | None = setting(None, length=2, min=1)
     pad: int = setting(10, min=0)  # BoT: pad by this many pixels, then random-crop back (0: none)

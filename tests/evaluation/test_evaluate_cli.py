@@ -23,7 +23,7 @@ from daaf.evaluation.attention_metrics import (
 from daaf.training.config import Config
 from daaf.training.export import export_model, load_inference_model
 from daaf.training.modeling import build_model
-from daaf.training.trainer import REFUSED
+from daaf.utils.safe_load import REFUSED
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def test_evaluate_writes_metrics_and_pictures(tiny_dataset, exported, tmp_path, 
         assert abs(100 * part["inp"].mean() - row["mINP"]) < 1e-12
     bad = CliRunner().invoke(main, ["evaluate", "--model", str(exported), "--dataset", "market1501",
                                     "--root", str(tiny_dataset)])  # fmt: skip
-    assert bad.exit_code == 1 and "no model_state.pt or model.ts" in bad.output
+    assert bad.exit_code == 1 and "no model_state.pt in this folder" in bad.output
 
 
 def test_evaluate_refuses_a_model_file_that_would_run_code(tmp_path, malicious_pt):

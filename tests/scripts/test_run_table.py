@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from daaf.training.config import load_config
-from daaf.training.trainer import REFUSED
+from daaf.utils.safe_load import REFUSED
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = ["data.height=64", "data.width=32", "data.pad=2", "data.num_identities=4", "data.num_instances=2",
