@@ -90,14 +90,21 @@ class _Payload:
 
 
 @pytest.fixture
-def malicious_pt(tmp_path):
+def payload(tmp_path):
+    """(payload, marker): unpickling ``payload`` creates ``marker``."""
+    marker = tmp_path / "payload_ran"
+    return _Payload(marker), marker
+
+
+@pytest.fixture
+def malicious_pt(payload):
     """(write, marker): ``write(PATH)`` saves a checkpoint-shaped file whose ``model`` entry
     creates ``marker`` when unpickled with ``weights_only=False``."""
-    marker = tmp_path / "payload_ran"
+    code, marker = payload
 
     def write(path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
-        state = {"model": _Payload(marker), "config": {}, "num_classes": 2, "epoch": 99}
+        state = {"model": code, "config": {}, "num_classes": 2, "epoch": 99}
         torch.save(state, path)
         return path
 

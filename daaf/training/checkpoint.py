@@ -79,6 +79,8 @@ def checked_state(state: dict[str, Any], path: Path, weights: str = "model") -> 
     if not set(needed) <= state.keys():
         kind = "export (model_state.pt)" if weights == "state_dict" else "training checkpoint"
         raise DaafError(f"{path}: not a daaf {kind} (needs {', '.join(needed)})")
+    if not isinstance(state[weights], dict):
+        raise DaafError(f"{path}: its {weights} is not a state dict (names -> tensors)")
     _positive_int(state["num_classes"], "num_classes", path)
     checkpoint_config(state["config"], path)
     return state

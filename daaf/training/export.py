@@ -159,6 +159,13 @@ def export_model(checkpoint_path: Path, out_dir: Path) -> dict[str, Any]:
     odd_batch = torch.randn(3, 3, cfg.data.height, cfg.data.width)  # checks the dynamic axis
     with torch.no_grad():
         embeddings = model(images)
+    broken = int((~torch.isfinite(embeddings)).sum())
+    if broken:
+        raise DaafError(
+            f"{checkpoint_path}: the trained model's embeddings hold {broken} non-finite values "
+            f"(NaN or inf) of {embeddings.numel()}: its weights are broken (a diverged run?); "
+            "nothing exported"
+        )
     meta = {**inference_meta(cfg), "embedding_dim": int(embeddings.shape[1])}
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -191,7 +198,7 @@ def export_model(checkpoint_path: Path, out_dir: Path) -> dict[str, Any]:
             "input_size": [cfg.data.height, cfg.data.width],
             "files": list(MODEL_FILES),
         }
-        problems = _problems(report, cfg, embeddings)
+        problems = _problems(report, cfg)
         report["passed"] = not problems
         if not problems:
             for name in MODEL_FILES:
@@ -204,17 +211,11 @@ def export_model(checkpoint_path: Path, out_dir: Path) -> dict[str, Any]:
     return report
 
 
-def _problems(report: dict[str, Any], cfg: Config, embeddings: torch.Tensor) -> list[str]:
-    """What makes an export fail: embeddings that are not finite, a network that is not the
-    base network, TorchScript or ONNX embeddings that differ from the trained model's."""
+def _problems(report: dict[str, Any], cfg: Config) -> list[str]:
+    """What makes an export fail: a network that is not the base network, or TorchScript or
+    ONNX embeddings that differ from the trained model's."""
     reference_name = f"torchvision ResNet-{cfg.model.depth} + {cfg.model.base} head"
     problems = []
-    broken = int((~torch.isfinite(embeddings)).sum())
-    if broken:
-        problems.append(
-            f"the trained model's embeddings hold {broken} non-finite values (NaN or inf) of "
-            f"{embeddings.numel()}: its weights are broken (a diverged run?)"
-        )
     if report["exported_params"] != report["base_params"]:
         problems.append(
             f"exported network has {report['exported_params']} parameters, "

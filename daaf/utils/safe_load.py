@@ -18,6 +18,7 @@ from typing import Any
 
 from daaf.errors import DaafError
 
+LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # torch.serialization.MAGIC_NUMBER
 REFUSED = (
     "refused: loading it would need to run code or unpickle arbitrary objects "
     "(torch.load weights_only=True); daaf only loads files of tensors, numbers, strings, "
@@ -73,7 +74,7 @@ def load_weights_only(path: Path, numpy: bool = False) -> Any:
         with torch.serialization.safe_globals(extra):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
-        if zipfile.is_zipfile(path):  # a well-formed torch.save archive that holds objects
+        if zipfile.is_zipfile(path) or _is_legacy_torch(path):  # a torch.save file of objects
             raise DaafError(f"{path}: {REFUSED}") from None
         raise DaafError(f"{path}: not a readable .pt file (not a torch.save zip archive)") from None
     except Exception as exc:  # truncated or corrupted archive
@@ -93,6 +94,15 @@ class _ArraysOnly(pickle.Unpickler):
         if f"{module}.{name}" not in allowed:
             raise _Refused(f"global {module}.{name} is not allowed")
         return allowed[f"{module}.{name}"]
+
+
+def _is_legacy_torch(path: Path) -> bool:
+    """Whether ``path`` starts as torch.save's pre-1.6 (non-zip) format does."""
+    try:
+        with open(path, "rb") as f:
+            return _ArraysOnly(f).load() == LEGACY_MAGIC
+    except Exception:  # noqa: BLE001 - anything else is not that format
+        return False
 
 
 def check_weights_file(path: Path) -> None:

@@ -109,13 +109,14 @@ def build_backbone(
 
 def _load_resnet(resnet: nn.Module, depth: int, state: dict, source: str) -> None:
     """``state`` into ``resnet``; DaafError naming ``source`` unless it is a ResNet-``depth``
-    state_dict (its classifier may be absent: it is unused)."""
+    state_dict (with or without its classifier, which is unused)."""
     try:
-        missing, _ = resnet.load_state_dict(state, strict=False)
+        missing, unexpected = resnet.load_state_dict(state, strict=False)
     except (RuntimeError, TypeError, AttributeError) as exc:  # shapes of another depth
         raise DaafError(f"{source} is not a ResNet-{depth} state_dict") from exc
-    missing = [k for k in missing if not k.startswith("fc.")]
-    if missing:
-        raise DaafError(
-            f"{source} is not a ResNet-{depth} state_dict (missing {', '.join(missing[:3])} ...)"
-        )
+    for problem, keys in (("missing", missing), ("unexpected", unexpected)):
+        keys = [k for k in keys if not k.startswith("fc.")]
+        if keys:
+            raise DaafError(
+                f"{source} is not a ResNet-{depth} state_dict ({problem} {', '.join(keys[:3])} ...)"
+            )
