@@ -4,6 +4,7 @@ Each identity is a person-shaped block of its own two colours on a noisy backgro
 network can learn identities in a few steps; masks and keypoints are the drawn block's.
 """
 
+import json
 import os
 import shlex
 from pathlib import Path
@@ -109,3 +110,35 @@ def malicious_pt(payload):
         return path
 
     return write, marker
+
+
+class _Overwrites(torch.nn.Module):
+    """A scripted forward that overwrites the first bytes of ``target`` (``torch.from_file``
+    maps it shared): what a crafted model.ts can do to a login script."""
+
+    def __init__(self, target: str) -> None:
+        super().__init__()
+        self.target = target
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        mapped = torch.from_file(self.target, shared=True, size=4, dtype=torch.uint8)
+        mapped.fill_(88)
+        return images.flatten(1)[:, :8] + mapped[0].float() * 0
+
+
+@pytest.fixture
+def crafted_ts(tmp_path):
+    """(write, victim): ``write(FOLDER)`` puts a crafted model.ts with daaf's meta (64 x 32
+    inputs) in FOLDER; running it turns ``victim``'s "precious contents" into "XXXXious ..."."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious contents")
+    meta = {"height": H, "width": W, "pixel_mean": [0, 0, 0], "pixel_std": [1, 1, 1],
+            "metric": "cosine", "embedding_dim": 8}  # fmt: skip
+
+    def write(folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.jit.save(torch.jit.script(_Overwrites(str(victim))), str(folder / "model.ts"),
+                       _extra_files={"daaf_meta.json": json.dumps(meta)})  # fmt: skip
+        return folder / "model.ts"
+
+    return write, victim

@@ -79,6 +79,8 @@ def test_export_fails_on_an_extra_layer(tmp_path, monkeypatch):
     assert "GFLOPs per image" in message and "max_abs_diff_onnx" in message
     report = json.loads((tmp_path / "out" / "export_report.json").read_text())
     assert report["passed"] is False and report["exported_gflops"] > report["base_gflops"]
+    # nothing that looks like a model (evaluate would score it), no staging folder either
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["export_report.json"]
 
 
 def test_export_fails_on_a_branch_left_attached(tmp_path, monkeypatch):
