@@ -269,3 +269,19 @@ def test_resume_from_a_checkpoint_that_does_not_fit_is_one_line(
     last_line = result.output.splitlines()[-1]  # progress bars may come first
     assert last_line.startswith(f"Error: {run / 'checkpoints' / 'last.pt'}: ") and says in last_line
     assert not (run / "metrics.jsonl").exists()
+
+
+@pytest.mark.parametrize(("epoch", "says"), [(None, "no epoch in this checkpoint"),
+                                             ("x", "epoch must be an integer >= 0, got 'x'")])  # fmt: skip
+def test_the_finished_run_check_of_demo_and_run_table_is_one_line(good, tmp_path, epoch, says):
+    """``daaf demo`` and scripts/run_table.py skip a finished run by its checkpoint's epoch."""
+    from daaf.errors import DaafError
+    from daaf.training.checkpoint import trained_epochs
+
+    state = {**good[1], **({} if epoch is None else {"epoch": epoch})}
+    torch.save(state, tmp_path / "last.pt")
+    with pytest.raises(DaafError) as info:
+        trained_epochs(tmp_path / "last.pt")
+    assert str(info.value).startswith(f"{tmp_path / 'last.pt'}: {says}")
+    torch.save({**state, "epoch": 3}, tmp_path / "last.pt")
+    assert trained_epochs(tmp_path / "last.pt") == 3
