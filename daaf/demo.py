@@ -114,9 +114,6 @@ def train_models(
     return checkpoints
 
 
-
-
-
 def export_and_evaluate(
     out: Path, data: Path, checkpoints: dict[str, Path], device
 ) -> dict[str, dict]:

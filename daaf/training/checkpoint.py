@@ -25,18 +25,13 @@ from daaf.data.config import DataConfig
 from daaf.errors import ConfigError, DaafError
 from daaf.training.config import Config, config_from_dict
 from daaf.utils.config_fields import checked_value
-from daaf.utils.safe_load import load_weights_only
+from daaf.utils.safe_load import describe_exception, load_weights_only
 
 # What `daaf train --resume` needs besides the model, config and class count.
 RESUME_KEYS = ("criterion", "optimizer", "scheduler", "scaler", "sampler", "rng", "epoch", "step")
 METRICS = ("euclidean", "cosine")  # daaf.evaluation.distance.METRICS
 # Reading these cannot go wrong in a way worth a traceback: the file does not fit the run.
 MISFITS = (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else exc.__class__.__name__
 
 
 def _kind(value: Any) -> str:
@@ -231,5 +226,5 @@ def restore_training(
             load(state[key])
         except MISFITS as exc:
             raise DaafError(
-                f"{path}: its {key} does not fit this run ({_first_line(exc)})"
+                f"{path}: its {key} does not fit this run ({describe_exception(exc)})"
             ) from None

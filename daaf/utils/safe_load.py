@@ -26,7 +26,8 @@ REFUSED = (
 )
 
 
-def _first_line(exc: BaseException) -> str:
+def describe_exception(exc: BaseException) -> str:
+    """``Type: first line of the message``: an exception as a part of daaf's one-line errors."""
     text = str(exc).strip()
     return f"{exc.__class__.__name__}: {text.splitlines()[0]}" if text else exc.__class__.__name__
 
@@ -78,7 +79,7 @@ def load_weights_only(path: Path, numpy: bool = False) -> Any:
             raise DaafError(f"{path}: {REFUSED}") from None
         raise DaafError(f"{path}: not a readable .pt file (not a torch.save zip archive)") from None
     except Exception as exc:  # truncated or corrupted archive
-        raise DaafError(f"{path}: not a readable .pt file ({_first_line(exc)})") from None
+        raise DaafError(f"{path}: not a readable .pt file ({describe_exception(exc)})") from None
 
 
 class _Refused(pickle.UnpicklingError):
@@ -123,6 +124,6 @@ def check_weights_file(path: Path) -> None:
     except _Refused:
         raise DaafError(f"{path}: {REFUSED}") from None
     except Exception as exc:  # truncated, or not a pickle at all
-        raise DaafError(f"{path}: not a readable weight file ({_first_line(exc)})") from None
+        raise DaafError(f"{path}: not a readable weight file ({describe_exception(exc)})") from None
     if more:  # several pickles: torch's legacy format, which torch.load reads past the first
         load_weights_only(path, numpy=True)

@@ -245,8 +245,8 @@ RESUMES = [
     ("epoch", _drop_key("epoch"), [], "cannot resume: no epoch in this checkpoint"),
     ("criterion", _drop_key("criterion"), [], "cannot resume: no criterion in this checkpoint"),
     ("rng", _drop_key("rng"), [], "cannot resume: no rng in this checkpoint"),
-    ("optimizer", _other_groups, [], "its optimizer does not fit this run (loaded state dict has "
-     "a different number of parameter groups)"),
+    ("optimizer", _other_groups, [], "its optimizer does not fit this run (ValueError: loaded state "
+     "dict has a different number of parameter groups)"),
     ("model", _set("model", [1]), [], "its model is not a state dict (names -> tensors)"),
 ]  # fmt: skip
 

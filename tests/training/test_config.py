@@ -94,7 +94,7 @@ def test_every_pab_grouping_form_builds_its_groups(value, stored):
     [
         ("model.hab=maybe", "model.hab must be true or false, got 'maybe'"),
         ("train.epochs=1.5", "train.epochs must be an integer >= 1, got 1.5"),
-        ("data.height=128.0", "data.height must be an integer >= 1, got 128.0"),
+        ("data.height=128.0", r"data.height must be an integer in \[1, 2048\], got 128.0"),
         ("optim.milestones=9", "optim.milestones must be a list of integers >= 0, got 9"),
         ("data.pixel_mean=0.5", "data.pixel_mean must be a list of 3 numbers, got 0.5"),
         ("train.device=gpu", "train.device must be auto, cpu, cuda or cuda:N, got 'gpu'"),
