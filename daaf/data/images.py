@@ -31,15 +31,19 @@ def image_problem(path: Path) -> str | None:
     """Why ``path`` cannot be decoded completely (missing, not an image, truncated), or None.
 
     Decodes with PIL, which raises on a truncated file, where ``cv2.imread`` returns a partly
-    grey image with only a libjpeg warning.
+    grey image with only a libjpeg warning; then asks OpenCV, which :func:`read_rgb` uses,
+    whether it reads the format (TGA, PCX, ICO: PIL does, OpenCV does not).
     """
     try:
         with Image.open(path) as image:
             image.load()
+            kind = image.format
     except FileNotFoundError:
         return "missing"
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         return f"cannot be decoded: {exc}"
+    if not cv2.haveImageReader(str(path)):  # reads the signature only
+        return f"cannot be decoded: a {kind} file, a format OpenCV does not read"
     return None
 
 

@@ -3,6 +3,8 @@ and a worker's DaafError (an unreadable image) raised as its own one-line messag
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,6 +12,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from daaf.errors import DaafError
+from daaf.utils.processes import die_with_parent
 
 # Batches per worker kept ready: uint8 batches are small (64 x 256 x 128 DAAF samples: 8.4 MB),
 # so a deeper queue absorbs slow images cheaply.
@@ -40,7 +43,12 @@ def build_loader(
     dataset: Dataset, device: torch.device, workers: int, persistent: bool = False, **kwargs: Any
 ) -> Loader:
     """Pinned memory on CUDA (the copies to the device are ``non_blocking``); with workers, a
-    prefetch queue and, when ``persistent``, workers kept from one pass to the next."""
+    prefetch queue, workers that die with this process and, when ``persistent``, workers kept
+    from one pass to the next."""
     if workers > 0:
-        kwargs.update(prefetch_factor=PREFETCH_FACTOR, persistent_workers=persistent)
+        kwargs.update(
+            prefetch_factor=PREFETCH_FACTOR,
+            persistent_workers=persistent,
+            worker_init_fn=functools.partial(die_with_parent, os.getpid()),
+        )
     return Loader(dataset, num_workers=workers, pin_memory=device.type == "cuda", **kwargs)

@@ -2,25 +2,43 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from daaf.data.annotations import STATUS_OK, AnnotationStore
+from daaf.data.annotations import STATUS_OK, AnnotationStore, validate_store
+from daaf.data.annotations.schema import STATUS_NAMES
 from daaf.data.config import DataConfig
 from daaf.data.datasets import Sample
 from daaf.data.images import read_rgb
 from daaf.data.mask_cache import MaskCache
 from daaf.data.transforms import Augmentation, Sample3, draw_augmentations, train_transform
 from daaf.errors import DaafError
+from daaf.utils import distributed as dist_utils
+
+logger = logging.getLogger(__name__)
 
 MAX_LISTED = 5
 
 
 def open_store_for(samples: list[Sample], store_dir: str | Path, dataset: str) -> AnnotationStore:
-    """Open the store and check it belongs to ``dataset`` and covers every sample."""
+    """Open the store and check it belongs to ``dataset``, covers every sample and labels some.
+
+    Its training shards are validated first (:func:`validate_store`: whole, schema v1, content
+    matching ``content_sha256``, manifest rows matching the shards, keypoints inside the
+    image): about 1.6 s per 13,000 images, as long as decoding their masks. A store labeling
+    no training image is refused; images without labels (status not 0) are named in a warning.
+    """
+    problems = validate_store(store_dir, splits=("train",))
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise DaafError(
+            f"annotation store {store_dir} is not fit to train on: {problems[0]}{more}; "
+            f"`daaf annotations validate {store_dir}` lists every problem"
+        )
     store = AnnotationStore(store_dir)
     if store.dataset != dataset:
         raise DaafError(
@@ -33,7 +51,28 @@ def open_store_for(samples: list[Sample], store_dir: str | Path, dataset: str) -
             f"annotation store {store_dir} does not cover the training split: {len(missing)} "
             f"of {len(samples)} images missing, first: {listed}"
         )
+    _check_labels(store, samples)
     return store
+
+
+def _check_labels(store: AnnotationStore, samples: list[Sample]) -> None:
+    """Refuse a store without one labeled training image; warn, once, about unlabeled ones."""
+    status = store.status([s.path for s in samples])
+    unlabeled = np.flatnonzero(status != STATUS_OK)
+    if not len(unlabeled):
+        return
+    counts = ", ".join(
+        f"{n} {STATUS_NAMES.get(int(code), f'status {code}')}"
+        for code, n in zip(*np.unique(status[unlabeled], return_counts=True), strict=True)
+    )
+    what = (
+        f"annotation store {store.store_dir}: {len(unlabeled)} of {len(samples)} training "
+        f"images have no labels ({counts}), first: {samples[unlabeled[0]].path}"
+    )
+    if len(unlabeled) == len(samples):
+        raise DaafError(f"{what}; nothing to train the HAB/PAB on: relabel the dataset")
+    if dist_utils.is_main_process():
+        logger.warning("WARNING: %s; the HAB/PAB losses leave them out", what)
 
 
 class TrainSet(Dataset):

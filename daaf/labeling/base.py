@@ -17,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from daaf.data.annotations.schema import STATUS_NO_PERSON, STATUS_OK, empty_keypoints
+from daaf.data.keypoints import NUM_KEYPOINTS
 from daaf.errors import DaafError
 
 INSTALL_COMMAND = "daaf install-backend"  # the one install recipe of each optional backend
@@ -47,6 +48,38 @@ class LabelResult:
             score=0.0,
             status=status,
         )
+
+
+def result_problem(result: object, height: int, width: int) -> str | None:
+    """What breaks the :class:`LabelResult` contract in a backend's ``result`` for a (height,
+    width) crop, in a few words, or None: a malformed result is stored as a labeler error
+    (status 3), never as a mask or keypoints of garbage, and never stops the run."""
+    if not isinstance(result, LabelResult):
+        return f"the labeler returned a {type(result).__name__}, not a LabelResult"
+    if result.status not in (STATUS_OK, STATUS_NO_PERSON):
+        return f"status {result.status!r} is neither {STATUS_OK} (ok) nor {STATUS_NO_PERSON}"
+    if result.status == STATUS_NO_PERSON:
+        return None  # nothing else is stored
+    arrays = {"mask": (height, width), "keypoints": (NUM_KEYPOINTS, 3), "box": (4,)}
+    for name, shape in arrays.items():
+        value = np.asarray(getattr(result, name))
+        if value.shape != shape or value.dtype.kind not in "biuf":
+            return f"{name} is a {value.dtype} array of shape {value.shape}, not numbers {shape}"
+    mask = np.asarray(result.mask, np.float64)
+    if not (np.isfinite(mask).all() and mask.min() >= 0 and mask.max() <= 1):
+        return "mask values are not all in [0, 1] (NaN, infinite or out of range)"
+    keypoints = np.asarray(result.keypoints, np.float64)
+    found = np.isfinite(keypoints[:, :2]).all(axis=1)
+    scores = keypoints[found, 2]
+    if not (np.isfinite(scores).all() and ((scores >= 0) & (scores <= 1)).all()):
+        return "keypoint scores are not all in [0, 1]"
+    try:
+        score = float(result.score)
+    except (TypeError, ValueError):
+        return f"score {result.score!r} is not a number"
+    if not np.isfinite(score):
+        return f"score {score} is not finite"
+    return None
 
 
 @runtime_checkable

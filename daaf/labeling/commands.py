@@ -67,8 +67,11 @@ def _splits(ctx, param, value: str) -> tuple[str, ...]:
               help="Replace a store made with other settings, once the new one is complete.")  # fmt: skip
 @click.option("--retry-errors", is_flag=True,
               help="Label again the shards holding images the labeler raised on (status 3).")  # fmt: skip
+@click.option("--max-consecutive-errors", type=click.IntRange(min=1), default=None,
+              help="Stop once the labeler fails on this many images in a row [default: 50].")  # fmt: skip
 def label(dataset_name, root, out_dir, backend, splits, device, batch_size, workers, shard_size,
-          weights_dir, weights, min_size, seed, overwrite, retry_errors) -> None:  # fmt: skip
+          weights_dir, weights, min_size, seed, overwrite, retry_errors,
+          max_consecutive_errors) -> None:  # fmt: skip
     """Label a dataset with person masks and 17 keypoints (COCO detectors) into annotation shards.
 
     Resumable (complete shards are skipped; --retry-errors labels again those holding an image
@@ -79,7 +82,7 @@ def label(dataset_name, root, out_dir, backend, splits, device, batch_size, work
     from daaf.data.annotations import DEFAULT_SHARD_SIZE
     from daaf.data.datasets import build_dataset
     from daaf.labeling.backends import build_labeler
-    from daaf.labeling.driver import run_labeler
+    from daaf.labeling.driver import MAX_CONSECUTIVE_ERRORS, run_labeler
     from daaf.labeling.report import build_report, format_report, write_report
     from daaf.utils import distributed
     from daaf.utils.device import resolve_device
@@ -98,6 +101,7 @@ def label(dataset_name, root, out_dir, backend, splits, device, batch_size, work
             labeler, dataset, out_dir, splits=splits, shard_size=shard_size or DEFAULT_SHARD_SIZE,
             batch_size=batch_size, workers=workers, device=resolve_device(device), seed=seed,
             overwrite=overwrite, retry_errors=retry_errors,
+            max_consecutive_errors=max_consecutive_errors or MAX_CONSECUTIVE_ERRORS,
         )  # fmt: skip
         if distributed.is_main_process():
             from daaf.data.annotations import AnnotationStore

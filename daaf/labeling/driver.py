@@ -7,12 +7,16 @@ after a crash skips the complete shards and writes the others byte for byte as a
 uninterrupted run would. What the store is made with is recorded in ``store.json``; a re-run
 with other settings is refused before any work (:mod:`daaf.labeling.rerun`), and
 ``overwrite`` builds a new store beside the old one and swaps it in only once it validates.
-An image on which the labeler raises is stored with status 3 (labeler error) and the run goes
-on; a batch that raises is labeled again image by image, so only the image at fault is lost.
+An image on which the labeler raises, or for which it returns a malformed result, is stored with
+status 3 (labeler error) and the run goes on; a batch that raises is labeled again image by
+image, so only the image at fault is lost. A labeler that fails on every image (a broken CUDA
+context) stops the run after ``max_consecutive_errors`` in a row, keeping the shards written.
 """
 
 from __future__ import annotations
 
+import functools
+import os
 import shutil
 import sys
 import time
@@ -44,9 +48,12 @@ from daaf.data.annotations.schema import keypoints_in_image
 from daaf.data.datasets import SPLITS, ReIDDataset, Sample
 from daaf.data.images import image_problem, read_rgb
 from daaf.errors import DaafError
-from daaf.labeling.base import Labeler, LabelResult
+from daaf.labeling.base import Labeler, LabelResult, result_problem
 from daaf.labeling.rerun import check_rerun, overwrite_dir, replace_store
 from daaf.utils import distributed
+from daaf.utils.processes import die_with_parent
+
+MAX_CONSECUTIVE_ERRORS = 50  # labeler failures in a row that stop a run: a broken device
 
 
 @dataclass(frozen=True)
@@ -72,9 +79,15 @@ class _ImageFiles(Dataset):
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[int, np.ndarray | None]:
-        """The decoded image, or None if it is missing, not an image or truncated."""
+        """The decoded image, or None if it is missing, not an image, truncated or one that
+        OpenCV cannot decode."""
         path = self.image_dir / self.samples[index].path
-        return index, None if image_problem(path) else read_rgb(path)
+        if image_problem(path):
+            return index, None
+        try:
+            return index, read_rgb(path)
+        except DaafError:
+            return index, None
 
 
 def _batches(jobs: list[ShardJob], batch_size: int) -> list[list[int]]:
@@ -97,18 +110,29 @@ def error_line(exc: BaseException) -> str:
 
 
 def label_each(labeler: Labeler, images: list[np.ndarray]) -> list[LabelResult | str]:
-    """``labeler.label(images)``; if the batch raises, each image alone, and the one-line error
-    (:func:`error_line`) in place of the result of an image that raises on its own."""
+    """``labeler.label(images)``; if the batch raises or returns another number of results,
+    each image alone. A one-line error (:func:`error_line`, or what is malformed about the
+    result: :func:`result_problem`) stands in place of an image's result when the labeler
+    raises on it alone or returns a result that breaks the contract."""
     if not images:
         return []
     try:
-        return labeler.label(images)
+        results = list(labeler.label(images))
     except DaafError:
         raise  # a user error (settings, files): every image would fail alike
     except Exception as exc:  # noqa: BLE001 - any failure of one image must not stop the run
         if len(images) == 1:
             return [error_line(exc)]
-    return [label_each(labeler, [image])[0] for image in images]
+        return [label_each(labeler, [image])[0] for image in images]
+    if len(results) != len(images):
+        if len(images) == 1:
+            return [f"malformed result: the labeler returned {len(results)} results for 1 image"]
+        return [label_each(labeler, [image])[0] for image in images]
+    problems = [result_problem(r, *i.shape[:2]) for r, i in zip(results, images, strict=True)]
+    return [
+        result if problem is None else f"malformed result: {problem}"
+        for result, problem in zip(results, problems, strict=True)
+    ]
 
 
 def _record(
@@ -181,6 +205,7 @@ def run_labeler(
     progress: bool = True,
     overwrite: bool = False,
     retry_errors: bool = False,
+    max_consecutive_errors: int = MAX_CONSECUTIVE_ERRORS,
 ) -> LabelRun:
     """Label ``splits`` of ``dataset`` into the store ``out_dir``; resumable, torchrun-aware.
 
@@ -188,8 +213,10 @@ def run_labeler(
     builds the new store beside it and replaces it only once complete and valid. Rank 0 writes
     ``manifest.csv`` once every rank has finished and validates the store; a store that does
     not validate raises DaafError. ``retry_errors`` labels again the complete shards that hold
-    an image the labeler raised on (status 3), e.g. after a CUDA out-of-memory. Returns this
-    process's :class:`LabelRun` (the same on every rank).
+    an image the labeler raised on (status 3), e.g. after a CUDA out-of-memory. The run stops
+    with DaafError once the labeler has failed on ``max_consecutive_errors`` images in a row (a
+    broken CUDA context fails on every image): the shards written so far are kept and a re-run
+    resumes. Returns this process's :class:`LabelRun` (the same on every rank).
     """
     start = time.perf_counter()
     device = torch.device(device)
@@ -235,6 +262,7 @@ def run_labeler(
         batch_sampler=_batches(mine, batch_size),
         num_workers=workers,
         collate_fn=list,
+        worker_init_fn=functools.partial(die_with_parent, os.getpid()),  # none outlives a kill -9
     )
     bar = tqdm(
         total=len(samples),
@@ -243,6 +271,7 @@ def run_labeler(
         unit="img",
     )
     jobs, job, records, first, errors = iter(mine), None, [], 0, {}
+    streak = shards_done = 0  # images in a row the labeler failed on; shards written
     for batch in loader:
         readable = [(index, image) for index, image in batch if image is not None]
         labels = label_each(labeler, [image for _, image in readable])
@@ -255,10 +284,21 @@ def run_labeler(
                 errors[sample.path] = result
                 bar.write(f"daaf label: {sample.path}: {result}", file=sys.stderr)
                 result = LabelResult.empty(*image.shape[:2], status=STATUS_LABELER_ERROR)
+                streak += 1
+                if streak >= max_consecutive_errors:
+                    bar.close()
+                    raise DaafError(
+                        f"the labeler failed on {streak} images in a row, last {sample.path}: "
+                        f"{errors[sample.path]}; stopped (the {shards_done} shard(s) written "
+                        "are kept): fix the cause and re-run to resume, with --retry-errors to "
+                        "label the failed images again"
+                    )
+            elif result is not None:
+                streak = 0
             records.append(_record(sample, job.split, image, result, mask_size))
             if len(records) == len(job.samples):
                 writer.write_shard(job.split, job.index, records)
-                job = None
+                job, shards_done = None, shards_done + 1
         bar.update(len(batch))
     bar.close()
 

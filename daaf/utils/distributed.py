@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import datetime
 import os
+import socket
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
+
+T = TypeVar("T")
 
 
 def world_size() -> int:
@@ -26,6 +30,11 @@ def local_rank() -> int:
 
 def is_main_process() -> bool:
     return rank() == 0
+
+
+def is_local_leader() -> bool:
+    """Local rank 0 of a process group, or a plain process: the one that makes a node's files."""
+    return not dist.is_initialized() or local_rank() == 0
 
 
 def init_distributed(device: torch.device, timeout: datetime.timedelta | None = None) -> bool:
@@ -53,3 +62,14 @@ def barrier() -> None:
 def cleanup_distributed() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def from_local_leader(value: T) -> T:
+    """``value`` of local rank 0 of this rank's node, on every rank (a collective: every rank
+    calls it); without a process group, ``value`` itself. Nodes are told apart by host name."""
+    if not dist.is_initialized():
+        return value
+    gathered: list = [None] * dist.get_world_size()
+    host = socket.gethostname()
+    dist.all_gather_object(gathered, (host, local_rank(), value))
+    return next(v for node, local, v in gathered if (node, local) == (host, 0))

@@ -1,9 +1,14 @@
-"""The decoded-mask cache: the store's masks, row for row, mapped by every worker, cleaned up."""
+"""The decoded-mask cache: the store's masks, row for row, mapped by every worker, cleaned up
+(also on SIGTERM, and after a kill by the next cache), one per node under torchrun."""
 
 import gc
 import io
 import os
 import pickle
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -75,3 +80,138 @@ def test_a_cache_that_cannot_be_written_says_what_to_do(tiny_dataset, tmp_path, 
         MaskCache(store, [sample.path for sample in dataset.train])
     gc.collect()
     assert written and not any(folder.iterdir())  # nothing half-made left behind
+
+
+def _cache_files(folder):
+    return sorted(p.name for p in folder.glob("daaf-masks-*.npy"))
+
+
+TERMINATED = """
+import signal, sys, time
+from daaf.data.datasets import build_dataset
+from daaf.data.mask_cache import MaskCache
+from daaf.data.train_set import open_store_for
+
+def previous(signum, frame):  # a handler that was there before: it still runs
+    open({marker!r}, "w").write("ran")
+
+signal.signal(signal.SIGTERM, previous)
+dataset = build_dataset("market1501", {root!r})
+store = open_store_for(dataset.train, {root!r} + "/annotations", "market1501")
+cache = MaskCache(store, [sample.path for sample in dataset.train])
+print(cache.path, flush=True)
+time.sleep(120)
+"""
+
+
+def test_sigterm_removes_the_cache_and_runs_the_previous_handler(tiny_dataset, tmp_path):
+    folder, marker = tmp_path / "tmp", tmp_path / "marker"
+    folder.mkdir()
+    script = TERMINATED.format(marker=str(marker), root=str(tiny_dataset))
+    env = dict(os.environ, TMPDIR=str(folder), OMP_NUM_THREADS="1")
+    child = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        path = Path(child.stdout.readline().strip())
+        assert path.parent == folder and path.is_file()
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(timeout=60) == 128 + signal.SIGTERM
+    finally:
+        child.kill()
+    assert marker.read_text() == "ran"
+    assert _cache_files(folder) == []
+
+
+def test_stale_caches_of_dead_processes_of_this_host_are_swept(tiny_dataset, tmp_path, monkeypatch):
+    from daaf.data.mask_cache import _host
+
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(folder))
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    dead, alive, host = int(gone.stdout), os.getpid(), _host()
+    npy = b"\x93NUMPY\x01\x00"
+    files = {
+        f"daaf-masks-{host}-{dead}-abc_123x.npy": npy,  # a killed run's: swept
+        f"daaf-masks-{host}-{alive}-abc_123x.npy": npy,  # a live process's
+        f"daaf-masks-otherhost-{dead}-abc_123x.npy": npy,  # another host's (a shared folder)
+        f"daaf-masks-{host}-{dead}-abc_123x.npy.bak": npy,  # not daaf's name
+        "daaf-masks-notes.npy": npy,
+        f"daaf-masks-{host}-{dead}-zzz.npy": b"the user's own data",  # not a .npy file
+    }
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    dataset = build_dataset("market1501", tiny_dataset)
+    store = open_store_for(dataset.train, tiny_dataset / "annotations", "market1501")
+    cache = MaskCache(store, [sample.path for sample in dataset.train])
+    left = {p.name for p in folder.iterdir()} - {cache.path.name}
+    assert left == set(files) - {f"daaf-masks-{host}-{dead}-abc_123x.npy"}
+
+
+def test_a_nodes_other_ranks_map_local_rank_0s_cache(tiny_dataset, tmp_path, monkeypatch):
+    from daaf.utils import distributed
+
+    dataset = build_dataset("market1501", tiny_dataset)
+    store = open_store_for(dataset.train, tiny_dataset / "annotations", "market1501")
+    names = [sample.path for sample in dataset.train]
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(folder))
+    leader = MaskCache(store, names)
+    monkeypatch.setattr(distributed, "is_local_leader", lambda: False)
+    monkeypatch.setattr(distributed, "from_local_leader", lambda value: (leader.path, None))
+    follower = MaskCache(store, names)
+    assert follower.path == leader.path and _cache_files(folder) == [leader.path.name]
+    assert np.array_equal(follower.rows, store.masks(names))
+    del follower
+    gc.collect()
+    assert leader.path.is_file()  # only its maker removes it
+    monkeypatch.setattr(distributed, "from_local_leader", lambda value: (None, "disk full"))
+    with pytest.raises(DaafError, match="^disk full$"):  # local rank 0's failure, on every rank
+        MaskCache(store, names)
+
+
+TORCHRUN = """
+import os, sys
+from daaf.data.datasets import build_dataset
+from daaf.data.mask_cache import MaskCache
+from daaf.data.train_set import open_store_for
+from daaf.utils import distributed
+import torch
+
+distributed.init_distributed(torch.device("cpu"))
+dataset = build_dataset("market1501", {root!r})
+store = open_store_for(dataset.train, {root!r} + "/annotations", "market1501")
+names = [sample.path for sample in dataset.train]
+cache = MaskCache(store, names)
+assert (cache.rows == store.masks(names)).all()
+files = [f for f in os.listdir(os.environ["TMPDIR"]) if f.startswith("daaf-masks-")]
+distributed.barrier()
+with open({log!r} + str(distributed.rank()), "w") as f:
+    f.write(f"{{cache.path}} {{' '.join(files)}}")
+distributed.barrier()
+distributed.cleanup_distributed()
+"""
+
+
+@pytest.mark.slow
+def test_torchrun_makes_one_cache_per_node(tiny_dataset, tmp_path):
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    script = tmp_path / "launch.py"
+    log = tmp_path / "log"
+    script.write_text(TORCHRUN.format(root=str(tiny_dataset), log=str(log)))
+    env = dict(os.environ, TMPDIR=str(folder), OMP_NUM_THREADS="1")
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+         str(script)],
+        capture_output=True, text=True, env=env, timeout=180,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    seen = [(tmp_path / f"log{rank}").read_text().split() for rank in (0, 1)]
+    path = Path(seen[0][0])  # rank 0's cache
+    assert path.parent == folder
+    assert seen == [[str(path), path.name]] * 2  # rank 1 maps it and made none of its own
+    assert _cache_files(folder) == []  # removed when local rank 0 ended

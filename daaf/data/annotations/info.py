@@ -63,6 +63,14 @@ def read_store_info(store_dir: str | Path) -> dict[str, Any] | None:
         info = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise DaafError(f"{path} cannot be read as JSON: {exc}") from exc
+    if not isinstance(info, dict):
+        raise DaafError(f"{path} holds a JSON {type(info).__name__}, not an object")
+    if (info.get("schema"), info.get("schema_version")) != (SCHEMA_NAME, SCHEMA_VERSION):
+        raise DaafError(
+            f"{path} describes schema {info.get('schema')!r} version "
+            f"{info.get('schema_version')!r}, but this daaf reads {SCHEMA_NAME!r} version "
+            f"{SCHEMA_VERSION}; relabel the dataset or use a daaf release that reads that version"
+        )
     missing = [key for key in COMPARED if key not in info]
     if missing:
         raise DaafError(f"{path} lacks the key(s) {', '.join(missing)}")

@@ -86,8 +86,15 @@ def open_shard(path: Path) -> h5py.File:
         ) from exc
 
 
+def _dtype_matches(actual: np.dtype, expected: str) -> bool:
+    """Is ``actual`` the schema's ``expected`` type (a string for ``"str"``), in either byte order?"""
+    if expected == "str":
+        return h5py.check_string_dtype(actual) is not None
+    return actual.newbyteorder("=") == np.dtype(expected).newbyteorder("=")
+
+
 def read_header(f: h5py.File, path: Path) -> ShardHeader:
-    """Check the schema attributes and dataset shapes of an open shard; raise DaafError if wrong."""
+    """Check the schema attributes and dataset shapes and types of an open shard; DaafError if wrong."""
     attrs = f.attrs
     schema = attrs.get("schema")
     if schema != SCHEMA_NAME:
@@ -120,6 +127,13 @@ def read_header(f: h5py.File, path: Path) -> ShardHeader:
         wrong = [f"{n} {f[n].shape} (expected {s})" for n, s in expected.items() if f[n].shape != s]
         if wrong:
             raise DaafError(f"{path} has datasets of the wrong shape: {'; '.join(wrong)}")
+        wrong = [
+            f"{n} {f[n].dtype} (expected {d})"
+            for n, d in DATASET_DTYPES.items()
+            if not _dtype_matches(f[n].dtype, d)
+        ]
+        if wrong:
+            raise DaafError(f"{path} has datasets of the wrong type: {'; '.join(wrong)}")
         return ShardHeader(
             path=Path(path),
             dataset=str(attrs["dataset"]),
@@ -151,12 +165,19 @@ def _mask_blocks(masks):
         yield masks[start : start + MASK_BLOCK]
 
 
-def hash_datasets(datasets: Mapping[str, object]) -> str:
+def _mask_area(block: np.ndarray) -> np.ndarray:
+    """The manifest's ``mask_area`` of a block of masks: the fraction of pixels >= 128."""
+    return (block >= 128).mean(axis=(1, 2))
+
+
+def hash_datasets(datasets: Mapping[str, object], areas: list | None = None) -> str:
     """``content_sha256``: SHA-256 over the datasets in ``DATASET_DTYPES`` order.
 
     ``image_path`` contributes each path's UTF-8 bytes followed by one zero byte; every other
     dataset its C-order bytes in its schema dtype (little-endian). ``datasets`` maps names to
-    numpy arrays or open h5py datasets (masks are read in blocks).
+    numpy arrays or open h5py datasets (masks are read in blocks). ``areas``, if given, gets
+    each block's ``mask_area``, so that a check that also indexes the shard inflates the masks
+    once.
     """
     digest = hashlib.sha256()
     for name, dtype in DATASET_DTYPES.items():
@@ -166,16 +187,20 @@ def hash_datasets(datasets: Mapping[str, object]) -> str:
         blocks = _mask_blocks(datasets[name]) if name == "mask" else [datasets[name][()]]
         for block in blocks:
             digest.update(np.ascontiguousarray(block, dtype=np.dtype(dtype)).tobytes())
+            if name == "mask" and areas is not None:
+                areas.append(_mask_area(block))
     return digest.hexdigest()
 
 
-def index_shard(f: h5py.File, header: ShardHeader) -> pd.DataFrame:
-    """The manifest rows of one open shard (reads masks in blocks for ``mask_area``)."""
+def index_shard(
+    f: h5py.File, header: ShardHeader, mask_area: np.ndarray | None = None
+) -> pd.DataFrame:
+    """The manifest rows of one open shard (reads masks in blocks for ``mask_area`` unless
+    given)."""
     n = header.num_images
     scores = np.nan_to_num(f["keypoints"][:, :, 2])
-    mask_area = np.concatenate(
-        [(block >= 128).mean(axis=(1, 2)) for block in _mask_blocks(f["mask"])] or [np.zeros(0)]
-    )
+    if mask_area is None:
+        mask_area = np.concatenate([_mask_area(b) for b in _mask_blocks(f["mask"])] or [[]])
     frame = pd.DataFrame(
         {
             "image_path": f["image_path"].asstr()[()],

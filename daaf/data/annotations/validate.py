@@ -43,9 +43,10 @@ def _check_shard(path: Path) -> tuple[ShardHeader, pd.DataFrame, list[str]]:
     try:
         with open_shard(path) as f:
             header = read_header(f, path)
-            if header.content_sha256 != hash_datasets(f):
+            areas = []
+            if header.content_sha256 != hash_datasets(f, areas):
                 problems.append(f"{path}: content does not match its content_sha256 (modified?)")
-            rows = index_shard(f, header)
+            rows = index_shard(f, header, np.concatenate(areas or [[]]))
             off_image = keypoints_off_image(f["keypoints"][()], f["image_size"][()])
     except OSError as exc:  # a fletcher32 or decompression error inside a dataset
         raise DaafError(f"{path}: data cannot be read (damaged file): {exc}") from exc
@@ -76,8 +77,8 @@ def _compare_manifest(manifest: pd.DataFrame, scanned: pd.DataFrame, path: Path)
         scanned, on=["shard", "row"], how="outer", suffixes=("", "_shard"), indicator=True
     )
     differs = both["_merge"] != "both"
-    for column in KEY_COLUMNS:
-        differs |= both[column].astype(str) != both[f"{column}_shard"].astype(str)
+    for column in KEY_COLUMNS:  # as objects: a missing row must not turn 3 into "3.0"
+        differs |= both[column].astype(object) != both[f"{column}_shard"].astype(object)
     for column in SCORE_COLUMNS:
         a, b = both[column].to_numpy(float), both[f"{column}_shard"].to_numpy(float)
         differs |= ~np.isclose(a, b, rtol=0, atol=2e-6, equal_nan=True)
@@ -145,7 +146,10 @@ def _compare_info(info: dict, headers: list[ShardHeader], scanned, path: Path) -
 
 
 def validate_store(
-    store_dir: str | Path, dataset: ReIDDataset | None = None, progress: bool = False
+    store_dir: str | Path,
+    dataset: ReIDDataset | None = None,
+    progress: bool = False,
+    splits: tuple[str, ...] | None = None,
 ) -> list[str]:
     """Problems of the store at ``store_dir`` (``[]`` if valid); with ``dataset``, its coverage too.
 
@@ -154,14 +158,19 @@ def validate_store(
     and mask size, that no image appears twice, that
     ``manifest.csv`` and ``store.json`` (if any) agree with the shards and, given ``dataset``,
     that every split (every split ``store.json`` names, if any) holds exactly the dataset's
-    images with the same pid and camid.
+    images with the same pid and camid. ``splits`` checks only those splits' shards and
+    manifest rows, all that training reads: a store whose other splits are unfinished, or that
+    has no manifest (the reader then indexes the shards themselves), passes.
     """
     store_dir = Path(store_dir)
     if not store_dir.is_dir():
         return [f"{store_dir}: annotation store folder does not exist"]
     paths = list_shard_paths(store_dir)
+    if splits is not None:
+        paths = [path for path in paths if SHARD_PATTERN.match(path.name)["split"] in splits]
     if not paths:
-        return [f"{store_dir}: no shard files (<split>-<nnnnn>.h5)"]
+        of = f" of split {', '.join(splits)}" if splits is not None else ""
+        return [f"{store_dir}: no shard files{of} (<split>-<nnnnn>.h5)"]
     problems, headers, frames = [], [], []
     for path in tqdm(paths, desc="validate", unit="shard", disable=not progress):
         try:
@@ -183,23 +192,29 @@ def validate_store(
             )
     manifest_path = store_dir / MANIFEST_NAME
     if not manifest_path.exists():
-        problems.append(
-            f"{manifest_path} is missing (AnnotationWriter(...).write_manifest() rebuilds it)"
-        )
+        if splits is None:
+            problems.append(
+                f"{manifest_path} is missing (AnnotationWriter(...).write_manifest() rebuilds it)"
+            )
     elif scanned is not None:
         try:
-            problems += _compare_manifest(read_manifest(manifest_path), scanned, manifest_path)
+            manifest = read_manifest(manifest_path)
+            if splits is not None:  # the rows of these splits, or said to be in their shards
+                mine = manifest["split"].isin(splits) | manifest["shard"].isin(scanned["shard"])
+                manifest = manifest[mine]
+            problems += _compare_manifest(manifest, scanned, manifest_path)
         except DaafError as exc:
             problems.append(str(exc))
-    splits = SPLITS
+    covered = SPLITS if splits is None else splits
     try:
         info = read_store_info(store_dir)
     except DaafError as exc:
         info = None
         problems.append(str(exc))
     if info is not None:
-        problems += _compare_info(info, headers, scanned, store_dir / STORE_INFO_NAME)
-        splits = info["splits"]
+        counted = scanned if splits is None else None  # store.json counts every split's images
+        problems += _compare_info(info, headers, counted, store_dir / STORE_INFO_NAME)
+        covered = [split for split in info["splits"] if split in covered]
     if dataset is not None and scanned is not None:
-        problems += _compare_dataset(scanned, dataset, splits)
+        problems += _compare_dataset(scanned, dataset, covered)
     return problems

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import multiprocessing
+import os
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from daaf.data.synthetic.identity import Clothing, Identity
 from daaf.data.synthetic.render import render_person, render_scene
 from daaf.data.synthetic.scene import HEIGHT, WIDTH, Camera
 from daaf.errors import DaafError
+from daaf.utils.processes import die_with_parent
 
 MARKET_DIR = "Market-1501-v15.09.15"
 FOLDERS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
@@ -181,7 +183,10 @@ def generate_dataset(
     keypoints = np.zeros((len(jobs), 17, 3), np.float32)
     workers = min(4, multiprocessing.cpu_count()) if workers is None else max(1, workers)
     args = [(job, image_dir, seed, identities, occlusion) for job in jobs]
-    with multiprocessing.get_context().Pool(workers) if workers > 1 else nullcontext() as pool:
+    start_pool = multiprocessing.get_context().Pool
+    with (
+        start_pool(workers, die_with_parent, (os.getpid(),)) if workers > 1 else nullcontext()
+    ) as pool:  # its workers die with this process (a kill -9 leaves none behind)
         results = pool.imap_unordered(_write_job, args, 32) if pool else map(_write_job, args)
         for index, mask, points in tqdm(
             results, total=len(jobs), desc="synth", disable=not progress

@@ -197,3 +197,26 @@ def test_a_keypoint_outside_its_image_fails_validation(tmp_path, helpers):
     result = CliRunner().invoke(main, ["annotations", "validate", str(store)])
     assert result.exit_code == 1
     assert f"- {problems[0]}\nINVALID: 1 problem(s) in {store}" in result.output
+
+
+def test_store_json_of_another_schema_or_version_fails_validation(store, helpers):
+    _write_info(store, helpers, schema_version=7)
+    assert validate_store(store) == [
+        f"{store / 'store.json'} describes schema 'daaf.annotations' version 7, but this daaf "
+        "reads 'daaf.annotations' version 1; relabel the dataset or use a daaf release that "
+        "reads that version"
+    ]
+    (store / "store.json").write_text("[1, 2]")
+    assert validate_store(store) == [f"{store / 'store.json'} holds a JSON list, not an object"]
+
+
+def test_a_dataset_of_another_type_fails_validation(store):
+    with h5py.File(store / "train-00000.h5", "r+") as f:
+        status = f["status"][()]
+        del f["status"]
+        f.create_dataset("status", data=status.astype(np.int64))
+    problems = validate_store(store)
+    assert (
+        f"{store / 'train-00000.h5'} has datasets of the wrong type: status int64 (expected u1)"
+        in problems
+    )

@@ -1,0 +1,103 @@
+"""Every worker a daaf command starts dies with its parent, even one killed with SIGKILL."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from daaf.utils.processes import is_alive
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux prctl")
+
+# Each starts workers that are busy (as decoding a large image or labeling is) when the parent
+# dies: torch's own watchdog looks for a dead parent only between tasks.
+BUSY = "open({pids!r} + str(os.getpid()), 'w').close(); time.sleep(600)"
+SCRIPTS = {
+    "label": f"""
+        import daaf.labeling.driver as driver
+        from daaf.data.datasets import build_dataset
+        def read_rgb(path):
+            {BUSY}
+        driver.read_rgb = read_rgb
+        class Labeler:
+            name = "idle"
+            def describe(self):
+                return dict()
+            def to(self, device):
+                return self
+        driver.run_labeler(Labeler(), build_dataset("market1501", {{root!r}}), {{out!r}},
+                           batch_size=1, workers=2, progress=False)
+    """,
+    "train loader": f"""
+        import torch
+        from daaf.data.loader import build_loader
+        class Busy(torch.utils.data.Dataset):
+            def __len__(self):
+                return 4
+            def __getitem__(self, index):
+                {BUSY}
+        list(build_loader(Busy(), torch.device("cpu"), workers=2))
+    """,
+    "synth": f"""
+        import daaf.data.synthetic.generate as generate
+        def write_job(args):
+            {BUSY}
+        generate._write_job = write_job
+        generate.generate_dataset({{out!r}}, identities=4, cameras=2, workers=2, progress=False)
+    """,
+}
+
+
+def _gone(pid: int) -> bool:
+    """Exited: no such process, or a zombie that its new parent has not reaped yet."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.parametrize("command", SCRIPTS)
+def test_workers_die_when_the_parent_is_killed(command, tmp_path, tiny_dataset):
+    pids = tmp_path / "pid-"
+    script = textwrap.dedent(SCRIPTS[command]).format(
+        pids=str(pids), root=str(tiny_dataset), out=str(tmp_path / "out")
+    )
+    script = "import os, time\n" + script
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    parent = subprocess.Popen([sys.executable, "-c", script], env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(tmp_path.glob("pid-*"))) < 2 and time.monotonic() < deadline:
+            assert parent.poll() is None, f"the {command} run ended early"
+            time.sleep(0.2)
+        workers = [int(p.name.removeprefix("pid-")) for p in tmp_path.glob("pid-*")]
+        assert len(workers) >= 2 and all(not _gone(pid) for pid in workers)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        deadline = time.monotonic() + 3
+        while not all(map(_gone, workers)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert all(map(_gone, workers)), f"{command} workers outlived their parent"
+    finally:
+        parent.kill()
+        for pid in workers if "workers" in locals() else []:
+            if not _gone(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_a_worker_whose_parent_is_already_gone_exits():
+    """The race: the parent died between starting the worker and the worker's request."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    assert not is_alive(dead.pid) and is_alive(os.getpid())
+    code = "import sys; from daaf.utils.processes import die_with_parent; die_with_parent({})"
+    code += "; sys.exit(7)"
+    # the process that started it is gone: the worker exits at once
+    assert subprocess.run([sys.executable, "-c", code.format(dead.pid)]).returncode == 1
+    # pid 1 is not its parent but lives (a forkserver's worker): it carries on
+    assert subprocess.run([sys.executable, "-c", code.format(1)]).returncode == 7
