@@ -34,6 +34,7 @@ from daaf.training.checkpoint import (
 )
 from daaf.training.config import Config, default_metric
 from daaf.training.modeling import build_model
+from daaf.utils.device import resolve_device
 from daaf.utils.files import atomic_write
 
 TOLERANCE = 1e-4
@@ -236,7 +237,7 @@ TRUST_HINT = "load a model.ts only if you trust it: daaf evaluate --trust-torchs
 
 
 def load_inference_model(
-    path: Path, device: torch.device, trust_torchscript: bool = False
+    path: Path, device: torch.device | str, trust_torchscript: bool = False
 ) -> tuple[nn.Module, dict[str, Any]]:
     """The eval-mode embedding model and its meta from an export folder or its model_state.pt,
     or from a training checkpoint (then the whole DAAF model: its eval forward is the
@@ -246,7 +247,7 @@ def load_inference_model(
     loaded and called: it is loaded only with ``trust_torchscript`` (then also for a folder
     without model_state.pt).
     """
-    path = Path(path)
+    path, device = Path(path), resolve_device(device)
     if path.is_dir():
         names = ("model_state.pt", "model.ts") if trust_torchscript else ("model_state.pt",)
         for name in names:
