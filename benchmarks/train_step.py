@@ -7,6 +7,11 @@ so load from other processes hits all alike; the figure is the median of ``--ste
 ratio column divides each preset by its base network (bot or trinet) from the same run.
 
     python benchmarks/train_step.py [--steps 3] [--p 4] [--k 4] [--threads N] [--depth 50]
+
+``--health PRESET`` times instead the branch-health signals (``daaf.training.branch_health``)
+on PRESET: the plain step (no hooks), the step with the hooks installed but not measuring,
+and a measured step, interleaved in one run; the overhead of training is the hooks' constant
+cost plus a measured step's extra cost divided by ``train.health_period``.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from daaf.training.branch_health import BranchHealth
 from daaf.training.config import load_config
 from daaf.training.losses import build_criterion
 from daaf.training.modeling import build_model
@@ -67,21 +73,62 @@ def build_training(preset: str, depth: int):
     return cfg, model, criterion, optimizers, torch.amp.GradScaler("cpu", enabled=False)
 
 
-def make_stepper(preset: str, depth: int, p: int, k: int):
-    """A closure doing one training step of ``preset``, and its parameter count."""
+def make_stepper(preset: str, depth: int, p: int, k: int, health: str = ""):
+    """A closure doing one training step of ``preset``, and its parameter count. ``health``:
+    "" none, "hooks" branch-health hooks installed but not measuring, "measure" every step
+    measured."""
     cfg, model, criterion, optimizers, scaler = build_training(preset, depth)
     batch = make_batch(p, k, cfg.data.height, cfg.data.width)
     params = sum(x.numel() for x in model.parameters())
+    signals = BranchHealth(model, criterion, period=1, warmup=0, warn=False) if health else None
 
     def step() -> dict[str, float]:
-        return train_step(model, batch, optimizers, scaler, criterion, data=cfg.data)
+        measured = health == "measure" and signals.arm(1)
+        values = train_step(model, batch, optimizers, scaler, criterion, data=cfg.data,
+                            health=signals)  # fmt: skip
+        if measured:
+            signals.finish(1)
+        return values
 
     return step, params, cfg
+
+
+def health_main(preset: str) -> None:
+    modes = {"plain": "", "hooks": "hooks", "measured": "measure"}
+    steppers = {m: make_stepper(preset, args.depth, args.p, args.k, h) for m, h in modes.items()}
+    times: dict[str, list[float]] = {mode: [] for mode in modes}
+    for stepper, _, _ in steppers.values():
+        stepper()  # warm-up
+    for _ in range(args.steps):
+        for mode, (stepper, _, _) in steppers.items():
+            start = time.perf_counter()
+            stepper()
+            times[mode].append(time.perf_counter() - start)
+    median = {mode: statistics.median(t) for mode, t in times.items()}
+    cfg = steppers["plain"][2]
+    period = cfg.train.health_period
+    overhead = (median["hooks"] - median["plain"]) + (median["measured"] - median["hooks"]) / period
+    print(
+        f"branch health, {preset}, CPU, {torch.get_num_threads()} threads, ResNet-{args.depth}, "
+        f"{cfg.data.height}x{cfg.data.width}, P x K = {args.p} x {args.k}, "
+        f"median of {args.steps} steps each, interleaved"
+    )
+    for mode in modes:
+        print(
+            f"{mode:<10}{median[mode]:>8.3f} s / step   ({min(times[mode]):.3f}-{max(times[mode]):.3f})"
+        )
+    print(
+        f"overhead at train.health_period={period}: {overhead:+.4f} s / step = "
+        f"{100 * overhead / median['plain']:+.2f}% of the plain step"
+    )
 
 
 def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.health:
+        health_main(args.health)
+        return
     steppers = {name: make_stepper(name, args.depth, args.p, args.k) for name in PRESETS}
     times: dict[str, list[float]] = {name: [] for name in PRESETS}
     for stepper, _, _ in steppers.values():
@@ -114,5 +161,6 @@ if __name__ == "__main__":
     parser.add_argument("--k", type=int, default=4, help="images per identity")
     parser.add_argument("--depth", type=int, default=50)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--health", default="", help="time the branch-health signals on PRESET")
     args = parser.parse_args()
     main()

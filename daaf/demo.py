@@ -9,12 +9,13 @@
 6. ``summary.md`` / ``summary.csv`` and the curves are written, and the table is printed.
 
 Every stage skips work whose result is already in ``--out``, so an interrupted demo resumes.
+The demo writes only into a folder it made (new, empty, or holding its marker), and deletes an
+incomplete ``--out/data`` only if its own marker is in it.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from daaf.utils.options import device_option
 STAGES = 6
 PICTURE_COMPONENTS = 32  # Grad-CAM maps average 32 random embedding components, not 256
 MODELS = {"BoT": ["model.hab=false", "model.pab=false"], "DAAF-BoT": []}
+DEMO_KIND, DATA_KIND = "demo", "demo data"  # the kinds of daaf's marker in --out and --out/data
 
 
 def _stage(number: int, text: str, start: float) -> None:
@@ -59,16 +61,34 @@ def coco_weights_available() -> bool:
     return all((torch_cache_dir() / weight_file_name(e)).is_file() for e in enums)
 
 
+def claim_out(out: Path) -> None:
+    """Make ``out`` the demo's (marked), or DaafError if it holds files of something else."""
+    from daaf.errors import DaafError
+    from daaf.utils.files import MARKER_NAME, claim_dir, made_by_daaf
+
+    claim_dir(out, DEMO_KIND)
+    if not made_by_daaf(out, DEMO_KIND):
+        raise DaafError(
+            f"--out {out} holds files that daaf demo did not write (no {MARKER_NAME} marker of a "
+            "demo); the demo writes only into a new or empty folder, or one of its own"
+        )
+
+
 def make_data(out: Path, identities: int) -> tuple[Path, Path]:
+    """The synthetic dataset in ``out/data``; an incomplete one is deleted (if the demo's
+    marker is in it) and made again."""
     from daaf.data.synthetic.generate import generate_dataset
+    from daaf.utils.files import check_made_by_daaf, made_by_daaf, mark_dir, remove_dir
 
     data = out / "data"
-    if (data / "annotations" / "manifest.csv").is_file():
+    if made_by_daaf(data, DATA_KIND) and (data / "annotations" / "manifest.csv").is_file():
         click.echo(f"  reusing {data}")
     else:
         if data.exists():  # an interrupted generation: the generator refuses a non-empty folder
+            check_made_by_daaf(data, DATA_KIND)
             click.echo(f"  removing the incomplete {data}")
-            shutil.rmtree(data)
+            remove_dir(data, DATA_KIND)
+        mark_dir(data, DATA_KIND)
         generate_dataset(data, identities=identities)
     return data, data / "annotations"
 
@@ -287,11 +307,18 @@ def write_summary(out: Path, results: dict, label_note: str) -> str:
 def demo(out_dir: str, device: str, identities: int, epochs: int | None) -> None:
     """Run the whole pipeline on synthetic data and write summary.md (about 10 minutes on a CPU)."""
     from daaf.utils.device import resolve_device
+    from daaf.utils.files import check_output_path
+    from daaf.utils.lock import folder_lock
 
     start = time.monotonic()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    torch_device = resolve_device(device)
+    check_output_path(out)
+    with folder_lock(out):
+        claim_out(out)
+        _run(out, resolve_device(device), identities, epochs, start)
+
+
+def _run(out: Path, torch_device, identities: int, epochs: int | None, start: float) -> None:
     _stage(1, "synthetic pedestrians", start)
     data, truth = make_data(out, identities)
     _stage(2, "labels", start)

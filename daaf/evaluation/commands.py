@@ -61,7 +61,9 @@ def evaluate(model_path, trust_torchscript, dataset, root, rerank, flip, metric,
     from daaf.evaluation.evaluate import evaluate_model, model_label
     from daaf.training.export import load_inference_model
     from daaf.utils.device import resolve_device
+    from daaf.utils.files import check_output_path
 
+    check_output_path(out_dir)
     torch_device = resolve_device(device)
     model, meta = load_inference_model(  # refuses unsafe files first
         Path(model_path), torch_device, trust_torchscript=trust_torchscript
@@ -116,7 +118,10 @@ def compare(baseline_dirs, candidate_dirs, bootstrap, seed, as_json, out_path) -
     import json
 
     from daaf.evaluation.compare import compare_runs, format_table, runs_label, save_bootstrap_plot
+    from daaf.utils.files import check_output_path
 
+    if out_path:
+        check_output_path(out_path, folder=False)
     result = compare_runs(list(baseline_dirs), list(candidate_dirs), bootstrap, seed)
     click.echo(format_table(result, baseline_dirs, candidate_dirs, seed))
     if out_path:

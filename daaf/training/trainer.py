@@ -35,6 +35,7 @@ from daaf.data.loader import Loader, build_loader
 from daaf.data.sampler import PKBatchSampler
 from daaf.data.train_set import TrainSet, open_store_for
 from daaf.errors import DaafError
+from daaf.training.branch_health import BranchHealth, warmup_iterations
 from daaf.training.checkpoint import load_resume_checkpoint, restore_training
 from daaf.training.config import Config, DataConfig, save_config
 from daaf.training.losses import build_criterion
@@ -42,13 +43,14 @@ from daaf.training.modeling import build_model
 from daaf.training.schedule import build_optimizer, build_scheduler
 from daaf.utils import distributed as dist_utils
 from daaf.utils.device import resolve_device
-from daaf.utils.files import atomic_write
+from daaf.utils.files import MARKER_NAME, atomic_write, claim_dir, made_by_daaf
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.pt"
 RUN_FILES = (CHECKPOINT_DIR, "metrics.jsonl", "config.yaml")  # a folder with any holds a run
+RUN_KIND = "training run"  # the kind of daaf's marker in the run folders it makes
 
 # Periodic evaluation: (model in eval mode, dataset, device) -> scores such as {"eval/mAP": ...}.
 Evaluate = Callable[[torch.nn.Module, ReIDDataset, torch.device], dict[str, float]]
@@ -114,12 +116,14 @@ def train_step(
     data: DataConfig,
     step: int = 0,
     dtype: torch.dtype | None = None,
+    health: BranchHealth | None = None,
 ) -> dict[str, float]:
     """One forward / loss / backward / step; returns every weighted loss term and their ``total``.
 
     ``batch`` is a worker batch (``TrainSet``), made into the criterion's tensors on the
     model's device per ``data``. ``dtype`` is the autocast dtype (None: full precision). A
-    non-finite term raises a DaafError naming it and ``step``.
+    non-finite term raises a DaafError naming it and ``step``. An armed ``health`` sees the
+    outputs and batch (its hooks see the backward).
     """
     device = next(model.parameters()).device
     batch = prepare_batch(batch, data, device)
@@ -127,7 +131,10 @@ def train_step(
         batch["images"] = batch["images"].contiguous(memory_format=torch.channels_last)
     with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
         output = model(batch["images"])
-    losses = criterion(float_outputs(output), batch)
+    output = float_outputs(output)
+    losses = criterion(output, batch)
+    if health is not None:
+        health.observe(output, batch)
     check_finite(losses, step, device)
     total = sum(losses.values())
     optimizers.zero_grad()
@@ -255,13 +262,16 @@ def build_train_loader(
 class MetricsLog:
     """``metrics.jsonl`` (one JSON object per line) and TensorBoard scalars, main process only."""
 
-    def __init__(self, out_dir: Path, enabled: bool) -> None:
+    def __init__(self, out_dir: Path, enabled: bool, fresh: bool = False) -> None:
+        """``fresh``: a run from the beginning, whose logs replace those of an earlier attempt."""
         self.enabled = enabled
         if enabled:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.jsonl = (out_dir / "metrics.jsonl").open("a")
-            self.tensorboard = SummaryWriter(str(out_dir / "tensorboard"))
+            self.jsonl = (out_dir / "metrics.jsonl").open("w" if fresh else "a")
+            self.tensorboard = SummaryWriter(
+                str(out_dir / "tensorboard"), purge_step=0 if fresh else None
+            )
 
     def write(self, step: int, values: dict[str, float]) -> None:
         if not self.enabled:
@@ -280,12 +290,20 @@ class MetricsLog:
 
 def check_new_run(out_dir: Path) -> None:
     """DaafError if ``out_dir`` already holds a run: training into it would overwrite its
-    checkpoints and append to its metrics."""
+    checkpoints and metrics. A run daaf started there (its marker) that stopped before its
+    first checkpoint has nothing to continue: it starts again from the beginning."""
     found = [name for name in RUN_FILES if (out_dir / name).exists()]
-    if found:
+    if not found:
+        return
+    if (out_dir / CHECKPOINT_DIR / LAST_CHECKPOINT).is_file():
         raise DaafError(
             f"{out_dir} already holds a run ({', '.join(found)}): continue it with --resume, or "
             "train into another --out"
+        )
+    if not made_by_daaf(out_dir, RUN_KIND):
+        raise DaafError(
+            f"{out_dir} holds run files ({', '.join(found)}) without a checkpoint, and no "
+            f"{MARKER_NAME} marker says daaf made them: train into another --out"
         )
 
 
@@ -293,6 +311,8 @@ def train(
     cfg: Config, out_dir: str | Path, resume: bool = False, evaluate: Evaluate | None = None
 ) -> Path:
     """Train per ``cfg``; returns the path of ``OUT/checkpoints/last.pt``.
+
+    Without ``resume``, an ``out_dir`` that holds a run is refused (:func:`check_new_run`).
 
     ``evaluate`` (e.g. mAP and Rank-1 from :mod:`daaf.evaluation`) runs on the main process
     every ``train.eval_period`` epochs; its scores go to the metrics log.
@@ -302,6 +322,8 @@ def train(
     last = ckpt_dir / LAST_CHECKPOINT
     if resume and not last.is_file():
         raise DaafError(f"--resume: no checkpoint at {last}; start without --resume")
+    if not resume:
+        check_new_run(out_dir)
     state = load_resume_checkpoint(last, cfg) if resume else None
     device = resolve_device(cfg.train.device)
     timeout = datetime.timedelta(minutes=cfg.train.ddp_timeout_minutes)
@@ -344,14 +366,16 @@ def train(
         })  # fmt: skip
         start_epoch, step = state["epoch"], state["step"]
     if main_process:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        claim_dir(out_dir, RUN_KIND)
         save_config(cfg, out_dir / "config.yaml")
     ddp_model = model
     if distributed:
         ddp_model = DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
-    log = MetricsLog(out_dir, main_process)
+    log = MetricsLog(out_dir, main_process, fresh=state is None)
+    warmup = warmup_iterations(cfg, len(sampler))
+    health = BranchHealth(model, criterion, cfg.train.health_period, warmup, warn=main_process)
 
     for epoch in range(start_epoch, cfg.train.epochs):
         sampler.set_epoch(epoch)
@@ -365,6 +389,7 @@ def train(
         )
         tic, images = time.perf_counter(), 0
         for index, batch in enumerate(bar):
+            health.arm(step + 1)
             values = train_step(
                 ddp_model,
                 batch,
@@ -374,9 +399,13 @@ def train(
                 data=cfg.data,
                 step=step,
                 dtype=dtype,
+                health=health,
             )
             scheduler.step()
             step += 1
+            if health.armed:  # every rank measures its own batch; the main process reports
+                signals = health.finish(step, scaler.get_scale() if scaler.is_enabled() else 1.0)
+                log.write(step, {"epoch": epoch + 1, **signals})
             images += len(batch["pids"]) * dist_utils.world_size()
             bar.set_postfix(loss=f"{values['total']:.3f}")
             final = epoch + 1 == cfg.train.epochs and index + 1 == len(loader)

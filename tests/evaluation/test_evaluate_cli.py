@@ -123,10 +123,11 @@ def test_mask_iou_and_pck_by_hand():
     maps[0, 2, 3] = 1
     maps[1, 7, 7] = 1  # noqa: E702
     kps = np.zeros((17, 3))
-    kps[0] = (3, 2, 1)
+    kps[0] = (4, 3, 1)  # a corner of pixel (3, 2), 0.71 from its centre (the argmax's place)
     kps[1] = (0, 0, 1)  # noqa: E702
     kps[2:] = (np.nan, np.nan, 0)
-    assert pck(maps, kps, tolerance=1.5) == (1, 2)
+    assert pck(maps, kps, tolerance=0.75) == (1, 2)
+    assert pck(maps, kps, tolerance=0.7) == (0, 2)
 
 
 def test_replace_background_keeps_the_person():

@@ -43,7 +43,9 @@ def synth(out_dir, identities, cameras, images_per_identity, seed, occlusion, wo
     the annotation store carries). The same seed gives byte-identical files whatever --workers.
     """
     from daaf.data.synthetic.generate import generate_dataset
+    from daaf.utils.files import check_output_path
 
+    check_output_path(out_dir)
     dataset = generate_dataset(
         out_dir, identities, cameras, images_per_identity, seed, occlusion, workers
     )

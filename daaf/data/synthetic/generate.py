@@ -26,11 +26,13 @@ from tqdm import tqdm
 
 from daaf import __version__
 from daaf.data.annotations import AnnotationWriter, ImageAnnotation, encode_mask, plan_shards
+from daaf.data.annotations.schema import STORE_KIND
 from daaf.data.datasets import ReIDDataset, Sample, build_dataset
 from daaf.data.synthetic.identity import Clothing, Identity
 from daaf.data.synthetic.render import render_person, render_scene
 from daaf.data.synthetic.scene import HEIGHT, WIDTH, Camera
 from daaf.errors import DaafError
+from daaf.utils.files import claim_dir
 from daaf.utils.processes import die_with_parent
 
 MARKET_DIR = "Market-1501-v15.09.15"
@@ -224,6 +226,7 @@ def write_ground_truth(
     """The store: one record per image the loader returns, shards in the loader's order."""
     labeler = {"backend": "synthetic-ground-truth", "weights": "exact", "generator_version": GENERATOR_VERSION,
                "seed": seed, "daaf_version": __version__}  # fmt: skip
+    claim_dir(store_dir, STORE_KIND)  # daaf label --overwrite may replace it
     writer = AnnotationWriter(store_dir, STORE_DATASET, labeler, created_utc=CREATED_UTC)
     shards = [
         (split, i, samples)
