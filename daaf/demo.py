@@ -113,6 +113,7 @@ def label_data(data: Path, device, annotations: Path) -> tuple[Path, str]:
 def train_models(
     out: Path, data: Path, store: Path, device: str, epochs: int | None
 ) -> dict[str, Path]:
+    from daaf.training.checkpoint import trained_epochs
     from daaf.training.config import load_config
     from daaf.training.trainer import LAST_CHECKPOINT, train
 
@@ -129,16 +130,10 @@ def train_models(
         cfg = load_config(preset_path("demo"), overrides)
         run = out / "runs" / name
         last = run / "checkpoints" / LAST_CHECKPOINT
-        done = last.is_file() and _epoch_of(last) >= cfg.train.epochs
+        done = last.is_file() and trained_epochs(last) >= cfg.train.epochs
         click.echo(f"  {name}: " + ("already trained" if done else f"{cfg.train.epochs} epochs"))
         checkpoints[name] = last if done else train(cfg, run, resume=last.is_file())
     return checkpoints
-
-
-def _epoch_of(checkpoint: Path) -> int:
-    from daaf.training.trainer import load_checkpoint
-
-    return load_checkpoint(checkpoint)["epoch"]
 
 
 def export_and_evaluate(

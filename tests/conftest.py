@@ -5,6 +5,7 @@ Each identity is a person-shaped block of its own two colours on a noisy backgro
 network can learn identities in a few steps; masks and keypoints are the drawn block's.
 """
 
+import json
 import os
 import shlex
 from pathlib import Path
@@ -91,14 +92,21 @@ class _Payload:
 
 
 @pytest.fixture
-def malicious_pt(tmp_path):
+def payload(tmp_path):
+    """(payload, marker): unpickling ``payload`` creates ``marker``."""
+    marker = tmp_path / "payload_ran"
+    return _Payload(marker), marker
+
+
+@pytest.fixture
+def malicious_pt(payload):
     """(write, marker): ``write(PATH)`` saves a checkpoint-shaped file whose ``model`` entry
     creates ``marker`` when unpickled with ``weights_only=False``."""
-    marker = tmp_path / "payload_ran"
+    code, marker = payload
 
     def write(path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
-        state = {"model": _Payload(marker), "config": {}, "num_classes": 2, "epoch": 99}
+        state = {"model": code, "config": {}, "num_classes": 2, "epoch": 99}
         torch.save(state, path)
         return path
 
@@ -132,3 +140,35 @@ def tiny_model(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def other_model(tmp_path_factory) -> Path:
     return write_model(tmp_path_factory.mktemp("models") / "other", seed=1)
+
+
+class _Overwrites(torch.nn.Module):
+    """A scripted forward that overwrites the first bytes of ``target`` (``torch.from_file``
+    maps it shared): what a crafted model.ts can do to a login script."""
+
+    def __init__(self, target: str) -> None:
+        super().__init__()
+        self.target = target
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        mapped = torch.from_file(self.target, shared=True, size=4, dtype=torch.uint8)
+        mapped.fill_(88)
+        return images.flatten(1)[:, :8] + mapped[0].float() * 0
+
+
+@pytest.fixture
+def crafted_ts(tmp_path):
+    """(write, victim): ``write(FOLDER)`` puts a crafted model.ts with daaf's meta (64 x 32
+    inputs) in FOLDER; running it turns ``victim``'s "precious contents" into "XXXXious ..."."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious contents")
+    meta = {"height": H, "width": W, "pixel_mean": [0, 0, 0], "pixel_std": [1, 1, 1],
+            "metric": "cosine", "embedding_dim": 8}  # fmt: skip
+
+    def write(folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.jit.save(torch.jit.script(_Overwrites(str(victim))), str(folder / "model.ts"),
+                       _extra_files={"daaf_meta.json": json.dumps(meta)})  # fmt: skip
+        return folder / "model.ts"
+
+    return write, victim

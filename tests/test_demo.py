@@ -7,9 +7,9 @@ from click.testing import CliRunner
 
 from daaf.cli import main
 from daaf.demo import DATA_KIND, DEMO_KIND, write_summary
-from daaf.training.trainer import REFUSED
 from daaf.utils.files import mark_dir
 from daaf.utils.lock import folder_lock
+from daaf.utils.safe_load import REFUSED
 
 
 def write_eval(folder, ap, copies=5):

@@ -15,7 +15,12 @@ from daaf.utils.options import BATCH_SIZE, SEED, WORKERS, device_option
     "model_path",
     required=True,
     type=click.Path(exists=True),
-    help="Export folder, model.ts, model_state.pt, or a training checkpoint.",
+    help="Export folder, its model_state.pt, or a training checkpoint.",
+)
+@click.option(
+    "--trust-torchscript",
+    is_flag=True,
+    help="Also load a TorchScript model.ts: it runs code of its own, so only for a file you trust.",
 )
 @click.option("--dataset", required=True, help="Dataset name (see `daaf datasets list`).")
 @click.option("--root", required=True, type=click.Path(file_okay=False), help="Dataset root.")
@@ -42,8 +47,8 @@ from daaf.utils.options import BATCH_SIZE, SEED, WORKERS, device_option
 @click.option(
     "--out", "out_dir", default="eval", show_default=True, type=click.Path(file_okay=False)
 )
-def evaluate(model_path, dataset, root, rerank, flip, metric, batch_size, workers, device,
-             num_ranklists, out_dir) -> None:  # fmt: skip
+def evaluate(model_path, trust_torchscript, dataset, root, rerank, flip, metric, batch_size,
+             workers, device, num_ranklists, out_dir) -> None:  # fmt: skip
     """mAP, CMC and mINP of a model on a dataset's query/gallery; metrics files and pictures.
 
     per_query.csv has one row per query and ranking: image_path, pid, camid, ap (0-1),
@@ -60,7 +65,9 @@ def evaluate(model_path, dataset, root, rerank, flip, metric, batch_size, worker
 
     check_output_path(out_dir)
     torch_device = resolve_device(device)
-    model, meta = load_inference_model(Path(model_path), torch_device)  # refuses unsafe files first
+    model, meta = load_inference_model(  # refuses unsafe files first
+        Path(model_path), torch_device, trust_torchscript=trust_torchscript
+    )
     data = build_dataset(dataset, root)
     check_dataset_images(data, ("query", "gallery"))  # before the output folder is created
     table = evaluate_model(

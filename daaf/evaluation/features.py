@@ -14,6 +14,7 @@ from daaf.data.device_batch import normalize_images
 from daaf.data.images import read_rgb
 from daaf.data.loader import build_loader
 from daaf.data.transforms import eval_resize
+from daaf.evaluation.metrics import require_finite
 from daaf.utils.device import resolve_device
 
 
@@ -63,8 +64,8 @@ def extract_features(
     loader = build_loader(EvalSet(samples, image_dir, meta), device, workers, batch_size=batch_size)
     feats = [embed_batch(model, images, meta, device, flip)
              for images in tqdm(loader, desc=desc, leave=False)]  # fmt: skip
-    return (
-        torch.cat(feats).numpy()
-        if feats
-        else np.zeros((0, meta.get("embedding_dim", 0)), np.float32)
-    )
+    if not feats:
+        return np.zeros((0, meta.get("embedding_dim") or 0), np.float32)
+    embeddings = torch.cat(feats).numpy()
+    require_finite(embeddings, f"values of the {desc}")
+    return embeddings

@@ -47,6 +47,17 @@ class RankResult:
         return row
 
 
+def require_finite(values: np.ndarray, what: str) -> None:
+    """DaafError naming how many of ``values`` are NaN or infinite: a ranking of them would be
+    meaningless (a NaN compares false with everything, and an all-NaN matrix scores 100%)."""
+    bad = values.size - int(np.count_nonzero(np.isfinite(values)))
+    if bad:
+        raise DaafError(
+            f"{bad} of {values.size} {what} are not finite (NaN or inf): the model's weights or "
+            "its inputs are broken (a diverged training run?); nothing was scored"
+        )
+
+
 def _positive_ranks(dist: np.ndarray, q_pid, q_camid, g_pids, g_camids) -> np.ndarray:
     """0-based ranks, sorted, of one query's positives among the kept gallery items.
 
@@ -107,6 +118,7 @@ def evaluate_rank(
     with the per-query AP, INP and first-hit rank they average. With ``device`` the ranks of
     the positives come from torch sorts on that device (same results)."""
     distmat = np.asarray(distmat)
+    require_finite(distmat, "query-gallery distances")
     q_pids, g_pids = np.asarray(q_pids), np.asarray(g_pids)
     q_camids, g_camids = np.asarray(q_camids), np.asarray(g_camids)
     num_q, num_g = distmat.shape

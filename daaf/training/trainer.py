@@ -14,11 +14,9 @@ import datetime
 import json
 import logging
 import os
-import pickle
 import random
 import shutil
 import time
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,6 +36,7 @@ from daaf.data.sampler import PKBatchSampler
 from daaf.data.train_set import TrainSet, open_store_for
 from daaf.errors import DaafError
 from daaf.training.branch_health import BranchHealth, warmup_iterations
+from daaf.training.checkpoint import load_resume_checkpoint, restore_training
 from daaf.training.config import Config, DataConfig, save_config
 from daaf.training.losses import build_criterion
 from daaf.training.modeling import build_model
@@ -215,46 +214,6 @@ def _link_or_copy(source: Path, target: Path) -> None:
         shutil.copyfile(source, target)
 
 
-REFUSED = (
-    "refused: loading it would need to run code or unpickle arbitrary objects "
-    "(torch.load weights_only=True); daaf only loads files of tensors, numbers, strings, "
-    "lists and dicts"
-)
-
-
-def load_daaf_file(path: Path) -> dict[str, Any]:
-    """A .pt file daaf wrote (training checkpoint or export), loaded with
-    ``torch.load(weights_only=True)`` so that no file can run code; DaafError naming the file
-    when it is missing, unreadable, or would need more than tensors, numbers, strings, lists
-    and dicts."""
-    if not path.is_file():
-        raise DaafError(f"{path}: no such file")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if zipfile.is_zipfile(path):  # a well-formed torch.save archive that holds objects
-            raise DaafError(f"{path}: {REFUSED}") from exc
-        raise DaafError(f"{path}: not a readable .pt file (not a torch.save zip archive)") from exc
-    except Exception as exc:  # truncated or corrupted archive
-        first_line = str(exc).splitlines()[0] if str(exc) else ""
-        raise DaafError(
-            f"{path}: not a readable .pt file ({exc.__class__.__name__}: {first_line})"
-        ) from exc
-    if not isinstance(state, dict):
-        raise DaafError(f"{path}: not a daaf file (holds a {type(state).__name__}, not a dict)")
-    return state
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """A daaf training checkpoint (:func:`load_daaf_file`), with the keys ``daaf train`` writes."""
-    state = load_daaf_file(path)
-    if not {"model", "config", "num_classes"} <= state.keys():
-        raise DaafError(
-            f"{path}: not a daaf training checkpoint (needs model, config, num_classes)"
-        )
-    return state
-
-
 def build_train_set(cfg: Config, dataset: ReIDDataset) -> TrainSet:
     """The training split, joined with the annotation store for the targets the branches learn:
     masks for the HAB, keypoints for a keypoint PAB."""
@@ -367,7 +326,7 @@ def train(
         raise DaafError(f"--resume: no checkpoint at {last}; start without --resume")
     if not resume:
         check_new_run(out_dir)
-    state = load_checkpoint(last) if resume else None
+    state = load_resume_checkpoint(last, cfg) if resume else None
     device = resolve_device(cfg.train.device)
     timeout = datetime.timedelta(minutes=cfg.train.ddp_timeout_minutes)
     distributed = dist_utils.init_distributed(device, timeout)
@@ -399,15 +358,15 @@ def train(
 
     start_epoch, step = 0, 0
     if state is not None:
-        model.load_state_dict(state["model"])
-        criterion.load_state_dict(state["criterion"])
-        optimizers.main.load_state_dict(state["optimizer"])
-        if optimizers.center is not None:
-            optimizers.center.load_state_dict(state["center_optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        sampler.load_state_dict(state["sampler"])
-        set_rng_state(state["rng"])
+        restore_training(last, state, model, num_classes, {
+            "criterion": criterion.load_state_dict,
+            "optimizer": optimizers.main.load_state_dict,
+            **({"center_optimizer": optimizers.center.load_state_dict} if optimizers.center else {}),
+            "scheduler": scheduler.load_state_dict,
+            "scaler": scaler.load_state_dict,
+            "sampler": sampler.load_state_dict,
+            "rng": set_rng_state,
+        })  # fmt: skip
         start_epoch, step = state["epoch"], state["step"]
     if main_process:
         claim_dir(out_dir, RUN_KIND)

@@ -23,7 +23,7 @@ from daaf.evaluation.attention_metrics import (
 from daaf.training.config import Config
 from daaf.training.export import export_model, load_inference_model
 from daaf.training.modeling import build_model
-from daaf.training.trainer import REFUSED
+from daaf.utils.safe_load import REFUSED
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def test_evaluate_writes_metrics_and_pictures(tiny_dataset, exported, tmp_path, 
         assert abs(100 * part["inp"].mean() - row["mINP"]) < 1e-12
     bad = CliRunner().invoke(main, ["evaluate", "--model", str(exported), "--dataset", "market1501",
                                     "--root", str(tiny_dataset)])  # fmt: skip
-    assert bad.exit_code == 1 and "no model_state.pt or model.ts" in bad.output
+    assert bad.exit_code == 1 and "no model_state.pt in this folder" in bad.output
 
 
 def test_evaluate_refuses_a_model_file_that_would_run_code(tmp_path, malicious_pt):
@@ -86,6 +86,31 @@ def test_evaluate_refuses_a_model_file_that_would_run_code(tmp_path, malicious_p
     assert result.exit_code == 1
     assert result.output.splitlines() == [f"Error: {path}: {REFUSED}"]  # before the dataset
     assert not marker.exists() and not out.exists()
+
+
+def test_the_crafted_model_ts_overwrites_its_target_once_trusted(crafted_ts, tmp_path):
+    """What the refusals below guard against, and what --trust-torchscript lets run."""
+    write, victim = crafted_ts
+    folder = write(tmp_path / "model").parent
+    model, meta = load_inference_model(folder, torch.device("cpu"), trust_torchscript=True)
+    model(torch.zeros(1, 3, 64, 32))
+    assert victim.read_text() == "XXXXious contents" and meta["embedding_dim"] == 8
+
+
+@pytest.mark.parametrize("given", ["model", "model/model.ts"])
+def test_evaluate_loads_torchscript_only_when_told_to_trust_it(
+    crafted_ts, tiny_dataset, tmp_path, given
+):
+    write, victim = crafted_ts
+    write(tmp_path / "model")
+    out = tmp_path / "eval"
+    args = ["evaluate", "--model", str(tmp_path / given), "--dataset", "market1501", "--root",
+            str(tiny_dataset), "--workers", "0", "--out", str(out)]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1 and len(result.output.splitlines()) == 1
+    assert result.output.startswith(f"Error: {tmp_path / given}: ")
+    assert result.output.rstrip().endswith("daaf evaluate --trust-torchscript")
+    assert victim.read_text() == "precious contents" and not out.exists()
 
 
 def test_mask_iou_and_pck_by_hand():

@@ -101,3 +101,17 @@ def test_a_device_that_is_no_device_is_one_line():
     distmat = np.zeros((1, 2), np.float32)
     with pytest.raises(DaafError, match="^device 'gpu0' is not a device"):
         evaluate_rank(distmat, [1], [1, 2], [0], [1, 1], device="gpu0")
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_distances_are_an_error_naming_how_many(bad):
+    """An all-NaN matrix used to score 100% (NaN compares false: no gallery item is closer
+    than a positive); one NaN among finite distances is as wrong."""
+    pids, cams = np.array([0, 1]), np.array([0, 0])
+    g_pids, g_cams = np.array([0, 1, 0, 1]), np.array([1, 1, 1, 1])
+    with pytest.raises(DaafError, match=r"^8 of 8 query-gallery distances are not finite"):
+        evaluate_rank(np.full((2, 4), np.nan), pids, g_pids, cams, g_cams)
+    distmat = np.arange(8, dtype=np.float32).reshape(2, 4)
+    distmat[1, 2] = bad
+    with pytest.raises(DaafError, match=r"^1 of 8 query-gallery distances are not finite"):
+        evaluate_rank(distmat, pids, g_pids, cams, g_cams)

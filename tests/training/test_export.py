@@ -15,7 +15,7 @@ from daaf.training import export as export_module
 from daaf.training.config import Config
 from daaf.training.export import export_model, load_inference_model
 from daaf.training.modeling import build_model
-from daaf.training.trainer import REFUSED
+from daaf.utils.safe_load import REFUSED
 
 # ResNet-18 without its ImageNet classifier (fc: 512 x 1000 + 1000), counted by hand.
 RESNET18_TRUNK = sum(p.numel() for p in torchvision.models.resnet18().parameters()) - 513_000
@@ -55,7 +55,8 @@ def test_export_round_trip(tmp_path, model):
     with torch.no_grad():
         expected = net(images)
         for path in ("out", "out/model.ts", "out/model_state.pt", "ckpt.pt"):
-            module, meta = load_inference_model(tmp_path / path, torch.device("cpu"))
+            trust = path.endswith(".ts")  # TorchScript only on the caller's word
+            module, meta = load_inference_model(tmp_path / path, torch.device("cpu"), trust)
             torch.testing.assert_close(module(images), expected, atol=1e-5, rtol=1e-5)
             assert meta["height"] == 64 and meta["embedding_dim"] == expected.shape[1]
             assert meta["metric"] == ("euclidean" if model.get("base") == "trinet" else "cosine")
@@ -78,6 +79,8 @@ def test_export_fails_on_an_extra_layer(tmp_path, monkeypatch):
     assert "GFLOPs per image" in message and "max_abs_diff_onnx" in message
     report = json.loads((tmp_path / "out" / "export_report.json").read_text())
     assert report["passed"] is False and report["exported_gflops"] > report["base_gflops"]
+    # nothing that looks like a model (evaluate would score it), no staging folder either
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["export_report.json"]
 
 
 def test_export_fails_on_a_branch_left_attached(tmp_path, monkeypatch):
@@ -108,5 +111,5 @@ def test_bad_files_are_named(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(DaafError, match="junk.pt: not a readable"):
         export_model(tmp_path / "junk.pt", tmp_path / "out")
-    with pytest.raises(DaafError, match="no model_state.pt or model.ts"):
+    with pytest.raises(DaafError, match="no model_state.pt in this folder"):
         load_inference_model(tmp_path, torch.device("cpu"))

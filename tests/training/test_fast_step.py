@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from daaf.training.checkpoint import load_checkpoint
 from daaf.training.config import load_config
 from daaf.training.losses import build_criterion
 from daaf.training.modeling import build_model
 from daaf.training.schedule import build_optimizer
-from daaf.training.trainer import Optimizers, load_checkpoint, train, train_step
+from daaf.training.trainer import Optimizers, train, train_step
 
 from .test_trainer import REPO, fake_batch, tiny_overrides
 

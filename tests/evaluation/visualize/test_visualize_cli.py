@@ -13,7 +13,7 @@ from daaf.errors import DaafError
 from daaf.evaluation.visualize_command import GRADCAM_ONLY_NOTE, visualize
 from daaf.training.export import export_model
 from daaf.training.modeling import build_model
-from daaf.training.trainer import REFUSED
+from daaf.utils.safe_load import REFUSED
 
 from .conftest import tiny_config
 
