@@ -18,7 +18,13 @@ PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def _exit_handler(previous):
+    owner = os.getpid()
+
     def handle(signum, frame):
+        if os.getpid() != owner:  # a forked child (a pool worker): SIGTERM ends it at once, as
+            signal.signal(signum, signal.SIG_DFL)  # multiprocessing's terminate() expects; an
+            os.kill(os.getpid(), signum)  # exception there can leave a queue's lock held
+            return
         if callable(previous):
             previous(signum, frame)
         raise SystemExit(128 + signum)

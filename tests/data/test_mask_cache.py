@@ -215,3 +215,30 @@ def test_torchrun_makes_one_cache_per_node(tiny_dataset, tmp_path):
     assert path.parent == folder
     assert seen == [[str(path), path.name]] * 2  # rank 1 maps it and made none of its own
     assert _cache_files(folder) == []  # removed when local rank 0 ended
+
+
+FORKED = """
+import multiprocessing, os, signal, time
+from daaf.utils.processes import exit_on_sigterm
+
+exit_on_sigterm()
+child = multiprocessing.get_context("fork").Process(target=time.sleep, args=(60,))
+child.start()
+time.sleep(0.5)
+os.kill(child.pid, signal.SIGTERM)
+child.join(30)
+print(child.exitcode)
+with multiprocessing.get_context("fork").Pool(2) as pool:  # __exit__ terminates its workers
+    pool.map(abs, range(100))
+print("pool done")
+"""
+
+
+def test_a_forked_child_dies_of_sigterm_at_once():
+    """The handler is inherited by forked workers, whose SIGTERM must stay the plain kill that
+    multiprocessing's terminate() expects: raising SystemExit there once left a pool's queue
+    lock held and hung daaf synth inside the test suite."""
+    done = subprocess.run(
+        [sys.executable, "-c", FORKED], capture_output=True, text=True, timeout=120
+    )
+    assert done.stdout.split() == [str(-signal.SIGTERM), "pool", "done"], done.stderr
