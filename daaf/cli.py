@@ -3,7 +3,7 @@
 Command modules import torch and other heavy libraries inside the command bodies, so that
 ``daaf --help`` stays fast. A :class:`~daaf.errors.DaafError` becomes a one-line message and
 exit code 1, never a traceback; a :class:`~daaf.errors.ConfigError` (a bad config key or value)
-exits 2, as click's usage errors do.
+exits 2, as click's usage errors do, which are shown in one line too.
 """
 
 from __future__ import annotations
@@ -30,6 +30,12 @@ class _Group(click.Group):
             raise click.UsageError(str(exc)) from exc
         except DaafError as exc:
             raise click.ClickException(str(exc)) from exc
+        except click.UsageError as exc:  # a bad option of a command: one line, still exit 2
+            if exc.ctx is None:
+                raise
+            raise click.UsageError(
+                f"{exc.format_message()} (see `{exc.ctx.command_path} --help`)"
+            ) from exc
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import click
 
+from daaf.utils.options import device_option
+
 STAGES = 6
 PICTURE_COMPONENTS = 32  # Grad-CAM maps average 32 random embedding components, not 256
 MODELS = {"BoT": ["model.hab=false", "model.pab=false"], "DAAF-BoT": []}
@@ -279,7 +281,7 @@ def write_summary(out: Path, results: dict, label_note: str) -> str:
 @click.option(
     "--out", "out_dir", default="runs/demo", show_default=True, type=click.Path(file_okay=False)
 )
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@device_option
 @click.option(
     "--identities",
     default=100,

@@ -10,12 +10,15 @@ from daaf.demo import write_summary
 from daaf.training.trainer import REFUSED
 
 
-def write_eval(folder, ap):
-    """An evaluation folder holding a per_query.csv of 8 queries of 4 identities."""
+def write_eval(folder, ap, copies=5):
+    """An evaluation folder holding a per_query.csv of ``copies`` x 8 queries of 4 identities
+    (20 identities by default, as many as compare needs before it reads its interval)."""
     folder.mkdir(parents=True)
-    pd.DataFrame({"image_path": [f"q/{i}.jpg" for i in range(8)], "pid": [1, 1, 2, 2, 3, 3, 4, 4],
-                  "camid": 0, "ap": ap, "first_hit": [1 if a > 0.5 else 2 for a in ap],
-                  "inp": ap, "reranked": 0}).to_csv(folder / "per_query.csv", index=False)  # fmt: skip
+    ap = ap * copies
+    pd.DataFrame({"image_path": [f"q/{i}.jpg" for i in range(len(ap))],
+                  "pid": [i // 2 for i in range(len(ap))], "camid": 0, "ap": ap,
+                  "first_hit": [1 if a > 0.5 else 2 for a in ap], "inp": ap,
+                  "reranked": 0}).to_csv(folder / "per_query.csv", index=False)  # fmt: skip
 
 
 def test_summary_states_the_difference_and_whether_its_interval_includes_zero(tmp_path):
@@ -34,6 +37,13 @@ def test_summary_states_the_difference_and_whether_its_interval_includes_zero(tm
     text = (tmp_path / "gain" / "summary.md").read_text()
     assert "+30.00 points, 95% CI [+30.00, +30.00]" in text
     assert "evidence that DAAF-BoT ranks these queries better" in text
+    # The same gain on 4 identities: too few to claim anything.
+    write_eval(tmp_path / "few" / "eval" / "BoT", [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.3, 0.2], 1)
+    write_eval(tmp_path / "few" / "eval" / "DAAF-BoT", [0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.6, 0.5], 1)
+    write_summary(tmp_path / "few", results, "synthetic ground truth")
+    text = (tmp_path / "few" / "summary.md").read_text()
+    assert "over 4 test identities): too few for a 95% interval" in text
+    assert "evidence that" not in text
 
 
 def test_demo_runs_end_to_end_and_resumes(tmp_path, monkeypatch):

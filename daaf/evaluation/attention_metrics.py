@@ -19,6 +19,7 @@ from daaf.data.annotations import AnnotationStore
 from daaf.data.datasets import ReIDDataset, Sample
 from daaf.data.images import read_rgb
 from daaf.data.transforms import eval_transform
+from daaf.utils.device import resolve_device
 
 
 def _batch(
@@ -69,11 +70,12 @@ def branch_accuracy(
     store: AnnotationStore,
     meta: dict,
     samples: list[Sample],
-    device: torch.device,
+    device: torch.device | str,
     batch_size: int = 32,
     pck_fraction: float = 0.1,
 ) -> BranchAccuracy:
     """HAB mask IoU and PAB PCK@``pck_fraction`` x image height, at the network's input size."""
+    device = resolve_device(device)
     model.eval()
     ious, correct, visible = [], 0, 0
     height, width = meta["height"], meta["width"]
@@ -128,10 +130,11 @@ def background_sensitivity(
     store: AnnotationStore,
     meta: dict,
     samples: list[Sample],
-    device: torch.device,
+    device: torch.device | str,
     seed: int = 0,
 ) -> BackgroundSensitivity:
     """Embedding change under a background swap, relative to the change to another person."""
+    device = resolve_device(device)
     model.eval()
     rng = np.random.default_rng(seed)
     partners = [samples[j] for j in rng.permutation(len(samples))]

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from daaf.utils.options import BATCH_SIZE, SEED, WORKERS, device_option
+
 
 @click.command("evaluate")
 @click.option(
@@ -27,11 +29,12 @@ import click
     default=None,
     help="Distance (default: the model's, cosine for BoT, euclidean for TriNet).",
 )
-@click.option("--batch-size", default=128, show_default=True)
-@click.option("--workers", default=2, show_default=True)
-@click.option("--device", default="auto", show_default=True)
+@click.option("--batch-size", type=BATCH_SIZE, default=128, show_default=True)
+@click.option("--workers", type=WORKERS, default=2, show_default=True)
+@device_option
 @click.option(
     "--num-ranklists",
+    type=click.IntRange(min=0),
     default=8,
     show_default=True,
     help="Rank-list pictures (best and worst queries).",
@@ -94,8 +97,9 @@ FOLDERS = click.Path(exists=True, file_okay=False)
               metavar="DIR [DIR ...]", help="Evaluation folder(s) of the baseline; several = seeds.")  # fmt: skip
 @click.option("--candidate", "candidate_dirs", multiple=True, required=True, type=FOLDERS,
               metavar="DIR [DIR ...]", help="Evaluation folder(s) of the candidate; several = seeds.")  # fmt: skip
-@click.option("--bootstrap", default=10000, show_default=True, help="Bootstrap resamples.")
-@click.option("--seed", default=0, show_default=True, help="Seed of the resampling.")
+@click.option("--bootstrap", type=click.IntRange(min=1), default=10000, show_default=True,
+              help="Bootstrap resamples.")  # fmt: skip
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the resampling.")
 @click.option("--json", "as_json", is_flag=True, help="End with one line of JSON (percent).")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False),
               help="Also write a PNG of the bootstrap distributions.")  # fmt: skip

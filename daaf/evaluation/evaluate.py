@@ -15,6 +15,7 @@ from daaf.evaluation.distance import compute_distance
 from daaf.evaluation.features import extract_features
 from daaf.evaluation.metrics import RankResult, evaluate_rank
 from daaf.evaluation.rerank import re_ranking_features
+from daaf.utils.device import resolve_device
 
 # Partial-REID and Partial-iLIDS are reported as in the paper's Table 3.
 PARTIAL_DATASETS = ("partial_reid", "partial_ilids")
@@ -46,7 +47,7 @@ def query_gallery_features(
     model: torch.nn.Module,
     dataset: ReIDDataset,
     meta: dict,
-    device: torch.device,
+    device: torch.device | str,
     batch_size: int = 128,
     workers: int = 2,
     flip: bool = False,
@@ -89,7 +90,11 @@ def rank(
 
 
 def evaluate_embeddings(
-    model: torch.nn.Module, dataset: ReIDDataset, cfg: DataConfig, device: torch.device, metric: str
+    model: torch.nn.Module,
+    dataset: ReIDDataset,
+    cfg: DataConfig,
+    device: torch.device | str,
+    metric: str,
 ) -> RankResult:
     """mAP / CMC of an eval-mode model on the dataset's query and gallery (used during training)."""
     q, g = query_gallery_features(
@@ -119,7 +124,7 @@ def evaluate_model(
     meta: dict,
     dataset: ReIDDataset,
     out_dir: Path,
-    device: torch.device,
+    device: torch.device | str,
     metric: str | None = None,
     rerank: bool = False,
     flip: bool = False,
@@ -132,6 +137,8 @@ def evaluate_model(
     cmc.png, ranklists/ and features.npz; ``model_name`` titles the pictures."""
     from daaf.evaluation.plots import save_cmc_curves, save_rank_lists
 
+    device = resolve_device(device)  # a bad name stops before the folder is made
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     metric = metric or meta.get("metric", "euclidean")
     q_feats, g_feats = query_gallery_features(

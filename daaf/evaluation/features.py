@@ -14,6 +14,7 @@ from daaf.data.device_batch import normalize_images
 from daaf.data.images import read_rgb
 from daaf.data.loader import build_loader
 from daaf.data.transforms import eval_resize
+from daaf.utils.device import resolve_device
 
 
 class EvalSet(Dataset):
@@ -37,13 +38,14 @@ def extract_features(
     samples: list[Sample],
     image_dir: Path,
     meta: dict,
-    device: torch.device,
+    device: torch.device | str,
     batch_size: int = 128,
     workers: int = 2,
     flip: bool = False,
     desc: str = "features",
 ) -> np.ndarray:
     """float32 (N, D) embeddings; with ``flip`` the mean of the image's and its mirror's."""
+    device = resolve_device(device)
     loader = build_loader(EvalSet(samples, image_dir, meta), device, workers, batch_size=batch_size)
     feats = []
     for images in tqdm(loader, desc=desc, leave=False):

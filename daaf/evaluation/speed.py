@@ -7,16 +7,19 @@ import time
 
 import torch
 
+from daaf.utils.device import resolve_device
+
 
 @torch.no_grad()
 def measure_latency(
     model: torch.nn.Module,
     input_shape: tuple[int, int, int, int],
-    device: torch.device,
+    device: torch.device | str,
     repeats: int = 10,
     warmup: int = 2,
 ) -> float:
     """Median seconds per forward pass of a random batch of ``input_shape`` (B, 3, H, W)."""
+    device = resolve_device(device)
     model.eval()
     images = torch.randn(input_shape, device=device)
     times = []

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from daaf.utils.options import SEED, device_option
+
 GRADCAM_ONLY_NOTE = (
     "branch pictures need a training checkpoint (an export holds the base network only)"
 )
@@ -62,7 +64,7 @@ def render_all(
     from daaf.training.export import load_inference_model
     from daaf.utils.device import resolve_device
 
-    device = resolve_device(device) if isinstance(device, str) else device
+    device = resolve_device(device)
     components = vis.DEFAULT_COMPONENTS if components is None else components
     jitter = vis.DEFAULT_JITTER if jitter is None else jitter
     out_dir = Path(out_dir)
@@ -217,7 +219,7 @@ def render_all(
     show_default=True,
     help="Embedding components averaged per Grad-CAM map (random subset, --seed); 0 = all, exact.",
 )
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option(
     "--jitter",
     default=2,
@@ -225,7 +227,7 @@ def render_all(
     help="Grad-CAM maps averaged over JITTER x JITTER input shifts of whole layer1 cells, "
     "against the stride-2 dot grid; 1 = the plain single pass.",
 )
-@click.option("--device", default="auto", show_default=True)
+@device_option
 @click.option(
     "--out", "out_dir", default="pictures", show_default=True, type=click.Path(file_okay=False)
 )

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import click
 
+from daaf.utils.options import SEED, device_option
+
 OPTIONAL_BACKENDS = ("detectron2", "mmpose")  # installed by `daaf install-backend`
 BACKENDS = ("torchvision", *OPTIONAL_BACKENDS)
 
@@ -37,7 +39,7 @@ def _splits(ctx, param, value: str) -> tuple[str, ...]:
 )
 @click.option("--backend", type=click.Choice(BACKENDS), default="torchvision", show_default=True)
 @click.option("--splits", default="train,query,gallery", show_default=True, callback=_splits)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@device_option
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option(
     "--workers",
@@ -62,7 +64,7 @@ def _splits(ctx, param, value: str) -> tuple[str, ...]:
               show_default=True, help="random: real architectures, random weights.")  # fmt: skip
 @click.option("--min-size", type=click.IntRange(min=32), default=256, show_default=True,
               help="Working size: short side a crop is resized to before detection.")  # fmt: skip
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of random weights.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of random weights.")
 @click.option("--overwrite", is_flag=True,
               help="Replace a store made with other settings, once the new one is complete.")  # fmt: skip
 @click.option("--retry-errors", is_flag=True,

@@ -51,6 +51,7 @@ from daaf.errors import DaafError
 from daaf.labeling.base import Labeler, LabelResult, result_problem
 from daaf.labeling.rerun import check_rerun, overwrite_dir, replace_store
 from daaf.utils import distributed
+from daaf.utils.device import resolve_device
 from daaf.utils.processes import die_with_parent
 
 MAX_CONSECUTIVE_ERRORS = 50  # labeler failures in a row that stop a run: a broken device
@@ -219,7 +220,7 @@ def run_labeler(
     resumes. Returns this process's :class:`LabelRun` (the same on every rank).
     """
     start = time.perf_counter()
-    device = torch.device(device)
+    device = resolve_device(device)
     torch.manual_seed(seed)
     store_dir = Path(out_dir)
     samples_by_split = {split: dataset.split(split) for split in splits}

@@ -18,8 +18,9 @@ import yaml
 
 from daaf.data.config import DataConfig
 from daaf.data.keypoints import keypoint_groups
-from daaf.errors import ConfigError
-from daaf.utils.config_fields import checked_value, setting
+from daaf.errors import ConfigError, short_repr, shorten
+from daaf.utils.config_fields import check_relations, checked_value, setting
+from daaf.utils.options import DEVICE_NAMES, DEVICE_PATTERN
 
 GROUP_SCHEMES = Literal["all", "4", "6", "7", "each"]  # daaf.data.keypoints.KEYPOINT_GROUPS
 
@@ -30,7 +31,7 @@ class ModelConfig:
     depth: Literal[18, 34, 50, 101] = 50  # ResNet depth
     pretrained: str = setting("imagenet", allowed="imagenet, none or the path of a state_dict")
     last_stride: Literal[1, 2] = 1
-    trinet_dims: list[int] = setting(factory=lambda: [1024, 128], length=2, min=1)
+    trinet_dims: list[int] = setting(factory=lambda: [1024, 128], length=2, min=1, max=8192)
     hab: bool = False
     pab: bool = False
     pab_target: Literal["keypoints", "part_images"] = "keypoints"  # part_images: 6 stripes
@@ -38,8 +39,8 @@ class ModelConfig:
     pab_groups: GROUP_SCHEMES | list[list[int]] = setting("6", check=keypoint_groups)
     pab_grouped: bool = True  # false: all channels predict all 17 maps (Table 5, w/o group)
     pab_shared_decoder: bool = True  # false: one decoder per group (Table 7)
-    num_parts: int = setting(6, min=1)  # stripes for pab_target=part_images
-    decoder_channels: int = setting(64, min=1)
+    num_parts: int = setting(6, min=1, max=64)  # stripes for pab_target=part_images
+    decoder_channels: int = setting(64, min=1, max=4096)
     deconv_kernel: Literal[3, 2] = 3  # 3 (paper) or 2 (authors' BoT code)
     # The paper names no nonlinearity; linear deconvolutions are the authors' PyTorch code. With
     # BN + ReLU (true, as their TF code) the PAB collapses to flat maps: fitting one batch of 16
@@ -73,7 +74,8 @@ class OptimConfig:
     milestones: list[int] = setting(factory=lambda: [40, 70], min=0)
     gamma: float = setting(0.1, above=0)
     decay_start_iter: int = setting(15000, min=0)  # exponential: decay from here ...
-    decay_end_iter: int = setting(25000, min=1)  # ... to lr * decay_final_factor here
+    # ... to lr * decay_final_factor here
+    decay_end_iter: int = setting(25000, min=1, above_field="decay_start_iter")
     decay_final_factor: float = setting(0.001, above=0)
 
 
@@ -81,11 +83,9 @@ class OptimConfig:
 class TrainConfig:
     epochs: int = setting(120, min=1)
     # null: one pass over the training identities
-    iters_per_epoch: int | None = setting(None, min=1)
-    seed: int = setting(0, min=0)
-    device: str = setting(
-        "auto", pattern=r"auto|cpu|cuda(:\d+)?", allowed="auto, cpu, cuda or cuda:N"
-    )
+    iters_per_epoch: int | None = setting(None, min=1, max=10**6)
+    seed: int = setting(0, min=0, max=2**32 - 1)  # numpy's seeds are 32-bit
+    device: str = setting("auto", pattern=DEVICE_PATTERN, allowed=DEVICE_NAMES)
     amp: bool = True  # used on CUDA only (bf16 where supported)
     channels_last: bool = True  # used on CUDA only
     checkpoint_period: int = setting(10, min=1)  # epochs
@@ -93,7 +93,7 @@ class TrainConfig:
     log_period: int = setting(20, min=1)  # iterations
     # How long a process waits for the others at a collective under torchrun; rank 0's periodic
     # evaluation (MSMT17: many minutes) happens while the others wait at a barrier.
-    ddp_timeout_minutes: float = setting(120.0, above=0)
+    ddp_timeout_minutes: float = setting(120.0, above=0, max=7 * 24 * 60)  # a week at most
 
 
 @dataclass
@@ -113,23 +113,37 @@ def default_metric(cfg: Config) -> str:
     return "cosine" if cfg.model.base == "bot" else "euclidean"
 
 
-def _merge(cfg: Any, values: dict[str, Any], where: str, prefix: str = "") -> None:
-    """Set ``values`` on dataclass ``cfg`` recursively, each checked against its field's rules;
-    unknown keys and bad values raise a ConfigError naming ``where`` and the key."""
+def _merge(
+    cfg: Any, values: dict[str, Any], where: str, sources: dict[str, str], prefix: str = ""
+) -> None:
+    """Set ``values`` on dataclass ``cfg`` recursively, each checked against its field's rules,
+    and record ``where`` each key came from in ``sources``; unknown keys and bad values raise a
+    ConfigError naming ``where`` and the key."""
     known = {f.name: f for f in dataclasses.fields(cfg)}
     for key, value in values.items():
         if key not in known:
             section = f"{prefix.rstrip('.')}: " if prefix else ""
             raise ConfigError(
-                f"{where}: {section}unknown config key {key!r}; known keys: {', '.join(known)}"
+                f"{where}: {section}unknown config key {short_repr(key)}; "
+                f"known keys: {', '.join(known)}"
             )
         current = getattr(cfg, key)
         if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):
-                raise ConfigError(f"{where}: {prefix}{key} must be a mapping, got {value!r}")
-            _merge(current, value, where, f"{prefix}{key}.")
+                raise ConfigError(
+                    f"{where}: {prefix}{key} must be a mapping, got {short_repr(value)}"
+                )
+            _merge(current, value, where, sources, f"{prefix}{key}.")
         else:
             setattr(cfg, key, checked_value(type(cfg), key, value, prefix + key, where))
+            sources[prefix + key] = where
+
+
+def _check_relations(cfg: Config, sources: dict[str, str]) -> Config:
+    """``cfg`` once the rules between fields hold (see :func:`check_relations`)."""
+    for section in dataclasses.fields(cfg):
+        check_relations(getattr(cfg, section.name), f"{section.name}.", sources)
+    return cfg
 
 
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[dict[str, Any], str]]:
@@ -140,12 +154,22 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[dict[str, 
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:
-        values = yaml.safe_load(path.read_text()) or {}
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not a UTF-8 text file (byte {exc.start}); save the config as UTF-8 YAML"
+        ) from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        problem = " ".join(str(exc).split())  # the parser's message spans several lines
+        raise ConfigError(f"{path}: not valid YAML: {shorten(problem, 200)}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: a config file must be a mapping of sections")
     base = values.pop("_base_", None)
+    if base is not None and not (isinstance(base, str) and base.strip()):
+        raise ConfigError(
+            f"{path}: _base_ must be the path of a YAML file (relative to this one), "
+            f"got {short_repr(base)}"
+        )
     chain = _read_yaml(path.parent / base, seen + (path,)) if base else []
     return chain + [(values, str(path))]
 
@@ -153,38 +177,41 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[dict[str, 
 def parse_override(item: str) -> tuple[list[str], Any]:
     """``"optim.lr=1e-4"`` -> (["optim", "lr"], 0.0001); values parse as YAML."""
     if "=" not in item:
-        raise ConfigError(f"override {item!r} must look like section.key=value")
+        raise ConfigError(f"override {short_repr(item)} must look like section.key=value")
     key, raw = item.split("=", 1)
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
         problem = str(exc).splitlines()[0]
-        raise ConfigError(f"override {item!r}: the value is not valid YAML ({problem})") from None
+        raise ConfigError(
+            f"override {short_repr(item)}: the value is not valid YAML ({problem})"
+        ) from None
     return key.strip().split("."), value
 
 
 def load_config(
     path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
 ) -> Config:
-    """Defaults, then the YAML chain of ``path``, then dotted ``overrides``."""
-    cfg = Config()
+    """Defaults, then the YAML chain of ``path``, then dotted ``overrides``; the rules between
+    fields are checked on the result."""
+    cfg, sources = Config(), {}
     if path is not None:
         for values, where in _read_yaml(Path(path)):
-            _merge(cfg, values, where)
+            _merge(cfg, values, where, sources)
     for item in overrides:
         keys, value = parse_override(item)
         nested: dict[str, Any] = {keys[-1]: value}
         for key in reversed(keys[:-1]):
             nested = {key: nested}
-        _merge(cfg, nested, f"override {item!r}")
-    return cfg
+        _merge(cfg, nested, f"override {short_repr(item)}", sources)
+    return _check_relations(cfg, sources)
 
 
 def config_from_dict(values: dict[str, Any]) -> Config:
     """Rebuild a :class:`Config` from :meth:`Config.to_dict` output (e.g. from a checkpoint)."""
-    cfg = Config()
-    _merge(cfg, values, "checkpoint config")
-    return cfg
+    cfg, sources = Config(), {}
+    _merge(cfg, values, "checkpoint config", sources)
+    return _check_relations(cfg, sources)
 
 
 def save_config(cfg: Config, path: str | Path) -> None:

@@ -25,6 +25,7 @@ from daaf.errors import DaafError
 from daaf.training.config import Config, config_from_dict, default_metric
 from daaf.training.modeling import build_model
 from daaf.training.trainer import load_checkpoint, load_daaf_file
+from daaf.utils.device import resolve_device
 from daaf.utils.files import atomic_write
 
 TOLERANCE = 1e-4
@@ -196,11 +197,13 @@ def export_model(checkpoint_path: Path, out_dir: Path) -> dict[str, Any]:
     return report
 
 
-def load_inference_model(path: Path, device: torch.device) -> tuple[nn.Module, dict[str, Any]]:
+def load_inference_model(
+    path: Path, device: torch.device | str
+) -> tuple[nn.Module, dict[str, Any]]:
     """The eval-mode embedding model and its meta from an export folder, model.ts,
     model_state.pt or a training checkpoint (then the whole DAAF model: its eval forward is the
     embedding, and its branches stay reachable for branch pictures and measurements)."""
-    path = Path(path)
+    path, device = Path(path), resolve_device(device)
     if path.is_dir():
         for name in ("model_state.pt", "model.ts"):
             if (path / name).is_file():

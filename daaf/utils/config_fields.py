@@ -4,20 +4,31 @@ A field's type hint says what a value may be (``bool``, ``int``, ``float``, ``st
 ``Literal[...]`` choices, ``X | None``); :func:`setting` adds a range (``min``, ``above``,
 ``max``), a list ``length``, a string ``pattern`` or a ``check`` function. :func:`checked_value`
 returns the value in its field's type or raises a :class:`~daaf.errors.ConfigError` of one line
-naming the key, the value and what is allowed.
+naming the key, the value (shortened: :func:`daaf.errors.short_repr`) and what is allowed.
+
+Rules between fields of one section (``min_field``: at least that field, ``above_field``: more
+than it; element-wise for lists) can only be checked once every file and override is read:
+:func:`check_relations` does that.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import operator
 import re
 import types
 import typing
 from collections.abc import Callable
 from typing import Any, Literal
 
-from daaf.errors import ConfigError
+from daaf.errors import MAX_SHOWN, ConfigError, short_repr, shorten
+
+# rule -> (what it asks, in words; the test a value passes against its sibling field's value)
+RELATIONS: dict[str, tuple[str, Callable[[Any, Any], bool]]] = {
+    "min_field": ("at least", operator.ge),
+    "above_field": ("more than", operator.gt),
+}
 
 
 def setting(
@@ -31,12 +42,16 @@ def setting(
     pattern: str | None = None,
     allowed: str | None = None,
     check: Callable[[Any], Any] | None = None,
+    min_field: str | tuple[str, ...] | None = None,
+    above_field: str | None = None,
 ) -> Any:
     """A dataclass field with its rules. Numbers (also inside lists) lie in [min, max] and above
     ``above``; ``pattern`` strings are described to users by ``allowed``; ``check(value)``
-    raises ValueError for what the type cannot say."""
+    raises ValueError for what the type cannot say. ``min_field`` / ``above_field`` name sibling
+    fields the value must be at least / more than (a list: one field per element)."""
     rules = {"min": min, "above": above, "max": max, "length": length, "pattern": pattern,
-             "allowed": allowed, "check": check}  # fmt: skip
+             "allowed": allowed, "check": check, "min_field": min_field,
+             "above_field": above_field}  # fmt: skip
     metadata = {k: v for k, v in rules.items() if v is not None}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=metadata)
@@ -155,11 +170,35 @@ def checked_value(cls: type, name: str, value: Any, key: str, where: str) -> Any
         value = _convert(hint, value, rules)
     except _Invalid:
         raise ConfigError(
-            f"{where}: {key} must be {describe(hint, rules)}, got {value!r}"
+            f"{where}: {key} must be {describe(hint, rules)}, got {short_repr(value)}"
         ) from None
     if "check" in rules:
         try:
             rules["check"](value)
         except ValueError as exc:
-            raise ConfigError(f"{where}: {key}: {exc}") from None
+            raise ConfigError(f"{where}: {key}: {shorten(str(exc), 2 * MAX_SHOWN)}") from None
     return value
+
+
+def check_relations(section: Any, prefix: str, sources: dict[str, str]) -> None:
+    """ConfigError unless each field of dataclass ``section`` with a ``min_field`` or
+    ``above_field`` rule is at least / more than the sibling field(s) it names (None: no rule).
+
+    ``prefix`` is the section's dotted name (``data.``); ``sources[key]`` says which file or
+    override set ``key`` last: the error names where the keys involved were set.
+    """
+    for f in dataclasses.fields(section):
+        value = getattr(section, f.name)
+        for rule in RELATIONS.keys() & f.metadata.keys():
+            words, passes = RELATIONS[rule]
+            names = (f.metadata[rule],) if isinstance(f.metadata[rule], str) else f.metadata[rule]
+            bounds = [getattr(section, name) for name in names]
+            values = value if isinstance(value, list) else [value]
+            if value is None or all(map(passes, values, bounds)):
+                continue
+            keys = [prefix + name for name in (f.name, *names)]
+            where = ", ".join(dict.fromkeys(sources[k] for k in keys if k in sources))
+            raise ConfigError(
+                f"{where or 'defaults'}: {keys[0]} must be {words} {', '.join(keys[1:])} "
+                f"({bounds[0] if len(bounds) == 1 else bounds}), got {short_repr(value)}"
+            )

@@ -1,6 +1,7 @@
 """`daaf compare`: identity-level paired bootstrap against an explicit loop, runs, errors, CLI."""
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -86,8 +87,8 @@ def test_a_folder_against_itself_gives_zero_and_the_json_line(folders):
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     last = json.loads(result.output.strip().splitlines()[-1])
-    assert set(last) == {"queries", "identities", "runs", "metrics"}
-    assert (last["queries"], last["identities"]) == (6, 3)
+    assert set(last) == {"queries", "identities", "too_few_identities", "runs", "metrics"}
+    assert (last["queries"], last["identities"], last["too_few_identities"]) == (6, 3, True)
     assert last["runs"] == {"baseline": 1, "candidate": 1}
     assert set(last["metrics"]) == {"mAP", "rank1", "mINP"}
     for m in last["metrics"].values():
@@ -150,9 +151,74 @@ def test_table_and_plot_without_json(folders, tmp_path):
 
 def test_difference_sentence_says_no_evidence_when_the_interval_includes_zero(folders):
     same = compare_runs([folders[0]], [folders[0]], resamples=20)
+    same.identities = compare_module.MIN_IDENTITIES
     assert "includes 0, so no evidence of a difference" in difference_sentence(same, "BoT", "DAAF")
     same.metrics["mAP"]["ci95"] = [0.5, 2.0]
     assert "evidence that DAAF ranks" in difference_sentence(same, "BoT", "DAAF")
+
+
+def test_too_few_identities_are_never_evidence(tmp_path):
+    """Every identity better by 0.3 in AP: the interval is [+30, +30], but 3 identities (or
+    19) are too few for a 95% interval to mean anything."""
+    for count in (3, compare_module.MIN_IDENTITIES - 1):
+        pids = list(range(count))
+        base = write_eval(tmp_path / f"b{count}", [0.2] * count, [2] * count, [0.2] * count, pids)
+        cand = write_eval(tmp_path / f"c{count}", [0.5] * count, [1] * count, [0.5] * count, pids)
+        result = compare_runs([base], [cand], resamples=50)
+        assert result.metrics["mAP"]["ci95"] == pytest.approx([30, 30])
+        sentence = difference_sentence(result, "BoT", "DAAF")
+        assert sentence.endswith(f"over {count} test identities): too few for a 95% interval "
+                                 "(at least 20), so no evidence either way.")  # fmt: skip
+        assert "evidence that" not in sentence
+        table = CliRunner().invoke(main, ["compare", "--baseline", str(base),
+                                          "--candidate", str(cand), "--bootstrap", "50"])  # fmt: skip
+        assert table.exit_code == 0, table.output
+        assert table.output.strip().endswith(f"{count} identities: too few for a 95% interval "
+                                             "(at least 20), so no evidence either way")  # fmt: skip
+    pids = list(range(compare_module.MIN_IDENTITIES))
+    base = write_eval(tmp_path / "b20", [0.2] * 20, [2] * 20, [0.2] * 20, pids)
+    cand = write_eval(tmp_path / "c20", [0.5] * 20, [1] * 20, [0.5] * 20, pids)
+    result = compare_runs([base], [cand], resamples=50)
+    assert "evidence that DAAF ranks" in difference_sentence(result, "BoT", "DAAF")
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("ap", 1.5, r"line 3: ap of query/0001.jpg is 1.5; expected a number in \[0, 1\] or empty"),
+        ("ap", -0.1, r"line 3: ap of query/0001.jpg is -0.1; expected a number in \[0, 1\]"),
+        ("ap", "high", r"line 3: ap of query/0001.jpg is high; expected a number in \[0, 1\]"),
+        ("inp", "inf", r"line 3: inp of query/0001.jpg is inf; expected a number in \[0, 1\]"),
+        ("first_hit", 0, r"line 3: first_hit of query/0001.jpg is 0; expected a number in \[1, inf\]"),
+        ("image_path", "query/0000.jpg", "line 3: query query/0000.jpg is listed twice"),
+    ],
+)  # fmt: skip
+def test_bad_per_query_values_are_refused_in_one_line(folders, column, value, message):
+    path = folders[1] / "per_query.csv"
+    table = pd.read_csv(path, dtype=str)
+    table.loc[1, column] = str(value)
+    table.to_csv(path, index=False)
+    with pytest.raises(DaafError, match=f"^{re.escape(str(path))}, {message}"):
+        compare_runs([folders[0]], [folders[1]], resamples=10)
+    result = CliRunner().invoke(
+        main, ["compare", "--baseline", str(folders[0]), "--candidate", str(folders[1])]
+    )
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
+
+
+def test_a_file_that_is_no_table_and_bad_options_give_one_line(folders):
+    (folders[1] / "per_query.csv").write_bytes(bytes(range(256)) * 4)
+    result = CliRunner().invoke(
+        main, ["compare", "--baseline", str(folders[0]), "--candidate", str(folders[1])]
+    )
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
+    assert "per_query.csv: not a per_query.csv table" in result.output
+    for option in (["--seed", "-1"], ["--bootstrap", "0"]):
+        args = ["compare", "--baseline", str(folders[0]), "--candidate", str(folders[0]), *option]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2, result.output
+        assert result.output.startswith(f"Error: Invalid value for '{option[0]}': {option[1]}")
+        assert len(result.output.strip().splitlines()) == 1
 
 
 def test_runs_label_puts_what_differs_between_seeds_in_braces():

@@ -94,11 +94,11 @@ def test_every_pab_grouping_form_builds_its_groups(value, stored):
     [
         ("model.hab=maybe", "model.hab must be true or false, got 'maybe'"),
         ("train.epochs=1.5", "train.epochs must be an integer >= 1, got 1.5"),
-        ("data.height=128.0", "data.height must be an integer >= 1, got 128.0"),
+        ("data.height=128.0", r"data.height must be an integer in \[1, 2048\], got 128.0"),
         ("optim.milestones=9", "optim.milestones must be a list of integers >= 0, got 9"),
         ("data.pixel_mean=0.5", "data.pixel_mean must be a list of 3 numbers, got 0.5"),
         ("train.device=gpu", "train.device must be auto, cpu, cuda or cuda:N, got 'gpu'"),
-        ("data.workers=-1", "data.workers must be an integer >= 0, got -1"),
+        ("data.workers=-1", r"data.workers must be an integer in \[0, 256\], got -1"),
         ("model.base=resnet", "model.base must be one of bot, trinet, got 'resnet'"),
         ("model.depth=51", "model.depth must be one of 18, 34, 50, 101, got 51"),
         ("optim.name=rmsprop", "optim.name must be one of adam, sgd, got 'rmsprop'"),
@@ -115,12 +115,22 @@ def test_every_pab_grouping_form_builds_its_groups(value, stored):
         ("optim.lr=0", "optim.lr must be a number > 0, got 0"),
         ("optim.lr=.inf", "optim.lr must be a number > 0, got inf"),
         ("loss.triplet_margin=soft", "loss.triplet_margin must be null or a number >= 0"),
-        ("train.iters_per_epoch=0", "train.iters_per_epoch must be null or an integer >= 1"),
+        ("train.iters_per_epoch=0", "train.iters_per_epoch must be null or an integer in"),
         ("data.keypoint_score_threshold=2", "data.keypoint_score_threshold must be auto or a "
                                             r"number in \[0, 1\], got 2"),
         ("data.keypoint_score_threshold=high", "data.keypoint_score_threshold must be auto or a"),
         ("data.dataset=market", "data.dataset: unknown dataset 'market'; known: "),
         ("model.pab_groups=[[0, 1]", "the value is not valid YAML"),
+        # Upper bounds: values that passed, then crashed or allocated without end.
+        ("train.seed=4294967296", r"train.seed must be an integer in \[0, 4294967295\]"),
+        ("train.ddp_timeout_minutes=1e300",
+         r"train.ddp_timeout_minutes must be a number in \(0, 10080\], got '1e300'"),
+        ("model.decoder_channels=100000000",
+         r"model.decoder_channels must be an integer in \[1, 4096\], got 100000000"),
+        ("data.pre_crop_size=[288, 100000]", "data.pre_crop_size must be null or a list of 2"),
+        ("data.heatmap_sigma=1e-30", r"data.heatmap_sigma must be a number in \[0.1, 2048\]"),
+        ("train.iters_per_epoch=10000000000",
+         r"train.iters_per_epoch must be null or an integer in \[1, 1000000\]"),
     ],
 )  # fmt: skip
 def test_bad_values_name_the_key_the_value_and_what_is_allowed(override, message):
@@ -148,7 +158,8 @@ def test_a_bad_value_in_a_file_names_the_file(tmp_path):
 @pytest.mark.parametrize(
     "override",
     ["model.hab=maybe", "train.epochs=1.5", "data.height=128.0", "optim.milestones=9",
-     "data.pixel_mean=0.5", "train.device=gpu", "data.workers=-1", "model.nope=1"],
+     "data.pixel_mean=0.5", "train.device=gpu", "data.workers=-1", "model.nope=1",
+     "data.pre_crop_size=[10,10]", "optim.decay_start_iter=25000", "train.seed=4294967296"],
 )  # fmt: skip
 def test_daaf_train_exits_2_with_one_line_and_no_run_folder(tmp_path, override):
     out = tmp_path / "run"
@@ -156,7 +167,69 @@ def test_daaf_train_exits_2_with_one_line_and_no_run_folder(tmp_path, override):
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2, result.output
     key = override.split("=")[0].split(".")[-1]
-    assert result.output.startswith(f"Error: override '{override}': ")
+    assert result.output.startswith(f"Error: override '{override}'")  # (, other sources):
     assert key in result.output and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["data.pre_crop_size=[10, 10]"], r"override 'data.pre_crop_size=\[10, 10\]': "
+         r"data.pre_crop_size must be at least data.height, data.width \(\[256, 128\]\), "
+         r"got \[10, 10\]$"),
+        (["data.pre_crop_size=[288, 144]", "data.width=160"], "override 'data.pre_crop_size=.*', "
+         "override 'data.width=160': data.pre_crop_size must be at least"),
+        (["optim.decay_start_iter=25000"], "override 'optim.decay_start_iter=25000': "
+         r"optim.decay_end_iter must be more than optim.decay_start_iter \(25000\), got 25000$"),
+        (["optim.decay_end_iter=100"], "override 'optim.decay_end_iter=100': "
+         r"optim.decay_end_iter must be more than optim.decay_start_iter \(15000\), got 100$"),
+    ],
+)  # fmt: skip
+def test_rules_between_fields_are_checked_once_everything_is_read(overrides, message):
+    """A crop smaller than the image (a crash in the first batch) and a decay that ends where it
+    starts (a ZeroDivisionError at decay_start_iter, hours into a run) stop before any work."""
+    with pytest.raises(ConfigError, match=f"^{message}"):
+        load_config(None, overrides)
+
+
+def test_fields_may_be_made_consistent_in_any_order(tmp_path):
+    (tmp_path / "base.yaml").write_text("data:\n  pre_crop_size: [288, 144]\n")
+    (tmp_path / "tall.yaml").write_text(
+        "_base_: base.yaml\ndata:\n  height: 320\n  pre_crop_size: [352, 176]\n"
+    )
+    cfg = load_config(
+        tmp_path / "tall.yaml", ["optim.decay_end_iter=40000", "optim.decay_start_iter=30000"]
+    )
+    assert cfg.data.pre_crop_size == [352, 176] and cfg.optim.decay_start_iter == 30000
+    assert load_config(None, ["data.pre_crop_size=[256, 128]"]).data.pre_crop_size == [256, 128]
+    with pytest.raises(ConfigError, match=r"checkpoint config: optim.decay_end_iter must be more"):
+        config_from_dict({"optim": {"decay_start_iter": 5, "decay_end_iter": 5}})
+
+
+def test_a_huge_value_gives_a_short_line():
+    """A huge pab_groups once gave a 12 MB error line; values and overrides are cut short."""
+    groups = "[[0, 1], [" + ", ".join(["1"] * 2000) + "]]"
+    for override in (f"model.pab_groups={groups}", f"data.height={groups}", f"{groups}"):
+        with pytest.raises(ConfigError) as error:
+            load_config(None, [override])
+        assert len(str(error.value)) < 400 and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("model:\n  depth: 18\n".encode("utf-16"), "not a UTF-8 text file"),
+        (bytes(range(256)), "not a UTF-8 text file"),
+        (b"model: [\x01\n", "not valid YAML: "),
+        (b"_base_: 5\n", "_base_ must be the path of a YAML file .*, got 5$"),
+        (b"_base_: [a.yaml]\n", "_base_ must be the path of a YAML file"),
+    ],
+)
+def test_unreadable_config_files_give_one_line(tmp_path, content, message):
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=f"^{re.escape(str(path))}: {message}") as error:
+        load_config(path)
+    assert "\n" not in str(error.value)

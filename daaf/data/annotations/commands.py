@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from daaf.utils.options import SEED
+
 
 @click.group("annotations")
 def annotations() -> None:
@@ -62,7 +64,7 @@ def validate(store_dir: Path, root: Path | None) -> None:
               help="Number of images.")  # fmt: skip
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Dataset root, to draw the real images (else grey canvases).")  # fmt: skip
-@click.option("--seed", type=int, default=0, show_default=True, help="Which images are picked.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Which images are picked.")
 def show(store_dir: Path, out: Path, n: int, root: Path | None, seed: int) -> None:
     """Draw a grid of images with the mask overlaid and the COCO skeleton."""
     from daaf.data.annotations.reader import AnnotationStore

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from daaf.data.datasets.base import SPLITS, Sample
+from daaf.data.datasets.base import ID_DTYPES, SPLITS, Sample
 from daaf.data.keypoints import NUM_KEYPOINTS
 
 SCHEMA_NAME = "daaf.annotations"
@@ -31,8 +31,8 @@ STATUS_NAMES: dict[int, str] = {
 # Per-image datasets of a shard, in the order their bytes enter ``content_sha256``.
 DATASET_DTYPES: dict[str, str] = {
     "image_path": "str",
-    "pid": "<i4",
-    "camid": "<i2",
+    "pid": ID_DTYPES["pid"],  # loaders refuse ids that do not fit (daaf.data.datasets.base)
+    "camid": ID_DTYPES["camid"],
     "image_size": "<u2",
     "mask": "u1",
     "keypoints": "<f4",

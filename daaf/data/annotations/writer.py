@@ -16,6 +16,7 @@ import numpy as np
 
 from daaf import __version__
 from daaf.data.annotations.schema import (
+    DATASET_DTYPES,
     DEFAULT_MASK_SIZE,
     MANIFEST_NAME,
     SCHEMA_NAME,
@@ -51,8 +52,8 @@ def _stack(records: list[ImageAnnotation], mask_size: tuple[int, int]) -> dict[s
             )
     return {
         "image_path": np.array([r.image_path for r in records], dtype=object),
-        "pid": np.array([r.pid for r in records], np.int32),
-        "camid": np.array([r.camid for r in records], np.int16),
+        "pid": np.array([r.pid for r in records], DATASET_DTYPES["pid"]),
+        "camid": np.array([r.camid for r in records], DATASET_DTYPES["camid"]),
         "image_size": np.array([r.image_size for r in records], np.uint16).reshape(-1, 2),
         "mask": np.stack([r.mask for r in records]),
         "keypoints": np.stack([np.asarray(r.keypoints, np.float32) for r in records]),

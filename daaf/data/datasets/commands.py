@@ -7,8 +7,6 @@ from pathlib import Path
 
 import click
 
-SHOWN_EXAMPLES = 3
-
 
 @click.group("datasets")
 def datasets() -> None:
@@ -39,14 +37,11 @@ def format_summary(summary: dict[str, dict[str, int]]) -> str:
 
 def format_skipped(skipped: dict[str, list[str]]) -> str:
     """One line per reason: how many files were skipped and the first few of them."""
+    from daaf.data.datasets.base import describe_skipped
+
     total = sum(len(paths) for paths in skipped.values())
     lines = [f"skipped {total} file{'s' if total != 1 else ''}:"]
-    for reason, paths in skipped.items():
-        examples = ", ".join(paths[:SHOWN_EXAMPLES]) + (
-            ", ..." if len(paths) > SHOWN_EXAMPLES else ""
-        )
-        lines.append(f"  {reason}: {len(paths)} (e.g. {examples})")
-    return "\n".join(lines)
+    return "\n".join(lines + [f"  {line}" for line in describe_skipped(skipped)])
 
 
 @datasets.command("check")
@@ -68,7 +63,7 @@ def check_command(name: str, root: Path, as_json: bool, decode: bool) -> None:
     from daaf.data.datasets import build_dataset
     from daaf.data.images import dataset_image_paths, find_unreadable
 
-    dataset = build_dataset(name, root)
+    dataset = build_dataset(name, root, warn_skipped=False)  # listed below
     summary = dataset.summary()
     if as_json:
         click.echo(json.dumps(summary))

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from daaf.data.datasets.base import ReIDDataset, Sample, register_dataset
-from daaf.data.datasets.folders import Layout, add_skipped, find_layout, relabel
+from daaf.data.datasets.folders import Layout, add_skipped, camera_index, find_layout, relabel
 from daaf.data.datasets.market1501 import SPLIT_FOLDERS, load_market_layout
 from daaf.errors import DaafError
 
@@ -47,9 +47,10 @@ def images_folder(kind: str) -> str:
 
 
 def parse_np_name(stem: str) -> tuple[int, int] | None:
-    """CUHK03-NP ``0001_c1_1`` -> (1, 0): pid and 0-based camera; None if the name does not parse."""
+    """CUHK03-NP ``0001_c1_1`` -> (1, 0): pid and 0-based camera; None if the name does not
+    parse, ValueError for camera c0."""
     match = NP_NAME.match(stem)
-    return None if match is None else (int(match.group(1)), int(match.group(2)) - 1)
+    return None if match is None else (int(match.group(1)), camera_index(match.group(2)))
 
 
 def extract_images(mat_path: Path, kind: str, out_dir: Path) -> None:

@@ -78,11 +78,11 @@ def read_split_tree(root: Path, split: str, skipped: dict[str, list[str]]) -> li
     """Samples in ``root/split/<pid>/<camid>_*.<ext>``."""
     split_dir = root / split
     samples = []
-    for image in list_images(split_dir):
+    for image in list_images(split_dir, skipped, root):
         add_skipped(skipped, "image not inside a <pid> folder", image.relative_to(root).as_posix())
     for pid_dir in sorted(p for p in split_dir.iterdir() if p.is_dir()):
         pid = parse_int(pid_dir.name)
-        for image in list_images(pid_dir):
+        for image in list_images(pid_dir, skipped, root):
             relative = image.relative_to(root).as_posix()
             camid = parse_int(image.stem.split("_", 1)[0]) if "_" in image.stem else None
             if pid is None:

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 from daaf.data.datasets.base import ReIDDataset, register_dataset
+from daaf.data.datasets.folders import camera_index
 from daaf.data.datasets.market1501 import load_market_layout
 
 DUKE_DIR = "DukeMTMC-reID"
@@ -17,11 +18,12 @@ NAME_PATTERN = re.compile(r"^(-?\d+)_c(\d+)_f\d+$")
 
 
 def parse_duke_name(stem: str) -> tuple[int, int] | None:
-    """``0001_c2_f0046182`` -> (1, 1): pid and 0-based camera; None if the name does not parse."""
+    """``0001_c2_f0046182`` -> (1, 1): pid and 0-based camera; None if the name does not parse,
+    ValueError for camera c0."""
     match = NAME_PATTERN.match(stem)
     if match is None:
         return None
-    return int(match.group(1)), int(match.group(2)) - 1
+    return int(match.group(1)), camera_index(match.group(2))
 
 
 @register_dataset(

@@ -6,10 +6,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from daaf.data.datasets.base import IMAGE_SUFFIXES, Sample
+from daaf.data.datasets.base import IMAGE_SUFFIXES, Sample, check_ids
 from daaf.errors import DaafError
 
 NAME_DOES_NOT_PARSE = "file name does not parse"
+NOT_A_FILE = "named like an image but not a file (a folder, a broken link or a link loop)"
 
 
 @dataclass(frozen=True)
@@ -58,9 +59,25 @@ def add_skipped(skipped: dict[str, list[str]], reason: str, path: str) -> None:
     skipped.setdefault(reason, []).append(path)
 
 
-def list_images(folder: Path) -> list[Path]:
-    """Image files directly in ``folder``, sorted; other files and sub-folders are ignored."""
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+def list_images(folder: Path, skipped: dict[str, list[str]], root: Path) -> list[Path]:
+    """Image files directly in ``folder``, sorted; other files and sub-folders are ignored, but
+    an entry named like an image that is no readable file goes to ``skipped`` (relative to
+    ``root``)."""
+    images = []
+    for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+        if path.is_file():
+            images.append(path)
+        else:
+            add_skipped(skipped, NOT_A_FILE, path.relative_to(root).as_posix())
+    return images
+
+
+def camera_index(number: str) -> int:
+    """A 1-based camera number of a file name (Market-1501, Duke, CUHK03-NP) -> 0-based camid;
+    ValueError for camera 0, which those datasets do not have."""
+    if int(number) < 1:
+        raise ValueError(f"camera c{number}: this dataset numbers its cameras from 1")
+    return int(number) - 1
 
 
 def parse_split_folder(
@@ -71,25 +88,30 @@ def parse_split_folder(
 ) -> list[Sample]:
     """Samples of the images in ``image_dir/folder``; names that ``parse_name`` rejects go to ``skipped``.
 
-    ``parse_name`` maps a file stem to ``(pid, camid)`` or None. An empty folder is an error.
+    ``parse_name`` maps a file stem to ``(pid, camid)``, None (skipped) or raises ValueError (a
+    name that breaks the dataset's rules: refused, naming the file). An empty folder is an error.
     """
     split_dir = image_dir / folder
     if not split_dir.is_dir():
         raise DaafError(
             f"{split_dir}: expected a folder of images; found {describe_folder(image_dir)}"
         )
-    images = list_images(split_dir)
+    images = list_images(split_dir, skipped, image_dir)
     if not images:
         raise DaafError(
             f"{split_dir}: no images found (expected .jpg/.png files); found {describe_folder(split_dir)}"
         )
     samples = []
     for path in images:
-        parsed = parse_name(path.stem)
+        try:
+            parsed = parse_name(path.stem)
+        except ValueError as exc:
+            raise DaafError(f"{path}: {exc}") from None
         relative = path.relative_to(image_dir).as_posix()
         if parsed is None:
             add_skipped(skipped, NAME_DOES_NOT_PARSE, relative)
             continue
+        check_ids(path, *parsed)  # before relabelling hides a train id that does not fit
         samples.append(Sample(relative, *parsed))
     return samples
 

@@ -13,7 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from daaf.data.datasets.base import ReIDDataset, register_dataset
-from daaf.data.datasets.folders import Layout, find_layout, parse_split_folder, relabel
+from daaf.data.datasets.folders import (
+    Layout,
+    camera_index,
+    find_layout,
+    parse_split_folder,
+    relabel,
+)
 
 MARKET_DIR = "Market-1501-v15.09.15"
 SPLIT_FOLDERS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
@@ -23,11 +29,12 @@ LAYOUT = f"{MARKET_DIR}/{{bounding_box_train,query,bounding_box_test}}/0002_c1s1
 
 
 def parse_market_name(stem: str) -> tuple[int, int] | None:
-    """``0002_c1s1_000451_03`` -> (2, 0): pid and 0-based camera; None if the name does not parse."""
+    """``0002_c1s1_000451_03`` -> (2, 0): pid and 0-based camera; None if the name does not
+    parse, ValueError for camera c0."""
     match = NAME_PATTERN.match(stem)
     if match is None:
         return None
-    return int(match.group(1)), int(match.group(2)) - 1
+    return int(match.group(1)), camera_index(match.group(2))
 
 
 def load_market_layout(

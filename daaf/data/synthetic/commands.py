@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from daaf.utils.options import SEED
+
 
 @click.command("synth")
 @click.option(
@@ -21,7 +23,7 @@ import click
 )
 @click.option("--cameras", default=6, show_default=True)
 @click.option("--images-per-identity", default=10, show_default=True)
-@click.option("--seed", default=0, show_default=True, help="Same seed, same bytes.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Same seed, same bytes.")
 @click.option(
     "--occlusion",
     default=0.1,
