@@ -45,7 +45,9 @@ def main() -> None:
         )
         export_model(Path(tmp) / "ckpt.pt", Path(tmp) / "export")
         exported, _ = load_inference_model(Path(tmp) / "export", device)
-        scripted, _ = load_inference_model(Path(tmp) / "export" / "model.ts", device)
+        scripted, _ = load_inference_model(  # written just now by export_model
+            Path(tmp) / "export" / "model.ts", device, trust_torchscript=True
+        )
         cfg.model.hab = cfg.model.pab = False
         plain = build_model(cfg, 751).eval()
         models = {

@@ -15,7 +15,7 @@ import argparse
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
-from train_step import CONFIGS, PRESETS, build_training, make_batch
+from train_step import CONFIGS, PRESETS, build_training, make_batch, preset_config
 
 from daaf.data.device_batch import prepare_batch
 from daaf.training.config import load_config
@@ -24,7 +24,8 @@ from daaf.training.trainer import train_step
 
 def count(preset: str, depth: int, batch_size: int) -> tuple[float, float]:
     """(forward, backward) FLOPs per sample of one training step of ``preset``."""
-    cfg, model, criterion, optimizers, scaler = build_training(preset, depth)
+    cfg = preset_config(preset, depth)
+    model, criterion, optimizers, scaler = build_training(cfg, torch.device("cpu"))
     batch = make_batch(1, batch_size, cfg.data.height, cfg.data.width)
     prepared = prepare_batch(batch, cfg.data, torch.device("cpu"))
     with FlopCounterMode(display=False) as counter, torch.no_grad():

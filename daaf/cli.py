@@ -18,6 +18,7 @@ from daaf.demo import demo
 from daaf.errors import ConfigError, DaafError
 from daaf.evaluation.commands import compare, evaluate
 from daaf.evaluation.visualize_command import visualize
+from daaf.inference.commands import embed, search
 from daaf.labeling.commands import install_backend, label
 from daaf.training.commands import export, train
 
@@ -43,7 +44,8 @@ class _Group(click.Group):
 def main() -> None:
     """Deep Attention Aware Feature Learning for person re-identification.
 
-    label -> train -> export -> evaluate; `daaf demo` runs all of them on synthetic data.
+    label -> train -> export -> evaluate; `daaf demo` runs all of them on synthetic data;
+    embed and search run a trained model on any images.
     """
 
 
@@ -53,6 +55,8 @@ for command in (
     export,
     evaluate,
     compare,
+    embed,
+    search,
     visualize,
     demo,
     synth,

@@ -9,12 +9,13 @@
 6. ``summary.md`` / ``summary.csv`` and the curves are written, and the table is printed.
 
 Every stage skips work whose result is already in ``--out``, so an interrupted demo resumes.
+The demo writes only into a folder it made (new, empty, or holding its marker), and deletes an
+incomplete ``--out/data`` only if its own marker is in it.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from daaf.utils.options import device_option
 STAGES = 6
 PICTURE_COMPONENTS = 32  # Grad-CAM maps average 32 random embedding components, not 256
 MODELS = {"BoT": ["model.hab=false", "model.pab=false"], "DAAF-BoT": []}
+DEMO_KIND, DATA_KIND = "demo", "demo data"  # the kinds of daaf's marker in --out and --out/data
 
 
 def _stage(number: int, text: str, start: float) -> None:
@@ -59,16 +61,34 @@ def coco_weights_available() -> bool:
     return all((torch_cache_dir() / weight_file_name(e)).is_file() for e in enums)
 
 
+def claim_out(out: Path) -> None:
+    """Make ``out`` the demo's (marked), or DaafError if it holds files of something else."""
+    from daaf.errors import DaafError
+    from daaf.utils.files import MARKER_NAME, claim_dir, made_by_daaf
+
+    claim_dir(out, DEMO_KIND)
+    if not made_by_daaf(out, DEMO_KIND):
+        raise DaafError(
+            f"--out {out} holds files that daaf demo did not write (no {MARKER_NAME} marker of a "
+            "demo); the demo writes only into a new or empty folder, or one of its own"
+        )
+
+
 def make_data(out: Path, identities: int) -> tuple[Path, Path]:
+    """The synthetic dataset in ``out/data``; an incomplete one is deleted (if the demo's
+    marker is in it) and made again."""
     from daaf.data.synthetic.generate import generate_dataset
+    from daaf.utils.files import check_made_by_daaf, made_by_daaf, mark_dir, remove_dir
 
     data = out / "data"
-    if (data / "annotations" / "manifest.csv").is_file():
+    if made_by_daaf(data, DATA_KIND) and (data / "annotations" / "manifest.csv").is_file():
         click.echo(f"  reusing {data}")
     else:
         if data.exists():  # an interrupted generation: the generator refuses a non-empty folder
+            check_made_by_daaf(data, DATA_KIND)
             click.echo(f"  removing the incomplete {data}")
-            shutil.rmtree(data)
+            remove_dir(data, DATA_KIND)
+        mark_dir(data, DATA_KIND)
         generate_dataset(data, identities=identities)
     return data, data / "annotations"
 
@@ -93,6 +113,7 @@ def label_data(data: Path, device, annotations: Path) -> tuple[Path, str]:
 def train_models(
     out: Path, data: Path, store: Path, device: str, epochs: int | None
 ) -> dict[str, Path]:
+    from daaf.training.checkpoint import trained_epochs
     from daaf.training.config import load_config
     from daaf.training.trainer import LAST_CHECKPOINT, train
 
@@ -109,16 +130,10 @@ def train_models(
         cfg = load_config(preset_path("demo"), overrides)
         run = out / "runs" / name
         last = run / "checkpoints" / LAST_CHECKPOINT
-        done = last.is_file() and _epoch_of(last) >= cfg.train.epochs
+        done = last.is_file() and trained_epochs(last) >= cfg.train.epochs
         click.echo(f"  {name}: " + ("already trained" if done else f"{cfg.train.epochs} epochs"))
         checkpoints[name] = last if done else train(cfg, run, resume=last.is_file())
     return checkpoints
-
-
-def _epoch_of(checkpoint: Path) -> int:
-    from daaf.training.trainer import load_checkpoint
-
-    return load_checkpoint(checkpoint)["epoch"]
 
 
 def export_and_evaluate(
@@ -231,12 +246,16 @@ def markdown_table(rows: dict[str, dict], columns: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def difference_note(baseline_eval: Path, candidate_eval: Path) -> str:
+def difference_note(baseline_eval: Path, candidate_eval: Path, report_dir: Path) -> str:
     """summary.md's paragraph on DAAF-BoT - BoT: the paired mAP difference, its 95% CI, and
-    what the interval does not cover (training noise: one run per model)."""
-    from daaf.evaluation.compare import compare_runs, difference_sentence
+    what the interval does not cover (training noise: one run per model); the comparison's
+    report.html and bootstrap.png go to ``report_dir``."""
+    from daaf.evaluation.compare import compare_runs, difference_sentence, save_bootstrap_plot
+    from daaf.evaluation.report import write_comparison_report
 
     result = compare_runs([baseline_eval], [candidate_eval])
+    save_bootstrap_plot(result, report_dir / "bootstrap.png", "DAAF-BoT - BoT")
+    write_comparison_report(report_dir, result, [baseline_eval], [candidate_eval], seed=0)
     return " ".join([
         difference_sentence(result, "BoT", "DAAF-BoT"),
         "The interval covers which test identities were drawn, not training noise: each model",
@@ -260,7 +279,7 @@ def write_summary(out: Path, results: dict, label_note: str) -> str:
         "latency_ms_batch32": "ms/batch (b=32)", "hab_mask_iou": "HAB IoU", "pab_pck": "PAB PCK",
         "background_sensitivity": "bg sensitivity",
     })  # fmt: skip
-    difference = difference_note(out / "eval" / "BoT", out / "eval" / "DAAF-BoT")
+    difference = difference_note(out / "eval" / "BoT", out / "eval" / "DAAF-BoT", out / "compare")
     text = "\n".join([
         "# daaf demo: BoT vs DAAF-BoT on synthetic pedestrians", "",
         "Measured on this machine by `daaf demo`; synthetic data, tiny ResNet-18 from scratch,",
@@ -271,6 +290,9 @@ def write_summary(out: Path, results: dict, label_note: str) -> str:
         "- HAB IoU: HAB mask vs true mask on the query set; PAB PCK: heatmap argmax within 0.1 x image height.",
         "- bg sensitivity: embedding change when the background is replaced, / change to another person.",
         "", "## Is DAAF-BoT better here?", "", difference, "",
+        "Reports to browse: [BoT](eval/BoT/report.html), [DAAF-BoT](eval/DAAF-BoT/report.html)"
+        " (metrics, CMC, worst and best rank lists) and [DAAF-BoT vs BoT](compare/report.html)"
+        " (paired differences, the queries that changed most).", "",
         "Pictures: loss_curves.png, cmc_curves.png, eval/*/ranklists/, pictures/.",
     ])  # fmt: skip
     (out / "summary.md").write_text(text + "\n")
@@ -292,11 +314,18 @@ def write_summary(out: Path, results: dict, label_note: str) -> str:
 def demo(out_dir: str, device: str, identities: int, epochs: int | None) -> None:
     """Run the whole pipeline on synthetic data and write summary.md (about 10 minutes on a CPU)."""
     from daaf.utils.device import resolve_device
+    from daaf.utils.files import check_output_path
+    from daaf.utils.lock import folder_lock
 
     start = time.monotonic()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    torch_device = resolve_device(device)
+    check_output_path(out)
+    with folder_lock(out):
+        claim_out(out)
+        _run(out, resolve_device(device), identities, epochs, start)
+
+
+def _run(out: Path, torch_device, identities: int, epochs: int | None, start: float) -> None:
     _stage(1, "synthetic pedestrians", start)
     data, truth = make_data(out, identities)
     _stage(2, "labels", start)

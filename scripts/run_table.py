@@ -35,10 +35,11 @@ from daaf.errors import DaafError
 from daaf.evaluation.attention_metrics import attention_scores
 from daaf.evaluation.compare import compare_runs
 from daaf.evaluation.evaluate import evaluate_model
+from daaf.training.checkpoint import trained_epochs
 from daaf.training.commands import periodic_evaluation
 from daaf.training.config import load_config
 from daaf.training.export import export_model, load_inference_model
-from daaf.training.trainer import LAST_CHECKPOINT, load_checkpoint, train
+from daaf.training.trainer import LAST_CHECKPOINT, train
 from daaf.utils.device import resolve_device
 
 PAPER = Path(__file__).resolve().parents[1] / "configs" / "paper"
@@ -64,11 +65,11 @@ def run_row(config: Path, overrides: list[str], out: Path) -> Path:
     cfg = load_config(config, overrides)
     run = out / config.stem
     last = run / "checkpoints" / LAST_CHECKPOINT
-    done = last.is_file() and load_checkpoint(last)["epoch"] >= cfg.train.epochs
+    done = last.is_file() and trained_epochs(last) >= cfg.train.epochs
     if not done:
         train(cfg, run, resume=last.is_file(), evaluate=periodic_evaluation(cfg))
     export_dir = run / "export"
-    if not (export_dir / "export_report.json").is_file():
+    if not (export_dir / "model_state.pt").is_file():  # written only by an export that passed
         export_model(last, export_dir)
     return export_dir
 

@@ -1,4 +1,5 @@
-"""Shared fixtures. ``tiny_dataset``: a Market-1501-layout dataset with an exact annotation store.
+"""Shared fixtures. ``tiny_dataset``: a Market-1501-layout dataset with an exact annotation store;
+``tiny_model``, ``other_model``: two ResNet-18 BoT exports (64x32), as `daaf export` writes them.
 
 Each identity is a person-shaped block of its own two colours on a noisy background, so a
 network can learn identities in a few steps; masks and keypoints are the drawn block's.
@@ -6,6 +7,7 @@ network can learn identities in a few steps; masks and keypoints are the drawn b
 evaluate and visualize tests.
 """
 
+import json
 import os
 import shlex
 from pathlib import Path
@@ -129,15 +131,83 @@ class _Payload:
 
 
 @pytest.fixture
-def malicious_pt(tmp_path):
+def payload(tmp_path):
+    """(payload, marker): unpickling ``payload`` creates ``marker``."""
+    marker = tmp_path / "payload_ran"
+    return _Payload(marker), marker
+
+
+@pytest.fixture
+def malicious_pt(payload):
     """(write, marker): ``write(PATH)`` saves a checkpoint-shaped file whose ``model`` entry
     creates ``marker`` when unpickled with ``weights_only=False``."""
-    marker = tmp_path / "payload_ran"
+    code, marker = payload
 
     def write(path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
-        state = {"model": _Payload(marker), "config": {}, "num_classes": 2, "epoch": 99}
+        state = {"model": code, "config": {}, "num_classes": 2, "epoch": 99}
         torch.save(state, path)
         return path
 
     return write, marker
+
+
+def write_model(folder: Path, seed: int = 0) -> Path:
+    """An export folder holding model_state.pt of a random ResNet-18 BoT network (64x32)."""
+    from daaf.training.config import Config
+    from daaf.training.export import inference_meta, inference_network
+    from daaf.training.modeling import build_model
+
+    cfg = Config()
+    cfg.data.height, cfg.data.width = H, W
+    cfg.model.depth, cfg.model.pretrained, cfg.model.hab, cfg.model.pab = 18, "none", False, False
+    torch.manual_seed(seed)
+    base = inference_network(build_model(cfg, 8))
+    meta = {**inference_meta(cfg), "embedding_dim": 512}
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {"state_dict": base.state_dict(), "config": cfg.to_dict(), "num_classes": 8,
+             "meta": meta}  # fmt: skip
+    torch.save(state, folder / "model_state.pt")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    return write_model(tmp_path_factory.mktemp("models") / "tiny model")
+
+
+@pytest.fixture(scope="session")
+def other_model(tmp_path_factory) -> Path:
+    return write_model(tmp_path_factory.mktemp("models") / "other", seed=1)
+
+
+class _Overwrites(torch.nn.Module):
+    """A scripted forward that overwrites the first bytes of ``target`` (``torch.from_file``
+    maps it shared): what a crafted model.ts can do to a login script."""
+
+    def __init__(self, target: str) -> None:
+        super().__init__()
+        self.target = target
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        mapped = torch.from_file(self.target, shared=True, size=4, dtype=torch.uint8)
+        mapped.fill_(88)
+        return images.flatten(1)[:, :8] + mapped[0].float() * 0
+
+
+@pytest.fixture
+def crafted_ts(tmp_path):
+    """(write, victim): ``write(FOLDER)`` puts a crafted model.ts with daaf's meta (64 x 32
+    inputs) in FOLDER; running it turns ``victim``'s "precious contents" into "XXXXious ..."."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious contents")
+    meta = {"height": H, "width": W, "pixel_mean": [0, 0, 0], "pixel_std": [1, 1, 1],
+            "metric": "cosine", "embedding_dim": 8}  # fmt: skip
+
+    def write(folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.jit.save(torch.jit.script(_Overwrites(str(victim))), str(folder / "model.ts"),
+                       _extra_files={"daaf_meta.json": json.dumps(meta)})  # fmt: skip
+        return folder / "model.ts"
+
+    return write, victim

@@ -7,7 +7,18 @@ from click.testing import CliRunner
 
 from daaf.cli import main
 
-COMMANDS = ("label", "train", "export", "evaluate", "demo", "synth", "annotations", "datasets")
+COMMANDS = (
+    "label",
+    "train",
+    "export",
+    "evaluate",
+    "embed",
+    "search",
+    "demo",
+    "synth",
+    "annotations",
+    "datasets",
+)
 
 
 def test_help_lists_every_command():

@@ -6,8 +6,10 @@ import pandas as pd
 from click.testing import CliRunner
 
 from daaf.cli import main
-from daaf.demo import write_summary
-from daaf.training.trainer import REFUSED
+from daaf.demo import DATA_KIND, DEMO_KIND, write_summary
+from daaf.utils.files import mark_dir
+from daaf.utils.lock import folder_lock
+from daaf.utils.safe_load import REFUSED
 
 
 def write_eval(folder, ap, copies=5):
@@ -30,6 +32,9 @@ def test_summary_states_the_difference_and_whether_its_interval_includes_zero(tm
     assert "mAP DAAF-BoT - BoT: +0.00 points, 95% CI [" in text
     assert "the interval includes 0, so no evidence of a difference" in text
     assert "not training noise" in text and "--seeds" in text and "95% CI" in printed
+    for link in ("eval/BoT/report.html", "eval/DAAF-BoT/report.html", "compare/report.html"):
+        assert f"]({link})" in text
+    assert (tmp_path / "noise" / "compare" / "report.html").is_file()
     # Every identity better by 0.3 in AP: the interval excludes 0.
     write_eval(tmp_path / "gain" / "eval" / "BoT", [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.3, 0.2])
     write_eval(tmp_path / "gain" / "eval" / "DAAF-BoT", [0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.6, 0.5])
@@ -56,7 +61,8 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path, monkeypatch):
     monkeypatch.setattr(daaf.demo, "PICTURE_COMPONENTS", 1)
     monkeypatch.setattr(daaf.evaluation.visualize, "DEFAULT_JITTER", 1)
     out = tmp_path / "demo"
-    (out / "data").mkdir(parents=True)
+    mark_dir(out, DEMO_KIND)
+    mark_dir(out / "data", DATA_KIND)
     (out / "data" / "half-written.png").write_bytes(b"")  # an interrupted synthesis
 
     args = ["demo", "--out", str(out), "--identities", "16", "--epochs", "1", "--device", "cpu"]
@@ -74,6 +80,8 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path, monkeypatch):
     assert pd.isna(summary.loc["BoT", "hab_mask_iou"])
     assert "| DAAF-BoT |" in (out / "summary.md").read_text()
     assert "95% CI" in (out / "summary.md").read_text()
+    for report in ("eval/BoT", "eval/DAAF-BoT", "compare"):
+        assert (out / report / "report.html").is_file(), report
     for picture in ("loss_curves.png", "cmc_curves.png", "pictures/holistic_attention.png",
                     "pictures/branch_outputs.png", "pictures/shuffle.png"):  # fmt: skip
         assert (out / picture).stat().st_size > 1000, picture
@@ -91,6 +99,7 @@ def test_demo_refuses_a_checkpoint_that_would_run_code(
 
     write, marker = malicious_pt
     out = tmp_path / "demo"
+    mark_dir(out, DEMO_KIND)
     last = write(out / "runs" / "BoT" / "checkpoints" / "last.pt")
     store = tiny_dataset / "annotations"
     monkeypatch.setattr(daaf.demo, "make_data", lambda out, identities: (tiny_dataset, store))
@@ -102,3 +111,74 @@ def test_demo_refuses_a_checkpoint_that_would_run_code(
     assert result.output.splitlines()[-1] == f"Error: {last}: {REFUSED}"
     assert "[3/6] training" in result.output and "[4/6]" not in result.output
     assert not marker.exists()
+
+
+class Generated(Exception):
+    """Raised by a stand-in for the synthesis: the demo got as far as generating data."""
+
+
+def tree(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def demo_until_synthesis(out, monkeypatch):
+    def generate(data, identities):
+        raise Generated(sorted(p.name for p in data.iterdir()))
+
+    monkeypatch.setattr("daaf.data.synthetic.generate.generate_dataset", generate)
+    return CliRunner().invoke(main, ["demo", "--out", str(out), "--device", "cpu"])
+
+
+def test_demo_never_deletes_a_data_folder_it_did_not_make(tmp_path, monkeypatch):
+    """`daaf demo --out .` in a project whose data/ holds the names the demo looks for."""
+    project = tmp_path / "project"
+    (project / "data" / "annotations").mkdir(parents=True)
+    (project / "data" / "annotations" / "notes.txt").write_text("keep me")
+    (project / "data" / "Market-1501-v15.09.15").mkdir()
+    before = tree(project)
+    result = demo_until_synthesis(project, monkeypatch)
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"Error: --out {project} holds files that daaf demo did not write (no .daaf marker of a "
+        "demo); the demo writes only into a new or empty folder, or one of its own"
+    ]
+    assert tree(project) == before
+
+    mark_dir(project, DEMO_KIND)  # even in a demo folder, data/ needs its own marker
+    result = demo_until_synthesis(project, monkeypatch)
+    assert result.exit_code == 1 and "removing" not in result.output
+    assert result.output.splitlines()[-1] == (
+        f"Error: {(project / 'data').resolve()} was not made by daaf (no .daaf marker of a demo "
+        "data); daaf deletes only folders it made: move it away yourself"
+    )
+    assert tree(project) == {**before, ".daaf": (project / ".daaf").read_bytes()}
+
+
+def test_demo_makes_its_data_again_when_its_own_was_left_incomplete(tmp_path, monkeypatch):
+    out = tmp_path / "demo"
+    mark_dir(out, DEMO_KIND)
+    mark_dir(out / "data", DATA_KIND)
+    (out / "data" / "half-written.png").write_bytes(b"")
+    result = demo_until_synthesis(out, monkeypatch)
+    assert f"removing the incomplete {out / 'data'}" in result.output
+    assert isinstance(result.exception, Generated)
+    assert result.exception.args == ([".daaf"],)  # a fresh, marked folder
+
+
+def test_a_second_demo_into_a_busy_out_is_refused(tmp_path, monkeypatch):
+    out = tmp_path / "demo"
+    with folder_lock(out):
+        result = demo_until_synthesis(out, monkeypatch)
+    assert result.exit_code == 1 and "is in use by another daaf run" in result.output
+    assert not out.exists()
+
+
+def test_demo_reuses_only_data_it_made(tmp_path, capsys):
+    from daaf.demo import make_data
+
+    data = tmp_path / "demo" / "data"
+    mark_dir(data, DATA_KIND)
+    (data / "annotations").mkdir()
+    (data / "annotations" / "manifest.csv").write_text("")  # a complete synthesis
+    assert make_data(tmp_path / "demo", 16) == (data, data / "annotations")
+    assert f"reusing {data}" in capsys.readouterr().out

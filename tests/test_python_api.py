@@ -13,6 +13,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = (
     "daaf.evaluation",
+    "daaf.inference",
     "daaf.data.datasets",
     "daaf.data.annotations",
     "daaf.labeling",
@@ -79,7 +80,7 @@ def test_the_documented_names_of_issue_5_and_the_readme():
 def test_importing_the_packages_stays_light():
     """No torch, h5py or pandas (so `daaf --help` stays fast), and no import cycle."""
     code = (
-        "import sys, daaf.training, daaf.evaluation, daaf.labeling, daaf.data.annotations, "
+        "import sys, daaf.training, daaf.evaluation, daaf.inference, daaf.labeling, daaf.data.annotations, "
         "daaf.data.datasets; print(sorted({'torch', 'h5py', 'pandas'} & set(sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -123,3 +124,19 @@ def test_the_annotation_example_runs(tiny_dataset):
     first = store.get(scope["paths"][0])
     np.testing.assert_array_equal(scope["masks"][0], first.mask)
     np.testing.assert_array_equal(scope["keypoints"][0], first.keypoints)
+
+
+def test_the_inference_example_runs(tiny_dataset, tiny_model, tmp_path, monkeypatch):
+    from daaf.inference import Embedder
+
+    query = "Market-1501-v15.09.15/query"
+    Embedder(tiny_model).embed_folder(tiny_dataset / query, tmp_path / "gallery.h5", progress=False)
+    (code,) = [e for e in examples() if "Embedder" in e]
+    first = sorted((tiny_dataset / query).iterdir())[0]
+    code = code.replace('"models/daaf_bot"', repr(str(tiny_model)))
+    code = code.replace('"query/0001_c1s1_001051_00.jpg"', repr(str(first)))
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(code, scope)
+    assert scope["feats"].shape == (1, 512) and scope["idx"].shape == (1, 5)
+    assert scope["gallery"].paths[scope["idx"][0][0]] == first.name  # itself, distance 0

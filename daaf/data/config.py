@@ -45,8 +45,10 @@ class DataConfig:
     # HAB runs: decode the training masks once into a memory-mapped temporary file (N x H x W
     # bytes) instead of inflating one from the store per sample (daaf.data.mask_cache).
     cache_masks: bool = True
-    # Gaussian sigma in output-map pixels; a tiny sigma squared underflows float32 (NaN peaks)
-    heatmap_sigma: float = setting(2.0, min=0.1, max=MAX_SIDE)
+    # Gaussian sigma of the PAB's keypoint targets, in input pixels: CPN's target (sigma 1.37 at
+    # output stride 4 for 256-high crops) at 256x128; scale it with data.height (docs/paper.md).
+    # A tiny sigma squared underflows float32 (NaN peaks).
+    heatmap_sigma: float = setting(5.5, min=0.1, max=MAX_SIDE)
     # Keypoints scored below get no heatmap peak; auto: the labeler's own threshold (its shards).
     keypoint_score_threshold: Literal["auto"] | float = setting("auto", min=0, max=1)
     test_batch_size: int = setting(128, min=1, max=65536)

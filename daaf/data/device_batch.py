@@ -40,18 +40,21 @@ def render_heatmap_batch(
     keypoints: torch.Tensor, size: tuple[int, int], sigma: float, score_threshold: float
 ) -> torch.Tensor:
     """Gaussian keypoint heatmaps, the PAB's targets (paper eq. 4, as in CPN): (B, K, 3) x, y,
-    score in map pixels -> float32 (B, K, H, W), one peak of height 1 and std ``sigma`` each.
+    score in map pixels -> float32 (B, K, H, W), one Gaussian of height 1 and std ``sigma`` each.
 
-    A score below ``score_threshold``, NaN coordinates or a centre outside the map give an
-    all-zero map: the PAB loss then pulls that channel toward zero everywhere ("this keypoint is
-    not here"); only a sample whose annotation status is not ok is left out (docs/paper.md).
+    Coordinates are the store's: pixel c covers [c, c + 1), so the Gaussian is sampled at the
+    pixel centres c + 0.5 and a keypoint at x = 20.0 peaks between pixels 19 and 20. A score
+    below ``score_threshold``, NaN coordinates or a centre outside the map [0, W] x [0, H] give
+    an all-zero map: the PAB loss then pulls that channel toward zero everywhere ("this keypoint
+    is not here"); only a sample whose annotation status is not ok is left out (docs/paper.md).
     """
     height, width = size
     x, y, score = keypoints.float().unbind(-1)
-    inside = (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)  # False for NaN
+    # Closed on both sides, so that a mirror (x -> W - x) keeps or drops a keypoint alike.
+    inside = (x >= 0) & (x <= width) & (y >= 0) & (y <= height)  # False for NaN
     keep = inside & ~(score < score_threshold)
-    xs = torch.arange(width, dtype=torch.float32, device=keypoints.device)
-    ys = torch.arange(height, dtype=torch.float32, device=keypoints.device)
+    xs = torch.arange(width, dtype=torch.float32, device=keypoints.device) + 0.5
+    ys = torch.arange(height, dtype=torch.float32, device=keypoints.device) + 0.5
     gauss_x = torch.exp(-((xs - x[..., None]) ** 2) / (2 * sigma**2))  # (B, K, W)
     gauss_y = torch.exp(-((ys - y[..., None]) ** 2) / (2 * sigma**2))  # (B, K, H)
     maps = gauss_y[..., :, None] * gauss_x[..., None, :]

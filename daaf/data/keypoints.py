@@ -1,6 +1,14 @@
-"""COCO-17 keypoint constants: names, left/right flip order, skeleton and the PAB grouping schemes."""
+"""COCO-17 keypoint constants: names, left/right flip order, skeleton and the PAB grouping schemes.
+
+Keypoint coordinates everywhere in daaf are the annotation store's: pixel (c, r) covers
+[c, c + 1) x [r, r + 1), as in torchvision and detectron2, so pixel c's centre is at
+c + ``PIXEL_CENTRE`` (docs/annotations.md). An argmax index c of a map is the point c + 0.5;
+matplotlib's ``imshow`` draws pixel c centred at c, so a keypoint is drawn at x - 0.5.
+"""
 
 from __future__ import annotations
+
+import numpy as np
 
 KEYPOINT_NAMES: tuple[str, ...] = (
     "nose",
@@ -22,6 +30,7 @@ KEYPOINT_NAMES: tuple[str, ...] = (
     "right_ankle",
 )
 NUM_KEYPOINTS = len(KEYPOINT_NAMES)
+PIXEL_CENTRE = 0.5  # pixel c's centre, in the store's frame
 
 # FLIP_INDEX[k] is the keypoint that k becomes after a horizontal flip (left <-> right).
 FLIP_INDEX: tuple[int, ...] = (0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15)
@@ -62,3 +71,13 @@ def keypoint_groups(scheme: str | list[list[int]]) -> tuple[tuple[int, ...], ...
     if len(set(flat)) != len(flat):
         raise ValueError(f"a keypoint appears in more than one group: {scheme}")
     return groups
+
+
+def resize_keypoints(
+    keypoints: np.ndarray, size: tuple[int, int], new_size: tuple[int, int]
+) -> np.ndarray:
+    """(K, 3) x, y, score of an image of ``size`` (height, width) -> float32 (K, 3) in the image
+    resized to ``new_size``: x and y scale by the size ratio (the store's frame, in which
+    ``cv2.resize`` maps pixel centres the same way); scores and NaN stay."""
+    (h, w), (new_h, new_w) = size, new_size
+    return (keypoints * np.array([new_w / w, new_h / h, 1.0])).astype(np.float32)

@@ -7,6 +7,11 @@ the geometry on uint8 arrays and hand the erasing rectangle over; normalisation 
 batched on the device (``daaf.data.device_batch``). An epoch's random draws are made at once
 (``draw_augmentations``) from a generator seeded by the seed and the epoch, so an image's
 augmentation does not depend on the DataLoader's worker layout.
+
+Keypoints stay in the annotation store's frame throughout: pixel (c, r) covers [c, c + 1) x
+[r, r + 1) (torchvision, detectron2), so a resize scales x by the size ratio, a mirror maps x to
+W - x, and a keypoint on a pixel's centre has coordinates c + 0.5 (docs/annotations.md).
+``cv2.resize`` and ``cv2.flip`` move the image and mask by the same maps.
 """
 
 from __future__ import annotations
@@ -21,12 +26,11 @@ import torch
 
 from daaf.data.config import DataConfig
 from daaf.data.device_batch import normalize_images
-from daaf.data.keypoints import FLIP_INDEX
+from daaf.data.keypoints import FLIP_INDEX, resize_keypoints
 
 NO_ERASING = (0, 0, 0, 0)
 ERASING_TRIES = 10
 FLIP_ORDER = np.array(FLIP_INDEX)
-PIXEL_CENTRE = np.array([0.5, 0.5, 0.0], np.float32)  # added to keypoints' x, y, not the score
 
 
 @dataclass
@@ -60,12 +64,12 @@ def _apply(value: np.ndarray | None, fn: Callable[[np.ndarray], np.ndarray]) -> 
 
 def resize(item: Sample3, height: int, width: int) -> Sample3:
     """Resize all three to (height, width), the mask straight from its own size; keypoints
-    scale with the pixel grid (pixel centres stay aligned)."""
-    h, w = item.image.shape[:2]
+    scale by the size ratio (the store's continuous frame; ``cv2.resize`` maps pixel centres
+    c + 0.5 to (c + 0.5) * ratio, the same map)."""
+    size = item.image.shape[:2]
 
     def scale(keypoints: np.ndarray) -> np.ndarray:
-        factors = np.array([width / w, height / h, 1.0], np.float32)
-        return (keypoints + PIXEL_CENTRE) * factors - PIXEL_CENTRE
+        return resize_keypoints(keypoints, size, (height, width))
 
     def linear(array: np.ndarray) -> np.ndarray:
         if array.shape[:2] == (height, width):  # e.g. a mask stored at the training size
@@ -79,7 +83,8 @@ def crop(
     item: Sample3, top: int, left: int, height: int, width: int, flip: bool = False
 ) -> Sample3:
     """The (height, width) window at (top, left), mirrored left-right when ``flip`` (the
-    person's left keypoints then become right ones, COCO flip order). Where the window leaves
+    person's left keypoints then become right ones, COCO flip order; x becomes width - x, as
+    pixel [c, c + 1) becomes [width - c - 1, width - c)). Where the window leaves
     the image it is zero: the padding of pad + random crop, without a padded copy. One copy
     per array."""
 
@@ -87,7 +92,7 @@ def crop(
         keypoints = keypoints - np.array([left, top, 0], np.float32)
         if flip:
             keypoints = keypoints[FLIP_ORDER]
-            keypoints[:, 0] = width - 1 - keypoints[:, 0]
+            keypoints[:, 0] = width - keypoints[:, 0]
         return keypoints
 
     def window(array: np.ndarray) -> np.ndarray:

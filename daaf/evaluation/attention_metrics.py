@@ -18,6 +18,7 @@ import torch
 from daaf.data.annotations import AnnotationStore
 from daaf.data.datasets import ReIDDataset, Sample
 from daaf.data.images import read_rgb
+from daaf.data.keypoints import PIXEL_CENTRE, resize_keypoints
 from daaf.data.transforms import eval_transform
 from daaf.utils.device import resolve_device
 
@@ -43,7 +44,8 @@ def mask_iou(probability: np.ndarray, truth: np.ndarray, threshold: float = 0.5)
 def pck(heatmaps: np.ndarray, keypoints: np.ndarray, tolerance: float) -> tuple[int, int]:
     """(correct, visible): heatmap argmaxes within ``tolerance`` pixels of visible true keypoints.
 
-    heatmaps (17, H, W) and keypoints (17, 3) in the same pixel frame.
+    heatmaps (17, H, W); keypoints (17, 3) in the store's frame at the maps' size, where the
+    argmax pixel c stands for its centre c + 0.5 (``daaf.data.keypoints``).
     """
     correct = visible = 0
     width = heatmaps.shape[2]
@@ -52,7 +54,7 @@ def pck(heatmaps: np.ndarray, keypoints: np.ndarray, tolerance: float) -> tuple[
             continue
         visible += 1
         py, px = divmod(int(heatmaps[k].argmax()), width)
-        correct += int(np.hypot(px - x, py - y) <= tolerance)
+        correct += int(np.hypot(px + PIXEL_CENTRE - x, py + PIXEL_CENTRE - y) <= tolerance)
     return correct, visible
 
 
@@ -85,14 +87,11 @@ def branch_accuracy(
         mask, heatmaps = model.branch_outputs(images.to(device))
         for i, sample in enumerate(chunk):
             record = store.get(sample.path)
-            h, w = originals[i].shape[:2]
             if mask is not None:
                 truth = cv2.resize(record.mask, (width, height)).astype(np.float32) / 255
                 ious.append(mask_iou(mask[i, 0].cpu().numpy(), truth))
             if heatmaps is not None:
-                kps = record.keypoints.copy()
-                kps[:, 0] = (kps[:, 0] + 0.5) * width / w - 0.5
-                kps[:, 1] = (kps[:, 1] + 0.5) * height / h - 0.5
+                kps = resize_keypoints(record.keypoints, originals[i].shape[:2], (height, width))
                 c, v = pck(heatmaps[i].cpu().numpy(), kps, pck_fraction * height)
                 correct, visible = correct + c, visible + v
     return BranchAccuracy(

@@ -15,7 +15,12 @@ from daaf.utils.options import BATCH_SIZE, SEED, WORKERS, device_option
     "model_path",
     required=True,
     type=click.Path(exists=True),
-    help="Export folder, model.ts, model_state.pt, or a training checkpoint.",
+    help="Export folder, its model_state.pt, or a training checkpoint.",
+)
+@click.option(
+    "--trust-torchscript",
+    is_flag=True,
+    help="Also load a TorchScript model.ts: it runs code of its own, so only for a file you trust.",
 )
 @click.option("--dataset", required=True, help="Dataset name (see `daaf datasets list`).")
 @click.option("--root", required=True, type=click.Path(file_okay=False), help="Dataset root.")
@@ -42,8 +47,8 @@ from daaf.utils.options import BATCH_SIZE, SEED, WORKERS, device_option
 @click.option(
     "--out", "out_dir", default="eval", show_default=True, type=click.Path(file_okay=False)
 )
-def evaluate(model_path, dataset, root, rerank, flip, metric, batch_size, workers, device,
-             num_ranklists, out_dir) -> None:  # fmt: skip
+def evaluate(model_path, trust_torchscript, dataset, root, rerank, flip, metric, batch_size,
+             workers, device, num_ranklists, out_dir) -> None:  # fmt: skip
     """mAP, CMC and mINP of a model on a dataset's query/gallery; metrics files and pictures.
 
     per_query.csv has one row per query and ranking: image_path, pid, camid, ap (0-1),
@@ -56,9 +61,13 @@ def evaluate(model_path, dataset, root, rerank, flip, metric, batch_size, worker
     from daaf.evaluation.evaluate import evaluate_model, model_label
     from daaf.training.export import load_inference_model
     from daaf.utils.device import resolve_device
+    from daaf.utils.files import check_output_path
 
+    check_output_path(out_dir)
     torch_device = resolve_device(device)
-    model, meta = load_inference_model(Path(model_path), torch_device)  # refuses unsafe files first
+    model, meta = load_inference_model(  # refuses unsafe files first
+        Path(model_path), torch_device, trust_torchscript=trust_torchscript
+    )
     data = build_dataset(dataset, root)
     check_dataset_images(data, ("query", "gallery"))  # before the output folder is created
     table = evaluate_model(
@@ -68,7 +77,8 @@ def evaluate(model_path, dataset, root, rerank, flip, metric, batch_size, worker
     )  # fmt: skip
     click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     click.echo(
-        f"written to {out_dir}/ (metrics.json, metrics.csv, per_query.csv, cmc.png, ranklists/)"
+        f"written to {out_dir}/ (report.html, metrics.json, metrics.csv, per_query.csv, "
+        "top_matches.csv, cmc.png, ranklists/)"
     )
 
 
@@ -101,23 +111,29 @@ FOLDERS = click.Path(exists=True, file_okay=False)
               help="Bootstrap resamples.")  # fmt: skip
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the resampling.")
 @click.option("--json", "as_json", is_flag=True, help="End with one line of JSON (percent).")
-@click.option("--out", "out_path", type=click.Path(dir_okay=False),
-              help="Also write a PNG of the bootstrap distributions.")  # fmt: skip
-def compare(baseline_dirs, candidate_dirs, bootstrap, seed, as_json, out_path) -> None:
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Also write report.html and bootstrap.png into this folder.")  # fmt: skip
+def compare(baseline_dirs, candidate_dirs, bootstrap, seed, as_json, out_dir) -> None:
     """Paired candidate - baseline of mAP, Rank-1 and mINP from `daaf evaluate` folders, with a
     95% CI from an identity-level bootstrap (resample query identities, 2.5-97.5 percentiles)."""
     import json
 
     from daaf.evaluation.compare import compare_runs, format_table, runs_label, save_bootstrap_plot
+    from daaf.utils.files import check_output_path
 
+    if out_dir:
+        check_output_path(out_dir)
     result = compare_runs(list(baseline_dirs), list(candidate_dirs), bootstrap, seed)
     click.echo(format_table(result, baseline_dirs, candidate_dirs, seed))
-    if out_path:
+    if out_dir:
+        from daaf.evaluation.report import write_comparison_report
+
         title = (
             f"candidate: {runs_label(candidate_dirs)}\nbaseline: {runs_label(baseline_dirs)}\n"
             f"{len(candidate_dirs)} vs {len(baseline_dirs)} run(s), {bootstrap} resamples"
         )
-        save_bootstrap_plot(result, Path(out_path), title)
-        click.echo(f"written: {out_path}")
+        save_bootstrap_plot(result, Path(out_dir) / "bootstrap.png", title)
+        report = write_comparison_report(Path(out_dir), result, baseline_dirs, candidate_dirs, seed)
+        click.echo(f"written: {report}, {Path(out_dir) / 'bootstrap.png'}")
     if as_json:
         click.echo(json.dumps(result.to_json()))

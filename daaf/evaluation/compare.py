@@ -144,7 +144,9 @@ def identity_bootstrap(
 class Comparison:
     """Candidate vs baseline, in percent. ``metrics[name]``: baseline, candidate, delta, ci95,
     p_le_0; ``per_run[side][name]``: (mean, std) of the runs' values (std NaN for one run);
-    ``bootstrap``: (resamples, 3) resampled deltas in the order of :data:`METRICS`."""
+    ``bootstrap``: (resamples, 3) resampled deltas in the order of :data:`METRICS`;
+    ``per_query``: each compared query's AP (percent, averaged over runs) on both sides, by
+    image_path, for the report's most improved and most hurt queries."""
 
     queries: int
     identities: int
@@ -152,6 +154,7 @@ class Comparison:
     metrics: dict[str, dict]
     per_run: dict[str, dict[str, tuple[float, float]]]
     bootstrap: np.ndarray
+    per_query: pd.DataFrame
 
     @property
     def too_few_identities(self) -> bool:
@@ -214,6 +217,7 @@ def compare_runs(
         metrics=metrics,
         per_run={"baseline": spread(base_runs), "candidate": spread(cand_runs)},
         bootstrap=deltas,
+        per_query=pd.DataFrame({"baseline": b[:, 0], "candidate": c[:, 0]}, index=order[valid]),
     )
 
 

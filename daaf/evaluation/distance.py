@@ -6,16 +6,22 @@ import numpy as np
 import torch
 
 from daaf.errors import DaafError
+from daaf.utils.device import resolve_device
 
 METRICS = ("euclidean", "cosine")
 
 
-def prepare_features(feats: np.ndarray, metric: str) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """float32 tensor of the rows (unit length for cosine) and, for Euclidean, their squared
-    norms: what :func:`distance_block` needs, computed once per feature set."""
+def prepare_features(
+    feats: np.ndarray, metric: str, device: torch.device | str | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """float32 tensor of the rows (unit length for cosine) on ``device`` (default: the CPU) and,
+    for Euclidean, their squared norms: what :func:`distance_block` needs, computed once per
+    feature set."""
     if metric not in METRICS:
         raise DaafError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
     x = torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32))
+    if device is not None:
+        x = x.to(resolve_device(device))
     if metric == "cosine":
         return torch.nn.functional.normalize(x, dim=1), None
     return x, (x * x).sum(dim=1)
@@ -32,14 +38,20 @@ def distance_block(
 
 
 def compute_distance(
-    q_feats: np.ndarray, g_feats: np.ndarray, metric: str = "euclidean", chunk: int = 4096
+    q_feats: np.ndarray,
+    g_feats: np.ndarray,
+    metric: str = "euclidean",
+    chunk: int = 4096,
+    device: torch.device | str | None = None,
 ) -> np.ndarray:
-    """float32 (num_query, num_gallery) distances, computed in row chunks with torch matmul."""
-    q, _ = prepare_features(q_feats, metric)
-    g, g_sq = prepare_features(g_feats, metric)
+    """float32 (num_query, num_gallery) distances, computed in row chunks with torch matmul on
+    ``device`` (default: the CPU)."""
+    q, _ = prepare_features(q_feats, metric, device)
+    g, g_sq = prepare_features(g_feats, metric, device)
     out = np.empty((len(q), len(g)), np.float32)
     for start in range(0, len(q), chunk):
-        out[start : start + chunk] = distance_block(q[start : start + chunk], g, g_sq, metric)
+        block = distance_block(q[start : start + chunk], g, g_sq, metric)
+        out[start : start + chunk] = block.cpu().numpy()
     return out
 
 

@@ -71,20 +71,28 @@ def query_gallery_features(
 
 
 def rank(
-    q_feats: np.ndarray, g_feats: np.ndarray, dataset: ReIDDataset, metric: str, rerank: bool
+    q_feats: np.ndarray,
+    g_feats: np.ndarray,
+    dataset: ReIDDataset,
+    metric: str,
+    rerank: bool,
+    device: torch.device | str | None = None,
 ) -> tuple[np.ndarray, RankResult]:
-    """Distances (re-ranked when asked) and their metrics."""
+    """Distances (re-ranked when asked) and their metrics; on a CUDA ``device`` the distance
+    blocks and the metrics' sorts run there (the CPU keeps NumPy's faster per-query counting)."""
+    on = None if device is None else resolve_device(device)
+    on = on if on is not None and on.type == "cuda" else None
     if rerank:
-        distmat = re_ranking_features(q_feats, g_feats, metric=metric)
+        distmat = re_ranking_features(q_feats, g_feats, metric=metric, device=on)
     else:
-        distmat = compute_distance(q_feats, g_feats, metric)
+        distmat = compute_distance(q_feats, g_feats, metric, device=on)
     ids = {
         split: (np.array([s.pid for s in dataset.split(split)]),
                 np.array([s.camid for s in dataset.split(split)]))
         for split in ("query", "gallery")
     }  # fmt: skip
     result = evaluate_rank(
-        distmat, ids["query"][0], ids["gallery"][0], ids["query"][1], ids["gallery"][1]
+        distmat, ids["query"][0], ids["gallery"][0], ids["query"][1], ids["gallery"][1], device=on
     )
     return distmat, result
 
@@ -100,7 +108,7 @@ def evaluate_embeddings(
     q, g = query_gallery_features(
         model, dataset, data_meta(cfg), device, cfg.test_batch_size, cfg.workers
     )
-    return rank(q, g, dataset, metric, rerank=False)[1]
+    return rank(q, g, dataset, metric, rerank=False, device=device)[1]
 
 
 def per_query_table(result: RankResult, queries: list, reranked: bool) -> pd.DataFrame:
@@ -134,8 +142,11 @@ def evaluate_model(
     model_name: str = "model",
 ) -> pd.DataFrame:
     """Evaluate and write metrics.json, metrics.csv, per_query.csv (see :func:`per_query_table`),
-    cmc.png, ranklists/ and features.npz; ``model_name`` titles the pictures."""
+    cmc.png, ranklists/, features.npz, top_matches.csv (each query's 10 nearest, junk marked),
+    evaluation.json and report.html (:mod:`daaf.evaluation.report`); ``model_name`` titles the
+    pictures."""
     from daaf.evaluation.plots import save_cmc_curves, save_rank_lists
+    from daaf.evaluation.report import top_matches, write_evaluation_record, write_evaluation_report
 
     device = resolve_device(device)  # a bad name stops before the folder is made
     out_dir = Path(out_dir)
@@ -145,14 +156,15 @@ def evaluate_model(
         model, dataset, meta, device, batch_size, workers, flip
     )
     np.savez(out_dir / "features.npz", query=q_feats, gallery=g_feats)
-    rows, curves, per_query = [], {}, []
+    rows, curves, per_query, matches = [], {}, [], []
     for use_rerank in (False, True) if rerank else (False,):
-        distmat, result = rank(q_feats, g_feats, dataset, metric, use_rerank)
+        distmat, result = rank(q_feats, g_feats, dataset, metric, use_rerank, device)
         label = "re-ranked" if use_rerank else "plain"
         rows.append({"dataset": dataset.name, "ranking": label, "metric": metric, "flip": flip,
                      **result.summary()})  # fmt: skip
         curves[label] = result.cmc
         per_query.append(per_query_table(result, dataset.query, use_rerank))
+        matches.append(top_matches(distmat, result, dataset).assign(reranked=int(use_rerank)))
         save_rank_lists(distmat, result, dataset, out_dir / "ranklists" / label, num_ranklists,
                         label=f"{model_name}, {label} ranking")  # fmt: skip
     table = pd.DataFrame(rows)
@@ -169,4 +181,7 @@ def evaluate_model(
         title=f"CMC of {model_name} on {dataset.name} (query vs gallery)",
     )
     (out_dir / "cmc.json").write_text(json.dumps({k: v.tolist() for k, v in curves.items()}))
+    pd.concat(matches).to_csv(out_dir / "top_matches.csv", index=False)
+    write_evaluation_record(out_dir, dataset, model_name)
+    write_evaluation_report(out_dir, table, per_query[0], matches[0], dataset, model_name)
     return table

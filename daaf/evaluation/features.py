@@ -14,6 +14,7 @@ from daaf.data.device_batch import normalize_images
 from daaf.data.images import read_rgb
 from daaf.data.loader import build_loader
 from daaf.data.transforms import eval_resize
+from daaf.evaluation.metrics import require_finite
 from daaf.utils.device import resolve_device
 
 
@@ -33,6 +34,20 @@ class EvalSet(Dataset):
 
 
 @torch.no_grad()
+def embed_batch(
+    model: torch.nn.Module, images: torch.Tensor, meta: dict, device: torch.device, flip: bool
+) -> torch.Tensor:
+    """float32 CPU (B, D) embeddings of a uint8 (B, H, W, 3) batch already resized to the
+    model's input size: normalised on the device, with ``flip`` averaged with the mirror's."""
+    images = images.to(device, non_blocking=True)
+    images = normalize_images(images, meta["pixel_mean"], meta["pixel_std"])
+    out = model(images)
+    if flip:
+        out = (out + model(images.flip(3))) / 2
+    return out.float().cpu()
+
+
+@torch.no_grad()
 def extract_features(
     model: torch.nn.Module,
     samples: list[Sample],
@@ -47,16 +62,10 @@ def extract_features(
     """float32 (N, D) embeddings; with ``flip`` the mean of the image's and its mirror's."""
     device = resolve_device(device)
     loader = build_loader(EvalSet(samples, image_dir, meta), device, workers, batch_size=batch_size)
-    feats = []
-    for images in tqdm(loader, desc=desc, leave=False):
-        images = images.to(device, non_blocking=True)
-        images = normalize_images(images, meta["pixel_mean"], meta["pixel_std"])
-        out = model(images)
-        if flip:
-            out = (out + model(images.flip(3))) / 2
-        feats.append(out.float().cpu())
-    return (
-        torch.cat(feats).numpy()
-        if feats
-        else np.zeros((0, meta.get("embedding_dim", 0)), np.float32)
-    )
+    feats = [embed_batch(model, images, meta, device, flip)
+             for images in tqdm(loader, desc=desc, leave=False)]  # fmt: skip
+    if not feats:
+        return np.zeros((0, meta.get("embedding_dim") or 0), np.float32)
+    embeddings = torch.cat(feats).numpy()
+    require_finite(embeddings, f"values of the {desc}")
+    return embeddings

@@ -9,11 +9,16 @@ the size of the distance matrix.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from daaf.errors import DaafError
+from daaf.utils.device import resolve_device
+
+DEVICE_CHUNK = 256  # queries sorted at once on a device: 256 x 15,913 gallery items, 49 MB
 
 
 @dataclass
@@ -42,6 +47,17 @@ class RankResult:
         return row
 
 
+def require_finite(values: np.ndarray, what: str) -> None:
+    """DaafError naming how many of ``values`` are NaN or infinite: a ranking of them would be
+    meaningless (a NaN compares false with everything, and an all-NaN matrix scores 100%)."""
+    bad = values.size - int(np.count_nonzero(np.isfinite(values)))
+    if bad:
+        raise DaafError(
+            f"{bad} of {values.size} {what} are not finite (NaN or inf): the model's weights or "
+            "its inputs are broken (a diverged training run?); nothing was scored"
+        )
+
+
 def _positive_ranks(dist: np.ndarray, q_pid, q_camid, g_pids, g_camids) -> np.ndarray:
     """0-based ranks, sorted, of one query's positives among the kept gallery items.
 
@@ -66,6 +82,29 @@ def _positive_ranks(dist: np.ndarray, q_pid, q_camid, g_pids, g_camids) -> np.nd
     return np.sort(closer)
 
 
+def _positive_ranks_torch(
+    distmat: np.ndarray, q_pids, g_pids, q_camids, g_camids, device: torch.device | str
+) -> Iterator[np.ndarray]:
+    """What :func:`_positive_ranks` gives for every query in turn, from stable sorts of chunks
+    of queries on ``device`` (a GPU sorts a Market-1501 matrix in milliseconds)."""
+    g_pids_t = torch.as_tensor(g_pids, device=device)
+    g_camids_t = torch.as_tensor(g_camids, device=device)
+    for start in range(0, len(distmat), DEVICE_CHUNK):
+        stop = min(start + DEVICE_CHUNK, len(distmat))
+        order = torch.sort(
+            torch.as_tensor(distmat[start:stop], device=device), dim=1, stable=True
+        ).indices
+        same = g_pids_t[order] == torch.as_tensor(q_pids[start:stop], device=device)[:, None]
+        junk = same & (
+            g_camids_t[order] == torch.as_tensor(q_camids[start:stop], device=device)[:, None]
+        )
+        kept_rank = torch.cumsum(~junk, dim=1) - 1  # 0-based rank among the kept items
+        rows, cols = torch.nonzero(same & ~junk, as_tuple=True)  # row-major: ranks ascend
+        ranks = kept_rank[rows, cols].cpu().numpy()
+        counts = torch.bincount(rows, minlength=stop - start).cpu().numpy()
+        yield from np.split(ranks, np.cumsum(counts)[:-1])
+
+
 def evaluate_rank(
     distmat: np.ndarray,
     q_pids: np.ndarray,
@@ -73,10 +112,13 @@ def evaluate_rank(
     q_camids: np.ndarray,
     g_camids: np.ndarray,
     max_rank: int = 50,
+    device: torch.device | str | None = None,
 ) -> RankResult:
     """CMC, mAP and mINP of a (num_query, num_gallery) distance matrix (smaller = more similar),
-    with the per-query AP, INP and first-hit rank they average."""
+    with the per-query AP, INP and first-hit rank they average. With ``device`` the ranks of
+    the positives come from torch sorts on that device (same results)."""
     distmat = np.asarray(distmat)
+    require_finite(distmat, "query-gallery distances")
     q_pids, g_pids = np.asarray(q_pids), np.asarray(g_pids)
     q_camids, g_camids = np.asarray(q_camids), np.asarray(g_camids)
     num_q, num_g = distmat.shape
@@ -88,8 +130,16 @@ def evaluate_rank(
     ap = np.full(num_q, np.nan)
     inp = np.full(num_q, np.nan)
     first_hit = np.full(num_q, np.nan)
-    for q in range(num_q):
-        ranks = _positive_ranks(distmat[q], q_pids[q], q_camids[q], g_pids, g_camids)
+    if device is None:
+        per_query = (
+            _positive_ranks(distmat[q], q_pids[q], q_camids[q], g_pids, g_camids)
+            for q in range(num_q)
+        )
+    else:
+        per_query = _positive_ranks_torch(
+            distmat, q_pids, g_pids, q_camids, g_camids, resolve_device(device)
+        )
+    for q, ranks in enumerate(per_query):
         if len(ranks):
             ap[q] = np.mean(np.arange(1, len(ranks) + 1) / (ranks + 1))
             inp[q] = len(ranks) / (ranks[-1] + 1)

@@ -19,6 +19,7 @@ from daaf.evaluation.metrics import RankResult  # noqa: E402
 
 TILE = (128, 64)  # (height, width) of one image in a rank list
 GREEN, RED, GREY = (40, 180, 40), (220, 40, 40), (255, 255, 255)
+JUNK = (150, 150, 150)
 
 
 def save_cmc_curves(curves: dict[str, np.ndarray], path: Path, title: str = "CMC") -> Figure:
@@ -36,7 +37,8 @@ def save_cmc_curves(curves: dict[str, np.ndarray], path: Path, title: str = "CMC
     return fig
 
 
-def _tile(path: Path, border: tuple[int, int, int] | None) -> np.ndarray:
+def rank_tile(path: Path, border: tuple[int, int, int] | None) -> np.ndarray:
+    """One rank-list image at :data:`TILE` size, framed in ``border``; black if unreadable."""
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     image = (
         np.zeros((*TILE, 3), np.uint8) if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
@@ -89,9 +91,9 @@ def save_rank_lists(
             f"at rank {int(result.first_hit[q])}; {rank_of_query + 1} of {len(order)} by AP"
         )
         matches = [bool(g_pids[g] == sample.pid) for g in ranking]
-        _draw_rank_list(
-            _tile(dataset.image_dir / sample.path, None),
-            [_tile(dataset.image_dir / gallery[g].path, GREEN if m else RED)
+        draw_rank_list(
+            rank_tile(dataset.image_dir / sample.path, None),
+            [rank_tile(dataset.image_dir / gallery[g].path, GREEN if m else RED)
              for g, m in zip(ranking, matches, strict=True)],
             path, title,
         )  # fmt: skip
@@ -99,16 +101,26 @@ def save_rank_lists(
     return paths
 
 
-def _draw_rank_list(query: np.ndarray, tiles: list[np.ndarray], path: Path, title: str) -> Figure:
-    """One row: the query tile, a gap, the ranked gallery tiles; labels above, legend below.
-    Returns the (closed) figure, for tests."""
+def draw_rank_list(
+    query: np.ndarray,
+    tiles: list[np.ndarray],
+    path: Path,
+    title: str,
+    captions: list[str] | None = None,
+    legend: int = 2,
+) -> Figure:
+    """One row: the query tile, a gap, the ranked gallery tiles; labels above (``captions``
+    under each rank, e.g. its distance); below, a legend of the first ``legend`` of the frames
+    (true match, other identity, junk; 0: none). Returns the (closed) figure, for tests."""
     gap = np.full((TILE[0], 12, 3), 255, np.uint8)
     canvas = np.concatenate([query, gap, *tiles], axis=1)
-    fig, ax = plt.subplots(figsize=(canvas.shape[1] / 80 + 0.4, TILE[0] / 80 + 0.9))
+    width = max(canvas.shape[1] / 80 + 0.4, 2.3 * legend)  # room for the legend's entries
+    height = TILE[0] / 80 + 0.9 + (0.3 if captions else 0)
+    fig, ax = plt.subplots(figsize=(width, height))
     ax.imshow(canvas)
     starts = [TILE[1] + gap.shape[1] + i * TILE[1] for i in range(len(tiles))]
-    ax.set_xticks([TILE[1] / 2] + [x + TILE[1] / 2 for x in starts],
-                  ["query"] + [f"rank {i + 1}" for i in range(len(tiles))])  # fmt: skip
+    labels = [f"rank {i + 1}" + (f"\n{captions[i]}" if captions else "") for i in range(len(tiles))]
+    ax.set_xticks([TILE[1] / 2] + [x + TILE[1] / 2 for x in starts], ["query", *labels])
     ax.tick_params(length=0, labelsize=7, top=True, labeltop=True, bottom=False, labelbottom=False)
     ax.get_xticklabels()[0].set_fontweight("bold")
     ax.set_yticks([])
@@ -116,9 +128,13 @@ def _draw_rank_list(query: np.ndarray, tiles: list[np.ndarray], path: Path, titl
         side.set_visible(False)
     ax.set_title(textwrap.fill(title, int(fig.get_figwidth() * 14)), fontsize=7)
     handles = [Patch(fc="none", ec=np.array(GREEN) / 255, lw=2, label="same identity (true match)"),
-               Patch(fc="none", ec=np.array(RED) / 255, lw=2, label="other identity")]  # fmt: skip
-    fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=7, frameon=False)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
-    fig.savefig(path, dpi=100)
+               Patch(fc="none", ec=np.array(RED) / 255, lw=2, label="other identity"),
+               Patch(fc="none", ec=np.array(JUNK) / 255, lw=2,
+                     label="same identity, same camera (junk, ignored)")]  # fmt: skip
+    if legend:
+        fig.legend(handles=handles[:legend], loc="lower center", ncol=legend, fontsize=7,
+                   frameon=False)  # fmt: skip
+    fig.tight_layout(rect=(0, 0.08 if legend else 0, 1, 1))
+    fig.savefig(path, dpi=100, bbox_inches="tight")  # long titles and captions stay whole
     plt.close(fig)
     return fig

@@ -30,22 +30,20 @@ JACCARD_BATCH = 64  # queries per bincount in the Jaccard step
 
 
 def _topk_stable(block: torch.Tensor, k: int) -> np.ndarray:
-    """Indices of the k smallest entries per row, ordered as a stable argsort would order them."""
+    """Indices of the k smallest entries per row, ordered as a stable argsort would order them;
+    computed on the block's device."""
     if k >= block.shape[1]:
-        return torch.sort(block, dim=1, stable=True).indices.numpy()
+        return torch.sort(block, dim=1, stable=True).indices.cpu().numpy()
     values, part = torch.topk(block, k + 1, dim=1, largest=False, sorted=False)
-    values, part = values.numpy(), part.numpy()
-    order = np.lexsort((part, values), axis=1)  # by value, then index
-    part, values = (
-        np.take_along_axis(part, order, axis=1),
-        np.take_along_axis(values, order, axis=1),
-    )
+    part, order = torch.sort(part, dim=1)  # by index, then stably by value: (value, index) order
+    values, order = torch.sort(values.gather(1, order), dim=1, stable=True)
+    part = part.gather(1, order)
     # Where the k-th and (k+1)-th values tie, which equal entries make the cut depends on the
     # selection: redo those (rare) rows with a full stable sort.
-    ties = np.flatnonzero(values[:, k - 1] == values[:, k])
+    ties = torch.nonzero(values[:, k - 1] == values[:, k]).flatten()
     if len(ties):
-        part[ties, :k] = np.argsort(block[ties].numpy(), axis=1, kind="stable")[:, :k]
-    return part[:, :k]
+        part[ties, :k] = torch.sort(block[ties], dim=1, stable=True).indices[:, :k]
+    return part[:, :k].cpu().numpy()
 
 
 def _num_neighbours(n: int, k1: int, k2: int) -> int:
@@ -172,16 +170,19 @@ def re_ranking_features(
     metric: str = "euclidean",
     chunk: int = 2048,
     progress: bool = True,
+    device: torch.device | str | None = None,
 ) -> np.ndarray:
     """The same result as :func:`re_ranking` on ``compute_distance`` matrices (so d⁴ for
     ``metric="euclidean"``, as that function says), in O(N * k) memory.
 
     Peak memory is one (chunk, N) distance block plus the sparse vectors, so MSMT17's 93,820
-    test images fit where the dense 93,820 x 93,820 matrix alone would need 35 GB.
+    test images fit where the dense 93,820 x 93,820 matrix alone would need 35 GB. The
+    distance blocks and their nearest neighbours are computed on ``device`` (default: the
+    CPU), the sparse k-reciprocal steps on the CPU.
     """
     feats = np.concatenate([q_feats, g_feats]).astype(np.float32)
     n, num_query = len(feats), len(q_feats)
-    rows_t, sq = prepare_features(feats, metric)
+    rows_t, sq = prepare_features(feats, metric, device)
     num_neighbours = _num_neighbours(n, k1, k2)
     knn = np.empty((n, num_neighbours), np.int64)
     row_max = np.empty(n, np.float32)
@@ -191,9 +192,9 @@ def re_ranking_features(
         block_max = block.amax(dim=1)
         block /= block_max[:, None]
         stop = start + len(block)
-        row_max[start:stop] = block_max.numpy()
+        row_max[start:stop] = block_max.cpu().numpy()
         if start < num_query:
-            q_g[start : min(stop, num_query)] = block[: num_query - start, num_query:].numpy()
+            q_g[start : min(stop, num_query)] = block[: num_query - start, num_query:].cpu().numpy()
         knn[start:stop] = _topk_stable(block, num_neighbours)
 
     def dist_at(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:

@@ -234,6 +234,9 @@ def render_all(
 def visualize(model_path, base_model_path, dataset, root, annotations, split, n, components, seed,
               jitter, device, out_dir) -> None:  # fmt: skip
     """Grad-CAM attention maps, HAB/PAB outputs and the 1x1 conv shuffle (paper Fig. 5-9)."""
+    from daaf.utils.files import check_output_path
+
+    check_output_path(out_dir)
     report = render_all(
         Path(model_path), base_model_path and Path(base_model_path), dataset, Path(root),
         annotations and Path(annotations), Path(out_dir), device, split, n, components, seed,

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from daaf.utils.options import SEED, device_option
@@ -79,16 +81,23 @@ def label(dataset_name, root, out_dir, backend, splits, device, batch_size, work
     Resumable (complete shards are skipped; --retry-errors labels again those holding an image
     the labeler raised on) and torchrun-aware (shards are shared out by rank).
     A re-run with other settings than the store's store.json is refused (use another --out or
-    --overwrite); the finished store is validated before success is reported.
+    --overwrite); the finished store is validated before success is reported. A second run
+    into the same --out while this one runs is refused.
     """
     from daaf.data.annotations import DEFAULT_SHARD_SIZE
     from daaf.data.datasets import build_dataset
     from daaf.labeling.backends import build_labeler
     from daaf.labeling.driver import MAX_CONSECUTIVE_ERRORS, run_labeler
     from daaf.labeling.report import build_report, format_report, write_report
+    from daaf.labeling.rerun import overwrite_dir
     from daaf.utils import distributed
     from daaf.utils.device import resolve_device
+    from daaf.utils.files import check_output_path
+    from daaf.utils.lock import folder_lock
 
+    check_output_path(out_dir)
+    if overwrite:  # the new store is built beside the old one, then renamed into its place
+        check_output_path(overwrite_dir(Path(out_dir)))
     dataset = build_dataset(dataset_name, root)
     labeler = build_labeler(
         backend, weights=weights, weights_dir=weights_dir, min_size=min_size, seed=seed
@@ -99,21 +108,23 @@ def label(dataset_name, root, out_dir, backend, splits, device, batch_size, work
             err=True,
         )
     try:
-        run = run_labeler(
-            labeler, dataset, out_dir, splits=splits, shard_size=shard_size or DEFAULT_SHARD_SIZE,
-            batch_size=batch_size, workers=workers, device=resolve_device(device), seed=seed,
-            overwrite=overwrite, retry_errors=retry_errors,
-            max_consecutive_errors=max_consecutive_errors or MAX_CONSECUTIVE_ERRORS,
-        )  # fmt: skip
-        if distributed.is_main_process():
-            from daaf.data.annotations import AnnotationStore
+        with folder_lock(out_dir):
+            run = run_labeler(
+                labeler, dataset, out_dir, splits=splits,
+                shard_size=shard_size or DEFAULT_SHARD_SIZE, batch_size=batch_size,
+                workers=workers, device=resolve_device(device), seed=seed, overwrite=overwrite,
+                retry_errors=retry_errors,
+                max_consecutive_errors=max_consecutive_errors or MAX_CONSECUTIVE_ERRORS,
+            )  # fmt: skip
+            if distributed.is_main_process():
+                from daaf.data.annotations import AnnotationStore
 
-            store = AnnotationStore(out_dir)
-            report = build_report(store.manifest, run, labeler.describe())
-            store.close()
-            path = write_report(report, out_dir)
-            click.echo(format_report(report))
-            click.echo(f"wrote {path}")
+                store = AnnotationStore(out_dir)
+                report = build_report(store.manifest, run, labeler.describe())
+                store.close()
+                path = write_report(report, out_dir)
+                click.echo(format_report(report))
+                click.echo(f"wrote {path}")
     finally:
         distributed.cleanup_distributed()
 

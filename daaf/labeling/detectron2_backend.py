@@ -35,6 +35,7 @@ from daaf.labeling.selection import (
     select_person,
     selection_info,
 )
+from daaf.utils.safe_load import check_weights_file
 
 MASK_CONFIG = "COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_3x.yaml"
 KEYPOINT_CONFIG = "COCO-Keypoints/keypoint_rcnn_R_50_FPN_3x.yaml"
@@ -43,11 +44,23 @@ KEYPOINT_SCORE_THRESHOLD = 0.05  # detectron2.utils.visualizer._KEYPOINT_THRESHO
 BOX_SCORE_THRESHOLD = 0.05  # detectron2's ROI_HEADS.SCORE_THRESH_TEST
 
 
+def _safe_checkpointer():
+    """detectron2's checkpointer, whose every file (local, or downloaded from the model zoo)
+    is checked to hold only arrays and tensors before detectron2 unpickles it."""
+    from detectron2.checkpoint import DetectionCheckpointer
+
+    class SafeCheckpointer(DetectionCheckpointer):
+        def _load_file(self, filename: str):
+            check_weights_file(Path(filename))
+            return super()._load_file(filename)
+
+    return SafeCheckpointer
+
+
 def _build_model(
     config: str, weights: str, weights_dir: str | Path | None, min_size: int, box_score: float
 ):
     from detectron2 import model_zoo
-    from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.config import get_cfg
     from detectron2.modeling import build_model
 
@@ -65,7 +78,9 @@ def _build_model(
     model = build_model(cfg).eval()
     if weights == "pretrained":
         try:
-            DetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
+            _safe_checkpointer()(model).load(cfg.MODEL.WEIGHTS)
+        except DaafError:
+            raise  # a weight file refused by check_weights_file: its own line
         except ImportError:
             raise  # a missing package: backend_imports names it
         except Exception as exc:  # noqa: BLE001 - offline or a bad file: say which file and where

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import os
-import shutil
 import sys
 import time
 import traceback
@@ -43,15 +42,23 @@ from daaf.data.annotations import (
     plan_shards,
     validate_store,
 )
-from daaf.data.annotations.info import make_store_info, write_store_info
-from daaf.data.annotations.schema import keypoints_in_image
+from daaf.data.annotations.info import make_store_info
+from daaf.data.annotations.schema import STORE_KIND, keypoints_in_image
 from daaf.data.datasets import SPLITS, ReIDDataset, Sample
 from daaf.data.images import image_problem, read_rgb
 from daaf.errors import DaafError
 from daaf.labeling.base import Labeler, LabelResult, result_problem
-from daaf.labeling.rerun import check_rerun, overwrite_dir, replace_store
+from daaf.labeling.rerun import (
+    check_rerun,
+    check_store_out,
+    finish_replace,
+    overwrite_dir,
+    replace_store,
+    start_store,
+)
 from daaf.utils import distributed
 from daaf.utils.device import resolve_device
+from daaf.utils.files import remove_dir
 from daaf.utils.processes import die_with_parent
 
 MAX_CONSECUTIVE_ERRORS = 50  # labeler failures in a row that stop a run: a broken device
@@ -227,15 +234,15 @@ def run_labeler(
     info = make_store_info(
         dataset.name, samples_by_split, shard_size, mask_size, labeler.describe()
     )
+    check_store_out(store_dir, dataset)
+    if distributed.is_main_process():
+        finish_replace(store_dir)  # a swap that a crash interrupted
     check_rerun(store_dir, info, overwrite)
     distributed.init_distributed(device)
     world, rank = distributed.world_size(), distributed.rank()
     build_dir = overwrite_dir(store_dir) if overwrite else store_dir
     if distributed.is_main_process():
-        if overwrite:
-            shutil.rmtree(build_dir, ignore_errors=True)  # left by an interrupted --overwrite
-        build_dir.mkdir(parents=True, exist_ok=True)
-        write_store_info(build_dir, info)
+        start_store(build_dir, info, overwrite)
     labeler.to(device)
     writer = AnnotationWriter(build_dir, dataset.name, labeler.describe(), mask_size=mask_size)
     distributed.barrier()  # store.json is there before anyone looks for complete shards
@@ -312,7 +319,7 @@ def run_labeler(
         if overwrite and not problems:
             replace_store(build_dir, store_dir)
         elif overwrite:
-            shutil.rmtree(build_dir)  # the old store stays as it was
+            remove_dir(build_dir, STORE_KIND)  # the old store stays as it was
     distributed.barrier()
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""

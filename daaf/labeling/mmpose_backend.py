@@ -19,6 +19,7 @@ import numpy as np
 from daaf.data.annotations.schema import STATUS_OK
 from daaf.errors import DaafError
 from daaf.labeling.base import LabelResult, backend_imports, register_labeler
+from daaf.utils.safe_load import check_weights_file
 
 KEYPOINT_SCORE_THRESHOLD = 0.3  # mmpose's default kpt_thr
 CONFIG = "body_2d_keypoint/topdown_heatmap/coco/td-hm_hrnet-w32_8xb64-210e_coco-256x192.py"
@@ -88,6 +89,7 @@ def build_mmpose_labeler(
     if weights != "random":  # every missing file named at once, before any model is built
         segmenter_weights = MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1
         checkpoint = str(resolve_weight_files([segmenter_weights, HRNET], weights_dir, "mmpose")[1])
+        check_weights_file(Path(checkpoint))  # before mmengine unpickles it
     segmenter = build_torchvision_labeler(
         weights=weights, weights_dir=weights_dir, min_size=min_size, seed=seed, with_keypoints=False
     )

@@ -12,6 +12,7 @@ import pandas as pd
 from daaf.data.annotations.schema import STATUS_LABELER_ERROR, STATUS_OK, STATUS_UNREADABLE
 from daaf.data.annotations.schema import STATUS_NAMES as SCHEMA_STATUS_NAMES
 from daaf.labeling.driver import LabelRun
+from daaf.labeling.rerun import REPORT_NAME
 from daaf.utils.files import atomic_write
 
 # the schema's status names as JSON keys: ok, no_person, unreadable, labeler_error
@@ -64,7 +65,7 @@ def build_report(manifest: pd.DataFrame, run: LabelRun, labeler: dict[str, Any])
 def write_report(report: dict[str, Any], out_dir: str | Path) -> Path:
     """Write ``label_report.json`` into the store atomically."""
     text = json.dumps(report, indent=2) + "\n"
-    return atomic_write(Path(out_dir) / "label_report.json", lambda tmp: tmp.write_text(text))
+    return atomic_write(Path(out_dir) / REPORT_NAME, lambda tmp: tmp.write_text(text))
 
 
 def _image_list(title: str, status: int, entries: list[str]) -> list[str]:

@@ -43,6 +43,7 @@ from daaf.labeling.selection import (
     select_person,
     selection_info,
 )
+from daaf.utils.safe_load import load_weights_only
 
 PERSON_LABEL = 1  # COCO category "person" in both torchvision label maps
 DEFAULT_MIN_SIZE = 256
@@ -113,10 +114,11 @@ def sha256_file(path: Path) -> str:
 
 
 def _load_checkpoint(model, path: Path) -> None:
-    """Load a torchvision detection checkpoint; only BatchNorm counters may be absent."""
-    import torch
-
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    """Load a torchvision detection checkpoint (tensors only, :func:`load_weights_only`); only
+    BatchNorm counters may be absent."""
+    state = load_weights_only(path)
+    if not isinstance(state, dict):
+        raise DaafError(f"{path}: not a state_dict (holds a {type(state).__name__})")
     missing, unexpected = model.load_state_dict(state, strict=False)
     wrong = [k for k in missing if not k.endswith("num_batches_tracked")] + list(unexpected)
     if wrong:

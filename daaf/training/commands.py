@@ -34,17 +34,19 @@ def train(config_path: str, out_dir: str | None, resume: bool, overrides: tuple[
     """Train a base or DAAF network; KEY=VALUE overrides config values (e.g. optim.lr=1e-4).
 
     Runs DistributedDataParallel when started by torchrun:
-    `torchrun --nproc-per-node 4 -m daaf.cli train --config ...`.
+    `torchrun --nproc-per-node 4 -m daaf.cli train --config ...`. A second run into the same
+    --out while this one runs is refused.
     """
     from daaf.training.config import load_config
-    from daaf.training.trainer import check_new_run
     from daaf.training.trainer import train as run_training
+    from daaf.utils.files import check_output_path
+    from daaf.utils.lock import folder_lock
 
-    cfg = load_config(config_path, overrides)
     out = Path(out_dir) if out_dir else Path("runs") / Path(config_path).stem
-    if not resume:
-        check_new_run(out)
-    last = run_training(cfg, out, resume=resume, evaluate=periodic_evaluation(cfg))
+    check_output_path(out)
+    cfg = load_config(config_path, overrides)
+    with folder_lock(out):
+        last = run_training(cfg, out, resume=resume, evaluate=periodic_evaluation(cfg))
     click.echo(f"checkpoint: {last}")
 
 
@@ -77,6 +79,8 @@ def export(checkpoint: str, out_dir: str) -> None:
     or if the TorchScript / ONNX embeddings differ from the trained model's by more than 1e-4.
     """
     from daaf.training.export import export_model
+    from daaf.utils.files import check_output_path
 
+    check_output_path(out_dir)
     report = export_model(Path(checkpoint), Path(out_dir))
     click.echo(json.dumps(report, indent=2))

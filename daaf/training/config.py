@@ -88,9 +88,15 @@ class TrainConfig:
     device: str = setting("auto", pattern=DEVICE_PATTERN, allowed=DEVICE_NAMES)
     amp: bool = True  # used on CUDA only (bf16 where supported)
     channels_last: bool = True  # used on CUDA only
+    # torch.compile the training step's model: compiles during the first steps (a minute or more),
+    # then steps faster where the hardware allows (benchmarks/train_step.py --compile)
+    compile: bool = False
     checkpoint_period: int = setting(10, min=1)  # epochs
     eval_period: int = setting(0, min=0)  # epochs; 0 disables periodic evaluation
     log_period: int = setting(20, min=1)  # iterations
+    # Branch-health metrics (losses beside trivial maps, gradients into the shared backbone)
+    # every this many iterations, and the warning for a branch that learns nothing; 0: off.
+    health_period: int = setting(20, min=0)
     # How long a process waits for the others at a collective under torchrun; rank 0's periodic
     # evaluation (MSMT17: many minutes) happens while the others wait at a barrier.
     ddp_timeout_minutes: float = setting(120.0, above=0, max=7 * 24 * 60)  # a week at most

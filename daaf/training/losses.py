@@ -102,14 +102,37 @@ class DAAFCriterion(nn.Module):
             )
         if self.center is not None:
             terms["center"] = cfg.center_weight * self.center(output.features, pids)
-        valid = batch["valid"].bool()
         if output.mask is not None:
-            terms["hab"] = cfg.hab_weight * self._mask_loss(
-                torch.sigmoid(output.mask), batch["masks"], valid
+            terms["hab"] = cfg.hab_weight * self.branch_loss(
+                "hab", torch.sigmoid(output.mask), batch
             )
         if output.parts is not None:
-            terms["pab"] = cfg.pab_weight * self._part_loss(output.parts, batch)
+            terms["pab"] = cfg.pab_weight * self.branch_loss("pab", output.parts, batch)
         return terms
+
+    def branch_target(self, branch: str, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """What ``hab`` (mask probabilities) or ``pab`` (heatmaps or part images) should output."""
+        if branch == "hab":
+            return batch["masks"]
+        if self.pab_target == "part_images":
+            return part_image_targets(batch["images"], self.num_parts)
+        return batch["heatmaps"]
+
+    def branch_valid(self, branch: str, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B,) bool: the samples the branch's loss averages over. A part-image PAB needs only
+        the image itself: every sample is valid."""
+        if branch == "pab" and self.pab_target == "part_images":
+            return torch.ones_like(batch["valid"], dtype=torch.bool)
+        return batch["valid"].bool()
+
+    def branch_loss(
+        self, branch: str, pred: torch.Tensor, batch: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
+        """The unweighted L_h (``pred``: mask probabilities) or L_p of ``pred`` on ``batch``."""
+        target, valid = self.branch_target(branch, batch), self.branch_valid(branch, batch)
+        if branch == "hab":
+            return self._mask_loss(pred, target, valid)
+        return self._part_loss(pred, target, valid)
 
     def _mask_loss(
         self, pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor
@@ -118,17 +141,15 @@ class DAAFCriterion(nn.Module):
             return masked_mean(l2_per_sample(pred, target), valid)  # eq. 2
         return masked_mean((pred - target).pow(2).flatten(1).mean(dim=1), valid)
 
-    def _part_loss(self, pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def _part_loss(
+        self, pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor
+    ) -> torch.Tensor:
         if self.pab_target == "part_images":
-            # Needs only the image itself: every sample is valid.
-            target = part_image_targets(batch["images"], self.num_parts)
             b, parts = pred.shape[0], self.num_parts
-            pred, target = pred.view(b * parts, -1), target.view(b * parts, -1)
+            pred, target = pred.reshape(b * parts, -1), target.reshape(b * parts, -1)
             if self.cfg.branch_loss == "l2":
                 return l2_per_sample(pred, target).mean()
             return (pred - target).pow(2).mean()
-        valid = batch["valid"].bool()
-        target = batch["heatmaps"]
         if self.cfg.branch_loss == "l2":  # eq. 4: mean over samples and keypoints of ||p - g||_2
             k = self.pab_keypoints
             per_kp = (pred[:, k] - target[:, k]).flatten(2).norm(dim=2)  # (B, K)

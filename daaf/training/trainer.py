@@ -14,11 +14,9 @@ import datetime
 import json
 import logging
 import os
-import pickle
 import random
 import shutil
 import time
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,19 +35,22 @@ from daaf.data.loader import Loader, build_loader
 from daaf.data.sampler import PKBatchSampler
 from daaf.data.train_set import TrainSet, open_store_for
 from daaf.errors import DaafError
+from daaf.training.branch_health import BranchHealth, warmup_iterations
+from daaf.training.checkpoint import load_resume_checkpoint, restore_training
 from daaf.training.config import Config, DataConfig, save_config
 from daaf.training.losses import build_criterion
 from daaf.training.modeling import build_model
 from daaf.training.schedule import build_optimizer, build_scheduler
 from daaf.utils import distributed as dist_utils
 from daaf.utils.device import resolve_device
-from daaf.utils.files import atomic_write
+from daaf.utils.files import MARKER_NAME, atomic_write, claim_dir, made_by_daaf
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.pt"
 RUN_FILES = (CHECKPOINT_DIR, "metrics.jsonl", "config.yaml")  # a folder with any holds a run
+RUN_KIND = "training run"  # the kind of daaf's marker in the run folders it makes
 
 # Periodic evaluation: (model in eval mode, dataset, device) -> scores such as {"eval/mAP": ...}.
 Evaluate = Callable[[torch.nn.Module, ReIDDataset, torch.device], dict[str, float]]
@@ -115,20 +116,27 @@ def train_step(
     data: DataConfig,
     step: int = 0,
     dtype: torch.dtype | None = None,
+    channels_last: bool = False,
+    health: BranchHealth | None = None,
 ) -> dict[str, float]:
     """One forward / loss / backward / step; returns every weighted loss term and their ``total``.
 
     ``batch`` is a worker batch (``TrainSet``), made into the criterion's tensors on the
-    model's device per ``data``. ``dtype`` is the autocast dtype (None: full precision). A
-    non-finite term raises a DaafError naming it and ``step``.
+    model's device per ``data``. ``dtype`` is the autocast dtype (None: full precision);
+    ``channels_last`` hands the images over channels-last, for a model converted to that
+    memory format. A non-finite term raises a DaafError naming it and ``step``. An armed
+    ``health`` sees the outputs and batch (its hooks see the backward).
     """
     device = next(model.parameters()).device
     batch = prepare_batch(batch, data, device)
-    if device.type == "cuda":
+    if channels_last:
         batch["images"] = batch["images"].contiguous(memory_format=torch.channels_last)
     with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
         output = model(batch["images"])
-    losses = criterion(float_outputs(output), batch)
+    output = float_outputs(output)
+    losses = criterion(output, batch)
+    if health is not None:
+        health.observe(output, batch)
     check_finite(losses, step, device)
     total = sum(losses.values())
     optimizers.zero_grad()
@@ -206,46 +214,6 @@ def _link_or_copy(source: Path, target: Path) -> None:
         shutil.copyfile(source, target)
 
 
-REFUSED = (
-    "refused: loading it would need to run code or unpickle arbitrary objects "
-    "(torch.load weights_only=True); daaf only loads files of tensors, numbers, strings, "
-    "lists and dicts"
-)
-
-
-def load_daaf_file(path: Path) -> dict[str, Any]:
-    """A .pt file daaf wrote (training checkpoint or export), loaded with
-    ``torch.load(weights_only=True)`` so that no file can run code; DaafError naming the file
-    when it is missing, unreadable, or would need more than tensors, numbers, strings, lists
-    and dicts."""
-    if not path.is_file():
-        raise DaafError(f"{path}: no such file")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if zipfile.is_zipfile(path):  # a well-formed torch.save archive that holds objects
-            raise DaafError(f"{path}: {REFUSED}") from exc
-        raise DaafError(f"{path}: not a readable .pt file (not a torch.save zip archive)") from exc
-    except Exception as exc:  # truncated or corrupted archive
-        first_line = str(exc).splitlines()[0] if str(exc) else ""
-        raise DaafError(
-            f"{path}: not a readable .pt file ({exc.__class__.__name__}: {first_line})"
-        ) from exc
-    if not isinstance(state, dict):
-        raise DaafError(f"{path}: not a daaf file (holds a {type(state).__name__}, not a dict)")
-    return state
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """A daaf training checkpoint (:func:`load_daaf_file`), with the keys ``daaf train`` writes."""
-    state = load_daaf_file(path)
-    if not {"model", "config", "num_classes"} <= state.keys():
-        raise DaafError(
-            f"{path}: not a daaf training checkpoint (needs model, config, num_classes)"
-        )
-    return state
-
-
 def build_train_set(cfg: Config, dataset: ReIDDataset) -> TrainSet:
     """The training split, joined with the annotation store for the targets the branches learn:
     masks for the HAB, keypoints for a keypoint PAB."""
@@ -296,13 +264,16 @@ def build_train_loader(
 class MetricsLog:
     """``metrics.jsonl`` (one JSON object per line) and TensorBoard scalars, main process only."""
 
-    def __init__(self, out_dir: Path, enabled: bool) -> None:
+    def __init__(self, out_dir: Path, enabled: bool, fresh: bool = False) -> None:
+        """``fresh``: a run from the beginning, whose logs replace those of an earlier attempt."""
         self.enabled = enabled
         if enabled:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.jsonl = (out_dir / "metrics.jsonl").open("a")
-            self.tensorboard = SummaryWriter(str(out_dir / "tensorboard"))
+            self.jsonl = (out_dir / "metrics.jsonl").open("w" if fresh else "a")
+            self.tensorboard = SummaryWriter(
+                str(out_dir / "tensorboard"), purge_step=0 if fresh else None
+            )
 
     def write(self, step: int, values: dict[str, float]) -> None:
         if not self.enabled:
@@ -321,12 +292,20 @@ class MetricsLog:
 
 def check_new_run(out_dir: Path) -> None:
     """DaafError if ``out_dir`` already holds a run: training into it would overwrite its
-    checkpoints and append to its metrics."""
+    checkpoints and metrics. A run daaf started there (its marker) that stopped before its
+    first checkpoint has nothing to continue: it starts again from the beginning."""
     found = [name for name in RUN_FILES if (out_dir / name).exists()]
-    if found:
+    if not found:
+        return
+    if (out_dir / CHECKPOINT_DIR / LAST_CHECKPOINT).is_file():
         raise DaafError(
             f"{out_dir} already holds a run ({', '.join(found)}): continue it with --resume, or "
             "train into another --out"
+        )
+    if not made_by_daaf(out_dir, RUN_KIND):
+        raise DaafError(
+            f"{out_dir} holds run files ({', '.join(found)}) without a checkpoint, and no "
+            f"{MARKER_NAME} marker says daaf made them: train into another --out"
         )
 
 
@@ -334,6 +313,8 @@ def train(
     cfg: Config, out_dir: str | Path, resume: bool = False, evaluate: Evaluate | None = None
 ) -> Path:
     """Train per ``cfg``; returns the path of ``OUT/checkpoints/last.pt``.
+
+    Without ``resume``, an ``out_dir`` that holds a run is refused (:func:`check_new_run`).
 
     ``evaluate`` (e.g. mAP and Rank-1 from :mod:`daaf.evaluation`) runs on the main process
     every ``train.eval_period`` epochs; its scores go to the metrics log.
@@ -343,7 +324,9 @@ def train(
     last = ckpt_dir / LAST_CHECKPOINT
     if resume and not last.is_file():
         raise DaafError(f"--resume: no checkpoint at {last}; start without --resume")
-    state = load_checkpoint(last) if resume else None
+    if not resume:
+        check_new_run(out_dir)
+    state = load_resume_checkpoint(last, cfg) if resume else None
     device = resolve_device(cfg.train.device)
     timeout = datetime.timedelta(minutes=cfg.train.ddp_timeout_minutes)
     distributed = dist_utils.init_distributed(device, timeout)
@@ -359,7 +342,8 @@ def train(
         warn_if_random_labels(train_set.store)
     num_classes = dataset.num_train_pids
     model = build_model(cfg, num_classes).to(device)
-    if device.type == "cuda" and cfg.train.channels_last:
+    channels_last = device.type == "cuda" and cfg.train.channels_last
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
     criterion = build_criterion(cfg, num_classes, model.feat_dim).to(device)
     center_params = list(criterion.center_parameters())
@@ -374,25 +358,29 @@ def train(
 
     start_epoch, step = 0, 0
     if state is not None:
-        model.load_state_dict(state["model"])
-        criterion.load_state_dict(state["criterion"])
-        optimizers.main.load_state_dict(state["optimizer"])
-        if optimizers.center is not None:
-            optimizers.center.load_state_dict(state["center_optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        sampler.load_state_dict(state["sampler"])
-        set_rng_state(state["rng"])
+        restore_training(last, state, model, num_classes, {
+            "criterion": criterion.load_state_dict,
+            "optimizer": optimizers.main.load_state_dict,
+            **({"center_optimizer": optimizers.center.load_state_dict} if optimizers.center else {}),
+            "scheduler": scheduler.load_state_dict,
+            "scaler": scaler.load_state_dict,
+            "sampler": sampler.load_state_dict,
+            "rng": set_rng_state,
+        })  # fmt: skip
         start_epoch, step = state["epoch"], state["step"]
     if main_process:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        claim_dir(out_dir, RUN_KIND)
         save_config(cfg, out_dir / "config.yaml")
     ddp_model = model
     if distributed:
         ddp_model = DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
-    log = MetricsLog(out_dir, main_process)
+    if cfg.train.compile:  # the step's model only: checkpoints and evaluation use `model`
+        ddp_model = torch.compile(ddp_model)
+    log = MetricsLog(out_dir, main_process, fresh=state is None)
+    warmup = warmup_iterations(cfg, len(sampler))
+    health = BranchHealth(model, criterion, cfg.train.health_period, warmup, warn=main_process)
 
     for epoch in range(start_epoch, cfg.train.epochs):
         sampler.set_epoch(epoch)
@@ -406,6 +394,7 @@ def train(
         )
         tic, images = time.perf_counter(), 0
         for index, batch in enumerate(bar):
+            health.arm(step + 1)
             values = train_step(
                 ddp_model,
                 batch,
@@ -415,9 +404,14 @@ def train(
                 data=cfg.data,
                 step=step,
                 dtype=dtype,
+                channels_last=channels_last,
+                health=health,
             )
             scheduler.step()
             step += 1
+            if health.armed:  # every rank measures its own batch; the main process reports
+                signals = health.finish(step, scaler.get_scale() if scaler.is_enabled() else 1.0)
+                log.write(step, {"epoch": epoch + 1, **signals})
             images += len(batch["pids"]) * dist_utils.world_size()
             bar.set_postfix(loss=f"{values['total']:.3f}")
             final = epoch + 1 == cfg.train.epochs and index + 1 == len(loader)

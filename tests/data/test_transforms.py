@@ -22,27 +22,28 @@ from daaf.data.transforms import (
 
 
 def marked_item(h=32, w=16):
-    """An image black but for one bright pixel per keypoint, with keypoints on those pixels."""
+    """An image black but for one bright pixel per keypoint, with keypoints on those pixels'
+    centres (pixel c covers [c, c + 1): its centre is c + 0.5)."""
     rng = np.random.default_rng(0)
     image = np.zeros((h, w, 3), np.uint8)
     keypoints = np.zeros((17, 3), np.float32)
     for k in range(17):
         x, y = int(rng.integers(1, w - 1)), int(rng.integers(1, h - 1))
         image[y, x] = 255
-        keypoints[k] = (x, y, 1.0)
+        keypoints[k] = (x + 0.5, y + 0.5, 1.0)
     mask = image[..., 0].astype(np.float32) / 255
     return Sample3(image, mask, keypoints)
 
 
 def visible(item):
     h, w = item.image.shape[:2]
-    x, y = np.rint(item.keypoints[:, 0]), np.rint(item.keypoints[:, 1])  # the nearest pixel
+    x, y = np.floor(item.keypoints[:, 0]), np.floor(item.keypoints[:, 1])  # the pixel it is on
     return (x >= 0) & (x < w) & (y >= 0) & (y < h)
 
 
 def assert_on_bright_pixels(item):
     for x, y, _ in item.keypoints[visible(item)]:
-        xi, yi = int(round(x)), int(round(y))
+        xi, yi = int(np.floor(x)), int(np.floor(y))
         assert item.image[yi, xi, 0] == 255 and item.mask[yi, xi] == 1.0
 
 
@@ -72,18 +73,19 @@ def test_flip_swaps_left_and_right_keypoints():
     flipped = crop(item, 0, 0, 32, 16, flip=True)
     left, right = KEYPOINT_NAMES.index("left_wrist"), KEYPOINT_NAMES.index("right_wrist")
     assert FLIP_INDEX[left] == right
-    assert flipped.keypoints[left, 0] == 15 - item.keypoints[right, 0]
+    assert flipped.keypoints[left, 0] == 16 - item.keypoints[right, 0]  # x -> W - x
     assert flipped.keypoints[left, 1] == item.keypoints[right, 1]
-    assert flipped.keypoints[0, 0] == 15 - item.keypoints[0, 0]  # the nose stays the nose
+    assert flipped.keypoints[0, 0] == 16 - item.keypoints[0, 0]  # the nose stays the nose
     np.testing.assert_array_equal(crop(flipped, 0, 0, 32, 16, flip=True).keypoints, item.keypoints)
 
 
-def test_resize_scales_keypoints_with_pixel_centres():
+def test_resize_scales_keypoints_by_the_size_ratio():
+    """The store's frame: x -> x * s, so pixel [c, c + 1) becomes [c * s, (c + 1) * s)."""
     item = marked_item(8, 4)
-    out = resize(item, 16, 8)
-    np.testing.assert_allclose(out.keypoints[:, 0], (item.keypoints[:, 0] + 0.5) * 2 - 0.5)
-    np.testing.assert_allclose(out.keypoints[:, 1], (item.keypoints[:, 1] + 0.5) * 2 - 0.5)
-    assert out.image.shape == (16, 8, 3) and out.mask.shape == (16, 8)
+    out = resize(item, 16, 12)
+    np.testing.assert_allclose(out.keypoints[:, 0], item.keypoints[:, 0] * 3)
+    np.testing.assert_allclose(out.keypoints[:, 1], item.keypoints[:, 1] * 2)
+    assert out.image.shape == (16, 12, 3) and out.mask.shape == (16, 12)
 
 
 def test_resize_takes_the_mask_straight_from_its_own_size():
@@ -103,16 +105,16 @@ def test_trinet_pre_crop_resize_then_crop_keeps_alignment():
     item = marked_item()
     item = Sample3(np.repeat(np.repeat(item.image, 2, 0), 2, 1), None, item.keypoints)
     item.mask = item.image[..., 0].astype(np.float32) / 255
-    item.keypoints[:, :2] = item.keypoints[:, :2] * 2 + 0.5  # the block's centre
+    item.keypoints[:, :2] = item.keypoints[:, :2] * 2  # the block's centre
     small = resize(item, 32, 16)  # back to the original size: keypoints on the pixels again
     for augmentation in draw_augmentations(3, cfg, np.random.default_rng(0)):
         assert augmentation.flip and 0 <= augmentation.top <= 8 and 0 <= augmentation.left <= 4
         out = train_transform(small, cfg, augmentation)
         assert out.image.shape == (56, 28, 3) and out.mask.shape == (56, 28)
         for x, y, _ in out.keypoints[visible(out)]:
-            # bilinear upsampling spreads each bright pixel over ~2x2: the nearest pixel is bright
-            assert out.image[int(round(y)), int(round(x)), 0] > 100
-            assert out.mask[int(round(y)), int(round(x))] > 0.4
+            # bilinear upsampling spreads each bright pixel over ~2x2: the pixel under it is bright
+            assert out.image[int(y), int(x), 0] > 100
+            assert out.mask[int(y), int(x)] > 0.4
 
 
 def test_train_transform_is_the_crop_of_the_resized_item():

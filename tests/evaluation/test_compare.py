@@ -138,15 +138,17 @@ def test_mismatched_queries_are_named(folders, tmp_path):
     assert missing.exit_code == 1 and "per_query.csv not found" in missing.output
 
 
-def test_table_and_plot_without_json(folders, tmp_path):
-    png = tmp_path / "plots" / "bootstrap.png"
+def test_table_plot_and_report_without_json(folders, tmp_path):
+    out = tmp_path / "plots"
     args = ["compare", "--baseline", str(folders[0]), "--candidate", str(folders[1]),
-            "--bootstrap", "100", "--seed", "1", "--out", str(png)]  # fmt: skip
+            "--bootstrap", "100", "--seed", "1", "--out", str(out)]  # fmt: skip
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert any(line.startswith("mAP") and "[" in line for line in lines)
-    assert not lines[-1].startswith("{") and png.stat().st_size > 5000
+    assert not lines[-1].startswith("{") and (out / "bootstrap.png").stat().st_size > 5000
+    report = (out / "report.html").read_text()
+    assert "Paired differences" in report and "no top_matches.csv" in report  # per_query.csv only
 
 
 def test_difference_sentence_says_no_evidence_when_the_interval_includes_zero(folders):

@@ -21,7 +21,7 @@ from daaf.evaluation.attention_metrics import (
     replace_background,
 )
 from daaf.training.export import load_inference_model
-from daaf.training.trainer import REFUSED
+from daaf.utils.safe_load import REFUSED
 
 
 def test_evaluate_writes_metrics_and_pictures(tiny_dataset, trained_export, tmp_path, monkeypatch):
@@ -56,7 +56,7 @@ def test_evaluate_writes_metrics_and_pictures(tiny_dataset, trained_export, tmp_
         assert abs(100 * part["inp"].mean() - row["mINP"]) < 1e-12
     bad = CliRunner().invoke(main, ["evaluate", "--model", str(trained_export.run), "--dataset",
                                     "market1501", "--root", str(tiny_dataset)])  # fmt: skip
-    assert bad.exit_code == 1 and "no model_state.pt or model.ts" in bad.output
+    assert bad.exit_code == 1 and "no model_state.pt in this folder" in bad.output
 
 
 def test_evaluate_refuses_a_model_file_that_would_run_code(tmp_path, malicious_pt):
@@ -71,6 +71,31 @@ def test_evaluate_refuses_a_model_file_that_would_run_code(tmp_path, malicious_p
     assert not marker.exists() and not out.exists()
 
 
+def test_the_crafted_model_ts_overwrites_its_target_once_trusted(crafted_ts, tmp_path):
+    """What the refusals below guard against, and what --trust-torchscript lets run."""
+    write, victim = crafted_ts
+    folder = write(tmp_path / "model").parent
+    model, meta = load_inference_model(folder, torch.device("cpu"), trust_torchscript=True)
+    model(torch.zeros(1, 3, 64, 32))
+    assert victim.read_text() == "XXXXious contents" and meta["embedding_dim"] == 8
+
+
+@pytest.mark.parametrize("given", ["model", "model/model.ts"])
+def test_evaluate_loads_torchscript_only_when_told_to_trust_it(
+    crafted_ts, tiny_dataset, tmp_path, given
+):
+    write, victim = crafted_ts
+    write(tmp_path / "model")
+    out = tmp_path / "eval"
+    args = ["evaluate", "--model", str(tmp_path / given), "--dataset", "market1501", "--root",
+            str(tiny_dataset), "--workers", "0", "--out", str(out)]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1 and len(result.output.splitlines()) == 1
+    assert result.output.startswith(f"Error: {tmp_path / given}: ")
+    assert result.output.rstrip().endswith("daaf evaluate --trust-torchscript")
+    assert victim.read_text() == "precious contents" and not out.exists()
+
+
 def test_mask_iou_and_pck_by_hand():
     a = np.zeros((4, 4))
     a[:2] = 1  # noqa: E702
@@ -81,10 +106,11 @@ def test_mask_iou_and_pck_by_hand():
     maps[0, 2, 3] = 1
     maps[1, 7, 7] = 1  # noqa: E702
     kps = np.zeros((17, 3))
-    kps[0] = (3, 2, 1)
+    kps[0] = (4, 3, 1)  # a corner of pixel (3, 2), 0.71 from its centre (the argmax's place)
     kps[1] = (0, 0, 1)  # noqa: E702
     kps[2:] = (np.nan, np.nan, 0)
-    assert pck(maps, kps, tolerance=1.5) == (1, 2)
+    assert pck(maps, kps, tolerance=0.75) == (1, 2)
+    assert pck(maps, kps, tolerance=0.7) == (0, 2)
 
 
 def test_replace_background_keeps_the_person():
@@ -140,10 +166,10 @@ def test_per_query_rows_keep_queries_without_positive_empty(tmp_path):
 
 
 def test_rank_list_marks_query_ranks_ap_and_legend(tmp_path):
-    from daaf.evaluation.plots import TILE, _draw_rank_list
+    from daaf.evaluation.plots import TILE, draw_rank_list
 
     tile = np.zeros((*TILE, 3), np.uint8)
-    fig = _draw_rank_list(tile, [tile] * 3, tmp_path / "r.png", "bot, plain ranking: AP 0.500")
+    fig = draw_rank_list(tile, [tile] * 3, tmp_path / "r.png", "bot, plain ranking: AP 0.500")
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["query", "rank 1", "rank 2", "rank 3"]
     assert "AP 0.500" in ax.get_title() and "bot" in ax.get_title()

@@ -71,3 +71,47 @@ def test_queries_without_positive_are_skipped_and_none_is_an_error():
     with pytest.raises(DaafError, match="no query has a positive"):
         evaluate_rank(distmat, np.array([1, 9]), np.array([1, 1]), np.array([0, 0]),
                       np.array([0, 0]))  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_device_path_gives_the_numpy_results(seed, monkeypatch):
+    """``device=`` (torch sorts, as on a GPU; here the CPU) equals the NumPy counting path
+    per query, ties included, across chunks of queries."""
+    import daaf.evaluation.metrics as metrics
+
+    monkeypatch.setattr(metrics, "DEVICE_CHUNK", 7)
+    rng = np.random.default_rng(seed)
+    nq, ng = 40, 150
+    q_pids, g_pids = rng.integers(0, 12, nq), rng.integers(0, 12, ng)
+    q_cams, g_cams = rng.integers(0, 3, nq), rng.integers(0, 3, ng)
+    distmat = rng.integers(0, 6, (nq, ng)).astype(np.float32)  # many ties
+    distmat[0] += rng.random(ng, dtype=np.float32)  # and one row without ties
+    q_pids[1] = 99  # a query without any positive: skipped by both
+    cpu = evaluate_rank(distmat, q_pids, g_pids, q_cams, g_cams, max_rank=20)
+    dev = evaluate_rank(distmat, q_pids, g_pids, q_cams, g_cams, max_rank=20, device="cpu")
+    np.testing.assert_allclose(dev.cmc, cpu.cmc, atol=1e-5)
+    for name in ("ap", "inp", "first_hit"):
+        np.testing.assert_allclose(getattr(dev, name), getattr(cpu, name), atol=1e-5)
+    assert np.isnan(dev.ap[1]) and dev.num_valid_queries == cpu.num_valid_queries
+    assert dev.mAP == pytest.approx(cpu.mAP, abs=1e-5)
+    assert dev.mINP == pytest.approx(cpu.mINP, abs=1e-5)
+
+
+def test_a_device_that_is_no_device_is_one_line():
+    distmat = np.zeros((1, 2), np.float32)
+    with pytest.raises(DaafError, match="^device 'gpu0' is not a device"):
+        evaluate_rank(distmat, [1], [1, 2], [0], [1, 1], device="gpu0")
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_distances_are_an_error_naming_how_many(bad):
+    """An all-NaN matrix used to score 100% (NaN compares false: no gallery item is closer
+    than a positive); one NaN among finite distances is as wrong."""
+    pids, cams = np.array([0, 1]), np.array([0, 0])
+    g_pids, g_cams = np.array([0, 1, 0, 1]), np.array([1, 1, 1, 1])
+    with pytest.raises(DaafError, match=r"^8 of 8 query-gallery distances are not finite"):
+        evaluate_rank(np.full((2, 4), np.nan), pids, g_pids, cams, g_cams)
+    distmat = np.arange(8, dtype=np.float32).reshape(2, 4)
+    distmat[1, 2] = bad
+    with pytest.raises(DaafError, match=r"^1 of 8 query-gallery distances are not finite"):
+        evaluate_rank(distmat, pids, g_pids, cams, g_cams)

@@ -113,3 +113,25 @@ def test_compute_distance_input_is_ranked_as_the_fourth_power():
     np.testing.assert_allclose(re_ranking(*roots, lambda_value=1), d2[:, 10:], rtol=1e-4, atol=1e-6)
     got = re_ranking_features(q, g, lambda_value=1, progress=False)
     np.testing.assert_allclose(got, d4[:, 10:], rtol=1e-4, atol=1e-6)
+
+
+def test_neighbours_are_ordered_as_a_stable_argsort():
+    """The torch top-k (value, then index), ties at the cut included, is a stable argsort's."""
+    import torch
+
+    from daaf.evaluation.rerank import _topk_stable
+
+    block = np.random.default_rng(0).integers(0, 5, (60, 40)).astype(np.float32)
+    for k in (1, 7, 21, 40):
+        expected = np.argsort(block, axis=1, kind="stable")[:, :k]
+        np.testing.assert_array_equal(_topk_stable(torch.from_numpy(block), k), expected)
+
+
+def test_the_device_path_equals_the_reference():
+    """``device=`` runs the distance blocks and neighbours through torch on that device (here
+    the CPU, as a GPU would): the dense reference's result."""
+    q, g = problem(6)
+    mats = compute_distance(q, g), compute_distance(q, q), compute_distance(g, g)
+    assert np.array_equal(compute_distance(q, g, device="cpu"), mats[0])
+    got = re_ranking_features(q, g, chunk=41, progress=False, device="cpu")
+    np.testing.assert_allclose(got, dense_reference(*mats), atol=1e-5)

@@ -1,6 +1,7 @@
 """Backends: the torchvision offline message, random weights end to end, optional packages."""
 
 import json
+import pickle
 import sys
 import urllib.error
 from pathlib import Path
@@ -15,6 +16,7 @@ from daaf.data.annotations.schema import STATUS_OK
 from daaf.errors import DaafError
 from daaf.labeling.backends import build_labeler
 from daaf.labeling.selection import ANY_CLASS
+from daaf.utils.safe_load import REFUSED
 
 EXPECTED_FILES = (
     "maskrcnn_resnet50_fpn_v2_coco-73cbd019.pth",
@@ -271,3 +273,70 @@ def test_backend_labels_synthetic_pedestrians_into_a_valid_store(backend, pedest
         assert np.isfinite(keypoints[status == STATUS_OK, :, 0]).any()
     failed = [entry["image_path"] for entry in report["labeler_errors"]]
     assert failed == [p for p, s in zip(paths, status, strict=True) if s == STATUS_LABELER_ERROR]
+
+
+# detectron2's checkpointer as far as daaf uses it: ``load`` unpickles through ``_load_file``.
+FAKE_CHECKPOINTER = """
+import pickle
+
+class DetectionCheckpointer:
+    def __init__(self, model):
+        self.model = model
+
+    def _load_file(self, filename):
+        with open(filename, "rb") as f:
+            return pickle.load(f, encoding="latin1")
+
+    def load(self, path):
+        return self._load_file(path)
+
+def init_model(config, checkpoint, device):  # mmpose.apis: mmengine unpickles the checkpoint
+    import torch
+    return torch.load(checkpoint, weights_only=False)
+"""
+
+
+def test_detectron2_weight_files_are_checked_before_detectron2_unpickles_them(
+    fake_packages, tmp_path, payload
+):
+    from daaf.labeling.detectron2_backend import _safe_checkpointer
+
+    fake_packages(FAKE_CHECKPOINTER)
+    code, marker = payload
+    crafted = tmp_path / "model_final_f10217.pkl"
+    crafted.write_bytes(pickle.dumps({"model": {"w": np.zeros(2)}, "__author__": code}))
+    with pytest.raises(DaafError) as error:
+        _safe_checkpointer()(model=None).load(str(crafted))
+    assert str(error.value) == f"{crafted}: {REFUSED}" and not marker.exists()
+    zoo = tmp_path / "model_final_a6e10b.pkl"  # the model zoo's format: arrays under "model"
+    zoo.write_bytes(pickle.dumps({"model": {"w": np.ones(2)}, "__author__": "zoo"}))
+    assert _safe_checkpointer()(model=None).load(str(zoo))["__author__"] == "zoo"
+
+
+def test_mmpose_checkpoint_is_checked_before_mmengine_unpickles_it(
+    offline, fake_packages, tmp_path, malicious_pt
+):
+    fake_packages(FAKE_CHECKPOINTER)
+    write, marker = malicious_pt
+    weights_dir = tmp_path / "weights"
+    weights_dir.mkdir()
+    torch.save({}, weights_dir / EXPECTED_FILES[0])  # the segmenter's, found by name
+    crafted = write(weights_dir / "td-hm_hrnet-w32_8xb64-210e_coco-256x192-81c58e40_20220909.pth")
+    with pytest.raises(DaafError) as error:
+        build_labeler("mmpose", weights="pretrained", weights_dir=weights_dir)
+    assert str(error.value) == f"{crafted}: {REFUSED}" and not marker.exists()
+
+
+def test_torchvision_weights_that_would_run_code_are_refused_in_one_line(
+    offline, tmp_path, market, malicious_pt
+):
+    write, marker = malicious_pt
+    crafted = write(tmp_path / "weights" / EXPECTED_FILES[0])
+    torch.save({}, tmp_path / "weights" / EXPECTED_FILES[1])
+    out = tmp_path / "store"
+    args = ["label", "--dataset", "market1501", "--root", str(market), "--out", str(out),
+            "--weights-dir", str(tmp_path / "weights"), "--min-size", "64"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [f"Error: {crafted}: {REFUSED}"]
+    assert not marker.exists() and not out.exists()

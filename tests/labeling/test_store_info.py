@@ -103,7 +103,7 @@ def test_overwrite_replaces_the_store_as_a_whole(tmp_path, market, fake_labeler)
     run = label(fake_labeler(), dataset, out, shard_size=1, overwrite=True)
     assert run.shards_written == 6 and run.shards_skipped == 0
     assert sorted(p.name for p in out.iterdir()) == [
-        "gallery-00000.h5", "gallery-00001.h5", "manifest.csv", "query-00000.h5",
+        ".daaf", "gallery-00000.h5", "gallery-00001.h5", "manifest.csv", "query-00000.h5",
         "store.json", "train-00000.h5", "train-00001.h5", "train-00002.h5",
     ]  # fmt: skip
     assert json.loads((out / "store.json").read_text())["shard_size"] == 1

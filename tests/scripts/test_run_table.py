@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from daaf.training.config import load_config
-from daaf.training.trainer import REFUSED
+from daaf.utils.safe_load import REFUSED
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = ["data.height=64", "data.width=32", "data.pad=2", "data.num_identities=4", "data.num_instances=2",
@@ -57,6 +58,32 @@ def load_script():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def test_a_finished_row_is_evaluated_from_model_state_pt_never_from_model_ts(
+    tiny_dataset, tmp_path, crafted_ts
+):
+    """An export/ folder without model_state.pt (an export that failed, or a model.ts from
+    elsewhere) is exported again, and the model evaluated is read from model_state.pt."""
+    from daaf.training.export import load_inference_model
+    from daaf.training.modeling import build_model
+
+    script = load_script()
+    config = script.PAPER / "table5_keypoint_group.yaml"
+    overrides = [f"data.root={tiny_dataset}", f"data.annotations={tiny_dataset / 'annotations'}",
+                 *TINY]  # fmt: skip
+    cfg = load_config(config, overrides)
+    last = tmp_path / config.stem / "checkpoints" / "last.pt"
+    last.parent.mkdir(parents=True)
+    state = {"model": build_model(cfg, 8).state_dict(), "config": cfg.to_dict(), "num_classes": 8}
+    torch.save({**state, "epoch": cfg.train.epochs}, last)  # finished: not trained again
+    write, victim = crafted_ts
+    export_dir = write(tmp_path / config.stem / "export").parent
+    (export_dir / "export_report.json").write_text('{"passed": true}')
+    assert script.run_row(config, overrides, tmp_path) == export_dir
+    model, meta = load_inference_model(export_dir, torch.device("cpu"))
+    assert model(torch.zeros(1, 3, 64, 32)).shape == (1, meta["embedding_dim"])
+    assert victim.read_text() == "precious contents"
 
 
 def test_seed_summary_gives_mean_std_and_the_paired_ci_against_the_base_row(tmp_path):

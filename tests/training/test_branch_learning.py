@@ -54,7 +54,7 @@ def test_default_decoders_fit_one_batch(tiny_dataset):
     correct = visible = 0
     for maps, targets in zip(heatmaps.numpy(), batch["heatmaps"].numpy(), strict=True):
         peaks = [np.unravel_index(t.argmax(), t.shape) for t in targets]
-        keypoints = np.array([(x, y, 1.0) for y, x in peaks], np.float32)
+        keypoints = np.array([(x + 0.5, y + 0.5, 1.0) for y, x in peaks], np.float32)
         c, v = pck(maps, keypoints, tolerance=0.1 * maps.shape[1])
         correct, visible = correct + c, visible + v
     assert correct / visible > 0.8

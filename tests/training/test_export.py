@@ -15,7 +15,7 @@ from daaf.training import export as export_module
 from daaf.training.config import Config, config_from_dict
 from daaf.training.export import export_model, load_inference_model
 from daaf.training.modeling import build_model
-from daaf.training.trainer import REFUSED
+from daaf.utils.safe_load import REFUSED
 
 # ResNet-18 without its ImageNet classifier (fc: 512 x 1000 + 1000), counted by hand.
 RESNET18_TRUNK = sum(p.numel() for p in torchvision.models.resnet18().parameters()) - 513_000
@@ -52,7 +52,8 @@ def check_round_trip(checkpoint, export_dir, report, net, base):
             export_dir / "model_state.pt",
             checkpoint,
         ):
-            module, meta = load_inference_model(path, torch.device("cpu"))
+            trust = path.suffix == ".ts"  # TorchScript only on the caller's word
+            module, meta = load_inference_model(path, torch.device("cpu"), trust)
             torch.testing.assert_close(module(images), expected, atol=1e-5, rtol=1e-5)
             assert meta["height"] == 64 and meta["embedding_dim"] == expected.shape[1]
             assert meta["metric"] == ("euclidean" if base == "trinet" else "cosine")
@@ -94,6 +95,8 @@ def test_export_fails_on_an_extra_layer(tmp_path, monkeypatch):
     assert "GFLOPs per image" in message and "max_abs_diff_onnx" in message
     report = json.loads((tmp_path / "out" / "export_report.json").read_text())
     assert report["passed"] is False and report["exported_gflops"] > report["base_gflops"]
+    # nothing that looks like a model (evaluate would score it), no staging folder either
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["export_report.json"]
 
 
 def test_export_fails_on_a_branch_left_attached(tmp_path, monkeypatch):
@@ -124,5 +127,5 @@ def test_bad_files_are_named(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(DaafError, match="junk.pt: not a readable"):
         export_model(tmp_path / "junk.pt", tmp_path / "out")
-    with pytest.raises(DaafError, match="no model_state.pt or model.ts"):
+    with pytest.raises(DaafError, match="no model_state.pt in this folder"):
         load_inference_model(tmp_path, torch.device("cpu"))

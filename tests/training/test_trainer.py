@@ -13,17 +13,12 @@ from click.testing import CliRunner
 
 from daaf.cli import main
 from daaf.errors import DaafError
+from daaf.training.checkpoint import load_checkpoint
 from daaf.training.config import load_config
 from daaf.training.losses import build_criterion
 from daaf.training.modeling import build_model
-from daaf.training.trainer import (
-    REFUSED,
-    Optimizers,
-    load_checkpoint,
-    save_checkpoint,
-    train,
-    train_step,
-)
+from daaf.training.trainer import Optimizers, save_checkpoint, train, train_step
+from daaf.utils.safe_load import REFUSED
 
 from ..conftest import REPO, tiny_overrides
 

@@ -70,7 +70,9 @@ def show(store_dir: Path, out: Path, n: int, root: Path | None, seed: int) -> No
     from daaf.data.annotations.reader import AnnotationStore
     from daaf.data.annotations.show import draw_grid
     from daaf.data.datasets import build_dataset
+    from daaf.utils.files import check_output_path
 
+    check_output_path(out, folder=False)
     with AnnotationStore(store_dir) as store:
         image_dir = build_dataset(store.dataset, root).image_dir if root is not None else None
         path = draw_grid(store, out, n=n, image_dir=image_dir, seed=seed)

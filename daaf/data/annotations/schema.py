@@ -42,6 +42,7 @@ DATASET_DTYPES: dict[str, str] = {
 }
 
 MANIFEST_NAME = "manifest.csv"
+STORE_KIND = "annotation store"  # the kind of daaf's marker in the stores it makes
 MANIFEST_COLUMNS: tuple[str, ...] = (
     "image_path",
     "split",

@@ -10,7 +10,7 @@ import numpy as np
 
 from daaf.data.annotations.reader import AnnotationStore
 from daaf.data.annotations.schema import STATUS_NAMES, STATUS_OK, ImageAnnotation
-from daaf.data.keypoints import SKELETON
+from daaf.data.keypoints import PIXEL_CENTRE, SKELETON
 from daaf.errors import DaafError
 
 TILE = (256, 128)  # (height, width) of one grid cell
@@ -36,7 +36,7 @@ def draw_annotation(annotation: ImageAnnotation, image: np.ndarray | None) -> np
     picture = (picture * (1 - alpha) + MASK_COLOUR * alpha).astype(np.uint8)
 
     scale = np.array([tile_w / width, tile_h / height], np.float32)
-    points = annotation.keypoints[:, :2] * scale
+    points = annotation.keypoints[:, :2] * scale - PIXEL_CENTRE  # cv2 draws pixel c centred at c
     found = np.isfinite(points).all(axis=1) & (annotation.keypoints[:, 2] > 0)
     for a, b in SKELETON:
         if found[a] and found[b]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from daaf.data.synthetic.presets import PRESETS
 from daaf.utils.options import SEED
 
 
@@ -26,9 +27,16 @@ from daaf.utils.options import SEED
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Same seed, same bytes.")
 @click.option(
     "--occlusion",
-    default=0.1,
+    type=float,
+    default=None,
+    help="Probability that an object hides part of the person  [default: the preset's; 0.1]",
+)
+@click.option(
+    "--preset",
+    default="default",
     show_default=True,
-    help="Probability that an object hides part of the person.",
+    help=f"How far images depart from a centred, whole, walking person: {', '.join(PRESETS)} "
+    "(docs/synthetic_presets.md).",
 )
 @click.option(
     "--workers",
@@ -36,16 +44,20 @@ from daaf.utils.options import SEED
     default=None,
     help="Drawing processes  [default: min(4, CPUs)]",
 )
-def synth(out_dir, identities, cameras, images_per_identity, seed, occlusion, workers) -> None:
+def synth(
+    out_dir, identities, cameras, images_per_identity, seed, occlusion, preset, workers
+) -> None:
     """Synthetic pedestrians in Market-1501 layout, with exact masks and keypoints in OUT/annotations.
 
     Read them with `daaf datasets check market1501 --root OUT` (or the `synthetic` name, which
     the annotation store carries). The same seed gives byte-identical files whatever --workers.
     """
     from daaf.data.synthetic.generate import generate_dataset
+    from daaf.utils.files import check_output_path
 
+    check_output_path(out_dir)
     dataset = generate_dataset(
-        out_dir, identities, cameras, images_per_identity, seed, occlusion, workers
+        out_dir, identities, cameras, images_per_identity, seed, occlusion, workers, preset=preset
     )
     for split, row in dataset.summary().items():
         click.echo(

@@ -8,7 +8,12 @@ and junk (pid -1, background only) go to ``bounding_box_test`` as in Market-1501
 Reproducibility: image ``i`` is drawn from its own stream ``SeedSequence([seed, 0, i])``,
 identity ``p`` from ``[seed, 1, p]``, camera ``c`` from ``[seed, 2, c]`` and the plan from
 ``[seed, 3]``, so the bytes depend on neither the number of workers nor their order. The
-store's ``created_utc`` is fixed to :data:`CREATED_UTC` for the same reason.
+store's ``created_utc`` is fixed to :data:`CREATED_UTC` for the same reason. A preset's
+variation (``presets.py``) comes from a stream of its own, ``[seed, 4, i]``, so the default
+preset, whose variation is neutral, draws exactly the original images.
+
+Every preset but the default also writes ``conditions.csv``: per image, what it shows (cut-off
+crop, occluders, other people, ...), so that a study can report such queries apart.
 """
 
 from __future__ import annotations
@@ -22,15 +27,19 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pandas as pd
 from tqdm import tqdm
 
 from daaf import __version__
 from daaf.data.annotations import AnnotationWriter, ImageAnnotation, encode_mask, plan_shards
+from daaf.data.annotations.schema import STORE_KIND
 from daaf.data.datasets import ReIDDataset, Sample, build_dataset
 from daaf.data.synthetic.identity import Clothing, Identity
-from daaf.data.synthetic.render import render_person, render_scene
+from daaf.data.synthetic.presets import PRESETS, Preset, preset_named
+from daaf.data.synthetic.render import Conditions, render_person, render_scene
 from daaf.data.synthetic.scene import HEIGHT, WIDTH, Camera
 from daaf.errors import DaafError
+from daaf.utils.files import claim_dir
 from daaf.utils.processes import die_with_parent
 
 MARKET_DIR = "Market-1501-v15.09.15"
@@ -39,8 +48,11 @@ GENERATOR_VERSION = 2
 JPEG_QUALITY = 95
 CREATED_UTC = "1970-01-01T00:00:00Z"  # fixed, so that the same seed gives the same store
 STORE_DATASET = "synthetic"  # the registry name of this layout (configs/demo.yaml trains on it)
-IMAGE_STREAM, IDENTITY_STREAM, CAMERA_STREAM, PLAN_STREAM = 0, 1, 2, 3
+IMAGE_STREAM, IDENTITY_STREAM, CAMERA_STREAM, PLAN_STREAM, VARIATION_STREAM = 0, 1, 2, 3, 4
 DISTRACTOR_KEY = 1 << 24  # appearance keys of distractors start here (no real pid is that big)
+STRANGER_KEY = 1 << 25  # and those of strangers, the other people of a preset's crowd
+CROWD = 4  # strangers offered to each image (render_person picks how many appear)
+CONDITIONS_NAME = "conditions.csv"
 FOREIGN_PEOPLE = 3  # other identities whose garments an image's clutter may wear
 
 
@@ -116,23 +128,32 @@ def plan(identities: int, cameras: int, per_identity: int, seed: int) -> list[Jo
     ]  # fmt: skip
 
 
-def draw_job(job: Job, seed: int, identities: int, occlusion: float) -> tuple:
-    """Render one job: (image uint8 RGB, mask float32 (128, 64) or None, keypoints or None)."""
+def draw_job(
+    job: Job, seed: int, identities: int, occlusion: float, preset: Preset = PRESETS["default"]
+) -> tuple:
+    """Render one job: (image uint8 RGB, mask float32 (128, 64), keypoints, Conditions); the
+    last three are None for junk (no person)."""
     rng = stream(seed, IMAGE_STREAM, job.index)
     others = [p for p in rng.choice(identities, FOREIGN_PEOPLE, replace=False) + 1 if p != job.key]
     foreign: list[Clothing] = [g for p in others for g in identity_of(seed, int(p)).garments()]
     camera = camera_of(seed, job.camera)
     if job.key < 0:
-        return render_scene(camera, rng, foreign), None, None
-    return render_person(identity_of(seed, job.key), camera, rng, foreign, occlusion)
+        return render_scene(camera, rng, foreign), None, None, None
+    variation = stream(seed, VARIATION_STREAM, job.index)
+    crowd = tuple(
+        identity_of(seed, STRANGER_KEY + int(k)) for k in variation.integers(1 << 20, size=CROWD)
+    )
+    return render_person(identity_of(seed, job.key), camera, rng, foreign, occlusion,
+                         preset=preset, variation=variation, crowd=crowd)  # fmt: skip
 
 
 def _write_job(
-    args: tuple[Job, Path, int, int, float],
-) -> tuple[int, np.ndarray | None, np.ndarray | None]:
-    """Draw a job and write its JPEG (fixed quality); returns (index, uint8 mask, keypoints)."""
-    job, image_dir, seed, identities, occlusion = args
-    image, mask, keypoints = draw_job(job, seed, identities, occlusion)
+    args: tuple[Job, Path, int, int, float, Preset],
+) -> tuple[int, np.ndarray | None, np.ndarray | None, Conditions | None]:
+    """Draw a job and write its JPEG (fixed quality); returns (index, uint8 mask, keypoints,
+    conditions)."""
+    job, image_dir, seed, identities, occlusion, preset = args
+    image, mask, keypoints, conditions = draw_job(job, seed, identities, occlusion, preset)
     ok, jpeg = cv2.imencode(
         ".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
     )
@@ -140,7 +161,8 @@ def _write_job(
         raise DaafError(f"{image_dir / job.path}: JPEG encoding failed")
     (image_dir / job.path).write_bytes(jpeg.tobytes())
     # The rendered coverage is a multiple of 1/255, so uint8 holds it exactly.
-    return job.index, None if mask is None else np.rint(mask * 255).astype(np.uint8), keypoints
+    mask = None if mask is None else np.rint(mask * 255).astype(np.uint8)
+    return job.index, mask, keypoints, conditions
 
 
 def generate_dataset(
@@ -149,9 +171,10 @@ def generate_dataset(
     cameras: int = 6,
     images_per_identity: int = 10,
     seed: int = 0,
-    occlusion: float = 0.1,
+    occlusion: float | None = None,
     workers: int | None = None,
     progress: bool = True,
+    preset: str = "default",
 ) -> ReIDDataset:
     """Write ``out_dir/Market-1501-v15.09.15`` and its annotation store ``out_dir/annotations``.
 
@@ -159,13 +182,17 @@ def generate_dataset(
         identities: people (a random half trains); at least 4.
         cameras: at least 2; every identity appears in 2 to ``min(cameras, K // 2)`` of them.
         images_per_identity: K, at least 4.
-        occlusion: probability that an occluder hides part of the person.
+        occlusion: probability that an object occluder hides part of the person (default: the
+            preset's, 0.1 for the default preset).
         workers: drawing processes (default ``min(4, cpu_count)``); the output does not depend on it.
+        preset: a name of :data:`~daaf.data.synthetic.presets.PRESETS`.
 
     Returns:
         The dataset as the ``market1501`` loader reads it.
     """
     out_dir = Path(out_dir)
+    chosen = preset_named(preset)
+    occlusion = chosen.occlusion if occlusion is None else occlusion
     if identities < 4 or cameras < 2 or images_per_identity < 4:
         raise DaafError(
             f"synth needs at least 4 identities, 2 cameras and 4 images per identity; got "
@@ -181,21 +208,27 @@ def generate_dataset(
     jobs = plan(identities, cameras, images_per_identity, seed)
     masks = np.zeros((len(jobs), HEIGHT, WIDTH), np.uint8)
     keypoints = np.zeros((len(jobs), 17, 3), np.float32)
+    conditions: list[Conditions | None] = [None] * len(jobs)
     workers = min(4, multiprocessing.cpu_count()) if workers is None else max(1, workers)
-    args = [(job, image_dir, seed, identities, occlusion) for job in jobs]
+    args = [(job, image_dir, seed, identities, occlusion, chosen) for job in jobs]
     start_pool = multiprocessing.get_context().Pool
     with (
         start_pool(workers, die_with_parent, (os.getpid(),)) if workers > 1 else nullcontext()
     ) as pool:  # its workers die with this process (a kill -9 leaves none behind)
         results = pool.imap_unordered(_write_job, args, 32) if pool else map(_write_job, args)
-        for index, mask, points in tqdm(
+        for index, mask, points, shown in tqdm(
             results, total=len(jobs), desc="synth", disable=not progress
         ):
             if mask is not None:
-                masks[index], keypoints[index] = mask, points
+                masks[index], keypoints[index], conditions[index] = mask, points, shown
     dataset = build_dataset("market1501", out_dir)
     index_of = {job.path: job.index for job in jobs}
-    write_ground_truth(dataset, masks, keypoints, index_of, out_dir / "annotations", seed, progress)
+    labeler = {} if chosen.legacy else {"preset": chosen.name, "occlusion": occlusion}
+    write_ground_truth(
+        dataset, masks, keypoints, index_of, out_dir / "annotations", seed, progress, labeler
+    )
+    if not chosen.legacy:
+        write_conditions(dataset, conditions, keypoints, index_of, out_dir / CONDITIONS_NAME)
     return dataset
 
 
@@ -220,10 +253,13 @@ def write_ground_truth(
     store_dir: Path,
     seed: int,
     progress: bool = False,
+    settings: dict | None = None,
 ) -> None:
-    """The store: one record per image the loader returns, shards in the loader's order."""
+    """The store: one record per image the loader returns, shards in the loader's order;
+    ``settings`` join the labeler's record (a preset's name and occlusion)."""
     labeler = {"backend": "synthetic-ground-truth", "weights": "exact", "generator_version": GENERATOR_VERSION,
-               "seed": seed, "daaf_version": __version__}  # fmt: skip
+               "seed": seed, "daaf_version": __version__, **(settings or {})}  # fmt: skip
+    claim_dir(store_dir, STORE_KIND)  # daaf label --overwrite may replace it
     writer = AnnotationWriter(store_dir, STORE_DATASET, labeler, created_utc=CREATED_UTC)
     shards = [
         (split, i, samples)
@@ -241,3 +277,35 @@ def write_ground_truth(
             ],
         )
     writer.write_manifest()
+
+
+CONDITIONS_COLUMNS = ("image_path", "split", "pid", "camid", "occluded", "misaligned", "cut_head",
+                      "cut_feet", "people_in_front", "people_behind", "occluder", "carrying",
+                      "crouching", "occluded_fraction", "visible_keypoints", "zoom", "aspect",
+                      "offset_x", "offset_y", "view")  # fmt: skip
+
+
+def write_conditions(
+    dataset: ReIDDataset,
+    conditions: list[Conditions | None],
+    keypoints: np.ndarray,
+    index_of: dict[str, int],
+    path: Path,
+) -> None:
+    """``conditions.csv``: one row per image the loader returns, in the store's order (booleans 0/1)."""
+    rows = []
+    for split in FOLDERS:
+        for sample in dataset.split(split):
+            row = index_of[sample.path]
+            shown = conditions[row]
+            values = {**vars(shown), "occluded": shown.occluded, "misaligned": shown.misaligned,
+                      "image_path": sample.path, "split": split, "pid": sample.pid, "camid": sample.camid,
+                      "visible_keypoints": int((keypoints[row, :, 2] > 0).sum())}  # fmt: skip
+            rows.append({key: _cell(values[key]) for key in CONDITIONS_COLUMNS})
+    frame = pd.DataFrame(rows, columns=list(CONDITIONS_COLUMNS))
+    frame.to_csv(path, index=False, float_format="%.4f")
+
+
+def _cell(value):
+    """A CSV cell: booleans as 0/1."""
+    return int(value) if isinstance(value, bool) else value

@@ -6,17 +6,22 @@ orthographically; parts are painted far to near, each into the image and into th
 layer, so the mask is the rendered foreground itself (anti-aliased coverage in [0, 1]).
 Keypoints are the projected joints: "left" is always the person's left, so in a front view
 the left shoulder is on the image's right.
+
+A preset (``presets.py``) varies the pose and the crop (:meth:`Pose.vary`), hands the person
+something to carry, and puts strangers behind and in front; the mask and keypoints stay those
+of the target alone, and :class:`Conditions` records what was drawn.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 
 from daaf.data.synthetic.identity import Clothing, Fill, Identity
+from daaf.data.synthetic.presets import PRESETS, Preset
 from daaf.data.synthetic.scene import (
     AA,
     HEIGHT,
@@ -39,11 +44,19 @@ FACE = {  # keypoint index: (offset from the head centre, surface normal), in he
     4: ((-1.0, 0.0, -0.05), (-1.0, 0.0, 0.0)),  # right ear
 }
 FACE_VISIBLE = {0: -0.3, 1: 0.1, 2: 0.1, 3: -0.35, 4: -0.35}  # min cosine to the camera
+BOX_COLOR = (160.0, 120.0, 75.0)  # cardboard
+MAX_BEHIND = 3  # strangers in the background, at most
+OCCLUDED_FRACTION = 0.1  # an image is "occluded" when this share of the person is hidden
+MISALIGNED_ZOOM, MISALIGNED_SHIFT = 0.2, 0.125  # "misaligned": |zoom - 1|, |offset| / crop size
 
 
 @dataclass(frozen=True)
 class Pose:
-    """Per-image placement of a person: viewpoint, gait and where the body stands."""
+    """Per-image placement of a person: viewpoint, gait, limbs and where the body stands.
+
+    The fields after ``top`` are a preset's variation (:meth:`vary`); their defaults are the
+    original generator's walking person in a centred, whole crop.
+    """
 
     view: str
     yaw: float
@@ -52,6 +65,17 @@ class Pose:
     scale: float
     center_x: float
     top: float  # image row of the top of the head when standing straight
+    aspect: float = 1.0  # horizontal stretch of the crop
+    arm_gait: float = 0.8  # arm swing against the legs, x stride
+    arm_swing: tuple[float, float] = (0.0, 0.0)  # left, right: extra forward swing (rad)
+    arm_spread: tuple[float, float] = (0.0, 0.0)  # sideways lift (rad)
+    elbow_bend: tuple[float, float] = (0.0, 0.0)  # extra bend (rad)
+    leg_spread: tuple[float, float] = (0.0, 0.0)  # sideways swing (rad)
+    crouch: float = 0.0  # 0: upright; 1: knees deeply bent, torso leaning forward
+    carry: str = "none"  # none, box (in both hands) or bag (in one hand)
+    carry_side: int = 1  # +1: the bag hangs from the left hand
+    zoom: float = 1.0  # recorded: the box's zoom on the person (scale already holds it)
+    offset: tuple[float, float] = (0.0, 0.0)  # recorded: the body centre's shift (px)
 
     @classmethod
     def draw(cls, rng: np.random.Generator, identity: Identity) -> Pose:
@@ -68,31 +92,77 @@ class Pose:
             top=float(np.clip(room / 2 + rng.uniform(-3, 3), 0, room)),
         )
 
+    def vary(self, identity: Identity, preset: Preset, rng: np.random.Generator) -> Pose:
+        """This pose with ``preset``'s variation drawn from ``rng`` (the image's variation
+        stream); the default preset's neutral values return an equal pose, bit for bit."""
+        swing, spread = (
+            rng.uniform(-1, 1, 2) * preset.arm_swing,
+            rng.uniform(0, 1, 2) * preset.arm_spread,
+        )
+        bend, legs = (
+            rng.uniform(0, 1, 2) * preset.elbow_bend,
+            rng.uniform(0, 1, 2) * preset.leg_spread,
+        )
+        pose = replace(
+            self,
+            yaw=self.yaw + rng.uniform(-1, 1) * preset.turn,
+            stride=self.stride + rng.uniform(0, 1) * preset.stride,
+            arm_swing=tuple(swing.tolist()), arm_spread=tuple(spread.tolist()),
+            elbow_bend=tuple(bend.tolist()), leg_spread=tuple(legs.tolist()),
+            crouch=rng.uniform(0.5, 1.0) if rng.random() < preset.crouch else 0.0,
+        )  # fmt: skip
+        if rng.random() < preset.carry:
+            side = int(rng.choice([-1, 1]))
+            if rng.random() < 0.5:  # a box in both hands: forearms forward, no arm swing
+                pose = replace(pose, carry="box", carry_side=side, arm_gait=0.0, arm_swing=(0.35, 0.35),
+                               arm_spread=(0.0, 0.0), elbow_bend=(0.9, 0.9))  # fmt: skip
+            else:  # a bag in one hand: that arm hangs straight, a little out
+                arm = 0 if side > 0 else 1
+                spread, bend = list(pose.arm_spread), list(pose.elbow_bend)
+                spread[arm], bend[arm] = 0.12, 0.0
+                pose = replace(pose, carry="bag", carry_side=side, arm_spread=tuple(spread),
+                               elbow_bend=tuple(bend))  # fmt: skip
+        return _place(pose, identity, preset, rng)
 
-def _down(angle: float) -> np.ndarray:
-    """Unit vector pointing down, swung forward by ``angle`` (rad)."""
-    return np.array([0.0, np.cos(angle), np.sin(angle)])
+
+def _down(angle: float, spread: float = 0.0, side: int = 1) -> np.ndarray:
+    """Unit vector pointing down, swung forward by ``angle`` and outwards by ``spread`` (rad)."""
+    return np.array(
+        [side * np.sin(spread), np.cos(angle) * np.cos(spread), np.sin(angle) * np.cos(spread)]
+    )
+
+
+def _lean(point: np.ndarray, pivot: float, angle: float) -> np.ndarray:
+    """``point`` above the hips (row ``pivot``) turned forward by ``angle`` (rad) about them."""
+    up = pivot - point[1]
+    return point + [0.0, up * (1 - np.cos(angle)), up * np.sin(angle)]
 
 
 def skeleton(identity: Identity, pose: Pose) -> dict[str, np.ndarray]:
-    """3-D joints in the body frame at scale 1 (head top at y = 0, soles on y = height)."""
+    """3-D joints in the body frame at scale 1 (head top at y = 0 upright, soles on y = height)."""
     r, height = identity.head_radius, identity.height
     leg = identity.leg_fraction * height
     hip_y = height - leg
     shoulder_y = 2 * r + 0.05 * height
     arm = hip_y - shoulder_y + 0.08 * height
-    joints = {"head": np.array([0.0, r, 0.0]), "neck": np.array([0.0, 2 * r, 0.0])}
-    for side, name in ((1, "left"), (-1, "right")):
+    lean = 0.6 * pose.crouch  # a crouching body leans forward over bent knees
+    joints = {
+        "head": _lean(np.array([0.0, r, 0.0]), hip_y, lean),
+        "neck": _lean(np.array([0.0, 2 * r, 0.0]), hip_y, lean),
+    }
+    for i, (side, name) in enumerate(((1, "left"), (-1, "right"))):
         phase = pose.phase + (0.0 if side == 1 else np.pi)
-        thigh = pose.stride * np.sin(phase)
-        bend = 0.1 + 1.3 * pose.stride * max(0.0, np.cos(phase))  # the swinging leg bends
+        thigh = pose.stride * np.sin(phase) + 1.4 * pose.crouch
+        bend = 0.1 + 1.3 * pose.stride * max(0.0, np.cos(phase)) + 2.4 * pose.crouch
         hip = np.array([side * identity.hip, hip_y, 0.0])
-        knee = hip + 0.5 * (leg - 2) * _down(thigh)
-        ankle = knee + 0.5 * (leg - 2) * _down(thigh - bend)
-        swing = -0.8 * pose.stride * np.sin(phase)  # arms swing against the legs
-        shoulder = np.array([side * identity.shoulder, shoulder_y, 0.0])
-        elbow = shoulder + 0.53 * arm * _down(swing) + [side * 1.0, 0, 0]
-        wrist = elbow + 0.47 * arm * _down(swing + 0.2 + 0.5 * max(swing, 0.0)) + [side * 0.5, 0, 0]
+        knee = hip + 0.5 * (leg - 2) * _down(thigh, pose.leg_spread[i], side)
+        ankle = knee + 0.5 * (leg - 2) * _down(thigh - bend, pose.leg_spread[i], side)
+        swing = -pose.arm_gait * pose.stride * np.sin(phase) + pose.arm_swing[i]
+        spread, elbow_bend = pose.arm_spread[i], pose.elbow_bend[i]
+        shoulder = _lean(np.array([side * identity.shoulder, shoulder_y, 0.0]), hip_y, lean)
+        elbow = shoulder + 0.53 * arm * _down(swing, spread, side) + [side * 1.0, 0, 0]
+        forearm = swing + 0.2 + 0.5 * max(swing, 0.0) + elbow_bend
+        wrist = elbow + 0.47 * arm * _down(forearm, spread, side) + [side * 0.5, 0, 0]
         joints.update({f"{name}_hip": hip, f"{name}_knee": knee, f"{name}_ankle": ankle,
                        f"{name}_shoulder": shoulder, f"{name}_elbow": elbow, f"{name}_wrist": wrist,
                        f"{name}_toe": ankle + [0.0, 1.0, 2.5]})  # fmt: skip
@@ -101,6 +171,38 @@ def skeleton(identity: Identity, pose: Pose) -> dict[str, np.ndarray]:
     for joint in joints.values():
         joint[1] += lift
     return joints
+
+
+def _middle(identity: Identity, pose: Pose) -> float:
+    """Body-frame row halfway between the top of the head and the soles, in ``pose``."""
+    return (skeleton(identity, pose)["head"][1] - identity.head_radius + identity.height) / 2
+
+
+def _place(pose: Pose, identity: Identity, preset: Preset, rng: np.random.Generator) -> Pose:
+    """The crop a person detector might give: zoomed about the body's centre, stretched,
+    shifted, and cut with its top edge below the nose or its bottom edge above both ankles.
+
+    A crouching body is centred where the upright one would be, as a detector's box would.
+    """
+    zoom = float(np.exp(rng.uniform(*np.log(preset.zoom))))
+    aspect = float(np.exp(rng.uniform(*np.log(preset.aspect))))
+    shift = rng.uniform(-1, 1, 2) * preset.shift * np.array([WIDTH, HEIGHT])
+    upright, posed = _middle(identity, replace(pose, crouch=0.0)), _middle(identity, pose)
+    scale = pose.scale * zoom
+    top = pose.top + (pose.scale * upright - scale * posed) + shift[1]
+    placed = replace(pose, scale=scale, aspect=aspect, center_x=pose.center_x + shift[0], top=top)
+    cut = rng.random()
+    if cut < preset.cut_head + preset.cut_feet:
+        joints, project = skeleton(identity, placed), _Projector(placed)
+        if cut < preset.cut_head:
+            nose = project(joints["head"] + identity.head_radius * np.asarray(FACE[0][0]))[1]
+            top -= nose + 1 + rng.uniform(0, 0.25) * scale * identity.height
+        else:
+            ankle, hip = (min(project(joints[f"{s}_{j}"])[1] for s in ("left", "right"))
+                          for j in ("ankle", "hip"))  # fmt: skip
+            top += HEIGHT - (ankle - 1 - rng.uniform(0, 0.35) * (ankle - hip))
+    offset = (float(shift[0]), float((top - pose.top) + (scale * posed - pose.scale * upright)))
+    return replace(placed, top=float(top), zoom=zoom, offset=offset)
 
 
 class _Projector:
@@ -112,14 +214,17 @@ class _Projector:
     def __call__(self, point) -> np.ndarray:
         x, y, z = point
         p = self.pose
-        return np.array([p.center_x + p.scale * (x * self.cos + z * self.sin), p.top + p.scale * y])
+        horizontal = p.scale * p.aspect * (x * self.cos + z * self.sin)
+        return np.array([p.center_x + horizontal, p.top + p.scale * y])
 
     def depth(self, point) -> float:
         return float(-point[0] * self.sin + point[2] * self.cos)
 
     def width(self, lateral: float, depth: float) -> float:
         """Half width in the image of a body part ``lateral`` wide and ``depth`` deep (half sizes)."""
-        return self.pose.scale * (abs(lateral * self.cos) + abs(depth * self.sin))
+        return (
+            self.pose.scale * self.pose.aspect * (abs(lateral * self.cos) + abs(depth * self.sin))
+        )
 
 
 def _fixed(points) -> np.ndarray:
@@ -147,15 +252,33 @@ def _ellipse(center, axes, start: float = 0, end: float = 360) -> np.ndarray:
     return region
 
 
+def _erase(layer: np.ndarray, region: np.ndarray) -> None:
+    """Remove ``region``'s coverage from ``layer`` (both uint8): what is in front hides it."""
+    layer[:] = (layer.astype(np.uint16) * (255 - region) + 127) // 255
+
+
 class _Canvas:
-    """The image being drawn and the person layer (uint8 coverage) painted alongside it."""
+    """The image being drawn and the person layer (uint8 coverage) painted alongside it.
+
+    Carried things are painted in depth order with the body (:meth:`hold`) but are not the
+    person: they hide what is behind them in ``layer`` and keep their own visible coverage in
+    ``held``; ``whole`` is the person's coverage with nothing in front.
+    """
 
     def __init__(self, image: np.ndarray):
         self.image = image
         self.layer = np.zeros((HEIGHT, WIDTH), np.uint8)
+        self.held = np.zeros_like(self.layer)
+        self.whole = np.zeros_like(self.layer)
 
     def paint(self, region: np.ndarray, fill: Fill) -> None:
         paint(self.image, region, fill, self.layer)
+        np.maximum(self.whole, region, out=self.whole)
+        _erase(self.held, region)
+
+    def hold(self, region: np.ndarray, fill: Fill) -> None:
+        paint(self.image, region, fill, self.held)
+        _erase(self.layer, region)
 
 
 def _body_parts(identity: Identity, pose: Pose, joints: dict, project: _Projector):
@@ -208,6 +331,8 @@ def _body_parts(identity: Identity, pose: Pose, joints: dict, project: _Projecto
         leg_depth = np.mean([project.depth(j) for j in (hip, knee, ankle)])
         arm_depth = np.mean([project.depth(j) for j in (shoulder, elbow, wrist)])
         parts += [(leg_depth - 0.5, leg), (arm_depth, arm)]
+    if pose.carry != "none":
+        parts.append(_carried(identity, pose, joints, project))
     if identity.bag == "backpack":
         center = np.array([0.0, (joints["neck"][1] + lower_origin[1]) / 2, -identity.depth - 2])
 
@@ -239,6 +364,31 @@ def _body_parts(identity: Identity, pose: Pose, joints: dict, project: _Projecto
         parts.append((project.depth(hang) + 0.2, shoulder_bag))
     parts += _head_parts(identity, pose, joints, project)
     return parts
+
+
+def _carried(identity: Identity, pose: Pose, joints: dict, project: _Projector):
+    """(depth, draw function) of what the person carries: a box held in front in both hands,
+    or their bag hanging from one hand; painted as a thing held, not as the person."""
+    s = pose.scale
+    if pose.carry == "box":
+        wrists = joints["left_wrist"], joints["right_wrist"]
+        center = (wrists[0] + wrists[1]) / 2 - [0.0, 0.03 * identity.height, 0.0]
+        lateral, tall, color = (
+            0.4 * abs(wrists[0][0] - wrists[1][0]),
+            0.08 * identity.height,
+            BOX_COLOR,
+        )
+    else:
+        side = "left" if pose.carry_side > 0 else "right"
+        center = joints[f"{side}_wrist"] + [pose.carry_side * 1.5, 0.07 * identity.height, 0.0]
+        lateral, tall, color = 4.5, 0.07 * identity.height, identity.bag_color
+
+    def carried(c: _Canvas) -> None:
+        mid, half = project(center), project.width(lateral, 0.5 * lateral)
+        c.hold(_polygon([mid + [-half, -tall * s], mid + [half, -tall * s], mid + [half, tall * s],
+                         mid + [-half, tall * s]]), color)  # fmt: skip
+
+    return project.depth(center) + 0.3, carried
 
 
 def _head_parts(identity: Identity, pose: Pose, joints: dict, project: _Projector):
@@ -291,13 +441,65 @@ def _keypoints(joints: dict, identity: Identity, project: _Projector) -> np.ndar
 
 
 def _hide(keypoints: np.ndarray, cover: np.ndarray) -> None:
-    """Keypoints outside the image or under an occluder (coverage >= 0.5) become NaN, score 0."""
+    """Keypoints outside the image or under something in front (uint8 ``cover`` >= 128) become
+    NaN, score 0: the store's *not found*."""
     for k, (x, y, score) in enumerate(keypoints):
         if score == 0:
             continue
         col, row = int(np.floor(x)), int(np.floor(y))
-        if not (0 <= col < WIDTH and 0 <= row < HEIGHT) or cover[row, col] >= 0.5:
+        if not (0 <= col < WIDTH and 0 <= row < HEIGHT) or cover[row, col] >= 128:
             keypoints[k] = (np.nan, np.nan, 0.0)
+
+
+@dataclass(frozen=True)
+class Conditions:
+    """What one image shows beyond a centred, whole, walking person: a row of ``conditions.csv``."""
+
+    view: str
+    zoom: float  # the box's zoom on the person (1: the default preset's size)
+    aspect: float  # its horizontal stretch
+    offset_x: float  # the body centre's shift from the default preset's placement (px)
+    offset_y: float
+    cut_head: bool  # the crop's top edge is below the nose: the face keypoints are cut off
+    cut_feet: bool  # its bottom edge is above both ankles
+    crouching: bool
+    carrying: str  # none, box or bag
+    occluder: str  # the object occluder's kind (scene.OCCLUDERS) or none
+    people_in_front: int  # strangers drawn in front of the person
+    people_behind: int  # strangers drawn behind
+    occluded_fraction: float  # share of the person's pixels hidden by things and people in front
+
+    @property
+    def occluded(self) -> bool:
+        return self.occluded_fraction >= OCCLUDED_FRACTION
+
+    @property
+    def misaligned(self) -> bool:
+        shifted = (
+            abs(self.offset_x) > MISALIGNED_SHIFT * WIDTH
+            or abs(self.offset_y) > MISALIGNED_SHIFT * HEIGHT
+        )
+        return self.cut_head or self.cut_feet or abs(self.zoom - 1) > MISALIGNED_ZOOM or shifted
+
+
+def _draw_person(canvas: _Canvas, identity: Identity, pose: Pose) -> tuple[dict, _Projector]:
+    """Paint ``identity`` in ``pose``, far parts first; returns its joints and projection."""
+    joints, project = skeleton(identity, pose), _Projector(pose)
+    for _, draw in sorted(_body_parts(identity, pose, joints, project), key=lambda part: part[0]):
+        draw(canvas)
+    return joints, project
+
+
+def _stranger(rng: np.random.Generator, identity: Identity, target: Pose, front: bool) -> Pose:
+    """Where another person stands: in front, nearer and to one side of the target so that
+    they hide part of them, or behind, smaller and anywhere."""
+    pose = Pose.draw(rng, identity)
+    if front:
+        side = rng.choice([-1, 1])
+        return replace(pose, scale=target.scale * rng.uniform(1.0, 1.2), top=target.top + rng.uniform(-8, 8),
+                       center_x=target.center_x + side * rng.uniform(0.3, 0.65) * WIDTH)  # fmt: skip
+    return replace(pose, scale=target.scale * rng.uniform(0.5, 0.85), top=rng.uniform(-0.1, 0.45) * HEIGHT,
+                   center_x=rng.uniform(-0.1, 1.1) * WIDTH)  # fmt: skip
 
 
 def render_person(
@@ -307,28 +509,53 @@ def render_person(
     foreign: list[Clothing],
     occlusion: float,
     pose: Pose | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    preset: Preset = PRESETS["default"],
+    variation: np.random.Generator | None = None,
+    crowd: tuple[Identity, ...] = (),
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, Conditions]:
     """One image of ``identity`` seen by ``camera``, in ``pose`` (default: drawn from ``rng``).
 
+    ``preset``'s variation (pose, crop, carried things, the strangers of ``crowd`` behind and in
+    front) is drawn from ``variation`` (default: a fixed stream), never from ``rng``.
+
     Returns:
-        image: uint8 (128, 64, 3) RGB; mask: float32 (128, 64) person coverage in [0, 1]
-        without the occluded pixels; keypoints: float32 (17, 3) x, y, score (NaN, NaN, 0 when
-        hidden by the occluder, outside the image or a face point on the far side of the head).
+        image: uint8 (128, 64, 3) RGB; mask: float32 (128, 64) coverage of this person only in
+        [0, 1], without what is in front; keypoints: float32 (17, 3) x, y, score (NaN, NaN, 0
+        when hidden by something in front, outside the image or a face point on the far side of
+        the head); conditions: what the image shows (:class:`Conditions`).
     """
+    variation = np.random.default_rng(0) if variation is None else variation
     canvas = _Canvas(draw_background(rng, camera, foreign))
-    pose = Pose.draw(rng, identity) if pose is None else pose
-    joints = skeleton(identity, pose)
-    project = _Projector(pose)
-    for _, draw in sorted(_body_parts(identity, pose, joints, project), key=lambda part: part[0]):
-        draw(canvas)
-    mask = canvas.layer.astype(np.float32) / 255.0
+    pose = (Pose.draw(rng, identity) if pose is None else pose).vary(identity, preset, variation)
+    behind = min(int(variation.poisson(preset.people_behind)), MAX_BEHIND, len(crowd))
+    strangers = crowd[: behind + int(variation.random() < preset.people_in_front)]
+    for other in strangers[:behind]:
+        _draw_person(_Canvas(canvas.image), other, _stranger(variation, other, pose, front=False))
+    joints, project = _draw_person(canvas, identity, pose)
     keypoints = _keypoints(joints, identity, project)
-    cover = np.zeros_like(mask)
+    cover = np.zeros_like(canvas.layer)
+    for other in strangers[behind:]:
+        passer = _Canvas(canvas.image)
+        _draw_person(passer, other, _stranger(variation, other, pose, front=True))
+        cover = passer.layer
+    occluder = "none"
     if rng.random() < occlusion:
-        cover = occlude(canvas.image, rng, camera, foreign)
-        mask *= 1.0 - cover
-    _hide(keypoints, cover)
-    return apply_camera(canvas.image, rng, camera), mask, keypoints.astype(np.float32)
+        region, occluder = occlude(canvas.image, rng, camera, foreign)
+        np.maximum(cover, region, out=cover)
+    layer = canvas.layer.copy()
+    _erase(layer, cover)
+    _hide(keypoints, np.maximum(cover, canvas.held))
+    nose = project(joints["head"] + identity.head_radius * np.asarray(FACE[0][0]))[1]
+    ankle = min(project(joints[f"{side}_ankle"])[1] for side in ("left", "right"))
+    conditions = Conditions(
+        view=pose.view, zoom=pose.zoom, aspect=pose.aspect, offset_x=pose.offset[0],
+        offset_y=pose.offset[1], cut_head=bool(nose < 0), cut_feet=bool(ankle >= HEIGHT),
+        crouching=pose.crouch > 0, carrying=pose.carry, occluder=occluder,
+        people_in_front=len(strangers) - behind, people_behind=behind,
+        occluded_fraction=float(1 - layer.sum(dtype=np.int64) / max(canvas.whole.sum(dtype=np.int64), 1)),
+    )  # fmt: skip
+    image = apply_camera(canvas.image, rng, camera)
+    return image, layer.astype(np.float32) / 255.0, keypoints.astype(np.float32), conditions
 
 
 def render_scene(camera: Camera, rng: np.random.Generator, foreign: list[Clothing]) -> np.ndarray:

@@ -125,8 +125,9 @@ OCCLUDERS = ("pole", "box", "object")
 
 def occlude(
     image: np.ndarray, rng: np.random.Generator, camera: Camera, foreign: list[Clothing]
-) -> np.ndarray:
-    """Draw an occluder in front of everything; returns where it is, float (128, 64) in {0, 1}.
+) -> tuple[np.ndarray, str]:
+    """Draw an occluder in front of everything; returns where it is, uint8 (128, 64) in {0, 255},
+    and its kind.
 
     Occluders have hard edges, so the person's visible coverage stays a multiple of 1/255.
 
@@ -155,7 +156,7 @@ def occlude(
             garment = foreign[rng.integers(len(foreign))]
             color = garment.fill((side, y))
     paint(image, region, color)
-    return region.astype(np.float32) / 255.0
+    return region, kind
 
 
 def apply_camera(image: np.ndarray, rng: np.random.Generator, camera: Camera) -> np.ndarray:

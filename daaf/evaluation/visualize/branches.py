@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from daaf.data.annotations import ImageAnnotation
+from daaf.data.keypoints import resize_keypoints
 
 
 @torch.no_grad()
@@ -36,10 +37,7 @@ def labels_in_input_frame(
     record: ImageAnnotation, height: int, width: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """A stored annotation resized to the network input: mask (H, W) in [0, 1] and keypoints
-    (17, 3) with x, y in input pixels (pixel centres mapped as ``cv2.resize`` maps them)."""
+    (17, 3) with x, y in input pixels, in the store's frame (pixel c covers [c, c + 1))."""
     mask = cv2.resize(record.mask, (width, height), interpolation=cv2.INTER_LINEAR)
-    h, w = record.image_size
-    keypoints = record.keypoints.astype(np.float32).copy()
-    keypoints[:, 0] = (keypoints[:, 0] + 0.5) * width / w - 0.5
-    keypoints[:, 1] = (keypoints[:, 1] + 0.5) * height / h - 0.5
+    keypoints = resize_keypoints(record.keypoints, record.image_size, (height, width))
     return mask.astype(np.float32) / 255, keypoints

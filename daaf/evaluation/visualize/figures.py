@@ -20,7 +20,7 @@ from matplotlib.colors import Normalize  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
-from daaf.data.keypoints import SKELETON  # noqa: E402
+from daaf.data.keypoints import PIXEL_CENTRE, SKELETON  # noqa: E402
 
 TILE_INCHES = 1.1  # width of one tile
 GAP = 2  # pixels between tiles
@@ -86,8 +86,9 @@ def _save_mosaic(
                 (c * (w + GAP) - 0.5, r * (h + GAP) - 0.5), w, h, fill=False, ec="red", lw=1.5
             )
         )
-    for (r, c), kps in (keypoints or {}).items():
-        x, y = kps[:, 0] + c * (w + GAP), kps[:, 1] + r * (h + GAP)
+    for (r, c), kps in (keypoints or {}).items():  # imshow centres pixel c at c
+        x = kps[:, 0] - PIXEL_CENTRE + c * (w + GAP)
+        y = kps[:, 1] - PIXEL_CENTRE + r * (h + GAP)
         seen = (kps[:, 2] > 0) & np.isfinite(kps[:, :2]).all(1)
         for a, b in SKELETON:
             if seen[a] and seen[b]:

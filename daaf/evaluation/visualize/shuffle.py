@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from daaf.data.keypoints import PIXEL_CENTRE
 from daaf.training.modeling.decoder import to_size
 
 
@@ -44,10 +45,11 @@ def shuffle_grid(model: nn.Module, images: torch.Tensor) -> np.ndarray:
 
 
 def _peaks(grid: np.ndarray) -> np.ndarray:
-    """(..., H, W) -> (..., 2) x, y of each map's maximum."""
+    """(..., H, W) -> (..., 2) x, y of each map's maximum: its pixel's centre, in the store's
+    frame of the keypoints it is compared with."""
     flat = grid.reshape(*grid.shape[:-2], -1).argmax(-1)
     y, x = np.divmod(flat, grid.shape[-1])
-    return np.stack([x, y], axis=-1).astype(np.float64)
+    return np.stack([x, y], axis=-1).astype(np.float64) + PIXEL_CENTRE
 
 
 def decoupling_score(

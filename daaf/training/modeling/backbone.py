@@ -14,6 +14,7 @@ import torchvision
 from torch import nn
 
 from daaf.errors import DaafError
+from daaf.utils.safe_load import load_weights_only
 
 RESNETS = {
     18: (torchvision.models.resnet18, torchvision.models.ResNet18_Weights.IMAGENET1K_V1),
@@ -57,11 +58,14 @@ def _out_channels(layer: nn.Sequential) -> int:
 
 
 def _imagenet_state_dict(weights: torchvision.models.WeightsEnum) -> dict:
-    """torchvision's ImageNet weights from the torch cache, downloading them when online."""
+    """torchvision's ImageNet weights from the torch cache, downloading them when online; a
+    cached file is read as tensors only (torch.hub's own loader would unpickle anything)."""
     file_name = Path(weights.url).name
     cache = Path(torch.hub.get_dir()) / "checkpoints"
+    if (cache / file_name).is_file():
+        return load_weights_only(cache / file_name)
     try:
-        return weights.get_state_dict(progress=False, check_hash=True)
+        return weights.get_state_dict(progress=False, check_hash=True, weights_only=True)
     except Exception as exc:  # offline: URLError, socket errors, a truncated file, ...
         raise DaafError(
             f"ImageNet weights {file_name} are not in {cache}/ and could not be downloaded "
@@ -77,11 +81,9 @@ def _file_state_dict(path: Path) -> dict:
     if not path.is_file():
         raise DaafError(f"model.pretrained: {path} does not exist (use imagenet, none or a file)")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise DaafError(
-            f"model.pretrained: {path} is not a readable state_dict ({exc.__class__.__name__})"
-        ) from exc
+        state = load_weights_only(path)
+    except DaafError as exc:
+        raise DaafError(f"model.pretrained: {exc}") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
@@ -98,17 +100,23 @@ def build_backbone(
     factory, weights = RESNETS[depth]
     resnet = factory(weights=None)
     if pretrained == "imagenet":
-        resnet.load_state_dict(_imagenet_state_dict(weights))
+        _load_resnet(resnet, depth, _imagenet_state_dict(weights), Path(weights.url).name)
     elif pretrained != "none":
         path = Path(pretrained)
-        try:
-            missing, _ = resnet.load_state_dict(_file_state_dict(path), strict=False)
-        except RuntimeError as exc:  # shapes of another depth
-            raise DaafError(f"model.pretrained: {path} is not a ResNet-{depth} state_dict") from exc
-        missing = [k for k in missing if not k.startswith("fc.")]  # the classifier is unused
-        if missing:
-            raise DaafError(
-                f"model.pretrained: {path} is not a ResNet-{depth} state_dict "
-                f"(missing {', '.join(missing[:3])} ...)"
-            )
+        _load_resnet(resnet, depth, _file_state_dict(path), f"model.pretrained: {path}")
     return ResNetBackbone(resnet, last_stride)
+
+
+def _load_resnet(resnet: nn.Module, depth: int, state: dict, source: str) -> None:
+    """``state`` into ``resnet``; DaafError naming ``source`` unless it is a ResNet-``depth``
+    state_dict (with or without its classifier, which is unused)."""
+    try:
+        missing, unexpected = resnet.load_state_dict(state, strict=False)
+    except (RuntimeError, TypeError, AttributeError) as exc:  # shapes of another depth
+        raise DaafError(f"{source} is not a ResNet-{depth} state_dict") from exc
+    for problem, keys in (("missing", missing), ("unexpected", unexpected)):
+        keys = [k for k in keys if not k.startswith("fc.")]
+        if keys:
+            raise DaafError(
+                f"{source} is not a ResNet-{depth} state_dict ({problem} {', '.join(keys[:3])} ...)"
+            )

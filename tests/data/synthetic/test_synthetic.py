@@ -126,7 +126,7 @@ def test_stored_annotations_are_the_rendered_ones(synth):
     jobs = plan(ARGS["identities"], ARGS["cameras"], ARGS["images_per_identity"], ARGS["seed"])
     store = AnnotationStore(synth / "annotations")
     for job in [j for j in jobs if j.pid > 0][::5]:
-        _, mask, keypoints = draw_job(job, ARGS["seed"], ARGS["identities"], ARGS["occlusion"])
+        _, mask, keypoints, _ = draw_job(job, ARGS["seed"], ARGS["identities"], ARGS["occlusion"])
         record = store.get(job.path)
         np.testing.assert_array_equal(record.mask, encode_mask(mask))
         np.testing.assert_array_equal(record.keypoints, keypoints)
@@ -161,7 +161,7 @@ def test_left_and_right_are_the_persons(view):
     camera = Camera.draw(np.random.default_rng(1))
     rng = np.random.default_rng(2)
     pose = replace(Pose.draw(rng, identity), view=view, yaw=VIEWS[view])
-    image, mask, kp = render_person(identity, camera, rng, [], 0.0, pose=pose)
+    image, mask, kp, _ = render_person(identity, camera, rng, [], 0.0, pose=pose)
     x = {name: kp[K[name], 0] for name in KEYPOINT_NAMES}
     if view == "front":  # facing the camera: the person's left is on the image's right
         assert x["left_shoulder"] > x["right_shoulder"] and x["left_hip"] > x["right_hip"]
@@ -187,7 +187,7 @@ def test_identities_differ_by_appearance_not_by_camera():
         identity = Identity.draw(np.random.default_rng([1, pid]))
         for c, camera in enumerate(cameras):
             rng = np.random.default_rng([pid, c])
-            image, mask, kp = render_person(identity, camera, rng, [], 0.0)
+            image, mask, kp, _ = render_person(identity, camera, rng, [], 0.0)
             top, bottom = int(np.nanmax(kp[[5, 6], 1])) + 2, int(np.nanmin(kp[[11, 12], 1])) - 2
             torso = mask[top:bottom] > 0.99
             torso[:, : int(np.nanmin(kp[[5, 6, 11, 12], 0]))] = False

@@ -22,9 +22,11 @@ def test_hab_probabilities_and_pab_heatmaps(daaf_model, images):
 def test_labels_follow_the_resize():
     record = empty_annotation("a.jpg", "query", 1, 0, (128, 64), 0, (8, 4))
     record.mask[:4] = 255  # top half of the person
-    record.keypoints[0] = (31.5, 63.5, 0.9)  # the centre of the 128x64 original
-    record.keypoints[1] = (-0.5, -0.5, 0.8)  # the top-left corner
+    record.keypoints[0] = (32.0, 64.0, 0.9)  # the centre of the 128x64 original
+    record.keypoints[1] = (0.0, 0.0, 0.8)  # the top-left corner
+    record.keypoints[2] = (1.0, 3.0, 0.7)  # the centre of the original's 2x2 pixels at (0, 2)
     mask, kps = labels_in_input_frame(record, 64, 32)
     assert mask.shape == (64, 32) and mask[:28].min() == 1 and mask[36:].max() == 0
-    np.testing.assert_allclose(kps[0], (15.5, 31.5, 0.9))
-    np.testing.assert_allclose(kps[1], (-0.5, -0.5, 0.8))
+    np.testing.assert_allclose(kps[0], (16.0, 32.0, 0.9))
+    np.testing.assert_allclose(kps[1], (0.0, 0.0, 0.8))
+    np.testing.assert_allclose(kps[2], (0.5, 1.5, 0.7))  # input pixel (0, 1)'s centre

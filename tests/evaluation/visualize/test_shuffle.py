@@ -50,7 +50,7 @@ SPOTS = [(2, 2), (5, 10), (8, 17)]  # where each group's keypoints are
 def keypoints_at_spots():
     kps = np.zeros((1, 17, 3), np.float32)
     for group, (x, y) in zip(GROUPS, SPOTS, strict=True):
-        kps[0, list(group)] = (x, y, 1)
+        kps[0, list(group)] = (x + 0.5, y + 0.5, 1)  # the spot pixel's centre
     kps[0, 1] = (np.nan, np.nan, 0)  # a missing keypoint is ignored
     return kps
 

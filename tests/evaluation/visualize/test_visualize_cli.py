@@ -12,7 +12,7 @@ from daaf.cli import main
 from daaf.errors import DaafError
 from daaf.evaluation.visualize_command import GRADCAM_ONLY_NOTE, visualize
 from daaf.training.modeling import build_model
-from daaf.training.trainer import REFUSED
+from daaf.utils.safe_load import REFUSED
 
 from .conftest import tiny_config
 

@@ -10,6 +10,7 @@ from daaf.errors import DaafError
 from daaf.training.config import Config
 from daaf.training.modeling import build_model
 from daaf.training.modeling.backbone import build_backbone
+from daaf.utils.safe_load import REFUSED
 
 RESNET18_FILE = "resnet18-f37072fd.pth"
 
@@ -84,3 +85,31 @@ def test_eval_runs_no_branch_and_feature_maps_give_the_embedding():
     low.retain_grad()
     cam_embedding[:, 0].sum().backward()
     assert low.grad is not None and low.grad.abs().sum() > 0
+
+
+def test_a_crafted_file_in_the_imagenet_cache_is_refused_without_running(
+    empty_torch_home, malicious_pt
+):
+    """torch.hub's loader unpickles a cached file with weights_only=False: daaf reads it as
+    tensors only and refuses it in one line."""
+    write, marker = malicious_pt
+    cached = write(empty_torch_home / "hub" / "checkpoints" / RESNET18_FILE)
+    with pytest.raises(DaafError) as info:
+        build_backbone(18, "imagenet")
+    assert str(info.value) == f"{cached}: {REFUSED}"
+    assert not marker.exists()
+
+
+def test_a_cached_file_of_another_network_is_named(empty_torch_home):
+    cache = empty_torch_home / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    torch.save(torchvision.models.resnet34(weights=None).state_dict(), cache / RESNET18_FILE)
+    with pytest.raises(DaafError, match=f"^{RESNET18_FILE} is not a ResNet-18 state_dict "
+                       r"\(unexpected layer1.2.conv1.weight, "):  # fmt: skip
+        build_backbone(18, "imagenet")
+    torch.save(torchvision.models.resnet50(weights=None).state_dict(), cache / RESNET18_FILE)
+    with pytest.raises(DaafError, match=f"^{RESNET18_FILE} is not a ResNet-18 state_dict$"):
+        build_backbone(18, "imagenet")
+    torch.save([1, 2], cache / RESNET18_FILE)
+    with pytest.raises(DaafError, match=f"^{RESNET18_FILE} is not a ResNet-18 state_dict$"):
+        build_backbone(18, "imagenet")

@@ -116,7 +116,7 @@ def test_a_missing_keypoint_pulls_its_channel_toward_zero(branch_loss):
     """A keypoint without a peak (not found, below the score threshold, outside the crop) has an
     all-zero target map: its channel still gets a gradient, and a descent step lowers it
     everywhere. Only a sample whose annotation is not valid gets no gradient at all."""
-    keypoints = np.array([[8.0, 8.0, 1.0]] * 17, np.float32)
+    keypoints = np.array([[8.5, 8.5, 1.0]] * 17, np.float32)  # pixel (8, 8)'s centre
     keypoints[3] = (np.nan, np.nan, 0.0)  # not found
     keypoints[4, 2] = 0.1  # below the threshold
     heatmaps = render_heatmap_batch(torch.from_numpy(keypoints)[None], (16, 16), 2.0, 0.3)[0]

@@ -1,0 +1,131 @@
+"""`daaf search`'s blockwise gallery scan vs one torch.mm + topk over the whole gallery matrix.
+
+    python benchmarks/search.py [--queries 100] [--gallery 500000] [--dim 2048] [--top 10]
+
+Writes a gallery embedding file of random unit-length features (--dir, 4 GB at the defaults),
+then runs each method in a fresh process, three times, and prints the median wall time and
+the peak resident memory above the process's baseline (torch imported, queries in memory):
+
+- anchor: the whole gallery read into one (N, D) tensor (its reading not timed), then one
+  ``torch.mm`` of the queries with it and one ``topk``: the fastest way when the gallery fits;
+- blockwise, in memory: :func:`daaf.inference.top_k_blocks` over the same in-memory array;
+- blockwise, from the file: :func:`daaf.inference.search_file`, what ``daaf search`` runs,
+  reading 65,536 rows at a time (reading included in the time).
+
+Not a timed test: a benchmark to run by hand; ratios to the anchor are what compare between
+machines. Both rankings are checked to agree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROWS = 65_536  # rows written per chunk when the file is made
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def make_gallery(path: Path, num: int, dim: int) -> None:
+    """A complete embedding file of ``num`` random unit vectors (seeded)."""
+    from daaf.inference.store import EmbeddingWriter
+
+    attrs = {"embedding_dim": dim, "model_sha256": "benchmark", "metric": "cosine", "flip": False,
+             "root": "", "num_inputs": num, "inputs_sha256": "benchmark"}  # fmt: skip
+    writer = EmbeddingWriter(path, attrs)
+    rng = np.random.default_rng(0)
+    for start in range(0, num, ROWS):
+        block = rng.standard_normal((min(ROWS, num - start), dim), dtype=np.float32)
+        block /= np.linalg.norm(block, axis=1, keepdims=True)
+        writer.append(block, [f"g{start + i:07d}.jpg" for i in range(len(block))], [], len(block))
+    writer.close(complete=True)
+
+
+def _run(kind: str, gallery: str, queries: np.ndarray, top: int, queue) -> None:
+    import h5py
+    import torch
+
+    from daaf.inference import search_file, top_k_blocks
+
+    base = _peak_mib()
+    if kind == "anchor":
+        with h5py.File(gallery) as f:
+            g = torch.from_numpy(f["features"][:])
+        q = torch.from_numpy(queries)
+        start = time.perf_counter()
+        sim, idx = torch.topk(torch.mm(q, g.T), top, dim=1)  # unit vectors: cosine distance order
+        seconds = time.perf_counter() - start
+        dist = (1 - sim).numpy()
+    elif kind == "blockwise, in memory":
+        with h5py.File(gallery) as f:
+            g = f["features"][:]
+        start = time.perf_counter()
+        blocks = ((s, g[s : s + 65_536]) for s in range(0, len(g), 65_536))
+        dist, idx = top_k_blocks(queries, blocks, top, "cosine")
+        seconds = time.perf_counter() - start
+    else:
+        start = time.perf_counter()
+        dist, idx = search_file(queries, Path(gallery), top, "cosine")
+        seconds = time.perf_counter() - start
+    queue.put((seconds, _peak_mib() - base, np.asarray(idx), np.asarray(dist)))
+
+
+def measure(kind: str, gallery: Path, queries: np.ndarray, top: int):
+    context = mp.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_run, args=(kind, str(gallery), queries, top, queue))
+    process.start()
+    result = queue.get()
+    process.join()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--gallery", type=int, default=500_000)
+    parser.add_argument("--dim", type=int, default=2048)
+    parser.add_argument("--top", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--dir", type=Path, default=None, help="Where the gallery file goes.")
+    args = parser.parse_args()
+    rng = np.random.default_rng(1)
+    queries = rng.standard_normal((args.queries, args.dim), dtype=np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        gallery = Path(tmp) / "gallery.h5"
+        start = time.perf_counter()
+        make_gallery(gallery, args.gallery, args.dim)
+        print(f"gallery: {args.gallery:,} x {args.dim} float32 "
+              f"({gallery.stat().st_size / 2**30:.2f} GiB) written in {time.perf_counter() - start:.0f} s; "
+              f"{args.queries} queries, top {args.top}, cosine")  # fmt: skip
+        rows, reference = [], None
+        for kind in ("anchor", "blockwise, in memory", "blockwise, from the file"):
+            runs = [measure(kind, gallery, queries, args.top) for _ in range(args.repeats)]
+            seconds = statistics.median(r[0] for r in runs)
+            memory = max(r[1] for r in runs)
+            idx, dist = runs[0][2], runs[0][3]
+            if reference is None:
+                reference = (seconds, memory, idx, dist)
+            agree = (idx == reference[2]).mean()
+            rows.append((kind, seconds, [r[0] for r in runs], memory, agree,
+                         float(np.abs(dist - reference[3]).max())))  # fmt: skip
+    print(f"\n{'method':<26}{'seconds':>9}{'x anchor':>10}{'peak MiB':>10}{'x anchor':>10}"
+          f"{'same ids':>10}{'max |d diff|':>14}  runs (s)")  # fmt: skip
+    for kind, seconds, runs, memory, agree, diff in rows:
+        print(f"{kind:<26}{seconds:>9.2f}{seconds / reference[0]:>10.2f}{memory:>10.0f}"
+              f"{memory / reference[1]:>10.2f}{agree:>10.1%}{diff:>14.1e}  "
+              + ", ".join(f"{r:.2f}" for r in runs))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""What ``daaf search`` writes: results.csv and one rank-list picture per query, the true and
+false matches marked when the images' identities are known (``--pids``)."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+
+from daaf.evaluation.plots import GREEN, JUNK, RED, draw_rank_list, rank_tile
+
+MARKS = {"true match": GREEN, "false match": RED, "junk": JUNK}
+
+
+def dataset_identities(name: str, root: str | Path) -> dict[str, tuple[int, int]]:
+    """``{absolute image path: (pid, camid)}`` over every split of a registered dataset."""
+    from daaf.data.datasets import SPLITS, build_dataset
+
+    dataset = build_dataset(name, root)
+    return {
+        os.path.abspath(dataset.image_dir / s.path): (s.pid, s.camid)
+        for split in SPLITS
+        for s in dataset.split(split)
+    }
+
+
+def match_kind(query: tuple[int, int] | None, item: tuple[int, int] | None) -> str:
+    """true match (same identity, other camera), junk (same identity and camera: the protocol
+    ignores it), false match, or "" when an identity is unknown."""
+    if query is None or item is None:
+        return ""
+    if query[0] != item[0]:
+        return "false match"
+    return "junk" if query[1] == item[1] else "true match"
+
+
+def write_results(
+    out_dir: Path,
+    queries: list[Path],
+    gallery: list[Path],
+    distances: np.ndarray,
+    indices: np.ndarray,
+    identities: dict[str, tuple[int, int]] | None = None,
+    label: str = "",
+) -> Path:
+    """results.csv (query, rank, gallery_path, distance[, match]) and ranklists/NNNN_<stem>.png;
+    ``gallery`` holds the image of each entry of ``indices``, in the same (Q, K) order, flattened."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "ranklists").mkdir(exist_ok=True)
+    top = indices.shape[1]
+    ids = identities or {}
+    header = ["query", "rank", "gallery_path", "distance"] + (["match"] if identities else [])
+    with open(out_dir / "results.csv", "w", newline="", encoding="utf-8") as f:
+        rows = csv.writer(f)
+        rows.writerow(header)
+        for q, query in enumerate(queries):
+            items = gallery[q * top : (q + 1) * top]
+            q_id = ids.get(os.path.abspath(query))
+            kinds = [match_kind(q_id, ids.get(os.path.abspath(g))) for g in items]
+            for r, (item, kind) in enumerate(zip(items, kinds, strict=True)):
+                rows.writerow(
+                    [query, r + 1, item, f"{distances[q, r]:.6g}"] + ([kind] if identities else [])
+                )
+            captions = [
+                f"{d:.4g}" + (f"\n{k}" if k else "")
+                for d, k in zip(distances[q], kinds, strict=True)
+            ]
+            who = f" (id {q_id[0]}, cam {q_id[1]})" if q_id else ""
+            draw_rank_list(
+                rank_tile(query, None),
+                [rank_tile(g, MARKS.get(k)) for g, k in zip(items, kinds, strict=True)],
+                out_dir / "ranklists" / f"{q:04d}_{Path(query).stem}.png",
+                f"{label + ': ' if label else ''}query {Path(query).name}{who}; top {top}, distance "
+                "under each rank",
+                captions=captions,
+                legend=3 if identities else 0,
+            )  # fmt: skip
+    return out_dir / "results.csv"

@@ -1,0 +1,76 @@
+"""benchmarks/gpu_check.py's CPU twin: the GPU acceptance run's code paths at toy sizes.
+
+One subprocess runs ``gpu_check.py --device cpu --tiny``: synthetic data, the random-weight
+labeler, one bf16-autocast training step of every preset through the real DataLoader, the
+export and its TorchScript/ONNX agreement, feature extraction, the device ranking path and
+re-ranking, and the verdict table and JSON. About 40 s of CPU (bf16 convolutions have no
+fast kernel on CPUs without AVX512-BF16), so it stays in the default run as the one check that
+keeps the GPU script from rotting.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "benchmarks" / "gpu_check.py"
+PRESETS = ["bot", "daaf_bot", "daaf_bot_official", "trinet", "daaf_trinet"]
+
+
+def keys(value: dict):
+    """Every key of a nested JSON object but the preset names (batch_1, batch_2 as batch_B)."""
+    for key, item in value.items():
+        if key not in PRESETS:
+            yield re.sub(r"^batch_\d+$", "batch_B", key)
+        if isinstance(item, dict):
+            yield from keys(item)
+
+
+def test_the_cpu_twin_runs_every_path_and_reports_documented_figures(tmp_path):
+    out = tmp_path / "check.json"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--device", "cpu", "--tiny", "--json", str(out)],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["verdict"] == {
+        "passed": True,
+        "problems": [],
+        "seconds": report["verdict"]["seconds"],
+    }
+    assert list(report["training"]) == PRESETS
+    for preset, row in report["training"].items():
+        assert row["error"] is None and row["losses_finite"] is True, preset
+        assert row["amp_dtype"] == "bfloat16" and row["samples_per_s"] > 0
+        assert 0 <= row["data_wait_share"] <= 1
+    assert report["training"]["daaf_bot"]["vs_base"] == (
+        report["training"]["daaf_bot"]["samples_per_s"] / report["training"]["bot"]["samples_per_s"]
+    )
+    assert set(report["labeling"]) == {
+        "batch_1",
+        "batch_2",
+        "market1501_images",
+        "market1501_minutes",
+    }
+    correct = report["correctness"]
+    assert (
+        correct["export_max_diff_torchscript"] <= 1e-3 and correct["export_max_diff_onnx"] <= 1e-3
+    )
+    assert correct["rank_metrics_max_diff"] <= 1e-5
+    assert correct["ddp"].startswith("skipped: 0 CUDA device(s)")
+    assert report["evaluation"]["extraction_images_per_s"] > 0
+    assert report["evaluation"]["rerank_s"] > 0
+    # every JSON key is documented in the script's docstring, the table shows every section
+    doc = SCRIPT.read_text().split('"""')[1]
+    undocumented = {key for key in keys(report) if f"``{key}``" not in doc}
+    assert not undocumented
+    table = done.stdout
+    for row in ("| environment |", "| labeling |", "| training | daaf_trinet", "| evaluation |",
+                "| correctness | ddp |", "| verdict |"):  # fmt: skip
+        assert row in table
+    assert table.rstrip().endswith("PASSED |")
