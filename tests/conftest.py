@@ -3,22 +3,37 @@
 
 Each identity is a person-shaped block of its own two colours on a noisy background, so a
 network can learn identities in a few steps; masks and keypoints are the drawn block's.
+``trained_export``: one tiny DAAF-BoT trained on it and exported, shared by the train, export,
+evaluate and visualize tests.
 """
 
 import json
 import os
 import shlex
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from click.testing import CliRunner
 
+from daaf.cli import main
 from daaf.data.annotations import AnnotationWriter, ImageAnnotation, encode_mask
 from daaf.data.datasets import build_dataset
 
 H, W = 64, 32
+REPO = Path(__file__).resolve().parents[1]
+# Training settings for the tiny dataset: 64x32 images, ResNet-18 from scratch, 4x2 batches.
+TINY = ["data.height=64", "data.width=32", "data.pad=2", "data.num_identities=4",
+        "data.num_instances=2", "data.workers=0", "model.depth=18", "model.pretrained=none",
+        "train.log_period=1", "data.dataset=market1501", "data.pre_crop_size=null"]  # fmt: skip
+
+
+def tiny_overrides(root: Path, *extra: str) -> list[str]:
+    """Config overrides training on the dataset at ``root`` with the TINY settings."""
+    return [f"data.root={root}", f"data.annotations={root / 'annotations'}", *TINY, *extra]
 
 
 def draw(rng, colors):
@@ -79,6 +94,30 @@ def make_dataset(root: Path, num_ids: int = 8, per_id: int = 6, seed: int = 0) -
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> Path:
     return make_dataset(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="session")
+def trained_export(tiny_dataset, tmp_path_factory) -> SimpleNamespace:
+    """A DAAF-BoT (HAB and PAB, 8 decoder channels) trained for two steps, evaluated once, by
+    ``daaf train``, and exported by ``daaf export``: one model for every test that needs a
+    trained or exported one (each test used to make its own, an export costs seconds).
+
+    ``run``: the run folder; ``checkpoint``: its last.pt; ``model``: the export folder;
+    ``train``, ``export``: the two commands' CliRunner results. Tests only read these files.
+    """
+    tmp = tmp_path_factory.mktemp("trained")
+    run, model = tmp / "daaf_bot", tmp / "model"
+    checkpoint = run / "checkpoints" / "last.pt"
+    overrides = tiny_overrides(tiny_dataset, "train.epochs=1", "train.iters_per_epoch=2",
+                               "train.eval_period=1", "model.decoder_channels=8")  # fmt: skip
+    args = ["train", "--config", str(REPO / "configs" / "daaf_bot.yaml"), "--out", str(run)]
+    train = CliRunner().invoke(main, [*args, *overrides])
+    if train.exit_code != 0:
+        pytest.fail(f"daaf train of the shared model failed:\n{train.output}")
+    export = CliRunner().invoke(main, ["export", str(checkpoint), "--out", str(model)])
+    if export.exit_code != 0:
+        pytest.fail(f"daaf export of the shared model failed:\n{export.output}")
+    return SimpleNamespace(run=run, checkpoint=checkpoint, model=model, train=train, export=export)
 
 
 class _Payload:

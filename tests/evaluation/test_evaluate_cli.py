@@ -20,28 +20,11 @@ from daaf.evaluation.attention_metrics import (
     pck,
     replace_background,
 )
-from daaf.training.config import Config
-from daaf.training.export import export_model, load_inference_model
-from daaf.training.modeling import build_model
+from daaf.training.export import load_inference_model
 from daaf.utils.safe_load import REFUSED
 
 
-@pytest.fixture(scope="module")
-def exported(tiny_dataset, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("export")
-    cfg = Config()
-    cfg.data.height, cfg.data.width = 64, 32
-    cfg.model.depth, cfg.model.pretrained, cfg.model.hab, cfg.model.pab = 18, "none", True, True
-    torch.manual_seed(0)
-    net = build_model(cfg, 8)
-    torch.save(
-        {"model": net.state_dict(), "config": cfg.to_dict(), "num_classes": 8}, tmp / "ckpt.pt"
-    )
-    export_model(tmp / "ckpt.pt", tmp / "model")
-    return tmp
-
-
-def test_evaluate_writes_metrics_and_pictures(tiny_dataset, exported, tmp_path, monkeypatch):
+def test_evaluate_writes_metrics_and_pictures(tiny_dataset, trained_export, tmp_path, monkeypatch):
     from daaf.evaluation import plots
 
     titles, save_cmc = [], plots.save_cmc_curves
@@ -49,7 +32,7 @@ def test_evaluate_writes_metrics_and_pictures(tiny_dataset, exported, tmp_path, 
         plots, "save_cmc_curves", lambda *a, **k: titles.append(k["title"]) or save_cmc(*a, **k)
     )
     out = tmp_path / "eval"
-    args = ["evaluate", "--model", str(exported / "model"), "--dataset", "market1501", "--root",
+    args = ["evaluate", "--model", str(trained_export.model), "--dataset", "market1501", "--root",
             str(tiny_dataset), "--rerank", "--flip", "--workers", "0", "--out", str(out)]  # fmt: skip
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
@@ -71,8 +54,8 @@ def test_evaluate_writes_metrics_and_pictures(tiny_dataset, exported, tmp_path, 
         assert abs(100 * part["ap"].mean() - row["mAP"]) < 1e-12
         assert abs(100 * (part["first_hit"] == 1).mean() - row["rank1"]) < 1e-12
         assert abs(100 * part["inp"].mean() - row["mINP"]) < 1e-12
-    bad = CliRunner().invoke(main, ["evaluate", "--model", str(exported), "--dataset", "market1501",
-                                    "--root", str(tiny_dataset)])  # fmt: skip
+    bad = CliRunner().invoke(main, ["evaluate", "--model", str(trained_export.run), "--dataset",
+                                    "market1501", "--root", str(tiny_dataset)])  # fmt: skip
     assert bad.exit_code == 1 and "no model_state.pt in this folder" in bad.output
 
 
@@ -139,8 +122,8 @@ def test_replace_background_keeps_the_person():
     assert np.array_equal(out[4:12, 2:6], image[4:12, 2:6]) and np.array_equal(out[0], other[0])
 
 
-def test_attention_measurements_run_on_a_daaf_checkpoint(tiny_dataset, exported):
-    model, meta = load_inference_model(exported / "ckpt.pt", torch.device("cpu"))
+def test_attention_measurements_run_on_a_daaf_checkpoint(tiny_dataset, trained_export):
+    model, meta = load_inference_model(trained_export.checkpoint, torch.device("cpu"))
     dataset = build_dataset("market1501", tiny_dataset)
     store = AnnotationStore(tiny_dataset / "annotations")
     acc = branch_accuracy(model, dataset, store, meta, dataset.query, torch.device("cpu"))
@@ -149,17 +132,19 @@ def test_attention_measurements_run_on_a_daaf_checkpoint(tiny_dataset, exported)
     assert sens.swap_distance >= 0 and sens.other_id_distance > 0
 
 
-def test_attention_scores_are_the_measurements_of_the_model_s_branches(tiny_dataset, exported):
+def test_attention_scores_are_the_measurements_of_the_model_s_branches(
+    tiny_dataset, trained_export
+):
     dataset = build_dataset("market1501", tiny_dataset)
     store, cpu = AnnotationStore(tiny_dataset / "annotations"), torch.device("cpu")
-    model, meta = load_inference_model(exported / "ckpt.pt", cpu)
+    model, meta = load_inference_model(trained_export.checkpoint, cpu)
     scores = attention_scores(model, dataset, store, meta, cpu)
     acc = branch_accuracy(model, dataset, store, meta, dataset.query, cpu)
     sens = background_sensitivity(model, dataset, store, meta, dataset.query, cpu)
     assert scores == pytest.approx({"background_swap_distance": sens.swap_distance,
                                     "background_sensitivity": sens.ratio,
                                     "hab_mask_iou": acc.mask_iou, "pab_pck": acc.pck})  # fmt: skip
-    base, base_meta = load_inference_model(exported / "model", cpu)  # the export: no branches
+    base, base_meta = load_inference_model(trained_export.model, cpu)  # the export: no branches
     assert sorted(attention_scores(base, dataset, store, base_meta, cpu)) == [
         "background_sensitivity",
         "background_swap_distance",

@@ -12,7 +12,7 @@ from torch import nn
 from daaf.cli import main
 from daaf.errors import DaafError
 from daaf.training import export as export_module
-from daaf.training.config import Config
+from daaf.training.config import Config, config_from_dict
 from daaf.training.export import export_model, load_inference_model
 from daaf.training.modeling import build_model
 from daaf.utils.safe_load import REFUSED
@@ -34,32 +34,48 @@ def fake_checkpoint(path, **model):
     return net.eval()
 
 
-@pytest.mark.parametrize(
-    "model", [{"hab": True, "pab": True}, {"base": "trinet", "last_stride": 2, "pab": True}]
-)
-def test_export_round_trip(tmp_path, model):
-    net = fake_checkpoint(tmp_path / "ckpt.pt", **model)
-    report = export_model(tmp_path / "ckpt.pt", tmp_path / "out")
-    base = model.get("base", "bot")
+def check_round_trip(checkpoint, export_dir, report, net, base):
+    """The export's report and every form it loads from give ``net``'s embeddings."""
     assert report["passed"] and report["trained_params"] > report["exported_params"]
     assert report["exported_params"] == report["base_params"] == RESNET18_TRUNK + HEAD_PARAMS[base]
     assert report["exported_gflops"] == report["base_gflops"] > 0
-    if base == "trinet":  # last stride 2: ResNet-18's 1.8186 GMACs at 224 x 224 scale with pixels
-        gmacs = 1.8186 * (64 * 32) / (224 * 224) + (512 * 1024 + 1024 * 128) / 1e9
-        assert report["base_gflops"] == pytest.approx(2 * gmacs, rel=0.01)  # a MAC is 2 FLOPs
-    saved = torch.load(tmp_path / "out" / "model_state.pt", weights_only=True)
+    saved = torch.load(export_dir / "model_state.pt", weights_only=True)
     assert not any("classifier" in key for key in saved["state_dict"])  # training-only
     assert report["max_abs_diff_torchscript"] <= 1e-4 and report["max_abs_diff_onnx"] <= 1e-4
-    assert json.loads((tmp_path / "out" / "export_report.json").read_text()) == report
+    assert json.loads((export_dir / "export_report.json").read_text()) == report
     images = torch.randn(2, 3, 64, 32)
     with torch.no_grad():
         expected = net(images)
-        for path in ("out", "out/model.ts", "out/model_state.pt", "ckpt.pt"):
-            trust = path.endswith(".ts")  # TorchScript only on the caller's word
-            module, meta = load_inference_model(tmp_path / path, torch.device("cpu"), trust)
+        for path in (
+            export_dir,
+            export_dir / "model.ts",
+            export_dir / "model_state.pt",
+            checkpoint,
+        ):
+            trust = path.suffix == ".ts"  # TorchScript only on the caller's word
+            module, meta = load_inference_model(path, torch.device("cpu"), trust)
             torch.testing.assert_close(module(images), expected, atol=1e-5, rtol=1e-5)
             assert meta["height"] == 64 and meta["embedding_dim"] == expected.shape[1]
-            assert meta["metric"] == ("euclidean" if model.get("base") == "trinet" else "cosine")
+            assert meta["metric"] == ("euclidean" if base == "trinet" else "cosine")
+
+
+def test_export_round_trip_of_the_trained_daaf_bot(trained_export):
+    """The shared model: trained with HAB and PAB by `daaf train`, exported by `daaf export`,
+    which prints the report it writes."""
+    state = torch.load(trained_export.checkpoint, weights_only=True)
+    net = build_model(config_from_dict(state["config"]), state["num_classes"])
+    net.load_state_dict(state["model"])
+    report = json.loads(trained_export.export.output)
+    check_round_trip(trained_export.checkpoint, trained_export.model, report, net.eval(), "bot")
+
+
+def test_export_round_trip_of_a_trinet(tmp_path):
+    net = fake_checkpoint(tmp_path / "ckpt.pt", base="trinet", last_stride=2, pab=True)
+    report = export_model(tmp_path / "ckpt.pt", tmp_path / "out")
+    # last stride 2: ResNet-18's 1.8186 GMACs at 224 x 224 scale with pixels
+    gmacs = 1.8186 * (64 * 32) / (224 * 224) + (512 * 1024 + 1024 * 128) / 1e9
+    assert report["base_gflops"] == pytest.approx(2 * gmacs, rel=0.01)  # a MAC is 2 FLOPs
+    check_round_trip(tmp_path / "ckpt.pt", tmp_path / "out", report, net, "trinet")
 
 
 def test_export_fails_on_an_extra_layer(tmp_path, monkeypatch):

@@ -20,16 +20,10 @@ from daaf.training.modeling import build_model
 from daaf.training.trainer import Optimizers, save_checkpoint, train, train_step
 from daaf.utils.safe_load import REFUSED
 
-REPO = Path(__file__).resolve().parents[2]
-TINY = ["data.height=64", "data.width=32", "data.pad=2", "data.num_identities=4",
-        "data.num_instances=2", "data.workers=0", "model.depth=18", "model.pretrained=none",
-        "train.log_period=1", "data.dataset=market1501", "data.pre_crop_size=null"]  # fmt: skip
+from ..conftest import REPO, tiny_overrides
+
 PRESETS = sorted(glob.glob(str(REPO / "configs" / "*.yaml")))
 PRESETS += sorted(glob.glob(str(REPO / "configs" / "paper" / "*.yaml")))
-
-
-def tiny_overrides(root: Path, *extra: str) -> list[str]:
-    return [f"data.root={root}", f"data.annotations={root / 'annotations'}", *TINY, *extra]
 
 
 def fake_batch(p=4, k=2, h=64, w=32):
@@ -153,23 +147,15 @@ def test_branches_without_a_store_are_refused(tiny_dataset, tmp_path):
         train(cfg, tmp_path / "run")
 
 
-def test_cli_train_then_export(tiny_dataset, tmp_path):
-    run, export_dir = tmp_path / "run", tmp_path / "model"
-    args = ["train", "--config", str(REPO / "configs/daaf_bot.yaml"), "--out", str(run),
-            *tiny_overrides(tiny_dataset, "train.epochs=1", "train.iters_per_epoch=2",
-                            "train.eval_period=1")]  # fmt: skip
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == 0, result.output
-    assert f"checkpoint: {run / 'checkpoints' / 'last.pt'}" in result.output
+def test_cli_train_then_export(trained_export, tmp_path):
+    """``trained_export`` ran ``daaf train`` and ``daaf export`` (both exit 0, or it fails)."""
+    run, export_dir = trained_export.run, trained_export.model
+    assert f"checkpoint: {trained_export.checkpoint}" in trained_export.train.output
     assert load_config(run / "config.yaml").model.hab is True
     assert list((run / "tensorboard").iterdir())
     evaluation = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
     assert 0 < evaluation["eval/mAP"] <= 1 and 0 <= evaluation["eval/rank1"] <= 1
-    result = CliRunner().invoke(
-        main, ["export", str(run / "checkpoints" / "last.pt"), "--out", str(export_dir)]
-    )
-    assert result.exit_code == 0, result.output
-    assert '"passed": true' in result.output
+    assert '"passed": true' in trained_export.export.output
     assert {"model_state.pt", "model.ts", "model.onnx", "export_report.json"} <= {
         p.name for p in export_dir.iterdir()
     }

@@ -11,7 +11,6 @@ from click.testing import CliRunner
 from daaf.cli import main
 from daaf.errors import DaafError
 from daaf.evaluation.visualize_command import GRADCAM_ONLY_NOTE, visualize
-from daaf.training.export import export_model
 from daaf.training.modeling import build_model
 from daaf.utils.safe_load import REFUSED
 
@@ -19,18 +18,14 @@ from .conftest import tiny_config
 
 
 @pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("visualize")
-    for name, branches in (("daaf", True), ("base", False)):
-        cfg = tiny_config(hab=branches, pab=branches)
-        torch.manual_seed(0)
-        state = {
-            "model": build_model(cfg, 8).state_dict(),
-            "config": cfg.to_dict(),
-            "num_classes": 8,
-        }
-        torch.save(state, tmp / f"{name}.pt")
-    return tmp
+def base_checkpoint(tmp_path_factory):
+    """A training checkpoint of the base network (no HAB, no PAB, random weights)."""
+    cfg = tiny_config(hab=False, pab=False)
+    torch.manual_seed(0)
+    state = {"model": build_model(cfg, 8).state_dict(), "config": cfg.to_dict(), "num_classes": 8}
+    path = tmp_path_factory.mktemp("visualize") / "base.pt"
+    torch.save(state, path)
+    return path
 
 
 def run(*args):
@@ -39,8 +34,9 @@ def run(*args):
 
 
 def test_checkpoint_gets_every_picture_and_the_score(
-    tiny_dataset, checkpoints, tmp_path, monkeypatch
+    tiny_dataset, trained_export, base_checkpoint, tmp_path, monkeypatch
 ):
+    """The shared daaf_bot run's last.pt beside the base network."""
     from daaf.evaluation import visualize as vis
 
     titles = {}
@@ -56,7 +52,7 @@ def test_checkpoint_gets_every_picture_and_the_score(
                  "save_shuffle_figure"):  # fmt: skip
         monkeypatch.setattr(vis, name, recorder(name, getattr(vis, name)))
     out = tmp_path / "pictures"
-    result = run("--model", checkpoints / "daaf.pt", "--base-model", checkpoints / "base.pt",
+    result = run("--model", trained_export.checkpoint, "--base-model", base_checkpoint,
                  "--dataset", "market1501", "--root", tiny_dataset,
                  "--annotations", tiny_dataset / "annotations", "--out", out)  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -77,10 +73,9 @@ def test_checkpoint_gets_every_picture_and_the_score(
     assert report["gradcam_jitter"] == 2
 
 
-def test_export_gets_gradcam_only(tiny_dataset, checkpoints, tmp_path):
-    export_model(checkpoints / "base.pt", tmp_path / "export")
+def test_export_gets_gradcam_only(tiny_dataset, trained_export, tmp_path):
     out = tmp_path / "pictures"
-    result = run("--model", tmp_path / "export", "--dataset", "market1501", "--root",
+    result = run("--model", trained_export.model, "--dataset", "market1501", "--root",
                  tiny_dataset, "--out", out)  # fmt: skip
     assert result.exit_code == 0, result.output
     report = json.loads((out / "visualize.json").read_text())
@@ -89,21 +84,21 @@ def test_export_gets_gradcam_only(tiny_dataset, checkpoints, tmp_path):
     assert report["decoupling"] is None
 
 
-def test_labels_must_cover_the_images(tiny_dataset, checkpoints, tmp_path):
-    result = run("--model", checkpoints / "daaf.pt", "--dataset", "market1501", "--root",
+def test_labels_must_cover_the_images(tiny_dataset, trained_export, tmp_path):
+    result = run("--model", trained_export.checkpoint, "--dataset", "market1501", "--root",
                  tiny_dataset, "--split", "gallery", "--annotations", tmp_path, "--out", tmp_path)  # fmt: skip
     assert isinstance(result.exception, DaafError)
 
 
 @pytest.mark.parametrize("option", ["--model", "--base-model"])
 def test_visualize_refuses_a_model_file_that_would_run_code(
-    tiny_dataset, checkpoints, tmp_path, malicious_pt, option
+    tiny_dataset, trained_export, base_checkpoint, tmp_path, malicious_pt, option
 ):
     write, marker = malicious_pt
     path = write(tmp_path / "shared.pt")
     models = {
-        "--model": checkpoints / "daaf.pt",
-        "--base-model": checkpoints / "base.pt",
+        "--model": trained_export.checkpoint,
+        "--base-model": base_checkpoint,
         option: path,
     }
     out = tmp_path / "pictures"
