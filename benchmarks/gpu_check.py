@@ -304,7 +304,9 @@ def check_export(model, cfg, num_classes: int, out_dir: Path, device: Device) ->
     export_dir = out_dir / "export"
     export_model(ckpt, export_dir)
     eager, _ = load_inference_model(export_dir, device.torch)
-    scripted, _ = load_inference_model(export_dir / "model.ts", device.torch)
+    scripted, _ = load_inference_model(
+        export_dir / "model.ts", device.torch, trust_torchscript=True
+    )
     wanted = ["CUDAExecutionProvider"] if device.cuda else []
     providers = [p for p in wanted if p in onnxruntime.get_available_providers()]
     providers.append("CPUExecutionProvider")

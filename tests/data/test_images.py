@@ -103,13 +103,14 @@ def test_train_stops_with_one_line_naming_the_file_and_writes_nothing(dataset_co
 def test_evaluate_stops_with_one_line_naming_the_file_and_writes_nothing(dataset_copy, tmp_path):
     image_dir = dataset_copy / "Market-1501-v15.09.15"
     truncate(image_dir / QUERY_IMAGE, 10)
-    model = tmp_path / "model.ts"  # a loadable model: the images are checked after it
-    meta = json.dumps({"height": 64, "width": 32, "pixel_mean": [0.5] * 3, "pixel_std": [0.5] * 3})
+    model = tmp_path / "model.ts"  # a loadable model (the test's own: trusted); images come after
+    meta = json.dumps({"height": 64, "width": 32, "pixel_mean": [0.5] * 3, "pixel_std": [0.5] * 3,
+                       "metric": "cosine", "embedding_dim": 6144})  # fmt: skip
     torch.jit.save(torch.jit.script(torch.nn.Flatten()), str(model), {META_FILE: meta})
     out = tmp_path / "eval"
-    result = CliRunner().invoke(main, ["evaluate", "--model", str(model), "--dataset",
-                                       "market1501", "--root", str(dataset_copy), "--out",
-                                       str(out)])  # fmt: skip
+    result = CliRunner().invoke(main, ["evaluate", "--model", str(model), "--trust-torchscript",
+                                       "--dataset", "market1501", "--root", str(dataset_copy),
+                                       "--out", str(out)])  # fmt: skip
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert f"1 image(s) of dataset market1501 cannot be decoded: {image_dir / QUERY_IMAGE}" in (

@@ -67,7 +67,9 @@ def test_channels_last_steps_match_the_plain_steps():
     convs = [p for p in model.parameters() if p.dim() == 4]
     assert all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
     assert got[0] == pytest.approx(plain[0], rel=1e-5)  # the same weights: rounding only
-    assert got == pytest.approx(plain, rel=1e-3)
+    # Later steps: another summation order compounds through SGD and batch-hard mining; with
+    # 1 thread step 5 differed by 2e-4, with 2 threads by 1e-2 (measured), hence 3e-2.
+    assert got == pytest.approx(plain, rel=3e-2)
     assert len(set(plain)) == STEPS  # the steps do change the losses
 
 
