@@ -4,7 +4,8 @@
 
 Writes a gallery embedding file of random unit-length features (--dir, 4 GB at the defaults),
 then runs each method in a fresh process, three times, and prints the median wall time and
-the peak resident memory above the process's baseline (torch imported, queries in memory):
+the peak resident memory above the process's baseline (torch imported, queries in memory;
+Linux: VmHWM after resetting it through /proc/self/clear_refs):
 
 - anchor: the whole gallery read into one (N, D) tensor (its reading not timed), then one
   ``torch.mm`` of the queries with it and one ``topk``: the fastest way when the gallery fits;
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import resource
 import statistics
 import tempfile
 import time
@@ -31,8 +31,19 @@ import numpy as np
 ROWS = 65_536  # rows written per chunk when the file is made
 
 
-def _peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+def _status_mib(field: str) -> float:
+    """A memory figure of this process from /proc/self/status (Linux), in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def _reset_peak() -> float:
+    """Reset the peak resident size (VmHWM) to the current one and return it: ru_maxrss
+    cannot be reset, so a peak reached while importing would hide the method's own."""
+    Path("/proc/self/clear_refs").write_text("5")
+    return _status_mib("VmRSS")
 
 
 def make_gallery(path: Path, num: int, dim: int) -> None:
@@ -56,7 +67,7 @@ def _run(kind: str, gallery: str, queries: np.ndarray, top: int, queue) -> None:
 
     from daaf.inference import search_file, top_k_blocks
 
-    base = _peak_mib()
+    base = _reset_peak()
     if kind == "anchor":
         with h5py.File(gallery) as f:
             g = torch.from_numpy(f["features"][:])
@@ -76,7 +87,7 @@ def _run(kind: str, gallery: str, queries: np.ndarray, top: int, queue) -> None:
         start = time.perf_counter()
         dist, idx = search_file(queries, Path(gallery), top, "cosine")
         seconds = time.perf_counter() - start
-    queue.put((seconds, _peak_mib() - base, np.asarray(idx), np.asarray(dist)))
+    queue.put((seconds, _status_mib("VmHWM") - base, np.asarray(idx), np.asarray(dist)))
 
 
 def measure(kind: str, gallery: Path, queries: np.ndarray, top: int):
