@@ -48,13 +48,10 @@ class ImageFiles(Dataset):
 
 
 def model_file(model_path: Path) -> Path:
-    """The file a model path names (an export folder's model_state.pt, else its model.ts)."""
+    """The file :func:`load_inference_model` read for a model path (without trusting
+    TorchScript, a folder is always read from its model_state.pt)."""
     model_path = Path(model_path)
-    if model_path.is_dir():
-        for name in ("model_state.pt", "model.ts"):
-            if (model_path / name).is_file():
-                return model_path / name
-    return model_path
+    return model_path / "model_state.pt" if model_path.is_dir() else model_path
 
 
 @dataclass
