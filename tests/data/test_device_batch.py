@@ -10,7 +10,6 @@ from torch.utils.data import default_collate
 
 from daaf.data.datasets import build_dataset
 from daaf.data.device_batch import prepare_batch, render_heatmap_batch
-from daaf.data.transforms import Augmentation
 from daaf.training.config import load_config
 from daaf.training.trainer import build_train_set
 
@@ -80,13 +79,7 @@ def test_images_masks_and_heatmaps_equal_the_reference(tiny_dataset):
             cfg = load_config(REPO / "configs" / file, [*overrides, *root, f"train.seed={seed}"])
             train_set = build_train_set(cfg, dataset)
             key = f"{name}.seed{seed}"
-            draws = zip(
-                reference[f"{key}.flip"].tolist(),
-                reference[f"{key}.crop"].tolist(),
-                reference[f"{key}.erasing"].tolist(),
-                strict=True,
-            )
-            augmentations = [Augmentation(f, *crop, tuple(e)) for f, crop, e in draws]
+            augmentations = maker.stored_augmentations(reference, key)
             items = [
                 train_set.item(i, a) for i, a in zip(maker.INDICES, augmentations, strict=True)
             ]
