@@ -27,6 +27,9 @@ STAGES = 6
 PICTURE_COMPONENTS = 32  # Grad-CAM maps average 32 random embedding components, not 256
 MODELS = {"BoT": ["model.hab=false", "model.pab=false"], "DAAF-BoT": []}
 DEMO_KIND, DATA_KIND = "demo", "demo data"  # the kinds of daaf's marker in --out and --out/data
+# What stages 4 and 5 measured, saved beside their output with the checkpoints' SHA-256: a
+# resumed demo reuses them only for the same checkpoints.
+STAGE_RESULTS = "demo_results.json"
 
 
 def _stage(number: int, text: str, start: float) -> None:
@@ -136,50 +139,104 @@ def train_models(
     return checkpoints
 
 
+def checkpoint_hashes(checkpoints: dict[str, Path]) -> dict[str, str]:
+    from daaf.inference.store import file_sha256
+
+    return {name: file_sha256(path) for name, path in checkpoints.items()}
+
+
+def saved_results(path: Path, hashes: dict[str, str]) -> dict[str, dict] | None:
+    """The per-model results a finished stage saved in ``path``, if it measured the checkpoints
+    of ``hashes``; None when the file is missing, unreadable, or from other checkpoints."""
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(saved, dict) or saved.get("checkpoints") != hashes:
+        return None
+    results = saved.get("results")
+    if not isinstance(results, dict) or set(results) != set(hashes):
+        return None
+    if not all(isinstance(r, dict) for r in results.values()):
+        return None
+    return results
+
+
+def save_results(path: Path, hashes: dict[str, str], results: dict[str, dict]) -> None:
+    """Write a stage's results last, atomically: its presence means the stage finished."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps({"checkpoints": hashes, "results": results}, indent=1))
+    partial.replace(path)
+
+
 def export_and_evaluate(
     out: Path, data: Path, checkpoints: dict[str, Path], device
 ) -> dict[str, dict]:
     from daaf.data.datasets import build_dataset
-    from daaf.evaluation.evaluate import evaluate_model
-    from daaf.evaluation.speed import count_parameters, measure_latency
-    from daaf.training.export import export_model, load_inference_model
 
     dataset = build_dataset("synthetic", data)
     results = {}
     for name, checkpoint in checkpoints.items():
-        export_dir = out / "models" / name
-        report = export_model(checkpoint, export_dir)
-        model, meta = load_inference_model(export_dir, device)
-        table = evaluate_model(
-            model, meta, dataset, out / "eval" / name, device, rerank=True, model_name=name
-        )
-        plain, reranked = table.iloc[0], table.iloc[1]
-        shape = (1, 3, meta["height"], meta["width"])
-        results[name] = {
-            "mAP": plain["mAP"], "rank1": plain["rank1"], "mINP": plain["mINP"],
-            "mAP_rerank": reranked["mAP"], "rank1_rerank": reranked["rank1"],
-            "params": count_parameters(model), "trained_params": report["trained_params"],
-            "latency_ms_batch1": 1000 * measure_latency(model, shape, device),
-            "latency_ms_batch32": 1000 * measure_latency(model, (32, *shape[1:]), device, repeats=5),
-        }  # fmt: skip
+        record, hashes = out / "eval" / name / STAGE_RESULTS, checkpoint_hashes({name: checkpoint})
+        saved = saved_results(record, hashes)
+        if saved is not None:
+            click.echo(f"  {name}: reusing its export and evaluation")
+        else:
+            saved = {name: _export_and_evaluate(out, name, checkpoint, dataset, device)}
+            save_results(record, hashes, saved)
+        results[name] = saved[name]
     return results
+
+
+def _export_and_evaluate(out: Path, name: str, checkpoint: Path, dataset, device) -> dict:
+    """Export one model, evaluate it with and without re-ranking, time it: its summary row."""
+    from daaf.evaluation.evaluate import evaluate_model
+    from daaf.evaluation.speed import count_parameters, measure_latency
+    from daaf.training.export import export_model, load_inference_model
+
+    export_dir = out / "models" / name
+    report = export_model(checkpoint, export_dir)
+    model, meta = load_inference_model(export_dir, device)
+    table = evaluate_model(
+        model, meta, dataset, out / "eval" / name, device, rerank=True, model_name=name
+    )
+    plain, reranked = table.iloc[0], table.iloc[1]
+    shape = (1, 3, meta["height"], meta["width"])
+    return {
+        "mAP": float(plain["mAP"]), "rank1": float(plain["rank1"]),
+        "mINP": float(plain["mINP"]),
+        "mAP_rerank": float(reranked["mAP"]), "rank1_rerank": float(reranked["rank1"]),
+        "params": count_parameters(model), "trained_params": report["trained_params"],
+        "latency_ms_batch1": 1000 * measure_latency(model, shape, device),
+        "latency_ms_batch32": 1000 * measure_latency(model, (32, *shape[1:]), device, repeats=5),
+    }  # fmt: skip
 
 
 def attention(
     out: Path, data: Path, store: Path, checkpoints: dict[str, Path], device, results: dict
 ) -> None:
-    """Branch accuracy of DAAF-BoT and background sensitivity of both, into ``results``."""
+    """Branch accuracy of DAAF-BoT and background sensitivity of both, into ``results``, and
+    the pictures."""
     from daaf.data.annotations import AnnotationStore
     from daaf.data.datasets import build_dataset
     from daaf.evaluation.attention_metrics import attention_scores
     from daaf.training.export import load_inference_model
 
-    dataset = build_dataset("synthetic", data)
-    truth = AnnotationStore(data / "annotations")
-    for name, checkpoint in checkpoints.items():
-        model, meta = load_inference_model(checkpoint, device)
-        results[name].update(attention_scores(model, dataset, truth, meta, device))
-    _pictures(out, data, store, checkpoints, device)
+    record, hashes = out / "pictures" / STAGE_RESULTS, checkpoint_hashes(checkpoints)
+    scores = saved_results(record, hashes)
+    if scores is not None:
+        click.echo("  reusing the attention measurements and pictures")
+    else:
+        dataset = build_dataset("synthetic", data)
+        truth = AnnotationStore(data / "annotations")
+        scores = {}
+        for name, checkpoint in checkpoints.items():
+            model, meta = load_inference_model(checkpoint, device)
+            scores[name] = attention_scores(model, dataset, truth, meta, device)
+        _pictures(out, data, store, checkpoints, device)
+        save_results(record, hashes, scores)
+    for name, values in scores.items():
+        results[name].update(values)
 
 
 def _pictures(out: Path, data: Path, store: Path, checkpoints: dict[str, Path], device) -> None:

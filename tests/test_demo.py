@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 from click.testing import CliRunner
 
@@ -86,9 +88,30 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path, monkeypatch):
                     "pictures/branch_outputs.png", "pictures/shuffle.png"):  # fmt: skip
         assert (out / picture).stat().st_size > 1000, picture
 
+    first_summary = (out / "summary.csv").read_text()
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 0, again.output
     assert "reusing" in again.output and again.output.count("already trained") == 2
+    assert again.output.count("reusing its export and evaluation") == 2
+    assert "reusing the attention measurements and pictures" in again.output
+    assert (out / "summary.csv").read_text() == first_summary
+
+
+def test_a_stage_result_is_reused_only_for_the_checkpoints_it_measured(tmp_path):
+    from daaf.demo import checkpoint_hashes, save_results, saved_results
+
+    checkpoint = tmp_path / "last.pt"
+    checkpoint.write_bytes(b"weights")
+    record, hashes = tmp_path / "demo_results.json", checkpoint_hashes({"BoT": checkpoint})
+    assert saved_results(record, hashes) is None  # never saved
+    save_results(record, hashes, {"BoT": {"mAP": 12.5}})
+    assert saved_results(record, hashes) == {"BoT": {"mAP": 12.5}}
+    assert not record.with_name(record.name + ".partial").exists()
+    checkpoint.write_bytes(b"trained on")  # a resumed training changed the checkpoint
+    assert saved_results(record, checkpoint_hashes({"BoT": checkpoint})) is None
+    for garbage in ("{", "[]", '{"checkpoints": %s, "results": {"BoT": 5}}', '{"checkpoints": %s}'):
+        record.write_text(garbage.replace("%s", json.dumps(hashes)))
+        assert saved_results(record, hashes) is None, garbage
 
 
 def test_demo_refuses_a_checkpoint_that_would_run_code(
