@@ -31,6 +31,14 @@ TINY = ["data.height=64", "data.width=32", "data.pad=2", "data.num_identities=4"
         "train.log_period=1", "data.dataset=market1501", "data.pre_crop_size=null"]  # fmt: skip
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, each worker takes its share of the cores for torch's threads, so
+    that N workers do not run N x cores threads."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
 def tiny_overrides(root: Path, *extra: str) -> list[str]:
     """Config overrides training on the dataset at ``root`` with the TINY settings."""
     return [f"data.root={root}", f"data.annotations={root / 'annotations'}", *TINY, *extra]
