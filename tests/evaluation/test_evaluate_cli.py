@@ -11,8 +11,9 @@ from click.testing import CliRunner
 
 from daaf.cli import main
 from daaf.data.annotations import AnnotationStore
+from daaf.data.config import DataConfig
 from daaf.data.datasets import build_dataset
-from daaf.data.device_batch import area_average, render_heatmap_batch
+from daaf.data.device_batch import prepare_batch
 from daaf.evaluation.attention_metrics import (
     attention_scores,
     background_sensitivity,
@@ -128,23 +129,25 @@ def test_pck_maps_a_coarse_argmax_back_to_its_centre_in_input_pixels():
 
 
 class PerfectBranches(torch.nn.Module):
-    """Branch outputs that are the targets of ``samples``' true masks and keypoints at 1/stride of
-    the input, as training renders them (``prepare_batch``), handed out in order."""
+    """Branch outputs that are the training targets (``prepare_batch`` at ``stride``) of
+    ``samples``' true masks and keypoints, handed out in order."""
 
-    def __init__(self, dataset, store, meta, samples, stride: int, sigma: float = 2.75) -> None:
+    def __init__(self, store, meta, samples, stride: int) -> None:
         super().__init__()
-        height, width = meta["height"], meta["width"]
-        masks, keypoints = [], []
-        for sample in samples:
-            truth = labels_in_input_frame(store.get(sample.path), height, width)
-            masks.append(torch.from_numpy(truth[0])[None])
-            keypoints.append(torch.from_numpy(truth[1]))
-        scale = torch.tensor([1 / stride, 1 / stride, 1.0])
-        self.masks = area_average(torch.stack(masks), stride)
-        self.heatmaps = render_heatmap_batch(
-            torch.stack(keypoints) * scale, (height // stride, width // stride), sigma / stride, 0.0
-        )
-        self.given = 0
+        n, height, width = len(samples), meta["height"], meta["width"]
+        labels = [labels_in_input_frame(store.get(s.path), height, width) for s in samples]
+        masks = np.stack([mask for mask, _ in labels])[:, None] * 255  # the store's uint8
+        worker_batch = {
+            "images": torch.zeros(n, height, width, 3, dtype=torch.uint8),
+            "pids": torch.zeros(n, dtype=torch.long),
+            "valid": torch.ones(n, dtype=torch.bool),
+            "erasing": torch.zeros(n, 4, dtype=torch.int32),
+            "masks": torch.from_numpy(masks.round().astype(np.uint8)),
+            "keypoints": torch.from_numpy(np.stack([k for _, k in labels])),
+        }
+        cfg = DataConfig(height=height, width=width, heatmap_sigma=2.75, keypoint_score_threshold=0)
+        targets = prepare_batch(worker_batch, cfg, torch.device("cpu"), stride)
+        self.masks, self.heatmaps, self.given = targets["masks"], targets["heatmaps"], 0
 
     def branch_outputs(self, images: torch.Tensor):
         chunk = slice(self.given, self.given + len(images))
@@ -161,7 +164,7 @@ def test_a_perfect_coarse_prediction_scores_full_marks_in_input_pixels(tiny_data
     store, meta = AnnotationStore(tiny_dataset / "annotations"), {
         "height": 64, "width": 32, "pixel_mean": [0.5] * 3, "pixel_std": [0.5] * 3
     }  # fmt: skip
-    model = PerfectBranches(dataset, store, meta, dataset.query, stride)
+    model = PerfectBranches(store, meta, dataset.query, stride)
     quantisation = np.hypot(stride / 2, stride / 2)
     acc = branch_accuracy(model, dataset, store, meta, dataset.query, torch.device("cpu"),
                           batch_size=5, pck_fraction=(quantisation + 1e-3) / 64)  # fmt: skip
