@@ -4,9 +4,11 @@ Counted with ``torch.utils.flop_counter.FlopCounterMode`` (matrix products and c
 transposed ones included; elementwise work is not counted) on one
 ``daaf.training.trainer.train_step`` of a random worker batch (``benchmarks/train_step.py``):
 the forward is the model and the criterion, the backward the rest of the step. Every preset
-as configured (ResNet-50 at 256x128 unless ``--depth``), ``model.pretrained=none``.
+as configured (ResNet-50 at 256x128 unless ``--depth``), ``model.pretrained=none``, and
+daaf_bot with its decoders at 1/4 of the input (``daaf_bot/stride4``); ``--rows`` and
+``--set KEY=VALUE`` as in ``benchmarks/train_step.py``.
 
-    python benchmarks/train_flops.py [--depth 50] [--batch 2]
+    python benchmarks/train_flops.py [--depth 50] [--batch 2] [--rows ...] [--set KEY=VALUE ...]
 """
 
 from __future__ import annotations
@@ -15,19 +17,24 @@ import argparse
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
-from train_step import CONFIGS, PRESETS, build_training, make_batch, preset_config
+from train_step import (
+    add_row_options,
+    build_training,
+    make_batch,
+    preset_config,
+    selected_rows,
+)
 
 from daaf.data.device_batch import prepare_batch
-from daaf.training.config import load_config
+from daaf.training.config import Config
 from daaf.training.trainer import train_step
 
 
-def count(preset: str, depth: int, batch_size: int) -> tuple[float, float]:
-    """(forward, backward) FLOPs per sample of one training step of ``preset``."""
-    cfg = preset_config(preset, depth)
+def count(cfg: Config, batch_size: int) -> tuple[float, float]:
+    """(forward, backward) FLOPs per sample of one training step of ``cfg``."""
     model, criterion, optimizers, scaler = build_training(cfg, torch.device("cpu"))
     batch = make_batch(1, batch_size, cfg.data.height, cfg.data.width)
-    prepared = prepare_batch(batch, cfg.data, torch.device("cpu"))
+    prepared = prepare_batch(batch, cfg.data, torch.device("cpu"), criterion.target_stride)
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         criterion(model(prepared["images"]), prepared)
     forward = counter.get_total_flops()
@@ -40,12 +47,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--depth", type=int, default=50)
     parser.add_argument("--batch", type=int, default=2, help="samples in the counted step")
+    add_row_options(parser)
     args = parser.parse_args()
-    flops = {name: count(name, args.depth, args.batch) for name in PRESETS}
-    cfg = load_config(CONFIGS / "bot.yaml")
-    print(f"GFLOPs per training sample, ResNet-{args.depth}, {cfg.data.height}x{cfg.data.width}")
+    rows = selected_rows(args.rows)
+    configs = {
+        name: preset_config(preset, args.depth, *overrides, *args.set)
+        for name, (preset, overrides, _) in rows.items()
+    }
+    flops = {name: count(cfg, args.batch) for name, cfg in configs.items()}
+    cfg = next(iter(configs.values()))
+    print(f"GFLOPs per training sample, ResNet-{args.depth}, {cfg.data.height}x{cfg.data.width}"
+          + (f", {' '.join(args.set)}" if args.set else ""))  # fmt: skip
     print(f"{'preset':<20}{'forward':>9}{'backward':>10}{'step':>8}{'vs base':>9}")
-    for name, base in PRESETS.items():
+    for name, (_, _, base) in rows.items():
         forward, backward = flops[name]
         step = forward + backward
         ratio = step / sum(flops[base])

@@ -4,9 +4,14 @@ Builds every preset as configured (ResNet-50, pretrained none) at 256x128 and ti
 ``daaf.training.trainer.train_step`` calls (device-side batch preparation, forward, loss,
 backward, optimizer steps) on a random P x K worker batch with random masks and keypoints. Presets are timed in turn, step by step,
 so load from other processes hits all alike; the figure is the median of ``--steps``. The
-ratio column divides each preset by its base network (bot or trinet) from the same run.
+ratio column divides each preset by its base network (bot or trinet) from the same run. Row
+``daaf_bot/stride4`` is daaf_bot with ``model.decoder_stride=4`` (decoders at 1/4 of the
+input). ``--rows`` times only those rows (and their bases); ``--set KEY=VALUE`` changes every
+row, e.g. the demo's ResNet-18 at 128x64 with 16 decoder channels: ``--depth 18 --set
+data.height=128 --set data.width=64 --set model.decoder_channels=16``.
 
     python benchmarks/train_step.py [--steps 3] [--p 4] [--k 4] [--threads N] [--depth 50]
+                                    [--rows bot,daaf_bot,...] [--set KEY=VALUE ...]
     python benchmarks/train_step.py --compile [--depth 18 --height 128 --width 64]
 
 ``--compile`` times bot and daaf_bot with their model ``torch.compile``'d (what
@@ -36,12 +41,37 @@ from daaf.training.schedule import build_optimizer
 from daaf.training.trainer import Optimizers, amp_dtype, train_step
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-PRESETS = {"bot": "bot", "daaf_bot": "bot", "daaf_bot_official": "bot",
-           "trinet": "trinet", "daaf_trinet": "trinet"}  # fmt: skip
+# row: (preset, its overrides, the base network's row it is divided by)
+ROWS: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "bot": ("bot", (), "bot"),
+    "daaf_bot": ("daaf_bot", (), "bot"),
+    "daaf_bot/stride4": ("daaf_bot", ("model.decoder_stride=4",), "bot"),
+    "daaf_bot_official": ("daaf_bot_official", (), "bot"),
+    "trinet": ("trinet", (), "trinet"),
+    "daaf_trinet": ("daaf_trinet", (), "trinet"),
+}
 NUM_CLASSES = 751  # Market-1501 training identities
 
 # synthetic batches have no annotation store to resolve "auto" from
 SYNTHETIC_THRESHOLD = "data.keypoint_score_threshold=0.3"
+
+
+def selected_rows(names: str) -> dict[str, tuple[str, tuple[str, ...], str]]:
+    """The :data:`ROWS` named in comma-separated ``names`` with their bases, in table order;
+    all for ""."""
+    wanted = set(names.split(",")) if names else set(ROWS)
+    unknown = wanted - ROWS.keys()
+    if unknown:
+        raise SystemExit(f"unknown rows {sorted(unknown)}; the rows: {', '.join(ROWS)}")
+    wanted |= {ROWS[name][2] for name in wanted}
+    return {name: row for name, row in ROWS.items() if name in wanted}
+
+
+def add_row_options(parser: argparse.ArgumentParser) -> None:
+    """``--rows`` (:func:`selected_rows`) and ``--set KEY=VALUE`` (repeatable, every row)."""
+    parser.add_argument("--rows", default="", help="comma-separated rows (default: all)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override for every row (repeatable)")  # fmt: skip
 
 
 def make_batch(p: int, k: int, height: int, width: int) -> dict[str, torch.Tensor]:
@@ -179,8 +209,12 @@ def main() -> None:
     if args.health:
         health_main(args.health)
         return
-    steppers = {name: make_stepper(name, args.depth, args.p, args.k) for name in PRESETS}
-    times: dict[str, list[float]] = {name: [] for name in PRESETS}
+    rows = selected_rows(args.rows)
+    steppers = {
+        name: make_stepper(preset, args.depth, args.p, args.k, *overrides, *args.set)
+        for name, (preset, overrides, _) in rows.items()
+    }
+    times: dict[str, list[float]] = {name: [] for name in rows}
     for stepper, _, _ in steppers.values():
         stepper()  # warm-up
     for _ in range(args.steps):
@@ -189,14 +223,14 @@ def main() -> None:
             stepper()
             times[name].append(time.perf_counter() - start)
     median = {name: statistics.median(t) for name, t in times.items()}
-    cfg = steppers["bot"][2]
+    cfg = next(iter(steppers.values()))[2]
     print(
         f"train step, CPU, {torch.get_num_threads()} threads, ResNet-{args.depth}, "
         f"{cfg.data.height}x{cfg.data.width}, P x K = {args.p} x {args.k}, "
-        f"median of {args.steps} steps"
+        f"median of {args.steps} steps" + (f", {' '.join(args.set)}" if args.set else "")
     )
     print(f"{'preset':<20}{'params (M)':>12}{'s / step':>10}{'images/s':>10}{'vs base':>9}")
-    for name, base in PRESETS.items():
+    for name, (_, _, base) in rows.items():
         seconds = median[name]
         print(
             f"{name:<20}{steppers[name][1] / 1e6:>12.2f}{seconds:>10.3f}"
@@ -218,5 +252,6 @@ if __name__ == "__main__":
     parser.add_argument("--height", type=int, default=256, help="with --compile")
     parser.add_argument("--width", type=int, default=128, help="with --compile")
     parser.add_argument("--health", default="", help="time the branch-health signals on PRESET")
+    add_row_options(parser)
     args = parser.parse_args()
     main()

@@ -4,12 +4,14 @@ Workers hand over uint8 (H, W, 3) images, uint8 masks (HAB only), keypoints (key
 only), pids, ``valid`` and each image's erasing rectangle (``daaf.data.train_set.TrainSet``).
 ``prepare_batch`` turns that into the criterion's tensors: normalised, erased images, masks in
 [0, 1] and Gaussian heatmaps, equal to what the workers made before (the same seed, the same
-augmentation).
+augmentation); with branches decoding to 1/``stride`` of the input (``model.decoder_stride``),
+masks area-averaged and heatmaps rendered on that grid.
 """
 
 from __future__ import annotations
 
 import torch
+from torch.nn import functional as F
 
 from daaf.data.config import DataConfig
 from daaf.errors import DaafError
@@ -61,11 +63,23 @@ def render_heatmap_batch(
     return torch.where(keep[..., None, None], maps, 0.0)
 
 
+def area_average(maps: torch.Tensor, stride: int) -> torch.Tensor:
+    """(..., C, H, W) -> (..., C, H/stride, W/stride): each coarse pixel the mean of the
+    ``stride`` x ``stride`` input pixels it covers (a mask stays a soft mask in [0, 1])."""
+    return F.avg_pool2d(maps, stride) if stride > 1 else maps
+
+
 def prepare_batch(
-    batch: dict[str, torch.Tensor], cfg: DataConfig, device: torch.device
+    batch: dict[str, torch.Tensor], cfg: DataConfig, device: torch.device, stride: int = 1
 ) -> dict[str, torch.Tensor]:
     """A worker batch -> the criterion's ``images``, ``pids``, ``valid`` and, when handed over,
-    ``masks`` (B, 1, H, W) and ``heatmaps`` (B, 17, H, W) at the branch output (= input) size."""
+    ``masks`` (B, 1, H/stride, W/stride) and ``heatmaps`` (B, 17, H/stride, W/stride) at the
+    branches' output size (``stride``: ``model.decoder_stride``; 1 = the input size).
+
+    At ``stride`` s, masks are area-averaged (soft values in [0, 1]) and each keypoint's Gaussian
+    is rendered on the coarse grid at x / s, y / s with std ``heatmap_sigma`` / s: coarse pixel j
+    covers input pixels [j s, (j + 1) s), so its centre (j + 0.5) s keeps the store's convention.
+    """
     batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
     images = normalize_images(batch["images"], cfg.pixel_mean, cfg.pixel_std)
     out = {
@@ -74,7 +88,7 @@ def prepare_batch(
         "valid": batch["valid"],
     }
     if "masks" in batch:
-        out["masks"] = batch["masks"].float() / 255.0
+        out["masks"] = area_average(batch["masks"].float() / 255.0, stride)
     if "keypoints" in batch:
         if isinstance(cfg.keypoint_score_threshold, str):
             raise DaafError(
@@ -82,10 +96,11 @@ def prepare_batch(
                 "with daaf.data.annotations.keypoint_score_threshold(setting, store) first "
                 "(daaf.training.trainer.build_train_set does)"
             )
+        scale = torch.tensor([1 / stride, 1 / stride, 1.0], device=images.device)
         out["heatmaps"] = render_heatmap_batch(
-            batch["keypoints"],
-            (images.shape[-2], images.shape[-1]),
-            cfg.heatmap_sigma,
+            batch["keypoints"] * scale,
+            (images.shape[-2] // stride, images.shape[-1] // stride),
+            cfg.heatmap_sigma / stride,
             cfg.keypoint_score_threshold,
         )
     return out

@@ -1,7 +1,8 @@
 """Was the attention learned? Measurements the paper does not make, on data with known truth.
 
 - ``branch_accuracy``: the HAB output's IoU with the true person mask and the PAB heatmaps'
-  PCK against the true keypoints (paper Fig. 7 and 8, as numbers).
+  PCK against the true keypoints (paper Fig. 7 and 8, as numbers), in input pixels whatever
+  the branches' output stride (``model.decoder_stride``).
 - ``background_sensitivity``: how much the embedding moves when the background behind the same
   person is replaced (via the person mask), relative to the distance between different people.
   The paper claims DAAF's features focus on the person; a smaller value measures that.
@@ -20,6 +21,7 @@ from daaf.data.datasets import ReIDDataset, Sample
 from daaf.data.images import read_rgb
 from daaf.data.keypoints import PIXEL_CENTRE, resize_keypoints
 from daaf.data.transforms import eval_transform
+from daaf.training.modeling.decoder import to_size
 from daaf.utils.device import resolve_device
 
 
@@ -41,11 +43,17 @@ def mask_iou(probability: np.ndarray, truth: np.ndarray, threshold: float = 0.5)
     return float(np.logical_and(pred, true).sum() / union) if union else 1.0
 
 
-def pck(heatmaps: np.ndarray, keypoints: np.ndarray, tolerance: float) -> tuple[int, int]:
+def pck(
+    heatmaps: np.ndarray, keypoints: np.ndarray, tolerance: float, stride: float = 1.0
+) -> tuple[int, int]:
     """(correct, visible): heatmap argmaxes within ``tolerance`` pixels of visible true keypoints.
 
-    heatmaps (17, H, W); keypoints (17, 3) in the store's frame at the maps' size, where the
-    argmax pixel c stands for its centre c + 0.5 (``daaf.data.keypoints``).
+    heatmaps (17, H/stride, W/stride) of an H x W input; keypoints (17, 3) in the store's frame
+    of the input, where the argmax map pixel c stands for its centre (c + 0.5) x ``stride``
+    (``daaf.data.keypoints``): map pixel c covers input pixels [c stride, (c + 1) stride).
+    The argmax is mapped back exactly, not read off an upsampled map, whose maximum would sit
+    half an input pixel beside that centre (bilinear interpolation peaks at a map pixel's
+    centre, which at an even stride falls between two input pixels).
     """
     correct = visible = 0
     width = heatmaps.shape[2]
@@ -54,7 +62,8 @@ def pck(heatmaps: np.ndarray, keypoints: np.ndarray, tolerance: float) -> tuple[
             continue
         visible += 1
         py, px = divmod(int(heatmaps[k].argmax()), width)
-        correct += int(np.hypot(px + PIXEL_CENTRE - x, py + PIXEL_CENTRE - y) <= tolerance)
+        dx, dy = (px + PIXEL_CENTRE) * stride - x, (py + PIXEL_CENTRE) * stride - y
+        correct += int(np.hypot(dx, dy) <= tolerance)
     return correct, visible
 
 
@@ -76,7 +85,13 @@ def branch_accuracy(
     batch_size: int = 32,
     pck_fraction: float = 0.1,
 ) -> BranchAccuracy:
-    """HAB mask IoU and PAB PCK@``pck_fraction`` x image height, at the network's input size."""
+    """HAB mask IoU and PAB PCK@``pck_fraction`` x image height, in the network's input pixels.
+
+    A branch decoding to 1/s of the input (``model.decoder_stride``) is measured there too: its
+    mask probabilities are upsampled bilinearly to the input size (a map pixel's value lands at
+    its centre, the store's convention), so IoU counts the same pixels as at stride 1; PCK maps
+    each heatmap argmax back to its map pixel's centre in input pixels (:func:`pck`).
+    """
     device = resolve_device(device)
     model.eval()
     ious, correct, visible = [], 0, 0
@@ -85,6 +100,9 @@ def branch_accuracy(
         chunk = samples[start : start + batch_size]
         images, originals = _batch(dataset, chunk, meta)
         mask, heatmaps = model.branch_outputs(images.to(device))
+        if mask is not None:
+            mask = to_size(mask, (height, width))
+        stride = height / heatmaps.shape[-2] if heatmaps is not None else 1.0
         for i, sample in enumerate(chunk):
             record = store.get(sample.path)
             if mask is not None:
@@ -92,7 +110,7 @@ def branch_accuracy(
                 ious.append(mask_iou(mask[i, 0].cpu().numpy(), truth))
             if heatmaps is not None:
                 kps = resize_keypoints(record.keypoints, originals[i].shape[:2], (height, width))
-                c, v = pck(heatmaps[i].cpu().numpy(), kps, pck_fraction * height)
+                c, v = pck(heatmaps[i].cpu().numpy(), kps, pck_fraction * height, stride)
                 correct, visible = correct + c, visible + v
     return BranchAccuracy(
         mask_iou=float(np.mean(ious)) if ious else float("nan"),

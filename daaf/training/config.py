@@ -19,7 +19,7 @@ import yaml
 from daaf.data.config import DataConfig
 from daaf.data.keypoints import keypoint_groups
 from daaf.errors import ConfigError, short_repr, shorten
-from daaf.utils.config_fields import check_relations, checked_value, setting
+from daaf.utils.config_fields import check_relations, checked_value, set_where, setting
 from daaf.utils.options import DEVICE_NAMES, DEVICE_PATTERN
 
 GROUP_SCHEMES = Literal["all", "4", "6", "7", "each"]  # daaf.data.keypoints.KEYPOINT_GROUPS
@@ -46,6 +46,10 @@ class ModelConfig:
     # BN + ReLU (true, as their TF code) the PAB collapses to flat maps: fitting one batch of 16
     # synthetic images for 100 Adam steps, PCK 0.03 with BN + ReLU vs 0.98 linear.
     decoder_norm: bool = False
+    # Branch maps at 1/decoder_stride of the input: 1 (the paper) or 4 (CPN's output stride: two
+    # deconvolutions fewer, targets rendered at that size; data.heatmap_sigma stays in input
+    # pixels). data.height and data.width must be multiples of it (docs/training.md).
+    decoder_stride: Literal[1, 4] = 1
 
 
 @dataclass
@@ -146,9 +150,17 @@ def _merge(
 
 
 def _check_relations(cfg: Config, sources: dict[str, str]) -> Config:
-    """``cfg`` once the rules between fields hold (see :func:`check_relations`)."""
+    """``cfg`` once the rules between fields hold (see :func:`check_relations`), and the input
+    size divides into the branches' output grid."""
     for section in dataclasses.fields(cfg):
         check_relations(getattr(cfg, section.name), f"{section.name}.", sources)
+    height, width, stride = cfg.data.height, cfg.data.width, cfg.model.decoder_stride
+    if height % stride or width % stride:
+        where = set_where(("data.height", "data.width", "model.decoder_stride"), sources)
+        raise ConfigError(
+            f"{where}: data.height and data.width must be multiples of model.decoder_stride "
+            f"({stride}), got {height}x{width}"
+        )
     return cfg
 
 

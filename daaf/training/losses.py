@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from daaf.data.device_batch import area_average
 from daaf.data.keypoints import NUM_KEYPOINTS, keypoint_groups
 from daaf.errors import DaafError
 from daaf.training.config import Config
@@ -80,6 +81,7 @@ class DAAFCriterion(nn.Module):
             raise DaafError(f"loss.branch_loss must be l2 or mse, got {loss.branch_loss!r}")
         self.cfg = loss
         self.pab_target, self.num_parts = model.pab_target, model.num_parts
+        self.target_stride = model.decoder_stride  # prepare_batch renders targets at this stride
         self.groups = [list(g) for g in groups]  # the PAB's keypoint groups
         self.pab_keypoints = [k for g in self.groups for k in g]
         self.use_center = model.base == "bot" and loss.center_weight > 0
@@ -115,7 +117,8 @@ class DAAFCriterion(nn.Module):
         if branch == "hab":
             return batch["masks"]
         if self.pab_target == "part_images":
-            return part_image_targets(batch["images"], self.num_parts)
+            images = part_image_targets(batch["images"], self.num_parts)
+            return area_average(images, self.target_stride)
         return batch["heatmaps"]
 
     def branch_valid(self, branch: str, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -128,7 +128,7 @@ def train_step(
     ``health`` sees the outputs and batch (its hooks see the backward).
     """
     device = next(model.parameters()).device
-    batch = prepare_batch(batch, data, device)
+    batch = prepare_batch(batch, data, device, criterion.target_stride)
     if channels_last:
         batch["images"] = batch["images"].contiguous(memory_format=torch.channels_last)
     with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):

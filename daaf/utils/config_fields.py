@@ -19,7 +19,7 @@ import operator
 import re
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from daaf.errors import MAX_SHOWN, ConfigError, short_repr, shorten
@@ -180,6 +180,11 @@ def checked_value(cls: type, name: str, value: Any, key: str, where: str) -> Any
     return value
 
 
+def set_where(keys: Sequence[str], sources: dict[str, str]) -> str:
+    """Where ``keys`` were set last, each file or override once ("defaults" if nowhere)."""
+    return ", ".join(dict.fromkeys(sources[k] for k in keys if k in sources)) or "defaults"
+
+
 def check_relations(section: Any, prefix: str, sources: dict[str, str]) -> None:
     """ConfigError unless each field of dataclass ``section`` with a ``min_field`` or
     ``above_field`` rule is at least / more than the sibling field(s) it names (None: no rule).
@@ -197,8 +202,7 @@ def check_relations(section: Any, prefix: str, sources: dict[str, str]) -> None:
             if value is None or all(map(passes, values, bounds)):
                 continue
             keys = [prefix + name for name in (f.name, *names)]
-            where = ", ".join(dict.fromkeys(sources[k] for k in keys if k in sources))
             raise ConfigError(
-                f"{where or 'defaults'}: {keys[0]} must be {words} {', '.join(keys[1:])} "
+                f"{set_where(keys, sources)}: {keys[0]} must be {words} {', '.join(keys[1:])} "
                 f"({bounds[0] if len(bounds) == 1 else bounds}), got {short_repr(value)}"
             )

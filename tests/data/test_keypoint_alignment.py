@@ -5,6 +5,8 @@ and 39-40 of a 128x64 image is centred at (20, 40), where its keypoint is stored
 training geometry (resize, pad + crop, mirror) and the device side (erasing, heatmaps), the
 HAB's mask target, the image and the PAB's heatmap must still agree on that centre. Before the
 fix the heatmap peak sat 1 px off at 256x128, to the other side when mirrored (issue 19).
+With decoders at 1/4 of the input (``model.decoder_stride: 4``) the targets are rendered on the
+coarse grid, whose pixel j is centred at (j + 0.5) x 4 input pixels: they agree there too.
 """
 
 from pathlib import Path
@@ -30,7 +32,10 @@ from daaf.data.transforms import NO_ERASING, Augmentation
 HEIGHT, WIDTH = 128, 64  # the stored image
 CENTRE = (20.0, 40.0)  # x, y of the blob's centre and of the keypoint, in the store's frame
 NOSE = 0  # the keypoint placed there (the nose stays the nose when mirrored)
-TOLERANCE = 0.25  # pixels of the training input
+# In pixels of the targets' grid (the input's at stride 1). At stride 4, 0.1 (0.4 input pixels)
+# catches the slip of rendering at (x - 0.5) / 4, 0.125 grid pixels off, which 0.25 would not;
+# area-averaging a 3-pixel-wide blob (at 192x96) moves its centroid by 0.07.
+TOLERANCE = {1: 0.25, 4: 0.1}
 
 
 def store_one_image(root: Path) -> tuple[list[Sample], AnnotationWriter]:
@@ -77,28 +82,37 @@ def covers(rectangle: tuple[int, int, int, int], point: np.ndarray) -> bool:
     return left <= point[0] < left + width and top <= point[1] < top + height
 
 
-@pytest.mark.parametrize("size", [(256, 128), (192, 96)])
-def test_the_heatmap_peak_stays_on_the_mask_blob(tmp_path, size):
+@pytest.mark.parametrize(
+    ("size", "stride"), [((256, 128), 1), ((192, 96), 1), ((256, 128), 4), ((192, 96), 4)]
+)
+def test_the_heatmap_peak_stays_on_the_mask_blob(tmp_path, size, stride):
     samples, writer = store_one_image(tmp_path)
     cfg = DataConfig(height=size[0], width=size[1], pad=10, keypoint_score_threshold=0.3)
     store = AnnotationStore(writer.store_dir)
     train_set = TrainSet(samples, tmp_path / "images", cfg, store, masks=True, keypoints=True)
     scale, erased = np.array([size[1] / WIDTH, size[0] / HEIGHT]), 0
     for augmentation in AUGMENTATIONS:
-        item = train_set.item(0, augmentation)
-        batch = prepare_batch(default_collate([item]), cfg, torch.device("cpu"))
+        worker_batch = default_collate([train_set.item(0, augmentation)])
+        batch = prepare_batch(worker_batch, cfg, torch.device("cpu"), stride)
         mask, heatmap = batch["masks"][0, 0].numpy(), batch["heatmaps"][0, NOSE].numpy()
-        blob, peak = centroid(mask), centroid(heatmap)
-        np.testing.assert_allclose(peak, blob, rtol=0, atol=TOLERANCE, err_msg=str(augmentation))
-        # ... and both where the geometry puts the stored centre
+        assert mask.shape == heatmap.shape == (size[0] // stride, size[1] // stride)
+        blob, peak = centroid(mask), centroid(heatmap)  # in grid pixels
+        tolerance = TOLERANCE[stride]
+        np.testing.assert_allclose(peak, blob, rtol=0, atol=tolerance, err_msg=str(augmentation))
+        # ... and both where the geometry puts the stored centre, in input pixels
         expected = np.array(CENTRE) * scale - (augmentation.left, augmentation.top)
         if augmentation.flip:
             expected[0] = size[1] - expected[0]
-        np.testing.assert_allclose(blob, expected, rtol=0, atol=TOLERANCE)
+        np.testing.assert_allclose(blob * stride, expected, rtol=0, atol=tolerance * stride)
         image = batch["images"][0, 0].numpy()  # the blob is the image's only bright spot
         if covers(augmentation.erasing, expected):
             erased += 1
             assert image.max() < 0.5
         else:
-            np.testing.assert_allclose(centroid(image > 1.5), blob, rtol=0, atol=TOLERANCE)
+            image_blob = centroid(image > 1.5)
+            np.testing.assert_allclose(image_blob, blob * stride, rtol=0, atol=tolerance * stride)
+        if stride > 1:  # the full-size mask, area-averaged: soft, and the same mass per pixel
+            full = prepare_batch(worker_batch, cfg, torch.device("cpu"))["masks"][0, 0].numpy()
+            assert 0 < mask.max() <= 1 and mask.min() >= 0
+            assert mask.sum() * stride**2 == pytest.approx(full.sum(), rel=1e-6)
     assert erased == 1

@@ -11,7 +11,9 @@ from click.testing import CliRunner
 
 from daaf.cli import main
 from daaf.data.annotations import AnnotationStore
+from daaf.data.config import DataConfig
 from daaf.data.datasets import build_dataset
+from daaf.data.device_batch import prepare_batch
 from daaf.evaluation.attention_metrics import (
     attention_scores,
     background_sensitivity,
@@ -20,6 +22,7 @@ from daaf.evaluation.attention_metrics import (
     pck,
     replace_background,
 )
+from daaf.evaluation.visualize import labels_in_input_frame
 from daaf.training.export import load_inference_model
 from daaf.utils.safe_load import REFUSED
 
@@ -111,6 +114,62 @@ def test_mask_iou_and_pck_by_hand():
     kps[2:] = (np.nan, np.nan, 0)
     assert pck(maps, kps, tolerance=0.75) == (1, 2)
     assert pck(maps, kps, tolerance=0.7) == (0, 2)
+
+
+def test_pck_maps_a_coarse_argmax_back_to_its_centre_in_input_pixels():
+    """At stride 4 map pixel (3, 2) covers input pixels [12, 16) x [8, 12): its centre (14, 10)."""
+    maps = np.zeros((17, 8, 4))
+    maps[:, 2, 3] = 1
+    kps = np.full((17, 3), (np.nan, np.nan, 0.0))
+    kps[0] = (14, 10, 1)  # the centre
+    kps[1] = (14.6, 10, 1)  # 0.6 input pixels beside it
+    assert pck(maps, kps, tolerance=0.5, stride=4) == (1, 2)
+    assert pck(maps, kps, tolerance=0.6, stride=4) == (2, 2)
+    assert pck(maps, kps, tolerance=0.5) == (0, 2)  # read as input pixels: (3.5, 2.5)
+
+
+class PerfectBranches(torch.nn.Module):
+    """Branch outputs that are the training targets (``prepare_batch`` at ``stride``) of
+    ``samples``' true masks and keypoints, handed out in order."""
+
+    def __init__(self, store, meta, samples, stride: int) -> None:
+        super().__init__()
+        n, height, width = len(samples), meta["height"], meta["width"]
+        labels = [labels_in_input_frame(store.get(s.path), height, width) for s in samples]
+        masks = np.stack([mask for mask, _ in labels])[:, None] * 255  # the store's uint8
+        worker_batch = {
+            "images": torch.zeros(n, height, width, 3, dtype=torch.uint8),
+            "pids": torch.zeros(n, dtype=torch.long),
+            "valid": torch.ones(n, dtype=torch.bool),
+            "erasing": torch.zeros(n, 4, dtype=torch.int32),
+            "masks": torch.from_numpy(masks.round().astype(np.uint8)),
+            "keypoints": torch.from_numpy(np.stack([k for _, k in labels])),
+        }
+        cfg = DataConfig(height=height, width=width, heatmap_sigma=2.75, keypoint_score_threshold=0)
+        targets = prepare_batch(worker_batch, cfg, torch.device("cpu"), stride)
+        self.masks, self.heatmaps, self.given = targets["masks"], targets["heatmaps"], 0
+
+    def branch_outputs(self, images: torch.Tensor):
+        chunk = slice(self.given, self.given + len(images))
+        self.given += len(images)
+        return self.masks[chunk], self.heatmaps[chunk]
+
+
+@pytest.mark.parametrize("stride", [1, 4])
+def test_a_perfect_coarse_prediction_scores_full_marks_in_input_pixels(tiny_dataset, stride):
+    """PCK 1 within the grid's quantisation (half a grid pixel each way: 2 x sqrt 2 input pixels
+    at stride 4), and an IoU near 1 from the area-averaged mask upsampled to the input (1 exactly
+    at stride 1)."""
+    dataset = build_dataset("market1501", tiny_dataset)
+    store, meta = AnnotationStore(tiny_dataset / "annotations"), {
+        "height": 64, "width": 32, "pixel_mean": [0.5] * 3, "pixel_std": [0.5] * 3
+    }  # fmt: skip
+    model = PerfectBranches(store, meta, dataset.query, stride)
+    quantisation = np.hypot(stride / 2, stride / 2)
+    acc = branch_accuracy(model, dataset, store, meta, dataset.query, torch.device("cpu"),
+                          batch_size=5, pck_fraction=(quantisation + 1e-3) / 64)  # fmt: skip
+    assert acc.pck == 1.0
+    assert acc.mask_iou == 1.0 if stride == 1 else 0.95 < acc.mask_iou < 1.0  # 0.977
 
 
 def test_replace_background_keeps_the_person():

@@ -39,20 +39,25 @@ def first_batch(cfg, root: Path) -> dict[str, torch.Tensor]:
     return default_collate([train_set[i] for i in range(8)])
 
 
-def test_each_branch_is_measured_against_its_own_gradient(tiny_dataset):
+@pytest.mark.parametrize("stride", [1, 4])
+def test_each_branch_is_measured_against_its_own_gradient(tiny_dataset, stride):
     """The hooks' norms equal autograd's gradients of each term at layer4's and layer1's
-    outputs, and the logged losses the criterion's unweighted terms."""
-    cfg = tiny(tiny_dataset, "loss.hab_weight=0.5", "loss.pab_weight=2.0")
+    outputs, and the logged losses the criterion's unweighted terms; also for decoders at 1/4
+    of the input, whose trivial maps are at that size."""
+    cfg = tiny(
+        tiny_dataset, "loss.hab_weight=0.5", "loss.pab_weight=2.0", f"model.decoder_stride={stride}"
+    )
     worker_batch = first_batch(cfg, tiny_dataset)
     torch.manual_seed(0)
     model = build_model(cfg, num_classes=8).train()
     criterion = build_criterion(cfg, 8, model.feat_dim)
     health = BranchHealth(model, criterion, period=3, warmup=0)
 
-    batch = prepare_batch(worker_batch, cfg.data, torch.device("cpu"))
+    batch = prepare_batch(worker_batch, cfg.data, torch.device("cpu"), stride)
     low, high = model.backbone(batch["images"])
     features, logits = model.head(high)
     output = DAAFOutput(features, logits, model.hab(low, (32, 16)), model.pab(high, (32, 16)))
+    assert output.parts.shape[-2:] == batch["heatmaps"].shape[-2:] == (32 // stride, 16 // stride)
     terms = criterion(output, batch)
     reid = terms["id"] + terms["triplet"] + terms["center"]
 
@@ -68,6 +73,9 @@ def test_each_branch_is_measured_against_its_own_gradient(tiny_dataset):
         "health/pab/loss": terms["pab"].item() / 2.0,
         "health/pab/zero_map_loss": criterion.branch_loss(
             "pab", torch.zeros_like(output.parts), batch
+        ).item(),
+        "health/hab/zero_map_loss": criterion.branch_loss(
+            "hab", torch.zeros_like(output.mask), batch
         ).item(),
     }
     optimizers = Optimizers(build_optimizer(model.parameters(), cfg.optim))

@@ -105,6 +105,8 @@ def test_every_pab_grouping_form_builds_its_groups(value, stored):
         ("optim.schedule=cosine", "optim.schedule must be one of warmup_multistep, exponential"),
         ("loss.branch_loss=l1", "loss.branch_loss must be one of l2, mse, got 'l1'"),
         ("model.pab_target=parts", "model.pab_target must be one of keypoints, part_images"),
+        ("model.decoder_stride=2", "model.decoder_stride must be one of 1, 4, got 2"),
+        ("model.decoder_stride=true", "model.decoder_stride must be one of 1, 4, got True"),
         ("model.pab_groups=5", "model.pab_groups must be one of all, 4, 6, 7, each or a list of "
                                "lists of integers, got 5"),
         ("model.pab_groups=[[0, 1], [1]]", "model.pab_groups: a keypoint appears in more than one"),
@@ -185,6 +187,9 @@ def test_daaf_train_exits_2_with_one_line_and_no_run_folder(tmp_path, override):
          r"optim.decay_end_iter must be more than optim.decay_start_iter \(25000\), got 25000$"),
         (["optim.decay_end_iter=100"], "override 'optim.decay_end_iter=100': "
          r"optim.decay_end_iter must be more than optim.decay_start_iter \(15000\), got 100$"),
+        (["model.decoder_stride=4", "data.height=250"], "override 'data.height=250', override "
+         "'model.decoder_stride=4': data.height and data.width must be multiples of "
+         r"model.decoder_stride \(4\), got 250x128$"),
     ],
 )  # fmt: skip
 def test_rules_between_fields_are_checked_once_everything_is_read(overrides, message):

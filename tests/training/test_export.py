@@ -78,6 +78,26 @@ def test_export_round_trip_of_a_trinet(tmp_path):
     check_round_trip(tmp_path / "ckpt.pt", tmp_path / "out", report, net, "trinet")
 
 
+def test_a_stride_4_checkpoint_rebuilds_its_two_deconvolution_branches(tmp_path):
+    """The checkpoint's config keeps the stride (lost on the way, the branches' weights would
+    not match the four-deconvolution decoders of the default)."""
+    fake_checkpoint(tmp_path / "ckpt.pt", hab=True, pab=True, decoder_stride=4)
+    state = torch.load(tmp_path / "ckpt.pt", weights_only=True)
+    assert config_from_dict(state["config"]).model.decoder_stride == 4
+    model, _ = load_inference_model(tmp_path / "ckpt.pt", torch.device("cpu"))
+    with torch.no_grad():
+        mask, parts = model.branch_outputs(torch.randn(1, 3, 64, 32))
+    assert mask.shape == (1, 1, 16, 8) and parts.shape == (1, 17, 16, 8)
+
+
+@pytest.mark.slow
+def test_export_round_trip_of_a_daaf_bot_with_stride_4_decoders(tmp_path):
+    """The export strips the two-deconvolution branches as it strips the paper's."""
+    net = fake_checkpoint(tmp_path / "ckpt.pt", hab=True, pab=True, decoder_stride=4)
+    report = export_model(tmp_path / "ckpt.pt", tmp_path / "out")
+    check_round_trip(tmp_path / "ckpt.pt", tmp_path / "out", report, net, "bot")
+
+
 def test_export_fails_on_an_extra_layer(tmp_path, monkeypatch):
     fake_checkpoint(tmp_path / "ckpt.pt")
     stripped = export_module.inference_network

@@ -9,13 +9,16 @@ from torch import nn
 
 from daaf.data.annotations import ImageAnnotation
 from daaf.data.keypoints import resize_keypoints
+from daaf.training.modeling.decoder import to_size
 
 
 @torch.no_grad()
 def branch_outputs(
     model: nn.Module, images: torch.Tensor
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """HAB mask probabilities (B, H, W) in [0, 1] and PAB keypoint heatmaps (B, 17, H, W).
+    """HAB mask probabilities (B, H, W) in [0, 1] and PAB keypoint heatmaps (B, 17, H, W), at the
+    size of ``images`` (B, 3, H, W): maps of branches that decode to 1/4 of it
+    (``model.decoder_stride: 4``) are upsampled bilinearly, to be drawn over the image.
 
     The HAB predicts logits (its loss takes their sigmoid); the PAB regresses Gaussian heatmaps
     directly, so its maps are returned as they come. None for a branch the model lacks, and for
@@ -24,12 +27,13 @@ def branch_outputs(
     model.eval()
     if not hasattr(model, "branch_outputs"):
         return None, None
+    size = tuple(images.shape[-2:])
     mask, parts = model.branch_outputs(images)
     if parts is not None and model.pab.target != "keypoints":
         parts = None
     return (
-        None if mask is None else mask[:, 0].cpu().numpy(),
-        None if parts is None else parts.cpu().numpy(),
+        None if mask is None else to_size(mask, size)[:, 0].cpu().numpy(),
+        None if parts is None else to_size(parts, size).cpu().numpy(),
     )
 
 

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from daaf.data.keypoints import PIXEL_CENTRE
-from daaf.training.modeling.decoder import to_size
+from daaf.training.modeling.decoder import map_size, to_size
 
 
 def supports_shuffle(model: nn.Module) -> bool:
@@ -31,16 +31,19 @@ def supports_shuffle(model: nn.Module) -> bool:
 def shuffle_grid(model: nn.Module, images: torch.Tensor) -> np.ndarray:
     """(B, G, G, H, W): cell (i, j) decodes feature group i with 1x1 conv j; since convolutions
     of different groups have different output counts, a cell is the maximum over conv j's
-    output maps. The diagonal is the model's normal PAB output. Puts the model in eval mode."""
+    output maps. The diagonal is the model's normal PAB output, at the input size (upsampled
+    bilinearly from a PAB that decodes to 1/4 of it). Puts the model in eval mode."""
     if not supports_shuffle(model):
         raise ValueError("the 1x1 conv shuffle needs a grouped keypoint PAB with a shared decoder")
     model.eval()
     pab, size = model.pab, tuple(images.shape[-2:])
+    out_size = map_size(size, pab.stride)
     _, high = model.backbone(images)
     rows = []
     for features in pab.group_features(high):
         decoded = pab.stacks[0](features)
-        rows.append(torch.stack([to_size(head(decoded), size).amax(1) for head in pab.heads], 1))
+        cells = [to_size(head(decoded), out_size).amax(1) for head in pab.heads]
+        rows.append(to_size(torch.stack(cells, 1), size))
     return torch.stack(rows, dim=1).cpu().numpy()
 
 

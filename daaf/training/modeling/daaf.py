@@ -25,7 +25,8 @@ from daaf.training.modeling.pab import PartialBranch
 @dataclass
 class DAAFOutput:
     """Training outputs. features (B, D): triplet/centre input; logits (B, classes) or None
-    (TriNet); mask (B, 1, H, W) HAB logits or None; parts (B, 17 | 3 * parts, H, W) or None."""
+    (TriNet); mask (B, 1, H/s, W/s) HAB logits or None; parts (B, 17 | 3 * parts, H/s, W/s) or
+    None; s = ``model.decoder_stride`` (1: the input size)."""
 
     features: torch.Tensor
     logits: torch.Tensor | None = None
@@ -84,7 +85,8 @@ class DAAF(nn.Module):
     def branch_outputs(
         self, images: torch.Tensor
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """HAB mask probabilities (B, 1, H, W) and PAB maps, in the current mode (for pictures)."""
+        """HAB mask probabilities (B, 1, H/s, W/s) and PAB maps at the branches' output size
+        (``DAAFOutput``), in the current mode (for pictures and attention metrics)."""
         low, high = self.backbone(images)
         size = tuple(images.shape[-2:])
         mask = torch.sigmoid(self.hab(low, size)) if self.hab is not None else None
@@ -109,7 +111,9 @@ def build_model(cfg: Config, num_classes: int) -> DAAF:
     backbone = build_backbone(m.depth, m.pretrained, m.last_stride)
     head = build_head(cfg, backbone.out_channels, num_classes)
     hab = (
-        HolisticBranch(backbone, m.decoder_channels, m.deconv_kernel, m.decoder_norm)
+        HolisticBranch(
+            backbone, m.decoder_channels, m.deconv_kernel, m.decoder_norm, m.decoder_stride
+        )
         if m.hab
         else None
     )
@@ -129,6 +133,6 @@ def build_model(cfg: Config, num_classes: int) -> DAAF:
             raise DaafError(f"model.pab_groups: {exc}") from exc
         pab = PartialBranch(
             backbone.out_channels, groups, m.pab_target, m.pab_grouped, m.pab_shared_decoder,
-            m.decoder_channels, m.deconv_kernel, m.decoder_norm,
+            m.decoder_channels, m.deconv_kernel, m.decoder_norm, m.decoder_stride,
         )  # fmt: skip
     return DAAF(backbone=backbone, head=head, hab=hab, pab=pab)

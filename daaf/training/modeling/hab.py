@@ -3,7 +3,8 @@
 Its encoder is a separate copy of the backbone's layer2-4 (same structure, and the same initial
 weights when it is built after the backbone's weights are loaded), so the mask task shares only
 the low-level features with ReID. The decoder (four stride-2 deconvolutions and a 1x1
-convolution) brings the output back to the input image size.
+convolution) brings the output back to the input image size; at ``stride`` 4
+(``model.decoder_stride``) two deconvolutions bring it to 1/4 of the input size.
 """
 
 from __future__ import annotations
@@ -14,14 +15,20 @@ import torch
 from torch import nn
 
 from daaf.training.modeling.backbone import ResNetBackbone
-from daaf.training.modeling.decoder import DeconvStack, to_size
+from daaf.training.modeling.decoder import DeconvStack, deconv_layers, map_size, to_size
 
 
 class HolisticBranch(nn.Module):
-    """layer1 features (B, C1, H/4, W/4) -> mask logits (B, 1, H, W)."""
+    """layer1 features (B, C1, H/4, W/4) -> mask logits (B, 1, H/stride, W/stride) for an input
+    of H x W."""
 
     def __init__(
-        self, backbone: ResNetBackbone, channels: int = 64, kernel: int = 3, norm: bool = False
+        self,
+        backbone: ResNetBackbone,
+        channels: int = 64,
+        kernel: int = 3,
+        norm: bool = False,
+        stride: int = 1,
     ) -> None:
         super().__init__()
         self.encoder = nn.Sequential(
@@ -29,8 +36,12 @@ class HolisticBranch(nn.Module):
             copy.deepcopy(backbone.layer3),
             copy.deepcopy(backbone.layer4),
         )
-        self.decoder = DeconvStack(backbone.out_channels, channels, kernel, norm)
+        self.decoder = DeconvStack(
+            backbone.out_channels, channels, kernel, norm, deconv_layers(stride)
+        )
+        self.stride = stride
         self.head = nn.Conv2d(channels, 1, kernel_size=1)
 
     def forward(self, low: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        return to_size(self.head(self.decoder(self.encoder(low))), size)
+        """``size``: the input's (H, W)."""
+        return to_size(self.head(self.decoder(self.encoder(low))), map_size(size, self.stride))

@@ -7,6 +7,8 @@ outputs as its group has keypoints; the outputs are put back in COCO order (17 m
 Ablations (section 4.3): ``grouped=False`` decodes all channels into 17 maps (Table 5, "w/o
 group"); ``shared=False`` gives every group its own stack (Table 7); ``target="part_images"``
 makes group i predict the i-th horizontal stripe of the input image (3 channels, Fig. 3b).
+At ``stride`` 4 (``model.decoder_stride``) the maps are 1/4 of the input size (two
+deconvolutions instead of four).
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ import torch
 from torch import nn
 
 from daaf.data.keypoints import NUM_KEYPOINTS
-from daaf.training.modeling.decoder import DeconvStack, to_size
+from daaf.training.modeling.decoder import DeconvStack, deconv_layers, map_size, to_size
 
 
 class PartialBranch(nn.Module):
-    """Last feature map (B, C, h, w) -> (B, 17, H, W) keypoint maps, or (B, 3 * parts, H, W)."""
+    """Last feature map (B, C, h, w) -> (B, 17, H/stride, W/stride) keypoint maps, or
+    (B, 3 * parts, H/stride, W/stride), for an input of H x W."""
 
     def __init__(
         self,
@@ -31,6 +34,7 @@ class PartialBranch(nn.Module):
         channels: int = 64,
         kernel: int = 3,
         norm: bool = False,
+        stride: int = 1,
     ) -> None:
         super().__init__()
         if target == "part_images":
@@ -38,11 +42,12 @@ class PartialBranch(nn.Module):
         else:
             outputs = [len(g) for g in groups] if grouped else [NUM_KEYPOINTS]
             groups = groups if grouped else (tuple(range(NUM_KEYPOINTS)),)
-        self.groups, self.target = groups, target
+        self.groups, self.target, self.stride = groups, target, stride
         self.group_channels = in_channels // len(outputs)
         num_stacks = 1 if shared else len(outputs)
         self.stacks = nn.ModuleList(
-            DeconvStack(self.group_channels, channels, kernel, norm) for _ in range(num_stacks)
+            DeconvStack(self.group_channels, channels, kernel, norm, deconv_layers(stride))
+            for _ in range(num_stacks)
         )
         self.heads = nn.ModuleList(nn.Conv2d(channels, n, kernel_size=1) for n in outputs)
         self.num_outputs = sum(outputs)
@@ -60,6 +65,8 @@ class PartialBranch(nn.Module):
         return self.heads[head](self.stacks[stack if len(self.stacks) > 1 else 0](features))
 
     def forward(self, fmap: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """``size``: the input's (H, W)."""
+        size = map_size(size, self.stride)
         if len(self.stacks) == 1:
             # One shared stack: the groups go through it as one batch of B * G.
             b, _, h, w = fmap.shape

@@ -1,21 +1,33 @@
 """Branch outputs at inference (Fig. 7, 8) and labels moved to the network input frame."""
 
 import numpy as np
+import pytest
 import torch
 
 from daaf.data.annotations import empty_annotation
 from daaf.evaluation.visualize import branch_outputs, labels_in_input_frame
+from daaf.training.modeling import build_model
+from daaf.training.modeling.decoder import to_size
+
+from .conftest import tiny_config
 
 
-def test_hab_probabilities_and_pab_heatmaps(daaf_model, images):
+@pytest.mark.parametrize("stride", [1, 4])
+def test_hab_probabilities_and_pab_heatmaps(daaf_model, images, stride):
+    """At the input size; a stride-4 model's maps upsampled bilinearly, to be drawn."""
+    if stride > 1:
+        torch.manual_seed(0)
+        daaf_model = build_model(tiny_config(hab=True, pab=True, decoder_stride=stride), 8)
     mask, heatmaps = branch_outputs(daaf_model, images)
     assert mask.shape == (2, 64, 32) and heatmaps.shape == (2, 17, 64, 32)
     with torch.no_grad():
         low, high = daaf_model.backbone(images)
         logits = daaf_model.hab(low, (64, 32))
         parts = daaf_model.pab(high, (64, 32))
-    np.testing.assert_allclose(mask, torch.sigmoid(logits)[:, 0].numpy(), atol=1e-6)
-    np.testing.assert_allclose(heatmaps, parts.numpy(), atol=1e-6)
+    assert parts.shape[-2:] == logits.shape[-2:] == (64 // stride, 32 // stride)
+    probabilities = to_size(torch.sigmoid(logits), (64, 32))
+    np.testing.assert_allclose(mask, probabilities[:, 0].numpy(), atol=1e-6)
+    np.testing.assert_allclose(heatmaps, to_size(parts, (64, 32)).numpy(), atol=1e-6)
     assert branch_outputs(daaf_model.base_network(), images) == (None, None)
 
 

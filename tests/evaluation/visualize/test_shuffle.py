@@ -6,17 +6,24 @@ import torch
 
 from daaf.evaluation.visualize import decoupling_score, shuffle_grid, supports_shuffle
 from daaf.training.modeling import build_model
+from daaf.training.modeling.decoder import to_size
 
 from .conftest import tiny_config
 
 
-def test_diagonal_is_the_pab_output_of_each_group(daaf_model, images):
+@pytest.mark.parametrize("stride", [1, 4])
+def test_diagonal_is_the_pab_output_of_each_group(daaf_model, images, stride):
+    """At the input size; a stride-4 PAB's cells are its maps' maxima, upsampled."""
+    if stride > 1:
+        torch.manual_seed(0)
+        daaf_model = build_model(tiny_config(pab=True, decoder_stride=stride), 8)
     grid = shuffle_grid(daaf_model, images)
     assert grid.shape == (2, 6, 6, 64, 32)
     with torch.no_grad():
-        parts = daaf_model.pab(daaf_model.backbone(images)[1], (64, 32)).numpy()
+        parts = daaf_model.pab(daaf_model.backbone(images)[1], (64, 32))
     for i, group in enumerate(daaf_model.pab.groups):
-        np.testing.assert_allclose(grid[:, i, i], parts[:, list(group)].max(1), atol=1e-5)
+        peak = to_size(parts[:, list(group)].amax(1, keepdim=True), (64, 32))[:, 0]
+        np.testing.assert_allclose(grid[:, i, i], peak.numpy(), atol=1e-5)
     # Off the diagonal the conv changes: conv 1 (2 maps) on the head group's features.
     assert not np.allclose(grid[:, 0, 1], grid[:, 0, 0])
 

@@ -73,6 +73,24 @@ def test_checkpoint_gets_every_picture_and_the_score(
     assert report["gradcam_jitter"] == 2
 
 
+@pytest.mark.slow
+def test_a_stride_4_checkpoint_gets_every_picture(tiny_dataset, tmp_path):
+    """Branches decoding to 1/4 of the input: their pictures and the shuffle score at the input
+    size, beside labels in input pixels."""
+    cfg = tiny_config(hab=True, pab=True, decoder_stride=4)
+    torch.manual_seed(0)
+    state = {"model": build_model(cfg, 8).state_dict(), "config": cfg.to_dict(), "num_classes": 8}
+    torch.save(state, tmp_path / "stride4.pt")
+    out = tmp_path / "pictures"
+    result = run("--model", tmp_path / "stride4.pt", "--dataset", "market1501", "--root",
+                 tiny_dataset, "--annotations", tiny_dataset / "annotations", "--out", out)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "visualize.json").read_text())
+    assert report["files"][2:] == ["branch_outputs.png", "shuffle.png"]
+    assert cv2.imread(str(out / "branch_outputs.png")) is not None
+    assert report["decoupling"]["keypoint_regions"]["cells"] == 90
+
+
 def test_export_gets_gradcam_only(tiny_dataset, trained_export, tmp_path):
     out = tmp_path / "pictures"
     result = run("--model", trained_export.model, "--dataset", "market1501", "--root",

@@ -37,6 +37,11 @@ VARIANTS = [
     {"base": "bot", "pab": True, "pab_target": "part_images"},
     {"base": "bot", "hab": True, "pab": True, "deconv_kernel": 2},
     {"base": "bot", "hab": True, "pab": True, "decoder_norm": True},
+    # Decoders at 1/4 of the input (model.decoder_stride), also from a stride-32 TriNet.
+    {"base": "bot", "hab": True, "pab": True, "decoder_stride": 4},
+    {"base": "trinet", "last_stride": 2, "hab": True, "pab": True, "decoder_stride": 4},
+    {"base": "bot", "pab": True, "pab_shared_decoder": False, "decoder_stride": 4},
+    {"base": "bot", "pab": True, "pab_target": "part_images", "decoder_stride": 4},
 ]
 
 
@@ -49,13 +54,14 @@ def test_train_outputs_eval_embedding_and_loss(variant):
     assert isinstance(out, DAAFOutput)
     assert out.features.shape == (4, model.feat_dim)
     assert (out.logits is None) == (cfg.model.base == "trinet")
+    h, w = H // cfg.model.decoder_stride, W // cfg.model.decoder_stride
     if cfg.model.hab:
-        assert out.mask.shape == (4, 1, H, W)
+        assert out.mask.shape == (4, 1, h, w)
     if cfg.model.pab:
         channels = 18 if cfg.model.pab_target == "part_images" else 17
-        assert out.parts.shape == (4, channels, H, W)
-    batch = {"images": images, "pids": torch.tensor([0, 0, 1, 1]), "masks": torch.rand(4, 1, H, W),
-             "heatmaps": torch.rand(4, 17, H, W), "valid": torch.tensor([True, True, False, True])}  # fmt: skip
+        assert out.parts.shape == (4, channels, h, w)
+    batch = {"images": images, "pids": torch.tensor([0, 0, 1, 1]), "masks": torch.rand(4, 1, h, w),
+             "heatmaps": torch.rand(4, 17, h, w), "valid": torch.tensor([True, True, False, True])}  # fmt: skip
     losses = build_criterion(cfg, 5, model.feat_dim)(out, batch)
     assert all(torch.isfinite(v) for v in losses.values())
     assert ("hab" in losses) == cfg.model.hab and ("pab" in losses) == cfg.model.pab
@@ -183,3 +189,15 @@ def test_branch_modules_default_to_the_configs_linear_decoders():
     layers = DeconvStack(8).layers
     assert [type(m) for m in layers] == [torch.nn.ConvTranspose2d] * 4
     assert all(m.bias is not None for m in layers)
+
+
+def test_stride_4_decoders_stop_two_deconvolutions_earlier():
+    from daaf.training.modeling.hab import HolisticBranch
+
+    full, quarter = (build_model(config(hab=True, pab=True, decoder_stride=s), 3) for s in (1, 4))
+    for branch in ("hab", "pab"):
+        decoders = [getattr(m, branch).modules() for m in (full, quarter)]
+        deconvs = [sum(isinstance(x, torch.nn.ConvTranspose2d) for x in d) for d in decoders]
+        assert deconvs == [4, 2], branch
+    with pytest.raises(ValueError, match=r"decoder stride must be one of \[1, 4\], got 2"):
+        HolisticBranch(full.backbone, stride=2)
