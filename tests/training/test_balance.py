@@ -68,6 +68,7 @@ def test_none_is_the_papers_objective_bit_for_bit(tiny_dataset):
         assert torch.equal(sum(other_terms.values()), total), balance
 
 
+@pytest.mark.slow
 def test_grad_ratio_brings_each_branch_to_the_target_ratio(tiny_dataset):
     """Real steps of a tiny DAAF-BoT, measured every step: both branches start near 1e-5 of the
     ReID loss's gradient (lambda = 0.003); each measurement moves the weight at most x10, and
