@@ -63,6 +63,14 @@ class LossConfig:
     center_lr: float = setting(0.5, min=0)
     id_weight: float = setting(1.0, min=0)
     triplet_weight: float = setting(1.0, min=0)
+    # How the branch losses are weighed against the ReID loss (daaf/training/balance.py,
+    # docs/training.md): none (the paper's fixed lambdas) | grad_ratio (each lambda adapted so
+    # that the branch's gradient into the shared backbone is balance_ratio times the ReID
+    # loss's, at each branch-health measurement) | uncertainty (Kendall et al.'s learned
+    # log-variances, trained at uncertainty_lr)
+    branch_balance: Literal["none", "grad_ratio", "uncertainty"] = "none"
+    balance_ratio: float = setting(0.1, above=0, max=10)
+    uncertainty_lr: float = setting(0.01, above=0, max=1)
 
 
 @dataclass
@@ -150,8 +158,8 @@ def _merge(
 
 
 def _check_relations(cfg: Config, sources: dict[str, str]) -> Config:
-    """``cfg`` once the rules between fields hold (see :func:`check_relations`), and the input
-    size divides into the branches' output grid."""
+    """``cfg`` once the rules between fields hold (see :func:`check_relations`), the input
+    size divides into the branches' output grid, and grad_ratio has measurements to adapt at."""
     for section in dataclasses.fields(cfg):
         check_relations(getattr(cfg, section.name), f"{section.name}.", sources)
     height, width, stride = cfg.data.height, cfg.data.width, cfg.model.decoder_stride
@@ -160,6 +168,12 @@ def _check_relations(cfg: Config, sources: dict[str, str]) -> Config:
         raise ConfigError(
             f"{where}: data.height and data.width must be multiples of model.decoder_stride "
             f"({stride}), got {height}x{width}"
+        )
+    if cfg.loss.branch_balance == "grad_ratio" and cfg.train.health_period == 0:
+        where = set_where(("loss.branch_balance", "train.health_period"), sources)
+        raise ConfigError(
+            f"{where}: loss.branch_balance=grad_ratio adapts the branch weights at "
+            "each branch-health measurement: train.health_period must be >= 1, got 0"
         )
     return cfg
 

@@ -4,7 +4,8 @@
 squared) of the difference between prediction and target, averaged over the batch (HAB) or over
 batch and keypoints (PAB); the authors' BoT code uses MSE instead (``branch_loss: mse``). HAB
 predicts logits; its loss compares ``sigmoid(logits)`` with the mask. Samples whose annotation
-is not usable (``batch["valid"]`` False) are left out of the branch means.
+is not usable (``batch["valid"]`` False) are left out of the branch means. Other weightings of
+the terms than the paper's fixed lambdas: ``loss.branch_balance`` (:mod:`daaf.training.balance`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from torch.nn import functional as F
 from daaf.data.device_batch import area_average
 from daaf.data.keypoints import NUM_KEYPOINTS, keypoint_groups
 from daaf.errors import DaafError
+from daaf.training.balance import build_balance
 from daaf.training.config import Config
 from daaf.training.modeling import DAAFOutput
 
@@ -70,7 +72,8 @@ def part_image_targets(images: torch.Tensor, num_parts: int) -> torch.Tensor:
 
 
 class DAAFCriterion(nn.Module):
-    """forward(output, batch) -> {term: weighted loss}; terms: id, triplet, center, hab, pab."""
+    """forward(output, batch) -> {term: weighted loss}; terms: id, triplet, center, hab, pab, and
+    log_var under ``loss.branch_balance: uncertainty``."""
 
     def __init__(
         self, cfg: Config, num_classes: int, feat_dim: int, groups: tuple[tuple[int, ...], ...]
@@ -86,6 +89,7 @@ class DAAFCriterion(nn.Module):
         self.pab_keypoints = [k for g in self.groups for k in g]
         self.use_center = model.base == "bot" and loss.center_weight > 0
         self.center = CenterLoss(num_classes, feat_dim) if self.use_center else None
+        self.balance = build_balance(cfg)
 
     def center_parameters(self) -> list[nn.Parameter]:
         return list(self.center.parameters()) if self.center is not None else []
@@ -105,12 +109,13 @@ class DAAFCriterion(nn.Module):
         if self.center is not None:
             terms["center"] = cfg.center_weight * self.center(output.features, pids)
         if output.mask is not None:
-            terms["hab"] = cfg.hab_weight * self.branch_loss(
+            terms["hab"] = self.balance.weight("hab", cfg.hab_weight) * self.branch_loss(
                 "hab", torch.sigmoid(output.mask), batch
             )
         if output.parts is not None:
-            terms["pab"] = cfg.pab_weight * self.branch_loss("pab", output.parts, batch)
-        return terms
+            weight = self.balance.weight("pab", cfg.pab_weight)
+            terms["pab"] = weight * self.branch_loss("pab", output.parts, batch)
+        return self.balance(terms)
 
     def branch_target(self, branch: str, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """What ``hab`` (mask probabilities) or ``pab`` (heatmaps or part images) should output."""

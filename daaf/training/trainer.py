@@ -38,7 +38,7 @@ from daaf.errors import DaafError
 from daaf.training.branch_health import BranchHealth, warmup_iterations
 from daaf.training.checkpoint import load_resume_checkpoint, restore_training
 from daaf.training.config import Config, DataConfig, save_config
-from daaf.training.losses import build_criterion
+from daaf.training.losses import DAAFCriterion, build_criterion
 from daaf.training.modeling import build_model
 from daaf.training.schedule import build_optimizer, build_scheduler
 from daaf.utils import distributed as dist_utils
@@ -83,6 +83,18 @@ class Optimizers:
         for optimizer in (self.main, self.center):
             if optimizer is not None:
                 optimizer.zero_grad(set_to_none=True)
+
+
+def build_optimizers(cfg: Config, model: torch.nn.Module, criterion: DAAFCriterion) -> Optimizers:
+    """The network's optimizer, with the learned loss weights of ``loss.branch_balance:
+    uncertainty`` as a group of their own, and the centre loss's SGD."""
+    params = [{"params": list(model.parameters())}, *criterion.balance.param_groups()]
+    centers = criterion.center_parameters()
+    return Optimizers(
+        main=build_optimizer(params, cfg.optim),
+        center=torch.optim.SGD(centers, lr=cfg.loss.center_lr) if centers else None,
+        center_grad_scale=1.0 / cfg.loss.center_weight if cfg.loss.center_weight > 0 else 1.0,
+    )
 
 
 def float_outputs(output: Any) -> Any:
@@ -141,14 +153,16 @@ def train_step(
     total = sum(losses.values())
     optimizers.zero_grad()
     scaler.scale(total).backward()
+    if torch.distributed.is_initialized():  # the criterion (centres, log-variances) is outside DDP
+        for param in criterion.parameters():
+            if param.grad is not None:
+                torch.distributed.all_reduce(param.grad)
+                param.grad.div_(torch.distributed.get_world_size())
     scaler.step(optimizers.main)
     if optimizers.center is not None:
         centers = [p for g in optimizers.center.param_groups for p in g["params"]]
         for param in centers:
             if param.grad is not None:
-                if torch.distributed.is_initialized():  # the criterion is outside DDP
-                    torch.distributed.all_reduce(param.grad)
-                    param.grad.div_(torch.distributed.get_world_size())
                 param.grad.mul_(optimizers.center_grad_scale)
         scaler.step(optimizers.center)
     scaler.update()
@@ -346,12 +360,7 @@ def train(
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     criterion = build_criterion(cfg, num_classes, model.feat_dim).to(device)
-    center_params = list(criterion.center_parameters())
-    optimizers = Optimizers(
-        main=build_optimizer(model.parameters(), cfg.optim),
-        center=torch.optim.SGD(center_params, lr=cfg.loss.center_lr) if center_params else None,
-        center_grad_scale=1.0 / cfg.loss.center_weight if cfg.loss.center_weight > 0 else 1.0,
-    )
+    optimizers = build_optimizers(cfg, model, criterion)
     scheduler = build_scheduler(optimizers.main, cfg.optim, len(sampler))
     dtype = amp_dtype(cfg, device)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
@@ -411,6 +420,7 @@ def train(
             step += 1
             if health.armed:  # every rank measures its own batch; the main process reports
                 signals = health.finish(step, scaler.get_scale() if scaler.is_enabled() else 1.0)
+                criterion.balance.adapt(signals, device)  # loss.branch_balance: grad_ratio
                 log.write(step, {"epoch": epoch + 1, **signals})
             images += len(batch["pids"]) * dist_utils.world_size()
             bar.set_postfix(loss=f"{values['total']:.3f}")
@@ -418,7 +428,10 @@ def train(
             if step % cfg.train.log_period == 0 or final:  # the last losses always on record
                 rate = images / (time.perf_counter() - tic)
                 lr = optimizers.main.param_groups[0]["lr"]
-                log.write(step, {"epoch": epoch + 1, **values, "lr": lr, "images_per_s": rate})
+                weights = criterion.balance.weights()  # effective loss weights, if balanced
+                log.write(
+                    step, {"epoch": epoch + 1, **values, **weights, "lr": lr, "images_per_s": rate}
+                )
                 tic, images = time.perf_counter(), 0
         done = epoch + 1
         if main_process and (done % cfg.train.checkpoint_period == 0 or done == cfg.train.epochs):

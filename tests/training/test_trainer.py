@@ -2,6 +2,7 @@
 
 import glob
 import json
+import operator
 import shutil
 import subprocess
 import sys
@@ -68,10 +69,18 @@ def test_every_preset_builds_and_takes_a_step(preset):
     assert any(k.startswith("hab.") for k in changed) == cfg.model.hab
 
 
-def test_resume_gives_exactly_the_uninterrupted_weights(tiny_dataset, tmp_path):
+# loss.branch_balance -> the effective weights it logs; the balanced runs adapt (at each
+# measurement) or learn their weights
+WEIGHTS = {"none": [], "grad_ratio": ["hab", "pab"], "uncertainty": ["hab", "pab", "reid"]}
+BALANCES = ["none", *(pytest.param(b, marks=pytest.mark.slow) for b in WEIGHTS if b != "none")]
+
+
+@pytest.mark.parametrize("balance", BALANCES)
+def test_resume_gives_exactly_the_uninterrupted_weights(tiny_dataset, tmp_path, balance):
     overrides = tiny_overrides(
-        tiny_dataset, "train.epochs=2", "train.checkpoint_period=1", "train.iters_per_epoch=2"
-    )
+        tiny_dataset, "train.epochs=2", "train.checkpoint_period=1", "train.iters_per_epoch=2",
+        "train.health_period=1", f"loss.branch_balance={balance}",
+    )  # fmt: skip
     preset = REPO / "configs/daaf_bot.yaml"
     straight = load_checkpoint(train(load_config(preset, overrides), tmp_path / "a"))
     train(load_config(preset, [*overrides, "train.epochs=1"]), tmp_path / "b")
@@ -79,16 +88,29 @@ def test_resume_gives_exactly_the_uninterrupted_weights(tiny_dataset, tmp_path):
     assert resumed["step"] == straight["step"] == 4 and resumed["epoch"] == 2
     for part in ("model", "criterion"):
         assert straight[part].keys() == resumed[part].keys()
-        for name, tensor in straight[part].items():
-            assert torch.equal(tensor, resumed[part][name]), name
+        for name, value in straight[part].items():  # tensors; grad_ratio's weights: floats
+            same = torch.equal if isinstance(value, torch.Tensor) else operator.eq
+            assert same(value, resumed[part][name]), name
     assert (tmp_path / "b" / "checkpoints" / "epoch_001.pt").is_file()
     assert set(straight) >= {"model", "config", "num_classes", "optimizer", "center_optimizer",
                              "scheduler", "epoch", "step", "sampler", "rng"}  # fmt: skip
-    lines = [
-        json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()
+    straight_log, resumed_log = (
+        [json.loads(line) for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+        for run in "ab"
+    )
+    losses = [line for line in straight_log if "total" in line]  # not the branch-health lines
+    assert [line["step"] for line in losses] == [1, 2, 3, 4]
+    assert {"id", "triplet", "center", "hab", "pab", "total", "lr", "images_per_s"} <= set(
+        losses[0]
+    )
+    last = losses[-1]
+    assert sorted(k for k in last if k.startswith("weight/")) == [
+        f"weight/{term}" for term in WEIGHTS[balance]
     ]
-    assert [line["step"] for line in lines] == [1, 2, 3, 4]
-    assert {"id", "triplet", "center", "hab", "pab", "total", "lr", "images_per_s"} <= set(lines[0])
+    if balance != "none":  # the weights moved from lambda; the resumed run logged the same
+        assert last["weight/pab"] != 0.003
+        resumed_last = [line for line in resumed_log if "total" in line][-1]
+        assert resumed_last == {**last, "images_per_s": resumed_last["images_per_s"]}
 
 
 @pytest.mark.parametrize("links", [True, False])
@@ -169,20 +191,32 @@ def test_cli_train_then_export(trained_export, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_process_ddp_on_cpu(tiny_dataset, tmp_path):
+@pytest.mark.parametrize("balance", WEIGHTS)
+def test_two_process_ddp_on_cpu(tiny_dataset, tmp_path, balance):
     """torchrun, gloo: both ranks step in lockstep on disjoint batches; rank 0 checkpoints and
-    evaluates while rank 1 waits at the barrier."""
+    evaluates while rank 1 waits at the barrier. A balanced run averages the learned weights'
+    gradients, or the measured gradient ratios, over the ranks."""
     shutil.copytree(tiny_dataset, tmp_path / "data")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "daaf.cli",
            "train", "--config", str(REPO / "configs/daaf_bot.yaml"), "--out", str(tmp_path / "ddp"),
            *tiny_overrides(tmp_path / "data", "train.epochs=1", "train.device=cpu",
-                           "train.iters_per_epoch=3", "train.eval_period=1")]  # fmt: skip
+                           "train.iters_per_epoch=3", "train.eval_period=1",
+                           f"loss.branch_balance={balance}", "train.health_period=1")]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     state = load_checkpoint(tmp_path / "ddp" / "checkpoints" / "last.pt")
     assert state["step"] == 3
+    learned = {
+        "none": None,
+        "grad_ratio": "balance._extra_state",
+        "uncertainty": "balance.log_vars",
+    }
+    if learned[balance]:
+        weights = state["criterion"][learned[balance]]
+        assert 0.003 not in weights.values() if balance == "grad_ratio" else weights.all()
     lines = [
         json.loads(line) for line in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()
     ]
+    lines = [line for line in lines if "health/pab/loss" not in line]
     assert len(lines) == 4  # rank 0 logs alone: 3 steps, then its evaluation
     assert lines[-1]["step"] == 3 and 0 < lines[-1]["eval/mAP"] <= 1
