@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
-# The synthetic study of docs/results/synthetic.md on a CPU: BoT, DAAF-BoT, DAAF-BoT with
-# lambda_p = 30, HAB only and PAB only (configs/study/), SEEDS seeds each, two trainings at a time
-# with one thread each, then the table, the paired CIs against BoT, the loss curves and the
-# pictures.
+# The synthetic studies on a CPU, SEEDS seeds per row, two trainings at a time with one thread
+# each, then the table, the paired CIs against BoT, the loss curves and the pictures.
+# - STUDY=v1 (docs/results/synthetic.md): `daaf synth` defaults; BoT, DAAF-BoT, DAAF-BoT with
+#   lambda_p = 30, HAB only and PAB only (configs/study/).
+# - STUDY=v2 (the default; issue 19): `daaf synth --preset misaligned`; BoT, DAAF-BoT as the
+#   paper, and DAAF-BoT with quarter-resolution decoders and grad_ratio balancing
+#   (study_daaf_bot_fix); the CIs also on the occluded, the misaligned and the other queries
+#   apart (conditions.csv).
 #
 #   scripts/synthetic_study.sh OUT                  # everything (OUT: an absolute path)
 #   STAGE=collect scripts/synthetic_study.sh OUT   # only the table, CIs and figures
 #   STAGE=collect ROWS="study_bot study_daaf_bot" ...   # of some rows (BoT's runs must be evaluated)
 #
 # SEEDS (default 3) is the number of seeds trained per row; BOT_SEEDS, DAAF_SEEDS, PAB30_SEEDS,
-# HAB_SEEDS and PAB_SEEDS (default SEEDS) the numbers collected (seeds 0..N-1 of the row must be
-# trained).
+# HAB_SEEDS, PAB_SEEDS and FIX_SEEDS (default SEEDS) the numbers collected (seeds 0..N-1 of the
+# row must be trained).
 set -euo pipefail
 OUT=${1:?usage: scripts/synthetic_study.sh OUT}
+STUDY=${STUDY:-v2}
 SEEDS=${SEEDS:-3}
+FIX_SEEDS=${FIX_SEEDS:-$SEEDS}
 BOT_SEEDS=${BOT_SEEDS:-$SEEDS}
 DAAF_SEEDS=${DAAF_SEEDS:-$SEEDS}
 PAB30_SEEDS=${PAB30_SEEDS:-$SEEDS}
@@ -26,21 +32,33 @@ cd "$(dirname "$0")/.."
 common=(--table study --dataset synthetic --root "$OUT/data" --annotations "$OUT/data/annotations"
         --out "$OUT/runs" --device cpu train.device=cpu)
 
+if [ "$STUDY" = v1 ]; then
+  PRESET=default
+  ALL_ROWS="study_bot study_daaf_bot study_daaf_bot_pab30 study_hab_only study_pab_only"
+  LANES=("study_bot study_daaf_bot_pab30 study_hab_only" "study_daaf_bot study_pab_only")
+else
+  PRESET=misaligned
+  ALL_ROWS="study_bot study_daaf_bot study_daaf_bot_fix"
+  LANES=("study_bot study_daaf_bot_fix" "study_daaf_bot")
+fi
+
 if [ "$STAGE" = all ]; then
-  [ -f "$OUT/data/annotations/manifest.csv" ] || $PY -m daaf.cli synth --out "$OUT/data" --workers 1
+  [ -f "$OUT/data/annotations/manifest.csv" ] ||
+    $PY -m daaf.cli synth --out "$OUT/data" --preset "$PRESET" --workers 1
   mkdir -p "$OUT/logs"
   train() { $PY scripts/run_table.py "${common[@]}" --seeds "$SEEDS" --only "$1" > "$OUT/logs/$1.log" 2>&1; }
-  (train study_bot && train study_daaf_bot_pab30 && train study_hab_only) &  # two lanes
-  (train study_daaf_bot && train study_pab_only) &
+  lane() { for row in $1; do train "$row"; done; }
+  lane "${LANES[0]}" &  # two lanes
+  lane "${LANES[1]}" &
   wait
 fi
 
-# Every run is reused. Per row of ROWS (default: all five): evaluation, attention against the
+# Every run is reused. Per row of ROWS (default: all of the study's rows): evaluation, attention against the
 # true masks and keypoints, mean +- std over its seeds (OUT/<row>_seeds.csv); for the DAAF rows,
 # the paired CI against BoT (each side's seeds averaged per query) and the pictures beside BoT.
-ROWS=${ROWS:-study_bot study_daaf_bot study_daaf_bot_pab30 study_hab_only study_pab_only}
+ROWS=${ROWS:-$ALL_ROWS}
 declare -A N=([study_bot]=$BOT_SEEDS [study_daaf_bot]=$DAAF_SEEDS [study_daaf_bot_pab30]=$PAB30_SEEDS
-              [study_hab_only]=$HAB_SEEDS [study_pab_only]=$PAB_SEEDS)
+              [study_hab_only]=$HAB_SEEDS [study_pab_only]=$PAB_SEEDS [study_daaf_bot_fix]=$FIX_SEEDS)
 evals() { for s in $(seq 0 $((N[$1] - 1))); do echo "$OUT/runs/seed$s/$1/eval_synthetic"; done; }
 for row in $ROWS; do
   $PY scripts/run_table.py "${common[@]}" --seeds "${N[$row]}" --only "$row"

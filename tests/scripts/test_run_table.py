@@ -13,6 +13,7 @@ from daaf.training.config import load_config
 from daaf.utils.safe_load import REFUSED
 
 REPO = Path(__file__).resolve().parents[2]
+STUDY_DIR = REPO / "configs" / "study"
 TINY = ["data.height=64", "data.width=32", "data.pad=2", "data.num_identities=4", "data.num_instances=2",
         "data.workers=0", "model.depth=18", "model.pretrained=none", "model.last_stride=1",
         "data.pre_crop_size=null", "train.epochs=1", "train.iters_per_epoch=1"]  # fmt: skip
@@ -142,6 +143,7 @@ def test_the_study_table_reads_the_study_configs():
     assert [c.stem for c in module.table_configs("study")] == [
         "study_bot",
         "study_daaf_bot",
+        "study_daaf_bot_fix",
         "study_daaf_bot_pab30",
         "study_hab_only",
         "study_pab_only",
@@ -154,6 +156,16 @@ def test_the_study_table_reads_the_study_configs():
     assert branches["study_hab_only"] == (True, False, 0.003, 0.003)
     assert branches["study_pab_only"] == (False, True, 0.003, 0.003)
     assert branches["study_daaf_bot"] == (True, True, 0.003, 0.003)
+    fix = load_config(STUDY_DIR / "study_daaf_bot_fix.yaml")  # v2's fix row: all else the paper's
+    assert (fix.model.decoder_stride, fix.loss.branch_balance, fix.loss.balance_ratio) == (
+        4, "grad_ratio", 0.1,
+    )  # fmt: skip
+    paper = load_config(STUDY_DIR / "study_daaf_bot.yaml")
+    assert (fix.model.decoder_stride, fix.loss.branch_balance) != (
+        paper.model.decoder_stride, paper.loss.branch_balance,
+    )  # fmt: skip
+    fix.model.decoder_stride, fix.loss.branch_balance = 1, "none"
+    assert fix.to_dict() == paper.to_dict()
     assert module.BASE_ROWS["study"] == "study_bot"
     assert [c.name for c in module.table_configs("3")] == [
         c.name for c in module.table_configs("2")
