@@ -102,6 +102,17 @@ class _SeveralFolders(click.Command):
 FOLDERS = click.Path(exists=True, file_okay=False)
 
 
+def _query_conditions(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list:
+    """``--queries`` parsed: a malformed one is a usage error (exit 2), before any file is read."""
+    from daaf.errors import DaafError
+    from daaf.evaluation.compare import QueryCondition
+
+    try:
+        return [QueryCondition.parse(value) for value in values]
+    except DaafError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @click.command("compare", cls=_SeveralFolders)
 @click.option("--baseline", "baseline_dirs", multiple=True, required=True, type=FOLDERS,
               metavar="DIR [DIR ...]", help="Evaluation folder(s) of the baseline; several = seeds.")  # fmt: skip
@@ -110,29 +121,40 @@ FOLDERS = click.Path(exists=True, file_okay=False)
 @click.option("--bootstrap", type=click.IntRange(min=1), default=10000, show_default=True,
               help="Bootstrap resamples.")  # fmt: skip
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the resampling.")
+@click.option("--queries", "conditions", multiple=True, metavar="CSV:COLUMN[=VALUE]",
+              callback=_query_conditions,
+              help="Compare only the queries whose image_path has COLUMN = VALUE (1 if not "
+                   "given) in CSV, e.g. DATA/conditions.csv:occluded=1; repeated: all must hold.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="End with one line of JSON (percent).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
               help="Also write report.html and bootstrap.png into this folder.")  # fmt: skip
-def compare(baseline_dirs, candidate_dirs, bootstrap, seed, as_json, out_dir) -> None:
+def compare(baseline_dirs, candidate_dirs, bootstrap, seed, conditions, as_json, out_dir) -> None:
     """Paired candidate - baseline of mAP, Rank-1 and mINP from `daaf evaluate` folders, with a
-    95% CI from an identity-level bootstrap (resample query identities, 2.5-97.5 percentiles)."""
+    95% CI from an identity-level bootstrap (resample query identities, 2.5-97.5 percentiles).
+
+    With --queries, only the queries that meet every condition are compared and resampled, and
+    the table, JSON and report say which: "queries: CSV COLUMN=VALUE: KEPT of ALL"."""
     import json
 
-    from daaf.evaluation.compare import compare_runs, format_table, runs_label, save_bootstrap_plot
+    from daaf.evaluation import compare as comparing
     from daaf.utils.files import check_output_path
 
     if out_dir:
         check_output_path(out_dir)
-    result = compare_runs(list(baseline_dirs), list(candidate_dirs), bootstrap, seed)
-    click.echo(format_table(result, baseline_dirs, candidate_dirs, seed))
+    queries, label = comparing.select_queries(conditions) if conditions else (None, "")
+    result = comparing.compare_runs(list(baseline_dirs), list(candidate_dirs), bootstrap, seed,
+                                    queries=queries, queries_label=label)  # fmt: skip
+    click.echo(comparing.format_table(result, baseline_dirs, candidate_dirs, seed))
     if out_dir:
         from daaf.evaluation.report import write_comparison_report
 
         title = (
-            f"candidate: {runs_label(candidate_dirs)}\nbaseline: {runs_label(baseline_dirs)}\n"
+            f"candidate: {comparing.runs_label(candidate_dirs)}\n"
+            f"baseline: {comparing.runs_label(baseline_dirs)}\n"
             f"{len(candidate_dirs)} vs {len(baseline_dirs)} run(s), {bootstrap} resamples"
+            + (f"; {result.subset_line()}" if result.subset else "")
         )
-        save_bootstrap_plot(result, Path(out_dir) / "bootstrap.png", title)
+        comparing.save_bootstrap_plot(result, Path(out_dir) / "bootstrap.png", title)
         report = write_comparison_report(Path(out_dir), result, baseline_dirs, candidate_dirs, seed)
         click.echo(f"written: {report}, {Path(out_dir) / 'bootstrap.png'}")
     if as_json:

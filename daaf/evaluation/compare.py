@@ -7,11 +7,16 @@ each bringing all of its queries, and takes the 2.5-97.5 percentiles of the mean
 the resampled queries. It covers the choice of test identities, not the training noise a single
 run per side hides: several seeds per side average part of it out. With few identities the
 interval is far too narrow (below :data:`MIN_IDENTITIES` it is reported, never read as evidence).
+
+A comparison can keep a subset of the queries (``daaf compare --queries CSV:COLUMN[=VALUE]``, e.g.
+the occluded ones of ``conditions.csv``): its interval resamples the kept queries' identities
+only, and every output names the subset, so that no one reads it as the whole set's.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,13 +36,16 @@ TOO_FEW = f"too few for a 95% interval (at least {MIN_IDENTITIES}), so no eviden
 VALUE_RANGES = {"ap": (0.0, 1.0), "inp": (0.0, 1.0), "first_hit": (1.0, np.inf)}
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
-    """``path`` as a table; DaafError (one line) for a file that is no CSV."""
+def _read_csv(path: Path, kind: str = "per_query.csv", **options) -> pd.DataFrame:
+    """``path`` as a table (``options`` go to :func:`pandas.read_csv`); DaafError (one line) for a
+    file that is missing, cannot be read or is no CSV."""
     try:
-        return pd.read_csv(path)
-    except ValueError as exc:  # pandas' parser errors and UnicodeDecodeError are ValueErrors
+        return pd.read_csv(path, **options)
+    except FileNotFoundError:
+        raise DaafError(f"{path} not found") from None
+    except (OSError, ValueError) as exc:  # parser errors and UnicodeDecodeError are ValueErrors
         problem = " ".join(str(exc).split())
-        raise DaafError(f"{path}: not a per_query.csv table ({short_repr(problem)})") from None
+        raise DaafError(f"{path}: not a {kind} table ({short_repr(problem)})") from None
 
 
 def _check_values(table: pd.DataFrame, path: Path) -> None:
@@ -146,7 +154,8 @@ class Comparison:
     p_le_0; ``per_run[side][name]``: (mean, std) of the runs' values (std NaN for one run);
     ``bootstrap``: (resamples, 3) resampled deltas in the order of :data:`METRICS`;
     ``per_query``: each compared query's AP (percent, averaged over runs) on both sides, by
-    image_path, for the report's most improved and most hurt queries."""
+    image_path, for the report's most improved and most hurt queries; ``subset``: None for all
+    queries, else label (what was kept), queries (kept) and of (the queries of the whole set)."""
 
     queries: int
     identities: int
@@ -155,6 +164,7 @@ class Comparison:
     per_run: dict[str, dict[str, tuple[float, float]]]
     bootstrap: np.ndarray
     per_query: pd.DataFrame
+    subset: dict | None = None
 
     @property
     def too_few_identities(self) -> bool:
@@ -169,14 +179,30 @@ class Comparison:
             "too_few_identities": self.too_few_identities,
             "runs": self.runs,
             "metrics": self.metrics,
+            "subset": self.subset,
         }
+
+    def subset_line(self) -> str:
+        """``queries: LABEL: KEPT of ALL`` for a subset, else an empty string."""
+        if self.subset is None:
+            return ""
+        return f"queries: {self.subset['label']}: {self.subset['queries']} of {self.subset['of']}"
 
 
 def compare_runs(
-    baseline_dirs: list[Path], candidate_dirs: list[Path], resamples: int = 10000, seed: int = 0
+    baseline_dirs: list[Path],
+    candidate_dirs: list[Path],
+    resamples: int = 10000,
+    seed: int = 0,
+    queries: Collection[str] | None = None,
+    queries_label: str = "subset",
 ) -> Comparison:
     """Paired difference candidate - baseline of mAP, Rank-1 and mINP over the queries both sides
-    hold (queries without a positive left out, as in mAP), with an identity-level bootstrap."""
+    hold (queries without a positive left out, as in mAP), with an identity-level bootstrap.
+
+    ``queries``: image paths; if given, only the queries among them are compared (and resampled),
+    and ``queries_label`` names them in the result (see :func:`select_queries`).
+    """
     if resamples < 1:
         raise DaafError(f"--bootstrap must be at least 1, got {resamples}")
     sides = {"baseline": [Path(d) for d in baseline_dirs],
@@ -186,15 +212,20 @@ def compare_runs(
     for side, dirs in sides.items():
         for d, run in zip(dirs, runs[side], strict=True):
             _same_queries(reference, run, f"baseline {sides['baseline'][0]}", f"{side} {d}")
-    order = reference.index
-    base, base_runs = _averaged([run.loc[order] for run in runs["baseline"]])
-    cand, cand_runs = _averaged([run.loc[order] for run in runs["candidate"]])
-    pids = reference["pid"]
-    valid = base["mAP"].notna().to_numpy()
+    valid = reference["mAP"].notna().to_numpy()  # the same on every run (_same_queries)
     if not valid.any():
         raise DaafError(f"{baseline_dirs[0]}/per_query.csv: no query has a positive")
-    b, c = 100 * base.to_numpy()[valid], 100 * cand.to_numpy()[valid]
-    deltas = identity_bootstrap(c - b, pids.to_numpy()[valid], resamples, seed)
+    subset = None
+    if queries is not None:
+        kept = _kept_queries(reference.index, valid, set(queries), queries_label, baseline_dirs[0])
+        subset = {"label": queries_label, "queries": int(kept.sum()), "of": int(valid.sum())}
+        valid = kept
+    order = reference.index[valid]
+    base, base_runs = _averaged([run.loc[order] for run in runs["baseline"]])
+    cand, cand_runs = _averaged([run.loc[order] for run in runs["candidate"]])
+    pids = reference.loc[order, "pid"].to_numpy()
+    b, c = 100 * base.to_numpy(), 100 * cand.to_numpy()
+    deltas = identity_bootstrap(c - b, pids, resamples, seed)
     metrics = {}
     for i, name in enumerate(METRICS):
         lo, hi = np.percentile(deltas[:, i], [2.5, 97.5])
@@ -212,13 +243,110 @@ def compare_runs(
 
     return Comparison(
         queries=int(valid.sum()),
-        identities=len(np.unique(pids.to_numpy()[valid])),
+        identities=len(np.unique(pids)),
         runs={"baseline": len(baseline_dirs), "candidate": len(candidate_dirs)},
         metrics=metrics,
         per_run={"baseline": spread(base_runs), "candidate": spread(cand_runs)},
         bootstrap=deltas,
-        per_query=pd.DataFrame({"baseline": b[:, 0], "candidate": c[:, 0]}, index=order[valid]),
+        per_query=pd.DataFrame({"baseline": b[:, 0], "candidate": c[:, 0]}, index=order),
+        subset=subset,
     )
+
+
+def _kept_queries(
+    order: pd.Index, valid: np.ndarray, queries: set[str], label: str, eval_dir: Path
+) -> np.ndarray:
+    """The mask of the compared queries (``valid``) that are in ``queries``; DaafError if none."""
+    chosen = order.isin(list(queries))
+    where = f"{eval_dir}/per_query.csv"
+    if not chosen.any():
+        if not queries:
+            raise DaafError(
+                f"queries {label}: no image meets the condition(s), so no query to compare"
+            )
+        example = shorten(min(queries), 100)
+        raise DaafError(
+            f"queries {label}: none of its {len(queries)} images is a query of {where} (e.g. "
+            f"{example}): are they of the same dataset?"
+        )
+    kept = valid & chosen
+    if not kept.any():
+        raise DaafError(f"queries {label}: none of its {int(chosen.sum())} queries in {where} "
+                        "has a positive in the gallery")  # fmt: skip
+    return kept
+
+
+@dataclass(frozen=True)
+class QueryCondition:
+    """One ``--queries CSV:COLUMN[=VALUE]``: the images (column image_path) of a CSV table whose
+    COLUMN holds VALUE; without ``=VALUE``, those whose 0/1 COLUMN is 1."""
+
+    csv: str
+    column: str
+    value: str | None  # None: a 0/1 column, kept where it is 1
+
+    @classmethod
+    def parse(cls, text: str) -> QueryCondition:
+        """``CSV:COLUMN`` or ``CSV:COLUMN=VALUE`` (the CSV path ends at the last colon)."""
+        csv, _, condition = text.rpartition(":")
+        column, equals, value = (part.strip() for part in condition.partition("="))
+        if not csv or not column or (equals and not value):
+            raise DaafError(
+                f"{shorten(repr(text), 200)} is not CSV:COLUMN or CSV:COLUMN=VALUE "
+                "(e.g. DATA/conditions.csv:occluded=1)"
+            )
+        return cls(csv, column, value if equals else None)
+
+    def __str__(self) -> str:
+        return f"{self.column}={'1' if self.value is None else self.value}"
+
+    def images(self, table: pd.DataFrame) -> set[str]:
+        """The image paths of ``table`` (this CSV, read as text) whose row meets the condition."""
+        if self.column not in table.columns:
+            columns = shorten(", ".join(table.columns), 200)
+            raise DaafError(f"{self.csv}: no column {self.column!r}; its columns: {columns}")
+        cells = table[self.column].str.strip()
+        values = shorten(", ".join(sorted(set(cells))))
+        if self.value is None and not set(cells) <= {"0", "1"}:
+            raise DaafError(
+                f"{self.csv}: {self.column} is not a 0/1 column (values {values}): "
+                f"write {self.csv}:{self.column}=VALUE"
+            )
+        rows = cells == (self.value or "1")
+        if not rows.any():
+            raise DaafError(f"{self.csv}: no row has {self} (values of {self.column}: {values})")
+        return set(table.loc[rows, "image_path"])
+
+
+def _read_conditions(path: str) -> pd.DataFrame:
+    """A CSV table keyed by image_path, every cell as text; DaafError (one line) if it is not."""
+    table = _read_csv(Path(path), "CSV", dtype=str, keep_default_na=False)
+    if "image_path" not in table.columns:
+        columns = shorten(", ".join(table.columns), 200)
+        raise DaafError(f"{path}: no image_path column (its columns: {columns})")
+    twice = table["image_path"].duplicated()
+    if twice.any():
+        row = int(np.argmax(twice.to_numpy()))
+        raise DaafError(f"{path}, line {row + 2}: {table['image_path'].iloc[row]} is listed twice")
+    return table
+
+
+def select_queries(conditions: Sequence[QueryCondition]) -> tuple[set[str], str]:
+    """The image paths that meet every condition (AND) and a label naming them, e.g.
+    ``DATA/conditions.csv occluded=1 and misaligned=0``: the ``queries`` and ``queries_label``
+    of :func:`compare_runs`."""
+    tables: dict[str, pd.DataFrame] = {}
+    kept, parts = None, []
+    for i, condition in enumerate(conditions):
+        if condition.csv not in tables:
+            tables[condition.csv] = _read_conditions(condition.csv)
+        images = condition.images(tables[condition.csv])
+        kept = images if kept is None else kept & images
+        same_csv = i > 0 and conditions[i - 1].csv == condition.csv
+        parts.append(str(condition) if same_csv else f"{condition.csv} {condition}")
+    if kept is None:
+        raise DaafError("select_queries: no condition given")
+    return kept, " and ".join(parts)
 
 
 def difference_sentence(result: Comparison, baseline: str, candidate: str) -> str:
@@ -227,7 +355,8 @@ def difference_sentence(result: Comparison, baseline: str, candidate: str) -> st
     lo, hi = m["ci95"]
     text = (
         f"mAP {candidate} - {baseline}: {m['delta']:+.2f} points, 95% CI [{lo:+.2f}, {hi:+.2f}] "
-        f"(identity-level bootstrap over {result.identities} test identities)"
+        f"(identity-level bootstrap over {result.identities} test identities"
+        + (f"; {result.subset_line()})" if result.subset else ")")
     )
     if result.too_few_identities:
         return f"{text}: {TOO_FEW}."
@@ -243,6 +372,7 @@ def format_table(result: Comparison, baseline: list, candidate: list, seed: int)
     lines = [
         f"baseline:  {', '.join(map(str, baseline))} ({runs['baseline']} run(s))",
         f"candidate: {', '.join(map(str, candidate))} ({runs['candidate']} run(s))",
+        *([result.subset_line()] if result.subset else []),
         f"{result.queries} queries of {result.identities} identities; 95% CI from "
         f"{len(result.bootstrap)} identity-level bootstrap resamples (seed {seed}); percent",
         "",

@@ -286,6 +286,7 @@ def write_comparison_report(
         "<h1>Candidate vs baseline</h1>",
         f'<p class="note">baseline: {_esc(runs_label(baseline_dirs))} ({len(baseline_dirs)} run(s))<br>'
         f"candidate: {_esc(runs_label(candidate_dirs))} ({len(candidate_dirs)} run(s))<br>"
+        f"{_esc(result.subset_line()) + '<br>' if result.subset else ''}"
         f"{result.queries} queries of {result.identities} identities; 95% CI from "
         f"{len(result.bootstrap)} identity-level bootstrap resamples (seed {seed}). "
         "Written by <code>daaf compare</code>.</p>",

@@ -87,7 +87,8 @@ def test_a_folder_against_itself_gives_zero_and_the_json_line(folders):
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     last = json.loads(result.output.strip().splitlines()[-1])
-    assert set(last) == {"queries", "identities", "too_few_identities", "runs", "metrics"}
+    assert set(last) == {"queries", "identities", "too_few_identities", "runs", "metrics", "subset"}
+    assert last["subset"] is None
     assert (last["queries"], last["identities"], last["too_few_identities"]) == (6, 3, True)
     assert last["runs"] == {"baseline": 1, "candidate": 1}
     assert set(last["metrics"]) == {"mAP", "rank1", "mINP"}
@@ -231,3 +232,183 @@ def test_runs_label_puts_what_differs_between_seeds_in_braces():
     assert runs_label(["a/eval"]) == "a/eval"
     assert runs_label(["a/x/eval", "b/eval"]) == "a/x/eval, b/eval"  # no common shape: listed
     assert runs_label(["a/s1/e", "b/s2/e"]) == "{a,b}/s{1,2}/e"
+
+
+def write_conditions(path, names, **columns):
+    """A conditions.csv: one row per image (train and gallery rows too, as `daaf synth` writes)."""
+    extra = [
+        "bounding_box_train/0001_c1s1_000001_00.jpg",
+        "bounding_box_test/0002_c2s1_000001_00.jpg",
+    ]
+    table = pd.DataFrame({"image_path": [*names, *extra]})
+    for column, values in columns.items():
+        table[column] = [*values, values[0], values[0]]
+    table.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def larger(tmp_path):
+    """Baseline (two runs) and candidate over 30 queries of 10 identities, one of them without a
+    positive, and a conditions.csv of those queries."""
+    rng = np.random.default_rng(0)
+    pids = list(np.repeat(np.arange(1, 11), 3))
+    names = [f"query/{i:04d}_c1.jpg" for i in range(30)]
+
+    def run(name):
+        ap = rng.random(30)
+        ap[7] = np.nan
+        first_hit = pd.array(np.where(np.isnan(ap), None, rng.integers(1, 4, 30)), dtype="Int64")
+        return write_eval(tmp_path / name, ap, first_hit, np.where(np.isnan(ap), np.nan, ap / 2),
+                          pids, names)  # fmt: skip
+
+    dirs = {"base": [run("b0"), run("b1")], "cand": [run("c0")]}
+    conditions = write_conditions(
+        tmp_path / "conditions.csv", names,
+        occluded=rng.integers(0, 2, 30), misaligned=rng.integers(0, 2, 30),
+        view=rng.choice(["front", "back"], 30),
+    )  # fmt: skip
+    return dirs, conditions
+
+
+def restricted(folder, keep, out):
+    """A copy of an evaluation folder whose per_query.csv holds only the queries in ``keep``."""
+    out.mkdir()
+    table = pd.read_csv(folder / "per_query.csv")
+    table[table["image_path"].isin(keep)].to_csv(out / "per_query.csv", index=False)
+    return out
+
+
+def conditions_of(*texts):
+    return [compare_module.QueryCondition.parse(text) for text in texts]
+
+
+def test_a_subset_equals_the_comparison_of_tables_holding_only_its_queries(larger, tmp_path):
+    dirs, csv = larger
+    queries, label = compare_module.select_queries(conditions_of(f"{csv}:occluded"))
+    table = pd.read_csv(csv)
+    assert queries == set(table["image_path"][table["occluded"] == 1])
+    assert label == f"{csv} occluded=1"
+    result = compare_runs(dirs["base"], dirs["cand"], 500, 4, queries=queries, queries_label=label)
+    only = {side: [restricted(d, queries, tmp_path / f"only_{d.name}") for d in ds]
+            for side, ds in dirs.items()}  # fmt: skip
+    reference = compare_runs(only["base"], only["cand"], 500, 4)
+    assert result.metrics == reference.metrics
+    np.testing.assert_array_equal(result.bootstrap, reference.bootstrap)
+    np.testing.assert_equal(result.per_run, reference.per_run)  # std NaN for one run
+    pd.testing.assert_frame_equal(result.per_query, reference.per_query)
+    assert (result.queries, result.identities) == (reference.queries, reference.identities)
+    kept = len(queries & set(table["image_path"][:30].drop(7)))  # query 7 has no positive
+    assert result.subset == {"label": label, "queries": kept, "of": 29} and 0 < kept < 29
+    assert kept == result.queries
+    assert reference.subset is None and compare_runs(dirs["base"], dirs["cand"], 10).queries == 29
+
+
+def test_several_conditions_keep_the_images_that_meet_all(larger, tmp_path):
+    dirs, csv = larger
+    table = pd.read_csv(csv)
+    other = tmp_path / "other.csv"
+    table[["image_path", "view"]].to_csv(other, index=False)
+    texts = (f"{csv}:occluded", f"{csv}:misaligned=0", f"{other}:view=front")
+    queries, label = compare_module.select_queries(conditions_of(*texts))
+    wanted = (table["occluded"] == 1) & (table["misaligned"] == 0) & (table["view"] == "front")
+    assert queries == set(table["image_path"][wanted]) and 0 < len(queries) < 10
+    assert label == f"{csv} occluded=1 and misaligned=0 and {other} view=front"
+
+
+def test_the_command_states_the_subset_in_the_table_json_and_report(larger, tmp_path):
+    dirs, csv = larger
+    out = tmp_path / "report"
+    args = ["compare", "--baseline", *map(str, dirs["base"]), "--candidate", str(dirs["cand"][0]),
+            "--queries", f"{csv}:occluded", "--queries", f"{csv}:view=back", "--bootstrap", "100",
+            "--json", "--out", str(out)]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    queries, label = compare_module.select_queries(
+        conditions_of(f"{csv}:occluded", f"{csv}:view=back")
+    )
+    expected = compare_runs(dirs["base"], dirs["cand"], 100, queries=queries, queries_label=label)
+    line = f"queries: {csv} occluded=1 and view=back: {expected.queries} of 29"
+    assert result.output.splitlines()[2] == line
+    last = json.loads(result.output.strip().splitlines()[-1])
+    assert last["subset"] == {"label": f"{csv} occluded=1 and view=back",
+                              "queries": expected.queries, "of": 29}  # fmt: skip
+    assert last["metrics"] == expected.metrics and last["queries"] == expected.queries
+    assert line in (out / "report.html").read_text()
+    assert line in difference_sentence(expected, "BoT", "DAAF")
+
+
+def test_a_subset_of_few_identities_says_the_interval_is_no_evidence(larger, tmp_path):
+    dirs, _ = larger
+    few = write_conditions(tmp_path / "few.csv", [f"query/{i:04d}_c1.jpg" for i in range(6)],
+                           keep=[1] * 6)  # fmt: skip
+    args = ["compare", "--baseline", str(dirs["base"][0]), "--candidate", str(dirs["cand"][0]),
+            "--queries", f"{few}:keep", "--bootstrap", "50", "--json"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert f"queries: {few} keep=1: 6 of 29" in result.output
+    assert "2 identities: too few for a 95% interval (at least 20)" in result.output
+    assert json.loads(result.output.splitlines()[-1])["too_few_identities"] is True
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("missing.csv:occluded", r"DIR/missing.csv not found"),
+        ("binary.csv:occluded", r"DIR/binary.csv: not a CSV table \("),
+        ("folder:occluded", r"DIR/folder: not a CSV table \("),
+        ("nokey.csv:occluded",
+         r"DIR/nokey.csv: no image_path column \(its columns: path, occluded\)$"),
+        ("conditions.csv:occludded", r"DIR/conditions.csv: no column 'occludded'; "
+         r"its columns: image_path, occluded, misaligned, view$"),
+        ("conditions.csv:view", r"DIR/conditions.csv: view is not a 0/1 column "
+         r"\(values back, front\): write DIR/conditions.csv:view=VALUE$"),
+        ("conditions.csv:view=up",
+         r"DIR/conditions.csv: no row has view=up \(values of view: back, front\)$"),
+        ("twice.csv:occluded", r"DIR/twice.csv, line 3: query/0000_c1.jpg is listed twice$"),
+        ("train.csv:occluded", r"queries DIR/train.csv occluded=1: none of its 2 images is a "
+         r"query of DIR/b0/per_query.csv \(e.g. bounding_box_test/0002_c2s1_000001_00.jpg\): "
+         r"are they of the same dataset\?$"),
+        ("nopositive.csv:occluded", r"queries DIR/nopositive.csv occluded=1: none of its 1 "
+         r"queries in DIR/b0/per_query.csv has a positive in the gallery$"),
+    ],
+)  # fmt: skip
+def test_bad_query_conditions_are_refused_in_one_line(larger, tmp_path, spec, message):
+    dirs, csv = larger
+    names = [f"query/{i:04d}_c1.jpg" for i in range(30)]
+    (tmp_path / "binary.csv").write_bytes(bytes(range(256)) * 4)
+    (tmp_path / "folder").mkdir()
+    pd.DataFrame({"path": names, "occluded": 1}).to_csv(tmp_path / "nokey.csv", index=False)
+    write_conditions(tmp_path / "twice.csv", names[:1] * 2, occluded=[1, 1])
+    extra = [
+        "bounding_box_train/0001_c1s1_000001_00.jpg",
+        "bounding_box_test/0002_c2s1_000001_00.jpg",
+    ]
+    pd.DataFrame({"image_path": [*names, *extra], "occluded": [0] * 30 + [1, 1]}).to_csv(
+        tmp_path / "train.csv", index=False
+    )  # only the train and gallery rows hold 1
+    write_conditions(tmp_path / "nopositive.csv", names[7:8], occluded=[1])
+    args = ["compare", "--baseline", str(dirs["base"][0]), "--candidate", str(dirs["cand"][0]),
+            "--queries", str(tmp_path / spec)]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1, result.output
+    expected = "^Error: " + message.replace("DIR", re.escape(str(tmp_path)))
+    assert re.search(expected, result.output.strip()), result.output
+
+
+def test_conditions_no_image_meets_and_malformed_specs(larger):
+    dirs, csv = larger
+    args = ["compare", "--baseline", str(dirs["base"][0]), "--candidate", str(dirs["cand"][0])]
+    both = CliRunner().invoke(
+        main, [*args, "--queries", f"{csv}:occluded", "--queries", f"{csv}:occluded=0"]
+    )
+    assert both.exit_code == 1 and len(both.output.strip().splitlines()) == 1
+    assert both.output.startswith(f"Error: queries {csv} occluded=1 and occluded=0: no image "
+                                  "meets the condition(s), so no query to compare")  # fmt: skip
+    for spec in ("conditions.csv", f"{csv}:", f"{csv}:occluded=", ":occluded", f"{csv}:=1"):
+        result = CliRunner().invoke(main, [*args, "--queries", spec])
+        assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
+        assert result.output.startswith(
+            f"Error: Invalid value for '--queries': '{spec}' is not CSV:COLUMN or "
+            "CSV:COLUMN=VALUE (e.g. DATA/conditions.csv:occluded=1)"
+        ), result.output
