@@ -68,9 +68,23 @@ for row in $ROWS; do
   $PY -m daaf.cli compare --json --out "$OUT/compare_$row" \
     --baseline $(evals study_bot) --candidate $(evals "$row") | tee "$OUT/compare_$row.txt"
   cp "$OUT/compare_$row/bootstrap.png" "$OUT/compare_$row.png"  # the figure docs/results shows
+  if [ "$STUDY" = v2 ]; then  # the same comparison on the occluded, misaligned and other queries
+    conditions="$OUT/data/conditions.csv"
+    for subset in occluded misaligned other; do
+      case $subset in
+        other) where=(--queries "$conditions:occluded=0" --queries "$conditions:misaligned=0") ;;
+        *) where=(--queries "$conditions:$subset") ;;
+      esac
+      $PY -m daaf.cli compare --json "${where[@]}" --baseline $(evals study_bot) \
+        --candidate $(evals "$row") > "$OUT/compare_${row}_$subset.txt"
+    done
+  fi
   $PY -m daaf.cli visualize --model "$OUT/runs/seed0/$row/checkpoints/last.pt" \
     --base-model "$OUT/runs/seed0/study_bot/checkpoints/last.pt" --dataset synthetic \
     --root "$OUT/data" --annotations "$OUT/data/annotations" --n 4 --components 32 \
     --device cpu --out "$OUT/pictures/$row"
 done
 $PY scripts/plot_losses.py --runs "$OUT/runs" --png "$OUT/losses.png" --title "synthetic study"
+# The constant-map PCK (each keypoint at the training set's median place) beside the PAB's, and
+# chance mAP.
+$PY scripts/synth_stats.py "$OUT/data" > "$OUT/synth_stats.txt"
