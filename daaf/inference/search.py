@@ -16,7 +16,7 @@ from daaf.evaluation.distance import distance_block, prepare_features, squared_n
 from daaf.evaluation.rerank import re_ranking_features
 from daaf.inference.store import Embeddings, feature_blocks, open_embeddings
 
-BLOCK_ROWS = 16384  # gallery rows per block: 128 MB of 2,048-d float32, two in memory at once
+BLOCK_ROWS = 8192  # gallery rows per block: 64 MB of 2,048-d float32, two in memory at once
 RERANK_POOL = 100  # gallery candidates per query that --rerank re-ranks (the union over queries)
 
 
