@@ -15,12 +15,22 @@ Linux: VmHWM after resetting it through /proc/self/clear_refs):
   the chunk cache), the reference for a search that starts from the file;
 - blockwise, in memory: :func:`daaf.inference.top_k_blocks` over the same in-memory array;
 - blockwise, from the file: :func:`daaf.inference.search_file`, what ``daaf search`` runs,
-  reading blocks of ``BLOCK_ROWS`` rows while the previous one is multiplied.
+  reading the next block of ``BLOCK_ROWS`` rows while the current one is multiplied.
 
 Not a timed test: a benchmark to run by hand; ratios to the in-memory anchor are what compare
 between machines. Every ranking is checked against the anchor's (same ids, distance gap).
 Torch's threads are its default unless OMP_NUM_THREADS says otherwise; both are printed with
 the load average before and after.
+
+Last measured 2026-12-02 at b5d6bb4, OMP_NUM_THREADS=1, on the 2-core AMD EPYC shared with
+two trainings and other jobs (load average 6.64 before, 5.31 after: wall times are about 2.5x
+the CPU times, so the CPU column is the steadier comparison)::
+
+    method                      seconds  x anchor   cpu s  peak MiB  x anchor  same ids  max |d diff|
+    anchor, in memory             14.35      1.00    5.74      4140      1.00    100.0%       0.0e+00
+    anchor, from the file         24.23      1.69    9.57      4140      1.00    100.0%       0.0e+00
+    blockwise, in memory          18.85      1.31    7.68      3966      0.96    100.0%       6.0e-08
+    blockwise, from the file      22.74      1.58    7.96       155      0.04    100.0%       6.0e-08
 """
 
 from __future__ import annotations
