@@ -3,24 +3,42 @@
     python benchmarks/search.py [--queries 100] [--gallery 500000] [--dim 2048] [--top 10]
 
 Writes a gallery embedding file of random unit-length features (--dir, 4 GB at the defaults),
-then runs each method in a fresh process, three times, and prints the median wall time and
+then runs each method in a fresh process, three times, and prints the median wall time, the
+process's CPU time (user + system, all threads: what the method costs on a loaded machine) and
 the peak resident memory above the process's baseline (torch imported, queries in memory;
 Linux: VmHWM after resetting it through /proc/self/clear_refs):
 
-- anchor: the whole gallery read into one (N, D) tensor (its reading not timed), then one
-  ``torch.mm`` of the queries with it and one ``topk``: the fastest way when the gallery fits;
+- anchor, in memory: the whole gallery read into one (N, D) tensor (its reading not timed),
+  then one ``torch.mm`` of the queries with it and one ``topk``: the fastest way when the
+  gallery fits;
+- anchor, from the file: the same with the reading of the whole matrix timed (h5py, without
+  the chunk cache), the reference for a search that starts from the file;
 - blockwise, in memory: :func:`daaf.inference.top_k_blocks` over the same in-memory array;
 - blockwise, from the file: :func:`daaf.inference.search_file`, what ``daaf search`` runs,
-  reading 65,536 rows at a time (reading included in the time).
+  reading the next block of ``BLOCK_ROWS`` rows while the current one is multiplied.
 
-Not a timed test: a benchmark to run by hand; ratios to the anchor are what compare between
-machines. Both rankings are checked to agree.
+Not a timed test: a benchmark to run by hand; ratios to the in-memory anchor are what compare
+between machines. Every ranking is checked against the anchor's (same ids, distance gap).
+Torch's threads are its default unless OMP_NUM_THREADS says otherwise; both are printed with
+the load average before and after.
+
+Last measured 2026-12-02 at b5d6bb4, OMP_NUM_THREADS=1, on the 2-core AMD EPYC shared with
+two trainings and other jobs (load average 6.64 before, 5.31 after: wall times are about 2.5x
+the CPU times, so the CPU column is the steadier comparison)::
+
+    method                      seconds  x anchor   cpu s  peak MiB  x anchor  same ids  max |d diff|
+    anchor, in memory             14.35      1.00    5.74      4140      1.00    100.0%       0.0e+00
+    anchor, from the file         24.23      1.69    9.57      4140      1.00    100.0%       0.0e+00
+    blockwise, in memory          18.85      1.31    7.68      3966      0.96    100.0%       6.0e-08
+    blockwise, from the file      22.74      1.58    7.96       155      0.04    100.0%       6.0e-08
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
+import resource
 import statistics
 import tempfile
 import time
@@ -28,7 +46,9 @@ from pathlib import Path
 
 import numpy as np
 
-ROWS = 65_536  # rows written per chunk when the file is made
+ROWS = 65_536  # rows appended at a time when the file is made
+KINDS = ("anchor, in memory", "anchor, from the file", "blockwise, in memory",
+         "blockwise, from the file")  # fmt: skip
 
 
 def _status_mib(field: str) -> float:
@@ -61,33 +81,36 @@ def make_gallery(path: Path, num: int, dim: int) -> None:
     writer.close(complete=True)
 
 
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _run(kind: str, gallery: str, queries: np.ndarray, top: int, queue) -> None:
     import h5py
     import torch
 
     from daaf.inference import search_file, top_k_blocks
+    from daaf.inference.search import BLOCK_ROWS
 
     base = _reset_peak()
-    if kind == "anchor":
-        with h5py.File(gallery) as f:
-            g = torch.from_numpy(f["features"][:])
-        q = torch.from_numpy(queries)
-        start = time.perf_counter()
-        sim, idx = torch.topk(torch.mm(q, g.T), top, dim=1)  # unit vectors: cosine distance order
-        seconds = time.perf_counter() - start
-        dist = (1 - sim).numpy()
-    elif kind == "blockwise, in memory":
-        with h5py.File(gallery) as f:
-            g = f["features"][:]
-        start = time.perf_counter()
-        blocks = ((s, g[s : s + 65_536]) for s in range(0, len(g), 65_536))
-        dist, idx = top_k_blocks(queries, blocks, top, "cosine")
-        seconds = time.perf_counter() - start
-    else:
-        start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu_seconds()
+    if kind == "blockwise, from the file":
         dist, idx = search_file(queries, Path(gallery), top, "cosine")
-        seconds = time.perf_counter() - start
-    queue.put((seconds, _status_mib("VmHWM") - base, np.asarray(idx), np.asarray(dist)))
+    else:
+        with h5py.File(gallery, rdcc_nbytes=0) as f:
+            g = f["features"][:]
+        if kind != "anchor, from the file":
+            start, cpu = time.perf_counter(), _cpu_seconds()  # the reading not timed
+        if kind.startswith("anchor"):
+            q = torch.from_numpy(queries)
+            sim, idx = torch.topk(torch.mm(q, torch.from_numpy(g).T), top, dim=1)  # cosine order
+            dist = (1 - sim).numpy()
+        else:
+            blocks = ((s, g[s : s + BLOCK_ROWS]) for s in range(0, len(g), BLOCK_ROWS))
+            dist, idx = top_k_blocks(queries, blocks, top, "cosine")
+    seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
+    queue.put((seconds, cpu, _status_mib("VmHWM") - base, np.asarray(idx), np.asarray(dist)))
 
 
 def measure(kind: str, gallery: Path, queries: np.ndarray, top: int):
@@ -101,6 +124,8 @@ def measure(kind: str, gallery: Path, queries: np.ndarray, top: int):
 
 
 def main() -> None:
+    import torch
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--gallery", type=int, default=500_000)
@@ -119,22 +144,27 @@ def main() -> None:
         print(f"gallery: {args.gallery:,} x {args.dim} float32 "
               f"({gallery.stat().st_size / 2**30:.2f} GiB) written in {time.perf_counter() - start:.0f} s; "
               f"{args.queries} queries, top {args.top}, cosine")  # fmt: skip
+        print(f"torch threads: {torch.get_num_threads()} (OMP_NUM_THREADS="
+              f"{os.environ.get('OMP_NUM_THREADS', 'unset')}); load average before: "
+              f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")  # fmt: skip
         rows, reference = [], None
-        for kind in ("anchor", "blockwise, in memory", "blockwise, from the file"):
+        for kind in KINDS:
             runs = [measure(kind, gallery, queries, args.top) for _ in range(args.repeats)]
             seconds = statistics.median(r[0] for r in runs)
-            memory = max(r[1] for r in runs)
-            idx, dist = runs[0][2], runs[0][3]
+            cpu = statistics.median(r[1] for r in runs)
+            memory = max(r[2] for r in runs)
+            idx, dist = runs[0][3], runs[0][4]
             if reference is None:
                 reference = (seconds, memory, idx, dist)
             agree = (idx == reference[2]).mean()
-            rows.append((kind, seconds, [r[0] for r in runs], memory, agree,
+            rows.append((kind, seconds, cpu, [r[0] for r in runs], memory, agree,
                          float(np.abs(dist - reference[3]).max())))  # fmt: skip
-    print(f"\n{'method':<26}{'seconds':>9}{'x anchor':>10}{'peak MiB':>10}{'x anchor':>10}"
-          f"{'same ids':>10}{'max |d diff|':>14}  runs (s)")  # fmt: skip
-    for kind, seconds, runs, memory, agree, diff in rows:
-        print(f"{kind:<26}{seconds:>9.2f}{seconds / reference[0]:>10.2f}{memory:>10.0f}"
-              f"{memory / reference[1]:>10.2f}{agree:>10.1%}{diff:>14.1e}  "
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"\n{'method':<26}{'seconds':>9}{'x anchor':>10}{'cpu s':>8}{'peak MiB':>10}"
+          f"{'x anchor':>10}{'same ids':>10}{'max |d diff|':>14}  runs (s)")  # fmt: skip
+    for kind, seconds, cpu, runs, memory, agree, diff in rows:
+        print(f"{kind:<26}{seconds:>9.2f}{seconds / reference[0]:>10.2f}{cpu:>8.2f}"
+              f"{memory:>10.0f}{memory / reference[1]:>10.2f}{agree:>10.1%}{diff:>14.1e}  "
               + ", ".join(f"{r:.2f}" for r in runs))  # fmt: skip
 
 

@@ -112,7 +112,7 @@ def search(gallery, queries, model_path, top, rerank, metric, pids_dataset, root
            out_dir) -> None:  # fmt: skip
     """The --top nearest gallery images of each query: results.csv (query, rank, gallery_path,
     distance) and one rank-list picture per query in OUT/ranklists/. The gallery is read in
-    blocks of 65,536 rows, so its size is bounded by the disk, not the memory."""
+    blocks of 8,192 rows, so its size is bounded by the disk, not the memory."""
     from daaf.evaluation.evaluate import model_label
     from daaf.inference.embedder import Embedder
     from daaf.inference.results import dataset_identities, write_results

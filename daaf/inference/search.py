@@ -1,22 +1,22 @@
 """Nearest gallery items of query embeddings, scanning the gallery in blocks: a gallery of
-1,000,000 x 2,048 float32 (8 GB) is searched with one block (and its distances) in memory."""
+1,000,000 x 2,048 float32 (8 GB) is searched with two blocks (and one's distances) in memory:
+the next block is read while the current one is multiplied."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from daaf.errors import DaafError
-from daaf.evaluation.distance import distance_block, prepare_features
+from daaf.evaluation.distance import distance_block, prepare_features, squared_norms
 from daaf.evaluation.rerank import re_ranking_features
 from daaf.inference.store import Embeddings, feature_blocks, open_embeddings
 
-BLOCK_ROWS = (
-    65536  # gallery rows per block: 512 MB of 2,048-d float32, 26 MB of 100-query distances
-)
+BLOCK_ROWS = 8192  # gallery rows per block: 64 MB of 2,048-d float32, two in memory at once
 RERANK_POOL = 100  # gallery candidates per query that --rerank re-ranks (the union over queries)
 
 
@@ -25,15 +25,22 @@ def top_k_blocks(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(distances, gallery indices)``, each (Q, top) nearest first, over gallery blocks
     ``(start, rows)``: the block's distances as ``daaf evaluate`` computes them, the ``top``
-    smallest merged into a running list. Fewer columns when the gallery is smaller."""
+    smallest merged into a running list. Fewer columns when the gallery is smaller.
+
+    The next block is fetched (read from the file) and its norms computed by a thread while
+    this one multiplies the current block (torch releases the GIL), so a block from
+    :func:`~daaf.inference.store.feature_blocks` is used before its buffer is read into again.
+    """
     if top < 1:
         raise DaafError(f"--top must be at least 1, got {top}")
     q, _ = prepare_features(queries, metric)
     best_d = torch.empty((len(q), 0))
     best_i = torch.empty((len(q), 0), dtype=torch.long)
-    for start, rows in blocks:
-        g, g_sq = prepare_features(rows, metric)
-        dist = distance_block(q, g, g_sq, metric)
+    for start, g, norms in _ahead(blocks, metric):
+        if metric == "cosine":  # evaluate's 1 - q.g of unit rows, without normalising a copy
+            dist = torch.mm(q, g.T).div_(norms.clamp_min(1e-12)).neg_().add_(1)
+        else:
+            dist = distance_block(q, g, norms, metric)
         d, i = torch.topk(dist, min(top, dist.shape[1]), dim=1, largest=False)
         best_d = torch.cat([best_d, d], dim=1)
         best_i = torch.cat([best_i, i + start], dim=1)
@@ -45,6 +52,29 @@ def top_k_blocks(
     return np.take_along_axis(best_d.numpy(), order, 1), np.take_along_axis(
         best_i.numpy(), order, 1
     )
+
+
+def _ahead(
+    blocks: Iterable[tuple[int, np.ndarray]], metric: str
+) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+    """``(start, rows, norms)`` of each block, the next one fetched by a thread meanwhile: the
+    rows' lengths (cosine: ``normalize``'s) or squared lengths (Euclidean: ``prepare_features``')."""
+    blocks = iter(blocks)
+
+    def fetch() -> tuple[int, torch.Tensor, torch.Tensor] | None:
+        block = next(blocks, None)
+        if block is None:
+            return None
+        g = torch.from_numpy(np.ascontiguousarray(block[1], dtype=np.float32))
+        if metric == "cosine":
+            return block[0], g, torch.linalg.vector_norm(g, dim=1)
+        return block[0], g, squared_norms(g)
+
+    with ThreadPoolExecutor(1) as thread:
+        coming = thread.submit(fetch)
+        while (block := coming.result()) is not None:
+            coming = thread.submit(fetch)
+            yield block
 
 
 def search_file(

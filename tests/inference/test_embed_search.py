@@ -18,7 +18,7 @@ from daaf.data.images import read_rgb
 from daaf.errors import DaafError
 from daaf.evaluation.distance import compute_distance
 from daaf.inference import Embedder, list_images, read_embeddings, search_file, top_k_blocks
-from daaf.inference.store import EmbeddingWriter, file_sha256
+from daaf.inference.store import EmbeddingWriter, feature_blocks, file_sha256, open_embeddings
 
 MARKET = "Market-1501-v15.09.15"
 
@@ -273,6 +273,32 @@ def test_blockwise_top_k_equals_a_full_sort():
         np.testing.assert_allclose(d, np.take_along_axis(dist, order, 1), atol=1e-5)
     d, i = top_k_blocks(q, [(0, g[:3])], 12, "cosine")  # a gallery smaller than --top
     assert d.shape == (7, 3)
+
+
+def test_search_file_reading_ahead_equals_a_full_sort(gallery_h5):
+    gallery = read_embeddings(gallery_h5).features
+    queries = gallery[[0, 9, 30]] * 1.5 + 0.02  # raw features: norms far from 1
+    for metric in ("euclidean", "cosine"):
+        dist = compute_distance(queries, gallery, metric)
+        order = np.argsort(dist, axis=1, kind="stable")[:, :12]
+        for rows in (7, 32, 100):  # blocks not aligned to the file's chunks, one block, one short
+            d, i = search_file(queries, gallery_h5, top=12, metric=metric, block_rows=rows)
+            np.testing.assert_array_equal(i, order)
+            # Euclidean: |g|^2 + |q|^2 - 2 g.q of rows of norm ~21 in float32, whose matmul
+            # rounds by block size (to 4e-4 here, as before reading ahead)
+            tolerance = {"rtol": 1e-5} if metric == "euclidean" else {"atol": 1e-5}
+            np.testing.assert_allclose(d, np.take_along_axis(dist, order, 1), **tolerance)
+
+
+def test_feature_blocks_alternate_two_buffers(gallery_h5):
+    features = read_embeddings(gallery_h5).features
+    with open_embeddings(gallery_h5) as f:
+        seen = [(start, block, block.copy()) for start, block in feature_blocks(f, 7)]
+    assert [start for start, _, _ in seen] == [0, 7, 14, 21, 28]
+    np.testing.assert_array_equal(np.concatenate([copy for _, _, copy in seen]), features)
+    blocks = [block for _, block, _ in seen]
+    assert not np.shares_memory(blocks[0], blocks[1])
+    assert np.shares_memory(blocks[0], blocks[2]) and np.shares_memory(blocks[1], blocks[3])
 
 
 def test_rerank_of_the_shortlist_equals_rerank_of_a_gallery_it_covers(gallery_h5, tmp_path):
