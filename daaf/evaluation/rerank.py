@@ -161,6 +161,93 @@ def re_ranking(
     )
 
 
+def _merge_nearest(
+    best: torch.Tensor,
+    best_idx: torch.Tensor,
+    rows: torch.Tensor,
+    cols: torch.Tensor,
+    values: torch.Tensor,
+) -> None:
+    """Fold candidates (``rows``, ``cols``, squared distance ``values``) into those rows' running
+    k + 1 smallest (``best``, ascending, ties in any order, and ``best_idx``), in place."""
+    if not len(rows):
+        return
+    touched, owner = torch.unique(rows, return_inverse=True)
+    keep, arange = best.shape[1], torch.arange(len(touched), device=rows.device)
+    owner = torch.cat([arange.repeat_interleave(keep), owner])
+    values = torch.cat([best[touched].flatten(), values])
+    cols = torch.cat([best_idx[touched].flatten(), cols])
+    # One sort by (row, value): squares are >= +0, whose float32 bits order as their values.
+    bits = values.view(torch.int32).to(torch.int64)
+    order = torch.argsort((owner << 32) | bits)
+    sizes = torch.bincount(owner)
+    first = sizes.cumsum(0) - sizes
+    pick = order[(first[:, None] + torch.arange(keep, device=rows.device)).flatten()]
+    best[touched] = values[pick].view(-1, keep)
+    best_idx[touched] = cols[pick].view(-1, keep)
+
+
+def _nearest(
+    rows_t: torch.Tensor,
+    sq: torch.Tensor | None,
+    metric: str,
+    k: int,
+    num_query: int,
+    chunk: int,
+    progress: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(knn, row_max, q_g) of the squared distances of every row of ``rows_t`` to every other:
+    the k nearest in stable-argsort order of the normalised distances (the reference's
+    ``argsort(dist / max)``), each row's maximum, and the normalised query-gallery block.
+
+    The distance matrix is symmetric: only the (chunk, chunk) blocks on and above the diagonal
+    are computed, and each serves its rows and, transposed, its columns. Rows keep their k + 1
+    smallest raw distances: a diagonal block gives the first by top-k, a later block only its
+    entries below the row's current (k + 1)-th. Squaring and dividing by the row's maximum never
+    reverse an order but may round two values to one, so a row whose k-th and (k + 1)-th
+    normalised candidates tie is redone from its full row with a stable sort.
+    """
+    n, device = len(rows_t), rows_t.device
+    best = torch.full((n, k + 1), torch.inf, device=device)
+    best_idx = torch.full((n, k + 1), -1, dtype=torch.int64, device=device)
+    row_max = torch.zeros(n, device=device)
+    q_g = np.empty((num_query, n - num_query), np.float32)
+    starts = range(0, n, chunk)
+    pairs = [(a, a) for a in starts] + [(a, b) for a in starts for b in starts if b > a]
+    for a, b in tqdm(pairs, desc="neighbours", disable=not progress, leave=False):
+        g_sq = None if sq is None else sq[b : b + chunk]
+        block = distance_block(rows_t[a : a + chunk], rows_t[b : b + chunk], g_sq, metric)
+        block.square_()
+        rows, cols = slice(a, a + block.shape[0]), slice(b, b + block.shape[1])
+        row_max[rows] = torch.maximum(row_max[rows], block.amax(dim=1))
+        if a == b:
+            values, c = torch.topk(block, min(k + 1, len(block)), dim=1, largest=False)
+            r = torch.arange(a, rows.stop, device=device).repeat_interleave(c.shape[1])
+            _merge_nearest(best, best_idx, r, c.flatten() + a, values.flatten())
+        else:
+            row_max[cols] = torch.maximum(row_max[cols], block.amax(dim=0))
+            r, c = torch.nonzero(block < best[rows, -1:], as_tuple=True)
+            col_r, col_c = torch.nonzero(block < best[cols, -1], as_tuple=True)
+            _merge_nearest(best, best_idx, r + a, c + b, block[r, c])
+            _merge_nearest(best, best_idx, col_c + b, col_r + a, block[col_r, col_c])
+        if a < num_query and cols.stop > num_query:  # query rows x gallery columns
+            first = max(num_query - b, 0)
+            q_g[a : min(rows.stop, num_query), b + first - num_query : cols.stop - num_query] = (
+                block[: num_query - a, first:].cpu().numpy()
+            )
+    # (value, index) order: sort by index, then stably by normalised value
+    best_idx, order = torch.sort(best_idx, dim=1)
+    values, order = torch.sort((best / row_max[:, None]).gather(1, order), dim=1, stable=True)
+    knn = best_idx.gather(1, order)[:, :k]
+    redo = torch.nonzero(~(values[:, k - 1] < values[:, k])).flatten()  # a tie, or NaN
+    for part in redo.split(chunk):
+        full = distance_block(rows_t[part], rows_t, sq, metric).square_() / row_max[part, None]
+        knn[part] = torch.sort(full, dim=1, stable=True).indices[:, :k]
+    row_max = row_max.cpu().numpy()
+    q_g /= row_max[:num_query, None]
+    return knn.cpu().numpy(), row_max, q_g
+
+
 def re_ranking_features(
     q_feats: np.ndarray,
     g_feats: np.ndarray,
@@ -175,27 +262,17 @@ def re_ranking_features(
     """The same result as :func:`re_ranking` on ``compute_distance`` matrices (so d⁴ for
     ``metric="euclidean"``, as that function says), in O(N * k) memory.
 
-    Peak memory is one (chunk, N) distance block plus the sparse vectors, so MSMT17's 93,820
-    test images fit where the dense 93,820 x 93,820 matrix alone would need 35 GB. The
+    Peak memory is one (chunk, chunk) distance block plus the sparse vectors, so MSMT17's
+    93,820 test images fit where the dense 93,820 x 93,820 matrix alone would need 35 GB. The
     distance blocks and their nearest neighbours are computed on ``device`` (default: the
     CPU), the sparse k-reciprocal steps on the CPU.
     """
     feats = np.concatenate([q_feats, g_feats]).astype(np.float32)
     n, num_query = len(feats), len(q_feats)
     rows_t, sq = prepare_features(feats, metric, device)
-    num_neighbours = _num_neighbours(n, k1, k2)
-    knn = np.empty((n, num_neighbours), np.int64)
-    row_max = np.empty(n, np.float32)
-    q_g = np.empty((num_query, n - num_query), np.float32)
-    for start in tqdm(range(0, n, chunk), desc="neighbours", disable=not progress, leave=False):
-        block = distance_block(rows_t[start : start + chunk], rows_t, sq, metric).square_()
-        block_max = block.amax(dim=1)
-        block /= block_max[:, None]
-        stop = start + len(block)
-        row_max[start:stop] = block_max.cpu().numpy()
-        if start < num_query:
-            q_g[start : min(stop, num_query)] = block[: num_query - start, num_query:].cpu().numpy()
-        knn[start:stop] = _topk_stable(block, num_neighbours)
+    knn, row_max, q_g = _nearest(
+        rows_t, sq, metric, _num_neighbours(n, k1, k2), num_query, chunk, progress
+    )
 
     def dist_at(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Normalised distances of (row, col) pairs, computed pair by pair in chunks."""
