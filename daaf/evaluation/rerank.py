@@ -57,8 +57,9 @@ def _reciprocal(knn: np.ndarray) -> np.ndarray:
     return (knn[knn] == rows).any(axis=2)
 
 
-def _expansion_sets(knn: np.ndarray, k1: int, chunk: int = 1024) -> list[np.ndarray]:
-    """The expanded k-reciprocal set of every image (the reference's per-row loop, vectorised).
+def _expansion_pairs(knn: np.ndarray, k1: int, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols): the expanded k-reciprocal set of every image, as (image, member) pairs
+    sorted by image, then member (the reference's per-row loop, vectorised).
 
     A member c of i's k-reciprocal set R(i) adds its own (k1/2)-reciprocal set R'(c) when more
     than 2/3 of R'(c) lies in R(i).
@@ -68,16 +69,20 @@ def _expansion_sets(knn: np.ndarray, k1: int, chunk: int = 1024) -> list[np.ndar
     recip = np.where(_reciprocal(knn), knn, -1)  # (N, k1 + 1), -1 = not reciprocal
     half_recip = np.where(_reciprocal(half), half, -2)  # (N, h + 1), -2 never matches
     half_size = (half_recip >= 0).sum(axis=1)
-    sets = []
+    rows, cols = [], []
     for start in range(0, n, chunk):
         r = recip[start : start + chunk]  # (C, K)
         cand = half_recip[np.maximum(r, 0)]  # (C, K, H): R'(c) for every member slot
         inside = (cand[..., None] == r[:, None, None, :]).any(axis=3).sum(axis=2)  # (C, K)
         accept = (r >= 0) & (inside > 2.0 / 3 * half_size[np.maximum(r, 0)])
-        for row, accepted, members in zip(r, accept, cand, strict=True):
-            parts = np.concatenate([row[row >= 0], members[accepted].ravel()])
-            sets.append(np.unique(parts[parts >= 0]))
-    return sets
+        added = np.where(accept[..., None], cand, -1).reshape(len(r), -1)
+        members = np.sort(np.concatenate([r, added], axis=1), axis=1)
+        keep = members >= 0  # each member once: sorted, so a repeat follows its first
+        keep[:, 1:] &= members[:, 1:] != members[:, :-1]
+        row, slot = np.nonzero(keep)
+        rows.append(row + start)
+        cols.append(members[row, slot])
+    return np.concatenate(rows), np.concatenate(cols)
 
 
 def _rerank_core(
@@ -93,9 +98,7 @@ def _rerank_core(
     """Re-ranked distances from the :func:`_num_neighbours` nearest of every image; ``q_g`` (the
     normalised query-gallery distances) is overwritten with the result, which is returned."""
     n = len(knn)
-    sets = _expansion_sets(knn[:, : k1 + 1], k1)
-    rows = np.repeat(np.arange(n), [len(m) for m in sets])
-    cols = np.concatenate(sets)
+    rows, cols = _expansion_pairs(knn[:, : k1 + 1], k1)
     weight = np.exp(-dist_at(rows, cols).astype(np.float64))
     vals = weight / np.bincount(rows, weights=weight, minlength=n)[rows]
     V = sp.csr_matrix((vals, (rows, cols)), shape=(n, n))
@@ -195,10 +198,11 @@ def _nearest(
     num_query: int,
     chunk: int,
     progress: bool,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(knn, row_max, q_g) of the squared distances of every row of ``rows_t`` to every other:
-    the k nearest in stable-argsort order of the normalised distances (the reference's
-    ``argsort(dist / max)``), each row's maximum, and the normalised query-gallery block.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(knn, knn_dist, row_max, q_g) of the squared distances of every row of ``rows_t`` to
+    every other: the k nearest in stable-argsort order of the normalised distances (the
+    reference's ``argsort(dist / max)``) and those distances, each row's maximum, and the
+    normalised query-gallery block.
 
     The distance matrix is symmetric: only the (chunk, chunk) blocks on and above the diagonal
     are computed, and each serves its rows and, transposed, its columns. Rows keep their k + 1
@@ -242,10 +246,11 @@ def _nearest(
     redo = torch.nonzero(~(values[:, k - 1] < values[:, k])).flatten()  # a tie, or NaN
     for part in redo.split(chunk):
         full = distance_block(rows_t[part], rows_t, sq, metric).square_() / row_max[part, None]
-        knn[part] = torch.sort(full, dim=1, stable=True).indices[:, :k]
+        full, cols = torch.sort(full, dim=1, stable=True)
+        knn[part], values[part, :k] = cols[:, :k], full[:, :k]
     row_max = row_max.cpu().numpy()
     q_g /= row_max[:num_query, None]
-    return knn.cpu().numpy(), row_max, q_g
+    return knn.cpu().numpy(), values[:, :k].cpu().numpy(), row_max, q_g
 
 
 def re_ranking_features(
@@ -270,16 +275,23 @@ def re_ranking_features(
     feats = np.concatenate([q_feats, g_feats]).astype(np.float32)
     n, num_query = len(feats), len(q_feats)
     rows_t, sq = prepare_features(feats, metric, device)
-    knn, row_max, q_g = _nearest(
+    knn, knn_dist, row_max, q_g = _nearest(
         rows_t, sq, metric, _num_neighbours(n, k1, k2), num_query, chunk, progress
     )
 
     def dist_at(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        """Normalised distances of (row, col) pairs, computed pair by pair in chunks."""
+        """Normalised distances of (row, col) pairs, in chunks: from the neighbour table where
+        col is one of row's k nearest (most pairs), else computed pair by pair."""
         out = np.empty(len(rows), np.float32)
         for s in range(0, len(rows), 1 << 16):
             r, c = rows[s : s + (1 << 16)], cols[s : s + (1 << 16)]
-            out[s : s + len(r)] = pair_distance(feats[r], feats[c], metric) ** 2 / row_max[r]
+            found = knn[r] == c[:, None]
+            slot = found.argmax(axis=1)
+            part = knn_dist[r, slot]
+            miss = ~found[np.arange(len(r)), slot]
+            r, c = r[miss], c[miss]
+            part[miss] = pair_distance(feats[r], feats[c], metric) ** 2 / row_max[r]
+            out[s : s + len(part)] = part
         return out
 
     return _rerank_core(knn, dist_at, q_g, num_query, k1, k2, lambda_value, progress)
