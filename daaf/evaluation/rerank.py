@@ -230,10 +230,12 @@ def _nearest(
             _merge_nearest(best, best_idx, r, c.flatten() + a, values.flatten())
         else:
             row_max[cols] = torch.maximum(row_max[cols], block.amax(dim=0))
-            r, c = torch.nonzero(block < best[rows, -1:], as_tuple=True)
-            col_r, col_c = torch.nonzero(block < best[cols, -1], as_tuple=True)
-            _merge_nearest(best, best_idx, r + a, c + b, block[r, c])
-            _merge_nearest(best, best_idx, col_c + b, col_r + a, block[col_r, col_c])
+            row_thr, col_thr = best[rows, -1], best[cols, -1]
+            r, c = torch.nonzero((block < row_thr[:, None]) | (block < col_thr), as_tuple=True)
+            values = block[r, c]
+            for_row, for_col = values < row_thr[r], values < col_thr[c]
+            _merge_nearest(best, best_idx, r[for_row] + a, c[for_row] + b, values[for_row])
+            _merge_nearest(best, best_idx, c[for_col] + b, r[for_col] + a, values[for_col])
         if a < num_query and cols.stop > num_query:  # query rows x gallery columns
             first = max(num_query - b, 0)
             q_g[a : min(rows.stop, num_query), b + first - num_query : cols.stop - num_query] = (
