@@ -8,8 +8,9 @@ synthetic generator into a temporary folder and runs daaf's own code paths on it
 labeler, ``build_train_loader`` and ``train_step``, ``export_model``, ``extract_features``,
 ``evaluate_rank`` and ``re_ranking_features``). Every timed loop runs for its share of
 ``--minutes`` (at least a few iterations), so the whole run fits the budget on any card.
-``--tiny`` runs the same paths at toy sizes (ResNet-18, 64x32 images, batch 8, a few steps);
-on the CPU, training still runs under bf16 autocast, so a dtype error shows without a GPU.
+``--tiny`` runs the same paths at toy sizes (ResNet-18, 32x16 images, batch 4, one step per
+preset) on one torch thread; on the CPU, training still runs under bf16 autocast, so a dtype
+error shows without a GPU.
 
 Prints a Markdown table and, with ``--json FILE``, writes the same figures as JSON:
 
