@@ -8,6 +8,14 @@ For each size (queries = 17.5 % of the images, as in Market-1501; ``--msmt``: 11
 a shared CPU threads that wait for one another make the figures erratic): wall time and peak
 resident memory above the process's baseline (features already in memory), their ratios, and
 the largest difference of the results.
+
+Measured 2026-12-02 at 416ed51 on a 2-core AMD EPYC VM shared with two training runs, one
+thread each (load average 3.0 before, 2.4 after): 19,281 images, dense 180.2 s, daaf 9.21 s,
+19.6x, max diff 3.9e-07 (at load 4-5: 227.6 s and 9.62 s, 23.7x; ``--threads 2`` at load 3-4:
+248.6 s and 18.85 s, 13.2x, as daaf's threaded block operations wait on one another on a busy
+CPU). daaf at 320ca94, before the symmetric blocks, took 13-20 s at load 3-4. MSMT17 scale,
+load 2.5: 143 s and 3,963 MiB (the 11,659 x 82,161 result is 3,654 MiB), against 210 s and
+4,973 MiB at 320ca94 right after.
 """
 
 from __future__ import annotations
