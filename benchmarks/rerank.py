@@ -1,11 +1,21 @@
 """k-reciprocal re-ranking: feature-based sparse implementation vs the dense reference algorithm.
 
-    python benchmarks/rerank.py [--sizes 1000 3000 19281] [--dim 256] [--msmt]
+    python benchmarks/rerank.py [--sizes 1000 3000 19281] [--dim 256] [--msmt] [--threads 1]
 
 For each size (queries = 17.5 % of the images, as in Market-1501; ``--msmt``: 11,659 queries and
-82,161 gallery images, reference skipped) each implementation runs in a fresh process: wall time
-and peak resident memory above the process's baseline (features already in memory), their
-ratios, and the largest difference of the results.
+82,161 gallery images, reference skipped) each implementation runs in a fresh process on
+``--threads`` torch threads (default 1: the reference's loops are single-threaded NumPy, and on
+a shared CPU threads that wait for one another make the figures erratic): wall time and peak
+resident memory above the process's baseline (features already in memory), their ratios, and
+the largest difference of the results.
+
+Measured 2026-12-02 at 416ed51 on a 2-core AMD EPYC VM shared with two training runs, one
+thread each (load average 3.0 before, 2.4 after): 19,281 images, dense 180.2 s, daaf 9.21 s,
+19.6x, max diff 3.9e-07 (at load 4-5: 227.6 s and 9.62 s, 23.7x; ``--threads 2`` at load 3-4:
+248.6 s and 18.85 s, 13.2x, as daaf's threaded block operations wait on one another on a busy
+CPU). daaf at 320ca94, before the symmetric blocks, took 13-20 s at load 3-4. MSMT17 scale,
+load 2.5: 143 s and 3,963 MiB (the 11,659 x 82,161 result is 3,654 MiB), against 210 s and
+4,973 MiB at 320ca94 right after.
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from daaf.evaluation.distance import compute_distance
 from daaf.evaluation.rerank import re_ranking_features
@@ -75,8 +86,11 @@ def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def _run(kind: str, num_query: int, num_gallery: int, dim: int, result: str, queue) -> None:
+def _run(
+    kind: str, num_query: int, num_gallery: int, dim: int, threads: int, result: str, queue
+) -> None:
     """Child process: one implementation, its result saved to ``result``."""
+    torch.set_num_threads(threads)
     q, g = features(num_query, num_gallery, dim)
     baseline = _peak_mib()
     tic = time.perf_counter()
@@ -91,11 +105,11 @@ def _run(kind: str, num_query: int, num_gallery: int, dim: int, result: str, que
     np.save(result, out)
 
 
-def measure(kind: str, num_query: int, num_gallery: int, dim: int, result: Path):
+def measure(kind: str, num_query: int, num_gallery: int, dim: int, threads: int, result: Path):
     context = mp.get_context("spawn")
     queue = context.Queue()
     child = context.Process(
-        target=_run, args=(kind, num_query, num_gallery, dim, str(result), queue)
+        target=_run, args=(kind, num_query, num_gallery, dim, threads, str(result), queue)
     )
     child.start()
     seconds, mib = queue.get()
@@ -108,18 +122,22 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 3000])
     parser.add_argument("--dim", type=int, default=256)
     parser.add_argument("--msmt", action="store_true", help="also MSMT17 scale (no reference)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     args = parser.parse_args()
     problems = [(int(0.175 * n), n - int(0.175 * n)) for n in args.sizes]
-    print(f"re-ranking, k1=20 k2=6 lambda=0.3, {args.dim}-d clustered random features")
+    print(
+        f"re-ranking, k1=20 k2=6 lambda=0.3, {args.dim}-d clustered random features, "
+        f"{args.threads} torch thread(s)"
+    )
     header = ["images", "dense s", "dense MiB", "daaf s", "daaf MiB", "speed-up", "mem ratio"]
     print("".join(f"{h:>11}" for h in header) + f"{'max diff':>11}")
     with tempfile.TemporaryDirectory() as tmp:
         for num_query, num_gallery in problems:
             ours, t_ours, m_ours = measure(
-                "daaf", num_query, num_gallery, args.dim, Path(tmp) / "o.npy"
+                "daaf", num_query, num_gallery, args.dim, args.threads, Path(tmp) / "o.npy"
             )
             ref, t_ref, m_ref = measure(
-                "dense", num_query, num_gallery, args.dim, Path(tmp) / "r.npy"
+                "dense", num_query, num_gallery, args.dim, args.threads, Path(tmp) / "r.npy"
             )
             cells = [
                 num_query + num_gallery,
@@ -133,7 +151,7 @@ def main() -> None:
             diff = float(np.abs(ref - ours).max())
             print(f"{cells[0]:>11}" + "".join(f"{c:>11.2f}" for c in cells[1:]) + f"{diff:>11.1e}")
         if args.msmt:
-            _, t_ours, m_ours = measure("daaf", *MSMT, args.dim, Path(tmp) / "o.npy")
+            _, t_ours, m_ours = measure("daaf", *MSMT, args.dim, args.threads, Path(tmp) / "o.npy")
             print(
                 f"{sum(MSMT):>11}{'-':>11}{'-':>11}{t_ours:>11.2f}{m_ours:>11.0f}  (MSMT17 scale)"
             )

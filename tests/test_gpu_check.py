@@ -3,9 +3,9 @@
 One subprocess runs ``gpu_check.py --device cpu --tiny``: synthetic data, the random-weight
 labeler, one bf16-autocast training step of every preset through the real DataLoader, the
 export and its TorchScript/ONNX agreement, feature extraction, the device ranking path and
-re-ranking, and the verdict table and JSON. About 40 s of CPU (bf16 convolutions have no
-fast kernel on CPUs without AVX512-BF16), so it stays in the default run as the one check that
-keeps the GPU script from rotting.
+re-ranking, and the verdict table and JSON. About 27 s of CPU, 35 s on 2 cores at load 4
+(bf16 convolutions have no fast kernel on CPUs without AVX512-BF16), so it stays in the default
+run as the one check that keeps the GPU script from rotting.
 """
 
 import json

@@ -135,3 +135,17 @@ def test_the_device_path_equals_the_reference():
     assert np.array_equal(compute_distance(q, g, device="cpu"), mats[0])
     got = re_ranking_features(q, g, chunk=41, progress=False, device="cpu")
     np.testing.assert_allclose(got, dense_reference(*mats), atol=1e-5)
+
+
+@pytest.mark.parametrize("chunk", [7, 64])
+def test_ties_at_the_cut_are_ordered_as_the_dense_reference(chunk):
+    """Integer features tie many distances exactly: the rows whose k1-th and (k1 + 1)-th
+    nearest tie are redone from their full row, in stable-argsort order."""
+    feats = np.random.default_rng(7).integers(0, 3, (120, 3)).astype(np.float32)
+    q, g = feats[:30], feats[30:]
+    mats = compute_distance(q, g), compute_distance(q, q), compute_distance(g, g)
+    dist = np.block([[mats[1], mats[0]], [mats[0].T, mats[2]]]) ** 2
+    cut = np.sort(dist, axis=1)[:, 20:22]
+    assert (cut[:, 0] == cut[:, 1]).sum() > 50  # most rows tie at the cut
+    got = re_ranking_features(q, g, chunk=chunk, progress=False)
+    np.testing.assert_allclose(got, dense_reference(*mats), atol=1e-5)
