@@ -239,6 +239,26 @@ def test_bad_input_gives_one_line(tiny_dataset, tiny_model, other_model, gallery
     assert not (tmp_path / "a.h5").exists() and not (tmp_path / "e").exists()
 
 
+def test_a_model_of_nan_weights_embeds_nothing(tiny_dataset, tiny_model, gallery_h5, tmp_path):
+    """Non-finite embeddings are an error naming how many, as in `daaf evaluate`: not a file
+    of NaN rows that search would rank as garbage."""
+    state = torch.load(tiny_model / "model_state.pt", weights_only=True)
+    for tensor in state["state_dict"].values():
+        if tensor.is_floating_point():
+            tensor.fill_(float("nan"))
+    (tmp_path / "nan").mkdir()
+    torch.save(state, tmp_path / "nan" / "model_state.pt")
+    query = tiny_dataset / MARKET / "query"
+    embed = run("embed", "--model", tmp_path / "nan", "--images", query, "--workers", "0",
+                "--out", tmp_path / "nan.h5")  # fmt: skip
+    message = ("Error: 8192 of 8192 values of a batch of embeddings are not finite (NaN or inf): "
+               "the model's weights or its inputs are broken (a diverged training run?); none of "
+               "them was kept")  # fmt: skip
+    assert embed.exit_code == 1 and embed.output.splitlines()[-1] == message, embed.output
+    with pytest.raises(DaafError, match="^8192 of 8192 values of a batch of embeddings"):
+        Embedder(tmp_path / "nan").embed([read_rgb(p) for p in sorted(query.iterdir())])
+
+
 def test_embedder_python_api(tiny_dataset, tiny_model, tmp_path):
     embedder = Embedder(tiny_model, device="cpu")
     paths = sorted((tiny_dataset / MARKET / "query").iterdir())[:5]
