@@ -259,6 +259,38 @@ def test_a_model_of_nan_weights_embeds_nothing(tiny_dataset, tiny_model, gallery
         Embedder(tmp_path / "nan").embed([read_rgb(p) for p in sorted(query.iterdir())])
 
 
+def test_search_refuses_a_gallery_of_nan_rows_or_of_none(tiny_dataset, tiny_model, gallery_h5,
+                                                         tmp_path):  # fmt: skip
+    """A gallery holding NaN rows (an older daaf, a damaged file) is an error naming how many
+    distances, not a ranking; one of no rows (every image unreadable) is an error, not a
+    results.csv of nothing, as gallery or as query file."""
+    nan = tmp_path / "nan.h5"
+    shutil.copy(gallery_h5, nan)
+    with h5py.File(nan, "r+") as f:
+        f["features"][2:4] = np.nan
+    query = sorted((tiny_dataset / MARKET / "query").iterdir())[0]
+    args = ["--query", query, "--model", tiny_model]
+    result = run("search", "--gallery", nan, *args, "--out", tmp_path / "a")
+    assert result.exit_code == 1, result.output
+    assert result.output.splitlines() == [
+        "Error: 2 of 32 query-gallery distances of gallery rows 0-31 are not finite (NaN or inf): "
+        "the model's weights or its inputs are broken (a diverged training run?); nothing was "
+        "scored"
+    ]
+    (tmp_path / "list.txt").write_text("missing.jpg\n")
+    empty = tmp_path / "empty.h5"
+    made = run("embed", "--model", tiny_model, "--images", tmp_path / "list.txt", "--workers", "0",
+               "--out", empty)  # fmt: skip
+    assert made.exit_code == 1 and empty.is_file(), made.output
+    expected = f"Error: {empty}: holds no embeddings (none of its images could be read)"
+    as_gallery = run("search", "--gallery", empty, *args, "--out", tmp_path / "b")
+    as_query = run("search", "--gallery", gallery_h5, "--query", empty, "--model", tiny_model,
+                   "--out", tmp_path / "c")  # fmt: skip
+    for result in (as_gallery, as_query):
+        assert result.exit_code == 1 and result.output.splitlines() == [expected], result.output
+    assert not any((tmp_path / name).exists() for name in "abc")
+
+
 def test_embedder_python_api(tiny_dataset, tiny_model, tmp_path):
     embedder = Embedder(tiny_model, device="cpu")
     paths = sorted((tiny_dataset / MARKET / "query").iterdir())[:5]
