@@ -291,6 +291,27 @@ def test_search_refuses_a_gallery_of_nan_rows_or_of_none(tiny_dataset, tiny_mode
     assert not any((tmp_path / name).exists() for name in "abc")
 
 
+def test_a_file_another_run_creates_meanwhile_is_refused_not_truncated(monkeypatch, tmp_path):
+    """Two runs into one --out at once: the file the first created after the second checked
+    for it is refused in one line (it was opened with "w": an HDF5 OSError, or truncated)."""
+    path = tmp_path / "feats.h5"
+    attrs = {"embedding_dim": 4, "model_sha256": "a"}
+    first = EmbeddingWriter(path, attrs)
+    first.append(np.ones((2, 4), np.float32), ["a.jpg", "b.jpg"], [], 2)
+    real_exists, checks = Path.exists, []  # the first check of `path` misses the file
+
+    def exists(p):
+        checks.append(p == path)
+        return False if checks.count(True) == 1 and p == path else real_exists(p)
+
+    monkeypatch.setattr(Path, "exists", exists)
+    with pytest.raises(DaafError, match=f"^{re.escape(str(path))} exists: pass --resume"):
+        EmbeddingWriter(path, attrs)
+    monkeypatch.undo()
+    first.close(complete=True)
+    assert read_embeddings(path).paths == ["a.jpg", "b.jpg"]
+
+
 def test_embedder_python_api(tiny_dataset, tiny_model, tmp_path):
     embedder = Embedder(tiny_model, device="cpu")
     paths = sorted((tiny_dataset / MARKET / "query").iterdir())[:5]
