@@ -47,14 +47,15 @@ class RankResult:
         return row
 
 
-def require_finite(values: np.ndarray, what: str) -> None:
-    """DaafError naming how many of ``values`` are NaN or infinite: a ranking of them would be
-    meaningless (a NaN compares false with everything, and an all-NaN matrix scores 100%)."""
+def require_finite(values: np.ndarray, what: str, outcome: str = "nothing was scored") -> None:
+    """DaafError naming how many of ``values`` are NaN or infinite, ending with ``outcome``: a
+    ranking of them would be meaningless (a NaN compares false with everything, and an all-NaN
+    matrix scores 100%)."""
     bad = values.size - int(np.count_nonzero(np.isfinite(values)))
     if bad:
         raise DaafError(
             f"{bad} of {values.size} {what} are not finite (NaN or inf): the model's weights or "
-            "its inputs are broken (a diverged training run?); nothing was scored"
+            f"its inputs are broken (a diverged training run?); {outcome}"
         )
 
 

@@ -78,6 +78,8 @@ def _queries(sources: tuple[str, ...], embedder: Embedder) -> tuple[list[Path], 
         if Path(source).suffix.lower() in (".h5", ".hdf5"):
             stored = read_embeddings(Path(source))
             check_same_model(stored.attrs, embedder.sha256, embedder.dim, source)
+            if not stored.paths:
+                raise DaafError(f"{source}: holds no embeddings (none of its images could be read)")
             if bool(stored.attrs["flip"]) != embedder.flip:
                 raise DaafError(
                     f"{source}: embedded {'with' if stored.attrs['flip'] else 'without'} --flip, "

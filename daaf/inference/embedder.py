@@ -18,6 +18,7 @@ from daaf.data.loader import build_loader
 from daaf.data.transforms import eval_resize
 from daaf.errors import DaafError
 from daaf.evaluation.features import embed_batch
+from daaf.evaluation.metrics import require_finite
 from daaf.inference.inputs import common_root, list_images
 from daaf.inference.store import EmbeddingWriter, file_sha256, inputs_sha256
 
@@ -121,12 +122,19 @@ class Embedder:
             for images, problems in loader:
                 ok = torch.tensor([not p for p in problems], dtype=torch.bool)
                 feats = (
-                    embed_batch(self.model, images[ok], self.meta, self.device, self.flip)
+                    self._embed_batch(images[ok])
                     if ok.any()
-                    else torch.zeros((0, self.dim))
+                    else np.zeros((0, self.dim), np.float32)
                 )
                 bar.update(len(problems))
-                yield feats.numpy(), list(problems)
+                yield feats, list(problems)
+
+    def _embed_batch(self, images: torch.Tensor) -> np.ndarray:
+        """float32 (B, D) embeddings of a resized uint8 batch; DaafError if any value is NaN or
+        infinite (a broken model), so that no file or search holds embeddings that rank garbage."""
+        feats = embed_batch(self.model, images, self.meta, self.device, self.flip).numpy()
+        require_finite(feats, "values of a batch of embeddings", "none of them was kept")
+        return feats
 
     def embed(self, images: Sequence[str | Path | np.ndarray]) -> np.ndarray:
         """float32 (N, D) embeddings of image files or uint8 (H, W, 3) RGB arrays (any size:
@@ -152,8 +160,7 @@ class Embedder:
                         f"embed() takes uint8 (H, W, 3) RGB arrays, got {array.dtype} {array.shape}"
                     )
                 batch.append(eval_resize(array, self.meta["height"], self.meta["width"]))
-            out.append(embed_batch(self.model, torch.stack(batch), self.meta, self.device,
-                                   self.flip).numpy())  # fmt: skip
+            out.append(self._embed_batch(torch.stack(batch)))
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
 
     def embed_folder(

@@ -13,6 +13,7 @@ import torch
 
 from daaf.errors import DaafError
 from daaf.evaluation.distance import distance_block, prepare_features, squared_norms
+from daaf.evaluation.metrics import require_finite
 from daaf.evaluation.rerank import re_ranking_features
 from daaf.inference.store import Embeddings, feature_blocks, open_embeddings
 
@@ -41,6 +42,8 @@ def top_k_blocks(
             dist = torch.mm(q, g.T).div_(norms.clamp_min(1e-12)).neg_().add_(1)
         else:
             dist = distance_block(q, g, norms, metric)
+        require_finite(dist.numpy(), f"query-gallery distances of gallery rows {start}-"
+                       f"{start + len(g) - 1}")  # fmt: skip
         d, i = torch.topk(dist, min(top, dist.shape[1]), dim=1, largest=False)
         best_d = torch.cat([best_d, d], dim=1)
         best_i = torch.cat([best_i, i + start], dim=1)
@@ -92,6 +95,8 @@ def search_file(
     whole gallery never needs an N x N structure; its distances are the re-ranked ones.
     """
     with open_embeddings(gallery) as f:
+        if not len(f["features"]):
+            raise DaafError(f"{gallery}: holds no embeddings (none of its images could be read)")
         pool = max(top, RERANK_POOL) if rerank else top
         dist, idx = top_k_blocks(queries, feature_blocks(f, block_rows), pool, metric)
         if not rerank:

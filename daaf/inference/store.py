@@ -129,16 +129,24 @@ class EmbeddingWriter:
 
     def __init__(self, path: Path, attrs: dict[str, Any], resume: bool = False) -> None:
         self.path = Path(path)
-        if self.path.exists() and not resume:
-            raise DaafError(f"{self.path} exists: pass --resume to continue it, or another --out")
         if self.path.exists():
+            if not resume:
+                raise DaafError(self._exists())
             self.file = self._reopen(attrs)
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.file = self._create(attrs)
 
+    def _exists(self) -> str:
+        return f"{self.path} exists: pass --resume to continue it, or another --out"
+
     def _create(self, attrs: dict[str, Any]) -> h5py.File:
-        f = h5py.File(self.path, "w")
+        try:  # "x": a file another run made since the check above is refused, never truncated
+            f = h5py.File(self.path, "x")
+        except OSError as exc:
+            if self.path.exists():
+                raise DaafError(self._exists()) from None
+            raise DaafError(f"{self.path}: cannot be created ({exc})") from None
         dim = int(attrs["embedding_dim"])
         rows = max(1, min(1024, (1 << 20) // (4 * dim)))  # about 1 MB HDF5 chunks
         f.create_dataset("features", (0, dim), np.float32, maxshape=(None, dim), chunks=(rows, dim))

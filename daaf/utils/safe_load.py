@@ -78,8 +78,22 @@ def load_weights_only(path: Path, numpy: bool = False) -> Any:
         if zipfile.is_zipfile(path) or _is_legacy_torch(path):  # a torch.save file of objects
             raise DaafError(f"{path}: {REFUSED}") from None
         raise DaafError(f"{path}: not a readable .pt file (not a torch.save zip archive)") from None
-    except Exception as exc:  # truncated or corrupted archive
-        raise DaafError(f"{path}: not a readable .pt file ({describe_exception(exc)})") from None
+    except Exception as exc:  # truncated or corrupted archive, or no torch file at all
+        raise DaafError(f"{path}: not a readable .pt file ({_unreadable(path, exc)})") from None
+
+
+def _unreadable(path: Path, exc: BaseException) -> str:
+    """Why ``torch.load`` failed on ``path``, in words a user can act on: torch's own error
+    (a ``KeyError: 101`` for a text file, an ``EOFError`` for an empty one) says nothing."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not head:
+        return "an empty file"
+    if zipfile.is_zipfile(path) or _is_legacy_torch(path):  # damaged inside
+        return describe_exception(exc)
+    if head == b"PK\x03\x04":  # a zip archive's first entry, without its end
+        return "a truncated or damaged torch.save zip archive"
+    return "not a torch.save zip archive"
 
 
 class _Refused(pickle.UnpicklingError):

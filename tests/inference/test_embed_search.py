@@ -239,6 +239,79 @@ def test_bad_input_gives_one_line(tiny_dataset, tiny_model, other_model, gallery
     assert not (tmp_path / "a.h5").exists() and not (tmp_path / "e").exists()
 
 
+def test_a_model_of_nan_weights_embeds_nothing(tiny_dataset, tiny_model, gallery_h5, tmp_path):
+    """Non-finite embeddings are an error naming how many, as in `daaf evaluate`: not a file
+    of NaN rows that search would rank as garbage."""
+    state = torch.load(tiny_model / "model_state.pt", weights_only=True)
+    for tensor in state["state_dict"].values():
+        if tensor.is_floating_point():
+            tensor.fill_(float("nan"))
+    (tmp_path / "nan").mkdir()
+    torch.save(state, tmp_path / "nan" / "model_state.pt")
+    query = tiny_dataset / MARKET / "query"
+    embed = run("embed", "--model", tmp_path / "nan", "--images", query, "--workers", "0",
+                "--out", tmp_path / "nan.h5")  # fmt: skip
+    message = ("Error: 8192 of 8192 values of a batch of embeddings are not finite (NaN or inf): "
+               "the model's weights or its inputs are broken (a diverged training run?); none of "
+               "them was kept")  # fmt: skip
+    assert embed.exit_code == 1 and embed.output.splitlines()[-1] == message, embed.output
+    with pytest.raises(DaafError, match="^8192 of 8192 values of a batch of embeddings"):
+        Embedder(tmp_path / "nan").embed([read_rgb(p) for p in sorted(query.iterdir())])
+
+
+def test_search_refuses_a_gallery_of_nan_rows_or_of_none(tiny_dataset, tiny_model, gallery_h5,
+                                                         tmp_path):  # fmt: skip
+    """A gallery holding NaN rows (an older daaf, a damaged file) is an error naming how many
+    distances, not a ranking; one of no rows (every image unreadable) is an error, not a
+    results.csv of nothing, as gallery or as query file."""
+    nan = tmp_path / "nan.h5"
+    shutil.copy(gallery_h5, nan)
+    with h5py.File(nan, "r+") as f:
+        f["features"][2:4] = np.nan
+    query = sorted((tiny_dataset / MARKET / "query").iterdir())[0]
+    args = ["--query", query, "--model", tiny_model]
+    result = run("search", "--gallery", nan, *args, "--out", tmp_path / "a")
+    assert result.exit_code == 1, result.output
+    assert result.output.splitlines() == [
+        "Error: 2 of 32 query-gallery distances of gallery rows 0-31 are not finite (NaN or inf): "
+        "the model's weights or its inputs are broken (a diverged training run?); nothing was "
+        "scored"
+    ]
+    (tmp_path / "list.txt").write_text("missing.jpg\n")
+    empty = tmp_path / "empty.h5"
+    made = run("embed", "--model", tiny_model, "--images", tmp_path / "list.txt", "--workers", "0",
+               "--out", empty)  # fmt: skip
+    assert made.exit_code == 1 and empty.is_file(), made.output
+    expected = f"Error: {empty}: holds no embeddings (none of its images could be read)"
+    as_gallery = run("search", "--gallery", empty, *args, "--out", tmp_path / "b")
+    as_query = run("search", "--gallery", gallery_h5, "--query", empty, "--model", tiny_model,
+                   "--out", tmp_path / "c")  # fmt: skip
+    for result in (as_gallery, as_query):
+        assert result.exit_code == 1 and result.output.splitlines() == [expected], result.output
+    assert not any((tmp_path / name).exists() for name in "abc")
+
+
+def test_a_file_another_run_creates_meanwhile_is_refused_not_truncated(monkeypatch, tmp_path):
+    """Two runs into one --out at once: the file the first created after the second checked
+    for it is refused in one line (it was opened with "w": an HDF5 OSError, or truncated)."""
+    path = tmp_path / "feats.h5"
+    attrs = {"embedding_dim": 4, "model_sha256": "a"}
+    first = EmbeddingWriter(path, attrs)
+    first.append(np.ones((2, 4), np.float32), ["a.jpg", "b.jpg"], [], 2)
+    real_exists, checks = Path.exists, []  # the first check of `path` misses the file
+
+    def exists(p):
+        checks.append(p == path)
+        return False if checks.count(True) == 1 and p == path else real_exists(p)
+
+    monkeypatch.setattr(Path, "exists", exists)
+    with pytest.raises(DaafError, match=f"^{re.escape(str(path))} exists: pass --resume"):
+        EmbeddingWriter(path, attrs)
+    monkeypatch.undo()
+    first.close(complete=True)
+    assert read_embeddings(path).paths == ["a.jpg", "b.jpg"]
+
+
 def test_embedder_python_api(tiny_dataset, tiny_model, tmp_path):
     embedder = Embedder(tiny_model, device="cpu")
     paths = sorted((tiny_dataset / MARKET / "query").iterdir())[:5]

@@ -60,3 +60,17 @@ def test_files_that_are_no_weights_are_named(tmp_path):
         check_weights_file(tmp_path / "junk.pkl")
     with pytest.raises(DaafError, match="absent.pth: no such file"):
         check_weights_file(tmp_path / "absent.pth")
+
+
+def test_files_that_are_no_pt_files_are_named_in_words(tmp_path):
+    """A text, an empty and a truncated file: what they are, not torch's KeyError or EOFError."""
+    torch.save({"w": torch.ones(1000)}, tmp_path / "whole.pt")
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "whole.pt").read_bytes()[:1500])
+    (tmp_path / "notes.pt").write_text("hello\n")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    reasons = {"notes.pt": "not a torch.save zip archive", "empty.pt": "an empty file",
+               "cut.pt": "a truncated or damaged torch.save zip archive"}  # fmt: skip
+    for name, reason in reasons.items():
+        with pytest.raises(DaafError) as info:
+            load_weights_only(tmp_path / name)
+        assert str(info.value) == f"{tmp_path / name}: not a readable .pt file ({reason})"
