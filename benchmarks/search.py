@@ -22,15 +22,16 @@ between machines. Every ranking is checked against the anchor's (same ids, dista
 Torch's threads are its default unless OMP_NUM_THREADS says otherwise; both are printed with
 the load average before and after.
 
-Last measured 2026-12-02 at b5d6bb4, OMP_NUM_THREADS=1, on the 2-core AMD EPYC shared with
-two trainings and other jobs (load average 6.64 before, 5.31 after: wall times are about 2.5x
-the CPU times, so the CPU column is the steadier comparison)::
+Last measured 2026-12-02 at 9d57f2c, OMP_NUM_THREADS=1, on the 2-core machine with one other
+job running (load average 1.78 before, 2.48 after)::
 
     method                      seconds  x anchor   cpu s  peak MiB  x anchor  same ids  max |d diff|
-    anchor, in memory             14.35      1.00    5.74      4140      1.00    100.0%       0.0e+00
-    anchor, from the file         24.23      1.69    9.57      4140      1.00    100.0%       0.0e+00
-    blockwise, in memory          18.85      1.31    7.68      3966      0.96    100.0%       6.0e-08
-    blockwise, from the file      22.74      1.58    7.96       155      0.04    100.0%       6.0e-08
+    anchor, in memory              6.03      1.00    5.90      4140      1.00    100.0%       0.0e+00
+    anchor, from the file          9.87      1.64    9.28      4140      1.00    100.0%       0.0e+00
+    blockwise, in memory           5.24      0.87    5.37      3957      0.96    100.0%       6.0e-08
+    blockwise, from the file       6.29      1.04    6.07       155      0.04    100.0%       6.0e-08
+
+At load 6.6 the same code gave 1.58x from the file (docs/embeddings.md, "Search speed").
 """
 
 from __future__ import annotations
