@@ -187,6 +187,16 @@ def _merge_over_ranks(errors: dict[str, str]) -> dict[str, str]:
     return {path: text for part in gathered for path, text in part.items()}
 
 
+def _labeler_broken(how: str, last: str, errors: dict[str, str], shards: int) -> DaafError:
+    """The one line that stops a run whose labeler fails on every image (a broken CUDA context)
+    before the store holds nothing but labeler errors."""
+    return DaafError(
+        f"the labeler failed on {how}, last {last}: {errors[last]}; stopped (the {shards} "
+        "shard(s) written are kept): fix the cause and re-run to resume, with --retry-errors to "
+        "label the failed images again"
+    )
+
+
 @dataclass
 class LabelRun:
     """What a run did, over all ranks: shards written and skipped, images labeled, seconds spent,
@@ -279,7 +289,7 @@ def run_labeler(
         unit="img",
     )
     jobs, job, records, first, errors = iter(mine), None, [], 0, {}
-    streak = shards_done = 0  # images in a row the labeler failed on; shards written
+    streak = shards_done = labeled = 0  # failures in a row; shards written; images labeled
     for batch in loader:
         readable = [(index, image) for index, image in batch if image is not None]
         labels = label_each(labeler, [image for _, image in readable])
@@ -292,23 +302,20 @@ def run_labeler(
                 errors[sample.path] = result
                 bar.write(f"daaf label: {sample.path}: {result}", file=sys.stderr)
                 result = LabelResult.empty(*image.shape[:2], status=STATUS_LABELER_ERROR)
-                streak += 1
+                streak, failed = streak + 1, sample.path
                 if streak >= max_consecutive_errors:
                     bar.close()
-                    raise DaafError(
-                        f"the labeler failed on {streak} images in a row, last {sample.path}: "
-                        f"{errors[sample.path]}; stopped (the {shards_done} shard(s) written "
-                        "are kept): fix the cause and re-run to resume, with --retry-errors to "
-                        "label the failed images again"
-                    )
+                    raise _labeler_broken(f"{streak} images in a row", failed, errors, shards_done)
             elif result is not None:
-                streak = 0
+                streak, labeled = 0, labeled + 1
             records.append(_record(sample, job.split, image, result, mask_size))
             if len(records) == len(job.samples):
                 writer.write_shard(job.split, job.index, records)
                 job, shards_done = None, shards_done + 1
         bar.update(len(batch))
     bar.close()
+    if streak and not labeled:  # fewer images than max_consecutive_errors, and all failed
+        raise _labeler_broken(f"all {streak} images it was given", failed, errors, shards_done)
 
     images_labeled = _sum_over_ranks(len(samples), device)
     errors = _merge_over_ranks(errors)

@@ -274,7 +274,13 @@ def load_inference_model(
             lambda: inference_network(build_model(cfg, state["num_classes"])),
             state["state_dict"], path, "state_dict",
         )  # fmt: skip
-        return base.to(device), meta
+        dim = base.head.feat_dim
+        if meta.get("embedding_dim") not in (None, dim):
+            raise DaafError(
+                f"{path}: meta.embedding_dim is {meta['embedding_dim']}, but the network it "
+                f"describes gives embeddings of dimension {dim}"
+            )
+        return base.to(device), {**meta, "embedding_dim": dim}
     if "model" in state:
         cfg, model = _rebuild(checked_state(state, path), path)
         return model.to(device).eval(), {**inference_meta(cfg), "embedding_dim": model.feat_dim}

@@ -130,3 +130,30 @@ def test_a_labeler_failing_image_after_image_stops_and_the_run_resumes(
     assert (run.shards_written, run.shards_skipped) == (4, 2)  # 2 status-3 shards, 2 missing
     assert set(_statuses(out).values()) == {0} and validate_store(out, dataset) == []
     assert (out / "train-00000.h5").read_bytes() == first
+
+
+def test_a_labeler_failing_on_every_image_of_a_small_run_stops(tmp_path, market, fake_labeler):
+    """Fewer images than --max-consecutive-errors, all failed (a broken CUDA context): one line
+    and no manifest, not exit 0 with a store of labeler errors; with --overwrite, the old store
+    is not replaced by it."""
+
+    class Broken(fake_labeler):
+        def label(self, images):
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    dataset = build_dataset("market1501", market)
+    out = tmp_path / "store"
+    run_labeler(fake_labeler(), dataset, out, workers=0, progress=False)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    for overwrite in (True, False):
+        target = out if overwrite else tmp_path / "new"
+        with pytest.raises(DaafError) as info:
+            run_labeler(Broken(), dataset, target, shard_size=2, workers=0, progress=False,
+                        overwrite=overwrite, seed=1)  # fmt: skip
+        assert str(info.value).startswith(
+            "the labeler failed on all 6 images it was given, last bounding_box_test/0007_c5s1_"
+            "000651_01.jpg: RuntimeError: CUDA error: an illegal memory access was encountered ("
+        )
+        assert "stopped (the 4 shard(s) written are kept)" in str(info.value)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert not (tmp_path / "new" / "manifest.csv").exists()

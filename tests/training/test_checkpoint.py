@@ -132,6 +132,11 @@ def _export_with(good, tmp_path, **meta):
         ({"pixel_std": [0, 1, 1]}, "meta.pixel_std must be a list of 3 numbers > 0, got [0, 1, 1]"),
         ({"metric": "manhattan"}, "meta.metric must be one of euclidean, cosine"),
         ({"embedding_dim": -1}, "meta.embedding_dim must be a positive integer, got -1"),
+        (
+            {"embedding_dim": 7},
+            "meta.embedding_dim is 7, but the network it describes gives "
+            "embeddings of dimension 512",
+        ),  # fmt: skip
     ],
 )
 def test_export_meta_that_is_not_daaf_s_is_one_line(good, tmp_path, meta, says):
