@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from daaf.cli import main
 from daaf.errors import DaafError
-from daaf.utils.files import check_output_path
+from daaf.utils.files import check_output_dir, check_output_path, marked_output
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,6 +30,19 @@ def command_lines(tmp_path: Path) -> dict[str, tuple[list[str], bool]]:
         "compare": (["compare", "--baseline", str(existing), "--candidate", str(existing)], False),
         "visualize": (["visualize", "--model", str(existing), *dataset], True),
         "demo": (["demo"], True),
+        "embed": (["embed", "--model", str(existing), "--images", str(existing)], False),
+        "search": (
+            [
+                "search",
+                "--gallery",
+                str(existing / "g.h5"),
+                "--query",
+                str(existing),
+                "--model",
+                str(existing),
+            ],
+            True,
+        ),  # fmt: skip
     }
 
 
@@ -38,6 +51,59 @@ COMMANDS = list(command_lines(Path("/")))
 
 def out_below(parent: Path, folder: bool) -> Path:
     return parent / "sub" if folder else parent / "sub" / "picture.png"
+
+
+# What each command writes into its --out folder, as someone's files of the same names.
+WRITES = {
+    "evaluate": ["report.html", "metrics.json", "per_query.csv"],
+    "export": ["model_state.pt", "model.onnx", "export_report.json"],
+    "search": ["results.csv", "ranklists/0000_query.png"],
+    "compare": ["report.html", "bootstrap.png"],
+    "visualize": ["visualize.json", "holistic_attention.png"],
+    "synth": ["conditions.csv", "annotations/manifest.csv"],
+}
+
+
+@pytest.mark.parametrize("command", WRITES)
+def test_an_out_holding_someone_s_files_is_refused_and_kept(tmp_path, command):
+    """daaf replaces only files it can prove it made: a folder of someone's files (here with
+    the very names the command writes) is refused before any work, whatever it holds."""
+    args, _ = command_lines(tmp_path)[command]
+    if command == "compare":
+        args = [*args, "--bootstrap", "1"]
+    out = tmp_path / "mine"
+    for name in WRITES[command]:
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text(f"the user's {name}")
+    result = CliRunner().invoke(main, [*args, "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    kind = f"`daaf {command}` output"
+    assert result.output.splitlines() == [
+        f"Error: --out {out} holds files that daaf did not write (it has no .daaf marker of "
+        f"{kind}); daaf writes only into a new or empty folder, or one of its own, so as to "
+        "replace nothing of yours: use another --out"
+    ]
+    assert all((out / n).read_text() == f"the user's {n}" for n in WRITES[command])
+
+
+def test_a_folder_a_command_wrote_into_is_its_own_next_time(tmp_path):
+    """marked_output marks a new or empty folder once written into (even by a run that failed
+    half-way), so that the same command may write there again; nothing made, nothing marked."""
+    kind = "`daaf evaluate` output"
+    out = tmp_path / "eval"
+    check_output_dir(out, kind)
+    with pytest.raises(DaafError), marked_output(out, kind):
+        raise DaafError("refused before anything was written")
+    assert not out.exists()
+    with pytest.raises(RuntimeError), marked_output(out, kind):
+        out.mkdir()
+        (out / "report.html").write_text("half")
+        raise RuntimeError("failed half-way")
+    check_output_dir(out, kind)  # its own, partial outputs
+    with pytest.raises(DaafError, match="no .daaf marker of `daaf export` output"):
+        check_output_dir(out, "`daaf export` output")  # another command's folder
+    (tmp_path / "empty").mkdir()
+    check_output_dir(tmp_path / "empty", kind)
 
 
 @pytest.mark.parametrize("command", COMMANDS)

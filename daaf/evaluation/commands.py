@@ -61,20 +61,21 @@ def evaluate(model_path, trust_torchscript, dataset, root, rerank, flip, metric,
     from daaf.evaluation.evaluate import evaluate_model, model_label
     from daaf.training.export import load_inference_model
     from daaf.utils.device import resolve_device
-    from daaf.utils.files import check_output_path
+    from daaf.utils.files import check_output_dir, marked_output
 
-    check_output_path(out_dir)
+    check_output_dir(out_dir, EVALUATION_KIND)
     torch_device = resolve_device(device)
     model, meta = load_inference_model(  # refuses unsafe files first
         Path(model_path), torch_device, trust_torchscript=trust_torchscript
     )
     data = build_dataset(dataset, root)
     check_dataset_images(data, ("query", "gallery"))  # before the output folder is created
-    table = evaluate_model(
-        model, meta, data, Path(out_dir), torch_device, metric=metric, rerank=rerank, flip=flip,
-        batch_size=batch_size, workers=workers, num_ranklists=num_ranklists,
-        model_name=model_label(Path(model_path)),
-    )  # fmt: skip
+    with marked_output(out_dir, EVALUATION_KIND):
+        table = evaluate_model(
+            model, meta, data, Path(out_dir), torch_device, metric=metric, rerank=rerank,
+            flip=flip, batch_size=batch_size, workers=workers, num_ranklists=num_ranklists,
+            model_name=model_label(Path(model_path)),
+        )  # fmt: skip
     click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     click.echo(
         f"written to {out_dir}/ (report.html, metrics.json, metrics.csv, per_query.csv, "
@@ -100,6 +101,7 @@ class _SeveralFolders(click.Command):
 
 
 FOLDERS = click.Path(exists=True, file_okay=False)
+EVALUATION_KIND, COMPARISON_KIND = "`daaf evaluate` output", "`daaf compare` output"
 
 
 def _query_conditions(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list:
@@ -137,10 +139,10 @@ def compare(baseline_dirs, candidate_dirs, bootstrap, seed, conditions, as_json,
     import json
 
     from daaf.evaluation import compare as comparing
-    from daaf.utils.files import check_output_path
+    from daaf.utils.files import check_output_dir, marked_output
 
     if out_dir:
-        check_output_path(out_dir)
+        check_output_dir(out_dir, COMPARISON_KIND)
     queries, label = comparing.select_queries(conditions) if conditions else (None, "")
     result = comparing.compare_runs(list(baseline_dirs), list(candidate_dirs), bootstrap, seed,
                                     queries=queries, queries_label=label)  # fmt: skip
@@ -154,8 +156,11 @@ def compare(baseline_dirs, candidate_dirs, bootstrap, seed, conditions, as_json,
             f"{len(candidate_dirs)} vs {len(baseline_dirs)} run(s), {bootstrap} resamples"
             + (f"; {result.subset_line()}" if result.subset else "")
         )
-        comparing.save_bootstrap_plot(result, Path(out_dir) / "bootstrap.png", title)
-        report = write_comparison_report(Path(out_dir), result, baseline_dirs, candidate_dirs, seed)
+        with marked_output(out_dir, COMPARISON_KIND):
+            comparing.save_bootstrap_plot(result, Path(out_dir) / "bootstrap.png", title)
+            report = write_comparison_report(
+                Path(out_dir), result, baseline_dirs, candidate_dirs, seed
+            )
         click.echo(f"written: {report}, {Path(out_dir) / 'bootstrap.png'}")
     if as_json:
         click.echo(json.dumps(result.to_json()))

@@ -8,6 +8,7 @@ import click
 
 from daaf.utils.options import SEED, device_option
 
+PICTURES_KIND = "`daaf visualize` output"  # the kind of daaf's marker in its --out
 GRADCAM_ONLY_NOTE = (
     "branch pictures need a training checkpoint (an export holds the base network only)"
 )
@@ -234,14 +235,15 @@ def render_all(
 def visualize(model_path, base_model_path, dataset, root, annotations, split, n, components, seed,
               jitter, device, out_dir) -> None:  # fmt: skip
     """Grad-CAM attention maps, HAB/PAB outputs and the 1x1 conv shuffle (paper Fig. 5-9)."""
-    from daaf.utils.files import check_output_path
+    from daaf.utils.files import check_output_dir, marked_output
 
-    check_output_path(out_dir)
-    report = render_all(
-        Path(model_path), base_model_path and Path(base_model_path), dataset, Path(root),
-        annotations and Path(annotations), Path(out_dir), device, split, n, components, seed,
-        jitter,
-    )  # fmt: skip
+    check_output_dir(out_dir, PICTURES_KIND)
+    with marked_output(out_dir, PICTURES_KIND):
+        report = render_all(
+            Path(model_path), base_model_path and Path(base_model_path), dataset, Path(root),
+            annotations and Path(annotations), Path(out_dir), device, split, n, components,
+            seed, jitter,
+        )  # fmt: skip
     for note in report["notes"]:
         click.echo(f"note: {note}")
     score = report["decoupling"]

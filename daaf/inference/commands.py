@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 MODEL_HELP = "Export folder, model_state.pt, or a training checkpoint (as `daaf evaluate`)."
 LISTED = 20  # unreadable images printed at the end of `daaf embed`
+SEARCH_KIND = "`daaf search` output"  # the kind of daaf's marker in its --out
 
 
 class _EmbedArgs(_SeveralFolders):
@@ -48,7 +49,9 @@ def embed(model_path, images, out_path, resume, flip, batch_size, workers, devic
     HDF5 file: features, paths, unreadable images, and the model's SHA-256, dimension and input
     size. Unreadable images are listed and skipped; exit 1 only if none could be read."""
     from daaf.inference.embedder import Embedder
+    from daaf.utils.files import check_output_path
 
+    check_output_path(out_path, folder=False)
     embedder = Embedder(model_path, device, batch_size, workers, flip)
     report = embedder.embed_folder(list(images), out_path, resume=resume)
     unreadable = report.unreadable
@@ -120,7 +123,9 @@ def search(gallery, queries, model_path, top, rerank, metric, pids_dataset, root
     from daaf.inference.results import dataset_identities, write_results
     from daaf.inference.search import check_same_model, gallery_subset, search_file
     from daaf.inference.store import read_attrs
+    from daaf.utils.files import check_output_dir, marked_output
 
+    check_output_dir(out_dir, SEARCH_KIND)
     if top < 1:
         raise DaafError(f"--top must be at least 1, got {top}")
     if pids_dataset and not root:
@@ -135,8 +140,9 @@ def search(gallery, queries, model_path, top, rerank, metric, pids_dataset, root
     found = gallery_subset(Path(gallery), indices)
     items = [found.full_path(i) for i in range(len(found.paths))]
     ranking = "re-ranked" if rerank else metric
-    path = write_results(Path(out_dir), query_paths, items, distances, indices, identities,
-                         label=f"{model_label(Path(model_path))}, {ranking}")  # fmt: skip
+    with marked_output(out_dir, SEARCH_KIND):
+        path = write_results(Path(out_dir), query_paths, items, distances, indices, identities,
+                             label=f"{model_label(Path(model_path))}, {ranking}")  # fmt: skip
     click.echo(
         f"written: {path} ({len(query_paths)} queries x top {indices.shape[1]}, {ranking} "
         f"distances) and {Path(out_dir) / 'ranklists'}/ ({len(query_paths)} pictures)"

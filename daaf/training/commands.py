@@ -12,6 +12,8 @@ if TYPE_CHECKING:
     from daaf.training.config import Config
     from daaf.training.trainer import Evaluate
 
+EXPORT_KIND = "`daaf export` output"  # the kind of daaf's marker in its --out
+
 
 @click.command("train", context_settings={"ignore_unknown_options": False})
 @click.option(
@@ -79,8 +81,9 @@ def export(checkpoint: str, out_dir: str) -> None:
     or if the TorchScript / ONNX embeddings differ from the trained model's by more than 1e-4.
     """
     from daaf.training.export import export_model
-    from daaf.utils.files import check_output_path
+    from daaf.utils.files import check_output_dir, marked_output
 
-    check_output_path(out_dir)
-    report = export_model(Path(checkpoint), Path(out_dir))
+    check_output_dir(out_dir, EXPORT_KIND)
+    with marked_output(out_dir, EXPORT_KIND):
+        report = export_model(Path(checkpoint), Path(out_dir))
     click.echo(json.dumps(report, indent=2))

@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from daaf.errors import DaafError
@@ -52,6 +53,35 @@ def check_output_path(path: str | Path, option: str = "--out", folder: bool = Tr
         raise DaafError(f"{option} {path}: {existing} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise DaafError(f"{option} {path}: cannot write into {existing} (permission denied)")
+
+
+def check_output_dir(folder: str | Path, kind: str, option: str = "--out") -> None:
+    """DaafError, before any work, unless a command can write its outputs (``kind``) into
+    ``folder``: writable (:func:`check_output_path`), and new, empty, or marked as daaf's
+    folder of ``kind`` by an earlier run (:func:`marked_output`). A folder of someone's files is
+    refused whatever their names: daaf replaces only files it can prove it made. Creates
+    nothing."""
+    check_output_path(folder, option)
+    folder = Path(folder)
+    if folder.is_dir() and user_entries(folder) and not made_by_daaf(folder, kind):
+        raise DaafError(
+            f"{option} {folder} holds files that daaf did not write (it has no {MARKER_NAME} "
+            f"marker of {kind}); daaf writes only into a new or empty folder, or one of its own, "
+            f"so as to replace nothing of yours: use another {option}"
+        )
+
+
+@contextmanager
+def marked_output(folder: str | Path, kind: str) -> Iterator[None]:
+    """Around a command's writing into ``folder``, checked by :func:`check_output_dir`: once it
+    has written (or failed half-way), a folder it made or found empty gets daaf's marker of
+    ``kind``, so that the next run may replace those files; nothing is made if nothing was."""
+    try:
+        yield
+    finally:
+        folder = Path(folder)
+        if folder.is_dir() and not made_by_daaf(folder, kind):
+            mark_dir(folder, kind)
 
 
 def user_entries(folder: Path) -> list[Path]:

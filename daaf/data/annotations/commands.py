@@ -68,11 +68,17 @@ def validate(store_dir: Path, root: Path | None) -> None:
 def show(store_dir: Path, out: Path, n: int, root: Path | None, seed: int) -> None:
     """Draw a grid of images with the mask overlaid and the COCO skeleton."""
     from daaf.data.annotations.reader import AnnotationStore
-    from daaf.data.annotations.show import draw_grid
+    from daaf.data.annotations.show import draw_grid, drawn_by_daaf
     from daaf.data.datasets import build_dataset
+    from daaf.errors import DaafError
     from daaf.utils.files import check_output_path
 
     check_output_path(out, folder=False)
+    if out.exists() and not drawn_by_daaf(out):
+        raise DaafError(
+            f"--out {out} exists and is not a grid daaf drew; daaf replaces only files it made: "
+            "use another --out"
+        )
     with AnnotationStore(store_dir) as store:
         image_dir = build_dataset(store.dataset, root).image_dir if root is not None else None
         path = draw_grid(store, out, n=n, image_dir=image_dir, seed=seed)

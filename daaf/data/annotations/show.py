@@ -7,12 +7,15 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from daaf.data.annotations.reader import AnnotationStore
 from daaf.data.annotations.schema import STATUS_NAMES, STATUS_OK, ImageAnnotation
 from daaf.data.keypoints import PIXEL_CENTRE, SKELETON
 from daaf.errors import DaafError
 
+SOFTWARE = "daaf annotations show"  # the PNG text by which a grid proves daaf drew it
 TILE = (256, 128)  # (height, width) of one grid cell
 COLUMNS = 8
 MASK_COLOUR = np.array([255, 96, 0], np.float32)  # BGR blue-ish overlay
@@ -84,6 +87,22 @@ def draw_grid(
         grid[y : y + TILE[0], x : x + TILE[1]] = tile
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(out_path), grid):
-        raise DaafError(f"cannot write the picture {out_path}; use a .png or .jpg file name")
+    text = PngInfo()
+    text.add_text("Software", SOFTWARE)
+    try:
+        Image.fromarray(grid[:, :, ::-1]).save(out_path, pnginfo=text)  # other formats ignore it
+    except (ValueError, KeyError, OSError) as exc:
+        raise DaafError(
+            f"cannot write the picture {out_path} ({exc}); use a .png or .jpg file name"
+        ) from None
     return out_path
+
+
+def drawn_by_daaf(path: str | Path) -> bool:
+    """Whether the picture at ``path`` is a grid :func:`draw_grid` drew (its PNG text says so):
+    the only file ``daaf annotations show --out`` replaces."""
+    try:
+        with Image.open(path) as image:
+            return getattr(image, "text", {}).get("Software") == SOFTWARE
+    except (OSError, ValueError):
+        return False

@@ -14,7 +14,7 @@ from daaf.data.datasets.folders import camera_index
 from daaf.data.datasets.market1501 import load_market_layout
 
 DUKE_DIR = "DukeMTMC-reID"
-NAME_PATTERN = re.compile(r"^(-?\d+)_c(\d+)_f\d+$")
+NAME_PATTERN = re.compile(r"^(-1|\d+)_c(\d+)_f\d+$")
 
 
 def parse_duke_name(stem: str) -> tuple[int, int] | None:

@@ -23,7 +23,7 @@ from daaf.data.datasets.folders import (
 
 MARKET_DIR = "Market-1501-v15.09.15"
 SPLIT_FOLDERS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
-NAME_PATTERN = re.compile(r"^(-?\d+)_c(\d+)s\d+_\d+_\d+$")
+NAME_PATTERN = re.compile(r"^(-1|\d+)_c(\d+)s\d+_\d+_\d+$")  # -1: junk; -5 does not parse
 
 LAYOUT = f"{MARKET_DIR}/{{bounding_box_train,query,bounding_box_test}}/0002_c1s1_000451_03.jpg"
 

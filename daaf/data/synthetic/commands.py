@@ -7,6 +7,8 @@ import click
 from daaf.data.synthetic.presets import PRESETS
 from daaf.utils.options import SEED
 
+SYNTH_KIND = "`daaf synth` output"  # the kind of daaf's marker in its --out
+
 
 @click.command("synth")
 @click.option(
@@ -53,12 +55,14 @@ def synth(
     the annotation store carries). The same seed gives byte-identical files whatever --workers.
     """
     from daaf.data.synthetic.generate import generate_dataset
-    from daaf.utils.files import check_output_path
+    from daaf.utils.files import check_output_dir, marked_output
 
-    check_output_path(out_dir)
-    dataset = generate_dataset(
-        out_dir, identities, cameras, images_per_identity, seed, occlusion, workers, preset=preset
-    )
+    check_output_dir(out_dir, SYNTH_KIND)
+    with marked_output(out_dir, SYNTH_KIND):
+        dataset = generate_dataset(
+            out_dir, identities, cameras, images_per_identity, seed, occlusion, workers,
+            preset=preset,
+        )  # fmt: skip
     for split, row in dataset.summary().items():
         click.echo(
             f"{split:<8} {row['images']:>6} images {row['ids']:>5} ids {row['cameras']:>2} cameras"

@@ -77,3 +77,23 @@ def test_show_draws_a_grid_of_tiles(tmp_path, store):
     assert (tile[250, 2] == 128).all()  # grey canvas away from the mask
     assert tile[:, :, 0].max() > 128  # mask overlay / skeleton colours are drawn
     assert run("show", store, "--out", tmp_path / "grid.nope").exit_code == 1
+
+
+def test_show_replaces_only_a_grid_it_drew(tmp_path, store):
+    """An existing --out that daaf did not draw (someone's figure) is refused and kept; a grid
+    show drew (its PNG text says so) is drawn again."""
+    figure = tmp_path / "figure.png"
+    cv2.imwrite(str(figure), np.zeros((4, 4, 3), np.uint8))
+    before = figure.read_bytes()
+    result = run("show", store, "--out", figure)
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        f"Error: --out {figure} exists and is not a grid daaf drew; daaf replaces only files it "
+        "made: use another --out"
+    ]
+    assert figure.read_bytes() == before
+    grid = tmp_path / "grid.png"
+    assert run("show", store, "--out", grid, "--n", 2).exit_code == 0
+    again = run("show", store, "--out", grid, "--n", 3, "--seed", 2)
+    assert again.exit_code == 0, again.output
+    assert cv2.imread(str(grid)).shape[1] == 3 * 128 + 2 * 4

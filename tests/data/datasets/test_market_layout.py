@@ -37,6 +37,17 @@ def test_market1501_rules(market_root):
         assert (dataset.image_dir / sample.path).is_file()
 
 
+def test_a_negative_pid_other_than_junk_is_reported_not_dropped(market_root, write_images):
+    """pid -1 marks junk, dropped without a word; -5 is a misnamed file, reported as one."""
+    write_images(market_root / "Market-1501-v15.09.15" / "bounding_box_test",
+                 ["-5_c1s1_000001_01.jpg"])  # fmt: skip
+    dataset = build_dataset("market1501", market_root)
+    assert sorted(dataset.skipped["file name does not parse"]) == [
+        "bounding_box_test/-5_c1s1_000001_01.jpg",
+        "bounding_box_train/IMG_1234.jpg",
+    ]
+
+
 def test_root_may_be_the_dataset_folder(market_root):
     parent = build_dataset("market1501", market_root)
     direct = build_dataset("market1501", market_root / "Market-1501-v15.09.15")
