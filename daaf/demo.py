@@ -367,7 +367,8 @@ def write_summary(out: Path, results: dict, label_note: str) -> str:
     show_default=True,
     help="Synthetic identities (half train, half test).",
 )
-@click.option("--epochs", type=int, default=None, help="Override the demo preset's epochs.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="Override the demo preset's epochs.")  # fmt: skip
 def demo(out_dir: str, device: str, identities: int, epochs: int | None) -> None:
     """Run the whole pipeline on synthetic data and write summary.md (16 min on 2 CPU cores)."""
     from daaf.utils.device import resolve_device

@@ -213,10 +213,12 @@ def render_all(
     default="query",
     show_default=True,
 )
-@click.option("--n", "n", default=8, show_default=True, help="Images, spread over the split.")
+@click.option("--n", "n", default=8, show_default=True, type=click.IntRange(min=1),
+              help="Images, spread over the split.")  # fmt: skip
 @click.option(
     "--components",
     default=256,
+    type=click.IntRange(min=0),
     show_default=True,
     help="Embedding components averaged per Grad-CAM map (random subset, --seed); 0 = all, exact.",
 )
@@ -224,6 +226,7 @@ def render_all(
 @click.option(
     "--jitter",
     default=2,
+    type=click.IntRange(min=1),
     show_default=True,
     help="Grad-CAM maps averaged over JITTER x JITTER input shifts of whole layer1 cells, "
     "against the stride-2 dot grid; 1 = the plain single pass.",
