@@ -25,6 +25,7 @@ from daaf.utils.options import device_option
 
 STAGES = 6
 PICTURE_COMPONENTS = 32  # Grad-CAM maps average 32 random embedding components, not 256
+RANK_LISTS = 8  # pictures of the best and worst queries per model and ranking
 MODELS = {"BoT": ["model.hab=false", "model.pab=false"], "DAAF-BoT": []}
 DEMO_KIND, DATA_KIND = "demo", "demo data"  # the kinds of daaf's marker in --out and --out/data
 # What stages 4 and 5 measured, saved beside their output with the checkpoints' SHA-256: a
@@ -198,7 +199,14 @@ def _export_and_evaluate(out: Path, name: str, checkpoint: Path, dataset, device
     report = export_model(checkpoint, export_dir)
     model, meta = load_inference_model(export_dir, device)
     table = evaluate_model(
-        model, meta, dataset, out / "eval" / name, device, rerank=True, model_name=name
+        model,
+        meta,
+        dataset,
+        out / "eval" / name,
+        device,
+        rerank=True,
+        model_name=name,
+        num_ranklists=RANK_LISTS,
     )
     plain, reranked = table.iloc[0], table.iloc[1]
     shape = (1, 3, meta["height"], meta["width"])

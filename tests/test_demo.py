@@ -54,13 +54,18 @@ def test_summary_states_the_difference_and_whether_its_interval_includes_zero(tm
 
 
 def test_demo_runs_end_to_end_and_resumes(tmp_path, monkeypatch):
-    """Both runs draw the pictures from one Grad-CAM component without input shifts, not 32
-    components x 2x2 shifts (most of the demo's time): the pictures' content is checked by the
-    visualize tests, this test checks that the demo makes them."""
+    """The demo's preset at 64x32 instead of 128x64 (the same code on a quarter of the pixels),
+    pictures from one Grad-CAM component without input shifts, not 32 components x 2x2 shifts,
+    and 2 rank lists per ranking, not 8: the pictures' content is checked by the visualize and
+    evaluate tests; this test checks that the demo makes every stage's output, and reuses it."""
     import daaf.demo
     import daaf.evaluation.visualize
 
+    small = tmp_path / "demo_64x32.yaml"
+    small.write_text(f"_base_: {daaf.demo.preset_path('demo')}\ndata: {{height: 64, width: 32}}\n")
+    monkeypatch.setattr(daaf.demo, "preset_path", lambda name: small)
     monkeypatch.setattr(daaf.demo, "PICTURE_COMPONENTS", 1)
+    monkeypatch.setattr(daaf.demo, "RANK_LISTS", 2)
     monkeypatch.setattr(daaf.evaluation.visualize, "DEFAULT_JITTER", 1)
     out = tmp_path / "demo"
     mark_dir(out, DEMO_KIND)
@@ -84,6 +89,8 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path, monkeypatch):
     assert "95% CI" in (out / "summary.md").read_text()
     for report in ("eval/BoT", "eval/DAAF-BoT", "compare"):
         assert (out / report / "report.html").is_file(), report
+    for model in ("BoT", "DAAF-BoT"):  # 2 per ranking, with and without re-ranking
+        assert len(list((out / "eval" / model / "ranklists").glob("*/*.png"))) == 4, model
     for picture in ("loss_curves.png", "cmc_curves.png", "pictures/holistic_attention.png",
                     "pictures/branch_outputs.png", "pictures/shuffle.png"):  # fmt: skip
         assert (out / picture).stat().st_size > 1000, picture

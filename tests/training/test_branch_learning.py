@@ -48,7 +48,7 @@ def fit_one_batch(root: Path, steps: int, *overrides: str):
 
 
 def test_default_decoders_fit_one_batch(tiny_dataset):
-    batch, masks, heatmaps, _ = fit_one_batch(tiny_dataset, 60)
+    batch, masks, heatmaps, _ = fit_one_batch(tiny_dataset, 30)
     ious = [
         mask_iou(m[0].numpy(), t[0].numpy()) for m, t in zip(masks, batch["masks"], strict=True)
     ]
