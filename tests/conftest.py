@@ -33,6 +33,15 @@ TINY = ["data.height=64", "data.width=32", "data.pad=2", "data.num_identities=4"
         "data.pre_crop_size=null"]  # fmt: skip
 
 
+# The longest test files (each over 15 s of CPU), started first: pytest-xdist hands out tests
+# in collection order, and a long test handed out last keeps one worker busy alone.
+LONGEST_FIRST = ("test_demo.py", "test_gpu_check.py", "test_branch_learning.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.path.name not in LONGEST_FIRST)  # stable: else as collected
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist, each worker takes its share of the cores for torch's threads, so
     that N workers do not run N x cores threads."""

@@ -51,7 +51,7 @@ def test_cached_and_stored_masks_make_the_same_samples(tiny_dataset):
     for index in range(len(dataset.train)):
         a, b = cached[index], stored[index]
         assert a.keys() == b.keys() and all(torch.equal(a[key], b[key]) for key in a)
-    workers = DataLoader(cached, batch_size=8, num_workers=2, multiprocessing_context="spawn")
+    workers = DataLoader(cached, batch_size=8, num_workers=1, multiprocessing_context="spawn")
     batches = list(workers)
     assert torch.equal(batches[1]["masks"], torch.stack([stored[i]["masks"] for i in range(8, 16)]))
 

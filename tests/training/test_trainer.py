@@ -58,7 +58,7 @@ def test_every_preset_builds_and_takes_a_step(preset):
         torch.optim.SGD(centers, lr=cfg.loss.center_lr) if centers else None,
     )
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    values = train_step(model, fake_batch(), optimizers, torch.amp.GradScaler("cpu", enabled=False),
+    values = train_step(model, fake_batch(p=2), optimizers, torch.amp.GradScaler("cpu", enabled=False),
                         criterion, data=cfg.data)  # fmt: skip
     assert all(torch.isfinite(torch.tensor(v)) for v in values.values())
     assert values["total"] == pytest.approx(sum(v for k, v in values.items() if k != "total"))
