@@ -23,6 +23,7 @@ from daaf.utils.config_fields import check_relations, checked_value, set_where, 
 from daaf.utils.options import DEVICE_NAMES, DEVICE_PATTERN
 
 GROUP_SCHEMES = Literal["all", "4", "6", "7", "each"]  # daaf.data.keypoints.KEYPOINT_GROUPS
+MAX_CONFIG_BYTES = 1 << 20  # a daaf config is a few KB; the presets are under 2 KB
 
 
 @dataclass
@@ -185,6 +186,11 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[dict[str, 
         raise ConfigError(f"{path}: circular _base_ chain")
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:  # PyYAML would parse a huge file for minutes before any check
+        raise ConfigError(
+            f"{path}: {size:,} bytes is not a daaf config (at most {MAX_CONFIG_BYTES:,} bytes)"
+        )
     try:
         values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except UnicodeDecodeError as exc:

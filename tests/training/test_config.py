@@ -230,6 +230,11 @@ def test_a_huge_value_gives_a_short_line():
         (b"model: [\x01\n", "not valid YAML: "),
         (b"_base_: 5\n", "_base_ must be the path of a YAML file .*, got 5$"),
         (b"_base_: [a.yaml]\n", "_base_ must be the path of a YAML file"),
+        # 1.6 MB, of which PyYAML would parse 10 MB for minutes
+        (
+            b"model:\n  pab_groups: [" + b"[0, 1, 2], " * 150_000 + b"[3]]\n",
+            r"1,650,\d+ bytes is not a daaf config \(at most 1,048,576 bytes\)$",
+        ),
     ],
 )
 def test_unreadable_config_files_give_one_line(tmp_path, content, message):
