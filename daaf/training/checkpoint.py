@@ -13,7 +13,6 @@ classes is refused before any memory is allocated.
 from __future__ import annotations
 
 import copy
-import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,12 @@ from daaf.utils.safe_load import describe_exception, load_weights_only
 
 # What `daaf train --resume` needs besides the model, config and class count.
 RESUME_KEYS = ("criterion", "optimizer", "scheduler", "scaler", "sampler", "rng", "epoch", "step")
+# A resumed run is the same run: its network, data, losses, optimiser, seed and epoch length
+# stay as trained. These settings may change (where the files are, how they are read, on which
+# device, how long and how often things are logged), with every train.* but RESUME_SAME_TRAIN.
+RESUME_MAY_CHANGE = frozenset({"model.pretrained", "data.root", "data.annotations",
+                               "data.workers", "data.cache_masks", "data.test_batch_size"})  # fmt: skip
+RESUME_SAME_TRAIN = ("train.seed", "train.iters_per_epoch")
 METRICS = ("euclidean", "cosine")  # daaf.evaluation.distance.METRICS
 # Reading these cannot go wrong in a way worth a traceback: the file does not fit the run.
 MISFITS = (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError)
@@ -176,9 +181,20 @@ def trained_epochs(path: Path) -> int:
     return _count(state["epoch"], "epoch", path)
 
 
+def _may_change(key: str) -> bool:
+    return key in RESUME_MAY_CHANGE or (key.startswith("train.") and key not in RESUME_SAME_TRAIN)
+
+
+def _flat(sections: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return {f"{name}.{key}": value for name, values in sections.items()
+            for key, value in values.items()}  # fmt: skip
+
+
 def load_resume_checkpoint(path: Path, cfg: Config) -> dict[str, Any]:
     """The checkpoint ``daaf train --resume`` continues, refused unless it holds every part of
-    the training state and its network is the one ``cfg`` describes (``model.*`` values)."""
+    the training state and ``cfg`` describes the same run (all but :data:`RESUME_MAY_CHANGE`
+    and the ``train.*`` settings outside :data:`RESUME_SAME_TRAIN`). An "auto" keypoint score
+    threshold in ``cfg`` becomes the number the run resolved it to when it started."""
     state = load_checkpoint(path)
     missing = [key for key in RESUME_KEYS if key not in state]
     if missing:
@@ -188,17 +204,17 @@ def load_resume_checkpoint(path: Path, cfg: Config) -> dict[str, Any]:
         )
     _count(state["epoch"], "epoch", path)
     _count(state["step"], "step", path)
-    trained = checkpoint_config(state["config"], path).model
-    changed = [
-        (f.name, getattr(trained, f.name), getattr(cfg.model, f.name))
-        for f in dataclasses.fields(trained)
-        if f.name != "pretrained" and getattr(trained, f.name) != getattr(cfg.model, f.name)
-    ]
+    trained = _flat(checkpoint_config(state["config"], path).to_dict())
+    if cfg.data.keypoint_score_threshold == "auto":  # the value this run resolved "auto" to
+        cfg.data.keypoint_score_threshold = trained["data.keypoint_score_threshold"]
+    asked = _flat(cfg.to_dict())
+    changed = [key for key in trained if trained[key] != asked[key] and not _may_change(key)]
     if changed:
-        then = ", ".join(f"model.{name}={old!r:.40}" for name, old, _ in changed)
-        now = ", ".join(f"model.{name}={new!r:.40}" for name, _, new in changed)
+        then = ", ".join(f"{key}={trained[key]!r:.40}" for key in changed[:4])
+        now = ", ".join(f"{key}={asked[key]!r:.40}" for key in changed[:4])
+        more = f" (and {len(changed) - 4} more settings)" if len(changed) > 4 else ""
         raise DaafError(
-            f"{path}: trained with {then}, but this run asks for {now}; resume with the run's "
+            f"{path}: trained with {then}, but this run asks for {now}{more}; resume with the run's "
             "own config.yaml, or train into another --out"
         )
     return state

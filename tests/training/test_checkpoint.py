@@ -247,6 +247,10 @@ RESUMES = [
      "own config.yaml, or train into another --out"),
     ("hab", [], ["model.hab=false"], "trained with model.hab=True, but this run asks for "
      "model.hab=False"),
+    ("height", [], ["data.height=128"], "trained with data.height=64, but this run asks for "
+     "data.height=128; resume with"),  # the same run: data, losses, optimiser, seed as trained
+    ("seed", [], ["train.seed=1", "optim.lr=0.1"], "trained with optim.lr=0.00035, train.seed=0, "
+     "but this run asks for optim.lr=0.1, train.seed=1; resume with"),
     ("epoch", _drop_key("epoch"), [], "cannot resume: no epoch in this checkpoint"),
     ("criterion", _drop_key("criterion"), [], "cannot resume: no criterion in this checkpoint"),
     ("rng", _drop_key("rng"), [], "cannot resume: no rng in this checkpoint"),
