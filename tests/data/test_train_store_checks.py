@@ -136,7 +136,8 @@ def _set_status(store, status):
 def test_a_store_without_one_labeled_training_image_is_refused(store):
     train = build_dataset("market1501", store.parent).train
     _set_status(store, 2)
-    with pytest.raises(DaafError, match=r"48 of 48 training images have no labels \(48 unread"):
+    with pytest.raises(DaafError, match=r"none of the 48 train images is labelled \(status 0\): "
+                       r"48 unreadable; `daaf annotations validate "):  # fmt: skip
         open_store_for(train, store, "market1501")
 
 

@@ -12,7 +12,13 @@ import pandas as pd
 from tqdm import tqdm
 
 from daaf.data.annotations.info import STORE_INFO_NAME, read_store_info
-from daaf.data.annotations.schema import MANIFEST_NAME, SHARD_PATTERN, keypoints_off_image
+from daaf.data.annotations.schema import (
+    MANIFEST_NAME,
+    SHARD_PATTERN,
+    STATUS_NAMES,
+    STATUS_OK,
+    keypoints_off_image,
+)
 from daaf.data.annotations.shards import (
     ShardHeader,
     hash_datasets,
@@ -56,6 +62,14 @@ def _check_shard(path: Path) -> tuple[ShardHeader, pd.DataFrame, list[str]]:
             f"{path}: {int(off_image.sum())} keypoint(s) of {int(images.sum())} image(s) lie "
             f"outside their image and are not (NaN, NaN, 0), first in "
             f"{rows['image_path'][int(np.argmax(images))]}"
+        )
+    unknown = ~rows["status"].isin(list(STATUS_NAMES))
+    if unknown.any():
+        problems.append(
+            f"{path}: {int(unknown.sum())} row(s) of status "
+            f"{', '.join(map(str, sorted(set(rows['status'][unknown]))[:5]))}, which the schema "
+            f"does not define ({', '.join(f'{k} {v}' for k, v in STATUS_NAMES.items())}), "
+            f"first {rows['image_path'][unknown].iloc[0]}"
         )
     match = SHARD_PATTERN.match(path.name)
     if (header.split, header.shard_index) != (match["split"], int(match["index"])):
@@ -184,6 +198,16 @@ def validate_store(
     problems += header_mismatches(headers)
     scanned = pd.concat(frames, ignore_index=True) if frames else None
     if scanned is not None:
+        for split, rows in scanned.groupby("split"):
+            if not (rows["status"] == STATUS_OK).any():
+                problems.append(
+                    f"{store_dir}: none of the {len(rows)} {split} images is labelled (status "
+                    f"{STATUS_OK}): "
+                    + ", ".join(
+                        f"{n} {STATUS_NAMES.get(code, code)}"
+                        for code, n in rows["status"].value_counts().sort_index().items()
+                    )
+                )
         duplicated = scanned["image_path"][scanned["image_path"].duplicated()]
         if len(duplicated):
             problems.append(

@@ -85,6 +85,16 @@ PROBLEMS = {
         lambda s: (s / "gallery-00001.h5").rename(s / "gallery-00004.h5"),
         r"gallery-00004.h5: attributes say split 'gallery' shard 1",
     ),
+    "status 9": (
+        lambda s: _edit(s / "train-00001.h5", lambda f: f["status"].__setitem__(1, 9)),
+        r"train-00001.h5: 1 row\(s\) of status 9, which the schema does not define \(0 ok, "
+        r"1 no person, 2 unreadable, 3 labeler error\), first bounding_box_train/",
+    ),
+    "nothing labelled": (
+        lambda s: [_edit(shard, lambda f: f["status"].__setitem__(Ellipsis, 1))
+                   for shard in s.glob("query-*.h5")],
+        r"store: none of the \d+ query images is labelled \(status 0\): \d+ no person$",
+    ),  # fmt: skip
     "no manifest": (lambda s: (s / "manifest.csv").unlink(), r"manifest.csv is missing"),
     "manifest row": (
         lambda s: (s / "manifest.csv").write_text(
