@@ -29,8 +29,9 @@ def open_store_for(samples: list[Sample], store_dir: str | Path, dataset: str) -
 
     Its training shards are validated first (:func:`validate_store`: whole, schema v1, content
     matching ``content_sha256``, manifest rows matching the shards, keypoints inside the
-    image): about 1.6 s per 13,000 images, as long as decoding their masks. A store labeling
-    no training image is refused; images without labels (status not 0) are named in a warning.
+    image): about 1.6 s per 13,000 images, as long as decoding their masks. A store giving an
+    image another pid or camid than the dataset, or labeling no training image, is refused;
+    images without labels (status not 0) are named in a warning.
     """
     problems = validate_store(store_dir, splits=("train",))
     if problems:
@@ -51,8 +52,25 @@ def open_store_for(samples: list[Sample], store_dir: str | Path, dataset: str) -
             f"annotation store {store_dir} does not cover the training split: {len(missing)} "
             f"of {len(samples)} images missing, first: {listed}"
         )
+    _check_identities(store, samples)
     _check_labels(store, samples)
     return store
+
+
+def _check_identities(store: AnnotationStore, samples: list[Sample]) -> None:
+    """Refuse a store that gives training images another pid or camid than the dataset does:
+    its labels were made for other images (rows or paths swapped)."""
+    stored = store.manifest.set_index("image_path").loc[[s.path for s in samples]]
+    wrong = np.flatnonzero(
+        (stored["pid"].to_numpy() != np.array([s.pid for s in samples]))
+        | (stored["camid"].to_numpy() != np.array([s.camid for s in samples]))
+    )
+    if len(wrong):
+        raise DaafError(
+            f"annotation store {store.store_dir} gives {len(wrong)} of {len(samples)} training "
+            f"images another pid or camid than the dataset does, first: {samples[wrong[0]].path}; "
+            "its labels belong to other images: relabel the dataset"
+        )
 
 
 def _check_labels(store: AnnotationStore, samples: list[Sample]) -> None:

@@ -117,6 +117,30 @@ def test_a_tampered_store_is_refused_in_one_line(store, tamper, message):
     assert text.endswith(f"`daaf annotations validate {store}` lists every problem")
 
 
+def _swap_paths(f):
+    paths = f["image_path"].asstr()[()]
+    paths[[0, -1]] = paths[[-1, 0]]  # the first and last image: two identities
+    f["image_path"][...] = paths
+
+
+@pytest.mark.parametrize(("tamper", "wrong"), [(_swap_paths, 2),
+                                               (lambda f: f["pid"].__setitem__(5, 7), 1)],
+                         ids=["paths swapped", "pid changed"])  # fmt: skip
+def test_labels_of_other_images_are_refused_even_when_rehashed(store, tamper, wrong):
+    """A careful forger: the shard is rehashed and the manifest rebuilt, so the store is
+    whole, but its labels name other images than the dataset's file names do."""
+    train = build_dataset("market1501", store.parent).train
+    _edit(store, tamper)
+    AnnotationWriter(store, "market1501", {}).write_manifest()
+    with pytest.raises(DaafError) as info:
+        open_store_for(train, store, "market1501")
+    assert re.fullmatch(
+        f"annotation store {re.escape(str(store))} gives {wrong} of 48 training images another pid "
+        r"or camid than the dataset does, first: bounding_box_train/\S+; its labels belong to "
+        "other images: relabel the dataset", str(info.value)
+    ), str(info.value)  # fmt: skip
+
+
 def test_unfinished_other_splits_and_no_manifest_still_train(store):
     train = build_dataset("market1501", store.parent).train
     _info(store)
