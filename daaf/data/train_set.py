@@ -11,6 +11,7 @@ from torch.utils.data import Dataset
 
 from daaf.data.annotations import STATUS_OK, AnnotationStore, validate_store
 from daaf.data.annotations.schema import STATUS_NAMES
+from daaf.data.annotations.validate import identity_mismatches
 from daaf.data.config import DataConfig
 from daaf.data.datasets import Sample
 from daaf.data.images import read_rgb
@@ -60,15 +61,11 @@ def open_store_for(samples: list[Sample], store_dir: str | Path, dataset: str) -
 def _check_identities(store: AnnotationStore, samples: list[Sample]) -> None:
     """Refuse a store that gives training images another pid or camid than the dataset does:
     its labels were made for other images (rows or paths swapped)."""
-    stored = store.manifest.set_index("image_path").loc[[s.path for s in samples]]
-    wrong = np.flatnonzero(
-        (stored["pid"].to_numpy() != np.array([s.pid for s in samples]))
-        | (stored["camid"].to_numpy() != np.array([s.camid for s in samples]))
-    )
-    if len(wrong):
+    wrong = identity_mismatches(store.manifest, samples)
+    if wrong:
         raise DaafError(
             f"annotation store {store.store_dir} gives {len(wrong)} of {len(samples)} training "
-            f"images another pid or camid than the dataset does, first: {samples[wrong[0]].path}; "
+            f"images another pid or camid than the dataset does, first: {wrong[0]}; "
             "its labels belong to other images: relabel the dataset"
         )
 

@@ -29,7 +29,7 @@ from daaf.data.annotations.shards import (
     read_header,
     read_manifest,
 )
-from daaf.data.datasets.base import SPLITS, ReIDDataset
+from daaf.data.datasets.base import SPLITS, ReIDDataset, Sample
 from daaf.errors import DaafError
 
 EXAMPLES = 3  # paths named per problem
@@ -105,19 +105,29 @@ def _compare_manifest(manifest: pd.DataFrame, scanned: pd.DataFrame, path: Path)
     return problems
 
 
+def identity_mismatches(rows: pd.DataFrame, samples: list[Sample]) -> list[str]:
+    """The paths of ``samples`` that the manifest ``rows`` (image_path, pid, camid) hold with
+    another pid or camid than the dataset gives them: labels made for other images."""
+    stored = dict(
+        zip(rows["image_path"], zip(rows["pid"], rows["camid"], strict=True), strict=True)
+    )
+    return [
+        s.path for s in samples
+        if s.path in stored and tuple(map(int, stored[s.path])) != (s.pid, s.camid)
+    ]  # fmt: skip
+
+
 def _compare_dataset(
     scanned: pd.DataFrame, dataset: ReIDDataset, splits: tuple[str, ...] | list[str]
 ) -> list[str]:
     problems = []
     for split in splits:
-        expected = {s.path: (s.pid, s.camid) for s in dataset.split(split)}
+        expected = dataset.split(split)
         rows = scanned[scanned["split"] == split]
-        stored = dict(
-            zip(rows["image_path"], zip(rows["pid"], rows["camid"], strict=True), strict=True)
-        )
-        missing = [p for p in expected if p not in stored]
-        extra = [p for p in stored if p not in expected]
-        wrong = [p for p in expected if p in stored and tuple(map(int, stored[p])) != expected[p]]
+        stored, paths = set(rows["image_path"]), {s.path for s in expected}
+        missing = [s.path for s in expected if s.path not in stored]
+        extra = [p for p in rows["image_path"] if p not in paths]
+        wrong = identity_mismatches(rows, expected)
         if missing:
             problems.append(
                 f"{split}: {len(missing)} image(s) of dataset {dataset.name!r} are not in the "
