@@ -91,8 +91,10 @@ PROBLEMS = {
         r"1 no person, 2 unreadable, 3 labeler error\), first bounding_box_train/",
     ),
     "nothing labelled": (
-        lambda s: [_edit(shard, lambda f: f["status"].__setitem__(Ellipsis, 1))
-                   for shard in s.glob("query-*.h5")],
+        lambda s: [
+            _edit(shard, lambda f: f["status"].__setitem__(Ellipsis, 1))
+            for shard in s.glob("query-*.h5")
+        ],
         r"store: none of the \d+ query images is labelled \(status 0\): \d+ no person$",
     ),  # fmt: skip
     "no manifest": (lambda s: (s / "manifest.csv").unlink(), r"manifest.csv is missing"),
