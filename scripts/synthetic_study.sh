@@ -6,7 +6,8 @@
 # - STUDY=v2 (the default; issue 19): `daaf synth --preset misaligned`; BoT, DAAF-BoT as the
 #   paper, and DAAF-BoT with quarter-resolution decoders and grad_ratio balancing
 #   (study_daaf_bot_fix); the CIs also on the occluded, the misaligned and the other queries
-#   apart (conditions.csv).
+#   apart (conditions.csv). A diagnostic row, study_pab_no_reid (the fix row's network trained on
+#   the PAB's loss alone), NO_REID_SEEDS seeds (default 1): its PCK, not its mAP, is the point.
 #
 #   scripts/synthetic_study.sh OUT                  # everything (OUT: an absolute path)
 #   STAGE=collect scripts/synthetic_study.sh OUT   # only the table, CIs and figures
@@ -25,6 +26,7 @@ DAAF_SEEDS=${DAAF_SEEDS:-$SEEDS}
 PAB30_SEEDS=${PAB30_SEEDS:-$SEEDS}
 HAB_SEEDS=${HAB_SEEDS:-$SEEDS}
 PAB_SEEDS=${PAB_SEEDS:-$SEEDS}
+NO_REID_SEEDS=${NO_REID_SEEDS:-1}
 STAGE=${STAGE:-all}
 PY=${PYTHON:-python}
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
@@ -38,15 +40,18 @@ if [ "$STUDY" = v1 ]; then
   LANES=("study_bot study_daaf_bot_pab30 study_hab_only" "study_daaf_bot study_pab_only")
 else
   PRESET=misaligned
-  ALL_ROWS="study_bot study_daaf_bot study_daaf_bot_fix"
-  LANES=("study_bot study_daaf_bot_fix" "study_daaf_bot")
+  ALL_ROWS="study_bot study_daaf_bot study_daaf_bot_fix study_pab_no_reid"
+  LANES=("study_bot study_daaf_bot_fix" "study_daaf_bot study_pab_no_reid")
 fi
 
 if [ "$STAGE" = all ]; then
   [ -f "$OUT/data/annotations/manifest.csv" ] ||
     $PY -m daaf.cli synth --out "$OUT/data" --preset "$PRESET" --workers 1
   mkdir -p "$OUT/logs"
-  train() { $PY scripts/run_table.py "${common[@]}" --seeds "$SEEDS" --only "$1" > "$OUT/logs/$1.log" 2>&1; }
+  train() {  # SEEDS seeds per row; the diagnostic row NO_REID_SEEDS
+    local seeds=$SEEDS; [ "$1" = study_pab_no_reid ] && seeds=$NO_REID_SEEDS
+    $PY scripts/run_table.py "${common[@]}" --seeds "$seeds" --only "$1" > "$OUT/logs/$1.log" 2>&1
+  }
   lane() { for row in $1; do train "$row"; done; }
   lane "${LANES[0]}" &  # two lanes
   lane "${LANES[1]}" &
@@ -58,26 +63,30 @@ fi
 # the paired CI against BoT (each side's seeds averaged per query) and the pictures beside BoT.
 ROWS=${ROWS:-$ALL_ROWS}
 declare -A N=([study_bot]=$BOT_SEEDS [study_daaf_bot]=$DAAF_SEEDS [study_daaf_bot_pab30]=$PAB30_SEEDS
-              [study_hab_only]=$HAB_SEEDS [study_pab_only]=$PAB_SEEDS [study_daaf_bot_fix]=$FIX_SEEDS)
-evals() { for s in $(seq 0 $((N[$1] - 1))); do echo "$OUT/runs/seed$s/$1/eval_synthetic"; done; }
+              [study_hab_only]=$HAB_SEEDS [study_pab_only]=$PAB_SEEDS [study_daaf_bot_fix]=$FIX_SEEDS
+              [study_pab_no_reid]=$NO_REID_SEEDS)
+# The comparisons run in OUT and name the runs relative to it, in their text and figures.
+evals() { for s in $(seq 0 $((N[$1] - 1))); do echo "runs/seed$s/$1/eval_synthetic"; done; }
+compare() { (cd "$OUT" && $PY -m daaf.cli compare --json "$@"); }
 for row in $ROWS; do
   $PY scripts/run_table.py "${common[@]}" --seeds "${N[$row]}" --only "$row"
   cp "$OUT/runs/tablestudy.csv" "$OUT/$row.csv"
   cp "$OUT/runs/tablestudy_seeds.csv" "$OUT/${row}_seeds.csv"
   [ "$row" = study_bot ] && continue
-  $PY -m daaf.cli compare --json --out "$OUT/compare_$row" \
-    --baseline $(evals study_bot) --candidate $(evals "$row") | tee "$OUT/compare_$row.txt"
-  cp "$OUT/compare_$row/bootstrap.png" "$OUT/compare_$row.png"  # the figure docs/results shows
-  if [ "$STUDY" = v2 ]; then  # the same comparison on the occluded, misaligned and other queries
-    conditions="$OUT/data/conditions.csv"
-    for subset in occluded misaligned other; do
-      case $subset in
-        other) where=(--queries "$conditions:occluded=0" --queries "$conditions:misaligned=0") ;;
-        *) where=(--queries "$conditions:$subset") ;;
-      esac
-      $PY -m daaf.cli compare --json "${where[@]}" --baseline $(evals study_bot) \
-        --candidate $(evals "$row") > "$OUT/compare_${row}_$subset.txt"
-    done
+  if [ "$row" != study_pab_no_reid ]; then  # the diagnostic is no ReID model: no mAP comparison
+    compare --out "compare_$row" --baseline $(evals study_bot) --candidate $(evals "$row") |
+      tee "$OUT/compare_$row.txt"
+    cp "$OUT/compare_$row/bootstrap.png" "$OUT/compare_$row.png"  # the figure docs/results shows
+    if [ "$STUDY" = v2 ]; then  # the same comparison on the occluded, misaligned and other queries
+      for subset in occluded misaligned other; do
+        case $subset in
+          other) where=(--queries data/conditions.csv:occluded=0 --queries data/conditions.csv:misaligned=0) ;;
+          *) where=(--queries "data/conditions.csv:$subset") ;;
+        esac
+        compare "${where[@]}" --baseline $(evals study_bot) --candidate $(evals "$row") \
+          > "$OUT/compare_${row}_$subset.txt"
+      done
+    fi
   fi
   $PY -m daaf.cli visualize --model "$OUT/runs/seed0/$row/checkpoints/last.pt" \
     --base-model "$OUT/runs/seed0/study_bot/checkpoints/last.pt" --dataset synthetic \
