@@ -170,7 +170,7 @@ def test_the_study_table_reads_the_study_configs():
     # v2's diagnostic: the fix row's network on the PAB's loss alone
     alone = load_config(STUDY_DIR / "study_pab_no_reid.yaml")
     loss = alone.loss
-    assert (loss.id_weight, loss.triplet_weight, loss.center_weight, loss.hab_weight) == (0, 0, 0, 0)
+    assert loss.id_weight == loss.triplet_weight == loss.center_weight == loss.hab_weight == 0
     assert (loss.pab_weight, loss.branch_balance, alone.model.decoder_stride) == (1, "none", 4)
     assert module.BASE_ROWS["study"] == "study_bot"
     assert [c.name for c in module.table_configs("3")] == [
