@@ -330,6 +330,54 @@ def difference_note(baseline_eval: Path, candidate_eval: Path, report_dir: Path)
     ])  # fmt: skip
 
 
+def last_health(metrics: Path) -> dict[str, float]:
+    """The last branch-health measurement in a run's ``metrics.jsonl`` (``health/...`` keys and
+    its ``step``), or {} if none was logged."""
+    last: dict[str, float] = {}
+    if metrics.is_file():
+        for line in metrics.read_text().splitlines():
+            row = json.loads(line)
+            if any(key.startswith("health/") for key in row):
+                last = row
+    return last
+
+
+def branch_note(results: dict, health: dict[str, float]) -> str:
+    """summary.md's paragraph on whether DAAF-BoT's branches learned: PAB PCK beside the
+    constant map's, and each branch's loss beside the all-zero map's at the last measurement,
+    judged as ``daaf train``'s warning judges it (study v2: the PAB often learns nothing)."""
+    from daaf.training.branch_health import DOCS, TOLERANCE
+
+    row, lines = results.get("DAAF-BoT", {}), []
+    if "pab_pck" in row and "constant_map_pck" in row:
+        lines.append(
+            f"- PAB PCK {row['pab_pck']:.3f} on the queries; a constant map (every keypoint at its "
+            f"median place in the training set) scores {row['constant_map_pck']:.3f} on them."
+        )
+    for branch, name in (("hab", "HAB"), ("pab", "PAB")):
+        loss, zero = (
+            health.get(f"health/{branch}/loss"),
+            health.get(f"health/{branch}/zero_map_loss"),
+        )
+        if loss is None or not zero:
+            continue
+        below = 1 - loss / zero
+        side = f"{100 * abs(below):.0f}% {'below' if below >= 0 else 'above'} it"
+        verdict = "learning" if below >= TOLERANCE else "not learning"
+        lines.append(
+            f"- {name} loss {loss:.4g} at step {health['step']}, against {zero:.4g} for the "
+            f"all-zero map ({side}): {verdict}, by the {100 * TOLERANCE:.0f}% test of "
+            "`daaf train`'s warning."
+        )
+    if not lines:
+        return ""
+    return "\n".join([
+        "## Did the branches learn?", "", *lines, "",
+        "Study v2 (docs/results/synthetic_v2.md) measured when the PAB learns on synthetic data; "
+        f"{DOCS} says what to try.",
+    ])  # fmt: skip
+
+
 def write_summary(out: Path, results: dict, label_note: str) -> str:
     """summary.csv and summary.md from ``results`` and the per-query results in out/eval/<model>;
     returns the table and the DAAF-BoT - BoT paragraph for the terminal."""
@@ -342,9 +390,10 @@ def write_summary(out: Path, results: dict, label_note: str) -> str:
         "mAP": "mAP", "rank1": "Rank-1", "mAP_rerank": "mAP (RR)", "rank1_rerank": "Rank-1 (RR)",
         "mINP": "mINP", "params": "params", "latency_ms_batch1": "ms/img (b=1)",
         "latency_ms_batch32": "ms/batch (b=32)", "hab_mask_iou": "HAB IoU", "pab_pck": "PAB PCK",
-        "background_sensitivity": "bg sensitivity",
+        "constant_map_pck": "PCK of a constant map", "background_sensitivity": "bg sensitivity",
     })  # fmt: skip
     difference = difference_note(out / "eval" / "BoT", out / "eval" / "DAAF-BoT", out / "compare")
+    branches = branch_note(results, last_health(out / "runs" / "DAAF-BoT" / "metrics.jsonl"))
     text = "\n".join([
         "# daaf demo: BoT vs DAAF-BoT on synthetic pedestrians", "",
         "Measured on this machine by `daaf demo`; synthetic data, tiny ResNet-18 from scratch,",
@@ -354,14 +403,14 @@ def write_summary(out: Path, results: dict, label_note: str) -> str:
         "- params and latency: the exported model (TorchScript-free eager module) on this device.",
         "- HAB IoU: HAB mask vs true mask on the query set; PAB PCK: heatmap argmax within 0.1 x image height.",
         "- bg sensitivity: embedding change when the background is replaced, / change to another person.",
-        "", "## Is DAAF-BoT better here?", "", difference, "",
+        "", "## Is DAAF-BoT better here?", "", difference, "", *([branches, ""] if branches else []),
         "Reports to browse: [BoT](eval/BoT/report.html), [DAAF-BoT](eval/DAAF-BoT/report.html)"
         " (metrics, CMC, worst and best rank lists) and [DAAF-BoT vs BoT](compare/report.html)"
         " (paired differences, the queries that changed most).", "",
         "Pictures: loss_curves.png, cmc_curves.png, eval/*/ranklists/, pictures/.",
     ])  # fmt: skip
     (out / "summary.md").write_text(text + "\n")
-    return markdown + "\n\n" + difference
+    return "\n\n".join(filter(None, [markdown, difference, branches]))
 
 
 @click.command("demo")
@@ -392,6 +441,8 @@ def demo(out_dir: str, device: str, identities: int, epochs: int | None) -> None
 
 
 def _run(out: Path, torch_device, identities: int, epochs: int | None, start: float) -> None:
+    from daaf.data.synthetic.stats import summarize
+
     _stage(1, "synthetic pedestrians", start)
     data, truth = make_data(out, identities)
     _stage(2, "labels", start)
@@ -403,6 +454,7 @@ def _run(out: Path, torch_device, identities: int, epochs: int | None, start: fl
     results = export_and_evaluate(out, data, checkpoints, torch_device)
     _stage(5, "attention: branch accuracy, background sensitivity, pictures", start)
     attention(out, data, store, checkpoints, torch_device, results)
+    results["DAAF-BoT"]["constant_map_pck"] = summarize(data)["constant_map_pck"]
     _stage(6, "summary", start)
     loss_curves(out)
     cmc_curves(out)

@@ -53,6 +53,34 @@ def test_summary_states_the_difference_and_whether_its_interval_includes_zero(tm
     assert "evidence that" not in text
 
 
+def test_summary_says_whether_each_branch_learned(tmp_path):
+    """PAB PCK beside the constant map's, and each branch's last loss against the all-zero
+    map's, judged by the 5% of daaf train's warning."""
+    from daaf.demo import branch_note, last_health
+
+    metrics = tmp_path / "metrics.jsonl"
+    rows = [{"step": 20, "total": 3.0},
+            {"step": 40, "health/hab/loss": 9.0, "health/hab/zero_map_loss": 10.0,
+             "health/pab/loss": 3.0, "health/pab/zero_map_loss": 3.0},
+            {"step": 60, "health/hab/loss": 5.0, "health/hab/zero_map_loss": 10.0,
+             "health/pab/loss": 3.3, "health/pab/zero_map_loss": 3.0},
+            {"step": 70, "total": 2.0}]  # fmt: skip
+    metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    health = last_health(metrics)
+    assert health["step"] == 60 and health["health/pab/loss"] == 3.3
+    results = {"BoT": {"mAP": 5.0}, "DAAF-BoT": {"pab_pck": 0.041, "constant_map_pck": 0.802}}
+    note = branch_note(results, health)
+    assert "PAB PCK 0.041 on the queries; a constant map" in note and "scores 0.802" in note
+    assert "HAB loss 5 at step 60, against 10 for the all-zero map (50% below it): learning" in note
+    assert (
+        "PAB loss 3.3 at step 60, against 3 for the all-zero map (10% above it): not learning"
+        in note
+    )
+    assert "docs/training.md, section 'A branch that does not learn'" in note
+    assert last_health(tmp_path / "missing.jsonl") == {}
+    assert branch_note({"BoT": {}}, {}) == ""  # nothing measured, nothing said
+
+
 def test_demo_runs_end_to_end_and_resumes(tmp_path, monkeypatch):
     """The demo's preset at 64x32 instead of 128x64 (the same code on a quarter of the pixels),
     pictures from one Grad-CAM component without input shifts, not 32 components x 2x2 shifts,
@@ -85,6 +113,8 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path, monkeypatch):
     assert summary.loc["BoT", "params"] == summary.loc["DAAF-BoT", "params"]  # stripped export
     assert 0 <= summary.loc["DAAF-BoT", "hab_mask_iou"] <= 1
     assert pd.isna(summary.loc["BoT", "hab_mask_iou"])
+    assert 0 <= summary.loc["DAAF-BoT", "constant_map_pck"] <= 1
+    assert "## Did the branches learn?" in (out / "summary.md").read_text()
     assert "| DAAF-BoT |" in (out / "summary.md").read_text()
     assert "95% CI" in (out / "summary.md").read_text()
     for report in ("eval/BoT", "eval/DAAF-BoT", "compare"):
