@@ -330,18 +330,6 @@ def difference_note(baseline_eval: Path, candidate_eval: Path, report_dir: Path)
     ])  # fmt: skip
 
 
-def last_health(metrics: Path) -> dict[str, float]:
-    """The last branch-health measurement in a run's ``metrics.jsonl`` (``health/...`` keys and
-    its ``step``), or {} if none was logged."""
-    last: dict[str, float] = {}
-    if metrics.is_file():
-        for line in metrics.read_text().splitlines():
-            row = json.loads(line)
-            if any(key.startswith("health/") for key in row):
-                last = row
-    return last
-
-
 def branch_note(results: dict, health: dict[str, float]) -> str:
     """summary.md's paragraph on whether DAAF-BoT's branches learned: PAB PCK beside the
     constant map's, and each branch's loss beside the all-zero map's at the last measurement,
@@ -383,6 +371,8 @@ def write_summary(out: Path, results: dict, label_note: str) -> str:
     returns the table and the DAAF-BoT - BoT paragraph for the terminal."""
     import pandas as pd
 
+    from daaf.training.branch_health import last_measurement
+
     table = pd.DataFrame.from_dict(results, orient="index")
     table.index.name = "model"
     table.to_csv(out / "summary.csv", float_format="%.4f")
@@ -393,7 +383,7 @@ def write_summary(out: Path, results: dict, label_note: str) -> str:
         "constant_map_pck": "PCK of a constant map", "background_sensitivity": "bg sensitivity",
     })  # fmt: skip
     difference = difference_note(out / "eval" / "BoT", out / "eval" / "DAAF-BoT", out / "compare")
-    branches = branch_note(results, last_health(out / "runs" / "DAAF-BoT" / "metrics.jsonl"))
+    branches = branch_note(results, last_measurement(out / "runs" / "DAAF-BoT" / "metrics.jsonl"))
     text = "\n".join([
         "# daaf demo: BoT vs DAAF-BoT on synthetic pedestrians", "",
         "Measured on this machine by `daaf demo`; synthetic data, tiny ResNet-18 from scratch,",

@@ -3,8 +3,10 @@
     python scripts/plot_losses.py --runs runs/study --png docs/results/synthetic/losses.png
 
 Reads ``RUNS/seed<i>/<row>/metrics.jsonl`` (``scripts/run_table.py --seeds``). Panels: the ReID
-loss (id + triplet + center), and the HAB and PAB losses divided by their weights
-(``loss.hab_weight``, ``loss.pab_weight`` of the run's config.yaml), i.e. L_h and L_p themselves.
+loss (id + triplet + center), and the HAB and PAB losses divided by their weights, i.e. L_h and
+L_p themselves: the weight each step used (``weight/hab``, ``weight/pab``, logged when
+``loss.branch_balance`` adapts them), else ``loss.hab_weight``, ``loss.pab_weight`` of the run's
+config.yaml.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ PANELS = {"reid": "ReID loss (id + triplet + center)", "hab": "L_h (HAB)", "pab"
 
 def run_losses(run: Path) -> pd.DataFrame:
     """One run's ``step``, ``reid`` and, where the run has the branch, ``hab`` and ``pab``
-    divided by their weights."""
+    divided by the weights they were trained with."""
     log = pd.read_json(run / "metrics.jsonl", lines=True)
     weights = yaml.safe_load((run / "config.yaml").read_text())["loss"]
     out = pd.DataFrame(
@@ -32,7 +34,8 @@ def run_losses(run: Path) -> pd.DataFrame:
     )
     for term in ("hab", "pab"):
         if term in log:
-            out[term] = log[term] / weights[f"{term}_weight"]
+            weight = log.get(f"weight/{term}", pd.Series(index=log.index, dtype=float))
+            out[term] = log[term] / weight.fillna(weights[f"{term}_weight"])
     return out
 
 

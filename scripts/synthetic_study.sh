@@ -97,3 +97,5 @@ $PY scripts/plot_losses.py --runs "$OUT/runs" --png "$OUT/losses.png" --title "s
 # The constant-map PCK (each keypoint at the training set's median place) beside the PAB's, and
 # chance mAP.
 $PY scripts/synth_stats.py "$OUT/data" > "$OUT/synth_stats.txt"
+# Each run's last branch-health measurement: each branch's loss against the trivial maps'.
+$PY scripts/health_table.py "$OUT/runs" --csv "$OUT/health.csv" > "$OUT/health.txt"

@@ -56,7 +56,8 @@ def test_summary_states_the_difference_and_whether_its_interval_includes_zero(tm
 def test_summary_says_whether_each_branch_learned(tmp_path):
     """PAB PCK beside the constant map's, and each branch's last loss against the all-zero
     map's, judged by the 5% of daaf train's warning."""
-    from daaf.demo import branch_note, last_health
+    from daaf.demo import branch_note
+    from daaf.training.branch_health import last_measurement
 
     metrics = tmp_path / "metrics.jsonl"
     rows = [{"step": 20, "total": 3.0},
@@ -66,7 +67,7 @@ def test_summary_says_whether_each_branch_learned(tmp_path):
              "health/pab/loss": 3.3, "health/pab/zero_map_loss": 3.0},
             {"step": 70, "total": 2.0}]  # fmt: skip
     metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    health = last_health(metrics)
+    health = last_measurement(metrics)
     assert health["step"] == 60 and health["health/pab/loss"] == 3.3
     results = {"BoT": {"mAP": 5.0}, "DAAF-BoT": {"pab_pck": 0.041, "constant_map_pck": 0.802}}
     note = branch_note(results, health)
@@ -77,7 +78,7 @@ def test_summary_says_whether_each_branch_learned(tmp_path):
         in note
     )
     assert "docs/training.md, section 'A branch that does not learn'" in note
-    assert last_health(tmp_path / "missing.jsonl") == {}
+    assert last_measurement(tmp_path / "missing.jsonl") == {}
     assert branch_note({"BoT": {}}, {}) == ""  # nothing measured, nothing said
 
 

@@ -18,8 +18,10 @@ logged, not warned on: estimated from a few batches, it is too noisy to judge a 
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import deque
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -159,3 +161,15 @@ class BranchHealth:
                     name, step, loss, round(100 * TOLERANCE), zero, WINDOW, self.period, mean,
                     values.get(f"health/{branch}/grad_ratio", float("nan")), DOCS,
                 )  # fmt: skip
+
+
+def last_measurement(metrics: Path) -> dict[str, float]:
+    """The last branch-health measurement in a run's ``metrics.jsonl``: its ``health/...`` keys
+    with the rest of that line (``step``, ``weight/...``), or {} if none was logged."""
+    last: dict[str, float] = {}
+    if metrics.is_file():
+        for line in metrics.read_text().splitlines():
+            row = json.loads(line)
+            if any(key.startswith("health/") for key in row):
+                last = row
+    return last

@@ -53,6 +53,17 @@ def test_seed_losses_average_the_seeds_and_unweight_the_branches(runs):
     assert "pab_mean" not in bot and bot["reid_mean"].tolist() == pytest.approx([2.0])
 
 
+def test_adapted_weights_are_the_logged_ones(tmp_path):
+    """loss.branch_balance logs the weight each step used; the config's is only the start."""
+    write_run(tmp_path / "seed0" / "study_daaf_bot_fix", [
+        {"step": 10, "id": 1.0, "hab": 0.003, "pab": 0.006, "weight/pab": 0.003},
+        {"step": 20, "id": 1.0, "hab": 0.003, "pab": 24.0, "weight/pab": 30.0},
+    ])  # fmt: skip
+    losses = load_script().run_losses(tmp_path / "seed0" / "study_daaf_bot_fix").set_index("step")
+    assert losses["pab"].tolist() == pytest.approx([2.0, 0.8])
+    assert losses["hab"].tolist() == pytest.approx([1.0, 1.0])  # no weight/hab: the config's
+
+
 def test_the_command_writes_the_png_and_names_a_folder_without_runs(runs, tmp_path):
     script = str(REPO / "scripts" / "plot_losses.py")
     png = tmp_path / "out" / "losses.png"
