@@ -25,7 +25,7 @@ PANELS = {"reid": "ReID loss (id + triplet + center)", "hab": "L_h (HAB)", "pab"
 
 
 def run_losses(run: Path) -> pd.DataFrame:
-    """One run's ``step``, ``reid`` and, where the run has the branch, ``hab`` and ``pab``
+    """One run's ``step``, ``reid`` and, where the run trains the branch (a weight above 0), ``hab`` and ``pab``
     divided by the weights they were trained with."""
     log = pd.read_json(run / "metrics.jsonl", lines=True)
     weights = yaml.safe_load((run / "config.yaml").read_text())["loss"]
@@ -33,7 +33,7 @@ def run_losses(run: Path) -> pd.DataFrame:
         {"step": log["step"], "reid": log[[t for t in REID_TERMS if t in log]].sum(axis=1)}
     )
     for term in ("hab", "pab"):
-        if term in log:
+        if term in log and weights[f"{term}_weight"]:  # a weight of 0 trains nothing
             weight = log.get(f"weight/{term}", pd.Series(index=log.index, dtype=float))
             out[term] = log[term] / weight.fillna(weights[f"{term}_weight"])
     return out
