@@ -25,8 +25,8 @@ PANELS = {"reid": "ReID loss (id + triplet + center)", "hab": "L_h (HAB)", "pab"
 
 
 def run_losses(run: Path) -> pd.DataFrame:
-    """One run's ``step``, ``reid`` and, where the run trains the branch (a weight above 0), ``hab`` and ``pab``
-    divided by the weights they were trained with."""
+    """One run's ``step``, ``reid`` and, where the run trains the branch (a weight above 0),
+    ``hab`` and ``pab`` divided by the weights they were trained with."""
     log = pd.read_json(run / "metrics.jsonl", lines=True)
     weights = yaml.safe_load((run / "config.yaml").read_text())["loss"]
     out = pd.DataFrame(
