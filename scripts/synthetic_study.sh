@@ -6,8 +6,9 @@
 # - STUDY=v2 (the default; issue 19): `daaf synth --preset misaligned`; BoT, DAAF-BoT as the
 #   paper, and DAAF-BoT with quarter-resolution decoders and grad_ratio balancing
 #   (study_daaf_bot_fix); the CIs also on the occluded, the misaligned and the other queries
-#   apart (conditions.csv). A diagnostic row, study_pab_no_reid (the fix row's network trained on
-#   the PAB's loss alone), NO_REID_SEEDS seeds (default 1): its PCK, not its mAP, is the point.
+#   apart (conditions.csv). Two diagnostic rows, NO_REID_SEEDS seeds each (default 1): the fix
+#   row's network trained on the PAB's loss alone, with the paper's L2 norm (study_pab_no_reid)
+#   and with the mean squared error (study_pab_no_reid_mse); their PCK, not their mAP, is the point.
 #
 #   scripts/synthetic_study.sh OUT                  # everything (OUT: an absolute path)
 #   STAGE=collect scripts/synthetic_study.sh OUT   # only the table, CIs and figures
@@ -40,16 +41,16 @@ if [ "$STUDY" = v1 ]; then
   LANES=("study_bot study_daaf_bot_pab30 study_hab_only" "study_daaf_bot study_pab_only")
 else
   PRESET=misaligned
-  ALL_ROWS="study_bot study_daaf_bot study_daaf_bot_fix study_pab_no_reid"
-  LANES=("study_bot study_daaf_bot_fix" "study_daaf_bot study_pab_no_reid")
+  ALL_ROWS="study_bot study_daaf_bot study_daaf_bot_fix study_pab_no_reid study_pab_no_reid_mse"
+  LANES=("study_bot study_daaf_bot_fix study_pab_no_reid_mse" "study_daaf_bot study_pab_no_reid")
 fi
 
 if [ "$STAGE" = all ]; then
   [ -f "$OUT/data/annotations/manifest.csv" ] ||
     $PY -m daaf.cli synth --out "$OUT/data" --preset "$PRESET" --workers 1
   mkdir -p "$OUT/logs"
-  train() {  # SEEDS seeds per row; the diagnostic row NO_REID_SEEDS
-    local seeds=$SEEDS; [ "$1" = study_pab_no_reid ] && seeds=$NO_REID_SEEDS
+  train() {  # SEEDS seeds per row; the diagnostic rows NO_REID_SEEDS
+    local seeds=$SEEDS; [[ "$1" = study_pab_no_reid* ]] && seeds=$NO_REID_SEEDS
     $PY scripts/run_table.py "${common[@]}" --seeds "$seeds" --only "$1" > "$OUT/logs/$1.log" 2>&1
   }
   lane() { for row in $1; do train "$row"; done; }
@@ -64,7 +65,7 @@ fi
 ROWS=${ROWS:-$ALL_ROWS}
 declare -A N=([study_bot]=$BOT_SEEDS [study_daaf_bot]=$DAAF_SEEDS [study_daaf_bot_pab30]=$PAB30_SEEDS
               [study_hab_only]=$HAB_SEEDS [study_pab_only]=$PAB_SEEDS [study_daaf_bot_fix]=$FIX_SEEDS
-              [study_pab_no_reid]=$NO_REID_SEEDS)
+              [study_pab_no_reid]=$NO_REID_SEEDS [study_pab_no_reid_mse]=$NO_REID_SEEDS)
 # The comparisons run in OUT and name the runs relative to it, in their text and figures.
 evals() { for s in $(seq 0 $((N[$1] - 1))); do echo "runs/seed$s/$1/eval_synthetic"; done; }
 compare() { (cd "$OUT" && $PY -m daaf.cli compare --json "$@"); }
@@ -73,7 +74,7 @@ for row in $ROWS; do
   cp "$OUT/runs/tablestudy.csv" "$OUT/$row.csv"
   cp "$OUT/runs/tablestudy_seeds.csv" "$OUT/${row}_seeds.csv"
   [ "$row" = study_bot ] && continue
-  if [ "$row" != study_pab_no_reid ]; then  # the diagnostic is no ReID model: no mAP comparison
+  if [[ "$row" != study_pab_no_reid* ]]; then  # a diagnostic is no ReID model: no mAP comparison
     compare --out "compare_$row" --baseline $(evals study_bot) --candidate $(evals "$row") |
       tee "$OUT/compare_$row.txt"
     cp "$OUT/compare_$row/bootstrap.png" "$OUT/compare_$row.png"  # the figure docs/results shows

@@ -147,6 +147,7 @@ def test_the_study_table_reads_the_study_configs():
         "study_daaf_bot_pab30",
         "study_hab_only",
         "study_pab_no_reid",
+        "study_pab_no_reid_mse",
         "study_pab_only",
     ]
     branches = {
@@ -172,6 +173,10 @@ def test_the_study_table_reads_the_study_configs():
     loss = alone.loss
     assert loss.id_weight == loss.triplet_weight == loss.center_weight == loss.hab_weight == 0
     assert (loss.pab_weight, loss.branch_balance, alone.model.decoder_stride) == (1, "none", 4)
+    mse = load_config(STUDY_DIR / "study_pab_no_reid_mse.yaml")
+    assert mse.loss.branch_loss == "mse" and alone.loss.branch_loss == "l2"
+    mse.loss.branch_loss = "l2"
+    assert mse.to_dict() == alone.to_dict()
     assert module.BASE_ROWS["study"] == "study_bot"
     assert [c.name for c in module.table_configs("3")] == [
         c.name for c in module.table_configs("2")
