@@ -363,8 +363,8 @@ def branch_note(results: dict, health: dict[str, float]) -> str:
         return ""
     return "\n".join([
         "## Did the branches learn?", "", *lines, "",
-        "Study v2 (docs/results/synthetic_v2.md) measured when the PAB learns on synthetic data; "
-        f"{DOCS} says what to try.",
+        "On synthetic data from scratch study v2 (docs/results/synthetic_v2.md) found the PAB "
+        f"learning nothing, with or without the ReID loss; {DOCS} says what to try.",
     ])  # fmt: skip
 
 
