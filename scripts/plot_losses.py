@@ -28,6 +28,7 @@ def run_losses(run: Path) -> pd.DataFrame:
     """One run's ``step``, ``reid`` and, where the run trains the branch (a weight above 0),
     ``hab`` and ``pab`` divided by the weights they were trained with."""
     log = pd.read_json(run / "metrics.jsonl", lines=True)
+    log = log[log["total"].notna()] if "total" in log else log  # not the branch-health lines
     weights = yaml.safe_load((run / "config.yaml").read_text())["loss"]
     out = pd.DataFrame(
         {"step": log["step"], "reid": log[[t for t in REID_TERMS if t in log]].sum(axis=1)}

@@ -404,6 +404,7 @@ def train(
         tic, images = time.perf_counter(), 0
         for index, batch in enumerate(bar):
             health.arm(step + 1)
+            weights = criterion.balance.weights()  # this step's loss weights, if balanced
             values = train_step(
                 ddp_model,
                 batch,
@@ -428,7 +429,6 @@ def train(
             if step % cfg.train.log_period == 0 or final:  # the last losses always on record
                 rate = images / (time.perf_counter() - tic)
                 lr = optimizers.main.param_groups[0]["lr"]
-                weights = criterion.balance.weights()  # effective loss weights, if balanced
                 log.write(
                     step, {"epoch": epoch + 1, **values, **weights, "lr": lr, "images_per_s": rate}
                 )

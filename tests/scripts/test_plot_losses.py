@@ -56,11 +56,13 @@ def test_seed_losses_average_the_seeds_and_unweight_the_branches(runs):
 def test_adapted_weights_are_the_logged_ones(tmp_path):
     """loss.branch_balance logs the weight each step used; the config's is only the start."""
     write_run(tmp_path / "seed0" / "study_daaf_bot_fix", [
-        {"step": 10, "id": 1.0, "hab": 0.003, "pab": 0.006, "weight/pab": 0.003},
-        {"step": 20, "id": 1.0, "hab": 0.003, "pab": 24.0, "weight/pab": 30.0},
+        {"step": 10, "id": 1.0, "hab": 0.003, "pab": 0.006, "total": 1.0, "weight/pab": 0.003},
+        {"step": 20, "health/pab/loss": 0.8},  # a branch-health line: no losses to draw
+        {"step": 20, "id": 1.0, "hab": 0.003, "pab": 24.0, "total": 25.0, "weight/pab": 30.0},
     ])  # fmt: skip
     losses = load_script().run_losses(tmp_path / "seed0" / "study_daaf_bot_fix").set_index("step")
     assert losses["pab"].tolist() == pytest.approx([2.0, 0.8])
+    assert losses["reid"].tolist() == [1.0, 1.0]
     assert losses["hab"].tolist() == pytest.approx([1.0, 1.0])  # no weight/hab: the config's
 
 

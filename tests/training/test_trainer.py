@@ -109,6 +109,9 @@ def test_resume_gives_exactly_the_uninterrupted_weights(tiny_dataset, tmp_path, 
     ]
     if balance != "none":  # the weights moved from lambda; the resumed run logged the same
         assert last["weight/pab"] != 0.003
+        # each line logs the weights its losses were weighted with: step 1's are lambda's,
+        # although the measurement after step 1 (health_period 1) already moved them
+        assert losses[0]["weight/pab"] == 0.003 and losses[1]["weight/pab"] != 0.003
         resumed_last = [line for line in resumed_log if "total" in line][-1]
         assert resumed_last == {**last, "images_per_s": resumed_last["images_per_s"]}
 
