@@ -18,7 +18,7 @@ import pandas as pd
 import yaml
 
 from daaf.errors import DaafError
-from daaf.training.branch_health import BRANCHES
+from daaf.training.branch_health import BRANCHES, last_measurement
 
 
 def health_rows(runs: Path) -> pd.DataFrame:
@@ -28,23 +28,20 @@ def health_rows(runs: Path) -> pd.DataFrame:
     ``loss.branch_balance`` adapts it; else the config's)."""
     lines = []
     for metrics in sorted(runs.glob("seed*/*/metrics.jsonl")):
-        log = pd.read_json(metrics, lines=True)
+        last = last_measurement(metrics)
         config = yaml.safe_load((metrics.parent / "config.yaml").read_text())["loss"]
         for branch in BRANCHES:
-            key = f"health/{branch}/loss"
-            if key not in log or not config[f"{branch}_weight"]:
+            loss = last.get(f"health/{branch}/loss")
+            if loss is None or not config[f"{branch}_weight"]:
                 continue
-            weight = log.get(f"weight/{branch}", pd.Series(index=log.index, dtype=float))
-            last = log.assign(weight=weight.ffill().fillna(config[f"{branch}_weight"]))
-            last = last[last[key].notna()].iloc[-1]
-            loss, zero = last[key], last[f"health/{branch}/zero_map_loss"]
+            zero = last[f"health/{branch}/zero_map_loss"]
             lines.append({
                 "row": metrics.parent.name, "seed": metrics.parent.parent.name, "branch": branch,
-                "step": int(last["step"]), "loss": loss, "zero_map_loss": zero,
+                "step": last["step"], "loss": loss, "zero_map_loss": zero,
                 "mean_map_loss": last.get(f"health/{branch}/mean_map_loss", float("nan")),
                 "below_zero": 1 - loss / zero if zero else float("nan"),
                 "grad_ratio": last.get(f"health/{branch}/grad_ratio", float("nan")),
-                "weight": last["weight"],
+                "weight": last.get(f"weight/{branch}", config[f"{branch}_weight"]),
             })  # fmt: skip
     if not lines:
         raise DaafError(f"{runs}: no seed<i>/<row>/metrics.jsonl with branch-health signals")

@@ -164,12 +164,16 @@ class BranchHealth:
 
 
 def last_measurement(metrics: Path) -> dict[str, float]:
-    """The last branch-health measurement in a run's ``metrics.jsonl``: its ``health/...`` keys
-    with the rest of that line (``step``, ``weight/...``), or {} if none was logged."""
+    """The last branch-health measurement in a run's ``metrics.jsonl``: its line (``step`` and
+    the ``health/...`` keys) with the loss weights in use then (``weight/...``, which
+    ``loss.branch_balance`` logs on the losses lines before it), or {} if none was logged."""
     last: dict[str, float] = {}
+    weights: dict[str, float] = {}
     if metrics.is_file():
         for line in metrics.read_text().splitlines():
             row = json.loads(line)
             if any(key.startswith("health/") for key in row):
-                last = row
+                last = {**row, **weights}
+            else:
+                weights = {k: v for k, v in row.items() if k.startswith("weight/")} or weights
     return last
