@@ -21,6 +21,17 @@ from daaf.errors import DaafError
 from daaf.training.branch_health import BRANCHES, last_measurement
 
 
+def configured_weights(run: Path) -> dict[str, float]:
+    """Each branch's ``loss.<branch>_weight`` in the run's config.yaml, or DaafError naming
+    what is wrong with the file."""
+    path = run / "config.yaml"
+    try:
+        loss = yaml.safe_load(path.read_text())["loss"]
+        return {branch: float(loss[f"{branch}_weight"]) for branch in BRANCHES}
+    except (OSError, yaml.YAMLError, TypeError, KeyError, ValueError) as error:
+        raise DaafError(f"{path}: not a run's config with loss weights ({error!r})") from None
+
+
 def health_rows(runs: Path) -> pd.DataFrame:
     """One line per run and trained branch (a weight of 0 in its config.yaml trains nothing):
     row, seed, branch, step, loss, zero_map_loss, mean_map_loss, below_zero (1 - loss /
@@ -29,10 +40,10 @@ def health_rows(runs: Path) -> pd.DataFrame:
     lines = []
     for metrics in sorted(runs.glob("seed*/*/metrics.jsonl")):
         last = last_measurement(metrics)
-        config = yaml.safe_load((metrics.parent / "config.yaml").read_text())["loss"]
+        configured = configured_weights(metrics.parent)
         for branch in BRANCHES:
             loss = last.get(f"health/{branch}/loss")
-            if loss is None or not config[f"{branch}_weight"]:
+            if loss is None or not configured[branch]:
                 continue
             zero = last[f"health/{branch}/zero_map_loss"]
             lines.append({
@@ -41,7 +52,7 @@ def health_rows(runs: Path) -> pd.DataFrame:
                 "mean_map_loss": last.get(f"health/{branch}/mean_map_loss", float("nan")),
                 "below_zero": 1 - loss / zero if zero else float("nan"),
                 "grad_ratio": last.get(f"health/{branch}/grad_ratio", float("nan")),
-                "weight": last.get(f"weight/{branch}", config[f"{branch}_weight"]),
+                "weight": last.get(f"weight/{branch}", configured[branch]),
             })  # fmt: skip
     if not lines:
         raise DaafError(f"{runs}: no seed<i>/<row>/metrics.jsonl with branch-health signals")

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from daaf.errors import DaafError
 from daaf.training.config import Config
 
 logger = logging.getLogger(__name__)
@@ -166,12 +167,18 @@ class BranchHealth:
 def last_measurement(metrics: Path) -> dict[str, float]:
     """The last branch-health measurement in a run's ``metrics.jsonl``: its line (``step`` and
     the ``health/...`` keys) with the loss weights in use then (``weight/...``, which
-    ``loss.branch_balance`` logs on the losses lines before it), or {} if none was logged."""
+    ``loss.branch_balance`` logs on the losses lines before it), or {} if none was logged;
+    DaafError naming the line that is no JSON object."""
     last: dict[str, float] = {}
     weights: dict[str, float] = {}
     if metrics.is_file():
-        for line in metrics.read_text().splitlines():
-            row = json.loads(line)
+        for number, line in enumerate(metrics.read_text().splitlines(), 1):
+            try:
+                row = json.loads(line)
+            except ValueError:
+                row = None
+            if not isinstance(row, dict):
+                raise DaafError(f"{metrics}, line {number}: not a JSON object: {line[:60]!r}")
             if any(key.startswith("health/") for key in row):
                 last = {**row, **weights}
             else:

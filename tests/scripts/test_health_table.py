@@ -71,3 +71,29 @@ def test_the_command_prints_and_writes_the_table_and_names_a_folder_without_sign
     assert result.stderr.strip() == (
         f"error: {empty}: no seed<i>/<row>/metrics.jsonl with branch-health signals"
     )
+
+
+@pytest.mark.parametrize(
+    "metrics, config, message",
+    [
+        ('{"step": 20, "health/pab/loss": 1.0}\n{"step": 3', "loss:\n  hab_weight: 0.003\n"
+         "  pab_weight: 0.003\n", "metrics.jsonl, line 2: not a JSON object: '{\"step\": 3'"),
+        ("[1, 2]\n", "loss: {hab_weight: 1, pab_weight: 1}\n",
+         "metrics.jsonl, line 1: not a JSON object: '[1, 2]'"),
+        ('{"step": 20, "health/pab/loss": 1.0}\n', "loss: [unclosed\n", "config.yaml: not a run's config"),
+        ('{"step": 20, "health/pab/loss": 1.0}\n', "loss: {pab_weight: 1}\n",
+         "config.yaml: not a run's config with loss weights (KeyError('hab_weight'))"),
+    ],
+)  # fmt: skip
+def test_a_broken_run_is_named_in_one_line(tmp_path, metrics, config, message):
+    run = tmp_path / "runs" / "seed0" / "daaf"
+    run.mkdir(parents=True)
+    (run / "metrics.jsonl").write_text(metrics)
+    (run / "config.yaml").write_text(config)
+    before = {p: p.read_bytes() for p in run.iterdir()}
+    result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "runs")],
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"error: {run}/") and message in result.stderr
+    assert {p: p.read_bytes() for p in run.iterdir()} == before  # nothing touched
