@@ -84,7 +84,7 @@ def test_summary_says_whether_each_branch_learned(tmp_path):
 
 def test_demo_runs_end_to_end_and_resumes(tmp_path, monkeypatch):
     """The demo's preset at 64x32 instead of 128x64 (the same code on a quarter of the pixels),
-    pictures from one Grad-CAM component without input shifts, not 32 components x 2x2 shifts,
+    pictures from one Grad-CAM component without input shifts, not 16 components x 2x2 shifts,
     and 2 rank lists per ranking, not 8: the pictures' content is checked by the visualize and
     evaluate tests; this test checks that the demo makes every stage's output, and reuses it."""
     import daaf.demo
