@@ -419,7 +419,7 @@ def write_summary(out: Path, results: dict, label_note: str) -> str:
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
               help="Override the demo preset's epochs.")  # fmt: skip
 def demo(out_dir: str, device: str, identities: int, epochs: int | None) -> None:
-    """Run the whole pipeline on synthetic data and write summary.md (9-13 min on 2 CPU cores)."""
+    """Run the whole pipeline on synthetic data and write summary.md (7-12 min on 2 CPU cores)."""
     from daaf.utils.device import resolve_device
     from daaf.utils.files import check_output_path
     from daaf.utils.lock import folder_lock
