@@ -9,6 +9,8 @@ it asked the kernel to end it too.
 from __future__ import annotations
 
 import ctypes
+import multiprocessing
+import multiprocessing.pool
 import os
 import signal
 import sys
@@ -75,3 +77,27 @@ def die_with_parent(parent: int, *_: object) -> None:
         return
     if os.getppid() != parent and not is_alive(parent):
         os._exit(1)  # the parent ended before the request took effect
+
+
+def _pool_worker_start(parent: int) -> None:
+    """Initializer of :func:`start_pool`'s workers: SIGTERM kills at once again (one sent
+    while SIGTERM was held since the fork lands now), and the worker dies with its parent."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+    die_with_parent(parent)
+
+
+def start_pool(processes: int) -> multiprocessing.pool.Pool:
+    """A multiprocessing pool whose workers die with this process and of its ``terminate()``
+    (its context manager's exit) at any moment. They are forked with SIGTERM held and take the
+    plain kill back first thing: a worker that inherits Python's handler (:func:`exit_on_sigterm`)
+    loses a SIGTERM that comes while Python is still setting it up after the fork, and
+    ``terminate()`` then waits for it for ever."""
+    masks = hasattr(signal, "pthread_sigmask")  # POSIX; elsewhere there is nothing to hold
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM}) if masks else None
+    try:
+        return multiprocessing.get_context().Pool(processes, _pool_worker_start, (os.getpid(),))
+    finally:
+        if masks:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)

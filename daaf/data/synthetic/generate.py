@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import multiprocessing
-import os
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +39,7 @@ from daaf.data.synthetic.render import Conditions, render_person, render_scene
 from daaf.data.synthetic.scene import HEIGHT, WIDTH, Camera
 from daaf.errors import DaafError
 from daaf.utils.files import claim_dir
-from daaf.utils.processes import die_with_parent
+from daaf.utils.processes import start_pool
 
 MARKET_DIR = "Market-1501-v15.09.15"
 FOLDERS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
@@ -211,10 +210,7 @@ def generate_dataset(
     conditions: list[Conditions | None] = [None] * len(jobs)
     workers = min(4, multiprocessing.cpu_count()) if workers is None else max(1, workers)
     args = [(job, image_dir, seed, identities, occlusion, chosen) for job in jobs]
-    start_pool = multiprocessing.get_context().Pool
-    with (
-        start_pool(workers, die_with_parent, (os.getpid(),)) if workers > 1 else nullcontext()
-    ) as pool:  # its workers die with this process (a kill -9 leaves none behind)
+    with start_pool(workers) if workers > 1 else nullcontext() as pool:
         results = pool.imap_unordered(_write_job, args, 32) if pool else map(_write_job, args)
         for index, mask, points, shown in tqdm(
             results, total=len(jobs), desc="synth", disable=not progress
