@@ -8,7 +8,7 @@ synthetic generator into a temporary folder and runs daaf's own code paths on it
 labeler, ``build_train_loader`` and ``train_step``, ``export_model``, ``extract_features``,
 ``evaluate_rank`` and ``re_ranking_features``). Every timed loop runs for its share of
 ``--minutes`` (at least a few iterations), so the whole run fits the budget on any card.
-``--tiny`` runs the same paths at toy sizes (ResNet-18, 32x16 images, batch 4, one step per
+``--tiny`` runs the same paths at toy sizes (ResNet-18, 96x48 images, batch 4, one step per
 preset) on one torch thread; on the CPU, training still runs under bf16 autocast, so a dtype
 error shows without a GPU.
 
@@ -113,9 +113,12 @@ FULL = Sizes(tiny=False, depth=50, height=256, width=128, num_identities=16, num
              label_proposals=DEFAULT_RPN_POST_NMS_TOP_N, label_detections=DEFAULT_DETECTIONS_PER_IMAGE,
              warmup_steps=5, min_steps=5, max_steps=400, workers=None, extract_batch=128,
              num_query=3_368, num_gallery=15_913, feat_dim=2048)  # fmt: skip
-# bf16 convolutions have no fast CPU kernel without AVX512-BF16/AMX (a ResNet-18 step takes
-# seconds): the twin takes one step per preset, of 4 images at 32x16.
-TINY = Sizes(tiny=True, depth=18, height=32, width=16, num_identities=2, num_instances=2,
+# bf16 convolutions have no fast CPU kernel without AVX512-BF16/AMX: the twin takes one step per
+# preset, of 4 images. 96x48, not smaller: every stride-2 3x3 convolution then sees a map at
+# least 3 wide (48 / 16), since on AMX CPUs oneDNN 3.12's bf16 convolution (brg_conv_fwd
+# avx10_1_512_amx, torch 2.14.1) returns NaN or wrong values for an input 1 or 2 wide at
+# stride 2 (measured: every call; at 32x16 layer3 sees 4x2). The twin takes 12-19 s either way.
+TINY = Sizes(tiny=True, depth=18, height=96, width=48, num_identities=2, num_instances=2,
              identities=8, images_per_identity=8, label_batches=(1, 2), label_min_size=64,
              label_proposals=8, label_detections=2, warmup_steps=0, min_steps=1, max_steps=1,
              workers=1, extract_batch=16, num_query=40, num_gallery=160, feat_dim=32)  # fmt: skip

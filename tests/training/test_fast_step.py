@@ -1,9 +1,10 @@
 """train.compile and train.channels_last: the first 5 steps' losses match the plain step's.
 
-Tolerances: channels-last only reorders the convolutions' sums: relative 1e-5 at the first
-step, 1e-3 over 5 SGD steps at a small rate (measured: 2e-4 at the fifth; with Adam, whose
-per-parameter normalisation amplifies the rounding of near-zero gradients, and batch-hard
-triplets, whose hardest pair can flip, 5 steps drift apart by 1e-3 to 5e-2). torch.compile:
+Tolerances: channels-last only reorders the convolutions' sums, so 5 SGD steps at a small rate
+on the identity and centre losses agree to relative 1e-4 (measured: 6e-8 at the fifth step on a
+Sapphire Rapids CPU). The batch-hard triplet is left out of that test: its hinge turns rounding
+into a different hardest pair, and 5 steps drifted apart by 2e-4 on one CPU, 7e-2 on another
+(as do Adam's, whose per-parameter normalisation amplifies near-zero gradients). torch.compile:
 Dynamo's capture run eagerly gives the plain numbers (relative 1e-6), Inductor's fused kernels
 agree to relative 1e-4 (measured: 1.5e-6 on a ResNet-18 BoT). Both compile tests are slow
 (two tiny trainings plus the capture: 20 s on 2 idle cores; Inductor: minutes).
@@ -36,9 +37,11 @@ def train_five_steps(root: Path, out_dir: Path, *extra: str) -> list[float]:
 
 
 def channels_last_run(channels_last: bool) -> tuple[list[float], torch.nn.Module]:
-    """5 SGD steps of a tiny BoT on different random batches (32x16)."""
+    """5 SGD steps of a tiny BoT, identity and centre losses, on different random batches
+    (32x16)."""
     cfg = load_config(REPO / "configs/bot.yaml", ["model.depth=18", "model.pretrained=none",
-                                                  "optim.name=sgd", "optim.lr=1e-3"])  # fmt: skip
+                                                  "optim.name=sgd", "optim.lr=1e-3",
+                                                  "loss.triplet_weight=0"])  # fmt: skip
     torch.manual_seed(0)
     model = build_model(cfg, num_classes=4)
     if channels_last:
@@ -66,10 +69,7 @@ def test_channels_last_steps_match_the_plain_steps():
     got, model = channels_last_run(True)
     convs = [p for p in model.parameters() if p.dim() == 4]
     assert all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
-    assert got[0] == pytest.approx(plain[0], rel=1e-5)  # the same weights: rounding only
-    # Later steps: another summation order compounds through SGD and batch-hard mining; with
-    # 1 thread step 5 differed by 2e-4, with 2 threads by 1e-2 (measured), hence 3e-2.
-    assert got == pytest.approx(plain, rel=3e-2)
+    assert got == pytest.approx(plain, rel=1e-4)  # rounding only (see the module's docstring)
     assert len(set(plain)) == STEPS  # the steps do change the losses
 
 
