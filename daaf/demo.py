@@ -326,7 +326,7 @@ def difference_note(baseline_eval: Path, candidate_eval: Path, report_dir: Path)
     return " ".join([
         difference_sentence(result, "BoT", "DAAF-BoT"),
         "The interval covers which test identities were drawn, not training noise: each model",
-        "was trained once, and the same demo run on two machines gave mAPs up to 2.2 points apart.",
+        "was trained once, and the same demo run on two machines gave mAPs up to 4.3 points apart.",
         "To claim an effect, train several seeds (scripts/run_table.py --seeds N) and run",
         "`daaf compare --baseline EVAL ... --candidate EVAL ...` on their evaluation folders.",
     ])  # fmt: skip
@@ -419,7 +419,7 @@ def write_summary(out: Path, results: dict, label_note: str) -> str:
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
               help="Override the demo preset's epochs.")  # fmt: skip
 def demo(out_dir: str, device: str, identities: int, epochs: int | None) -> None:
-    """Run the whole pipeline on synthetic data and write summary.md (7-12 min on 2 CPU cores)."""
+    """Run the whole pipeline on synthetic data and write summary.md (3-12 min on 2 CPU cores)."""
     from daaf.utils.device import resolve_device
     from daaf.utils.files import check_output_path
     from daaf.utils.lock import folder_lock
