@@ -7,11 +7,13 @@ network can learn identities in a few steps; masks and keypoints are the drawn b
 evaluate and visualize tests.
 """
 
+import importlib.util
 import json
 import os
 import shlex
+import sys
 from pathlib import Path
-from types import SimpleNamespace
+from types import ModuleType, SimpleNamespace
 
 import cv2
 import numpy as np
@@ -31,6 +33,16 @@ TINY = ["data.height=64", "data.width=32", "data.pad=2", "data.num_identities=4"
         "data.num_instances=2", "data.workers=0", "model.depth=18", "model.pretrained=none",
         "model.decoder_channels=8", "train.log_period=1", "data.dataset=market1501",
         "data.pre_crop_size=null"]  # fmt: skip
+
+
+def load_script(path: Path) -> ModuleType:
+    """A repository script (scripts/, benchmarks/, a fixture maker) imported from its path, as
+    Python's importlib recipe does it: registered in sys.modules, where its dataclasses look."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 # The longest test files (each over 15 s of CPU), started first: pytest-xdist hands out tests

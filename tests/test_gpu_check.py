@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .conftest import load_script
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "gpu_check.py"
 PRESETS = ["bot", "daaf_bot", "daaf_bot_official", "trinet", "daaf_trinet"]
@@ -82,17 +84,12 @@ def test_the_twin_size_gives_bf16_convolutions_their_fp32_values(monkeypatch):
     size a TriNet ResNet-18 (its layer4 strided too) under bf16 autocast, channels-last as the
     twin runs it, gives its fp32 embeddings up to bf16 rounding (measured: at most 0.1 of the
     largest value here; 32x16 and 64x32 gave 1.0 or more, or NaN)."""
-    import importlib.util
-
     import torch
 
     from daaf.training.modeling import build_model
 
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
-    gpu_check = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "gpu_check", gpu_check)  # for its dataclasses
-    spec.loader.exec_module(gpu_check)
+    gpu_check = load_script(SCRIPT)
     tiny = gpu_check.TINY
     torch.manual_seed(0)
     model = build_model(gpu_check.preset_config("trinet", tiny.depth), num_classes=4)

@@ -1,6 +1,5 @@
 """The device side of a batch: heatmaps, images and masks equal the reference fixture."""
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,8 @@ from daaf.data.datasets import build_dataset
 from daaf.data.device_batch import prepare_batch, render_heatmap_batch
 from daaf.training.config import load_config
 from daaf.training.trainer import build_train_set
+
+from ..conftest import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 MAKER = REPO / "tests" / "data" / "fixtures" / "make_pipeline_reference.py"
@@ -36,10 +37,7 @@ def reference_heatmaps(
 
 def reference_maker():
     """The script that made the reference fixture: its configs, seeds and sample indices."""
-    spec = importlib.util.spec_from_file_location("make_pipeline_reference", MAKER)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(MAKER)
 
 
 @pytest.mark.parametrize("size", [(32, 16), (64, 32)])

@@ -1,6 +1,5 @@
 """scripts/health_table.py: each run's last branch-health measurement, per trained branch."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -8,15 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from ..conftest import load_script
+
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "health_table.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("health_table", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_run(folder: Path, lines: list[dict], hab_weight: float, pab_weight: float) -> None:
@@ -43,7 +37,7 @@ def test_the_last_measurement_per_trained_branch(tmp_path):
     ], hab_weight=0.003, pab_weight=0.003)  # fmt: skip
     write_run(tmp_path / "seed0" / "pab_alone", [health(40, 3.0)], hab_weight=0.0, pab_weight=1.0)
     write_run(tmp_path / "seed0" / "bot", [{"step": 40, "id": 1.0}], 0.003, 0.003)
-    table = load_script().health_rows(tmp_path).set_index(["row", "branch"])
+    table = load_script(SCRIPT).health_rows(tmp_path).set_index(["row", "branch"])
     assert sorted(table.index) == [("fix", "hab"), ("fix", "pab"), ("pab_alone", "pab")]
     pab = table.loc[("fix", "pab")]
     assert (pab["step"], pab["loss"], pab["zero_map_loss"], pab["mean_map_loss"]) == (

@@ -1,6 +1,5 @@
 """scripts/plot_losses.py: the losses of a seeded table, mean over seeds, branch terms unweighted."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -8,16 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from ..conftest import load_script
+
 REPO = Path(__file__).resolve().parents[2]
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location(
-        "plot_losses", REPO / "scripts" / "plot_losses.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def plot_losses():
+    return load_script(REPO / "scripts" / "plot_losses.py")
 
 
 def write_run(folder: Path, lines: list[dict], pab_weight: float = 0.003) -> None:
@@ -42,7 +38,7 @@ def runs(tmp_path):
 
 
 def test_seed_losses_average_the_seeds_and_unweight_the_branches(runs):
-    summary = load_script().seed_losses(runs)
+    summary = plot_losses().seed_losses(runs)
     daaf = summary["study_daaf_bot"].set_index("step")
     assert daaf.loc[10, "reid_mean"] == pytest.approx((3.5 + 7.5) / 2)  # id + triplet + center
     assert daaf.loc[10, "pab_mean"] == pytest.approx(4.0)  # (2 + 6) / 2: divided by 0.003
@@ -60,7 +56,7 @@ def test_adapted_weights_are_the_logged_ones(tmp_path):
         {"step": 20, "health/pab/loss": 0.8},  # a branch-health line: no losses to draw
         {"step": 20, "id": 1.0, "hab": 0.003, "pab": 24.0, "total": 25.0, "weight/pab": 30.0},
     ])  # fmt: skip
-    losses = load_script().run_losses(tmp_path / "seed0" / "study_daaf_bot_fix").set_index("step")
+    losses = plot_losses().run_losses(tmp_path / "seed0" / "study_daaf_bot_fix").set_index("step")
     assert losses["pab"].tolist() == pytest.approx([2.0, 0.8])
     assert losses["reid"].tolist() == [1.0, 1.0]
     assert losses["hab"].tolist() == pytest.approx([1.0, 1.0])  # no weight/hab: the config's

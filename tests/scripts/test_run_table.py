@@ -12,6 +12,8 @@ import torch
 from daaf.training.config import load_config
 from daaf.utils.safe_load import REFUSED
 
+from ..conftest import load_script
+
 REPO = Path(__file__).resolve().parents[2]
 STUDY_DIR = REPO / "configs" / "study"
 TINY = ["data.height=64", "data.width=32", "data.pad=2", "data.num_identities=4", "data.num_instances=2",
@@ -51,14 +53,9 @@ def test_a_finished_row_check_refuses_a_checkpoint_that_would_run_code(
     assert not marker.exists()
 
 
-def load_script():
+def run_table():
     """scripts/run_table.py as a module (it is a script, not part of the package)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("run_table", REPO / "scripts" / "run_table.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(REPO / "scripts" / "run_table.py")
 
 
 def test_a_finished_row_is_evaluated_from_model_state_pt_never_from_model_ts(
@@ -69,7 +66,7 @@ def test_a_finished_row_is_evaluated_from_model_state_pt_never_from_model_ts(
     from daaf.training.export import load_inference_model
     from daaf.training.modeling import build_model
 
-    script = load_script()
+    script = run_table()
     config = script.PAPER / "table5_keypoint_group.yaml"
     overrides = [f"data.root={tiny_dataset}", f"data.annotations={tiny_dataset / 'annotations'}",
                  *TINY]  # fmt: skip
@@ -104,7 +101,7 @@ def test_seed_summary_gives_mean_std_and_the_paired_ci_against_the_base_row(tmp_
             runs.append({"row": row, "seed": seed, "dataset": "market1501", "ranking": "plain",
                          "mAP": 100 * ap.mean(), "rank1": 50.0 + seed, "eval_dir": str(folder)})  # fmt: skip
     table = pd.DataFrame(runs)
-    summary = load_script().seed_summary(table, "table4_base", resamples=200).set_index("row")
+    summary = run_table().seed_summary(table, "table4_base", resamples=200).set_index("row")
     hab = table[table["row"] == "table4_hab"]
     assert summary.loc["table4_hab", "seeds"] == 2
     assert summary.loc["table4_hab", "mAP_mean"] == pytest.approx(hab["mAP"].mean())
@@ -139,7 +136,7 @@ def test_seeds_train_every_row_per_seed_and_summarise(tiny_dataset, tmp_path):
 
 
 def test_the_study_table_reads_the_study_configs():
-    module = load_script()
+    module = run_table()
     assert [c.stem for c in module.table_configs("study")] == [
         "study_bot",
         "study_daaf_bot",
@@ -193,13 +190,13 @@ def test_seed_summary_averages_the_attention_columns_a_row_has(tmp_path):
          "mAP": 21.0, "background_sensitivity": 0.4, "hab_mask_iou": 0.6 + s / 10,
          "pab_pck": [0.0, 0.1, 0.5][s], "eval_dir": str(tmp_path)} for s in range(3)
     ])  # fmt: skip
-    summary = load_script().seed_summary(table, "no_such_row").set_index("row")
+    summary = run_table().seed_summary(table, "no_such_row").set_index("row")
     assert summary.loc["study_bot", "background_sensitivity_mean"] == pytest.approx(0.6)
     assert summary.loc["study_bot", "background_sensitivity_std"] == pytest.approx(0.1)
     assert pd.isna(summary.loc["study_bot", "pab_pck_mean"])  # BoT has no branches
     assert summary.loc["study_daaf_bot", "pab_pck_mean"] == pytest.approx(0.2)
     assert summary.loc["study_daaf_bot", "hab_mask_iou_std"] == pytest.approx(0.1)
-    text = load_script().format_seed_summary(summary.reset_index(), "no_such_row")
+    text = run_table().format_seed_summary(summary.reset_index(), "no_such_row")
     assert "pab_pck 0.200 +- 0.265" in text and "hab_mask_iou" not in text.splitlines()[0]
 
 
@@ -208,7 +205,7 @@ def test_only_names_a_row_of_the_table(tiny_dataset, tmp_path):
 
     args = ["--table", "study", "--only", "study_nope", "--root", str(tiny_dataset),
             "--annotations", str(tiny_dataset / "annotations"), "--out", str(tmp_path)]  # fmt: skip
-    result = CliRunner().invoke(load_script().main, args)
+    result = CliRunner().invoke(run_table().main, args)
     assert result.exit_code == 2
     assert "study_nope is not a row of table study" in result.output
     assert not list(tmp_path.iterdir())

@@ -2,7 +2,6 @@
 says (cut-off crops, strangers that are not in the mask) and tells it in conditions.csv."""
 
 import hashlib
-import importlib.util
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -22,6 +21,8 @@ from daaf.data.synthetic.presets import PRESETS
 from daaf.data.synthetic.render import OCCLUDED_FRACTION, Pose, render_person
 from daaf.data.synthetic.scene import HEIGHT, WIDTH, Camera
 from daaf.utils.files import MARKER_NAME
+
+from ...conftest import load_script
 
 REPO = Path(__file__).resolve().parents[3]
 MISALIGNED = PRESETS["misaligned"]
@@ -201,11 +202,7 @@ def test_other_people_are_drawn_but_not_in_the_mask():
 
 def test_stats_script_prints_the_figures_of_each_root(misaligned, tmp_path):
     generate_dataset(tmp_path, **TINY, workers=1, progress=False)
-    spec = importlib.util.spec_from_file_location(
-        "synth_stats", REPO / "scripts" / "synth_stats.py"
-    )
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script(REPO / "scripts" / "synth_stats.py")
     result = CliRunner().invoke(script.main, ["--json", str(tmp_path), str(misaligned)])
     assert result.exit_code == 0, result.output
     default, preset = (json.loads(line) for line in result.output.splitlines())
