@@ -117,7 +117,7 @@ FULL = Sizes(tiny=False, depth=50, height=256, width=128, num_identities=16, num
 # preset, of 4 images. 96x48, not smaller: every stride-2 3x3 convolution then sees a map at
 # least 3 wide (48 / 16), since on AMX CPUs oneDNN 3.12's bf16 convolution (brg_conv_fwd
 # avx10_1_512_amx, torch 2.14.1) returns NaN or wrong values for an input 1 or 2 wide at
-# stride 2 (measured: every call; at 32x16 layer3 sees 4x2). The twin takes 12-19 s either way.
+# stride 2 (measured: every call; at 32x16 layer3 sees 4x2). The twin takes 12-19 s, AMX or not.
 TINY = Sizes(tiny=True, depth=18, height=96, width=48, num_identities=2, num_instances=2,
              identities=8, images_per_identity=8, label_batches=(1, 2), label_min_size=64,
              label_proposals=8, label_detections=2, warmup_steps=0, min_steps=1, max_steps=1,
