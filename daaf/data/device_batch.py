@@ -38,6 +38,18 @@ def erase(images: torch.Tensor, rectangles: torch.Tensor) -> torch.Tensor:
     return images.masked_fill(hole[:, None], 0.0)
 
 
+def keypoint_visibility(
+    keypoints: torch.Tensor, size: tuple[int, int], score_threshold: float
+) -> torch.Tensor:
+    """(B, K) bool: the keypoints whose heatmap has a peak, those scored at least
+    ``score_threshold`` with a centre inside the map [0, W] x [0, H] (map pixels)."""
+    height, width = size
+    x, y, score = keypoints.float().unbind(-1)
+    # Closed on both sides, so that a mirror (x -> W - x) keeps or drops a keypoint alike.
+    inside = (x >= 0) & (x <= width) & (y >= 0) & (y <= height)  # False for NaN
+    return inside & ~(score < score_threshold)
+
+
 def render_heatmap_batch(
     keypoints: torch.Tensor, size: tuple[int, int], sigma: float, score_threshold: float
 ) -> torch.Tensor:
@@ -51,10 +63,8 @@ def render_heatmap_batch(
     is not here"); only a sample whose annotation status is not ok is left out (docs/paper.md).
     """
     height, width = size
-    x, y, score = keypoints.float().unbind(-1)
-    # Closed on both sides, so that a mirror (x -> W - x) keeps or drops a keypoint alike.
-    inside = (x >= 0) & (x <= width) & (y >= 0) & (y <= height)  # False for NaN
-    keep = inside & ~(score < score_threshold)
+    x, y, _ = keypoints.float().unbind(-1)
+    keep = keypoint_visibility(keypoints, size, score_threshold)
     xs = torch.arange(width, dtype=torch.float32, device=keypoints.device) + 0.5
     ys = torch.arange(height, dtype=torch.float32, device=keypoints.device) + 0.5
     gauss_x = torch.exp(-((xs - x[..., None]) ** 2) / (2 * sigma**2))  # (B, K, W)
@@ -73,8 +83,8 @@ def prepare_batch(
     batch: dict[str, torch.Tensor], cfg: DataConfig, device: torch.device, stride: int = 1
 ) -> dict[str, torch.Tensor]:
     """A worker batch -> the criterion's ``images``, ``pids``, ``valid`` and, when handed over,
-    ``masks`` (B, 1, H/stride, W/stride) and ``heatmaps`` (B, 17, H/stride, W/stride) at the
-    branches' output size (``stride``: ``model.decoder_stride``; 1 = the input size).
+    ``masks`` (B, 1, H/stride, W/stride), ``heatmaps`` (B, 17, H/stride, W/stride) and
+    ``keypoint_visible`` (B, 17: the heatmaps with a peak) at the branches' output size (``stride``: ``model.decoder_stride``; 1 = the input size).
 
     At ``stride`` s, masks are area-averaged (soft values in [0, 1]) and each keypoint's Gaussian
     is rendered on the coarse grid at x / s, y / s with std ``heatmap_sigma`` / s: coarse pixel j
@@ -97,10 +107,11 @@ def prepare_batch(
                 "(daaf.training.trainer.build_train_set does)"
             )
         scale = torch.tensor([1 / stride, 1 / stride, 1.0], device=images.device)
+        keypoints = batch["keypoints"] * scale
+        size = (images.shape[-2] // stride, images.shape[-1] // stride)
+        threshold = cfg.keypoint_score_threshold
         out["heatmaps"] = render_heatmap_batch(
-            batch["keypoints"] * scale,
-            (images.shape[-2] // stride, images.shape[-1] // stride),
-            cfg.heatmap_sigma / stride,
-            cfg.keypoint_score_threshold,
+            keypoints, size, cfg.heatmap_sigma / stride, threshold
         )
+        out["keypoint_visible"] = keypoint_visibility(keypoints, size, threshold)
     return out

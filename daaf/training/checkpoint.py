@@ -34,6 +34,13 @@ RESUME_KEYS = ("criterion", "optimizer", "scheduler", "scaler", "sampler", "rng"
 RESUME_MAY_CHANGE = frozenset({"model.pretrained", "data.root", "data.annotations",
                                "data.workers", "data.cache_masks", "data.test_batch_size"})  # fmt: skip
 RESUME_SAME_TRAIN = ("train.seed", "train.iters_per_epoch")
+# Settings added after files were written, with the value that reproduces what a file without
+# them was trained with (the default may differ): section -> {key: value}.
+LEGACY_VALUES = {
+    "model": {"decoder_init": "pytorch"},
+    "loss": {"keypoint_weighting": "all"},
+    "optim": {"branch_weight_decay": None},  # one group, optim.weight_decay on every parameter
+}
 METRICS = ("euclidean", "cosine")  # daaf.evaluation.distance.METRICS
 # Reading these cannot go wrong in a way worth a traceback: the file does not fit the run.
 MISFITS = (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError)
@@ -92,6 +99,9 @@ def checkpoint_config(values: Any, path: Path) -> Config:
     if not isinstance(values, dict):
         raise DaafError(f"{path}: its config is a {_kind(values)}, not a mapping of sections")
     values = copy.deepcopy(values)
+    for section, legacy in LEGACY_VALUES.items():
+        if isinstance(values.get(section), dict):
+            values[section] = {**legacy, **values[section]}
     data = values.get("data")
     dataset = data.pop("dataset", None) if isinstance(data, dict) else None
     try:

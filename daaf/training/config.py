@@ -51,11 +51,20 @@ class ModelConfig:
     # deconvolutions fewer, targets rendered at that size; data.heatmap_sigma stays in input
     # pixels). data.height and data.width must be multiples of it (docs/training.md).
     decoder_stride: Literal[1, 4] = 1
+    # The decoders' first weights (deconvolutions and 1x1 heads): pytorch (PyTorch's defaults),
+    # small_heads (the 1x1 heads N(0, 0.001), zero bias) or authors (every decoder layer
+    # N(0, 0.001), zero bias: the authors' BoT code). Small heads start the maps near the
+    # all-zero map instead of at noise 20x its loss (docs/paper.md).
+    decoder_init: Literal["pytorch", "small_heads", "authors"] = "pytorch"
 
 
 @dataclass
 class LossConfig:
     branch_loss: Literal["l2", "mse"] = "l2"  # l2 (paper eq. 2 and 4) | mse (authors' BoT code)
+    # The PAB target channels its loss counts: all (the paper: an invisible keypoint's all-zero
+    # map is a target too) | visible (only the keypoints whose heatmap has a peak, as pose
+    # codebases' target_weight)
+    keypoint_weighting: Literal["all", "visible"] = "all"
     hab_weight: float = setting(0.003, min=0)
     pab_weight: float = setting(0.003, min=0)
     label_smoothing: float = setting(0.1, min=0, max=1)
@@ -79,6 +88,10 @@ class OptimConfig:
     name: Literal["adam", "sgd"] = "adam"
     lr: float = setting(3.5e-4, above=0)
     weight_decay: float = setting(5e-4, min=0)
+    # The branch decoders' own decay (a parameter group of their own); null: weight_decay, one
+    # group for the whole network. Adam's coupled decay outweighs a keypoint loss's gradient and
+    # pulls the decoders to the all-zero map (docs/training.md).
+    branch_weight_decay: float | None = setting(0.0, min=0)
     momentum: float = setting(0.9, min=0, max=1)
     # warmup_multistep (BoT) | exponential (TriNet)
     schedule: Literal["warmup_multistep", "exponential"] = "warmup_multistep"

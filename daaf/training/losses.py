@@ -4,7 +4,8 @@
 squared) of the difference between prediction and target, averaged over the batch (HAB) or over
 batch and keypoints (PAB); the authors' BoT code uses MSE instead (``branch_loss: mse``). HAB
 predicts logits; its loss compares ``sigmoid(logits)`` with the mask. Samples whose annotation
-is not usable (``batch["valid"]`` False) are left out of the branch means. Other weightings of
+is not usable (``batch["valid"]`` False) are left out of the branch means; with
+``loss.keypoint_weighting: visible`` so are the keypoints without a peak in their target. Other weightings of
 the terms than the paper's fixed lambdas: ``loss.branch_balance`` (:mod:`daaf.training.balance`).
 """
 
@@ -140,7 +141,10 @@ class DAAFCriterion(nn.Module):
         target, valid = self.branch_target(branch, batch), self.branch_valid(branch, batch)
         if branch == "hab":
             return self._mask_loss(pred, target, valid)
-        return self._part_loss(pred, target, valid)
+        weighting = self.pab_target == "keypoints" and self.cfg.keypoint_weighting == "visible"
+        return self._part_loss(
+            pred, target, valid, batch["keypoint_visible"] if weighting else None
+        )
 
     def _mask_loss(
         self, pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor
@@ -150,14 +154,28 @@ class DAAFCriterion(nn.Module):
         return masked_mean((pred - target).pow(2).flatten(1).mean(dim=1), valid)
 
     def _part_loss(
-        self, pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor
+        self,
+        pred: torch.Tensor,
+        target: torch.Tensor,
+        valid: torch.Tensor,
+        visible: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """L_p; ``visible`` (B, 17): count only those keypoints, each sample's mean over them
+        (samples with none are left out)."""
         if self.pab_target == "part_images":
             b, parts = pred.shape[0], self.num_parts
             pred, target = pred.reshape(b * parts, -1), target.reshape(b * parts, -1)
             if self.cfg.branch_loss == "l2":
                 return l2_per_sample(pred, target).mean()
             return (pred - target).pow(2).mean()
+        if visible is not None:  # loss.keypoint_weighting: visible
+            k = self.pab_keypoints
+            diff = (pred[:, k] - target[:, k]).flatten(2)
+            per_kp = diff.norm(dim=2) if self.cfg.branch_loss == "l2" else diff.pow(2).mean(dim=2)
+            weight = visible[:, k].float()  # (B, K)
+            counted = weight.sum(dim=1)
+            per_sample = (per_kp * weight).sum(dim=1) / counted.clamp_min(1)
+            return masked_mean(per_sample, valid & (counted > 0))
         if self.cfg.branch_loss == "l2":  # eq. 4: mean over samples and keypoints of ||p - g||_2
             k = self.pab_keypoints
             per_kp = (pred[:, k] - target[:, k]).flatten(2).norm(dim=2)  # (B, K)

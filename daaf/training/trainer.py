@@ -39,7 +39,7 @@ from daaf.training.branch_health import BranchHealth, warmup_iterations
 from daaf.training.checkpoint import load_resume_checkpoint, restore_training
 from daaf.training.config import Config, DataConfig, save_config
 from daaf.training.losses import DAAFCriterion, build_criterion
-from daaf.training.modeling import build_model
+from daaf.training.modeling import DAAF, build_model
 from daaf.training.schedule import build_optimizer, build_scheduler
 from daaf.utils import distributed as dist_utils
 from daaf.utils.device import resolve_device
@@ -85,10 +85,22 @@ class Optimizers:
                 optimizer.zero_grad(set_to_none=True)
 
 
-def build_optimizers(cfg: Config, model: torch.nn.Module, criterion: DAAFCriterion) -> Optimizers:
-    """The network's optimizer, with the learned loss weights of ``loss.branch_balance:
-    uncertainty`` as a group of their own, and the centre loss's SGD."""
-    params = [{"params": list(model.parameters())}, *criterion.balance.param_groups()]
+def network_param_groups(cfg: Config, model: DAAF) -> list[dict[str, Any]]:
+    """The network's parameters: the branch decoders in a group of their own with
+    ``optim.branch_weight_decay`` (when it is set and the model has decoders), the rest with
+    ``optim.weight_decay``."""
+    decoders = model.decoder_parameters()
+    if cfg.optim.branch_weight_decay is None or not decoders:
+        return [{"params": list(model.parameters())}]
+    own = {id(p) for p in decoders}
+    rest = [p for p in model.parameters() if id(p) not in own]
+    return [{"params": rest}, {"params": decoders, "weight_decay": cfg.optim.branch_weight_decay}]
+
+
+def build_optimizers(cfg: Config, model: DAAF, criterion: DAAFCriterion) -> Optimizers:
+    """The network's optimizer (:func:`network_param_groups`), with the learned loss weights of
+    ``loss.branch_balance: uncertainty`` as a group of their own, and the centre loss's SGD."""
+    params = [*network_param_groups(cfg, model), *criterion.balance.param_groups()]
     centers = criterion.center_parameters()
     return Optimizers(
         main=build_optimizer(params, cfg.optim),

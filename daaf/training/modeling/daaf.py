@@ -92,6 +92,12 @@ class DAAF(nn.Module):
         mask = torch.sigmoid(self.hab(low, size)) if self.hab is not None else None
         return mask, self.pab(high, size) if self.pab is not None else None
 
+    def decoder_parameters(self) -> list[nn.Parameter]:
+        """The branch decoders' parameters (deconvolutions and 1x1 heads of the HAB and PAB; not
+        the HAB's encoder, a copy of backbone layers): ``optim.branch_weight_decay``'s group."""
+        branches = [b for b in (self.hab, self.pab) if b is not None]
+        return [p for b in branches for m in b.decoder_modules() for p in m.parameters()]
+
     def base_network(self) -> BaseNetwork:
         """The inference model: this model's backbone and head (shared, not copied)."""
         return BaseNetwork(self.backbone, self.head)
@@ -135,4 +141,7 @@ def build_model(cfg: Config, num_classes: int) -> DAAF:
             backbone.out_channels, groups, m.pab_target, m.pab_grouped, m.pab_shared_decoder,
             m.decoder_channels, m.deconv_kernel, m.decoder_norm, m.decoder_stride,
         )  # fmt: skip
+    for branch in (hab, pab):
+        if branch is not None:
+            branch.init_decoder(m.decoder_init)
     return DAAF(backbone=backbone, head=head, hab=hab, pab=pab)

@@ -63,6 +63,26 @@ class DeconvStack(nn.Module):
         return self.layers(x)
 
 
+# model.decoder_init -> which of a branch's decoder layers start at N(0, AUTHORS_STD), zero bias
+DECODER_INITS = ("pytorch", "small_heads", "authors")
+AUTHORS_STD = 0.001
+
+
+def init_decoder(stacks: list[nn.Module], heads: list[nn.Module], scheme: str) -> None:
+    """Set a branch's first decoder weights per ``scheme`` (``model.decoder_init``): ``pytorch``
+    keeps PyTorch's defaults; ``small_heads`` draws the 1x1 ``heads`` from N(0, 0.001) with zero
+    bias; ``authors`` does so for every convolution of ``stacks`` and ``heads`` too."""
+    if scheme not in DECODER_INITS:
+        raise ValueError(f"decoder init must be one of {', '.join(DECODER_INITS)}, got {scheme!r}")
+    chosen = {"pytorch": [], "small_heads": heads, "authors": [*stacks, *heads]}[scheme]
+    for module in chosen:
+        for layer in module.modules():
+            if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
+                nn.init.normal_(layer.weight, std=AUTHORS_STD)
+                if layer.bias is not None:
+                    nn.init.zeros_(layer.bias)
+
+
 def to_size(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Bilinear resize to the branch's output ``size`` when the decoder ends smaller (stride-32
     nets), or to the input size for pictures. With ``align_corners=False`` a map pixel's value

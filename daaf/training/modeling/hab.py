@@ -15,7 +15,13 @@ import torch
 from torch import nn
 
 from daaf.training.modeling.backbone import ResNetBackbone
-from daaf.training.modeling.decoder import DeconvStack, deconv_layers, map_size, to_size
+from daaf.training.modeling.decoder import (
+    DeconvStack,
+    deconv_layers,
+    init_decoder,
+    map_size,
+    to_size,
+)
 
 
 class HolisticBranch(nn.Module):
@@ -41,6 +47,14 @@ class HolisticBranch(nn.Module):
         )
         self.stride = stride
         self.head = nn.Conv2d(channels, 1, kernel_size=1)
+
+    def decoder_modules(self) -> list[nn.Module]:
+        """The decoder (deconvolutions and 1x1 head), not the encoder copy of the backbone."""
+        return [self.decoder, self.head]
+
+    def init_decoder(self, scheme: str) -> None:
+        """The decoder's first weights per ``model.decoder_init`` (:func:`init_decoder`)."""
+        init_decoder([self.decoder], [self.head], scheme)
 
     def forward(self, low: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """``size``: the input's (H, W)."""

@@ -17,7 +17,13 @@ import torch
 from torch import nn
 
 from daaf.data.keypoints import NUM_KEYPOINTS
-from daaf.training.modeling.decoder import DeconvStack, deconv_layers, map_size, to_size
+from daaf.training.modeling.decoder import (
+    DeconvStack,
+    deconv_layers,
+    init_decoder,
+    map_size,
+    to_size,
+)
 
 
 class PartialBranch(nn.Module):
@@ -51,6 +57,14 @@ class PartialBranch(nn.Module):
         )
         self.heads = nn.ModuleList(nn.Conv2d(channels, n, kernel_size=1) for n in outputs)
         self.num_outputs = sum(outputs)
+
+    def decoder_modules(self) -> list[nn.Module]:
+        """The whole branch is decoder: its deconvolution stacks and 1x1 heads."""
+        return [self.stacks, self.heads]
+
+    def init_decoder(self, scheme: str) -> None:
+        """The decoders' first weights per ``model.decoder_init`` (:func:`init_decoder`)."""
+        init_decoder(list(self.stacks), list(self.heads), scheme)
 
     def group_features(self, fmap: torch.Tensor) -> list[torch.Tensor]:
         """The channel groups fed to the decoder: G tensors of (B, floor(C/G), h, w)."""
