@@ -18,9 +18,10 @@ import yaml
 
 from daaf.data.config import DataConfig
 from daaf.data.keypoints import keypoint_groups
-from daaf.errors import ConfigError, short_repr, shorten
+from daaf.errors import ConfigError, short_repr
 from daaf.utils.config_fields import check_relations, checked_value, set_where, setting
 from daaf.utils.options import DEVICE_NAMES, DEVICE_PATTERN
+from daaf.utils.yaml_load import read_yaml_file
 
 GROUP_SCHEMES = Literal["all", "4", "6", "7", "each"]  # daaf.data.keypoints.KEYPOINT_GROUPS
 MAX_CONFIG_BYTES = 1 << 20  # a daaf config is a few KB; the presets are under 2 KB
@@ -197,22 +198,7 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[dict[str, 
     path = path.resolve()
     if path in seen:
         raise ConfigError(f"{path}: circular _base_ chain")
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
-    size = path.stat().st_size
-    if size > MAX_CONFIG_BYTES:  # PyYAML would parse a huge file for minutes before any check
-        raise ConfigError(
-            f"{path}: {size:,} bytes is not a daaf config (at most {MAX_CONFIG_BYTES:,} bytes)"
-        )
-    try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"{path}: not a UTF-8 text file (byte {exc.start}); save the config as UTF-8 YAML"
-        ) from None
-    except yaml.YAMLError as exc:
-        problem = " ".join(str(exc).split())  # the parser's message spans several lines
-        raise ConfigError(f"{path}: not valid YAML: {shorten(problem, 200)}") from None
+    values = read_yaml_file(path, MAX_CONFIG_BYTES)
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: a config file must be a mapping of sections")
     base = values.pop("_base_", None)
