@@ -34,7 +34,7 @@ from daaf.data.images import check_dataset_images
 from daaf.data.loader import Loader, build_loader
 from daaf.data.sampler import PKBatchSampler
 from daaf.data.train_set import TrainSet, open_store_for
-from daaf.errors import DaafError
+from daaf.errors import ConfigError, DaafError
 from daaf.training.branch_health import BranchHealth, warmup_iterations
 from daaf.training.checkpoint import load_resume_checkpoint, restore_training
 from daaf.training.config import Config, DataConfig, save_config
@@ -353,6 +353,11 @@ def train(
     if not resume:
         check_new_run(out_dir)
     state = load_resume_checkpoint(last, cfg) if resume else None
+    if not cfg.data.root:  # else the current folder would be read as the dataset
+        raise ConfigError(
+            f"data.root is not set: the folder holding the {cfg.data.dataset} dataset "
+            "(data.root=DIR after the config)"
+        )
     device = resolve_device(cfg.train.device)
     timeout = datetime.timedelta(minutes=cfg.train.ddp_timeout_minutes)
     distributed = dist_utils.init_distributed(device, timeout)
