@@ -44,13 +44,13 @@ class UniqueKeyLoader(yaml.SafeLoader):
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 continue
-            key = self.construct_object(key_node, deep=deep)
+            key, line = self.construct_object(key_node, deep=deep), key_node.start_mark.line + 1
             try:
-                first = lines.setdefault(key, key_node.start_mark.line + 1)
+                if key in lines:
+                    raise DuplicateKeyError(key, lines[key], line)
+                lines[key] = line
             except TypeError:  # an unhashable key: SafeLoader's own message names it
                 continue
-            if first != key_node.start_mark.line + 1:
-                raise DuplicateKeyError(key, first, key_node.start_mark.line + 1)
         return super().construct_mapping(node, deep)
 
 

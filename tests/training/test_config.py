@@ -2,6 +2,7 @@
 that name the key, the value and what is allowed (exit 2 from `daaf train`, no run folder)."""
 
 import dataclasses
+import os
 import re
 import typing
 from pathlib import Path
@@ -243,3 +244,78 @@ def test_unreadable_config_files_give_one_line(tmp_path, content, message):
     with pytest.raises(ConfigError, match=f"^{re.escape(str(path))}: {message}") as error:
         load_config(path)
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            "optim:\n  lr: 0.1\n  gamma: 0.2\n  lr: 0.3\n",
+            "key 'lr' is given twice in one mapping, at lines 2 and 4",
+        ),
+        (
+            "optim: {lr: 0.1}\ntrain: {epochs: 3}\noptim: {gamma: 0.5}\n",
+            "key 'optim' is given twice in one mapping, at lines 1 and 3",
+        ),
+        (
+            "model:\n  trinet_dims: [8, 4]\n  depth: 18\n  depth: 34\n",
+            "key 'depth' is given twice in one mapping, at lines 3 and 4",
+        ),
+        ("optim: {lr: 0.1, lr: 0.2}\n", "key 'lr' is given twice in one mapping, at lines 1 and 1"),
+        ("1: a\ntrue: b\n", "key True is given twice in one mapping, at lines 1 and 2"),
+    ],
+)
+def test_a_key_given_twice_is_refused_with_both_lines(tmp_path, content, message):
+    """PyYAML keeps the later of two equal keys silently: the run would train with one of two
+    values the file gives."""
+    path = tmp_path / "twice.yaml"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=f"^{re.escape(str(path))}: {message}; keep one$"):
+        load_config(path)
+
+
+def test_a_key_twice_in_a_base_file_names_the_base_and_merge_keys_still_override(tmp_path):
+    (tmp_path / "base.yaml").write_text("train:\n  epochs: 3\n  epochs: 4\n")
+    (tmp_path / "child.yaml").write_text("_base_: base.yaml\n")
+    with pytest.raises(ConfigError, match=r"base.yaml: key 'epochs' is given twice.*lines 2 and 3"):
+        load_config(tmp_path / "child.yaml")
+    # A << merge brings keys that the mapping may set again: YAML's own override, not a slip.
+    (tmp_path / "anchors.yaml").write_text(
+        "_base_: base_ok.yaml\noptim:\n  <<: {lr: 0.3, gamma: 0.5}\n  lr: 0.4\n"
+    )
+    (tmp_path / "base_ok.yaml").write_text("train:\n  epochs: 3\n")
+    cfg = load_config(tmp_path / "anchors.yaml")
+    assert (cfg.optim.lr, cfg.optim.gamma, cfg.train.epochs) == (0.4, 0.5, 3)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p.mkdir(), "is a directory, not a YAML file"),
+        (lambda p: os.mkfifo(p), r"is a FIFO \(named pipe\), not a YAML file"),
+        (
+            lambda p: p.write_bytes(b""),
+            r"empty: no settings in it \(a config is a mapping of sections\)",
+        ),
+        (
+            lambda p: p.write_text("# all commented out\n#train:\n#  epochs: 3\n\n"),
+            "empty: no settings in it",
+        ),
+    ],
+)
+def test_a_config_or_base_that_is_no_regular_file_or_empty_gets_its_own_message(
+    tmp_path, make, message
+):
+    """Not 'does not exist' for what exists, no wait on a FIFO, and no defaults from a file
+    that sets nothing."""
+    target = tmp_path / "target.yaml"
+    make(target)
+    (tmp_path / "child.yaml").write_text("_base_: target.yaml\n")
+    for path in (target, tmp_path / "child.yaml"):
+        with pytest.raises(ConfigError, match=f"^{re.escape(str(target))}:? {message}"):
+            load_config(path)
+
+
+def test_a_device_as_config_is_named_as_one():
+    with pytest.raises(ConfigError, match="^/dev/null is a character device, not a YAML file$"):
+        load_config("/dev/null")
