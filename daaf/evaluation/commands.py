@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from daaf.utils.options import BATCH_SIZE, SEED, WORKERS, device_option
+from daaf.utils.options import BATCH_SIZE, BOOTSTRAP, RANK_LISTS, SEED, WORKERS, device_option
 
 
 @click.command("evaluate")
@@ -39,7 +39,7 @@ from daaf.utils.options import BATCH_SIZE, SEED, WORKERS, device_option
 @device_option
 @click.option(
     "--num-ranklists",
-    type=click.IntRange(min=0),
+    type=RANK_LISTS,
     default=8,
     show_default=True,
     help="Rank-list pictures (best and worst queries).",
@@ -120,7 +120,7 @@ def _query_conditions(ctx: click.Context, param: click.Parameter, values: tuple[
               metavar="DIR [DIR ...]", help="Evaluation folder(s) of the baseline; several = seeds.")  # fmt: skip
 @click.option("--candidate", "candidate_dirs", multiple=True, required=True, type=FOLDERS,
               metavar="DIR [DIR ...]", help="Evaluation folder(s) of the candidate; several = seeds.")  # fmt: skip
-@click.option("--bootstrap", type=click.IntRange(min=1), default=10000, show_default=True,
+@click.option("--bootstrap", type=BOOTSTRAP, default=10000, show_default=True,
               help="Bootstrap resamples.")  # fmt: skip
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the resampling.")
 @click.option("--queries", "conditions", multiple=True, metavar="CSV:COLUMN[=VALUE]",
