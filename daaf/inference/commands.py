@@ -10,6 +10,7 @@ import click
 
 from daaf.errors import DaafError
 from daaf.evaluation.commands import _SeveralFolders
+from daaf.utils.options import BATCH_SIZE, TOP, WORKERS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -41,8 +42,8 @@ class _SearchArgs(_SeveralFolders):
 @click.option(
     "--flip", is_flag=True, default=None, help="Average each embedding with its mirror image's."
 )
-@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=0))
+@click.option("--batch-size", default=64, show_default=True, type=BATCH_SIZE)
+@click.option("--workers", default=2, show_default=True, type=WORKERS)
 @click.option("--device", default="auto", show_default=True)
 def embed(model_path, images, out_path, resume, flip, batch_size, workers, device) -> None:
     """Embeddings of every image of folders, files and lists, written batch by batch to one
@@ -103,7 +104,7 @@ def _queries(sources: tuple[str, ...], embedder: Embedder) -> tuple[list[Path], 
 @click.option("--query", "queries", multiple=True, required=True, metavar="IMAGE|FEATS.h5 [...]",
               help="Query images (files, folders, lists) or embedding files.")  # fmt: skip
 @click.option("--model", "model_path", required=True, type=click.Path(exists=True), help=MODEL_HELP)
-@click.option("--top", default=10, show_default=True, help="Gallery images per query.")
+@click.option("--top", default=10, show_default=True, type=TOP, help="Gallery images per query.")
 @click.option("--rerank", is_flag=True,
               help="k-reciprocal re-ranking of each query's 100 nearest (k1=20, k2=6, lambda=0.3).")  # fmt: skip
 @click.option("--metric", type=click.Choice(["euclidean", "cosine"]), default=None,
