@@ -7,7 +7,15 @@ from pathlib import Path
 
 import click
 
-from daaf.utils.options import SEED, device_option
+from daaf.utils.options import (
+    BATCH_SIZE,
+    ERRORS_IN_A_ROW,
+    SEED,
+    SHARD_SIZE,
+    WORKERS,
+    WORKING_SIZE,
+    device_option,
+)
 
 OPTIONAL_BACKENDS = ("detectron2", "mmpose")  # installed by `daaf install-backend`
 BACKENDS = ("torchvision", *OPTIONAL_BACKENDS)
@@ -42,17 +50,17 @@ def _splits(ctx, param, value: str) -> tuple[str, ...]:
 @click.option("--backend", type=click.Choice(BACKENDS), default="torchvision", show_default=True)
 @click.option("--splits", default="train,query,gallery", show_default=True, callback=_splits)
 @device_option
-@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--batch-size", type=BATCH_SIZE, default=8, show_default=True)
 @click.option(
     "--workers",
-    type=click.IntRange(min=0),
+    type=WORKERS,
     default=2,
     show_default=True,
     help="Image decoding processes.",
 )
 @click.option(
     "--shard-size",
-    type=click.IntRange(min=1),
+    type=SHARD_SIZE,
     default=None,
     help="Images per shard [default: 4096].",
 )
@@ -64,14 +72,14 @@ def _splits(ctx, param, value: str) -> tuple[str, ...]:
 )
 @click.option("--weights", type=click.Choice(("pretrained", "random")), default="pretrained",
               show_default=True, help="random: real architectures, random weights.")  # fmt: skip
-@click.option("--min-size", type=click.IntRange(min=32), default=256, show_default=True,
+@click.option("--min-size", type=WORKING_SIZE, default=256, show_default=True,
               help="Working size: short side a crop is resized to before detection.")  # fmt: skip
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of random weights.")
 @click.option("--overwrite", is_flag=True,
               help="Replace a store made with other settings, once the new one is complete.")  # fmt: skip
 @click.option("--retry-errors", is_flag=True,
               help="Label again the shards holding images the labeler raised on (status 3).")  # fmt: skip
-@click.option("--max-consecutive-errors", type=click.IntRange(min=1), default=None,
+@click.option("--max-consecutive-errors", type=ERRORS_IN_A_ROW, default=None,
               help="Stop once the labeler fails on this many images in a row [default: 50].")  # fmt: skip
 def label(dataset_name, root, out_dir, backend, splits, device, batch_size, workers, shard_size,
           weights_dir, weights, min_size, seed, overwrite, retry_errors,
