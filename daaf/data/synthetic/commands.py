@@ -5,7 +5,14 @@ from __future__ import annotations
 import click
 
 from daaf.data.synthetic.presets import PRESETS
-from daaf.utils.options import SEED
+from daaf.utils.options import (
+    PROBABILITY,
+    PROCESSES,
+    SEED,
+    SYNTH_CAMERAS,
+    SYNTH_IDENTITIES,
+    SYNTH_IMAGES_PER_IDENTITY,
+)
 
 SYNTH_KIND = "`daaf synth` output"  # the kind of daaf's marker in its --out
 
@@ -20,16 +27,19 @@ SYNTH_KIND = "`daaf synth` output"  # the kind of daaf's marker in its --out
 )
 @click.option(
     "--identities",
+    type=SYNTH_IDENTITIES,
     default=100,
     show_default=True,
     help="People; a random half trains, the rest test.",
 )
-@click.option("--cameras", default=6, show_default=True)
-@click.option("--images-per-identity", default=10, show_default=True)
+@click.option("--cameras", type=SYNTH_CAMERAS, default=6, show_default=True)
+@click.option(
+    "--images-per-identity", type=SYNTH_IMAGES_PER_IDENTITY, default=10, show_default=True
+)
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Same seed, same bytes.")
 @click.option(
     "--occlusion",
-    type=float,
+    type=PROBABILITY,
     default=None,
     help="Probability that an object hides part of the person  [default: the preset's; 0.1]",
 )
@@ -42,7 +52,7 @@ SYNTH_KIND = "`daaf synth` output"  # the kind of daaf's marker in its --out
 )
 @click.option(
     "--workers",
-    type=click.IntRange(min=1),
+    type=PROCESSES,
     default=None,
     help="Drawing processes  [default: min(4, CPUs)]",
 )

@@ -239,7 +239,7 @@ def test_cli_writes_a_dataset_the_market_loader_checks(tmp_path):
     again = CliRunner().invoke(main, args)  # never mixes into an existing dataset
     assert again.exit_code == 1 and "not empty" in again.output
     bad = CliRunner().invoke(main, ["synth", "--out", str(tmp_path / "x"), "--identities", "2"])
-    assert bad.exit_code == 1 and "at least 4 identities" in bad.output
+    assert bad.exit_code == 2 and "2 is not in the range 4<=x<=10000" in bad.output
 
 
 def test_bad_occlusion_is_refused(tmp_path):
