@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from daaf.utils.options import SEED, device_option
+from daaf.utils.options import COMPONENTS, JITTER, PICTURE_IMAGES, SEED, device_option
 
 PICTURES_KIND = "`daaf visualize` output"  # the kind of daaf's marker in its --out
 GRADCAM_ONLY_NOTE = (
@@ -213,12 +213,12 @@ def render_all(
     default="query",
     show_default=True,
 )
-@click.option("--n", "n", default=8, show_default=True, type=click.IntRange(min=1),
+@click.option("--n", "n", default=8, show_default=True, type=PICTURE_IMAGES,
               help="Images, spread over the split.")  # fmt: skip
 @click.option(
     "--components",
     default=256,
-    type=click.IntRange(min=0),
+    type=COMPONENTS,
     show_default=True,
     help="Embedding components averaged per Grad-CAM map (random subset, --seed); 0 = all, exact.",
 )
@@ -226,7 +226,7 @@ def render_all(
 @click.option(
     "--jitter",
     default=2,
-    type=click.IntRange(min=1),
+    type=JITTER,
     show_default=True,
     help="Grad-CAM maps averaged over JITTER x JITTER input shifts of whole layer1 cells, "
     "against the stride-2 dot grid; 1 = the plain single pass.",
