@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from daaf.utils.options import SEED
+from daaf.utils.options import GRID_IMAGES, SEED
 
 
 @click.group("annotations")
@@ -60,7 +60,7 @@ def validate(store_dir: Path, root: Path | None) -> None:
 @click.argument("store_dir", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="PNG file to write.")  # fmt: skip
-@click.option("--n", type=click.IntRange(min=1), default=16, show_default=True,
+@click.option("--n", type=GRID_IMAGES, default=16, show_default=True,
               help="Number of images.")  # fmt: skip
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Dataset root, to draw the real images (else grey canvases).")  # fmt: skip
