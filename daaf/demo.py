@@ -21,12 +21,13 @@ from pathlib import Path
 
 import click
 
-from daaf.utils.options import device_option
+from daaf.utils.options import DEMO_EPOCHS, DEMO_IDENTITIES, device_option
 
 STAGES = 6
 PICTURE_COMPONENTS = 16  # Grad-CAM maps average 16 random components, not 256 (time ~ components)
 PICTURE_IMAGES = 4  # query images per picture, not 8: Grad-CAM was a quarter of the demo's time
 RANK_LISTS = 8  # pictures of the best and worst queries per model and ranking
+LATENCY_ROUNDS = {1: 50, 32: 10}  # batch size -> rounds of the two exports timed in turns
 MODELS = {"BoT": ["model.hab=false", "model.pab=false"], "DAAF-BoT": []}
 DEMO_KIND, DATA_KIND = "demo", "demo data"  # the kinds of daaf's marker in --out and --out/data
 # What stages 4 and 5 measured, saved beside their output with the checkpoints' SHA-256: a
@@ -187,13 +188,55 @@ def export_and_evaluate(
             saved = {name: _export_and_evaluate(out, name, checkpoint, dataset, device)}
             save_results(record, hashes, saved)
         results[name] = saved[name]
+    record, hashes = out / "models" / STAGE_RESULTS, checkpoint_hashes(checkpoints)
+    timed = saved_results(record, hashes)
+    if timed is None:
+        timed = time_exports(out, list(checkpoints), device)
+        save_results(record, hashes, timed)
+    for name in results:
+        results[name].update(timed[name])
     return results
 
 
+def time_exports(out: Path, names: list[str], device) -> dict[str, dict]:
+    """ms per image at batch 1 and per batch of 32 of each export in ``out/models``, the exports
+    timed in turns in one loop (daaf.evaluation.speed.interleaved_latency), so that a change of
+    load on the machine cannot split two networks of the same size."""
+    from daaf.evaluation.speed import interleaved_latency
+    from daaf.training.export import load_inference_model
+
+    loaded = {name: load_inference_model(out / "models" / name, device) for name in names}
+    models = {name: model for name, (model, _) in loaded.items()}
+    meta = loaded[names[0]][1]
+    timed: dict[str, dict] = {name: {} for name in names}
+    for batch, rounds in LATENCY_ROUNDS.items():
+        shape = (batch, 3, meta["height"], meta["width"])
+        for name, seconds in interleaved_latency(models, shape, device, rounds).items():
+            timed[name][f"latency_ms_batch{batch}"] = 1000 * seconds
+    return timed
+
+
+def latency_note(results: dict) -> str:
+    """summary.md's line on DAAF-BoT / BoT latency, from the exports' timings in turns."""
+    bot, daaf = results["BoT"], results["DAAF-BoT"]
+    if "latency_ms_batch1" not in bot or "latency_ms_batch1" not in daaf:
+        return ""
+    ratios = ", ".join(
+        f"{daaf[f'latency_ms_batch{b}'] / bot[f'latency_ms_batch{b}']:.2f} at batch {b}"
+        for b in LATENCY_ROUNDS
+    )
+    return (
+        f"Latency, DAAF-BoT / BoT: {ratios} (the two exports timed in turns, "
+        f"{' and '.join(str(r) for r in LATENCY_ROUNDS.values())} rounds, medians, so that a "
+        "change of load on the machine reaches both alike)."
+    )
+
+
 def _export_and_evaluate(out: Path, name: str, checkpoint: Path, dataset, device) -> dict:
-    """Export one model, evaluate it with and without re-ranking, time it: its summary row."""
+    """Export one model, evaluate it with and without re-ranking: its summary row (both
+    exports are timed together afterwards, :func:`time_exports`)."""
     from daaf.evaluation.evaluate import evaluate_model
-    from daaf.evaluation.speed import count_parameters, measure_latency
+    from daaf.evaluation.speed import count_parameters
     from daaf.training.export import export_model, load_inference_model
 
     export_dir = out / "models" / name
@@ -210,14 +253,11 @@ def _export_and_evaluate(out: Path, name: str, checkpoint: Path, dataset, device
         num_ranklists=RANK_LISTS,
     )
     plain, reranked = table.iloc[0], table.iloc[1]
-    shape = (1, 3, meta["height"], meta["width"])
     return {
         "mAP": float(plain["mAP"]), "rank1": float(plain["rank1"]),
         "mINP": float(plain["mINP"]),
         "mAP_rerank": float(reranked["mAP"]), "rank1_rerank": float(reranked["rank1"]),
         "params": count_parameters(model), "trained_params": report["trained_params"],
-        "latency_ms_batch1": 1000 * measure_latency(model, shape, device),
-        "latency_ms_batch32": 1000 * measure_latency(model, (32, *shape[1:]), device, repeats=5),
     }  # fmt: skip
 
 
@@ -385,12 +425,13 @@ def write_summary(out: Path, results: dict, label_note: str) -> str:
         "constant_map_pck": "PCK of a constant map", "background_sensitivity": "bg sensitivity",
     })  # fmt: skip
     difference = difference_note(out / "eval" / "BoT", out / "eval" / "DAAF-BoT", out / "compare")
+    latency = latency_note(results)
     branches = branch_note(results, last_measurement(out / "runs" / "DAAF-BoT" / "metrics.jsonl"))
     text = "\n".join([
         "# daaf demo: BoT vs DAAF-BoT on synthetic pedestrians", "",
         "Measured on this machine by `daaf demo`; synthetic data, tiny ResNet-18 from scratch,",
         "so the numbers say whether the pipeline works, not what the paper reports.", "",
-        f"Labels: {label_note}", "", markdown, "",
+        f"Labels: {label_note}", "", markdown, "", *([latency, ""] if latency else []),
         "- mAP / Rank-1 in %, single query, Market-1501 protocol; RR = k-reciprocal re-ranking.",
         "- params and latency: the exported model (TorchScript-free eager module) on this device.",
         "- HAB IoU: HAB mask vs true mask on the query set; PAB PCK: heatmap argmax within 0.1 x image height.",
@@ -402,7 +443,7 @@ def write_summary(out: Path, results: dict, label_note: str) -> str:
         "Pictures: loss_curves.png, cmc_curves.png, eval/*/ranklists/, pictures/.",
     ])  # fmt: skip
     (out / "summary.md").write_text(text + "\n")
-    return "\n\n".join(filter(None, [markdown, difference, branches]))
+    return "\n\n".join(filter(None, [markdown, latency, difference, branches]))
 
 
 @click.command("demo")
@@ -412,11 +453,12 @@ def write_summary(out: Path, results: dict, label_note: str) -> str:
 @device_option
 @click.option(
     "--identities",
+    type=DEMO_IDENTITIES,
     default=100,
     show_default=True,
     help="Synthetic identities (half train, half test).",
 )
-@click.option("--epochs", type=click.IntRange(min=1), default=None,
+@click.option("--epochs", type=DEMO_EPOCHS, default=None,
               help="Override the demo preset's epochs.")  # fmt: skip
 def demo(out_dir: str, device: str, identities: int, epochs: int | None) -> None:
     """Run the whole pipeline on synthetic data and write summary.md (3-12 min on 2 CPU cores)."""
