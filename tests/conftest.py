@@ -7,6 +7,7 @@ network can learn identities in a few steps; masks and keypoints are the drawn b
 evaluate and visualize tests.
 """
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -114,6 +115,7 @@ def make_dataset(root: Path, num_ids: int = 8, per_id: int = 6, seed: int = 0) -
                 person_box=np.array([0, 0, W, H], np.float32),
                 person_score=1.0,
                 status=0,
+                image_sha256=hashlib.sha256((base / s.path).read_bytes()).digest(),
             )  # fmt: skip
             for s in dataset.split(split)
         ]

@@ -10,8 +10,9 @@ import torch
 from torch.utils.data import Dataset
 
 from daaf.data.annotations import STATUS_OK, AnnotationStore, validate_store
+from daaf.data.annotations.info import read_store_info, relabel_command
 from daaf.data.annotations.schema import STATUS_NAMES
-from daaf.data.annotations.validate import identity_mismatches
+from daaf.data.annotations.validate import check_images, identity_mismatches
 from daaf.data.config import DataConfig
 from daaf.data.datasets import Sample
 from daaf.data.images import read_rgb
@@ -28,9 +29,10 @@ MAX_LISTED = 5
 def open_store_for(samples: list[Sample], store_dir: str | Path, dataset: str) -> AnnotationStore:
     """Open the store and check it belongs to ``dataset``, covers every sample and labels some.
 
-    Its training shards are validated first (:func:`validate_store`: whole, schema v1, content
-    matching ``content_sha256``, manifest rows matching the shards, keypoints inside the
-    image): about 1.6 s per 13,000 images, as long as decoding their masks. A store giving an
+    Its training shards are validated first (:func:`validate_store`: whole, a schema this daaf
+    reads, content matching ``content_sha256``, manifest rows matching the shards, keypoints
+    inside the image): about 1.6 s per 13,000 images, as long as decoding their masks.
+    :class:`TrainSet` checks the images themselves against the store. A store giving an
     image another pid or camid than the dataset, or labeling no training image, is refused;
     images without labels (status not 0) are named in a warning.
     """
@@ -70,6 +72,24 @@ def _check_identities(store: AnnotationStore, samples: list[Sample]) -> None:
         )
 
 
+def check_store_images(store: AnnotationStore, samples: list[Sample], image_dir: Path) -> None:
+    """Refuse a store whose rows were labelled from other files than ``image_dir`` holds for
+    ``samples`` (their SHA-256 differs from the store's: :func:`check_images`), naming the first
+    few and the count; warn once when labels carry no digest and so cannot be checked."""
+    try:
+        info = read_store_info(store.store_dir)
+    except DaafError:  # open_store_for has said so; the command still names the settings it can
+        info = None
+    relabel = relabel_command(store.store_dir, image_dir, store.dataset, store.labeler, info)
+    problem, note = check_images(store.manifest, samples, image_dir, relabel)
+    if problem:
+        raise DaafError(
+            f"annotation store {store.store_dir} was labelled from other images: {problem}"
+        )
+    if note and dist_utils.is_main_process():
+        logger.warning("WARNING: annotation store %s: %s", store.store_dir, note)
+
+
 def _check_labels(store: AnnotationStore, samples: list[Sample]) -> None:
     """Refuse a store without one labeled training image; warn, once, about unlabeled ones."""
     status = store.status([s.path for s in samples])
@@ -99,6 +119,8 @@ class TrainSet(Dataset):
     ``keypoints`` float32 (17, 3) the keypoints in the augmented frame (both need the store).
     ``daaf.data.device_batch.prepare_batch`` makes the rest. An epoch's augmentation is drawn
     at once from a generator seeded by (seed, epoch), so it is the same whatever the workers.
+    A store is first checked against the images (:func:`check_store_images`): labels are used
+    only with the files they were made from.
     """
 
     def __init__(
@@ -121,6 +143,7 @@ class TrainSet(Dataset):
         self._valid = np.zeros(len(samples), bool)
         self._keypoints = self._masks = None
         if store is not None:
+            check_store_images(store, samples, self.image_dir)
             names = [sample.path for sample in samples]
             self._valid = store.status(names) == STATUS_OK
             self._keypoints = store.keypoints(names) if keypoints else None

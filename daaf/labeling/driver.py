@@ -42,6 +42,7 @@ from daaf.data.annotations import (
     plan_shards,
     validate_store,
 )
+from daaf.data.annotations.digests import file_sha256
 from daaf.data.annotations.info import make_store_info
 from daaf.data.annotations.schema import STORE_KIND, keypoints_in_image
 from daaf.data.datasets import SPLITS, ReIDDataset, Sample
@@ -86,16 +87,19 @@ class _ImageFiles(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> tuple[int, np.ndarray | None]:
+    def __getitem__(self, index: int) -> tuple[int, np.ndarray | None, bytes | None]:
         """The decoded image, or None if it is missing, not an image, truncated or one that
-        OpenCV cannot decode."""
+        OpenCV cannot decode; and the SHA-256 of the file (None if it is missing or not a
+        regular file), taken before decoding, so that a file replaced meanwhile shows up as a
+        mismatch rather than as labels of the new file under the old digest."""
         path = self.image_dir / self.samples[index].path
-        if image_problem(path):
-            return index, None
+        digest = file_sha256(path)
+        if digest is None or image_problem(path):
+            return index, None, digest
         try:
-            return index, read_rgb(path)
+            return index, read_rgb(path), digest
         except DaafError:
-            return index, None
+            return index, None, digest
 
 
 def _batches(jobs: list[ShardJob], batch_size: int) -> list[list[int]]:
@@ -144,18 +148,18 @@ def label_each(labeler: Labeler, images: list[np.ndarray]) -> list[LabelResult |
 
 
 def _record(
-    sample: Sample, split: str, image, result: LabelResult | None, mask_size
+    sample: Sample, split: str, image, digest, result: LabelResult | None, mask_size
 ) -> ImageAnnotation:
     if image is None:
         return empty_annotation(
             image_path=sample.path, split=split, pid=sample.pid, camid=sample.camid,
-            image_size=(0, 0), status=STATUS_UNREADABLE, mask_size=mask_size,
+            image_size=(0, 0), status=STATUS_UNREADABLE, mask_size=mask_size, image_sha256=digest,
         )  # fmt: skip
     image_size = tuple(int(v) for v in image.shape[:2])
     if result.status != STATUS_OK:
         return empty_annotation(
             image_path=sample.path, split=split, pid=sample.pid, camid=sample.camid,
-            image_size=image_size, status=result.status, mask_size=mask_size,
+            image_size=image_size, status=result.status, mask_size=mask_size, image_sha256=digest,
         )  # fmt: skip
     return ImageAnnotation(
         image_path=sample.path,
@@ -168,6 +172,7 @@ def _record(
         person_box=np.asarray(result.box, np.float32),
         person_score=float(result.score),
         status=int(result.status),
+        image_sha256=digest,
     )
 
 
@@ -291,10 +296,10 @@ def run_labeler(
     jobs, job, records, first, errors = iter(mine), None, [], 0, {}
     streak = shards_done = labeled = 0  # failures in a row; shards written; images labeled
     for batch in loader:
-        readable = [(index, image) for index, image in batch if image is not None]
+        readable = [(index, image) for index, image, _ in batch if image is not None]
         labels = label_each(labeler, [image for _, image in readable])
         results = dict(zip([index for index, _ in readable], labels, strict=True))
-        for index, image in batch:
+        for index, image, digest in batch:
             if job is None:
                 job, first, records = next(jobs), index, []
             sample, result = job.samples[index - first], results.get(index)
@@ -308,7 +313,7 @@ def run_labeler(
                     raise _labeler_broken(f"{streak} images in a row", failed, errors, shards_done)
             elif result is not None:
                 streak, labeled = 0, labeled + 1
-            records.append(_record(sample, job.split, image, result, mask_size))
+            records.append(_record(sample, job.split, image, digest, result, mask_size))
             if len(records) == len(job.samples):
                 writer.write_shard(job.split, job.index, records)
                 job, shards_done = None, shards_done + 1

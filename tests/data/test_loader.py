@@ -62,8 +62,11 @@ def broken_dataset(tiny_dataset, tmp_path) -> tuple[Path, list[Path], Path]:
     return root, train, query
 
 
-def test_an_unreadable_training_image_is_one_line_naming_it(broken_dataset):
+def test_an_unreadable_training_image_is_one_line_naming_it(broken_dataset, monkeypatch):
     root, train_images, _ = broken_dataset
+    # The images broke after labelling, which the store's digest check would refuse before any
+    # worker starts (tests/data/test_train_store_checks.py); here the worker's error is tested.
+    monkeypatch.setattr("daaf.data.train_set.check_store_images", lambda *args: None)
     cfg = small_config(root, "data.workers=1", "train.iters_per_epoch=null")
     loader, _, _ = build_train_loader(cfg, build_dataset("market1501", root), torch.device("cpu"))
     with pytest.raises(DaafError) as info:

@@ -35,7 +35,7 @@ def test_store_json_records_what_the_store_was_made_with(tmp_path, market, fake_
         for split in ("train", "gallery")
         for s in dataset.split(split)
     )
-    assert info["schema"] == "daaf.annotations" and info["schema_version"] == 1
+    assert info["schema"] == "daaf.annotations" and info["schema_version"] == 2
     assert info["dataset"] == "market1501" and info["splits"] == ["train", "gallery"]
     assert info["shard_size"] == 2 and info["mask_size"] == [256, 128]
     assert info["images"] == {"count": 5, "sha256": hashlib.sha256(lines.encode()).hexdigest()}

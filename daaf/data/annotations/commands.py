@@ -31,7 +31,8 @@ def inspect(store_dir: Path) -> None:
     "--root",
     type=click.Path(path_type=Path),
     default=None,
-    help="Dataset root: also check that the store covers exactly the dataset's images.",
+    help="Dataset root: also check that the store covers exactly the dataset's images and that "
+    "each is the file it was labelled from (SHA-256).",
 )
 def validate(store_dir: Path, root: Path | None) -> None:
     """Check every shard (whole, checksum, schema version) and the manifest; exit 1 on problems."""
@@ -46,7 +47,10 @@ def validate(store_dir: Path, root: Path | None) -> None:
             problems.append(f"{store_dir}: no readable shard names a dataset to check against")
         else:
             dataset = build_dataset(name, root)
-    problems = validate_store(store_dir, dataset, progress=True) + problems
+    notes: list[str] = []
+    problems = validate_store(store_dir, dataset, progress=True, notes=notes) + problems
+    for note in notes:
+        click.echo(f"note: {note}")
     if problems:
         for problem in problems:
             click.echo(f"- {problem}")

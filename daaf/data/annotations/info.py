@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
 from daaf import __version__
-from daaf.data.annotations.schema import SCHEMA_NAME, SCHEMA_VERSION
+from daaf.data.annotations.schema import READABLE_VERSIONS, SCHEMA_NAME, SCHEMA_VERSION
 from daaf.data.datasets.base import Sample
 from daaf.errors import DaafError
 from daaf.utils.files import atomic_write
 
 STORE_INFO_NAME = "store.json"
-COMPARED = ("dataset", "splits", "shard_size", "mask_size", "images", "labeler")
+COMPARED = ("schema_version", "dataset", "splits", "shard_size", "mask_size", "images", "labeler")
+SYNTH_BACKEND = "synthetic-ground-truth"  # the labeler of `daaf synth`'s exact annotations
 
 
 def image_list_sha256(samples: dict[str, list[Sample]]) -> str:
@@ -65,11 +67,16 @@ def read_store_info(store_dir: str | Path) -> dict[str, Any] | None:
         raise DaafError(f"{path} cannot be read as JSON: {exc}") from exc
     if not isinstance(info, dict):
         raise DaafError(f"{path} holds a JSON {type(info).__name__}, not an object")
-    if (info.get("schema"), info.get("schema_version")) != (SCHEMA_NAME, SCHEMA_VERSION):
+    version = info.get("schema_version")
+    if (
+        info.get("schema") != SCHEMA_NAME
+        or type(version) is not int
+        or version not in READABLE_VERSIONS
+    ):
         raise DaafError(
-            f"{path} describes schema {info.get('schema')!r} version "
-            f"{info.get('schema_version')!r}, but this daaf reads {SCHEMA_NAME!r} version "
-            f"{SCHEMA_VERSION}; relabel the dataset or use a daaf release that reads that version"
+            f"{path} describes schema {info.get('schema')!r} version {version!r}, but this daaf "
+            f"reads {SCHEMA_NAME!r} versions {', '.join(map(str, READABLE_VERSIONS))}; relabel "
+            "the dataset or use a daaf release that reads that version"
         )
     missing = [key for key in COMPARED if key not in info]
     if missing:
@@ -99,3 +106,34 @@ def info_differences(stored: dict[str, Any], new: dict[str, Any]) -> list[str]:
         elif old_value != new_value:
             differences.append(f"{key}: {old_value!r} (store) vs {new_value!r} (this run)")
     return differences
+
+
+def relabel_command(
+    store_dir: str | Path,
+    root: str | Path,
+    dataset: str,
+    labeler: dict[str, Any],
+    info: dict[str, Any] | None,
+) -> str:
+    """The command that makes the store at ``store_dir`` again from the images under ``root``
+    with the settings it records (``labeler``, and ``store.json`` as ``info`` if it has one):
+    ``daaf label ... --overwrite``, or ``daaf synth`` for synthetic ground truth, whose images
+    and labels are made together. A ``--weights-dir`` given then must be given again."""
+    if labeler.get("backend") == SYNTH_BACKEND:
+        preset = f" --preset {shlex.quote(str(labeler['preset']))}" if "preset" in labeler else ""
+        return (
+            f"daaf synth --seed {labeler.get('seed', 0)}{preset} --out NEW_FOLDER with the "
+            "--identities, --cameras and --images-per-identity that made it"
+        )
+    parts = ["daaf label", f"--dataset {shlex.quote(dataset)}"]
+    parts += [f"--root {shlex.quote(str(root))}", f"--out {shlex.quote(str(store_dir))}"]
+    if "backend" in labeler:
+        parts.append(f"--backend {shlex.quote(str(labeler['backend']))}")
+    if info is not None:
+        parts += [f"--splits {','.join(info['splits'])}", f"--shard-size {info['shard_size']}"]
+    if "min_size" in labeler:
+        parts.append(f"--min-size {labeler['min_size']}")
+    if labeler.get("weights") == "random":
+        seeds = [w.get("seed") for w in labeler.get("weight_files", []) if isinstance(w, dict)]
+        parts += ["--weights random", f"--seed {labeler.get('seed', (seeds or [0])[0])}"]
+    return " ".join([*parts, "--overwrite"])

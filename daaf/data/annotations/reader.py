@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from daaf.data.annotations.schema import MANIFEST_NAME, ImageAnnotation
+from daaf.data.annotations.schema import MANIFEST_NAME, NO_DIGEST, ImageAnnotation
 from daaf.data.annotations.shards import (
     header_mismatches,
     list_shard_paths,
@@ -25,7 +25,16 @@ from daaf.data.annotations.shards import (
 )
 from daaf.errors import DaafError
 
-SMALL_ARRAYS = ("pid", "camid", "image_size", "keypoints", "person_box", "person_score", "status")
+SMALL_ARRAYS = (
+    "pid",
+    "camid",
+    "image_size",
+    "keypoints",
+    "person_box",
+    "person_score",
+    "status",
+    "image_sha256",  # schema v2
+)
 
 
 class AnnotationStore:
@@ -37,8 +46,9 @@ class AnnotationStore:
 
     Attributes:
         manifest: one row per image (image_path, split, pid, camid, shard, row, status,
-            person_score, mean_keypoint_score, mask_area).
-        dataset, mask_size, labeler: from the shards' attributes (labeler of the first shard).
+            person_score, mean_keypoint_score, mask_area, image_sha256).
+        dataset, mask_size, labeler, schema_version: from the shards' attributes (labeler of the
+            first shard).
         headers: shard file name -> :class:`ShardHeader`.
     """
 
@@ -62,6 +72,7 @@ class AnnotationStore:
         self.dataset = headers[0].dataset
         self.mask_size = headers[0].mask_size
         self.labeler = headers[0].labeler
+        self.schema_version = headers[0].schema_version
 
         self._shard_names = shard_names
         codes = pd.Categorical(self.manifest["shard"], categories=shard_names).codes
@@ -103,7 +114,7 @@ class AnnotationStore:
         arrays = self._small.get(shard)
         if arrays is None:
             f = self._file(shard)
-            arrays = self._small[shard] = {name: f[name][()] for name in SMALL_ARRAYS}
+            arrays = self._small[shard] = {name: f[name][()] for name in SMALL_ARRAYS if name in f}
         return arrays
 
     def close(self) -> None:
@@ -197,6 +208,7 @@ class AnnotationStore:
         """Everything stored about one image."""
         (shard, row), = self._locate([image_path])  # fmt: skip
         arrays = self._arrays(int(shard))
+        digest = arrays["image_sha256"][row].tobytes() if "image_sha256" in arrays else NO_DIGEST
         return ImageAnnotation(
             image_path=image_path,
             split=self.headers[self._shard_names[shard]].split,
@@ -208,6 +220,7 @@ class AnnotationStore:
             person_box=arrays["person_box"][row].copy(),
             person_score=float(arrays["person_score"][row]),
             status=int(arrays["status"][row]),
+            image_sha256=None if digest == NO_DIGEST else digest,
         )
 
 

@@ -1,7 +1,9 @@
-"""Annotation store schema v1: constants, the per-image record and helpers that build records.
+"""Annotation store schema v2: constants, the per-image record and helpers that build records.
 
 The schema is a public contract (docs/annotations.md): other projects read the shards with h5py
-alone. Anything that changes what a reader sees needs a new ``SCHEMA_VERSION``.
+alone. Anything that changes what a reader sees needs a new ``SCHEMA_VERSION``. Version 2 adds
+``image_sha256``, the SHA-256 of the image file each row was labelled from; stores of version 1
+are still read (their labels cannot be checked against the images).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from daaf.data.datasets.base import ID_DTYPES, SPLITS, Sample
 from daaf.data.keypoints import NUM_KEYPOINTS
 
 SCHEMA_NAME = "daaf.annotations"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # versions this daaf reads; it writes only SCHEMA_VERSION
 DEFAULT_MASK_SIZE: tuple[int, int] = (256, 128)
 DEFAULT_SHARD_SIZE = 4096
 
@@ -39,7 +42,10 @@ DATASET_DTYPES: dict[str, str] = {
     "person_box": "<f4",
     "person_score": "<f4",
     "status": "u1",
+    "image_sha256": "u1",  # (N, 32): SHA-256 of the image file's bytes; schema v2
 }
+DIGEST_SIZE = 32
+NO_DIGEST = bytes(DIGEST_SIZE)  # stored where no image bytes were read: the file was missing
 
 MANIFEST_NAME = "manifest.csv"
 STORE_KIND = "annotation store"  # the kind of daaf's marker in the stores it makes
@@ -54,8 +60,19 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
     "person_score",
     "mean_keypoint_score",
     "mask_area",
+    "image_sha256",
 )
 SHARD_PATTERN = re.compile(r"^(?P<split>train|query|gallery)-(?P<index>\d{5})\.h5$")
+
+
+def dataset_names(version: int) -> list[str]:
+    """The per-image datasets of a shard of schema ``version``, in ``content_sha256`` order."""
+    return [name for name in DATASET_DTYPES if version >= 2 or name != "image_sha256"]
+
+
+def manifest_columns(version: int) -> list[str]:
+    """The columns of a manifest of schema ``version``."""
+    return [name for name in MANIFEST_COLUMNS if version >= 2 or name != "image_sha256"]
 
 
 def shard_file_name(split: str, shard_index: int) -> str:
@@ -74,6 +91,8 @@ class ImageAnnotation:
     ``NaN, NaN, 0`` where a keypoint was not found (a found one lies inside the image: see
     :func:`keypoints_off_image`); ``person_box`` float32 (4,) x1 y1 x2 y2 in original pixels,
     NaN if none; ``status`` 0 ok, 1 no person found, 2 image unreadable, 3 the labeler raised.
+    ``image_sha256``: the SHA-256 (32 bytes) of the image file the labels were made from, None
+    where no bytes were read (a missing file) or the writer recorded none.
     """
 
     image_path: str
@@ -86,6 +105,7 @@ class ImageAnnotation:
     person_box: np.ndarray
     person_score: float
     status: int
+    image_sha256: bytes | None = None
 
 
 def encode_mask(
@@ -141,9 +161,10 @@ def empty_annotation(
     image_size: tuple[int, int],
     status: int,
     mask_size: tuple[int, int] = DEFAULT_MASK_SIZE,
+    image_sha256: bytes | None = None,
 ) -> ImageAnnotation:
     """The record of an image without a person (status 1), that could not be read (2) or on
-    which the labeler raised (3)."""
+    which the labeler raised (3); ``image_sha256`` as in :class:`ImageAnnotation`."""
     return ImageAnnotation(
         image_path=image_path,
         split=split,
@@ -155,6 +176,7 @@ def empty_annotation(
         person_box=np.full(4, np.nan, np.float32),
         person_score=0.0,
         status=int(status),
+        image_sha256=image_sha256,
     )
 
 

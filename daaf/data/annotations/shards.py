@@ -16,12 +16,16 @@ import h5py
 import numpy as np
 import pandas as pd
 
+from daaf.data.annotations.digests import digest_hex
 from daaf.data.annotations.schema import (
     DATASET_DTYPES,
+    DIGEST_SIZE,
     MANIFEST_COLUMNS,
+    READABLE_VERSIONS,
     SCHEMA_NAME,
     SCHEMA_VERSION,
     SHARD_PATTERN,
+    dataset_names,
 )
 from daaf.data.datasets.base import SPLITS
 from daaf.data.keypoints import NUM_KEYPOINTS
@@ -32,9 +36,10 @@ MASK_BLOCK = 256  # masks are streamed in blocks of this many images when scanni
 
 @dataclass(frozen=True)
 class ShardHeader:
-    """The attributes of one shard file, checked against schema v1."""
+    """The attributes of one shard file, checked against its schema version."""
 
     path: Path
+    schema_version: int
     dataset: str
     split: str
     shard_index: int
@@ -57,10 +62,16 @@ def list_shard_paths(store_dir: Path) -> list[Path]:
 
 
 def header_mismatches(headers: list[ShardHeader]) -> list[str]:
-    """Shards that name another dataset or mask size than the first: a store holds one of each."""
+    """Shards that name another dataset, mask size or schema version than the first: a store
+    holds one of each."""
     problems = []
     first = headers[0] if headers else None
     for header in headers[1:]:
+        if header.schema_version != first.schema_version:
+            problems.append(
+                f"{header.path} has schema version {header.schema_version}, but "
+                f"{first.path.name} {first.schema_version}; a store holds one version"
+            )
         if header.dataset != first.dataset:
             problems.append(
                 f"{header.path} belongs to dataset {header.dataset!r}, but {first.path.name} "
@@ -103,14 +114,17 @@ def read_header(f: h5py.File, path: Path) -> ShardHeader:
             f"expected {SCHEMA_NAME!r})"
         )
     version = attrs.get("schema_version")
-    if version is None or int(version) != SCHEMA_VERSION:
+    if not _readable_version(version):
         raise DaafError(
-            f"{path} has annotation schema version {version}, but this daaf reads version "
-            f"{SCHEMA_VERSION}; relabel the dataset or use a daaf release that reads that version"
+            f"{path} has annotation schema version {version}, but this daaf reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}; relabel the dataset or use a daaf release "
+            "that reads that version"
         )
-    missing = [name for name in DATASET_DTYPES if name not in f]
+    version = int(version)
+    names = dataset_names(version)
+    missing = [name for name in names if name not in f]
     if missing:
-        raise DaafError(f"{path} lacks the dataset(s) {', '.join(missing)} of schema v1")
+        raise DaafError(f"{path} lacks the dataset(s) {', '.join(missing)} of schema v{version}")
     try:
         mask_size = tuple(int(v) for v in attrs["mask_size"])
         num_images = len(f["image_path"])
@@ -123,19 +137,22 @@ def read_header(f: h5py.File, path: Path) -> ShardHeader:
             "person_box": (num_images, 4),
             "person_score": (num_images,),
             "status": (num_images,),
+            "image_sha256": (num_images, DIGEST_SIZE),
         }
+        expected = {name: shape for name, shape in expected.items() if name in names}
         wrong = [f"{n} {f[n].shape} (expected {s})" for n, s in expected.items() if f[n].shape != s]
         if wrong:
             raise DaafError(f"{path} has datasets of the wrong shape: {'; '.join(wrong)}")
         wrong = [
             f"{n} {f[n].dtype} (expected {d})"
             for n, d in DATASET_DTYPES.items()
-            if not _dtype_matches(f[n].dtype, d)
+            if n in names and not _dtype_matches(f[n].dtype, d)
         ]
         if wrong:
             raise DaafError(f"{path} has datasets of the wrong type: {'; '.join(wrong)}")
         return ShardHeader(
             path=Path(path),
+            schema_version=version,
             dataset=str(attrs["dataset"]),
             split=str(attrs["split"]),
             shard_index=int(attrs["shard_index"]),
@@ -147,7 +164,12 @@ def read_header(f: h5py.File, path: Path) -> ShardHeader:
             daaf_version=str(attrs["daaf_version"]),
         )
     except KeyError as exc:
-        raise DaafError(f"{path} lacks the attribute {exc.args[0]!r} of schema v1") from exc
+        raise DaafError(f"{path} lacks the attribute {exc.args[0]!r} of schema v{version}") from exc
+
+
+def _readable_version(version) -> bool:
+    """Is the ``schema_version`` attribute one this daaf reads (an integer, not a string)?"""
+    return isinstance(version, (int, np.integer)) and int(version) in READABLE_VERSIONS
 
 
 def load_header(path: Path) -> ShardHeader:
@@ -170,8 +192,11 @@ def _mask_area(block: np.ndarray) -> np.ndarray:
     return (block >= 128).mean(axis=(1, 2))
 
 
-def hash_datasets(datasets: Mapping[str, object], areas: list | None = None) -> str:
-    """``content_sha256``: SHA-256 over the datasets in ``DATASET_DTYPES`` order.
+def hash_datasets(
+    datasets: Mapping[str, object], areas: list | None = None, version: int = SCHEMA_VERSION
+) -> str:
+    """``content_sha256``: SHA-256 over the datasets of schema ``version`` in ``DATASET_DTYPES``
+    order.
 
     ``image_path`` contributes each path's UTF-8 bytes followed by one zero byte; every other
     dataset its C-order bytes in its schema dtype (little-endian). ``datasets`` maps names to
@@ -180,7 +205,8 @@ def hash_datasets(datasets: Mapping[str, object], areas: list | None = None) -> 
     once.
     """
     digest = hashlib.sha256()
-    for name, dtype in DATASET_DTYPES.items():
+    for name in dataset_names(version):
+        dtype = DATASET_DTYPES[name]
         if name == "image_path":
             digest.update(_path_bytes(datasets[name][()]))
             continue
@@ -199,6 +225,7 @@ def index_shard(
     given)."""
     n = header.num_images
     scores = np.nan_to_num(f["keypoints"][:, :, 2])
+    digests = f["image_sha256"][()] if "image_sha256" in f else np.zeros((n, DIGEST_SIZE), "u1")
     if mask_area is None:
         mask_area = np.concatenate([_mask_area(b) for b in _mask_blocks(f["mask"])] or [[]])
     frame = pd.DataFrame(
@@ -213,6 +240,7 @@ def index_shard(
             "person_score": f["person_score"][()].astype(np.float64),
             "mean_keypoint_score": scores.mean(axis=1).astype(np.float64),
             "mask_area": mask_area.astype(np.float64),
+            "image_sha256": [digest_hex(digest.tobytes()) for digest in digests],
         }
     )
     return frame[list(MANIFEST_COLUMNS)]
@@ -232,16 +260,19 @@ def scan_store(store_dir: Path) -> pd.DataFrame:
 
 
 def read_manifest(path: Path) -> pd.DataFrame:
-    """Load ``manifest.csv`` with the column types of schema v1."""
+    """Load ``manifest.csv`` with the column types of the schema; a manifest of schema v1, without
+    ``image_sha256``, gets that column empty (no digest recorded)."""
     try:
         frame = pd.read_csv(
             path,
-            dtype={"image_path": str, "split": str, "shard": str},
+            dtype={"image_path": str, "split": str, "shard": str, "image_sha256": str},
             keep_default_na=False,
             na_values={c: ["nan"] for c in ("person_score", "mean_keypoint_score", "mask_area")},
         )
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise DaafError(f"{path} cannot be read as a manifest CSV: {exc}") from exc
+    if "image_sha256" not in frame.columns:
+        frame["image_sha256"] = ""
     missing = [c for c in MANIFEST_COLUMNS if c not in frame.columns]
     if missing:
         raise DaafError(f"{path} lacks the manifest column(s) {', '.join(missing)}")

@@ -1,4 +1,5 @@
-"""``validate_store``: are all shards whole, current and checksummed; do they cover a dataset?
+"""``validate_store``: are all shards whole, current and checksummed; do they cover a dataset,
+and are its images the files the store was labelled from?
 
 Opens everything read-only and never writes: a store that fails validation is left as it was.
 """
@@ -11,7 +12,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from daaf.data.annotations.info import STORE_INFO_NAME, read_store_info
+from daaf.data.annotations.digests import file_digests
+from daaf.data.annotations.info import STORE_INFO_NAME, read_store_info, relabel_command
 from daaf.data.annotations.schema import (
     MANIFEST_NAME,
     SHARD_PATTERN,
@@ -33,7 +35,7 @@ from daaf.data.datasets.base import SPLITS, ReIDDataset, Sample
 from daaf.errors import DaafError
 
 EXAMPLES = 3  # paths named per problem
-KEY_COLUMNS = ["image_path", "split", "pid", "camid", "status"]
+KEY_COLUMNS = ["image_path", "split", "pid", "camid", "status", "image_sha256"]
 SCORE_COLUMNS = ["person_score", "mean_keypoint_score", "mask_area"]
 
 
@@ -50,7 +52,7 @@ def _check_shard(path: Path) -> tuple[ShardHeader, pd.DataFrame, list[str]]:
         with open_shard(path) as f:
             header = read_header(f, path)
             areas = []
-            if header.content_sha256 != hash_datasets(f, areas):
+            if header.content_sha256 != hash_datasets(f, areas, header.schema_version):
                 problems.append(f"{path}: content does not match its content_sha256 (modified?)")
             rows = index_shard(f, header, np.concatenate(areas or [[]]))
             off_image = keypoints_off_image(f["keypoints"][()], f["image_size"][()])
@@ -117,6 +119,50 @@ def identity_mismatches(rows: pd.DataFrame, samples: list[Sample]) -> list[str]:
     ]  # fmt: skip
 
 
+def image_mismatches(rows: pd.DataFrame, samples: list[Sample], image_dir: Path) -> list[str]:
+    """The paths of ``samples`` whose file is not the one the manifest ``rows`` (image_path,
+    image_sha256) were labelled from: its SHA-256 differs, or it is gone. Rows without a digest
+    are not checked (:func:`undigested`)."""
+    stored = dict(zip(rows["image_path"], rows["image_sha256"], strict=True))
+    checked = [s.path for s in samples if stored.get(s.path)]
+    found = file_digests([Path(image_dir) / path for path in checked])
+    pairs = zip(checked, found, strict=True)
+    return [path for path, digest in pairs if digest is None or digest.hex() != stored[path]]
+
+
+def undigested(rows: pd.DataFrame, samples: list[Sample]) -> list[str]:
+    """The paths of ``samples`` labelled (status 0) in ``rows`` without an image digest, whose
+    labels therefore cannot be checked against the images (every row of a schema v1 store)."""
+    labelled = rows[(rows["status"] == STATUS_OK) & (rows["image_sha256"] == "")]
+    paths = set(labelled["image_path"])
+    return [s.path for s in samples if s.path in paths]
+
+
+def check_images(
+    rows: pd.DataFrame, samples: list[Sample], image_dir: Path, relabel: str
+) -> tuple[str | None, str | None]:
+    """(problem, note): one line naming the images of ``samples`` that are not the files their
+    rows were labelled from, and one saying how many labels cannot be checked for want of a
+    digest; None where there are none. Both end with the ``relabel`` command."""
+    changed = image_mismatches(rows, samples, image_dir)
+    problem = note = None
+    if changed:
+        problem = (
+            f"{len(changed)} of {len(samples)} images in {image_dir} are not the files they were "
+            "labelled from (SHA-256 of the file differs from the store's image_sha256: replaced, "
+            f"re-cropped, or another dataset's images of the same names), e.g. "
+            f"{_examples(changed)}; relabel: `{relabel}`"
+        )
+    unchecked = undigested(rows, samples)
+    if unchecked:
+        note = (
+            f"{len(unchecked)} of {len(samples)} labelled images have no image digest in the "
+            "store (stores of annotation schema 1 record none), so their labels cannot be checked "
+            f"against the images; relabel to check them: `{relabel}`"
+        )
+    return problem, note
+
+
 def _compare_dataset(
     scanned: pd.DataFrame, dataset: ReIDDataset, splits: tuple[str, ...] | list[str]
 ) -> list[str]:
@@ -153,6 +199,11 @@ def _compare_info(info: dict, headers: list[ShardHeader], scanned, path: Path) -
         problems.append(
             f"{path} names dataset {info['dataset']!r}, the shards {headers[0].dataset!r}"
         )
+    if headers and info["schema_version"] != headers[0].schema_version:
+        problems.append(
+            f"{path} names schema version {info['schema_version']}, the shards "
+            f"{headers[0].schema_version}"
+        )
     if headers and tuple(info["mask_size"]) != headers[0].mask_size:
         problems.append(
             f"{path} names mask size {info['mask_size']}, the shards {headers[0].mask_size}"
@@ -174,15 +225,20 @@ def validate_store(
     dataset: ReIDDataset | None = None,
     progress: bool = False,
     splits: tuple[str, ...] | None = None,
+    notes: list[str] | None = None,
 ) -> list[str]:
-    """Problems of the store at ``store_dir`` (``[]`` if valid); with ``dataset``, its coverage too.
+    """Problems of the store at ``store_dir`` (``[]`` if valid); with ``dataset``, its coverage
+    and images too.
 
-    Checks that every shard opens, is whole, has schema v1, matches its ``content_sha256``, that
+    Checks that every shard opens, is whole, has a schema this daaf reads, matches its
+    ``content_sha256``, that
     every keypoint lies inside its image or is (NaN, NaN, 0), that all shards name one dataset
     and mask size, that no image appears twice, that
     ``manifest.csv`` and ``store.json`` (if any) agree with the shards and, given ``dataset``,
     that every split (every split ``store.json`` names, if any) holds exactly the dataset's
-    images with the same pid and camid. ``splits`` checks only those splits' shards and
+    images with the same pid and camid, and that each image file is the one its row was
+    labelled from (:func:`check_images`; the line saying that labels without a digest cannot be
+    checked goes to ``notes``, if given). ``splits`` checks only those splits' shards and
     manifest rows, all that training reads: a store whose other splits are unfinished, or that
     has no manifest (the reader then indexes the shards themselves), passes.
     """
@@ -251,4 +307,11 @@ def validate_store(
         covered = [split for split in info["splits"] if split in covered]
     if dataset is not None and scanned is not None:
         problems += _compare_dataset(scanned, dataset, covered)
+        samples = [sample for split in covered for sample in dataset.split(split)]
+        labeler = headers[0].labeler
+        relabel = relabel_command(store_dir, dataset.image_dir, dataset.name, labeler, info)
+        problem, note = check_images(scanned, samples, dataset.image_dir, relabel)
+        problems += [problem] if problem else []
+        if note and notes is not None:
+            notes.append(note)
     return problems

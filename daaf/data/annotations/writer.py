@@ -15,9 +15,11 @@ import h5py
 import numpy as np
 
 from daaf import __version__
+from daaf.data.annotations.digests import stored_digest
 from daaf.data.annotations.schema import (
     DATASET_DTYPES,
     DEFAULT_MASK_SIZE,
+    DIGEST_SIZE,
     MANIFEST_NAME,
     SCHEMA_NAME,
     SCHEMA_VERSION,
@@ -50,6 +52,9 @@ def _stack(records: list[ImageAnnotation], mask_size: tuple[int, int]) -> dict[s
             raise ValueError(
                 f"{record.image_path}: status {record.status} is not one of {list(STATUS_NAMES)}"
             )
+        digest = record.image_sha256
+        if digest is not None and (not isinstance(digest, bytes) or len(digest) != DIGEST_SIZE):
+            raise ValueError(f"{record.image_path}: image_sha256 must be {DIGEST_SIZE} bytes")
     return {
         "image_path": np.array([r.image_path for r in records], dtype=object),
         "pid": np.array([r.pid for r in records], DATASET_DTYPES["pid"]),
@@ -60,6 +65,9 @@ def _stack(records: list[ImageAnnotation], mask_size: tuple[int, int]) -> dict[s
         "person_box": np.stack([np.asarray(r.person_box, np.float32) for r in records]),
         "person_score": np.array([r.person_score for r in records], np.float32),
         "status": np.array([r.status for r in records], np.uint8),
+        "image_sha256": np.frombuffer(
+            b"".join(stored_digest(r.image_sha256) for r in records), np.uint8
+        ).reshape(-1, DIGEST_SIZE),
     }
 
 

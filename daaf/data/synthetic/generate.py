@@ -19,6 +19,7 @@ crop, occluders, other people, ...), so that a study can report such queries apa
 from __future__ import annotations
 
 import functools
+import hashlib
 import multiprocessing
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -148,9 +149,9 @@ def draw_job(
 
 def _write_job(
     args: tuple[Job, Path, int, int, float, Preset],
-) -> tuple[int, np.ndarray | None, np.ndarray | None, Conditions | None]:
+) -> tuple[int, np.ndarray | None, np.ndarray | None, Conditions | None, bytes]:
     """Draw a job and write its JPEG (fixed quality); returns (index, uint8 mask, keypoints,
-    conditions)."""
+    conditions, SHA-256 of the JPEG's bytes)."""
     job, image_dir, seed, identities, occlusion, preset = args
     image, mask, keypoints, conditions = draw_job(job, seed, identities, occlusion, preset)
     ok, jpeg = cv2.imencode(
@@ -158,10 +159,11 @@ def _write_job(
     )
     if not ok:
         raise DaafError(f"{image_dir / job.path}: JPEG encoding failed")
-    (image_dir / job.path).write_bytes(jpeg.tobytes())
+    data = jpeg.tobytes()
+    (image_dir / job.path).write_bytes(data)
     # The rendered coverage is a multiple of 1/255, so uint8 holds it exactly.
     mask = None if mask is None else np.rint(mask * 255).astype(np.uint8)
-    return job.index, mask, keypoints, conditions
+    return job.index, mask, keypoints, conditions, hashlib.sha256(data).digest()
 
 
 def generate_dataset(
@@ -208,51 +210,54 @@ def generate_dataset(
     masks = np.zeros((len(jobs), HEIGHT, WIDTH), np.uint8)
     keypoints = np.zeros((len(jobs), 17, 3), np.float32)
     conditions: list[Conditions | None] = [None] * len(jobs)
+    digests: list[bytes | None] = [None] * len(jobs)
     workers = min(4, multiprocessing.cpu_count()) if workers is None else max(1, workers)
     args = [(job, image_dir, seed, identities, occlusion, chosen) for job in jobs]
     with start_pool(workers) if workers > 1 else nullcontext() as pool:
         results = pool.imap_unordered(_write_job, args, 32) if pool else map(_write_job, args)
-        for index, mask, points, shown in tqdm(
+        for index, mask, points, shown, digest in tqdm(
             results, total=len(jobs), desc="synth", disable=not progress
         ):
+            digests[index] = digest
             if mask is not None:
                 masks[index], keypoints[index], conditions[index] = mask, points, shown
     dataset = build_dataset("market1501", out_dir)
     index_of = {job.path: job.index for job in jobs}
     labeler = {} if chosen.legacy else {"preset": chosen.name, "occlusion": occlusion}
-    write_ground_truth(
-        dataset, masks, keypoints, index_of, out_dir / "annotations", seed, progress, labeler
-    )
+    drawn = (masks, keypoints, digests)
+    write_ground_truth(dataset, drawn, index_of, out_dir / "annotations", seed, progress, labeler)
     if not chosen.legacy:
         write_conditions(dataset, conditions, keypoints, index_of, out_dir / CONDITIONS_NAME)
     return dataset
 
 
 def ground_truth_record(
-    sample: Sample, split: str, mask: np.ndarray, keypoints: np.ndarray
+    sample: Sample, split: str, mask: np.ndarray, keypoints: np.ndarray, digest: bytes | None = None
 ) -> ImageAnnotation:
-    """The exact annotation of one image: mask, keypoints, the mask's box, score 1, status 0."""
+    """The exact annotation of one image: mask, keypoints, the mask's box, score 1, status 0, and
+    the SHA-256 of the JPEG it was drawn into."""
     ys, xs = np.nonzero(mask > 0)
     box = [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1] if len(xs) else [np.nan] * 4
     return ImageAnnotation(
         image_path=sample.path, split=split, pid=sample.pid, camid=sample.camid, image_size=mask.shape,
         mask=encode_mask(mask / np.float32(255)), keypoints=keypoints,
-        person_box=np.asarray(box, np.float32), person_score=1.0, status=0,
+        person_box=np.asarray(box, np.float32), person_score=1.0, status=0, image_sha256=digest,
     )  # fmt: skip
 
 
 def write_ground_truth(
     dataset: ReIDDataset,
-    masks: np.ndarray,
-    keypoints: np.ndarray,
+    drawn: tuple[np.ndarray, np.ndarray, list[bytes | None]],
     index_of: dict[str, int],
     store_dir: Path,
     seed: int,
     progress: bool = False,
     settings: dict | None = None,
 ) -> None:
-    """The store: one record per image the loader returns, shards in the loader's order;
-    ``settings`` join the labeler's record (a preset's name and occlusion)."""
+    """The store: one record per image the loader returns, shards in the loader's order, from
+    ``drawn`` (masks, keypoints and JPEG SHA-256s by image index); ``settings`` join the
+    labeler's record (a preset's name and occlusion)."""
+    masks, keypoints, digests = drawn
     labeler = {"backend": "synthetic-ground-truth", "weights": "exact", "generator_version": GENERATOR_VERSION,
                "seed": seed, "daaf_version": __version__, **(settings or {})}  # fmt: skip
     claim_dir(store_dir, STORE_KIND)  # daaf label --overwrite may replace it
@@ -268,7 +273,7 @@ def write_ground_truth(
             split,
             i,
             [
-                ground_truth_record(s, split, masks[r], keypoints[r])
+                ground_truth_record(s, split, masks[r], keypoints[r], digests[r])
                 for s, r in zip(samples, rows, strict=True)
             ],
         )

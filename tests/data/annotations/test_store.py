@@ -178,8 +178,8 @@ DAMAGES = {
         r"query-00000.h5 cannot be opened",
     ),
     "other version": (
-        lambda s: _set_attr(s / "train-00001.h5", "schema_version", 2),
-        r"train-00001.h5 has annotation schema version 2",
+        lambda s: _set_attr(s / "train-00001.h5", "schema_version", 3),
+        r"train-00001.h5 has annotation schema version 3, but this daaf reads versions 1, 2;",
     ),
     "other schema": (
         lambda s: _set_attr(s / "train-00001.h5", "schema", "other"),

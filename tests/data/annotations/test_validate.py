@@ -215,7 +215,7 @@ def test_store_json_of_another_schema_or_version_fails_validation(store, helpers
     _write_info(store, helpers, schema_version=7)
     assert validate_store(store) == [
         f"{store / 'store.json'} describes schema 'daaf.annotations' version 7, but this daaf "
-        "reads 'daaf.annotations' version 1; relabel the dataset or use a daaf release that "
+        "reads 'daaf.annotations' versions 1, 2; relabel the dataset or use a daaf release that "
         "reads that version"
     ]
     (store / "store.json").write_text("[1, 2]")

@@ -13,7 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from daaf.cli import main
-from daaf.data.annotations import AnnotationStore, validate_store
+from daaf.data.annotations import MANIFEST_COLUMNS, AnnotationStore, validate_store
+from daaf.data.annotations.shards import hash_datasets
 from daaf.data.datasets import build_dataset
 from daaf.data.synthetic.generate import CONDITIONS_NAME, draw_job, generate_dataset, plan
 from daaf.data.synthetic.identity import Identity
@@ -40,18 +41,25 @@ def _strip(value):
 def output_digest(root: Path) -> str:
     """SHA-256 over every file under ``root``: images and CSVs by their bytes, shards by their
     ``content_sha256`` and labeler, store.json by its content (both without ``daaf_version``).
-    daaf's folder markers (issue 18, after 260bc55) say who made a folder, not what was drawn."""
+    daaf's folder markers (issue 18, after 260bc55) say who made a folder, not what was drawn.
+    What schema 2 added to the store, each image's SHA-256, is left out (shards hashed as
+    schema 1 hashes them, the manifest without its last column, ``image_sha256``): it is
+    derived from the image bytes hashed here, and checked by ``test_the_store_records_...``."""
     digest = hashlib.sha256()
     for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name != MARKER_NAME):
         digest.update(str(path.relative_to(root)).encode() + b"\0")
         if path.suffix == ".h5":
             with h5py.File(path) as f:
-                digest.update(f.attrs["content_sha256"].encode())
+                digest.update(hash_datasets(f, version=1).encode())
                 labeler = _strip(json.loads(f.attrs["labeler"]))
                 digest.update(json.dumps(labeler, sort_keys=True).encode())
         elif path.name == "store.json":
             info = _strip(json.loads(path.read_text()))
             digest.update(json.dumps(info, sort_keys=True).encode())
+        elif path.name == "manifest.csv":
+            lines = path.read_text().splitlines(keepends=True)
+            assert lines[0] == ",".join(MANIFEST_COLUMNS) + "\n"  # image_sha256 last
+            digest.update("".join(line.rsplit(",", 1)[0] + "\n" for line in lines).encode())
         else:
             digest.update(path.read_bytes())
     return digest.hexdigest()

@@ -1,5 +1,6 @@
 """Synthetic pedestrians: Market layout and naming, reproducibility, exact and correctly-sided annotations."""
 
+import hashlib
 import json
 import re
 from collections import Counter
@@ -98,6 +99,16 @@ def test_store_covers_exactly_the_loader_in_its_order(synth):
     with h5py.File(synth / "annotations" / "train-00000.h5") as f:
         assert f.attrs["created_utc"] == CREATED_UTC
         assert np.all(f["status"][()] == 0) and np.all(f["person_score"][()] == 1.0)
+
+
+def test_the_store_records_the_sha256_of_every_image_file(synth):
+    """Each row's image_sha256 (shard and manifest) is the SHA-256 of the JPEG written for it."""
+    store = AnnotationStore(synth / "annotations")
+    assert store.schema_version == 2 and len(store) > 0
+    rows = zip(store.manifest["image_path"], store.manifest["image_sha256"], strict=True)
+    for path, recorded in rows:
+        expected = hashlib.sha256((synth / MARKET_DIR / path).read_bytes()).digest()
+        assert recorded == expected.hex() and store.get(path).image_sha256 == expected, path
 
 
 def test_same_seed_same_bytes_whatever_the_workers(synth, tmp_path):
