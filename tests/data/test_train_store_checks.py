@@ -1,5 +1,6 @@
 """Training refuses a tampered annotation store in one line naming the problem, and says so when
-images have no labels; an honest store, or one whose other splits are unfinished, passes."""
+images have no labels; an honest store, or one whose other splits are unfinished, passes. It
+refuses, too, a store labelled from other files than the images on disk."""
 
 import logging
 import re
@@ -10,11 +11,12 @@ import h5py
 import numpy as np
 import pytest
 
-from daaf.data.annotations import AnnotationWriter
+from daaf.data.annotations import AnnotationWriter, validate_store
 from daaf.data.annotations.info import make_store_info, write_store_info
 from daaf.data.annotations.shards import hash_datasets
+from daaf.data.config import DataConfig
 from daaf.data.datasets import build_dataset
-from daaf.data.train_set import open_store_for
+from daaf.data.train_set import TrainSet, open_store_for
 from daaf.errors import DaafError
 
 SHARD = "train-00000.h5"
@@ -194,3 +196,89 @@ def test_train_refuses_a_tampered_store_before_building_anything(store, tmp_path
     (line,) = result.output.strip().splitlines()
     assert line.startswith(f"Error: annotation store {store} is not fit to train on: ")
     assert "manifest.csv disagrees with the shards on 48 row(s)" in line
+
+
+@pytest.fixture
+def data(tiny_dataset, tmp_path):
+    """A copy of the tiny dataset, images and store, whose images a test may change."""
+    return shutil.copytree(tiny_dataset, tmp_path / "data")
+
+
+def _train_set(root):
+    """The checks `daaf train` makes before the first step: the store's, then the images'."""
+    dataset = build_dataset("market1501", root)
+    store = open_store_for(dataset.train, root / "annotations", "market1501")
+    return TrainSet(dataset.train, dataset.image_dir, DataConfig(), store, masks=True)
+
+
+def _refusal(root, paths, count, total=48):
+    """The one line refusing a store labelled from other files than ``paths`` of ``total``."""
+    image_dir = root / "Market-1501-v15.09.15"
+    named = ", ".join(paths[:3]) + (f" and {count - 3} more" if count > 3 else "")
+    return (
+        f"annotation store {root / 'annotations'} was labelled from other images: {count} of {total} "
+        f"images in {image_dir} are not the files they were labelled from (SHA-256 of the file "
+        "differs from the store's image_sha256: replaced, re-cropped, or another dataset's images "
+        f"of the same names), e.g. {named}; relabel: `daaf label --dataset market1501 --root "
+        f"{image_dir} --out {root / 'annotations'} --backend test --overwrite`"
+    )
+
+
+def test_an_image_replaced_under_its_name_is_refused_naming_it(data):
+    _train_set(data)  # the honest store passes
+    train = build_dataset("market1501", data).train
+    image_dir = data / "Market-1501-v15.09.15"
+    first, other = train[0].path, train[-1].path  # two identities, the same size
+    (image_dir / first).write_bytes((image_dir / other).read_bytes())
+    with pytest.raises(DaafError) as info:
+        _train_set(data)
+    assert str(info.value) == _refusal(data, [first], 1)
+    (problem,) = validate_store(data / "annotations", build_dataset("market1501", data))
+    assert problem == _refusal(data, [first], 1, 96).split(" was labelled from other images: ")[1]
+
+
+def test_train_refuses_a_replaced_image_in_one_line(data):
+    from click.testing import CliRunner
+
+    from daaf.cli import main
+
+    train = build_dataset("market1501", data).train
+    image = data / "Market-1501-v15.09.15" / train[5].path
+    image.write_bytes(image.read_bytes() + b"\0")  # a tool rewrote it: one byte more
+    config = Path(__file__).parents[2] / "configs" / "daaf_bot.yaml"
+    args = [
+        "train",
+        "--config",
+        str(config),
+        "--out",
+        str(data / "run"),
+        f"data.root={data}",
+        f"data.annotations={data / 'annotations'}",
+    ]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    (line,) = result.output.strip().splitlines()
+    assert line == f"Error: {_refusal(data, [train[5].path], 1)}"
+    assert not (data / "run" / "checkpoints").exists()
+
+
+def _reorder_labels(f):
+    """Every dataset but image_path, pid and camid in reverse row order: each image keeps its
+    identity and gets another image's mask, keypoints, box, status and digest."""
+    labels = ["image_size", "mask", "keypoints", "person_box", "person_score", "status"]
+    for name in [*labels, "image_sha256"]:
+        f[name][...] = f[name][()][::-1]
+
+
+def test_labels_rewritten_in_another_order_are_refused(data):
+    """The careless-user pass: rows reordered, content_sha256 recomputed, manifest rebuilt, so
+    that the store is whole and every image keeps its pid and camid."""
+    store = data / "annotations"
+    _edit(store, _reorder_labels)
+    AnnotationWriter(store, "market1501", {}).write_manifest()
+    dataset = build_dataset("market1501", data)
+    assert validate_store(store, splits=("train",)) == []  # whole, and the identities agree
+    with pytest.raises(DaafError) as info:
+        _train_set(data)
+    paths = [s.path for s in dataset.train]  # 48 rows reversed: none stays in place
+    assert str(info.value) == _refusal(data, paths, 48)

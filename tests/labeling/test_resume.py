@@ -20,6 +20,7 @@ DATASETS = (
     "person_box",
     "person_score",
     "status",
+    "image_sha256",
 )
 
 
