@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pandas as pd
+import pytest
+import torch
 from click.testing import CliRunner
 
 from daaf.cli import main
@@ -12,6 +15,8 @@ from daaf.demo import DATA_KIND, DEMO_KIND, write_summary
 from daaf.utils.files import mark_dir
 from daaf.utils.lock import folder_lock
 from daaf.utils.safe_load import REFUSED
+
+META = {"height": 8, "width": 4}  # the fake exports' input size
 
 
 def write_eval(folder, ap, copies=5):
@@ -82,6 +87,66 @@ def test_summary_says_whether_each_branch_learned(tmp_path):
     assert branch_note({"BoT": {}}, {}) == ""  # nothing measured, nothing said
 
 
+def fake_exports(monkeypatch, costs: dict[str, float]) -> list[tuple[str, int]]:
+    """Exports whose forward pass moves a fake clock by ``costs[name]`` seconds an image, times
+    a load of 5 that comes halfway through each batch size's calls; returns the calls made."""
+    import daaf.evaluation.speed as speed
+    import daaf.training.export as export
+    from daaf.demo import LATENCY_ROUNDS
+
+    now, calls = [0.0], []
+
+    class Export(torch.nn.Module):
+        def __init__(self, name: str) -> None:
+            super().__init__()
+            self.name = name
+
+        def forward(self, images: torch.Tensor) -> None:
+            batch = images.shape[0]
+            done = sum(size == batch for _, size in calls)
+            load = 5 if done >= LATENCY_ROUNDS[batch] + 2 else 1  # 2 models, 2 warm-up rounds
+            calls.append((self.name, batch))
+            now[0] += costs[self.name] * batch * load
+
+    monkeypatch.setattr(speed, "time", SimpleNamespace(perf_counter=lambda: now[0]))
+    monkeypatch.setattr(
+        export, "load_inference_model", lambda folder, device: (Export(folder.name), META)
+    )
+    return calls
+
+
+def test_the_exports_are_timed_in_turns_and_the_summary_gives_their_ratio(tmp_path, monkeypatch):
+    """A load that comes halfway splits two models timed one after the other (10x for a pair 2x
+    apart); timed in turns, their ratio is their own."""
+    import daaf.training.export as export
+    from daaf.demo import LATENCY_ROUNDS, time_exports
+    from daaf.evaluation.speed import measure_latency
+
+    calls = fake_exports(monkeypatch, {"BoT": 0.001, "DAAF-BoT": 0.002})
+    timed = time_exports(tmp_path, ["BoT", "DAAF-BoT"], "cpu")
+    one = [name for name, batch in calls if batch == 1]
+    assert len(one) == 2 * (LATENCY_ROUNDS[1] + 2)
+    assert one[:6] == ["BoT", "DAAF-BoT", "DAAF-BoT", "BoT", "BoT", "DAAF-BoT"]
+    assert all({one[i], one[i + 1]} == {"BoT", "DAAF-BoT"} for i in range(0, len(one), 2))
+    assert timed["BoT"]["latency_ms_batch1"] == pytest.approx(5.0)  # 1 ms x load 5, the median
+    assert timed["DAAF-BoT"]["latency_ms_batch32"] == pytest.approx(2 * 32 * 5)
+
+    calls.clear()  # the same exports timed one after the other: the load splits them
+    bot, daaf_bot = (export.load_inference_model(tmp_path / name, "cpu")[0] for name in timed)
+    first = measure_latency(bot, (1, 3, 8, 4), "cpu", repeats=LATENCY_ROUNDS[1])
+    second = measure_latency(daaf_bot, (1, 3, 8, 4), "cpu", repeats=LATENCY_ROUNDS[1])
+    assert second / first == pytest.approx(10)
+
+    results = {name: {"mAP": 50.0, **timed[name]} for name in timed}
+    write_eval(tmp_path / "eval" / "BoT", [0.2, 0.9, 0.4, 0.6, 0.3, 0.8, 0.5, 0.7])
+    write_eval(tmp_path / "eval" / "DAAF-BoT", [0.9, 0.2, 0.6, 0.4, 0.8, 0.3, 0.7, 0.5])
+    printed = write_summary(tmp_path, results, "synthetic ground truth")
+    line = (
+        "Latency, DAAF-BoT / BoT: 2.00 at batch 1, 2.00 at batch 32 (the two exports timed in turns"
+    )
+    assert line in printed and line in (tmp_path / "summary.md").read_text()
+
+
 def test_demo_runs_end_to_end_and_resumes(tmp_path, monkeypatch):
     """The demo's preset at 64x32 instead of 128x64 (the same code on a quarter of the pixels),
     pictures from one Grad-CAM component without input shifts, not 16 components x 2x2 shifts,
@@ -118,6 +183,7 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path, monkeypatch):
     assert "## Did the branches learn?" in (out / "summary.md").read_text()
     assert "| DAAF-BoT |" in (out / "summary.md").read_text()
     assert "95% CI" in (out / "summary.md").read_text()
+    assert "Latency, DAAF-BoT / BoT: " in (out / "summary.md").read_text()
     for report in ("eval/BoT", "eval/DAAF-BoT", "compare"):
         assert (out / report / "report.html").is_file(), report
     for model in ("BoT", "DAAF-BoT"):  # 2 per ranking, with and without re-ranking
