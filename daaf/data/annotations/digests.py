@@ -33,10 +33,12 @@ def file_sha256(path: str | Path) -> bytes | None:
         if not stat.S_ISREG(info.st_mode):
             return None
         digest = hashlib.sha256()
-        size = min(info.st_size + 1, READ_CHUNK)  # one read, and one to see the end
-        while chunk := os.read(fd, size):
+        size = min(info.st_size + 1, READ_CHUNK)  # an image: one read, shorter than asked
+        while True:
+            chunk = os.read(fd, size)
             digest.update(chunk)
-        return digest.digest()
+            if len(chunk) < size:  # the end of a regular file
+                return digest.digest()
     except OSError:
         return None
     finally:
@@ -53,7 +55,7 @@ def digest_hex(value: bytes) -> str:
     return "" if value == NO_DIGEST else value.hex()
 
 
-def file_digests(paths: Sequence[Path], threads: int = DIGEST_THREADS) -> list[bytes | None]:
+def file_digests(paths: Sequence[str | Path], threads: int = DIGEST_THREADS) -> list[bytes | None]:
     """:func:`file_sha256` of every path, in order, on ``threads`` threads, each hashing one
     contiguous part (a task per file would cost more than the hashing)."""
     paths = list(paths)

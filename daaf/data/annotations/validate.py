@@ -6,13 +6,14 @@ Opens everything read-only and never writes: a store that fails validation is le
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from daaf.data.annotations.digests import file_digests
+from daaf.data.annotations.digests import DIGEST_THREADS, file_digests
 from daaf.data.annotations.info import STORE_INFO_NAME, read_store_info, relabel_command
 from daaf.data.annotations.schema import (
     MANIFEST_NAME,
@@ -119,13 +120,15 @@ def identity_mismatches(rows: pd.DataFrame, samples: list[Sample]) -> list[str]:
     ]  # fmt: skip
 
 
-def image_mismatches(rows: pd.DataFrame, samples: list[Sample], image_dir: Path) -> list[str]:
+def image_mismatches(
+    rows: pd.DataFrame, samples: list[Sample], image_dir: Path, threads: int = DIGEST_THREADS
+) -> list[str]:
     """The paths of ``samples`` whose file is not the one the manifest ``rows`` (image_path,
     image_sha256) were labelled from: its SHA-256 differs, or it is gone. Rows without a digest
-    are not checked (:func:`undigested`)."""
-    stored = dict(zip(rows["image_path"], rows["image_sha256"], strict=True))
+    are not checked (:func:`undigested`). Reads each file once, on ``threads`` threads."""
+    stored = dict(zip(rows["image_path"].tolist(), rows["image_sha256"].tolist(), strict=True))
     checked = [s.path for s in samples if stored.get(s.path)]
-    found = file_digests([Path(image_dir) / path for path in checked])
+    found = file_digests([os.path.join(image_dir, path) for path in checked], threads)
     pairs = zip(checked, found, strict=True)
     return [path for path, digest in pairs if digest is None or digest.hex() != stored[path]]
 
