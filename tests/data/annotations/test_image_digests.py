@@ -6,7 +6,9 @@ import logging
 import os
 import shutil
 import threading
+from pathlib import Path
 
+import cv2
 import h5py
 import pytest
 from click.testing import CliRunner
@@ -19,6 +21,10 @@ from daaf.data.annotations.shards import hash_datasets, list_shard_paths
 from daaf.data.config import DataConfig
 from daaf.data.datasets import build_dataset
 from daaf.data.train_set import TrainSet, open_store_for
+
+from ...conftest import load_script
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_file_sha256_is_the_sha256_of_the_bytes_and_none_without_a_regular_file(tmp_path):
@@ -135,3 +141,17 @@ def test_shards_of_two_schema_versions_are_one_problem(old_store, tiny_dataset):
         f"{old_store / 'query-00000.h5'} has schema version 2, but train-00000.h5 1; a store "
         "holds one version"
     ) in problems
+
+
+def test_the_benchmark_prints_the_check_against_the_epoch(tmp_path, monkeypatch, capsys):
+    benchmark = load_script(REPO / "benchmarks" / "image_digests.py")
+    argv = ["image_digests.py", "--images", "24", "--repeats", "1", "--out", str(tmp_path)]
+    monkeypatch.setattr("sys.argv", argv)
+    benchmark.main()
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("24 JPEGs, mean ") and lines[0].endswith(" median of 1 passes")
+    names = [line[:26].strip() for line in lines[2:5]]
+    assert names == ["check, 1 thread", "check, 4 threads", "epoch data, 1 process"]
+    assert lines[4].endswith(" 1.000") and lines[5].startswith("hashing bytes in memory")
+    sizes = {tuple(cv2.imread(str(p)).shape[:2]) for p in tmp_path.rglob("*.jpg")}
+    assert len(sizes) > 5 and all(128 <= h <= 256 and w == h // 2 for h, w in sizes)
