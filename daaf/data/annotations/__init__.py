@@ -1,4 +1,5 @@
-"""The annotation store (schema v1): per-image person masks and 17 keypoints in HDF5 shards.
+"""The annotation store (schema v2): per-image person masks, 17 keypoints and the SHA-256 of the
+image they were made from, in HDF5 shards.
 
 Writer: :class:`AnnotationWriter`; reader: :class:`AnnotationStore`; checks:
 :func:`validate_store`. The on-disk format is documented in docs/annotations.md. The public
