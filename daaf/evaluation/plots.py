@@ -15,6 +15,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from daaf.data.datasets import ReIDDataset  # noqa: E402
+from daaf.data.images import read_rgb_or_none  # noqa: E402
 from daaf.evaluation.metrics import RankResult  # noqa: E402
 
 TILE = (128, 64)  # (height, width) of one image in a rank list
@@ -39,10 +40,8 @@ def save_cmc_curves(curves: dict[str, np.ndarray], path: Path, title: str = "CMC
 
 def rank_tile(path: Path, border: tuple[int, int, int] | None) -> np.ndarray:
     """One rank-list image at :data:`TILE` size, framed in ``border``; black if unreadable."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    image = (
-        np.zeros((*TILE, 3), np.uint8) if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    )
+    image = read_rgb_or_none(path)
+    image = np.zeros((*TILE, 3), np.uint8) if image is None else image
     image = cv2.resize(image, (TILE[1], TILE[0]))
     if border is not None:
         cv2.rectangle(image, (0, 0), (TILE[1] - 1, TILE[0] - 1), border, 4)

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from daaf.data.datasets import ReIDDataset
+from daaf.data.images import read_rgb_or_none
 from daaf.evaluation.metrics import RankResult
 
 IMAGES = "report_images"
@@ -64,9 +65,10 @@ class Thumbnails:
         key = os.path.abspath(path)
         if key not in self.names:
             name = f"img{len(self.names):05d}.jpg"
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            image = read_rgb_or_none(path)
             if image is None:  # a missing file still gets a (grey) picture, so no link breaks
                 image = np.full((*THUMB, 3), 200, np.uint8)
+            image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
             thumb = cv2.resize(image, (THUMB[1], THUMB[0]), interpolation=cv2.INTER_AREA)
             cv2.imwrite(str(self.folder / name), thumb, [cv2.IMWRITE_JPEG_QUALITY, 90])
             self.names[key] = name

@@ -1,5 +1,6 @@
-"""Safe file handling: atomic writes, output paths checked before any work, and the marker by
-which daaf proves it made a folder before it deletes or replaces anything in it.
+"""Safe file handling: atomic writes, output paths checked before any work, the marker by which
+daaf proves it made a folder before it deletes or replaces anything in it, and input files read
+only when they are regular files.
 
 A reader never sees a half-written shard, manifest, checkpoint or model (:func:`atomic_write`).
 daaf deletes or replaces only folders that hold its marker (:data:`MARKER_NAME`, written by
@@ -12,15 +13,98 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
+import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from daaf.errors import DaafError
 
 MARKER_NAME = ".daaf"  # {"made_by": "daaf", "kind": ...}: daaf made this folder
 LOCK_NAME = ".daaf.lock"  # held while a run writes into the folder (daaf.utils.lock)
 BOOKKEEPING = (MARKER_NAME, LOCK_NAME)
+FILE_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+LINE_BREAKING = ("Cc", "Cs", "Zl", "Zp")  # Unicode categories `printable` escapes
+
+
+def file_kind(mode: int) -> str:
+    """What a file of ``os.stat`` mode ``mode`` is, in words, when it is no regular file."""
+    return next((kind for test, kind in FILE_KINDS if test(mode)), "not a regular file")
+
+
+def printable(text: str) -> str:
+    """``text`` as one printable line: control characters (a newline in a file name) and line
+    separators as escapes (``\\n``), bytes that are not UTF-8 (a file name's, which Python keeps
+    as surrogate escapes and cannot print) as ``\\xff``."""
+    if text.isprintable():
+        return text
+    shown = []
+    for char in text:
+        if unicodedata.category(char) not in LINE_BREAKING:
+            shown.append(char)
+        elif 0xDC80 <= ord(char) <= 0xDCFF:  # a byte os.fsdecode could not decode
+            shown.append(f"\\x{ord(char) - 0xDC00:02x}")
+        else:
+            shown.append(char.encode("unicode_escape").decode("ascii"))
+    return "".join(shown)
+
+
+def name_problem(path: str | Path) -> str | None:
+    """Why daaf cannot record ``path``'s name (its bytes are not UTF-8), or None."""
+    try:
+        os.fspath(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return "its name is not UTF-8 (rename the file)"
+    return None
+
+
+def regular_file_problem(path: str | Path) -> str | None:
+    """Why ``path`` is no regular file that can be read (missing, a FIFO, a device, a folder,
+    ...), or None; it is never opened, so a FIFO or a device cannot make a reader wait."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "missing"
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the name
+        return f"cannot be read ({getattr(exc, 'strerror', None) or exc})"
+    return None if stat.S_ISREG(mode) else f"{file_kind(mode)}, not a regular file"
+
+
+class UnreadableFile(DaafError):
+    """A path that is no regular file daaf can read; ``problem`` says why, without the path
+    (:func:`regular_file_problem`'s words)."""
+
+    def __init__(self, path: str | Path, problem: str, what: str = "file") -> None:
+        said = f"no such {what}" if problem == "missing" else problem
+        super().__init__(f"{printable(str(path))}: {said}")
+        self.problem = problem
+
+
+def open_regular(path: str | Path, what: str = "file") -> BinaryIO:
+    """``path`` opened for reading bytes if it is a regular file, else :class:`UnreadableFile`
+    (``no such {what}``, a FIFO, a device, ...). The kind is checked before it is opened and
+    again on what was opened, without waiting on a FIFO that took its place."""
+    problem = regular_file_problem(path)
+    if problem is not None:
+        raise UnreadableFile(path, problem, what)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise UnreadableFile(path, f"cannot be read ({exc.strerror})") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise UnreadableFile(path, f"{file_kind(mode)}, not a regular file")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
 
 
 def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
@@ -39,20 +123,34 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
 def check_output_path(path: str | Path, option: str = "--out", folder: bool = True) -> None:
     """DaafError, before any work, if ``path`` (a folder, or a file if not ``folder``) cannot be
     written: it or a parent is a file where a folder is needed, or the folder that would hold
-    it is not writable. Creates nothing."""
+    it is not writable, or an existing file is not a regular one (a FIFO, a device). Creates
+    nothing."""
     path = Path(path)
     existing = path
     while not os.path.lexists(existing) and existing != existing.parent:
         existing = existing.parent
     if existing == path:
-        if path.is_dir() != folder:
-            what = "a folder, not a file" if path.is_dir() else "a file, not a folder"
-            raise DaafError(f"{option} {path}: {path} is {what}")
+        kind, wanted = _existing_kind(path), "a folder" if folder else "a file"
+        if kind != wanted:
+            shown = printable(str(path))
+            raise DaafError(f"{option} {shown}: {shown} is {kind}, not {wanted}")
         existing = path if folder else path.parent
     elif not existing.is_dir():
-        raise DaafError(f"{option} {path}: {existing} is a file, not a folder")
+        raise DaafError(
+            f"{option} {printable(str(path))}: {printable(str(existing))} is "
+            f"{_existing_kind(existing)}, not a folder"
+        )
     if not os.access(existing, os.W_OK | os.X_OK):
         raise DaafError(f"{option} {path}: cannot write into {existing} (permission denied)")
+
+
+def _existing_kind(path: Path) -> str:
+    """ "a folder", "a file" (a regular one), or what else ``path`` is (:func:`file_kind`)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return "a broken link"
+    return "a file" if stat.S_ISREG(mode) else file_kind(mode)
 
 
 def check_output_dir(folder: str | Path, kind: str, option: str = "--out") -> None:

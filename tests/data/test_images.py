@@ -1,7 +1,10 @@
 """Image decoding: truncated JPEGs are found by `datasets check --decode` and stop train/evaluate."""
 
 import json
+import os
 import shutil
+import socket
+import threading
 from pathlib import Path
 
 import cv2
@@ -59,8 +62,76 @@ def test_read_rgb_returns_rgb_and_names_a_bad_file(tmp_path):
     bgr[..., 2] = 255  # red in BGR
     cv2.imwrite(str(tmp_path / "red.png"), bgr)
     np.testing.assert_array_equal(read_rgb(tmp_path / "red.png")[0, 0], [255, 0, 0])
-    with pytest.raises(DaafError, match=r"gone.png: missing or not a readable image"):
+    with pytest.raises(DaafError, match=r"gone.png: no such image$"):
         read_rgb(tmp_path / "gone.png")
+    (tmp_path / "text.png").write_text("not an image")
+    with pytest.raises(DaafError, match=r"text.png: missing or not a readable image$"):
+        read_rgb(tmp_path / "text.png")
+
+
+def finishes(call, seconds: float = 20):
+    """``call()``'s result, failing the test if it has not returned within ``seconds`` (a FIFO
+    opened for reading waits for a writer for ever; the thread is left blocked, as a daemon)."""
+    result = {}
+
+    def run():
+        try:
+            result["value"] = call()
+        except Exception as exc:  # raised in the caller's thread below
+            result["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), "blocked"
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
+def special_files(folder: Path) -> dict[Path, str]:
+    """A FIFO, a socket, a character device (a link to /dev/zero) and a folder, each named like
+    an image, with what image_problem says of each."""
+    os.mkfifo(folder / "pipe.jpg")
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(folder / "socket.png"))
+    (folder / "zero.jpg").symlink_to("/dev/zero")
+    (folder / "folder.jpg").mkdir()
+    return {
+        folder / "pipe.jpg": "a FIFO (named pipe), not a regular file",
+        folder / "socket.png": "a socket, not a regular file",
+        folder / "zero.jpg": "a character device, not a regular file",
+        folder / "folder.jpg": "a folder, not a regular file",
+    }
+
+
+def test_no_regular_file_is_never_opened_and_named_in_one_line(tmp_path):
+    """A FIFO named like an image hung `daaf embed` for ever: cv2.imread and PIL open it and
+    wait for a writer. Each kind is named, nothing blocks, and find_unreadable lists them all."""
+    expected = special_files(tmp_path)
+    for path, problem in expected.items():
+        assert finishes(lambda path=path: image_problem(path)) == problem
+        with pytest.raises(DaafError) as info:
+            finishes(lambda path=path: read_rgb(path))
+        assert str(info.value) == f"{path}: {problem}"
+    found = finishes(lambda: find_unreadable(sorted(expected)))
+    assert found == sorted(expected.items())
+
+
+def test_a_name_that_is_not_utf8_is_read_and_named_printably(tmp_path):
+    """cv2.imread crashed the process (segmentation fault) on a path that is not UTF-8; read_rgb
+    decodes it, image_problem says daaf cannot record its name, messages show its bytes."""
+    image = np.random.default_rng(0).integers(0, 256, (8, 4, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "plain.png"), image)
+    odd = Path(os.fsdecode(bytes(tmp_path) + b"/\xff\xfe.png"))
+    os.link(tmp_path / "plain.png", odd)
+    np.testing.assert_array_equal(read_rgb(odd), read_rgb(tmp_path / "plain.png"))
+    assert image_problem(odd) == "its name is not UTF-8 (rename the file)"
+    odd.write_bytes(b"not an image")
+    with pytest.raises(DaafError) as info:
+        read_rgb(odd)
+    assert str(info.value) == f"{tmp_path}/\\xff\\xfe.png: missing or not a readable image"
+    str(info.value).encode("utf-8")  # printable, as the command line must print it
 
 
 def test_datasets_check_decode_lists_unreadable_images(dataset_copy):
