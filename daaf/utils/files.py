@@ -26,7 +26,7 @@ MARKER_NAME = ".daaf"  # {"made_by": "daaf", "kind": ...}: daaf made this folder
 LOCK_NAME = ".daaf.lock"  # held while a run writes into the folder (daaf.utils.lock)
 BOOKKEEPING = (MARKER_NAME, LOCK_NAME)
 FILE_KINDS = (
-    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISDIR, "a directory"),
     (stat.S_ISFIFO, "a FIFO (named pipe)"),
     (stat.S_ISCHR, "a character device"),
     (stat.S_ISBLK, "a block device"),
@@ -150,6 +150,8 @@ def _existing_kind(path: Path) -> str:
         mode = os.stat(path).st_mode
     except OSError:
         return "a broken link"
+    if stat.S_ISDIR(mode):
+        return "a folder"
     return "a file" if stat.S_ISREG(mode) else file_kind(mode)
 
 

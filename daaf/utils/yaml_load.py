@@ -17,14 +17,7 @@ from typing import Any
 import yaml
 
 from daaf.errors import ConfigError, short_repr, shorten
-
-KINDS = (
-    (stat.S_ISDIR, "a directory"),
-    (stat.S_ISFIFO, "a FIFO (named pipe)"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISSOCK, "a socket"),
-)
+from daaf.utils.files import file_kind
 
 
 class DuplicateKeyError(yaml.constructor.ConstructorError):
@@ -52,11 +45,6 @@ class UniqueKeyLoader(yaml.SafeLoader):
             except TypeError:  # an unhashable key: SafeLoader's own message names it
                 continue
         return super().construct_mapping(node, deep)
-
-
-def file_kind(mode: int) -> str:
-    """What a file of ``os.stat`` mode ``mode`` is, in words, when it is no regular file."""
-    return next((kind for test, kind in KINDS if test(mode)), "not a regular file")
 
 
 def _read_regular_file(path: Path, max_bytes: int) -> bytes:

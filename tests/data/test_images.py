@@ -101,7 +101,7 @@ def special_files(folder: Path) -> dict[Path, str]:
         folder / "pipe.jpg": "a FIFO (named pipe), not a regular file",
         folder / "socket.png": "a socket, not a regular file",
         folder / "zero.jpg": "a character device, not a regular file",
-        folder / "folder.jpg": "a folder, not a regular file",
+        folder / "folder.jpg": "a directory, not a regular file",
     }
 
 
