@@ -1,6 +1,7 @@
 """Out-of-range option values stop every command while its options are read: one line naming
 the option and the value, exit 2, nothing written."""
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -34,6 +35,28 @@ from daaf.cli import main
         (["demo"], "--device", "bogus"),
         (["demo"], "--epochs", "0"),
         (["annotations", "show", "{tmp}"], "--seed", "-1"),
+        (["compare", "--baseline", "{tmp}", "--candidate", "{tmp}"], "--bootstrap", "1000000000"),
+        (["compare", "--baseline", "{tmp}", "--candidate", "{tmp}"], "--bootstrap", str(10**30)),
+        (["evaluate", "--model", "{tmp}", "--dataset", "market1501", "--root", "{tmp}"],
+         "--num-ranklists", "1001"),
+        (["embed", "--model", "{tmp}", "--images", "{tmp}"], "--batch-size", str(10**30)),
+        (["embed", "--model", "{tmp}", "--images", "{tmp}"], "--workers", "257"),
+        (["search", "--gallery", "{tmp}/g.h5", "--query", "{tmp}", "--model", "{tmp}"],
+         "--top", "1001"),
+        (["search", "--gallery", "{tmp}/g.h5", "--query", "{tmp}", "--model", "{tmp}"],
+         "--top", "0"),
+        (["visualize", "--model", "{tmp}", "--dataset", "market1501", "--root", "{tmp}"],
+         "--n", "65"),
+        (["visualize", "--model", "{tmp}", "--dataset", "market1501", "--root", "{tmp}"],
+         "--jitter", "9"),
+        (["label", "--dataset", "market1501", "--root", "{tmp}"], "--shard-size", str(10**30)),
+        (["label", "--dataset", "market1501", "--root", "{tmp}"], "--min-size", "801"),
+        (["synth"], "--identities", str(10**30)),
+        (["synth"], "--images-per-identity", "3"),
+        (["synth"], "--occlusion", "1.5"),
+        (["demo"], "--identities", "1001"),
+        (["demo"], "--epochs", "121"),
+        (["annotations", "show", "{tmp}"], "--n", "1025"),
     ],
 )  # fmt: skip
 def test_a_bad_option_value_is_one_line_and_exit_2(tmp_path, command, option, value):
@@ -55,3 +78,34 @@ def test_a_missing_option_is_one_line_too():
     assert result.output.strip() == (
         "Error: Missing option '--model'. (see `daaf evaluate --help`)"
     )
+
+
+def numeric_options():
+    """(command path, option) of every int or float option of every daaf command."""
+    commands = [([name], command) for name, command in main.commands.items()]
+    while commands:
+        path, command = commands.pop()
+        if isinstance(command, click.Group):
+            commands += [([*path, name], sub) for name, sub in command.commands.items()]
+            continue
+        for param in command.params:
+            if isinstance(param.type, (click.types.IntParamType, click.types.FloatParamType)):
+                yield " ".join(path), param
+
+
+def test_every_count_size_and_repeat_option_is_bounded_on_both_sides():
+    """An unbounded count ran for ever (compare --bootstrap 10^9) or ended in a traceback
+    (10^30); each has a range now, which click shows in --help and checks in one line."""
+    options = list(numeric_options())
+    assert len(options) >= 25  # every command's counts, sizes, seeds and probabilities
+    unbounded = [
+        f"{path} {param.opts[0]}"
+        for path, param in options
+        if not isinstance(param.type, (click.IntRange, click.FloatRange))
+        or param.type.min is None
+        or param.type.max is None
+    ]
+    assert unbounded == []
+    for path, param in options:
+        default = param.default
+        assert default is None or param.type.min <= default <= param.type.max, (path, param)
