@@ -218,8 +218,6 @@ def test_bad_input_gives_one_line(tiny_dataset, tiny_model, other_model, gallery
             tmp_path / "junk.pt", "--images", tiny_dataset, "--out", tmp_path / "b.h5"],
         "was made by another model": ["search", "--gallery", gallery_h5, "--query",
             tiny_dataset / MARKET / "query", "--model", other_model, "--out", tmp_path / "c"],
-        "--top must be at least 1, got 0": ["search", "--gallery", gallery_h5, "--query",
-            tiny_dataset / MARKET / "query", "--model", tiny_model, "--top", "0", "--out", tmp_path / "d"],
         "broken.jpg (cannot be decoded": ["search", "--gallery", gallery_h5, "--query",
             tmp_path / "broken.jpg", "--model", tiny_model, "--out", tmp_path / "e"],
         "not an embedding file written by `daaf embed`": ["search", "--gallery", tmp_path / "junk.pt",
