@@ -46,7 +46,9 @@ MAX_PROCESSES = 48  # `--workers 100000` is stopped here (RLIMIT_NPROC does not 
 MAX_OUTPUT = 64 << 20  # bytes of stdout + stderr
 GRACE = 5.0  # seconds an attempt's processes get to end after it did
 KILL_GRACE = 20.0  # after kill -9 of the main process: DataLoader workers look every 5 s
-HANG = 45.0  # time limit of an attempt that should end in seconds, and may block for ever
+HANG = 30.0  # CPU seconds of an attempt that should end in seconds, and may block for ever
+STALL = 20.0  # seconds without CPU in any of an attempt's processes: blocked
+WALL_FACTOR = 5.0  # an attempt's wall-time limit, in times its CPU seconds
 RUNNING: set[int] = set()  # process groups of the attempts now running: killed if the pass is
 
 # Worst first: an attempt gets the first that applies.
@@ -54,7 +56,8 @@ OUTCOMES = {
     "code run": "a planted pickle, TorchScript or YAML payload ran (its marker appeared)",
     "data lost": "a user file changed or disappeared",
     "left alive": "a process of the attempt outlived it",
-    "hang": "stopped at its time limit, or for too many processes, memory or output",
+    "hang": "stopped: blocked (no CPU for 20 s), past its CPU seconds or 5 times them in wall "
+    "time, or for too many processes, memory or output",
     "traceback": "a Python traceback, or death by a signal the pass did not send",
     "missed": "the command ended before the signal the case sends it: nothing tested",
     "garbage accepted": "exit 0 where the case expects a refusal",
@@ -116,8 +119,9 @@ class Interrupt:
 @dataclass
 class Case:
     """One attempt: a command line whose first word ``daaf`` stands for the CLI under test, and
-    what a careful tool does with it (``expect``: refuse, accept, either, or killed by its
-    interrupt). ``setup`` makes its files before the user's files are hashed; ``message``: a
+    what a careful tool does with it (``expect``: refuse, accept, either, or killed: ended by
+    its interrupt, where only what it leaves behind is judged). ``timeout``: CPU seconds of
+    all its processes (see :func:`why_stop`). ``setup`` makes its files before the user's files are hashed; ``message``: a
     regex the refusal must match; ``warn_ok``: a regex that makes an exit 0 a refusal (a
     warning); ``check``: looks at what the attempt left, returns a problem or None."""
 
@@ -148,8 +152,7 @@ class Attempt:
     seconds: float
     stdout: str = ""
     stderr: str = ""
-    timed_out: bool = False
-    runaway: str = ""
+    stopped: str = ""
     signalled: bool = False
     lost: list[str] = field(default_factory=list)
     markers: list[str] = field(default_factory=list)
@@ -209,7 +212,7 @@ def problems_of(attempt: Attempt) -> list[str]:
         found.append("data lost")
     if attempt.left_alive:
         found.append("left alive")
-    if attempt.timed_out or attempt.runaway:
+    if attempt.stopped:
         found.append("hang")
     foreign_signal = code < 0 and not attempt.signalled and not found
     if TRACEBACK in text or foreign_signal:
@@ -385,16 +388,46 @@ def limit_memory() -> None:
 
 @dataclass
 class Watch:
-    """The state of a running attempt that the watch loop keeps."""
+    """The state of a running attempt that the watch loop keeps: CPU seconds of its processes
+    (the most seen), when they last grew, whether its interrupt was sent, why it was stopped."""
 
+    start: float
+    cpu: float = 0.0
+    progress_at: float = 0.0
     signalled: bool = False
     ready_since: float | None = None
-    runaway: str = ""
-    timed_out: bool = False
+    stopped: str = ""
 
 
-def runaway(pids: list[int], logs: tuple[Path, Path]) -> str:
-    """Why an attempt must be stopped before its time limit, or ''."""
+def cpu_seconds(pids: list[int], main: int) -> float:
+    """CPU time of the live processes, and of the children the main one has reaped."""
+    ticks = 0
+    for pid in pids:
+        fields = proc_stat(str(pid))
+        if fields and len(fields) > 14:
+            ticks += int(fields[11]) + int(fields[12])
+            if pid == main:
+                ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def why_stop(
+    watch: Watch, pids: list[int], main: int, budget: float, scale: float, logs: tuple[Path, Path]
+) -> str:
+    """Why an attempt must be stopped now, or ''. Its budget is in CPU seconds, so that a
+    loaded machine slows an attempt without making it a hang: it hangs when it is blocked (no
+    CPU for STALL seconds: a FIFO that never opens), spins past its budget, runs past
+    WALL_FACTOR times it in wall time, or runs away."""
+    now = time.monotonic()
+    cpu = cpu_seconds(pids, main)
+    if cpu > watch.cpu:
+        watch.cpu, watch.progress_at = cpu, now
+    if now - watch.progress_at > STALL * scale:
+        return f"blocked: no CPU for {STALL * scale:.0f} s"
+    if watch.cpu > budget:
+        return f"over its {budget:.0f} CPU seconds"
+    if now - watch.start > budget * WALL_FACTOR:
+        return f"over {budget * WALL_FACTOR:.0f} s"
     if len(pids) > MAX_PROCESSES:
         return f"runaway: {len(pids)} processes"
     if (rss := resident_bytes(pids)) > MAX_RSS:
@@ -421,16 +454,16 @@ def maybe_interrupt(
 
 
 def watch_process(
-    process: subprocess.Popen, case: Case, limit: float, logs: tuple[Path, Path]
+    process: subprocess.Popen, case: Case, scale: float, logs: tuple[Path, Path]
 ) -> Watch:
-    """Waits for the attempt, sending its interrupt, stopping it (the whole process group) at
-    its time limit or when it runs away."""
-    watch, start = Watch(), time.monotonic()
+    """Waits for the attempt, sending its interrupt, and stops it (SIGKILL to its process
+    group) when :func:`why_stop` says so."""
+    now = time.monotonic()
+    watch = Watch(start=now, progress_at=now)
     while process.poll() is None:
         pids = session_processes(process.pid)
-        watch.runaway = runaway(pids, logs)
-        watch.timed_out = time.monotonic() - start > limit
-        if watch.runaway or watch.timed_out:
+        watch.stopped = why_stop(watch, pids, process.pid, case.timeout * scale, scale, logs)
+        if watch.stopped:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
             break
@@ -466,20 +499,19 @@ def run_attempt(case: Case, daaf: list[str], scratch: Scratch, scale: float) -> 
         )
         RUNNING.add(process.pid)
         try:
-            watch = watch_process(process, case, case.timeout * scale, logs)
+            watch = watch_process(process, case, scale, logs)
         finally:
             RUNNING.discard(process.pid)
     seconds = time.monotonic() - start
     interrupt = case.interrupt
-    grace = KILL_GRACE if interrupt and interrupt.signum == signal.SIGKILL else GRACE
+    grace = (KILL_GRACE if interrupt and interrupt.signum == signal.SIGKILL else GRACE) * scale
     attempt = Attempt(
         case,
         process.returncode,
         seconds,
         logs[0].read_text(errors="replace"),
         logs[1].read_text(errors="replace"),
-        watch.timed_out,
-        watch.runaway,
+        watch.stopped,
         watch.signalled,
         left_alive=survivors(tag, grace),
     )
@@ -548,7 +580,7 @@ def shown(text: str, scratch_root: Path | None) -> str:
 def csv_rows(attempts: list[Attempt], scratch_root: Path | None = None) -> list[dict]:
     """One row per attempt: category, name, expect, command, exit code, outcome, every problem,
     seconds, first line of stderr, the error message, and notes (files lost, markers,
-    processes left alive, the check's finding, a runaway)."""
+    processes left alive, the check's finding, why the pass stopped it)."""
     rows = []
     for attempt in attempts:
         case = attempt.case
@@ -556,7 +588,7 @@ def csv_rows(attempts: list[Attempt], scratch_root: Path | None = None) -> list[
             *attempt.lost,
             *attempt.markers,
             *attempt.left_alive,
-            attempt.runaway,
+            attempt.stopped,
             attempt.check_problem or "",
             unclear(attempt) if attempt.returncode else "",
         ]
@@ -814,6 +846,19 @@ class Lane(Scratch):
     def user(self) -> Path:
         """A folder of the user's own files, named as daaf names its outputs."""
         return make_user_files(self.root / "user", self.data)
+
+    @cached_property
+    def daaf_made(self) -> Path:
+        """Folders daaf made, of each kind: an export (its model_state.pt and marker), an
+        evaluation, a synth dataset; copies, so that a command that wrongly takes one for its
+        own damages only this lane's."""
+        folder = self.root / "daaf_made"
+        (folder / "model").mkdir(parents=True)
+        for name in ("model_state.pt", ".daaf", "export_report.json"):
+            shutil.copy(self.model / name, folder / "model" / name)
+        shutil.copytree(self.evaluation, folder / "evaluation")
+        shutil.copytree(self.data, folder / "dataset")
+        return folder
 
     @cached_property
     def payload_pt(self) -> Path:
@@ -1812,7 +1857,7 @@ def interrupts(p: Lane) -> list[Case]:
     images, feats, trained = [market(p.big)], p.out("interrupted.h5"), p.out("train-interrupted")
     ctrl_c = Interrupt(signal.SIGINT, processes=3, after=1.5)
     term = Interrupt(signal.SIGTERM, processes=3, after=1.5, group=False)
-    slow_train = ("data.workers=2", "train.iters_per_epoch=20")
+    slow_train = ("data.workers=2", "train.iters_per_epoch=10")
     return [
         Case(
             "embed --workers 2: Ctrl-C",
@@ -1822,9 +1867,10 @@ def interrupts(p: Lane) -> list[Case]:
         ),
         Case("embed --resume after Ctrl-C", embed(p, images, feats, "--resume"), "accept", 300),
         Case(
-            "embed --workers 2: SIGTERM to the main process",
+            "embed --workers 2: SIGTERM (kill PID) ends it, workers too",
             embed(p, images, p.out("terminated.h5"), "--batch-size", 2, workers=2),
-            timeout=180,
+            "killed",
+            180,
             interrupt=term,
         ),
         Case(
@@ -1990,7 +2036,30 @@ def user_files(p: Lane) -> list[Case]:
         ),
         Case("demo --out", ["daaf", "demo", "--out", u, "--device", "cpu"], timeout=HANG),
         Case("train --out an existing run", train(p.run, p.data)),
+        *other_commands_folders(p),
         Case("annotations validate: the user's folder as a store", validate(p.data, u)),
+    ]
+
+
+def other_commands_folders(p: Lane) -> list[Case]:
+    """--out at a folder another daaf command made: its marker is not this command's."""
+    made = p.daaf_made
+    query = [market(p.data) / "query"]
+    return [
+        Case("evaluate --out an export folder", evaluate(p, made / "model")),
+        Case(
+            "export --out an evaluation folder",
+            ["daaf", "export", p.checkpoint, "--out", made / "evaluation"],
+        ),
+        Case(
+            "synth --out an evaluation folder",
+            ["daaf", "synth", "--out", made / "evaluation", "--identities", 4],
+        ),
+        Case("search --out a synth dataset's root", search(p, made / "dataset")),
+        Case(
+            "embed --out an export's model_state.pt",
+            embed(p, query, made / "model" / "model_state.pt"),
+        ),
     ]
 
 
@@ -2122,7 +2191,7 @@ def kill9(p: Lane) -> list[Case]:
     """kill -9 of label, train and embed leaves no process behind, and the rerun works."""
     images, feats, trained = [market(p.big)], p.out("killed.h5"), p.out("train-killed")
     kill = Interrupt(signal.SIGKILL, processes=3, after=1.5, group=False)
-    slow_train = ("data.workers=2", "train.iters_per_epoch=20")
+    slow_train = ("data.workers=2", "train.iters_per_epoch=10")
     return [
         Case(
             "embed --workers 2",
@@ -2207,6 +2276,50 @@ def nan_models(p: Lane) -> list[Case]:
             search(
                 p, p.out("search-nan-images"), None, market(p.data) / "query", model=p.nan_model
             ),
+        ),
+    ]
+
+
+def forged_model(source: Path, target: Path, edit: Callable[[dict], None]) -> None:
+    """An export folder whose model_state.pt is ``source``'s, edited by ``edit(state)``."""
+    import torch
+
+    state = torch.load(source / "model_state.pt", map_location="cpu", weights_only=True)
+    edit(state)
+    target.mkdir(parents=True, exist_ok=True)
+    torch.save(state, target / "model_state.pt")
+
+
+def drop_half(state: dict) -> None:
+    names = list(state["state_dict"])
+    for name in names[: len(names) // 2]:
+        del state["state_dict"][name]
+
+
+def forged_models(p: Lane) -> list[Case]:
+    """Exports whose meta or weights say something else than they hold."""
+    first = [sorted((market(p.data) / "query").iterdir())[0]]
+    edits = {
+        "meta asking for 100,000 x 100,000 inputs": lambda state: state["meta"].update(
+            height=100_000, width=100_000
+        ),
+        "meta saying embedding_dim 7": lambda state: state["meta"].update(embedding_dim=7),
+        "half its weights missing": drop_half,
+        "meta saying depth 50 over ResNet-18 weights": lambda state: state["meta"].update(depth=50),
+    }
+    return [
+        Case(
+            f"embed --model an export with {name}",
+            embed(p, first, p.out(f"forged-{slug(name)}.h5"), model=p.case_dir(slug(name))),
+            timeout=HANG,
+            setup=partial(forged_model, p.model, p.case_dir(slug(name)), edit),
+        )
+        for name, edit in edits.items()
+    ] + [
+        Case(
+            "embed --model an https URL",
+            embed(p, first, p.out("url.h5"), model="https://example.com/model_state.pt"),
+            timeout=HANG,
         ),
     ]
 
@@ -2396,6 +2509,7 @@ CATEGORIES: dict[str, Callable[[Lane], list[Case]]] = {
     "configs": configs,
     "labels_bound": labels_bound,
     "nan_models": nan_models,
+    "forged_models": forged_models,
     "html_reports": html_reports,
     "foreign_pids": foreign_pids,
 }

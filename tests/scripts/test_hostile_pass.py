@@ -48,7 +48,7 @@ def test_classify_takes_the_worst_problem_and_reads_the_message():
     assert attempt(refuse, -11).outcome == "traceback"  # a segfault nobody sent
     lost = attempt(refuse, 1, traceback, lost=["user/a (gone)"])
     assert lost.outcome == "data lost" and lost.problems == ["data lost", "traceback"]
-    ran = attempt(refuse, 0, markers=["m"], lost=["x (changed)"], timed_out=True)
+    ran = attempt(refuse, 0, markers=["m"], lost=["x (changed)"], stopped="blocked")
     assert ran.problems == ["code run", "data lost", "hang", "garbage accepted"]
     warned = hostile.Case("c", ["daaf"], "refuse", warn_ok=r"(?i)warning")
     assert attempt(warned, 0, "warning: no gallery path is in it\n").outcome == "ok"
@@ -76,6 +76,7 @@ def test_a_pass_of_fake_commands_is_bookkept(tmp_path, monkeypatch):
     left alive (and then ended), signals, checks, the CSV and the list of bad attempts."""
     monkeypatch.setattr(hostile, "GRACE", 1.0)
     monkeypatch.setattr(hostile, "KILL_GRACE", 1.0)
+    monkeypatch.setattr(hostile, "STALL", 2.0)
     scratch = hostile.Scratch(tmp_path / "s")
     user = scratch.root / "user"
     user.mkdir()
@@ -87,7 +88,8 @@ def test_a_pass_of_fake_commands_is_bookkept(tmp_path, monkeypatch):
         fake("deletes a user file", f"import os; os.remove({str(user / 'manifest.csv')!r})"),
         fake("rewrites a user file", f"open({str(user / 'model_state.pt')!r}, 'w').write('x')"),
         fake("prints a traceback", "raise ValueError('boom')"),
-        fake("hangs", "import time; time.sleep(60)", timeout=2),
+        fake("blocks", "import time; time.sleep(60)"),
+        fake("spins", "while True: pass", timeout=1),
         fake("refuses in one line", "import sys; sys.exit('Error: no such file x.h5')"),
         fake("accepts garbage", "pass"),
         fake("succeeds as expected", "print('done')", "accept"),
@@ -114,7 +116,8 @@ def test_a_pass_of_fake_commands_is_bookkept(tmp_path, monkeypatch):
         "deletes a user file": "data lost",
         "rewrites a user file": "data lost",
         "prints a traceback": "traceback",
-        "hangs": "hang",
+        "blocks": "hang",
+        "spins": "hang",
         "refuses in one line": "one-line error",
         "accepts garbage": "garbage accepted",
         "succeeds as expected": "ok",
@@ -130,6 +133,8 @@ def test_a_pass_of_fake_commands_is_bookkept(tmp_path, monkeypatch):
     assert by_name["deletes a user file"].lost == [f"{user / 'manifest.csv'} (gone)"]
     assert by_name["rewrites a user file"].lost == [f"{user / 'model_state.pt'} (changed)"]
     assert by_name["dies by kill -9"].returncode == -signal.SIGKILL
+    assert by_name["blocks"].stopped == "blocked: no CPU for 2 s"
+    assert by_name["spins"].stopped in ("over its 1 CPU seconds", "over 5 s")  # a busy machine
     child = int(pid_file.read_text())
     assert by_name["leaves a child behind"].left_alive[0].startswith(f"{child} sleep 60")
     time.sleep(0.5)
@@ -137,17 +142,18 @@ def test_a_pass_of_fake_commands_is_bookkept(tmp_path, monkeypatch):
     assert not stat.exists() or ") Z " in stat.read_text()  # ended (a zombie until reaped)
 
     total = hostile.counts(attempts)
-    assert (total["attempts"], total["data lost"], total["hang"], total["ok"]) == (13, 2, 1, 2)
-    assert hostile.table(attempts).splitlines()[-1].split()[:3] == ["all", "13", "2"]
+    assert (total["attempts"], total["data lost"], total["hang"], total["ok"]) == (14, 2, 2, 2)
+    assert hostile.table(attempts).splitlines()[-1].split()[:3] == ["all", "14", "2"]
 
     rows = hostile.csv_rows(attempts, scratch.root)
     hostile.write_csv(tmp_path / "attempts.csv", rows)
     with open(tmp_path / "attempts.csv", newline="") as file:
         read = list(csv.DictReader(file))
     assert [row["outcome"] for row in read] == [a.outcome for a in attempts]
-    assert (
-        read[4]["first_stderr_line"] == "Error: no such file x.h5" and read[4]["exit_code"] == "1"
-    )
-    assert read[0]["notes"] == "$S/user/manifest.csv (gone)"
+    row = {row["name"]: row for row in read}
+    one_line = row["refuses in one line"]
+    assert one_line["first_stderr_line"] == "Error: no such file x.h5"
+    assert one_line["exit_code"] == "1" and "sys.exit(" in one_line["command"]
+    assert row["deletes a user file"]["notes"] == "$S/user/manifest.csv (gone)"
     listed = hostile.not_fine(rows)
-    assert "[hang] fake: hangs" in listed and "refuses in one line" not in listed
+    assert "[hang] fake: blocks" in listed and "refuses in one line" not in listed
