@@ -1240,31 +1240,25 @@ def report_escaped(report: Path) -> Callable[[], str | None]:
 # The cases, by category. Each builder returns its cases in the order they run.
 
 
+def daaf_argv(command: str, *extra: object, **options: object) -> list:
+    """``daaf COMMAND --option value ...`` (an underscore in a name is a dash; a list value is
+    several words), then ``extra``."""
+    argv: list = ["daaf", *command.split()]
+    for name, value in options.items():
+        argv += [f"--{name.replace('_', '-')}", *(value if isinstance(value, list) else [value])]
+    return [*argv, *extra]
+
+
 def validate(root: Path, store: Path | None = None) -> list:
-    return ["daaf", "annotations", "validate", store or root / "annotations", "--root", root]
+    return daaf_argv("annotations validate", store or root / "annotations", root=root)
 
 
 def embed(
-    p: Lane,
-    images: list,
-    out: Path,
-    *extra: object,
-    model: Path | None = None,
-    workers: int = 0,
+    p: Lane, images: list, out: Path, *extra: object, model: Path | None = None, workers: int = 0
 ) -> list:
-    return [
-        "daaf",
-        "embed",
-        "--model",
-        model or p.model,
-        "--images",
-        *images,
-        "--out",
-        out,
-        "--workers",
-        workers,
-        *extra,
-    ]
+    return daaf_argv(
+        "embed", *extra, model=model or p.model, images=list(images), out=out, workers=workers
+    )
 
 
 def search(
@@ -1275,19 +1269,14 @@ def search(
     *extra: object,
     model: Path | None = None,
 ) -> list:
-    return [
-        "daaf",
+    return daaf_argv(
         "search",
-        "--gallery",
-        gallery or p.gallery_h5,
-        "--query",
-        query or p.query_h5,
-        "--model",
-        model or p.model,
-        "--out",
-        out,
         *extra,
-    ]
+        gallery=gallery or p.gallery_h5,
+        query=query or p.query_h5,
+        model=model or p.model,
+        out=out,
+    )
 
 
 def evaluate(
@@ -1299,71 +1288,42 @@ def evaluate(
     dataset: str = "synthetic",
     workers: int = 0,
 ) -> list:
-    return [
-        "daaf",
+    return daaf_argv(
         "evaluate",
-        "--model",
-        model or p.model,
-        "--dataset",
-        dataset,
-        "--root",
-        root or p.data,
-        "--out",
-        out,
-        "--workers",
-        workers,
         *extra,
-    ]
+        model=model or p.model,
+        dataset=dataset,
+        root=root or p.data,
+        out=out,
+        workers=workers,
+    )
 
 
 def compare(p: Lane, *extra: object, baseline: Path | None = None) -> list:
-    return [
-        "daaf",
-        "compare",
-        "--baseline",
-        baseline or p.evaluation,
-        "--candidate",
-        p.evaluation_copy,
-        *extra,
-    ]
+    return daaf_argv(
+        "compare", *extra, baseline=baseline or p.evaluation, candidate=p.evaluation_copy
+    )
 
 
 def train(out: Path, data: Path, *extra: str, config: Path = DEMO_CONFIG) -> list:
     """``daaf train`` of the tiny demo settings, where ``extra`` KEY=VALUE replace theirs."""
     keys = {item.split("=", 1)[0] for item in extra if "=" in item}
     tiny = [item for item in TINY_TRAIN if item.split("=", 1)[0] not in keys]
-    return [
-        "daaf",
-        "train",
-        "--config",
-        config,
-        "--out",
-        out,
-        f"data.root={data}",
-        f"data.annotations={data / 'annotations'}",
-        *tiny,
-        *extra,
-    ]
+    overrides = [f"data.root={data}", f"data.annotations={data / 'annotations'}", *tiny, *extra]
+    return daaf_argv("train", *overrides, config=config, out=out)
 
 
 def label(p: Lane, out: Path, *extra: object) -> list:
-    return [
-        "daaf",
+    return daaf_argv(
         "label",
-        "--dataset",
-        "synthetic",
-        "--root",
-        p.data,
-        "--out",
-        out,
-        "--weights",
-        "random",
-        "--device",
-        "cpu",
-        "--min-size",
-        32,
         *extra,
-    ]
+        dataset="synthetic",
+        root=p.data,
+        out=out,
+        weights="random",
+        device="cpu",
+        min_size=32,
+    )
 
 
 def labels_bound(p: Lane) -> list[Case]:
@@ -1851,21 +1811,53 @@ def bounded_options(p: Lane) -> list[Case]:
     ]
 
 
-def interrupts(p: Lane) -> list[Case]:
-    """Ctrl-C (SIGINT to the process group) and SIGTERM of commands that run workers print
-    one line, exit non-zero, and --resume works (item 6)."""
-    images, feats, trained = [market(p.big)], p.out("interrupted.h5"), p.out("train-interrupted")
-    ctrl_c = Interrupt(signal.SIGINT, processes=3, after=1.5)
-    term = Interrupt(signal.SIGTERM, processes=3, after=1.5, group=False)
-    slow_train = ("data.workers=2", "train.iters_per_epoch=10")
+def stopped_runs(p: Lane, interrupt: Interrupt, expect: str, resumed: str) -> list[Case]:
+    """embed, train and label, each stopped by ``interrupt`` once its workers run (then
+    ``expect``), and the rerun: embed --resume (``resumed``), the same train command."""
+    kind = slug(signal.Signals(interrupt.signum).name)
+    images, feats = [market(p.big)], p.out(f"embed-{kind}.h5")
+    trained, slow_train = p.out(f"train-{kind}"), ("data.workers=2", "train.iters_per_epoch=10")
+    name = "Ctrl-C" if interrupt.signum == signal.SIGINT else "kill -9"
     return [
         Case(
-            "embed --workers 2: Ctrl-C",
+            f"embed --workers 2: {name}",
             embed(p, images, feats, "--batch-size", 2, workers=2),
-            timeout=180,
-            interrupt=ctrl_c,
+            expect,
+            180,
+            interrupt=interrupt,
         ),
-        Case("embed --resume after Ctrl-C", embed(p, images, feats, "--resume"), "accept", 300),
+        Case(f"embed --resume after {name}", embed(p, images, feats, "--resume"), resumed, 300),
+        Case(
+            f"train data.workers=2: {name}",
+            train(trained, p.data, *slow_train),
+            expect,
+            240,
+            interrupt=interrupt,
+        ),
+        Case(
+            f"train: the same command after {name}",
+            train(trained, p.data, *slow_train),
+            "accept",
+            300,
+        ),
+        Case(
+            f"label --workers 2: {name}",
+            label(p, p.out(f"label-{kind}"), "--workers", 2),
+            expect,
+            240,
+            interrupt=interrupt,
+        ),
+    ]
+
+
+def interrupts(p: Lane) -> list[Case]:
+    """Ctrl-C (SIGINT to the process group) of commands that run workers prints one line,
+    exits non-zero, and --resume works (item 6); SIGTERM leaves nothing alive."""
+    ctrl_c = Interrupt(signal.SIGINT, processes=3, after=1.5)
+    term = Interrupt(signal.SIGTERM, processes=3, after=1.5, group=False)
+    images = [market(p.big)]
+    return [
+        *stopped_runs(p, ctrl_c, "refuse", "accept"),
         Case(
             "embed --workers 2: SIGTERM (kill PID) ends it, workers too",
             embed(p, images, p.out("terminated.h5"), "--batch-size", 2, workers=2),
@@ -1877,24 +1869,6 @@ def interrupts(p: Lane) -> list[Case]:
             "evaluate --workers 2: Ctrl-C",
             evaluate(p, p.out("eval-interrupted"), "--batch-size", 2, root=p.big, workers=2),
             timeout=180,
-            interrupt=ctrl_c,
-        ),
-        Case(
-            "train data.workers=2: Ctrl-C",
-            train(trained, p.data, *slow_train),
-            timeout=240,
-            interrupt=ctrl_c,
-        ),
-        Case(
-            "train: the same command after Ctrl-C",
-            train(trained, p.data, *slow_train),
-            "accept",
-            300,
-        ),
-        Case(
-            "label --workers 2: Ctrl-C",
-            label(p, p.out("label-interrupted"), "--workers", 2),
-            timeout=240,
             interrupt=ctrl_c,
         ),
     ]
@@ -2188,45 +2162,10 @@ def planted_code(p: Lane) -> list[Case]:
 
 
 def kill9(p: Lane) -> list[Case]:
-    """kill -9 of label, train and embed leaves no process behind, and the rerun works."""
-    images, feats, trained = [market(p.big)], p.out("killed.h5"), p.out("train-killed")
+    """kill -9 of label, train and embed leaves no process behind, and the rerun works (embed
+    --resume may say in one line that HDF5 could not survive it, as docs/embeddings.md does)."""
     kill = Interrupt(signal.SIGKILL, processes=3, after=1.5, group=False)
-    slow_train = ("data.workers=2", "train.iters_per_epoch=10")
-    return [
-        Case(
-            "embed --workers 2",
-            embed(p, images, feats, "--batch-size", 2, workers=2),
-            "killed",
-            180,
-            interrupt=kill,
-        ),
-        Case(
-            "embed --resume after kill -9 (or one line if HDF5 broke)",
-            embed(p, images, feats, "--resume"),
-            "either",
-            300,
-        ),
-        Case(
-            "train data.workers=2",
-            train(trained, p.data, *slow_train),
-            "killed",
-            240,
-            interrupt=kill,
-        ),
-        Case(
-            "train: the same command after kill -9",
-            train(trained, p.data, *slow_train),
-            "accept",
-            300,
-        ),
-        Case(
-            "label --workers 2",
-            label(p, p.out("label-killed"), "--workers", 2),
-            "killed",
-            240,
-            interrupt=kill,
-        ),
-    ]
+    return stopped_runs(p, kill, "killed", "either")
 
 
 def nan_models(p: Lane) -> list[Case]:
