@@ -124,3 +124,40 @@ def test_a_pool_terminated_while_its_workers_start_ends():
                           timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "done"]  # and SIGTERM is not held afterwards
+
+
+AT_FORK = """
+import multiprocessing, os, signal, sys
+from contextlib import nullcontext
+from daaf.utils.processes import starting_workers
+
+def ctrl_c_as_the_fork_returns():
+    os.kill(os.getpid(), signal.SIG{signal})
+    sum(range(1000))  # Python code: the handler runs here, inside the at-fork hook
+
+os.register_at_fork(after_in_parent=ctrl_c_as_the_fork_returns)
+held = starting_workers() if sys.argv[1] == "held" else nullcontext()
+try:
+    with held:
+        worker = multiprocessing.get_context("fork").Process(target=print)
+        worker.start()
+        worker.join()
+    print("carried on")
+except {exception}:
+    print("stopped")
+"""
+
+
+@pytest.mark.parametrize("signame, exception", [("INT", "KeyboardInterrupt"),
+                                                ("TERM", "SystemExit")])  # fmt: skip
+def test_a_signal_while_workers_fork_is_acted_on_after_not_lost(signame, exception):
+    """CPython runs a signal's handler inside an at-fork hook, whose exception it prints as
+    "Exception ignored" and drops: a Ctrl-C that came as a DataLoader forked its workers did
+    nothing at all, or printed the half-built loader's traceback. Held, it stops the run once
+    the workers exist."""
+    script = "from daaf.utils.processes import exit_on_sigterm; exit_on_sigterm()\n"
+    script += AT_FORK.format(signal=signame, exception=exception)
+    plain, held = (subprocess.run([sys.executable, "-c", script, how], capture_output=True,
+                                  text=True, timeout=120) for how in ("plain", "held"))  # fmt: skip
+    assert plain.stdout.split() == ["carried", "on"] and "Exception ignored" in plain.stderr
+    assert held.stdout.split() == ["stopped"] and held.stderr == ""

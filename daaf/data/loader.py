@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from daaf.errors import DaafError
-from daaf.utils.processes import die_with_parent
+from daaf.utils.processes import starting_workers, worker_start
 
 # Batches per worker kept ready: uint8 batches are small (64 x 256 x 128 DAAF samples: 8.4 MB),
 # so a deeper queue absorbs slow images cheaply.
@@ -30,11 +30,14 @@ def worker_message(exc: DaafError) -> str:
 
 
 class Loader(DataLoader):
-    """A DataLoader whose workers' DaafErrors come out as the error alone, no worker traceback."""
+    """A DataLoader whose workers' DaafErrors come out as the error alone, no worker traceback,
+    and whose workers start with Ctrl-C held (:func:`~daaf.utils.processes.starting_workers`)."""
 
     def __iter__(self) -> Iterator[Any]:
+        with starting_workers():
+            batches = super().__iter__()
         try:
-            yield from super().__iter__()
+            yield from batches
         except DaafError as exc:
             raise DaafError(worker_message(exc)) from None
 
@@ -43,12 +46,12 @@ def build_loader(
     dataset: Dataset, device: torch.device, workers: int, persistent: bool = False, **kwargs: Any
 ) -> Loader:
     """Pinned memory on CUDA (the copies to the device are ``non_blocking``); with workers, a
-    prefetch queue, workers that die with this process and, when ``persistent``, workers kept
-    from one pass to the next."""
+    prefetch queue, workers that die with this process and leave Ctrl-C to it and, when
+    ``persistent``, workers kept from one pass to the next."""
     if workers > 0:
         kwargs.update(
             prefetch_factor=PREFETCH_FACTOR,
             persistent_workers=persistent,
-            worker_init_fn=functools.partial(die_with_parent, os.getpid()),
+            worker_init_fn=functools.partial(worker_start, os.getpid()),
         )
     return Loader(dataset, num_workers=workers, pin_memory=device.type == "cuda", **kwargs)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from daaf.data.annotations import (
@@ -47,6 +47,7 @@ from daaf.data.annotations.info import make_store_info
 from daaf.data.annotations.schema import STORE_KIND, keypoints_in_image
 from daaf.data.datasets import SPLITS, ReIDDataset, Sample
 from daaf.data.images import image_problem, read_rgb
+from daaf.data.loader import Loader
 from daaf.errors import DaafError
 from daaf.labeling.base import Labeler, LabelResult, result_problem
 from daaf.labeling.rerun import (
@@ -60,7 +61,7 @@ from daaf.labeling.rerun import (
 from daaf.utils import distributed
 from daaf.utils.device import resolve_device
 from daaf.utils.files import remove_dir
-from daaf.utils.processes import die_with_parent
+from daaf.utils.processes import worker_start
 
 MAX_CONSECUTIVE_ERRORS = 50  # labeler failures in a row that stop a run: a broken device
 
@@ -280,12 +281,12 @@ def run_labeler(
     mine = assign_shards(todo, world, rank)
 
     samples = [sample for job in mine for sample in job.samples]
-    loader = DataLoader(
+    loader = Loader(  # its workers start with Ctrl-C held, and leave it to this process
         _ImageFiles(dataset.image_dir, samples),
         batch_sampler=_batches(mine, batch_size),
         num_workers=workers,
         collate_fn=list,
-        worker_init_fn=functools.partial(die_with_parent, os.getpid()),  # none outlives a kill -9
+        worker_init_fn=functools.partial(worker_start, os.getpid()),  # none outlives a kill -9
     )
     bar = tqdm(
         total=len(samples),
