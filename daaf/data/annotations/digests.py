@@ -13,6 +13,7 @@ import os
 import stat
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
 from pathlib import Path
 
 from daaf.data.annotations.schema import NO_DIGEST
@@ -33,12 +34,10 @@ def file_sha256(path: str | Path) -> bytes | None:
         if not stat.S_ISREG(info.st_mode):
             return None
         digest = hashlib.sha256()
-        size = min(info.st_size + 1, READ_CHUNK)  # an image: one read, shorter than asked
-        while True:
-            chunk = os.read(fd, size)
+        size = min(info.st_size + 1, READ_CHUNK)  # an image: one read, then the end
+        while chunk := os.read(fd, size):
             digest.update(chunk)
-            if len(chunk) < size:  # the end of a regular file
-                return digest.digest()
+        return digest.digest()
     except OSError:
         return None
     finally:
@@ -60,10 +59,10 @@ def file_digests(paths: Sequence[str | Path], threads: int = DIGEST_THREADS) -> 
     contiguous part (a task per file would cost more than the hashing)."""
     paths = list(paths)
     parts = max(1, min(threads, len(paths)))
-    bounds = [len(paths) * i // parts for i in range(parts + 1)]
-    chunks = [paths[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
     if parts == 1:
         return [file_sha256(path) for path in paths]
+    bounds = [len(paths) * i // parts for i in range(parts + 1)]
+    chunks = [paths[start:stop] for start, stop in pairwise(bounds)]
     with ThreadPoolExecutor(parts) as pool:
         done = pool.map(lambda chunk: [file_sha256(path) for path in chunk], chunks)
         return [digest for chunk in done for digest in chunk]
