@@ -373,39 +373,64 @@ def difference_note(baseline_eval: Path, candidate_eval: Path, report_dir: Path)
 
 
 def branch_note(results: dict, health: dict[str, float]) -> str:
-    """summary.md's paragraph on whether DAAF-BoT's branches learned: PAB PCK beside the
-    constant map's, and each branch's loss beside the all-zero map's at the last measurement,
-    judged as ``daaf train``'s warning judges it (study v2: the PAB often learns nothing)."""
-    from daaf.training.branch_health import DOCS, TOLERANCE
+    """summary.md's paragraph on whether DAAF-BoT's branches learned: PAB PCK on the queries
+    beside the constant map's, and each branch's last training measurement, judged as
+    ``daaf train``'s warning judges it."""
+    from daaf.evaluation.attention_metrics import LOCALISES_MARGIN
+    from daaf.training.branch_health import DOCS
 
     row, lines = results.get("DAAF-BoT", {}), []
     if "pab_pck" in row and "constant_map_pck" in row:
+        pck, constant = row["pab_pck"], row["constant_map_pck"]
+        localises = pck >= constant + LOCALISES_MARGIN
         lines.append(
-            f"- PAB PCK {row['pab_pck']:.3f} on the queries; a constant map (every keypoint at its "
-            f"median place in the training set) scores {row['constant_map_pck']:.3f} on them."
+            f"- PAB PCK {pck:.3f} on the queries; a constant map (every keypoint at its median "
+            f"place in the training set) scores {constant:.3f} on them: "
+            + ("it localises keypoints" if localises else "no sign that it localises keypoints")
+            + f" (the PAB's positive control asks for {LOCALISES_MARGIN:g} above the constant map)."
         )
-    for branch, name in (("hab", "HAB"), ("pab", "PAB")):
-        loss, zero = (
-            health.get(f"health/{branch}/loss"),
-            health.get(f"health/{branch}/zero_map_loss"),
-        )
-        if loss is None or not zero:
-            continue
-        below = 1 - loss / zero
-        side = f"{100 * abs(below):.0f}% {'below' if below >= 0 else 'above'} it"
-        verdict = "learning" if below >= TOLERANCE else "not learning"
-        lines.append(
-            f"- {name} loss {loss:.4g} at step {health['step']}, against {zero:.4g} for the "
-            f"all-zero map ({side}): {verdict}, by the {100 * TOLERANCE:.0f}% test of "
-            "`daaf train`'s warning."
-        )
+    lines += [health_line(branch, health) for branch in ("hab", "pab")]
+    lines = [line for line in lines if line]
     if not lines:
         return ""
-    return "\n".join([
-        "## Did the branches learn?", "", *lines, "",
-        "On synthetic data from scratch study v2 (docs/results/synthetic_v2.md) found the PAB "
-        f"learning nothing, with or without the ReID loss; {DOCS} says what to try.",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            "## Did the branches learn?",
+            "",
+            *lines,
+            "",
+            f"{DOCS} says what to try when one does not.",
+        ]
+    )
+
+
+def health_line(branch: str, health: dict[str, float]) -> str:
+    """One line on ``branch``'s last branch-health measurement and its verdict, or ""."""
+    from daaf.training.branch_health import (
+        ACCURACY_MARGIN,
+        TOLERANCE,
+        accuracy_keys,
+        not_learning,
+    )
+
+    verdict = not_learning(branch, health)
+    if verdict is None:
+        return ""
+    name = branch.upper()
+    accuracy, constant = (health.get(key) for key in accuracy_keys(branch))
+    loss, zero = health.get(f"health/{branch}/loss"), health.get(f"health/{branch}/zero_map_loss")
+    losses = f"loss {loss:.4g}, the all-zero map's {zero:.4g}"
+    if accuracy is not None and constant is not None:
+        metric = "IoU" if branch == "hab" else "PCK"
+        measured = f"{metric} {accuracy:.3f} against a constant map's {constant:.3f} ({losses})"
+        rule = f"more than {ACCURACY_MARGIN:g} above the constant map"
+    else:
+        measured, rule = losses, f"{100 * TOLERANCE:.0f}% below the all-zero map"
+    judged = "not learning" if verdict else "learning"
+    return (
+        f"- {name} on its last measured training batch (step {health['step']}): {measured}: "
+        f"{judged}, by the test of `daaf train`'s warning ({rule})."
+    )
 
 
 def write_summary(out: Path, results: dict, label_note: str) -> str:

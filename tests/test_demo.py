@@ -59,8 +59,9 @@ def test_summary_states_the_difference_and_whether_its_interval_includes_zero(tm
 
 
 def test_summary_says_whether_each_branch_learned(tmp_path):
-    """PAB PCK beside the constant map's, and each branch's last loss against the all-zero
-    map's, judged by the 5% of daaf train's warning."""
+    """PAB PCK on the queries beside the constant map's, judged by the positive control's bar;
+    each branch's last training measurement judged as daaf train's warning judges it: by its
+    accuracy beside a constant map's where it has one, else by its loss."""
     from daaf.demo import branch_note
     from daaf.training.branch_health import last_measurement
 
@@ -69,20 +70,33 @@ def test_summary_says_whether_each_branch_learned(tmp_path):
             {"step": 40, "health/hab/loss": 9.0, "health/hab/zero_map_loss": 10.0,
              "health/pab/loss": 3.0, "health/pab/zero_map_loss": 3.0},
             {"step": 60, "health/hab/loss": 5.0, "health/hab/zero_map_loss": 10.0,
-             "health/pab/loss": 3.3, "health/pab/zero_map_loss": 3.0},
+             "health/hab/iou": 0.61, "health/hab/constant_iou": 0.4,
+             "health/pab/loss": 2.9, "health/pab/zero_map_loss": 3.0,
+             "health/pab/pck": 0.28, "health/pab/constant_pck": 0.25},
             {"step": 70, "total": 2.0}]  # fmt: skip
     metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
     health = last_measurement(metrics)
-    assert health["step"] == 60 and health["health/pab/loss"] == 3.3
+    assert health["step"] == 60 and health["health/pab/loss"] == 2.9
     results = {"BoT": {"mAP": 5.0}, "DAAF-BoT": {"pab_pck": 0.041, "constant_map_pck": 0.802}}
     note = branch_note(results, health)
     assert "PAB PCK 0.041 on the queries; a constant map" in note and "scores 0.802" in note
-    assert "HAB loss 5 at step 60, against 10 for the all-zero map (50% below it): learning" in note
+    assert "no sign that it localises keypoints" in note
     assert (
-        "PAB loss 3.3 at step 60, against 3 for the all-zero map (10% above it): not learning"
+        "- HAB on its last measured training batch (step 60): IoU 0.610 against a constant map's "
+        "0.400 (loss 5, the all-zero map's 10): learning" in note
+    )
+    assert (
+        "PCK 0.280 against a constant map's 0.250 (loss 2.9, the all-zero map's 3): not learning"
         in note
     )
     assert "docs/training.md, section 'A branch that does not learn'" in note
+    localising = branch_note({"DAAF-BoT": {"pab_pck": 0.45, "constant_map_pck": 0.25}}, {})
+    assert "it localises keypoints" in localising
+    loss_only = branch_note(
+        {}, {"step": 40, "health/pab/loss": 3.3, "health/pab/zero_map_loss": 3.0}
+    )
+    assert "(step 40): loss 3.3, the all-zero map's 3: not learning" in loss_only
+    assert "(5% below the all-zero map)" in loss_only
     assert last_measurement(tmp_path / "missing.jsonl") == {}
     assert branch_note({"BoT": {}}, {}) == ""  # nothing measured, nothing said
 

@@ -24,6 +24,10 @@ from daaf.data.transforms import eval_transform
 from daaf.training.modeling.decoder import to_size
 from daaf.utils.device import resolve_device
 
+# A PAB localises keypoints when its PCK is at least this far above a constant map's: the bar of
+# its positive control (scripts/pab_control.py), which study v2's starved decoders miss.
+LOCALISES_MARGIN = 0.15
+
 
 def _batch(
     dataset: ReIDDataset, samples: list[Sample], meta: dict

@@ -9,11 +9,17 @@ Every ``train.health_period`` iterations, on that iteration's own batch and back
   output; the HAB at layer1's output beside the rest of the network's (the ReID loss through
   layer2-4, with the PAB's share, which is measured apart at layer4).
 
+- each branch's accuracy on the batch beside a constant map's: the HAB's mask IoU beside the
+  mean target mask's (of the batches measured before), the keypoint PAB's PCK (its peaks
+  against the targets' peaks) beside every keypoint at the mean place of its earlier peaks.
+
 The gradients are read by hooks on the inputs of the modules that meet there, during the
 step's own backward: measuring costs a few norms, no extra pass. After a warm-up, a branch
-whose loss stays within ``TOLERANCE`` of the all-zero map's (or above it) for ``WINDOW``
-measurements in a row gets one warning (docs/training.md says what to try). The mean map is
-logged, not warned on: estimated from a few batches, it is too noisy to judge a run by.
+whose accuracy stays within ``ACCURACY_MARGIN`` of its constant map's (or below it) for
+``WINDOW`` measurements in a row gets one warning (docs/training.md says what to try); a
+part-image PAB, which has no accuracy, is judged by its loss against the all-zero map's
+(``TOLERANCE``). A loss near the all-zero map's is no verdict where an accuracy exists: at a
+small sigma a PAB that localises well still sits near it.
 """
 
 from __future__ import annotations
@@ -27,12 +33,17 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from daaf.data.keypoints import NUM_KEYPOINTS
 from daaf.errors import DaafError
 from daaf.training.config import Config
 
 logger = logging.getLogger(__name__)
 
 TOLERANCE = 0.05  # within 5% of the all-zero map's loss, or above: learned (almost) nothing
+PCK_FRACTION = 0.1  # PCK@0.1 x map height, as the study's PCK@0.1 x image height
+# An accuracy at most this far above its constant map's is no evidence of learning: the
+# measured batch's PCK and IoU vary by a few hundredths from batch to batch.
+ACCURACY_MARGIN = 0.05
 WINDOW = 3  # measurements in a row, after the warm-up
 WARMUP_FRACTION = 0.1  # at least this much of training before any warning
 DOCS = "docs/training.md, section 'A branch that does not learn'"
@@ -42,6 +53,20 @@ TAPS = {
     "hab": (("hab", "hab", "layer1"), ("backbone.layer2", "reid", "layer1")),
     "pab": (("pab", "pab", "layer4"), ("head", "reid", "layer4")),
 }
+
+
+def mask_iou(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """(B,) IoU of (B, 1, h, w) masks, both thresholded at 0.5; 1 where both are empty."""
+    pred, target = (pred >= 0.5).flatten(1), (target >= 0.5).flatten(1)
+    union = (pred | target).sum(1)
+    return torch.where(union > 0, (pred & target).sum(1) / union.clamp_min(1), 1.0)
+
+
+def peak_places(maps: torch.Tensor) -> torch.Tensor:
+    """(B, K, h, w) maps -> (B, K, 2) float (x, y) of each map's argmax, in map pixels."""
+    width = maps.shape[-1]
+    index = maps.flatten(2).argmax(dim=2)
+    return torch.stack([index % width, index // width], dim=-1).float()
 
 
 def warmup_iterations(cfg: Config, iters_per_epoch: int) -> int:
@@ -66,11 +91,15 @@ class BranchHealth:
     ) -> None:
         self.criterion, self.period, self.warmup, self.warn = criterion, period, warmup, warn
         self.branches = [b for b in BRANCHES if getattr(model, b, None) is not None]
+        # a branch whose loss weight is 0 is measured, not warned about: nothing trains it
+        self.judged = {b for b in self.branches if getattr(criterion.cfg, f"{b}_weight") > 0}
         self.armed = False
         self._grads: dict[str, torch.Tensor] = {}
         self._losses: dict[str, torch.Tensor] = {}
         self._targets: dict[str, tuple[int, torch.Tensor | None]] = {}  # (count, sum) per branch
-        self._ratios = {b: deque(maxlen=WINDOW) for b in self.branches}
+        # (count, sum of (x, y)) of the visible target peaks per keypoint, for the constant map
+        self._peaks: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._ratios = {b: deque(maxlen=WINDOW) for b in self.branches}  # verdicts
         self.warned: list[str] = []
         if period > 0:
             for branch in self.branches:
@@ -98,8 +127,8 @@ class BranchHealth:
 
     @torch.no_grad()
     def observe(self, output, batch: dict[str, torch.Tensor]) -> None:
-        """The armed step's branch losses and their trivial maps' (float outputs, the
-        criterion's batch)."""
+        """The armed step's branch losses and accuracies beside their trivial maps' (float
+        outputs, the criterion's batch)."""
         if not self.armed:
             return
         for branch in self.branches:
@@ -113,14 +142,54 @@ class BranchHealth:
             zero = torch.zeros_like(pred)
             self._losses[f"health/{branch}/zero_map_loss"] = loss(branch, zero, batch)
             count, total = self._targets.get(branch, (0, None))
+            mean = None
             if count:  # the mean of earlier measured batches' targets: out of this batch's sample
                 mean = (total / count).expand_as(pred).contiguous()
                 self._losses[f"health/{branch}/mean_map_loss"] = loss(branch, mean, batch)
+            if branch == "hab":
+                self._mask_accuracy(
+                    pred[valid], target[valid], None if mean is None else mean[valid]
+                )
+            elif "keypoint_visible" in batch and self.criterion.pab_target == "keypoints":
+                self._keypoint_accuracy(
+                    pred[valid], target[valid], batch["keypoint_visible"][valid]
+                )
             batch_sum = target[valid].float().sum(dim=0, keepdim=True)
             self._targets[branch] = (
                 count + int(valid.sum()),
                 batch_sum + (0 if total is None else total),
             )
+
+    def _mask_accuracy(
+        self, pred: torch.Tensor, target: torch.Tensor, mean: torch.Tensor | None
+    ) -> None:
+        """The HAB's mask IoU on the batch, and a constant mask's (the mean target of the
+        batches measured before), both thresholded at 0.5."""
+        self._losses["health/hab/iou"] = mask_iou(pred, target).mean()
+        if mean is not None:
+            self._losses["health/hab/constant_iou"] = mask_iou(mean, target).mean()
+
+    def _keypoint_accuracy(
+        self, pred: torch.Tensor, target: torch.Tensor, visible: torch.Tensor
+    ) -> None:
+        """The PAB's PCK on the batch (its peaks against the targets' peaks, within
+        ``PCK_FRACTION`` of the map height, over the visible keypoints), and a constant map's:
+        every keypoint at the mean place of its target peaks in the batches measured before."""
+        if not visible.any():
+            return
+        truth, tolerance = peak_places(target), PCK_FRACTION * target.shape[-2]
+        hits = (peak_places(pred) - truth).norm(dim=-1) <= tolerance  # (B, 17)
+        self._losses["health/pab/pck"] = hits[visible].float().mean()
+        if self._peaks is None:
+            self._peaks = (truth.new_zeros(NUM_KEYPOINTS), truth.new_zeros(NUM_KEYPOINTS, 2))
+        count, total = self._peaks
+        seen = count > 0
+        if (visible & seen).any():
+            place = total / count.clamp_min(1)[:, None]
+            constant = (place - truth).norm(dim=-1) <= tolerance
+            self._losses["health/pab/constant_pck"] = constant[visible & seen].float().mean()
+        weights = visible.float()
+        self._peaks = (count + weights.sum(0), total + (truth * weights[..., None]).sum(0))
 
     def finish(self, step: int, grad_scale: float = 1.0) -> dict[str, float]:
         """The armed step's metrics (gradients divided by the loss scale of fp16 AMP), and the
@@ -138,30 +207,64 @@ class BranchHealth:
         return values
 
     def _check(self, branch: str, step: int, values: dict[str, float]) -> None:
-        """Warn once when, after the warm-up, the loss has not been ``TOLERANCE`` below the
-        all-zero map's for ``WINDOW`` measurements in a row."""
-        loss, zero = (
-            values.get(f"health/{branch}/loss"),
-            values.get(f"health/{branch}/zero_map_loss"),
-        )
-        if loss is None or not zero or step < self.warmup:
+        """Warn once when, after the warm-up, the branch has not learned in ``WINDOW``
+        measurements in a row (:func:`not_learning`)."""
+        verdict = not_learning(branch, values)
+        if verdict is None or step < self.warmup or branch not in self.judged:
             return
-        ratios = self._ratios[branch]
-        ratios.append(loss / zero)
-        dead = len(ratios) == WINDOW and min(ratios) >= 1 - TOLERANCE
+        window = self._ratios[branch]
+        window.append(verdict)
+        dead = len(window) == WINDOW and all(window)
         if dead and self.warn and branch not in self.warned:
             self.warned.append(branch)
-            name = {"hab": "HAB (mask branch)", "pab": "PAB (keypoint branch)"}[branch]
-            mean = values.get(f"health/{branch}/mean_map_loss", float("nan"))
             with tqdm.external_write_mode():  # not in the middle of a progress bar's line
-                logger.warning(
-                    "WARNING: the %s is not learning: at step %d its loss is %.4g, not %d%% below "
-                    "the all-zero map's %.4g in the last %d measurements, %d iterations apart "
-                    "(the mean target map's: %.4g); the gradient it sends into the shared "
-                    "backbone is %.3g times the ReID loss's. See %s for what to try.",
-                    name, step, loss, round(100 * TOLERANCE), zero, WINDOW, self.period, mean,
-                    values.get(f"health/{branch}/grad_ratio", float("nan")), DOCS,
-                )  # fmt: skip
+                logger.warning(warning_text(branch, step, self.period, values))
+
+
+def accuracy_keys(branch: str) -> tuple[str, str]:
+    """The branch's accuracy on the measured batch and its constant map's."""
+    if branch == "hab":
+        return "health/hab/iou", "health/hab/constant_iou"
+    return "health/pab/pck", "health/pab/constant_pck"
+
+
+def not_learning(branch: str, values: dict[str, float]) -> bool | None:
+    """Has ``branch`` learned nothing by one measurement's ``values``? By its accuracy where it
+    has one (HAB IoU, keypoint PAB PCK): not ``ACCURACY_MARGIN`` above its constant map's; by
+    its loss otherwise (a part-image PAB): not ``TOLERANCE`` below the all-zero map's. None:
+    nothing to judge by."""
+    accuracy, constant = (values.get(key) for key in accuracy_keys(branch))
+    if accuracy is not None and constant is not None:
+        return accuracy <= constant + ACCURACY_MARGIN
+    loss, zero = values.get(f"health/{branch}/loss"), values.get(f"health/{branch}/zero_map_loss")
+    if loss is None or not zero:
+        return None
+    return loss / zero >= 1 - TOLERANCE
+
+
+def warning_text(branch: str, step: int, period: int, values: dict[str, float]) -> str:
+    """The one warning line for a branch that is not learning, with the numbers it was judged by."""
+    name = {"hab": "HAB (mask branch)", "pab": "PAB (keypoint branch)"}[branch]
+    accuracy, constant = (values.get(key) for key in accuracy_keys(branch))
+    nan = float("nan")
+    loss, zero, mean, ratio = (
+        values.get(f"health/{branch}/{key}", nan)
+        for key in ("loss", "zero_map_loss", "mean_map_loss", "grad_ratio")
+    )
+    if accuracy is not None and constant is not None:
+        metric = "IoU" if branch == "hab" else "PCK"
+        judged = (
+            f"its {metric} on the batch is {accuracy:.3f}, not {ACCURACY_MARGIN:g} above "
+            f"a constant map's {constant:.3f}"
+        )
+    else:
+        judged = f"its loss is {loss:.4g}, not {round(100 * TOLERANCE)}% below the all-zero map's"
+    return (
+        f"WARNING: the {name} is not learning: at step {step} {judged} in the last {WINDOW} "
+        f"measurements, {period} iterations apart (loss {loss:.4g}; the all-zero map's "
+        f"{zero:.4g}, the mean target map's {mean:.4g}); the gradient it sends into the "
+        f"shared backbone is {ratio:.3g} times the ReID loss's. See {DOCS} for what to try."
+    )
 
 
 def last_measurement(metrics: Path) -> dict[str, float]:

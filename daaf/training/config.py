@@ -89,9 +89,10 @@ class OptimConfig:
     name: Literal["adam", "sgd"] = "adam"
     lr: float = setting(3.5e-4, above=0)
     weight_decay: float = setting(5e-4, min=0)
-    # The branch decoders' own decay (a parameter group of their own); null: weight_decay, one
-    # group for the whole network. Adam's coupled decay outweighs a keypoint loss's gradient and
-    # pulls the decoders to the all-zero map (docs/training.md).
+    # The attention branches' own decay (HAB and PAB, a parameter group of their own); null:
+    # weight_decay, one group for the whole network. Only the branch losses train them, and
+    # Adam's coupled decay matches or outweighs their gradient, pulling the decoders to the
+    # all-zero map (docs/paper.md).
     branch_weight_decay: float | None = setting(0.0, min=0)
     momentum: float = setting(0.9, min=0, max=1)
     # warmup_multistep (BoT) | exponential (TriNet)

@@ -86,15 +86,15 @@ class Optimizers:
 
 
 def network_param_groups(cfg: Config, model: DAAF) -> list[dict[str, Any]]:
-    """The network's parameters: the branch decoders in a group of their own with
-    ``optim.branch_weight_decay`` (when it is set and the model has decoders), the rest with
+    """The network's parameters: the attention branches' in a group of their own with
+    ``optim.branch_weight_decay`` (when it is set and the model has branches), the rest with
     ``optim.weight_decay``."""
-    decoders = model.decoder_parameters()
-    if cfg.optim.branch_weight_decay is None or not decoders:
+    branches = model.branch_parameters()
+    if cfg.optim.branch_weight_decay is None or not branches:
         return [{"params": list(model.parameters())}]
-    own = {id(p) for p in decoders}
+    own = {id(p) for p in branches}
     rest = [p for p in model.parameters() if id(p) not in own]
-    return [{"params": rest}, {"params": decoders, "weight_decay": cfg.optim.branch_weight_decay}]
+    return [{"params": rest}, {"params": branches, "weight_decay": cfg.optim.branch_weight_decay}]
 
 
 def build_optimizers(cfg: Config, model: DAAF, criterion: DAAFCriterion) -> Optimizers:

@@ -17,15 +17,19 @@ from daaf.evaluation.attention_metrics import mask_iou, pck
 from daaf.training.config import load_config
 from daaf.training.losses import build_criterion
 from daaf.training.modeling import build_model
-from daaf.training.trainer import build_train_set
+from daaf.training.trainer import build_optimizers, build_train_set, train_step
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def fit_one_batch(root: Path, steps: int, *overrides: str):
+    """``steps`` of ``train_step`` on one fixed batch, on the branch losses alone, with the
+    optimisers ``daaf train`` builds (the decoders in their own group)."""
     cfg = load_config(REPO / "configs" / "demo.yaml", [
         f"data.root={root}", f"data.annotations={root / 'annotations'}", "data.height=64",
-        "data.width=32", "data.pad=0", "data.flip_prob=0", "data.erasing_prob=0", *overrides,
+        "data.width=32", "data.pad=0", "data.flip_prob=0", "data.erasing_prob=0",
+        "loss.id_weight=0", "loss.triplet_weight=0", "loss.center_weight=0", "loss.hab_weight=1",
+        "loss.pab_weight=1", *overrides,
     ])  # fmt: skip
     train_set = build_train_set(cfg, build_dataset("market1501", root))
     items = [train_set[i] for i in range(0, len(train_set), 6)]
@@ -33,14 +37,11 @@ def fit_one_batch(root: Path, steps: int, *overrides: str):
     model = build_model(cfg, num_classes=8).train()
     criterion = build_criterion(cfg, 8, model.feat_dim)
     worker_batch = default_collate(items)
+    optimizers = build_optimizers(cfg, model, criterion)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    for step in range(steps):
+        train_step(model, worker_batch, optimizers, scaler, criterion, data=cfg.data, step=step)
     batch = prepare_batch(worker_batch, cfg.data, torch.device("cpu"), criterion.target_stride)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    for _ in range(steps):
-        terms = criterion(model(batch["images"]), batch)
-        loss = sum(terms[name] for name in ("hab", "pab") if name in terms)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
     model.eval()
     with torch.no_grad():
         masks, heatmaps = model.branch_outputs(batch["images"])

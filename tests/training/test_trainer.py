@@ -86,6 +86,13 @@ def test_resume_gives_exactly_the_uninterrupted_weights(tiny_dataset, tmp_path, 
     train(load_config(preset, [*overrides, "train.epochs=1"]), tmp_path / "b")
     resumed = load_checkpoint(train(load_config(preset, overrides), tmp_path / "b", resume=True))
     assert resumed["step"] == straight["step"] == 4 and resumed["epoch"] == 2
+    # the decoders' optimiser group (optim.branch_weight_decay 0) resumes with its own state
+    groups = straight["optimizer"]["param_groups"]
+    assert [g["weight_decay"] for g in groups[:2]] == [5e-4, 0.0]
+    assert resumed["optimizer"]["param_groups"] == groups
+    for index, state in straight["optimizer"]["state"].items():
+        for key, value in state.items():
+            assert torch.equal(value, resumed["optimizer"]["state"][index][key]), (index, key)
     for part in ("model", "criterion"):
         assert straight[part].keys() == resumed[part].keys()
         for name, value in straight[part].items():  # tensors; grad_ratio's weights: floats

@@ -92,11 +92,11 @@ class DAAF(nn.Module):
         mask = torch.sigmoid(self.hab(low, size)) if self.hab is not None else None
         return mask, self.pab(high, size) if self.pab is not None else None
 
-    def decoder_parameters(self) -> list[nn.Parameter]:
-        """The branch decoders' parameters (deconvolutions and 1x1 heads of the HAB and PAB; not
-        the HAB's encoder, a copy of backbone layers): ``optim.branch_weight_decay``'s group."""
-        branches = [b for b in (self.hab, self.pab) if b is not None]
-        return [p for b in branches for m in b.decoder_modules() for p in m.parameters()]
+    def branch_parameters(self) -> list[nn.Parameter]:
+        """Every parameter the HAB and PAB own (the HAB's encoder copy of layer2-4 too): the
+        group of ``optim.branch_weight_decay``. Only their own losses train them, whose
+        gradient Adam's coupled decay of 5e-4 matches or outweighs (docs/paper.md)."""
+        return [p for b in (self.hab, self.pab) if b is not None for p in b.parameters()]
 
     def base_network(self) -> BaseNetwork:
         """The inference model: this model's backbone and head (shared, not copied)."""

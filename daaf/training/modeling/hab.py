@@ -48,10 +48,6 @@ class HolisticBranch(nn.Module):
         self.stride = stride
         self.head = nn.Conv2d(channels, 1, kernel_size=1)
 
-    def decoder_modules(self) -> list[nn.Module]:
-        """The decoder (deconvolutions and 1x1 head), not the encoder copy of the backbone."""
-        return [self.decoder, self.head]
-
     def init_decoder(self, scheme: str) -> None:
         """The decoder's first weights per ``model.decoder_init`` (:func:`init_decoder`)."""
         init_decoder([self.decoder], [self.head], scheme)

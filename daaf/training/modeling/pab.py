@@ -58,10 +58,6 @@ class PartialBranch(nn.Module):
         self.heads = nn.ModuleList(nn.Conv2d(channels, n, kernel_size=1) for n in outputs)
         self.num_outputs = sum(outputs)
 
-    def decoder_modules(self) -> list[nn.Module]:
-        """The whole branch is decoder: its deconvolution stacks and 1x1 heads."""
-        return [self.stacks, self.heads]
-
     def init_decoder(self, scheme: str) -> None:
         """The decoders' first weights per ``model.decoder_init`` (:func:`init_decoder`)."""
         init_decoder(list(self.stacks), list(self.heads), scheme)
