@@ -10,6 +10,12 @@
 #   row's network trained on the PAB's loss alone, with the paper's L2 norm (study_pab_no_reid)
 #   and with the mean squared error (study_pab_no_reid_mse); their PCK, not their mAP, is the point.
 #
+# - STUDY=v3 (docs/results/synthetic_v3.md): `daaf synth --preset misaligned`; BoT, DAAF-BoT as
+#   the paper with decoders that can learn (study_v3_daaf_bot: small 1x1 heads, no decay on the
+#   branches), its HAB-only and PAB-only rows, and the candidate with every lever for the PAB
+#   (study_v3_daaf_bot_balanced). Each (row, seed) is a job of its own, JOBS (default 2) at a
+#   time, row by row, each resumed from its last checkpoint if it has one.
+#
 #   scripts/synthetic_study.sh OUT                  # everything (OUT: an absolute path)
 #   STAGE=collect scripts/synthetic_study.sh OUT   # only the table, CIs and figures
 #   STAGE=collect ROWS="study_bot study_daaf_bot" ...   # of some rows (BoT's runs must be evaluated)
@@ -39,16 +45,32 @@ if [ "$STUDY" = v1 ]; then
   PRESET=default
   ALL_ROWS="study_bot study_daaf_bot study_daaf_bot_pab30 study_hab_only study_pab_only"
   LANES=("study_bot study_daaf_bot_pab30 study_hab_only" "study_daaf_bot study_pab_only")
-else
+elif [ "$STUDY" = v2 ]; then
   PRESET=misaligned
   ALL_ROWS="study_bot study_daaf_bot study_daaf_bot_fix study_pab_no_reid study_pab_no_reid_mse"
   LANES=("study_bot study_daaf_bot_fix study_pab_no_reid_mse" "study_daaf_bot study_pab_no_reid")
+else
+  PRESET=misaligned
+  ALL_ROWS="study_bot study_v3_daaf_bot_balanced study_v3_daaf_bot study_v3_hab_only study_v3_pab_only"
 fi
 
 if [ "$STAGE" = all ]; then
   [ -f "$OUT/data/annotations/manifest.csv" ] ||
     $PY -m daaf.cli synth --out "$OUT/data" --preset "$PRESET" --workers 1
   mkdir -p "$OUT/logs"
+fi
+if [ "$STAGE" = all ] && [ "$STUDY" = v3 ]; then
+  job() {  # one (row, seed): trained, or resumed from its last checkpoint
+    local row=$1 seed=$2 run="$OUT/runs/seed$2/$1" resume=()
+    [ -f "$run/checkpoints/last.pt" ] && resume=(--resume)
+    $PY -m daaf.cli train --config "configs/study/$row.yaml" --out "$run" "${resume[@]}" \
+      data.dataset=synthetic "data.root=$OUT/data" "data.annotations=$OUT/data/annotations" \
+      train.device=cpu "train.seed=$seed" > "$OUT/logs/${row}_seed$seed.log" 2>&1
+  }
+  export -f job; export OUT PY
+  for row in $ALL_ROWS; do for seed in $(seq 0 $((SEEDS - 1))); do echo "$row $seed"; done; done |
+    xargs -P "${JOBS:-2}" -L 1 bash -c 'job "$0" "$1"'
+elif [ "$STAGE" = all ]; then
   train() {  # SEEDS seeds per row; the diagnostic rows NO_REID_SEEDS
     local seeds=$SEEDS; [[ "$1" = study_pab_no_reid* ]] && seeds=$NO_REID_SEEDS
     $PY scripts/run_table.py "${common[@]}" --seeds "$seeds" --only "$1" > "$OUT/logs/$1.log" 2>&1
@@ -65,7 +87,9 @@ fi
 ROWS=${ROWS:-$ALL_ROWS}
 declare -A N=([study_bot]=$BOT_SEEDS [study_daaf_bot]=$DAAF_SEEDS [study_daaf_bot_pab30]=$PAB30_SEEDS
               [study_hab_only]=$HAB_SEEDS [study_pab_only]=$PAB_SEEDS [study_daaf_bot_fix]=$FIX_SEEDS
-              [study_pab_no_reid]=$NO_REID_SEEDS [study_pab_no_reid_mse]=$NO_REID_SEEDS)
+              [study_pab_no_reid]=$NO_REID_SEEDS [study_pab_no_reid_mse]=$NO_REID_SEEDS
+              [study_v3_daaf_bot]=$SEEDS [study_v3_daaf_bot_balanced]=$SEEDS [study_v3_hab_only]=$SEEDS
+              [study_v3_pab_only]=$SEEDS)
 # The comparisons run in OUT and name the runs relative to it, in their text and figures.
 evals() { for s in $(seq 0 $((N[$1] - 1))); do echo "runs/seed$s/$1/eval_synthetic"; done; }
 compare() { (cd "$OUT" && $PY -m daaf.cli compare --json "$@"); }
@@ -78,7 +102,7 @@ for row in $ROWS; do
     compare --out "compare_$row" --baseline $(evals study_bot) --candidate $(evals "$row") |
       tee "$OUT/compare_$row.txt"
     cp "$OUT/compare_$row/bootstrap.png" "$OUT/compare_$row.png"  # the figure docs/results shows
-    if [ "$STUDY" = v2 ]; then  # the same comparison on the occluded, misaligned and other queries
+    if [ "$STUDY" != v1 ]; then  # the same comparison on the occluded, misaligned and other queries
       for subset in occluded misaligned other; do
         case $subset in
           other) where=(--queries data/conditions.csv:occluded=0 --queries data/conditions.csv:misaligned=0) ;;
