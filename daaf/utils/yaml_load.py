@@ -10,14 +10,13 @@ refuses an empty file instead of reading it as no settings at all.
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from daaf.errors import ConfigError, short_repr, shorten
-from daaf.utils.files import file_kind
+from daaf.utils.files import UnreadableFile, open_regular
 
 
 class DuplicateKeyError(yaml.constructor.ConstructorError):
@@ -48,28 +47,18 @@ class UniqueKeyLoader(yaml.SafeLoader):
 
 
 def _read_regular_file(path: Path, max_bytes: int) -> bytes:
-    """The bytes of ``path`` if it is a regular file of at most ``max_bytes``; the kind is
-    checked before the file is opened, and again on what was opened (without waiting on a FIFO
-    that took its place)."""
+    """The bytes of ``path`` if it is a regular file (checked before it is opened, so a FIFO
+    cannot make the read wait) of at most ``max_bytes``."""
     try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
-    if not stat.S_ISREG(mode):
-        raise ConfigError(f"{path} is {file_kind(mode)}, not a YAML file")
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
-    with os.fdopen(fd, "rb") as file:
-        info = os.fstat(file.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise ConfigError(f"{path} is {file_kind(info.st_mode)}, not a YAML file")
-        if info.st_size > max_bytes:  # PyYAML would parse a huge file for minutes
+        file = open_regular(path, "config file")
+    except UnreadableFile as exc:
+        missing = exc.problem == "missing"
+        raise ConfigError(f"config file {path} does not exist" if missing else str(exc)) from None
+    with file:
+        size = os.fstat(file.fileno()).st_size
+        if size > max_bytes:  # PyYAML would parse a huge file for minutes
             raise ConfigError(
-                f"{path}: {info.st_size:,} bytes is not a daaf config (at most {max_bytes:,} bytes)"
+                f"{path}: {size:,} bytes is not a daaf config (at most {max_bytes:,} bytes)"
             )
         return file.read(max_bytes + 1)
 

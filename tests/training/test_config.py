@@ -291,8 +291,8 @@ def test_a_key_twice_in_a_base_file_names_the_base_and_merge_keys_still_override
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda p: p.mkdir(), "is a directory, not a YAML file"),
-        (lambda p: os.mkfifo(p), r"is a FIFO \(named pipe\), not a YAML file"),
+        (lambda p: p.mkdir(), "a directory, not a regular file"),
+        (lambda p: os.mkfifo(p), r"a FIFO \(named pipe\), not a regular file"),
         (
             lambda p: p.write_bytes(b""),
             r"empty: no settings in it \(a config is a mapping of sections\)",
@@ -317,5 +317,5 @@ def test_a_config_or_base_that_is_no_regular_file_or_empty_gets_its_own_message(
 
 
 def test_a_device_as_config_is_named_as_one():
-    with pytest.raises(ConfigError, match="^/dev/null is a character device, not a YAML file$"):
+    with pytest.raises(ConfigError, match="^/dev/null: a character device, not a regular file$"):
         load_config("/dev/null")
