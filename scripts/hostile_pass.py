@@ -972,38 +972,40 @@ def broken_weights(source: Path, target: Path, key: str, value: float) -> Path:
     return target
 
 
+CRAFTED_TORCHSCRIPT = """
+import json, sys
+import torch
+
+
+class Overwrites(torch.nn.Module):
+    def __init__(self, target: str) -> None:
+        super().__init__()
+        self.target = target
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        mapped = torch.from_file(self.target, shared=True, size=4, dtype=torch.uint8)
+        mapped.fill_(88)
+        return images.flatten(1)[:, :8] + mapped[0].float() * 0
+
+
+meta = {"height": 64, "width": 32, "pixel_mean": [0, 0, 0], "pixel_std": [1, 1, 1],
+        "metric": "cosine", "embedding_dim": 8}
+torch.jit.save(torch.jit.script(Overwrites(sys.argv[2])), sys.argv[1],
+               _extra_files={"daaf_meta.json": json.dumps(meta)})
+"""
+
+
 def write_crafted_torchscript(folder: Path, victim: Path) -> Path:
     """A model.ts with daaf's meta whose forward overwrites the first bytes of ``victim``
-    (``torch.from_file`` maps it shared): what a crafted TorchScript can do."""
-    import json
-
-    import torch
-
-    class Overwrites(torch.nn.Module):
-        def __init__(self, target: str) -> None:
-            super().__init__()
-            self.target = target
-
-        def forward(self, images: torch.Tensor) -> torch.Tensor:
-            mapped = torch.from_file(self.target, shared=True, size=4, dtype=torch.uint8)
-            mapped.fill_(88)
-            return images.flatten(1)[:, :8] + mapped[0].float() * 0
-
+    (``torch.from_file`` maps it shared): what a crafted TorchScript can do. Scripted in a
+    process of its own, from a source file (TorchScript reads the source it compiles)."""
     victim.write_text("precious contents")
-    meta = {
-        "height": 64,
-        "width": 32,
-        "pixel_mean": [0, 0, 0],
-        "pixel_std": [1, 1, 1],
-        "metric": "cosine",
-        "embedding_dim": 8,
-    }
     folder.mkdir(parents=True, exist_ok=True)
-    torch.jit.save(
-        torch.jit.script(Overwrites(str(victim))),
-        str(folder / "model.ts"),
-        _extra_files={"daaf_meta.json": json.dumps(meta)},
-    )
+    with tempfile.TemporaryDirectory() as scratch:
+        source = Path(scratch) / "make_model_ts.py"
+        source.write_text(CRAFTED_TORCHSCRIPT)
+        argv = [sys.executable, str(source), str(folder / "model.ts"), str(victim)]
+        subprocess.run(argv, check=True, capture_output=True)
     return folder
 
 
