@@ -3,11 +3,12 @@
     python scripts/pab_control.py OUT [--settings v2]
 
 Makes `daaf synth --preset misaligned` data in OUT/data (reused if there), trains the PAB on its
-loss alone for 144 iterations on one thread (configs/study/control_pab.yaml; with
-``--settings v2``, study v2's decoders: control_pab_v2.yaml), and prints its PCK on the
-queries beside a constant map's (every keypoint at its median training place), and whether
-it passes: PCK at least the constant map's + LOCALISES_MARGIN. Exit status 0 when the verdict is the
-one the settings should give (pass for the fix, fail for v2), else 1.
+loss alone for 144 iterations on one thread, and prints its PCK on the queries beside a
+constant map's (every keypoint at its median training place) and whether it localises: PCK at
+least the constant map's + LOCALISES_MARGIN. ``--settings fix`` (the default) trains it the way
+pose codebases train a heatmap head (configs/study/control_pab.yaml), which must localise;
+``--settings v2`` trains study v2's PAB-alone diagnostic (control_pab_v2.yaml), which must not.
+Exit status 0 when the verdict is the one the settings should give, else 1.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def run_control(data: Path, run_dir: Path, settings: str = "fix") -> dict:
     type=click.Choice(sorted(SETTINGS)),
     default="fix",
     show_default=True,
-    help="fix: decoders that can learn; v2: study v2's decoders (should fail).",
+    help="fix: as pose codebases train (must localise); v2: study v2's settings (must not).",
 )
 def main(out: Path, settings: str) -> None:
     """Train the PAB's positive control into OUT and print its verdict."""

@@ -1,7 +1,7 @@
 """The PAB's positive control (scripts/pab_control.py): on `daaf synth --preset misaligned`
-data, the keypoint branch trained alone for 144 iterations localises keypoints with decoders
-that can learn, and does not with study v2's (so the test can fail); `daaf train`'s
-branch-health warning agrees both ways."""
+data, the keypoint branch trained alone for 144 iterations on one thread localises keypoints
+when trained as pose codebases train a heatmap head, and does not with study v2's settings (so
+the test can fail); `daaf train`'s branch-health warning agrees both ways."""
 
 import logging
 
@@ -24,7 +24,7 @@ def misaligned(control, tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("settings", ["fix", "v2"])
-def test_the_pab_localises_only_with_decoders_that_can_learn(
+def test_the_pab_localises_as_pose_codebases_train_it_and_not_as_study_v2_did(
     control, misaligned, tmp_path, caplog, settings
 ):
     with caplog.at_level(logging.WARNING, logger=HEALTH_LOGGER):
