@@ -146,6 +146,10 @@ def test_the_study_table_reads_the_study_configs():
         "study_pab_no_reid",
         "study_pab_no_reid_mse",
         "study_pab_only",
+        "study_v3_daaf_bot",
+        "study_v3_daaf_bot_balanced",
+        "study_v3_hab_only",
+        "study_v3_pab_only",
     ]
     branches = {
         c.stem: (cfg.model.hab, cfg.model.pab, cfg.loss.hab_weight, cfg.loss.pab_weight)
@@ -175,6 +179,64 @@ def test_the_study_table_reads_the_study_configs():
     mse.loss.branch_loss = "l2"
     assert mse.to_dict() == alone.to_dict()
     assert module.BASE_ROWS["study"] == "study_bot"
+    # v2's rows keep the decoders they were trained with, whatever the defaults become
+    assert (paper.model.decoder_init, paper.optim.branch_weight_decay) == ("pytorch", None)
+
+
+def differences(a, b) -> dict[str, tuple]:
+    """The settings two configs differ in: dotted key -> (a's value, b's value)."""
+    flat_a, flat_b = a.to_dict(), b.to_dict()
+    return {
+        f"{section}.{key}": (value, flat_b[section][key])
+        for section, values in flat_a.items()
+        for key, value in values.items()
+        if value != flat_b[section][key]
+    }
+
+
+def test_study_v3_rows_differ_from_v2_s_paper_row_only_as_they_say():
+    paper = load_config(STUDY_DIR / "study_daaf_bot.yaml")
+    fix = load_config(STUDY_DIR / "study_v3_daaf_bot.yaml")
+    assert differences(fix, paper) == {
+        "model.decoder_init": ("small_heads", "pytorch"),
+        "optim.branch_weight_decay": (0.0, None),
+    }
+    assert differences(load_config(STUDY_DIR / "study_v3_hab_only.yaml"), fix) == {
+        "model.pab": (False, True)
+    }
+    assert differences(load_config(STUDY_DIR / "study_v3_pab_only.yaml"), fix) == {
+        "model.hab": (False, True)
+    }
+    assert differences(load_config(STUDY_DIR / "study_v3_daaf_bot_balanced.yaml"), fix) == {
+        "data.heatmap_sigma": (8.0, 2.75),
+        "model.decoder_stride": (4, 1),
+        "loss.branch_loss": ("mse", "l2"),
+        "loss.keypoint_weighting": ("visible", "all"),
+        "loss.branch_balance": ("grad_ratio", "none"),
+        "loss.balance_ratio": (0.5, 0.1),
+    }
+
+
+def test_the_pab_controls_differ_only_in_the_pose_recipe():
+    negative = load_config(STUDY_DIR / "control_pab_v2.yaml")
+    alone = load_config(STUDY_DIR / "study_pab_no_reid.yaml")
+    assert differences(negative, alone) == {
+        "optim.warmup_epochs": (2, 6),
+        "optim.milestones": ([10], [27]),
+        "train.epochs": (12, 36),
+    }
+    assert differences(load_config(STUDY_DIR / "control_pab.yaml"), negative) == {
+        "data.heatmap_sigma": (8.0, 2.75),
+        "model.decoder_init": ("small_heads", "pytorch"),
+        "loss.branch_loss": ("mse", "l2"),
+        "loss.keypoint_weighting": ("visible", "all"),
+        "optim.weight_decay": (0.0, 5e-4),
+        "optim.branch_weight_decay": (0.0, None),
+    }
+
+
+def test_table_3_reuses_table_2_s_models():
+    module = run_table()
     assert [c.name for c in module.table_configs("3")] == [
         c.name for c in module.table_configs("2")
     ]

@@ -116,7 +116,8 @@ def test_grad_ratio_steps_are_smoothed_and_clamped():
 
 def test_uncertainty_log_variances_get_gradients_and_learn(tiny_dataset):
     """s_reid, s_hab, s_pab start at 0, get d/ds_i = 1 - lambda_i L_i, are stepped by the
-    model's Adam in a group of their own (uncertainty_lr, no weight decay), and the weights
+    model's Adam in a group of their own after the network's two (uncertainty_lr, no weight
+    decay), and the weights
     the log reports follow: lambda_i exp(-s_i)."""
     cfg = tiny(tiny_dataset, "loss.branch_balance=uncertainty", "loss.uncertainty_lr=0.02")
     worker_batch = first_batch(cfg, tiny_dataset)
@@ -125,9 +126,9 @@ def test_uncertainty_log_variances_get_gradients_and_learn(tiny_dataset):
     criterion = build_criterion(cfg, 8, model.feat_dim)
     log_vars = criterion.balance.log_vars
     optimizers = build_optimizers(cfg, model, criterion)
-    group = optimizers.main.param_groups[1]
+    network, branches, group = optimizers.main.param_groups  # optim.branch_weight_decay: 0
     assert group["params"] == [log_vars] and group["lr"] == 0.02 and group["weight_decay"] == 0
-    assert optimizers.main.param_groups[0]["weight_decay"] == cfg.optim.weight_decay
+    assert network["weight_decay"] == cfg.optim.weight_decay and branches["weight_decay"] == 0
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     values = train_step(model, worker_batch, optimizers, scaler, criterion, data=cfg.data)
     reid = values["id"] + values["triplet"] + values["center"]
