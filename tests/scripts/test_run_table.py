@@ -148,6 +148,7 @@ def test_the_study_table_reads_the_study_configs():
         "study_pab_only",
         "study_v3_daaf_bot",
         "study_v3_daaf_bot_balanced",
+        "study_v3_daaf_bot_recipe",
         "study_v3_hab_only",
         "study_v3_pab_only",
     ]
@@ -212,6 +213,11 @@ def test_study_v3_rows_differ_from_v2_s_paper_row_only_as_they_say():
         "model.decoder_stride": (4, 1),
         "loss.branch_loss": ("mse", "l2"),
         "loss.keypoint_weighting": ("visible", "all"),
+        "loss.branch_balance": ("grad_ratio", "none"),
+        "loss.balance_ratio": (0.5, 0.1),
+    }
+    recipe = load_config(STUDY_DIR / "study_v3_daaf_bot_recipe.yaml")
+    assert differences(load_config(STUDY_DIR / "study_v3_daaf_bot_balanced.yaml"), recipe) == {
         "loss.branch_balance": ("grad_ratio", "none"),
         "loss.balance_ratio": (0.5, 0.1),
     }
