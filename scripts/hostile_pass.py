@@ -121,9 +121,10 @@ class Case:
     """One attempt: a command line whose first word ``daaf`` stands for the CLI under test, and
     what a careful tool does with it (``expect``: refuse, accept, either, or killed: ended by
     its interrupt, where only what it leaves behind is judged). ``timeout``: CPU seconds of
-    all its processes (see :func:`why_stop`). ``setup`` makes its files before the user's files are hashed; ``message``: a
-    regex the refusal must match; ``warn_ok``: a regex that makes an exit 0 a refusal (a
-    warning); ``check``: looks at what the attempt left, returns a problem or None."""
+    all its processes (see :func:`why_stop`). ``setup`` makes its files before the user's
+    files are hashed; ``message``: a regex the refusal must match; ``warn_ok``: a regex that
+    makes an exit 0 a refusal (a warning); ``check``: looks at what the attempt left, returns
+    a problem or None."""
 
     name: str
     argv: list[str]
@@ -671,22 +672,31 @@ class Shared:
 
     def __init__(self, root: Path, daaf: list[str], echo: Callable[[str], None] = print) -> None:
         self.root, self.daaf, self.echo = root, daaf, echo
-        self.lock, self.ready, self.made = threading.RLock(), [], {}
+        self.lock, self.locks, self.ready, self.made = threading.Lock(), {}, [], {}
         (root / "cwd").mkdir(parents=True, exist_ok=True)
 
     def once(self, name: str, make: Callable[[], Path]) -> Path:
+        """``make()``, the first time ``name`` is asked for, by whichever lane asks first (the
+        others wait for that one thing, not for every preparation)."""
         with self.lock:
+            lock = self.locks.setdefault(name, threading.Lock())
+        with lock:
             if name not in self.made:
                 self.made[name] = make()
                 self.ready.append(self.made[name])
-            return self.made[name]
+        return self.made[name]
 
-    def run_daaf(self, step: str, *args: object, timeout: float = 900) -> None:
+    def run_daaf(self, step: str, *args: object, timeout: float = 3600) -> None:
         argv = [*self.daaf, *map(str, args)]
         start = time.monotonic()
-        result = subprocess.run(
-            argv, cwd=self.root / "cwd", capture_output=True, text=True, timeout=timeout
-        )
+        try:
+            result = subprocess.run(
+                argv, cwd=self.root / "cwd", capture_output=True, text=True, timeout=timeout
+            )
+        except subprocess.TimeoutExpired:
+            raise PrepareError(
+                f"preparing {step}: {shlex.join(argv)} ran over {timeout} s"
+            ) from None
         if result.returncode:
             tail = "\n".join((result.stdout + result.stderr).splitlines()[-15:])
             raise PrepareError(
