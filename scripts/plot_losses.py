@@ -28,6 +28,8 @@ def run_losses(run: Path) -> pd.DataFrame:
     """One run's ``step``, ``reid`` and, where the run trains the branch (a weight above 0),
     ``hab`` and ``pab`` divided by the weights they were trained with."""
     log = pd.read_json(run / "metrics.jsonl", lines=True)
+    if "step" not in log:  # a run that has logged nothing yet
+        return pd.DataFrame(columns=["step", "reid"])
     log = log[log["total"].notna()] if "total" in log else log  # not the branch-health lines
     weights = yaml.safe_load((run / "config.yaml").read_text())["loss"]
     out = pd.DataFrame(
@@ -49,7 +51,9 @@ def seed_losses(runs: Path) -> dict[str, pd.DataFrame]:
         )
     rows: dict[str, list[pd.DataFrame]] = {}
     for folder in folders:
-        rows.setdefault(folder.name, []).append(run_losses(folder))
+        losses = run_losses(folder)
+        if not losses.empty:
+            rows.setdefault(folder.name, []).append(losses)
     summary = {}
     for row, logs in rows.items():
         grouped = pd.concat(logs).groupby("step")

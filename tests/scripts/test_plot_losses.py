@@ -49,6 +49,15 @@ def test_seed_losses_average_the_seeds_and_unweight_the_branches(runs):
     assert "pab_mean" not in bot and bot["reid_mean"].tolist() == pytest.approx([2.0])
 
 
+def test_a_run_that_has_logged_nothing_yet_is_left_out(runs):
+    """A study collected while a row still trains: its seed that has just started (an empty
+    metrics.jsonl) is not averaged in, and a row with no logged seed has no curve."""
+    write_run(runs / "seed2" / "study_daaf_bot", [])
+    write_run(runs / "seed0" / "study_pab_only", [])
+    summary = plot_losses().seed_losses(runs)
+    assert (summary["study_daaf_bot"]["seeds"] == 2).all() and "study_pab_only" not in summary
+
+
 def test_adapted_weights_are_the_logged_ones(tmp_path):
     """loss.branch_balance logs the weight each step used; the config's is only the start."""
     write_run(tmp_path / "seed0" / "study_daaf_bot_fix", [
