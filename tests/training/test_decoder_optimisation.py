@@ -140,6 +140,9 @@ def keypoint_batch(visible: torch.Tensor, size=(16, 8)) -> dict[str, torch.Tenso
 @pytest.mark.parametrize("branch_loss", ["l2", "mse"])
 def test_visible_weighting_counts_only_the_keypoints_with_a_peak(branch_loss):
     cfg = daaf_bot(f"loss.branch_loss={branch_loss}", "loss.keypoint_weighting=visible")
+    every = build_criterion(
+        daaf_bot(f"loss.branch_loss={branch_loss}", "loss.keypoint_weighting=all"), 8, 512
+    )
     criterion = build_criterion(cfg, 8, 512)
     visible = torch.zeros(2, 17, dtype=torch.bool)
     visible[0, :5], visible[1, 10:] = True, True
@@ -152,12 +155,13 @@ def test_visible_weighting_counts_only_the_keypoints_with_a_peak(branch_loss):
     moved = pred.clone()
     moved[0, 7] += 5.0  # an invisible keypoint's map: not counted
     assert criterion.branch_loss("pab", moved, batch) == criterion.branch_loss("pab", pred, batch)
-    every = build_criterion(daaf_bot(f"loss.branch_loss={branch_loss}"), 8, 512)
     assert every.branch_loss("pab", moved, batch) > every.branch_loss("pab", pred, batch)
 
 
 def test_a_sample_without_visible_keypoints_is_left_out():
-    criterion = build_criterion(daaf_bot("loss.keypoint_weighting=visible"), 8, 512)
+    criterion = build_criterion(
+        daaf_bot("loss.branch_loss=l2", "loss.keypoint_weighting=visible"), 8, 512
+    )
     visible = torch.zeros(2, 17, dtype=torch.bool)
     visible[1, :3] = True
     batch = keypoint_batch(visible)
