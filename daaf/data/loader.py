@@ -34,8 +34,14 @@ class Loader(DataLoader):
     and whose workers start with Ctrl-C held (:func:`~daaf.utils.processes.starting_workers`)."""
 
     def __iter__(self) -> Iterator[Any]:
-        with starting_workers():
-            batches = super().__iter__()
+        batches = None
+        try:
+            with starting_workers():
+                batches = super().__iter__()
+        except BaseException:  # a Ctrl-C held while they started: stop them now, not at exit,
+            if hasattr(batches, "_shutdown_workers"):  # where torch reports them killed
+                batches._shutdown_workers()
+            raise
         try:
             yield from batches
         except DaafError as exc:
