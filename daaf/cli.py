@@ -1,9 +1,10 @@
 """The ``daaf`` command: assembles the commands each subpackage defines in its ``commands.py``.
 
 Command modules import torch and other heavy libraries inside the command bodies, so that
-``daaf --help`` stays fast. A :class:`~daaf.errors.DaafError` becomes a one-line message and
-exit code 1, never a traceback; a :class:`~daaf.errors.ConfigError` (a bad config key or value)
-exits 2, as click's usage errors do, which are shown in one line too.
+``daaf --help`` stays fast. A :class:`~daaf.errors.DaafError` becomes a one-line message (a file
+name's control characters and undecodable bytes escaped) and exit code 1, never a traceback; a
+:class:`~daaf.errors.ConfigError` (a bad config key or value) exits 2, as click's usage errors
+do, which are shown in one line too.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from daaf.evaluation.visualize_command import visualize
 from daaf.inference.commands import embed, search
 from daaf.labeling.commands import install_backend, label
 from daaf.training.commands import export, train
+from daaf.utils.files import printable
 
 
 class _Group(click.Group):
@@ -28,9 +30,9 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except ConfigError as exc:  # no context: the one line, without the usage text
-            raise click.UsageError(str(exc)) from exc
-        except DaafError as exc:
-            raise click.ClickException(str(exc)) from exc
+            raise click.UsageError(printable(str(exc))) from exc
+        except DaafError as exc:  # a file name's newline or undecodable bytes shown escaped
+            raise click.ClickException(printable(str(exc))) from exc
         except click.UsageError as exc:  # a bad option of a command: one line, still exit 2
             if exc.ctx is None:
                 raise

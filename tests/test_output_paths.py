@@ -88,7 +88,8 @@ def test_an_out_holding_someone_s_files_is_refused_and_kept(tmp_path, command):
 
 def test_a_folder_a_command_wrote_into_is_its_own_next_time(tmp_path):
     """marked_output marks a new or empty folder once written into (even by a run that failed
-    half-way), so that the same command may write there again; nothing made, nothing marked."""
+    half-way), so that the same command may write there again; nothing made, nothing marked;
+    folders made by a run that failed before writing into them are removed."""
     kind = "`daaf evaluate` output"
     out = tmp_path / "eval"
     check_output_dir(out, kind)
@@ -100,6 +101,16 @@ def test_a_folder_a_command_wrote_into_is_its_own_next_time(tmp_path):
         (out / "report.html").write_text("half")
         raise RuntimeError("failed half-way")
     check_output_dir(out, kind)  # its own, partial outputs
+    nested = tmp_path / "new" / "deeper" / "eval"
+    with pytest.raises(DaafError), marked_output(nested, kind):
+        nested.mkdir(parents=True)  # made its folders, then refused the model (NaN weights)
+        raise DaafError("refused before anything was written")
+    assert not (tmp_path / "new").exists()  # an empty --out stood in no one's way, but why keep it
+    (tmp_path / "yours").mkdir()
+    with pytest.raises(KeyboardInterrupt), marked_output(tmp_path / "yours" / "eval", kind):
+        (tmp_path / "yours" / "eval").mkdir()
+        raise KeyboardInterrupt
+    assert list((tmp_path / "yours").iterdir()) == []  # the folder it found stays
     with pytest.raises(DaafError, match="no .daaf marker of `daaf export` output"):
         check_output_dir(out, "`daaf export` output")  # another command's folder
     (tmp_path / "empty").mkdir()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from daaf.data.datasets.base import SPLITS, ReIDDataset
@@ -71,6 +71,8 @@ def image_problem(path: Path) -> str | None:
             kind = image.format
     except UnreadableFile as exc:  # missing, no regular file, no permission
         return exc.problem
+    except UnidentifiedImageError:
+        return "cannot be decoded: not an image file (no format PIL knows)"
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         return f"cannot be decoded: {exc}"
     if not cv2.haveImageReader(str(path)):  # reads the signature only

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from daaf.errors import DaafError, short_repr, shorten
+from daaf.utils.files import regular_file_problem
 
 METRICS = ("mAP", "rank1", "mINP")
 CHUNK_CELLS = 2**22  # resamples x identities per block of the vectorised bootstrap
@@ -38,7 +39,11 @@ VALUE_RANGES = {"ap": (0.0, 1.0), "inp": (0.0, 1.0), "first_hit": (1.0, np.inf)}
 
 def _read_csv(path: Path, kind: str = "per_query.csv", **options) -> pd.DataFrame:
     """``path`` as a table (``options`` go to :func:`pandas.read_csv`); DaafError (one line) for a
-    file that is missing, cannot be read or is no CSV."""
+    file that is missing, cannot be read or is no CSV, or that is a FIFO or a device (never
+    opened: reading a FIFO waits for a writer)."""
+    problem = regular_file_problem(path)
+    if problem not in (None, "missing"):
+        raise DaafError(f"{path}: {problem}")
     try:
         return pd.read_csv(path, **options)
     except FileNotFoundError:

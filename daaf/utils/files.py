@@ -107,6 +107,17 @@ def open_regular(path: str | Path, what: str = "file") -> BinaryIO:
     return os.fdopen(fd, "rb")
 
 
+def read_text(path: str | Path, what: str = "file") -> str:
+    """The UTF-8 text of the regular file ``path`` (:func:`open_regular`); a DaafError of one
+    line naming it when it is missing, no regular file, or not UTF-8."""
+    with open_regular(path, what) as file:
+        data = file.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DaafError(f"{printable(str(path))}: not a UTF-8 text {what} ({exc.reason})") from None
+
+
 def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
     """``write(tmp)`` to ``<name>.tmp-<pid>`` beside ``path``, then rename it to ``path``; the
     temporary file is removed when ``write`` fails (an interrupted run leaves no partial file)."""
@@ -175,13 +186,30 @@ def check_output_dir(folder: str | Path, kind: str, option: str = "--out") -> No
 def marked_output(folder: str | Path, kind: str) -> Iterator[None]:
     """Around a command's writing into ``folder``, checked by :func:`check_output_dir`: once it
     has written (or failed half-way), a folder it made or found empty gets daaf's marker of
-    ``kind``, so that the next run may replace those files; nothing is made if nothing was."""
+    ``kind``, so that the next run may replace those files; nothing is made if nothing was.
+    A run that fails (a refused model) before writing a file removes the folders it made."""
+    folder = Path(folder)
+    made = _missing_folders(folder)
     try:
         yield
+    except BaseException:
+        for empty in made:  # deepest first; a folder that holds anything stays
+            if not empty.is_dir() or any(empty.iterdir()):
+                break
+            empty.rmdir()
+        raise
     finally:
-        folder = Path(folder)
         if folder.is_dir() and not made_by_daaf(folder, kind):
             mark_dir(folder, kind)
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and its parents that do not exist yet, deepest first."""
+    missing = []
+    while not os.path.lexists(folder) and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
 
 
 def user_entries(folder: Path) -> list[Path]:

@@ -28,6 +28,7 @@ from daaf.data.datasets.base import ReIDDataset, Sample, register_dataset
 from daaf.data.datasets.folders import Layout, add_skipped, camera_index, find_layout, relabel
 from daaf.data.datasets.market1501 import SPLIT_FOLDERS, load_market_layout
 from daaf.errors import DaafError
+from daaf.utils.files import open_regular, regular_file_problem
 
 CUHK03_DIR = "cuhk03"
 MAT_FILE = "cuhk03_release/cuhk-03.mat"
@@ -64,6 +65,9 @@ def extract_images(mat_path: Path, kind: str, out_dir: Path) -> None:
     import h5py
     from tqdm import tqdm
 
+    problem = regular_file_problem(mat_path)
+    if problem is not None:  # h5py would wait for ever on a FIFO
+        raise DaafError(f"{mat_path}: {problem}")
     partial_dir = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(partial_dir, ignore_errors=True)
     partial_dir.mkdir(parents=True)
@@ -101,7 +105,8 @@ def read_protocol(path: Path) -> dict[str, list[tuple[str, int]]]:
     from scipy.io import loadmat
 
     try:
-        mat = loadmat(path)
+        with open_regular(path, "protocol file") as file:
+            mat = loadmat(file)
     except (OSError, ValueError, NotImplementedError) as exc:
         raise DaafError(f"{path}: cannot be read as a MATLAB file: {exc}") from exc
     missing = [field for field in PROTOCOL_FIELDS if field not in mat]

@@ -15,6 +15,7 @@ files that cannot be used are skipped and counted, files that are not images are
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path, PurePosixPath
 
 from daaf.data.datasets.base import IMAGE_SUFFIXES, SPLITS, ReIDDataset, Sample, register_dataset
@@ -27,6 +28,7 @@ from daaf.data.datasets.folders import (
     relabel,
 )
 from daaf.errors import DaafError
+from daaf.utils.files import read_text, regular_file_problem
 
 CSV_FILE = "dataset.csv"
 CSV_COLUMNS = ("path", "pid", "camid", "split")
@@ -43,7 +45,7 @@ def read_csv(root: Path, skipped: dict[str, list[str]]) -> dict[str, list[Sample
     """Samples per split from ``root/dataset.csv``."""
     csv_path = root / CSV_FILE
     splits: dict[str, list[Sample]] = {split: [] for split in SPLITS}
-    with csv_path.open(newline="") as f:
+    with io.StringIO(read_text(csv_path, "CSV file"), newline="") as f:
         reader = csv.DictReader(f)
         missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
@@ -64,8 +66,10 @@ def read_csv(root: Path, skipped: dict[str, list[str]]) -> dict[str, list[Sample
                 add_skipped(skipped, "path is not relative to ROOT", where)
             elif path.suffix.lower() not in IMAGE_SUFFIXES:
                 add_skipped(skipped, "not an image file", where)
-            elif not (root / path).is_file():
-                add_skipped(skipped, "file does not exist", where)
+            elif problem := regular_file_problem(root / path):
+                add_skipped(
+                    skipped, "file does not exist" if problem == "missing" else problem, where
+                )
             else:
                 splits[split].append(Sample(path.as_posix(), pid, camid))
     for split in REQUIRED_SPLITS:

@@ -8,9 +8,14 @@ from pathlib import Path
 
 from daaf.data.datasets.base import IMAGE_SUFFIXES, Sample, check_ids
 from daaf.errors import DaafError
+from daaf.utils.files import name_problem, printable
 
 NAME_DOES_NOT_PARSE = "file name does not parse"
-NOT_A_FILE = "named like an image but not a file (a folder, a broken link or a link loop)"
+NOT_A_FILE = (
+    "named like an image but not a regular file (a folder, a FIFO, a device, a socket, a broken "
+    "link or a link loop)"
+)
+NAME_NOT_UTF8 = "file name is not UTF-8 (the annotation store cannot record it)"
 
 
 @dataclass(frozen=True)
@@ -61,14 +66,16 @@ def add_skipped(skipped: dict[str, list[str]], reason: str, path: str) -> None:
 
 def list_images(folder: Path, skipped: dict[str, list[str]], root: Path) -> list[Path]:
     """Image files directly in ``folder``, sorted; other files and sub-folders are ignored, but
-    an entry named like an image that is no readable file goes to ``skipped`` (relative to
-    ``root``)."""
+    an entry named like an image that is no regular file (never opened), or whose name is not
+    UTF-8, goes to ``skipped`` (relative to ``root``)."""
     images = []
     for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
-        if path.is_file():
-            images.append(path)
-        else:
+        if not path.is_file():  # a regular file, or a link to one
             add_skipped(skipped, NOT_A_FILE, path.relative_to(root).as_posix())
+        elif name_problem(path):
+            add_skipped(skipped, NAME_NOT_UTF8, printable(path.relative_to(root).as_posix()))
+        else:
+            images.append(path)
     return images
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from daaf.data.datasets.base import IMAGE_SUFFIXES, ReIDDataset, Sample, register_dataset
 from daaf.data.datasets.folders import Layout, add_skipped, find_layout, relabel
 from daaf.errors import DaafError
+from daaf.utils.files import read_text, regular_file_problem
 
 LISTS = tuple(f"list_{split}.txt" for split in ("train", "val", "query", "gallery"))
 VERSIONS = {  # dataset folder -> (train folder, test folder)
@@ -40,7 +41,7 @@ def read_list(
     """Samples listed in ``image_dir/list_name``, paths relative to ``image_dir``."""
     list_path = image_dir / list_name
     samples = []
-    for line in list_path.read_text().splitlines():
+    for line in read_text(list_path, "list file").splitlines():
         if not line.strip():
             continue
         parsed = parse_list_line(line)
@@ -49,8 +50,9 @@ def read_list(
             continue
         path, pid, camid = parsed
         relative = f"{folder}/{path}"
-        if not (image_dir / relative).is_file():
-            add_skipped(skipped, f"listed in {list_name} but missing", relative)
+        problem = regular_file_problem(image_dir / relative)
+        if problem is not None:
+            add_skipped(skipped, f"listed in {list_name} but {problem}", relative)
             continue
         samples.append(Sample(relative, pid, camid))
     if not samples:

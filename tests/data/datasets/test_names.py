@@ -5,6 +5,7 @@ that are no files (folders, link loops) are skipped and reported, never silently
 import logging
 import os
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from daaf.cli import main
 from daaf.data.annotations.schema import DATASET_DTYPES
 from daaf.data.datasets import ReIDDataset, Sample, build_dataset
 from daaf.data.datasets.base import ID_DTYPES
+from daaf.data.datasets.folders import NAME_NOT_UTF8, NOT_A_FILE
 from daaf.errors import DaafError
 
 from .conftest import MARKET_GALLERY, MARKET_QUERY, MARKET_TRAIN
@@ -78,26 +80,31 @@ def test_folders_and_link_loops_named_like_images_are_reported(tmp_path, market,
     os.symlink("0003_c1s1_000002_00.jpg", train / "0003_c1s1_000001_00.jpg")
     os.symlink("0003_c1s1_000001_00.jpg", train / "0003_c1s1_000002_00.jpg")
     os.symlink("missing.jpg", tmp_path / MARKET / "query" / "0007_c2s1_000001_00.jpg")
-    reason = "named like an image but not a file (a folder, a broken link or a link loop)"
+    os.mkfifo(train / "0004_c1s1_000009_00.jpg")  # never opened: reading it would wait for ever
+    odd = os.fsdecode(bytes(train) + b"/0005_c1s1_00000\xff_00.jpg")
+    shutil.copy(train / "0002_c1s1_000451_03.jpg", odd)
+    reason = NOT_A_FILE
     with caplog.at_level(logging.WARNING):
         dataset = build_dataset("market1501", tmp_path)
     assert dataset.skipped[reason] == [
         "bounding_box_train/0002_c1s1_009999_00.jpg",
         "bounding_box_train/0003_c1s1_000001_00.jpg",
         "bounding_box_train/0003_c1s1_000002_00.jpg",
+        "bounding_box_train/0004_c1s1_000009_00.jpg",
         "query/0007_c2s1_000001_00.jpg",
     ]
+    assert dataset.skipped[NAME_NOT_UTF8] == ["bounding_box_train/0005_c1s1_00000\\xff_00.jpg"]
     assert len(dataset.train) == 4  # the readable images are kept
     (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert warning.startswith(f"warning: market1501: skipped 5 file(s) under {tmp_path / MARKET}: ")
-    assert f"{reason}: 4 (e.g. bounding_box_train/0002_c1s1_009999_00.jpg, " in warning
+    assert warning.startswith(f"warning: market1501: skipped 7 file(s) under {tmp_path / MARKET}: ")
+    assert f"{reason}: 5 (e.g. bounding_box_train/0002_c1s1_009999_00.jpg, " in warning
     assert "file name does not parse: 1 (e.g. bounding_box_train/IMG_1234.jpg)" in warning
     assert warning.endswith(f"(`daaf datasets check market1501 --root {tmp_path}` lists them)")
     caplog.clear()
     result = CliRunner().invoke(main, ["datasets", "check", "market1501", "--root", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert "skipped 5 files:" in result.output
-    assert f"  {reason}: 4 (e.g. bounding_box_train/0002_c1s1_009999_00.jpg, " in result.output
+    assert "skipped 7 files:" in result.output
+    assert f"  {reason}: 5 (e.g. bounding_box_train/0002_c1s1_009999_00.jpg, " in result.output
     assert not caplog.records  # the command lists them; no second report
 
 
