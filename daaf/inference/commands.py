@@ -50,18 +50,21 @@ def embed(model_path, images, out_path, resume, flip, batch_size, workers, devic
     HDF5 file: features, paths, unreadable images, and the model's SHA-256, dimension and input
     size. Unreadable images are listed and skipped; exit 1 only if none could be read."""
     from daaf.inference.embedder import Embedder
-    from daaf.utils.files import check_output_path
+    from daaf.utils.files import check_output_path, printable
 
     check_output_path(out_path, folder=False)
     embedder = Embedder(model_path, device, batch_size, workers, flip)
     report = embedder.embed_folder(list(images), out_path, resume=resume)
     unreadable = report.unreadable
     for path, reason in unreadable[:LISTED]:
-        click.echo(f"unreadable: {path} ({reason})")
+        click.echo(f"unreadable: {printable(path)} ({printable(reason)})")
     if len(unreadable) > LISTED:
-        click.echo(f"... and {len(unreadable) - LISTED} more unreadable (listed in {out_path})")
+        listed = f" (listed in {out_path})" if report.rows else ""
+        click.echo(f"... and {len(unreadable) - LISTED} more unreadable{listed}")
     if report.rows == 0:
-        raise DaafError(f"none of the {len(unreadable)} image(s) could be read; nothing embedded")
+        raise DaafError(
+            f"none of the {len(unreadable)} image(s) could be read; nothing embedded, no file written"
+        )
     resumed = f", resumed after {report.resumed_from} image(s)" if report.resumed_from else ""
     click.echo(
         f"written: {out_path}: {report.rows} embeddings of dimension {embedder.dim}"
@@ -84,9 +87,9 @@ def _queries(sources: tuple[str, ...], embedder: Embedder) -> tuple[list[Path], 
             check_same_model(stored.attrs, embedder.sha256, embedder.dim, source)
             if not stored.paths:
                 raise DaafError(f"{source}: holds no embeddings (none of its images could be read)")
-            if bool(stored.attrs["flip"]) != embedder.flip:
+            if bool(stored.attrs.get("flip", False)) != embedder.flip:
                 raise DaafError(
-                    f"{source}: embedded {'with' if stored.attrs['flip'] else 'without'} --flip, "
+                    f"{source}: embedded {'with' if stored.attrs.get('flip') else 'without'} --flip, "
                     f"the gallery {'with' if embedder.flip else 'without'}: embed both alike"
                 )
             paths += [stored.full_path(i) for i in range(len(stored.paths))]
@@ -121,7 +124,11 @@ def search(gallery, queries, model_path, top, rerank, metric, pids_dataset, root
     blocks of 8,192 rows, so its size is bounded by the disk, not the memory."""
     from daaf.evaluation.evaluate import model_label
     from daaf.inference.embedder import Embedder
-    from daaf.inference.results import dataset_identities, write_results
+    from daaf.inference.results import (
+        check_identities_found,
+        dataset_identities,
+        write_results,
+    )
     from daaf.inference.search import check_same_model, gallery_subset, search_file
     from daaf.inference.store import read_attrs
     from daaf.utils.files import check_output_dir, marked_output
@@ -132,7 +139,9 @@ def search(gallery, queries, model_path, top, rerank, metric, pids_dataset, root
     if pids_dataset and not root:
         raise DaafError("--pids needs --root, the dataset's root folder")
     attrs = read_attrs(Path(gallery))
-    embedder = Embedder(model_path, device, flip=bool(attrs["flip"]))  # queries as the gallery
+    embedder = Embedder(
+        model_path, device, flip=bool(attrs.get("flip", False))
+    )  # queries as the gallery
     check_same_model(attrs, embedder.sha256, embedder.dim, gallery)
     identities = dataset_identities(pids_dataset, root) if pids_dataset else None
     query_paths, q_feats = _queries(queries, embedder)
@@ -140,6 +149,13 @@ def search(gallery, queries, model_path, top, rerank, metric, pids_dataset, root
     distances, indices = search_file(q_feats, Path(gallery), top, metric, rerank)
     found = gallery_subset(Path(gallery), indices)
     items = [found.full_path(i) for i in range(len(found.paths))]
+    unknown = identities and check_identities_found(identities, query_paths, items, pids_dataset)
+    if unknown:
+        click.echo(
+            f"warning: {unknown} of {len(query_paths)} queries are no images of {pids_dataset} "
+            "under --root: their matches are left blank",
+            err=True,
+        )
     ranking = "re-ranked" if rerank else metric
     with marked_output(out_dir, SEARCH_KIND):
         path = write_results(Path(out_dir), query_paths, items, distances, indices, identities,

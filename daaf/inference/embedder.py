@@ -179,12 +179,10 @@ class Embedder:
         attrs = {**self.attrs(), "root": root, "num_inputs": len(paths),
                  "inputs_sha256": inputs_sha256(relative)}  # fmt: skip
         writer = EmbeddingWriter(Path(out), attrs, resume=resume)
-        start = writer.done
-        complete = False
+        start, refused = writer.done, False
+        position = start
         try:
-            batches = self._batches(paths[start:], progress, done=start)
-            position = start
-            for feats, problems in batches:
+            for feats, problems in self._batches(paths[start:], progress, done=start):
                 names = relative[position : position + len(problems)]
                 writer.append(
                     feats,
@@ -193,12 +191,12 @@ class Embedder:
                     len(problems),
                 )
                 position += len(problems)
-            complete = True
+        except DaafError:
+            refused = True  # the same inputs would be refused again: nothing to resume
+            raise
         finally:
-            rows = int(writer.file.attrs["rows"])
-            unreadable = list(zip(
-                [p.decode() for p in writer.file["unreadable"][:]],
-                [r.decode() for r in writer.file["unreadable_reason"][:]], strict=True,
-            ))  # fmt: skip
-            writer.close(complete)
+            rows, unreadable = writer.rows, writer.unreadable()
+            writer.close(complete=position == len(paths) and not refused)
+            if rows == 0 or refused:  # of no use to search or --resume: in no one's way
+                writer.discard()
         return EmbedReport(Path(out), rows, unreadable, start)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from daaf.data.datasets.base import IMAGE_SUFFIXES
 from daaf.errors import DaafError
+from daaf.utils.files import printable, read_text
 
 LIST_SUFFIXES = (".txt", ".lst", ".list")
 
@@ -24,11 +25,14 @@ def _folder_images(folder: Path) -> list[Path]:
 
 def _listed_images(list_file: Path) -> list[Path]:
     """The images a text file names, one per line (blank lines and ``#`` comments skipped);
-    relative lines are relative to the list file's folder."""
-    try:
-        lines = list_file.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as exc:
-        raise DaafError(f"{list_file}: not a UTF-8 text list of images ({exc.reason})") from exc
+    relative lines are relative to the list file's folder. A list that is no regular file,
+    not UTF-8 text, or holds a NUL byte (a binary file) is a DaafError naming it."""
+    lines = read_text(list_file, "list of images").splitlines()
+    binary = next((n for n, line in enumerate(lines, 1) if "\0" in line), None)
+    if binary is not None:
+        raise DaafError(
+            f"{printable(str(list_file))}: line {binary} holds a NUL byte: not a text list of images"
+        )
     entries = [line.strip() for line in lines]
     return [list_file.parent / e for e in entries if e and not e.startswith("#")]
 
@@ -44,23 +48,24 @@ def list_images(paths: Iterable[str | Path]) -> list[Path]:
     suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
     images: list[Path] = []
     for path in map(Path, paths):
+        shown = printable(str(path))
         if path.is_dir():
             found = _folder_images(path)
             if not found:
-                raise DaafError(f"{path}: no images ({suffixes}) in this folder or its subfolders")
+                raise DaafError(f"{shown}: no images ({suffixes}) in this folder or its subfolders")
             images += found
         elif not path.exists():
-            raise DaafError(f"{path}: no such file or folder")
+            raise DaafError(f"{shown}: no such file or folder")
         elif path.suffix.lower() in IMAGE_SUFFIXES:
-            images.append(path)
+            images.append(path)  # the reader lists it if it is no readable image
         elif path.suffix.lower() in LIST_SUFFIXES:
             listed = _listed_images(path)
             if not listed:
-                raise DaafError(f"{path}: the list names no image")
+                raise DaafError(f"{shown}: the list names no image")
             images += listed
         else:
             raise DaafError(
-                f"{path}: neither an image ({suffixes}), a folder, nor a text list "
+                f"{shown}: neither an image ({suffixes}), a folder, nor a text list "
                 f"({', '.join(LIST_SUFFIXES)})"
             )
     return images

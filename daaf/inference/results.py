@@ -9,21 +9,46 @@ from pathlib import Path
 
 import numpy as np
 
+from daaf.errors import DaafError
 from daaf.evaluation.plots import GREEN, JUNK, RED, draw_rank_list, rank_tile
+from daaf.utils.files import printable
 
 MARKS = {"true match": GREEN, "false match": RED, "junk": JUNK}
 
 
 def dataset_identities(name: str, root: str | Path) -> dict[str, tuple[int, int]]:
-    """``{absolute image path: (pid, camid)}`` over every split of a registered dataset."""
+    """``{real image path: (pid, camid)}`` over every split of a registered dataset (the path
+    with links resolved, as :func:`identity` looks it up)."""
     from daaf.data.datasets import SPLITS, build_dataset
 
     dataset = build_dataset(name, root)
+    image_dir = os.path.realpath(dataset.image_dir)
     return {
-        os.path.abspath(dataset.image_dir / s.path): (s.pid, s.camid)
+        os.path.normpath(os.path.join(image_dir, s.path)): (s.pid, s.camid)
         for split in SPLITS
         for s in dataset.split(split)
     }
+
+
+def identity(identities: dict[str, tuple[int, int]], path: str | Path) -> tuple[int, int] | None:
+    """``(pid, camid)`` of an image of :func:`dataset_identities`, whichever way its path is
+    written (relative, through a link); None if it is not one of the dataset's."""
+    return identities.get(os.path.realpath(path))
+
+
+def check_identities_found(
+    identities: dict[str, tuple[int, int]], queries: list[Path], gallery: list[Path], dataset: str
+) -> int:
+    """The number of ``queries`` that are no images of ``dataset`` (their matches stay blank);
+    DaafError when none of the ranked ``gallery`` images is one of its images: every match
+    would be unknown, a results.csv whose match column is empty."""
+    if gallery and not any(identity(identities, g) for g in gallery):
+        raise DaafError(
+            f"--pids {dataset}: none of the {len(set(gallery))} gallery images ranked is an "
+            f"image of that dataset under --root (e.g. {printable(str(gallery[0]))}); give the "
+            "dataset and root the gallery was embedded from, or leave out --pids"
+        )
+    return sum(identity(identities, q) is None for q in queries)
 
 
 def match_kind(query: tuple[int, int] | None, item: tuple[int, int] | None) -> str:
@@ -57,8 +82,8 @@ def write_results(
         rows.writerow(header)
         for q, query in enumerate(queries):
             items = gallery[q * top : (q + 1) * top]
-            q_id = ids.get(os.path.abspath(query))
-            kinds = [match_kind(q_id, ids.get(os.path.abspath(g))) for g in items]
+            q_id = identity(ids, query)
+            kinds = [match_kind(q_id, identity(ids, g)) for g in items]
             for r, (item, kind) in enumerate(zip(items, kinds, strict=True)):
                 rows.writerow(
                     [query, r + 1, item, f"{distances[q, r]:.6g}"] + ([kind] if identities else [])

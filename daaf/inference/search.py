@@ -15,7 +15,7 @@ from daaf.errors import DaafError
 from daaf.evaluation.distance import distance_block, prepare_features, squared_norms
 from daaf.evaluation.metrics import require_finite
 from daaf.evaluation.rerank import re_ranking_features
-from daaf.inference.store import Embeddings, feature_blocks, open_embeddings
+from daaf.inference.store import Embeddings, decode_paths, feature_blocks, open_embeddings
 
 BLOCK_ROWS = 8192  # gallery rows per block: 64 MB of 2,048-d float32, two in memory at once
 RERANK_POOL = 100  # gallery candidates per query that --rerank re-ranks (the union over queries)
@@ -129,6 +129,6 @@ def gallery_subset(gallery: Path, indices: np.ndarray) -> Embeddings:
     """Paths (and the root) of the given gallery rows, without reading the features."""
     with open_embeddings(gallery) as f:
         unique, inverse = np.unique(indices, return_inverse=True)
-        names = [p.decode() for p in f["paths"][unique]] if len(unique) else []
+        names = decode_paths(f["paths"][unique], gallery) if len(unique) else []
         attrs = {"root": f.attrs.get("root", "")}
     return Embeddings(np.zeros((0, 0), np.float32), [names[i] for i in inverse.ravel()], [], attrs)

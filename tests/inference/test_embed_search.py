@@ -167,8 +167,9 @@ def test_unreadable_images_are_listed_and_the_run_goes_on(tiny_dataset, tiny_mod
     assert none.exit_code == 1
     assert (
         none.output.splitlines()[-1]
-        == "Error: none of the 1 image(s) could be read; nothing embedded"
+        == "Error: none of the 1 image(s) could be read; nothing embedded, no file written"
     )
+    assert not (tmp_path / "g.h5").exists()  # a rerun once the images are fixed is not refused
 
 
 def test_resume_continues_after_the_last_complete_chunk(tiny_dataset, tiny_model, gallery_h5,
@@ -253,6 +254,12 @@ def test_a_model_of_nan_weights_embeds_nothing(tiny_dataset, tiny_model, gallery
                "the model's weights or its inputs are broken (a diverged training run?); none of "
                "them was kept")  # fmt: skip
     assert embed.exit_code == 1 and embed.output.splitlines()[-1] == message, embed.output
+    # nothing left to block the rerun with a good model: not "pass --resume", nor "made with
+    # another model" once --resume is passed
+    assert not (tmp_path / "nan.h5").exists()
+    again = run("embed", "--model", tiny_model, "--images", query, "--workers", "0",
+                "--out", tmp_path / "nan.h5")  # fmt: skip
+    assert again.exit_code == 0 and "16 embeddings" in again.output, again.output
     with pytest.raises(DaafError, match="^8192 of 8192 values of a batch of embeddings"):
         Embedder(tmp_path / "nan").embed([read_rgb(p) for p in sorted(query.iterdir())])
 
@@ -275,11 +282,10 @@ def test_search_refuses_a_gallery_of_nan_rows_or_of_none(tiny_dataset, tiny_mode
         "the model's weights or its inputs are broken (a diverged training run?); nothing was "
         "scored"
     ]
-    (tmp_path / "list.txt").write_text("missing.jpg\n")
-    empty = tmp_path / "empty.h5"
-    made = run("embed", "--model", tiny_model, "--images", tmp_path / "list.txt", "--workers", "0",
-               "--out", empty)  # fmt: skip
-    assert made.exit_code == 1 and empty.is_file(), made.output
+    empty = tmp_path / "empty.h5"  # as an older daaf left when no image could be read
+    writer = EmbeddingWriter(empty, {**read_embeddings(gallery_h5).attrs, "num_inputs": 1})
+    writer.append(np.zeros((0, 512), np.float32), [], [("missing.jpg", "missing")], 1)
+    writer.close(complete=True)
     expected = f"Error: {empty}: holds no embeddings (none of its images could be read)"
     as_gallery = run("search", "--gallery", empty, *args, "--out", tmp_path / "b")
     as_query = run("search", "--gallery", gallery_h5, "--query", empty, "--model", tiny_model,
