@@ -99,7 +99,7 @@ class BranchHealth:
         self._targets: dict[str, tuple[int, torch.Tensor | None]] = {}  # (count, sum) per branch
         # (count, sum of (x, y)) of the visible target peaks per keypoint, for the constant map
         self._peaks: tuple[torch.Tensor, torch.Tensor] | None = None
-        self._ratios = {b: deque(maxlen=WINDOW) for b in self.branches}  # verdicts
+        self._verdicts = {b: deque(maxlen=WINDOW) for b in self.branches}
         self.warned: list[str] = []
         if period > 0:
             for branch in self.branches:
@@ -212,7 +212,7 @@ class BranchHealth:
         verdict = not_learning(branch, values)
         if verdict is None or step < self.warmup or branch not in self.judged:
             return
-        window = self._ratios[branch]
+        window = self._verdicts[branch]
         window.append(verdict)
         dead = len(window) == WINDOW and all(window)
         if dead and self.warn and branch not in self.warned:
