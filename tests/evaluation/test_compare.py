@@ -356,7 +356,7 @@ def test_a_subset_of_few_identities_says_the_interval_is_no_evidence(larger, tmp
     [
         ("missing.csv:occluded", r"DIR/missing.csv not found"),
         ("binary.csv:occluded", r"DIR/binary.csv: not a CSV table \("),
-        ("folder:occluded", r"DIR/folder: not a CSV table \("),
+        ("folder:occluded", r"DIR/folder: a directory, not a regular file"),
         ("nokey.csv:occluded",
          r"DIR/nokey.csv: no image_path column \(its columns: path, occluded\)$"),
         ("conditions.csv:occludded", r"DIR/conditions.csv: no column 'occludded'; "
