@@ -470,7 +470,7 @@ def watch_process(
             break
         if case.interrupt and not watch.signalled:
             maybe_interrupt(process, case.interrupt, pids, watch)
-        time.sleep(0.2)
+        time.sleep(0.5)
     return watch
 
 
@@ -2407,6 +2407,12 @@ CATEGORIES: dict[str, Callable[[Lane], list[Case]]] = {
 # The command
 
 
+def cpu_of(who: int) -> float:
+    """User + system CPU seconds of this process (RUSAGE_SELF) or its reaped children."""
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
 def default_daaf() -> list[str]:
     script = REPO / ".venv" / "bin" / "daaf"
     return [str(script)] if script.is_file() else [sys.executable, "-m", "daaf.cli"]
@@ -2534,7 +2540,11 @@ def main(
         else:
             shutil.rmtree(root, ignore_errors=True)
     rows = csv_rows(attempts, root)
-    click.echo(f"\n{where()}; {len(attempts)} attempts in {time.monotonic() - start:.0f} s\n")
+    click.echo(
+        f"\n{where()}; {len(attempts)} attempts in {time.monotonic() - start:.0f} s; CPU "
+        f"seconds of the commands {cpu_of(resource.RUSAGE_CHILDREN):.0f}, of the pass itself "
+        f"{cpu_of(resource.RUSAGE_SELF):.0f}\n"
+    )
     click.echo(table(attempts))
     click.echo("\nAttempts that were neither a one-line refusal nor an expected success:")
     click.echo(not_fine(rows) or "(none)")
