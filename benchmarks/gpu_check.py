@@ -108,20 +108,55 @@ class Sizes:
         return self.num_identities * self.num_instances
 
 
-FULL = Sizes(tiny=False, depth=50, height=256, width=128, num_identities=16, num_instances=4,
-             identities=40, images_per_identity=16, label_batches=(1, 16, 64), label_min_size=256,
-             label_proposals=DEFAULT_RPN_POST_NMS_TOP_N, label_detections=DEFAULT_DETECTIONS_PER_IMAGE,
-             warmup_steps=5, min_steps=5, max_steps=400, workers=None, extract_batch=128,
-             num_query=3_368, num_gallery=15_913, feat_dim=2048)  # fmt: skip
+FULL = Sizes(
+    tiny=False,
+    depth=50,
+    height=256,
+    width=128,
+    num_identities=16,
+    num_instances=4,
+    identities=40,
+    images_per_identity=16,
+    label_batches=(1, 16, 64),
+    label_min_size=256,
+    label_proposals=DEFAULT_RPN_POST_NMS_TOP_N,
+    label_detections=DEFAULT_DETECTIONS_PER_IMAGE,
+    warmup_steps=5,
+    min_steps=5,
+    max_steps=400,
+    workers=None,
+    extract_batch=128,
+    num_query=3_368,
+    num_gallery=15_913,
+    feat_dim=2048,
+)
 # bf16 convolutions have no fast CPU kernel without AVX512-BF16/AMX: the twin takes one step per
 # preset, of 4 images. 96x48, not smaller: every stride-2 3x3 convolution then sees a map at
 # least 3 wide (48 / 16), since on AMX CPUs oneDNN 3.12's bf16 convolution (brg_conv_fwd
 # avx10_1_512_amx, torch 2.14.1) returns NaN or wrong values for an input 1 or 2 wide at
 # stride 2 (measured: every call; at 32x16 layer3 sees 4x2). The twin takes 12-19 s, AMX or not.
-TINY = Sizes(tiny=True, depth=18, height=96, width=48, num_identities=2, num_instances=2,
-             identities=8, images_per_identity=8, label_batches=(1, 2), label_min_size=64,
-             label_proposals=8, label_detections=2, warmup_steps=0, min_steps=1, max_steps=1,
-             workers=1, extract_batch=16, num_query=40, num_gallery=160, feat_dim=32)  # fmt: skip
+TINY = Sizes(
+    tiny=True,
+    depth=18,
+    height=96,
+    width=48,
+    num_identities=2,
+    num_instances=2,
+    identities=8,
+    images_per_identity=8,
+    label_batches=(1, 2),
+    label_min_size=64,
+    label_proposals=8,
+    label_detections=2,
+    warmup_steps=0,
+    min_steps=1,
+    max_steps=1,
+    workers=1,
+    extract_batch=16,
+    num_query=40,
+    num_gallery=160,
+    feat_dim=32,
+)
 
 
 def log(message: str, _start: list[float] = []) -> None:  # noqa: B006 - the run's start time
@@ -150,9 +185,13 @@ class Device:
 
 
 def timed_loop(
-    run: Callable[[], int], device: Device, budget_s: float, warmup: int, min_runs: int,
+    run: Callable[[], int],
+    device: Device,
+    budget_s: float,
+    warmup: int,
+    min_runs: int,
     max_runs: int | None = None,
-) -> tuple[int, float]:  # fmt: skip
+) -> tuple[int, float]:
     """(items, seconds) of ``run`` (which returns how many items it did) after ``warmup``
     calls, repeated until ``budget_s`` has passed (at least ``min_runs``, at most ``max_runs``)."""
     for _ in range(warmup):
@@ -179,8 +218,11 @@ def environment(device: Device) -> dict:
     }
     if device.cuda:
         props = torch.cuda.get_device_properties(device.torch)
-        env.update(device_name=props.name, device_memory_gib=props.total_memory / 2**30,
-                   bf16=torch.cuda.is_bf16_supported())  # fmt: skip
+        env.update(
+            device_name=props.name,
+            device_memory_gib=props.total_memory / 2**30,
+            bf16=torch.cuda.is_bf16_supported(),
+        )
     return env
 
 
@@ -190,9 +232,14 @@ def draw_dataset(root: Path, sizes: Sizes):
 
     workers = 1 if sizes.tiny else min(4, os.cpu_count() or 1)  # a pool costs the twin seconds
     return generate_dataset(
-        root, sizes.identities, 6, sizes.images_per_identity, seed=0, progress=False,
+        root,
+        sizes.identities,
+        6,
+        sizes.images_per_identity,
+        seed=0,
+        progress=False,
         workers=workers,
-    )  # fmt: skip
+    )
 
 
 def check_labeling(dataset, sizes: Sizes, device: Device, budget_s: float) -> dict:
@@ -201,9 +248,12 @@ def check_labeling(dataset, sizes: Sizes, device: Device, budget_s: float) -> di
     from daaf.labeling.driver import label_each
 
     labeler = build_labeler(
-        "torchvision", weights="random", min_size=sizes.label_min_size,
-        rpn_post_nms_top_n_test=sizes.label_proposals, detections_per_image=sizes.label_detections,
-    )  # fmt: skip
+        "torchvision",
+        weights="random",
+        min_size=sizes.label_min_size,
+        rpn_post_nms_top_n_test=sizes.label_proposals,
+        detections_per_image=sizes.label_detections,
+    )
     labeler.to(device.torch)
     crops = [
         read_rgb(dataset.image_dir / s.path) for s in dataset.train[: max(sizes.label_batches)]
@@ -236,14 +286,23 @@ def check_labeling(dataset, sizes: Sizes, device: Device, budget_s: float) -> di
 
 def train_config(preset: str, root: Path, sizes: Sizes, device: Device):
     overrides = [
-        "data.dataset=synthetic", f"data.root={root}", f"data.annotations={root / 'annotations'}",
-        "data.keypoint_score_threshold=auto", f"train.device={device.torch}",
+        "data.dataset=synthetic",
+        f"data.root={root}",
+        f"data.annotations={root / 'annotations'}",
+        "data.keypoint_score_threshold=auto",
+        f"train.device={device.torch}",
         f"train.iters_per_epoch={sizes.warmup_steps + sizes.max_steps}",
-        f"data.num_identities={sizes.num_identities}", f"data.num_instances={sizes.num_instances}",
-    ]  # fmt: skip
+        f"data.num_identities={sizes.num_identities}",
+        f"data.num_instances={sizes.num_instances}",
+    ]
     if sizes.tiny:
-        overrides += [f"data.height={sizes.height}", f"data.width={sizes.width}", "data.pad=2",
-                      "data.pre_crop_size=null", "model.decoder_channels=16"]  # fmt: skip
+        overrides += [
+            f"data.height={sizes.height}",
+            f"data.width={sizes.width}",
+            "data.pad=2",
+            "data.pre_crop_size=null",
+            "model.decoder_channels=16",
+        ]
     if sizes.workers is not None:
         overrides.append(f"data.workers={sizes.workers}")
     return preset_config(preset, sizes.depth, *overrides)
@@ -276,8 +335,17 @@ def check_training(preset: str, root: Path, sizes: Sizes, device: Device, budget
             batch = next(batches)
             toc = time.perf_counter()
             # train_step ends with .item() of the losses: the device has finished the step
-            train_step(model, batch, optimizers, scaler, criterion, data=cfg.data, step=step,
-                       dtype=dtype, channels_last=channels_last)  # fmt: skip
+            train_step(
+                model,
+                batch,
+                optimizers,
+                scaler,
+                criterion,
+                data=cfg.data,
+                step=step,
+                dtype=dtype,
+                channels_last=channels_last,
+            )
             if step >= sizes.warmup_steps:
                 waits.append(toc - tic)
                 steps.append(time.perf_counter() - tic)
@@ -334,8 +402,9 @@ def check_export(model, cfg, num_classes: int, out_dir: Path, device: Device) ->
     return figures, export_dir
 
 
-def check_extraction(export_dir: Path, dataset, sizes: Sizes, workers: int, device: Device,
-                     budget_s: float) -> float:  # fmt: skip
+def check_extraction(
+    export_dir: Path, dataset, sizes: Sizes, workers: int, device: Device, budget_s: float
+) -> float:
     """Images/s of the exported network over the synthetic query and gallery, as evaluated."""
     from daaf.evaluation.features import extract_features
     from daaf.training.export import load_inference_model
@@ -344,8 +413,15 @@ def check_extraction(export_dir: Path, dataset, sizes: Sizes, workers: int, devi
     samples = dataset.query + dataset.gallery
 
     def run() -> int:
-        extract_features(model, samples, dataset.image_dir, meta, device.torch,
-                         batch_size=sizes.extract_batch, workers=workers)  # fmt: skip
+        extract_features(
+            model,
+            samples,
+            dataset.image_dir,
+            meta,
+            device.torch,
+            batch_size=sizes.extract_batch,
+            workers=workers,
+        )
         return len(samples)
 
     count, seconds = timed_loop(run, device, budget_s, 1, 1)
@@ -381,10 +457,18 @@ def check_ranking(sizes: Sizes, device: Device) -> tuple[dict, float]:
     re_ranking_features(q, g, progress=False, device=device.torch)
     rerank_s = time.perf_counter() - tic
     cpu = evaluate_rank(distmat, q_pids, g_pids, q_cams, g_cams)
-    diff = max(float(np.abs(cpu.cmc - result.cmc).max()), abs(cpu.mAP - result.mAP),
-               abs(cpu.mINP - result.mINP))  # fmt: skip
-    figures = {"num_query": sizes.num_query, "num_gallery": sizes.num_gallery,
-               "feat_dim": sizes.feat_dim, "rank_metrics_s": rank_s, "rerank_s": rerank_s}  # fmt: skip
+    diff = max(
+        float(np.abs(cpu.cmc - result.cmc).max()),
+        abs(cpu.mAP - result.mAP),
+        abs(cpu.mINP - result.mINP),
+    )
+    figures = {
+        "num_query": sizes.num_query,
+        "num_gallery": sizes.num_gallery,
+        "feat_dim": sizes.feat_dim,
+        "rank_metrics_s": rank_s,
+        "rerank_s": rerank_s,
+    }
     return figures, diff
 
 
@@ -394,11 +478,27 @@ def check_ddp(root: Path, out_dir: Path, device: Device) -> str:
     if count < 2:
         return f"skipped: {count} CUDA device(s), a two-rank DDP step needs 2"
     config = Path(__file__).resolve().parents[1] / "configs" / "daaf_bot.yaml"
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m",
-               "daaf.cli", "train", "--config", str(config), f"data.root={root}",
-               "data.dataset=synthetic", f"data.annotations={root / 'annotations'}",
-               "model.pretrained=none", "data.num_identities=8", "train.epochs=1",
-               "train.iters_per_epoch=2", "--out", str(out_dir / "ddp")]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "daaf.cli",
+        "train",
+        "--config",
+        str(config),
+        f"data.root={root}",
+        "data.dataset=synthetic",
+        f"data.annotations={root / 'annotations'}",
+        "model.pretrained=none",
+        "data.num_identities=8",
+        "train.epochs=1",
+        "train.iters_per_epoch=2",
+        "--out",
+        str(out_dir / "ddp"),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     if done.returncode != 0:
         lines = (done.stderr or done.stdout).strip().splitlines()
@@ -408,15 +508,26 @@ def check_ddp(root: Path, out_dir: Path, device: Device) -> str:
 
 def run_check(device: Device, sizes: Sizes, minutes: float, tmp: Path) -> dict:
     budget = 60 * minutes
-    report = {"environment": environment(device), "sizes": {}, "labeling": {}, "training": {},
-              "evaluation": {}, "correctness": {}}  # fmt: skip
+    report = {
+        "environment": environment(device),
+        "sizes": {},
+        "labeling": {},
+        "training": {},
+        "evaluation": {},
+        "correctness": {},
+    }
     problems = []
     log(f"drawing the synthetic dataset ({sizes.identities} identities)")
     dataset = draw_dataset(tmp / "data", sizes)
-    report["sizes"] = {"tiny": sizes.tiny, "minutes": minutes, "depth": sizes.depth,
-                       "height": sizes.height, "width": sizes.width,
-                       "batch_size": sizes.batch_size,
-                       "synthetic_images": sum(len(dataset.split(s)) for s in ("train", "query", "gallery"))}  # fmt: skip
+    report["sizes"] = {
+        "tiny": sizes.tiny,
+        "minutes": minutes,
+        "depth": sizes.depth,
+        "height": sizes.height,
+        "width": sizes.width,
+        "batch_size": sizes.batch_size,
+        "synthetic_images": sum(len(dataset.split(s)) for s in ("train", "query", "gallery")),
+    }
     log("labeling")
     report["labeling"] = check_labeling(dataset, sizes, device, LABEL_SHARE * budget)
 
@@ -488,16 +599,24 @@ def markdown(report: dict) -> str:
     """The verdict table: one row per figure, grouped by section."""
     rows = ["| section | figure | value |", "|---|---|---|"]
     env = report["environment"]
-    rows.append(f"| environment | device | {env['device_name']} ({env['device']}, "
-                f"{_cell(env['device_memory_gib'])} GiB), {env['cpu_cores']} CPU cores |")  # fmt: skip
-    rows.append(f"| environment | torch / CUDA / cuDNN / bf16 | {env['torch']} / {env['cuda']} / "
-                f"{env['cudnn']} / {env['bf16']} |")  # fmt: skip
+    rows.append(
+        f"| environment | device | {env['device_name']} ({env['device']}, "
+        f"{_cell(env['device_memory_gib'])} GiB), {env['cpu_cores']} CPU cores |"
+    )
+    rows.append(
+        f"| environment | torch / CUDA / cuDNN / bf16 | {env['torch']} / {env['cuda']} / "
+        f"{env['cudnn']} / {env['bf16']} |"
+    )
     for name, row in report["labeling"].items():
         if name.startswith("batch_"):
-            rows.append(f"| labeling | {name.replace('_', ' ')}: images/s, peak GiB | "
-                        f"{_cell(row['images_per_s'])}, {_cell(row['peak_memory_gib'])} |")  # fmt: skip
-    rows.append(f"| labeling | Market-1501 ({MARKET_IMAGES:,} images), minutes | "
-                f"{_cell(report['labeling']['market1501_minutes'])} |")  # fmt: skip
+            rows.append(
+                f"| labeling | {name.replace('_', ' ')}: images/s, peak GiB | "
+                f"{_cell(row['images_per_s'])}, {_cell(row['peak_memory_gib'])} |"
+            )
+    rows.append(
+        f"| labeling | Market-1501 ({MARKET_IMAGES:,} images), minutes | "
+        f"{_cell(report['labeling']['market1501_minutes'])} |"
+    )
     for preset, row in report["training"].items():
         if row.get("error"):
             rows.append(f"| training | {preset} | FAILED: {row['error']} |")
@@ -511,8 +630,10 @@ def markdown(report: dict) -> str:
     rows.append(
         f"| evaluation | feature extraction, images/s | {_cell(ev.get('extraction_images_per_s'))} |"
     )
-    rows.append(f"| evaluation | {ev['num_query']:,} x {ev['num_gallery']:,}: metrics s, "
-                f"re-ranking s | {_cell(ev['rank_metrics_s'])}, {_cell(ev['rerank_s'])} |")  # fmt: skip
+    rows.append(
+        f"| evaluation | {ev['num_query']:,} x {ev['num_gallery']:,}: metrics s, "
+        f"re-ranking s | {_cell(ev['rank_metrics_s'])}, {_cell(ev['rerank_s'])} |"
+    )
     for key, value in report["correctness"].items():
         rows.append(f"| correctness | {key} | {_cell(value)} |")
     verdict = report["verdict"]
@@ -525,9 +646,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda")
     parser.add_argument(
-        "--minutes", type=float, default=None,
+        "--minutes",
+        type=float,
+        default=None,
         help="time budget of the timed loops (default 8; --tiny: 0, their minimum)",
-    )  # fmt: skip
+    )
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
     parser.add_argument("--tiny", action="store_true", help="toy sizes: the CPU twin")
     args = parser.parse_args()

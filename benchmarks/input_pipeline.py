@@ -106,12 +106,16 @@ def main() -> None:
         measure(args.root, config, args.samples, args.repeats, args.overrides) for config in configs
     ]
     print(f"one process, 1 thread, {args.samples} samples, median of {args.repeats} passes")
-    print(f"{'config':<14}{'size':>9}{'samples/s':>11}{'KB/sample':>11}{'decode/s':>10}"
-          f"{'ratio':>7}  tensors")  # fmt: skip
+    print(
+        f"{'config':<14}{'size':>9}{'samples/s':>11}{'KB/sample':>11}{'decode/s':>10}"
+        f"{'ratio':>7}  tensors"
+    )
     for row in rows:
-        print(f"{row['config']:<14}{row['size']:>9}{row['samples_per_s']:>11.0f}"
-              f"{row['bytes_per_sample'] / 1024:>11.1f}{row['decode_per_s']:>10.0f}"
-              f"{row['ratio_to_decode']:>7.2f}  {', '.join(row['tensors'])}")  # fmt: skip
+        print(
+            f"{row['config']:<14}{row['size']:>9}{row['samples_per_s']:>11.0f}"
+            f"{row['bytes_per_sample'] / 1024:>11.1f}{row['decode_per_s']:>10.0f}"
+            f"{row['ratio_to_decode']:>7.2f}  {', '.join(row['tensors'])}"
+        )
 
 
 if __name__ == "__main__":

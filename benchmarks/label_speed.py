@@ -47,8 +47,10 @@ def main() -> None:
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (128, 64, 3), dtype=np.uint8) for _ in range(args.images)]
     batches = (1, args.batch_size)
-    print(f"random weights, 128x64 crops at min_size {args.min_size}, {args.device}, "
-          f"{torch.get_num_threads()} threads, {args.images} images")  # fmt: skip
+    print(
+        f"random weights, 128x64 crops at min_size {args.min_size}, {args.device}, "
+        f"{torch.get_num_threads()} threads, {args.images} images"
+    )
     rows = {}
     for name in args.backends.split(","):
         try:

@@ -48,8 +48,12 @@ from pathlib import Path
 import numpy as np
 
 ROWS = 65_536  # rows appended at a time when the file is made
-KINDS = ("anchor, in memory", "anchor, from the file", "blockwise, in memory",
-         "blockwise, from the file")  # fmt: skip
+KINDS = (
+    "anchor, in memory",
+    "anchor, from the file",
+    "blockwise, in memory",
+    "blockwise, from the file",
+)
 
 
 def _status_mib(field: str) -> float:
@@ -71,8 +75,15 @@ def make_gallery(path: Path, num: int, dim: int) -> None:
     """A complete embedding file of ``num`` random unit vectors (seeded)."""
     from daaf.inference.store import EmbeddingWriter
 
-    attrs = {"embedding_dim": dim, "model_sha256": "benchmark", "metric": "cosine", "flip": False,
-             "root": "", "num_inputs": num, "inputs_sha256": "benchmark"}  # fmt: skip
+    attrs = {
+        "embedding_dim": dim,
+        "model_sha256": "benchmark",
+        "metric": "cosine",
+        "flip": False,
+        "root": "",
+        "num_inputs": num,
+        "inputs_sha256": "benchmark",
+    }
     writer = EmbeddingWriter(path, attrs)
     rng = np.random.default_rng(0)
     for start in range(0, num, ROWS):
@@ -142,12 +153,16 @@ def main() -> None:
         gallery = Path(tmp) / "gallery.h5"
         start = time.perf_counter()
         make_gallery(gallery, args.gallery, args.dim)
-        print(f"gallery: {args.gallery:,} x {args.dim} float32 "
-              f"({gallery.stat().st_size / 2**30:.2f} GiB) written in {time.perf_counter() - start:.0f} s; "
-              f"{args.queries} queries, top {args.top}, cosine")  # fmt: skip
-        print(f"torch threads: {torch.get_num_threads()} (OMP_NUM_THREADS="
-              f"{os.environ.get('OMP_NUM_THREADS', 'unset')}); load average before: "
-              f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")  # fmt: skip
+        print(
+            f"gallery: {args.gallery:,} x {args.dim} float32 "
+            f"({gallery.stat().st_size / 2**30:.2f} GiB) written in {time.perf_counter() - start:.0f} s; "
+            f"{args.queries} queries, top {args.top}, cosine"
+        )
+        print(
+            f"torch threads: {torch.get_num_threads()} (OMP_NUM_THREADS="
+            f"{os.environ.get('OMP_NUM_THREADS', 'unset')}); load average before: "
+            f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+        )
         rows, reference = [], None
         for kind in KINDS:
             runs = [measure(kind, gallery, queries, args.top) for _ in range(args.repeats)]
@@ -158,15 +173,28 @@ def main() -> None:
             if reference is None:
                 reference = (seconds, memory, idx, dist)
             agree = (idx == reference[2]).mean()
-            rows.append((kind, seconds, cpu, [r[0] for r in runs], memory, agree,
-                         float(np.abs(dist - reference[3]).max())))  # fmt: skip
+            rows.append(
+                (
+                    kind,
+                    seconds,
+                    cpu,
+                    [r[0] for r in runs],
+                    memory,
+                    agree,
+                    float(np.abs(dist - reference[3]).max()),
+                )
+            )
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"\n{'method':<26}{'seconds':>9}{'x anchor':>10}{'cpu s':>8}{'peak MiB':>10}"
-          f"{'x anchor':>10}{'same ids':>10}{'max |d diff|':>14}  runs (s)")  # fmt: skip
+    print(
+        f"\n{'method':<26}{'seconds':>9}{'x anchor':>10}{'cpu s':>8}{'peak MiB':>10}"
+        f"{'x anchor':>10}{'same ids':>10}{'max |d diff|':>14}  runs (s)"
+    )
     for kind, seconds, cpu, runs, memory, agree, diff in rows:
-        print(f"{kind:<26}{seconds:>9.2f}{seconds / reference[0]:>10.2f}{cpu:>8.2f}"
-              f"{memory:>10.0f}{memory / reference[1]:>10.2f}{agree:>10.1%}{diff:>14.1e}  "
-              + ", ".join(f"{r:.2f}" for r in runs))  # fmt: skip
+        print(
+            f"{kind:<26}{seconds:>9.2f}{seconds / reference[0]:>10.2f}{cpu:>8.2f}"
+            f"{memory:>10.0f}{memory / reference[1]:>10.2f}{agree:>10.1%}{diff:>14.1e}  "
+            + ", ".join(f"{r:.2f}" for r in runs)
+        )
 
 
 if __name__ == "__main__":

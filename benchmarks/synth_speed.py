@@ -43,8 +43,10 @@ def main() -> None:
 
     identities = max(4, round(args.images / IMAGES_PER_IDENTITY))
     scratch = Path(tempfile.mkdtemp(dir=args.out))
-    print(f"sample: {identities} identities x {IMAGES_PER_IDENTITY} images, 6 cameras; "
-          f"{multiprocessing.cpu_count()} CPUs")  # fmt: skip
+    print(
+        f"sample: {identities} identities x {IMAGES_PER_IDENTITY} images, 6 cameras; "
+        f"{multiprocessing.cpu_count()} CPUs"
+    )
     rows = []
     try:
         for workers in (1, args.workers):
@@ -53,11 +55,15 @@ def main() -> None:
     finally:
         shutil.rmtree(scratch)
     reference = rows[0][3]
-    print(f"{'workers':>7} {'images':>7} {'seconds':>8} {'images/s':>9} {'36,036 images':>14} "
-          f"{'ratio':>6}")  # fmt: skip
+    print(
+        f"{'workers':>7} {'images':>7} {'seconds':>8} {'images/s':>9} {'36,036 images':>14} "
+        f"{'ratio':>6}"
+    )
     for workers, images, seconds, rate in rows:
-        print(f"{workers:>7} {images:>7} {seconds:>8.1f} {rate:>9.1f} "
-              f"{MARKET_IMAGES / rate / 60:>11.1f} min {rate / reference:>5.2f}x")  # fmt: skip
+        print(
+            f"{workers:>7} {images:>7} {seconds:>8.1f} {rate:>9.1f} "
+            f"{MARKET_IMAGES / rate / 60:>11.1f} min {rate / reference:>5.2f}x"
+        )
 
 
 if __name__ == "__main__":

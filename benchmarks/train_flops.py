@@ -56,15 +56,19 @@ def main() -> None:
     }
     flops = {name: count(cfg, args.batch) for name, cfg in configs.items()}
     cfg = next(iter(configs.values()))
-    print(f"GFLOPs per training sample, ResNet-{args.depth}, {cfg.data.height}x{cfg.data.width}"
-          + (f", {' '.join(args.set)}" if args.set else ""))  # fmt: skip
+    print(
+        f"GFLOPs per training sample, ResNet-{args.depth}, {cfg.data.height}x{cfg.data.width}"
+        + (f", {' '.join(args.set)}" if args.set else "")
+    )
     print(f"{'preset':<20}{'forward':>9}{'backward':>10}{'step':>8}{'vs base':>9}")
     for name, (_, _, base) in rows.items():
         forward, backward = flops[name]
         step = forward + backward
         ratio = step / sum(flops[base])
-        print(f"{name:<20}{forward / 1e9:>9.1f}{backward / 1e9:>10.1f}{step / 1e9:>8.1f}"
-              f"{ratio:>8.2f}x")  # fmt: skip
+        print(
+            f"{name:<20}{forward / 1e9:>9.1f}{backward / 1e9:>10.1f}{step / 1e9:>8.1f}"
+            f"{ratio:>8.2f}x"
+        )
 
 
 if __name__ == "__main__":

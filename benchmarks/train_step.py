@@ -70,8 +70,13 @@ def selected_rows(names: str) -> dict[str, tuple[str, tuple[str, ...], str]]:
 def add_row_options(parser: argparse.ArgumentParser) -> None:
     """``--rows`` (:func:`selected_rows`) and ``--set KEY=VALUE`` (repeatable, every row)."""
     parser.add_argument("--rows", default="", help="comma-separated rows (default: all)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="a config override for every row (repeatable)")  # fmt: skip
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a config override for every row (repeatable)",
+    )
 
 
 def make_batch(p: int, k: int, height: int, width: int) -> dict[str, torch.Tensor]:
@@ -134,8 +139,9 @@ def make_stepper(
 
     def step() -> dict[str, float]:
         measured = health == "measure" and signals.arm(1)
-        values = train_step(step_model, batch, optimizers, scaler, criterion, data=cfg.data,
-                            health=signals)  # fmt: skip
+        values = train_step(
+            step_model, batch, optimizers, scaler, criterion, data=cfg.data, health=signals
+        )
         if measured:
             signals.finish(1)
         return values
@@ -147,8 +153,10 @@ def compare_compiled() -> None:
     """Step time of the compiled model over the plain one for bot and daaf_bot, in the same
     run; the first compiled step's extra time is the compile time, reported apart."""
     size = [f"data.height={args.height}", f"data.width={args.width}"]
-    print(f"train step, CPU, {torch.get_num_threads()} threads, ResNet-{args.depth}, "
-          f"{args.height}x{args.width}, P x K = {args.p} x {args.k}, median of {args.steps} steps")  # fmt: skip
+    print(
+        f"train step, CPU, {torch.get_num_threads()} threads, ResNet-{args.depth}, "
+        f"{args.height}x{args.width}, P x K = {args.p} x {args.k}, median of {args.steps} steps"
+    )
     print(f"{'preset':<12}{'plain s':>9}{'compiled s':>12}{'ratio':>8}{'compile s':>11}")
     for name in ("bot", "daaf_bot"):
         plain = make_stepper(name, args.depth, args.p, args.k, *size)[0]
@@ -164,8 +172,10 @@ def compare_compiled() -> None:
                 stepper()
                 times[kind].append(time.perf_counter() - start)
         t_plain, t_compiled = (statistics.median(times[k]) for k in ("plain", "compiled"))
-        print(f"{name:<12}{t_plain:>9.3f}{t_compiled:>12.3f}{t_compiled / t_plain:>7.2f}x"
-              f"{first - t_compiled:>11.1f}")  # fmt: skip
+        print(
+            f"{name:<12}{t_plain:>9.3f}{t_compiled:>12.3f}{t_compiled / t_plain:>7.2f}x"
+            f"{first - t_compiled:>11.1f}"
+        )
 
 
 def health_main(preset: str) -> None:
@@ -246,9 +256,10 @@ if __name__ == "__main__":
     parser.add_argument("--depth", type=int, default=50)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument(
-        "--compile", action="store_true",
+        "--compile",
+        action="store_true",
         help="instead: compiled / plain step time of bot and daaf_bot (train.compile=true)",
-    )  # fmt: skip
+    )
     parser.add_argument("--height", type=int, default=256, help="with --compile")
     parser.add_argument("--width", type=int, default=128, help="with --compile")
     parser.add_argument("--health", default="", help="time the branch-health signals on PRESET")

@@ -254,11 +254,14 @@ def _export_and_evaluate(out: Path, name: str, checkpoint: Path, dataset, device
     )
     plain, reranked = table.iloc[0], table.iloc[1]
     return {
-        "mAP": float(plain["mAP"]), "rank1": float(plain["rank1"]),
+        "mAP": float(plain["mAP"]),
+        "rank1": float(plain["rank1"]),
         "mINP": float(plain["mINP"]),
-        "mAP_rerank": float(reranked["mAP"]), "rank1_rerank": float(reranked["rank1"]),
-        "params": count_parameters(model), "trained_params": report["trained_params"],
-    }  # fmt: skip
+        "mAP_rerank": float(reranked["mAP"]),
+        "rank1_rerank": float(reranked["rank1"]),
+        "params": count_parameters(model),
+        "trained_params": report["trained_params"],
+    }
 
 
 def attention(
@@ -363,13 +366,15 @@ def difference_note(baseline_eval: Path, candidate_eval: Path, report_dir: Path)
     result = compare_runs([baseline_eval], [candidate_eval])
     save_bootstrap_plot(result, report_dir / "bootstrap.png", "DAAF-BoT - BoT")
     write_comparison_report(report_dir, result, [baseline_eval], [candidate_eval], seed=0)
-    return " ".join([
-        difference_sentence(result, "BoT", "DAAF-BoT"),
-        "The interval covers which test identities were drawn, not training noise: each model",
-        "was trained once, and the same demo run on two machines gave mAPs up to 4.3 points apart.",
-        "To claim an effect, train several seeds (scripts/run_table.py --seeds N) and run",
-        "`daaf compare --baseline EVAL ... --candidate EVAL ...` on their evaluation folders.",
-    ])  # fmt: skip
+    return " ".join(
+        [
+            difference_sentence(result, "BoT", "DAAF-BoT"),
+            "The interval covers which test identities were drawn, not training noise: each model",
+            "was trained once, and the same demo run on two machines gave mAPs up to 4.3 points apart.",
+            "To claim an effect, train several seeds (scripts/run_table.py --seeds N) and run",
+            "`daaf compare --baseline EVAL ... --candidate EVAL ...` on their evaluation folders.",
+        ]
+    )
 
 
 def branch_note(results: dict, health: dict[str, float]) -> str:
@@ -443,30 +448,55 @@ def write_summary(out: Path, results: dict, label_note: str) -> str:
     table = pd.DataFrame.from_dict(results, orient="index")
     table.index.name = "model"
     table.to_csv(out / "summary.csv", float_format="%.4f")
-    markdown = markdown_table(results, {
-        "mAP": "mAP", "rank1": "Rank-1", "mAP_rerank": "mAP (RR)", "rank1_rerank": "Rank-1 (RR)",
-        "mINP": "mINP", "params": "params", "latency_ms_batch1": "ms/img (b=1)",
-        "latency_ms_batch32": "ms/batch (b=32)", "hab_mask_iou": "HAB IoU", "pab_pck": "PAB PCK",
-        "constant_map_pck": "PCK of a constant map", "background_sensitivity": "bg sensitivity",
-    })  # fmt: skip
+    markdown = markdown_table(
+        results,
+        {
+            "mAP": "mAP",
+            "rank1": "Rank-1",
+            "mAP_rerank": "mAP (RR)",
+            "rank1_rerank": "Rank-1 (RR)",
+            "mINP": "mINP",
+            "params": "params",
+            "latency_ms_batch1": "ms/img (b=1)",
+            "latency_ms_batch32": "ms/batch (b=32)",
+            "hab_mask_iou": "HAB IoU",
+            "pab_pck": "PAB PCK",
+            "constant_map_pck": "PCK of a constant map",
+            "background_sensitivity": "bg sensitivity",
+        },
+    )
     difference = difference_note(out / "eval" / "BoT", out / "eval" / "DAAF-BoT", out / "compare")
     latency = latency_note(results)
     branches = branch_note(results, last_measurement(out / "runs" / "DAAF-BoT" / "metrics.jsonl"))
-    text = "\n".join([
-        "# daaf demo: BoT vs DAAF-BoT on synthetic pedestrians", "",
-        "Measured on this machine by `daaf demo`; synthetic data, tiny ResNet-18 from scratch,",
-        "so the numbers say whether the pipeline works, not what the paper reports.", "",
-        f"Labels: {label_note}", "", markdown, "", *([latency, ""] if latency else []),
-        "- mAP / Rank-1 in %, single query, Market-1501 protocol; RR = k-reciprocal re-ranking.",
-        "- params and latency: the exported model (TorchScript-free eager module) on this device.",
-        "- HAB IoU: HAB mask vs true mask on the query set; PAB PCK: heatmap argmax within 0.1 x image height.",
-        "- bg sensitivity: embedding change when the background is replaced, / change to another person.",
-        "", "## Is DAAF-BoT better here?", "", difference, "", *([branches, ""] if branches else []),
-        "Reports to browse: [BoT](eval/BoT/report.html), [DAAF-BoT](eval/DAAF-BoT/report.html)"
-        " (metrics, CMC, worst and best rank lists) and [DAAF-BoT vs BoT](compare/report.html)"
-        " (paired differences, the queries that changed most).", "",
-        "Pictures: loss_curves.png, cmc_curves.png, eval/*/ranklists/, pictures/.",
-    ])  # fmt: skip
+    text = "\n".join(
+        [
+            "# daaf demo: BoT vs DAAF-BoT on synthetic pedestrians",
+            "",
+            "Measured on this machine by `daaf demo`; synthetic data, tiny ResNet-18 from scratch,",
+            "so the numbers say whether the pipeline works, not what the paper reports.",
+            "",
+            f"Labels: {label_note}",
+            "",
+            markdown,
+            "",
+            *([latency, ""] if latency else []),
+            "- mAP / Rank-1 in %, single query, Market-1501 protocol; RR = k-reciprocal re-ranking.",
+            "- params and latency: the exported model (TorchScript-free eager module) on this device.",
+            "- HAB IoU: HAB mask vs true mask on the query set; PAB PCK: heatmap argmax within 0.1 x image height.",
+            "- bg sensitivity: embedding change when the background is replaced, / change to another person.",
+            "",
+            "## Is DAAF-BoT better here?",
+            "",
+            difference,
+            "",
+            *([branches, ""] if branches else []),
+            "Reports to browse: [BoT](eval/BoT/report.html), [DAAF-BoT](eval/DAAF-BoT/report.html)"
+            " (metrics, CMC, worst and best rank lists) and [DAAF-BoT vs BoT](compare/report.html)"
+            " (paired differences, the queries that changed most).",
+            "",
+            "Pictures: loss_curves.png, cmc_curves.png, eval/*/ranklists/, pictures/.",
+        ]
+    )
     (out / "summary.md").write_text(text + "\n")
     return "\n\n".join(filter(None, [markdown, latency, difference, branches]))
 
@@ -483,8 +513,7 @@ def write_summary(out: Path, results: dict, label_note: str) -> str:
     show_default=True,
     help="Synthetic identities (half train, half test).",
 )
-@click.option("--epochs", type=DEMO_EPOCHS, default=None,
-              help="Override the demo preset's epochs.")  # fmt: skip
+@click.option("--epochs", type=DEMO_EPOCHS, default=None, help="Override the demo preset's epochs.")
 def demo(out_dir: str, device: str, identities: int, epochs: int | None) -> None:
     """Run the whole pipeline on synthetic data and write summary.md (3-12 min on 2 CPU cores)."""
     from daaf.utils.device import resolve_device

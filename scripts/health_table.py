@@ -46,14 +46,20 @@ def health_rows(runs: Path) -> pd.DataFrame:
             if loss is None or not configured[branch]:
                 continue
             zero = last[f"health/{branch}/zero_map_loss"]
-            lines.append({
-                "row": metrics.parent.name, "seed": metrics.parent.parent.name, "branch": branch,
-                "step": last["step"], "loss": loss, "zero_map_loss": zero,
-                "mean_map_loss": last.get(f"health/{branch}/mean_map_loss", float("nan")),
-                "below_zero": 1 - loss / zero if zero else float("nan"),
-                "grad_ratio": last.get(f"health/{branch}/grad_ratio", float("nan")),
-                "weight": last.get(f"weight/{branch}", configured[branch]),
-            })  # fmt: skip
+            lines.append(
+                {
+                    "row": metrics.parent.name,
+                    "seed": metrics.parent.parent.name,
+                    "branch": branch,
+                    "step": last["step"],
+                    "loss": loss,
+                    "zero_map_loss": zero,
+                    "mean_map_loss": last.get(f"health/{branch}/mean_map_loss", float("nan")),
+                    "below_zero": 1 - loss / zero if zero else float("nan"),
+                    "grad_ratio": last.get(f"health/{branch}/grad_ratio", float("nan")),
+                    "weight": last.get(f"weight/{branch}", configured[branch]),
+                }
+            )
     if not lines:
         raise DaafError(f"{runs}: no seed<i>/<row>/metrics.jsonl with branch-health signals")
     return pd.DataFrame(lines)

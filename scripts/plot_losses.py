@@ -57,10 +57,18 @@ def seed_losses(runs: Path) -> dict[str, pd.DataFrame]:
     summary = {}
     for row, logs in rows.items():
         grouped = pd.concat(logs).groupby("step")
-        summary[row] = pd.concat(
-            [grouped.mean().add_suffix("_mean"), grouped.min().add_suffix("_min"),
-             grouped.max().add_suffix("_max")], axis=1,
-        ).assign(seeds=len(logs)).reset_index()  # fmt: skip
+        summary[row] = (
+            pd.concat(
+                [
+                    grouped.mean().add_suffix("_mean"),
+                    grouped.min().add_suffix("_min"),
+                    grouped.max().add_suffix("_max"),
+                ],
+                axis=1,
+            )
+            .assign(seeds=len(logs))
+            .reset_index()
+        )
     return summary
 
 
@@ -81,8 +89,13 @@ def plot(summary: dict[str, pd.DataFrame], png: Path, title: str) -> None:
                 label=f"{row} ({curve['seeds'][0]} seeds)",
                 color=f"C{i}",
             )
-            ax.fill_between(curve["step"], curve[f"{panel}_min"], curve[f"{panel}_max"],
-                            color=line[0].get_color(), alpha=0.2)  # fmt: skip
+            ax.fill_between(
+                curve["step"],
+                curve[f"{panel}_min"],
+                curve[f"{panel}_max"],
+                color=line[0].get_color(),
+                alpha=0.2,
+            )
         ax.set(title=label, xlabel="iteration", yscale="log")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)

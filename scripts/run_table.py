@@ -45,9 +45,15 @@ from daaf.utils.device import resolve_device
 PAPER = Path(__file__).resolve().parents[1] / "configs" / "paper"
 STUDY = Path(__file__).resolve().parents[1] / "configs" / "study"
 # The row each table's others are compared with: the paper's baseline or default setting.
-BASE_ROWS = {"2": "table2_bot", "3": "table2_bot", "4": "table4_base",
-             "5": "table5_keypoint_group", "6": "table6_groups_6", "7": "table7_keypoint_shared",
-             "study": "study_bot"}  # fmt: skip
+BASE_ROWS = {
+    "2": "table2_bot",
+    "3": "table2_bot",
+    "4": "table4_base",
+    "5": "table5_keypoint_group",
+    "6": "table6_groups_6",
+    "7": "table7_keypoint_shared",
+    "study": "study_bot",
+}
 METRICS = ("mAP", "rank1", "mINP")
 ATTENTION = ("hab_mask_iou", "pab_pck", "background_sensitivity")  # synthetic data only
 
@@ -84,13 +90,20 @@ def seed_summary(table: pd.DataFrame, base_row: str, resamples: int = 10000) -> 
         for metric in (m for m in (*METRICS, *ATTENTION) if m in runs and runs[m].notna().any()):
             line[f"{metric}_mean"] = runs[metric].mean()
             line[f"{metric}_std"] = runs[metric].std(ddof=1) if len(runs) > 1 else float("nan")
-        base = table[(table["row"] == base_row) & (table["dataset"] == dataset)
-                     & (table["ranking"] == ranking)]  # fmt: skip
+        base = table[
+            (table["row"] == base_row)
+            & (table["dataset"] == dataset)
+            & (table["ranking"] == ranking)
+        ]
         if ranking == "plain" and row != base_row and len(base):
             result = compare_runs(list(base["eval_dir"]), list(runs["eval_dir"]), resamples)
             m = result.metrics["mAP"]
-            line.update(delta_mAP=m["delta"], ci95_low=m["ci95"][0], ci95_high=m["ci95"][1],
-                        p_le_0=m["p_le_0"])  # fmt: skip
+            line.update(
+                delta_mAP=m["delta"],
+                ci95_low=m["ci95"][0],
+                ci95_high=m["ci95"][1],
+                p_le_0=m["p_le_0"],
+            )
         lines.append(line)
     return pd.DataFrame(lines)
 
@@ -99,12 +112,16 @@ def format_seed_summary(summary: pd.DataFrame, base_row: str) -> str:
     """The seed summary as text: mean +- std per metric, delta mAP [95% CI] against the base."""
     lines = []
     for line in summary.to_dict(orient="records"):
-        cells = [f"{m} {line[f'{m}_mean']:.{d}f} +- {line[f'{m}_std']:.{d}f}"
-                 for m, d in [*((m, 2) for m in METRICS), *((m, 3) for m in ATTENTION)]
-                 if f"{m}_mean" in line and pd.notna(line[f"{m}_mean"])]  # fmt: skip
+        cells = [
+            f"{m} {line[f'{m}_mean']:.{d}f} +- {line[f'{m}_std']:.{d}f}"
+            for m, d in [*((m, 2) for m in METRICS), *((m, 3) for m in ATTENTION)]
+            if f"{m}_mean" in line and pd.notna(line[f"{m}_mean"])
+        ]
         if pd.notna(line.get("delta_mAP")):
-            cells.append(f"delta mAP vs {base_row} {line['delta_mAP']:+.2f} "
-                         f"[{line['ci95_low']:+.2f}, {line['ci95_high']:+.2f}]")  # fmt: skip
+            cells.append(
+                f"delta mAP vs {base_row} {line['delta_mAP']:+.2f} "
+                f"[{line['ci95_low']:+.2f}, {line['ci95_high']:+.2f}]"
+            )
         head = f"{line['row']} {line['dataset']} {line['ranking']} ({line['seeds']} seeds):"
         lines.append(f"{head} " + ", ".join(cells))
     return "\n".join(lines)
@@ -128,14 +145,27 @@ def format_seed_summary(summary: pd.DataFrame, base_row: str) -> str:
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False))
 @click.option("--device", default="auto", show_default=True)
 @click.option(
-    "--seeds", type=click.IntRange(min=1), default=None,
+    "--seeds",
+    type=click.IntRange(min=1),
+    default=None,
     help="Train every row N times (train.seed=0..N-1): mean +- std and 95% CIs vs --base-row.",
-)  # fmt: skip
+)
 @click.option("--base-row", default=None, help="Row the CIs compare with (default: BASE_ROWS).")
 @click.option("--only", multiple=True, help="Run only this row (repeatable), e.g. study_bot.")
 @click.argument("overrides", nargs=-1)
-def main(table, dataset, root, annotations, partial_root, out_dir, device, seeds, base_row,
-         only, overrides) -> None:  # fmt: skip
+def main(
+    table,
+    dataset,
+    root,
+    annotations,
+    partial_root,
+    out_dir,
+    device,
+    seeds,
+    base_row,
+    only,
+    overrides,
+) -> None:
     out = Path(out_dir or f"runs/table{table}")
     configs = table_configs(table)
     base_row = base_row or BASE_ROWS[table]
@@ -171,17 +201,29 @@ def main(table, dataset, root, annotations, partial_root, out_dir, device, seeds
             for name, test in tests:
                 eval_dir = seed_out / config.stem / f"eval_{name}"
                 metrics = evaluate_model(
-                    model, meta, test, eval_dir, torch_device, rerank=table == "2",
+                    model,
+                    meta,
+                    test,
+                    eval_dir,
+                    torch_device,
+                    rerank=table == "2",
                     model_name=config.stem + (f" seed {seed}" if seeds else ""),
-                )  # fmt: skip
+                )
                 scores = {}
                 if truth is not None:  # the attention against the true masks and keypoints
                     checkpoint = export_dir.parent / "checkpoints" / LAST_CHECKPOINT
                     trained, trained_meta = load_inference_model(checkpoint, torch_device)
                     scores = attention_scores(trained, test, truth, trained_meta, torch_device)
                 for record in metrics.to_dict(orient="records"):
-                    rows.append({"row": config.stem, **({"seed": seed} if seeds else {}),
-                                 **record, **scores, "eval_dir": str(eval_dir)})  # fmt: skip
+                    rows.append(
+                        {
+                            "row": config.stem,
+                            **({"seed": seed} if seeds else {}),
+                            **record,
+                            **scores,
+                            "eval_dir": str(eval_dir),
+                        }
+                    )
     result = pd.DataFrame(rows)
     result.to_csv(out / f"table{table}.csv", index=False, float_format="%.2f")
     click.echo(

@@ -30,10 +30,20 @@ H, W = 64, 32
 REPO = Path(__file__).resolve().parents[1]
 # Training settings for the tiny dataset: 64x32 images, ResNet-18 from scratch, 4x2 batches,
 # branch decoders 8 channels wide (64 make a DAAF step on the CPU several times a BoT step).
-TINY = ["data.height=64", "data.width=32", "data.pad=2", "data.num_identities=4",
-        "data.num_instances=2", "data.workers=0", "model.depth=18", "model.pretrained=none",
-        "model.decoder_channels=8", "train.log_period=1", "data.dataset=market1501",
-        "data.pre_crop_size=null"]  # fmt: skip
+TINY = [
+    "data.height=64",
+    "data.width=32",
+    "data.pad=2",
+    "data.num_identities=4",
+    "data.num_instances=2",
+    "data.workers=0",
+    "model.depth=18",
+    "model.pretrained=none",
+    "model.decoder_channels=8",
+    "train.log_period=1",
+    "data.dataset=market1501",
+    "data.pre_crop_size=null",
+]
 
 
 def load_script(path: Path) -> ModuleType:
@@ -116,7 +126,7 @@ def make_dataset(root: Path, num_ids: int = 8, per_id: int = 6, seed: int = 0) -
                 person_score=1.0,
                 status=0,
                 image_sha256=hashlib.sha256((base / s.path).read_bytes()).digest(),
-            )  # fmt: skip
+            )
             for s in dataset.split(split)
         ]
         writer.write_shard(split, 0, records)
@@ -141,8 +151,9 @@ def trained_export(tiny_dataset, tmp_path_factory) -> SimpleNamespace:
     tmp = tmp_path_factory.mktemp("trained")
     run, model = tmp / "daaf_bot", tmp / "model"
     checkpoint = run / "checkpoints" / "last.pt"
-    overrides = tiny_overrides(tiny_dataset, "train.epochs=1", "train.iters_per_epoch=2",
-                               "train.eval_period=1")  # fmt: skip
+    overrides = tiny_overrides(
+        tiny_dataset, "train.epochs=1", "train.iters_per_epoch=2", "train.eval_period=1"
+    )
     args = ["train", "--config", str(REPO / "configs" / "daaf_bot.yaml"), "--out", str(run)]
     train = CliRunner().invoke(main, [*args, *overrides])
     if train.exit_code != 0:
@@ -198,8 +209,12 @@ def write_model(folder: Path, seed: int = 0) -> Path:
     base = inference_network(build_model(cfg, 8))
     meta = {**inference_meta(cfg), "embedding_dim": 512}
     folder.mkdir(parents=True, exist_ok=True)
-    state = {"state_dict": base.state_dict(), "config": cfg.to_dict(), "num_classes": 8,
-             "meta": meta}  # fmt: skip
+    state = {
+        "state_dict": base.state_dict(),
+        "config": cfg.to_dict(),
+        "num_classes": 8,
+        "meta": meta,
+    }
     torch.save(state, folder / "model_state.pt")
     return folder
 
@@ -234,13 +249,22 @@ def crafted_ts(tmp_path):
     inputs) in FOLDER; running it turns ``victim``'s "precious contents" into "XXXXious ..."."""
     victim = tmp_path / "victim.txt"
     victim.write_text("precious contents")
-    meta = {"height": H, "width": W, "pixel_mean": [0, 0, 0], "pixel_std": [1, 1, 1],
-            "metric": "cosine", "embedding_dim": 8}  # fmt: skip
+    meta = {
+        "height": H,
+        "width": W,
+        "pixel_mean": [0, 0, 0],
+        "pixel_std": [1, 1, 1],
+        "metric": "cosine",
+        "embedding_dim": 8,
+    }
 
     def write(folder: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
-        torch.jit.save(torch.jit.script(_Overwrites(str(victim))), str(folder / "model.ts"),
-                       _extra_files={"daaf_meta.json": json.dumps(meta)})  # fmt: skip
+        torch.jit.save(
+            torch.jit.script(_Overwrites(str(victim))),
+            str(folder / "model.ts"),
+            _extra_files={"daaf_meta.json": json.dumps(meta)},
+        )
         return folder / "model.ts"
 
     return write, victim

@@ -24,10 +24,17 @@ def write_eval(folder, ap, copies=5):
     (20 identities by default, as many as compare needs before it reads its interval)."""
     folder.mkdir(parents=True)
     ap = ap * copies
-    pd.DataFrame({"image_path": [f"q/{i}.jpg" for i in range(len(ap))],
-                  "pid": [i // 2 for i in range(len(ap))], "camid": 0, "ap": ap,
-                  "first_hit": [1 if a > 0.5 else 2 for a in ap], "inp": ap,
-                  "reranked": 0}).to_csv(folder / "per_query.csv", index=False)  # fmt: skip
+    pd.DataFrame(
+        {
+            "image_path": [f"q/{i}.jpg" for i in range(len(ap))],
+            "pid": [i // 2 for i in range(len(ap))],
+            "camid": 0,
+            "ap": ap,
+            "first_hit": [1 if a > 0.5 else 2 for a in ap],
+            "inp": ap,
+            "reranked": 0,
+        }
+    ).to_csv(folder / "per_query.csv", index=False)
 
 
 def test_summary_states_the_difference_and_whether_its_interval_includes_zero(tmp_path):
@@ -66,14 +73,28 @@ def test_summary_says_whether_each_branch_learned(tmp_path):
     from daaf.training.branch_health import last_measurement
 
     metrics = tmp_path / "metrics.jsonl"
-    rows = [{"step": 20, "total": 3.0},
-            {"step": 40, "health/hab/loss": 9.0, "health/hab/zero_map_loss": 10.0,
-             "health/pab/loss": 3.0, "health/pab/zero_map_loss": 3.0},
-            {"step": 60, "health/hab/loss": 5.0, "health/hab/zero_map_loss": 10.0,
-             "health/hab/iou": 0.61, "health/hab/constant_iou": 0.4,
-             "health/pab/loss": 2.9, "health/pab/zero_map_loss": 3.0,
-             "health/pab/pck": 0.28, "health/pab/constant_pck": 0.25},
-            {"step": 70, "total": 2.0}]  # fmt: skip
+    rows = [
+        {"step": 20, "total": 3.0},
+        {
+            "step": 40,
+            "health/hab/loss": 9.0,
+            "health/hab/zero_map_loss": 10.0,
+            "health/pab/loss": 3.0,
+            "health/pab/zero_map_loss": 3.0,
+        },
+        {
+            "step": 60,
+            "health/hab/loss": 5.0,
+            "health/hab/zero_map_loss": 10.0,
+            "health/hab/iou": 0.61,
+            "health/hab/constant_iou": 0.4,
+            "health/pab/loss": 2.9,
+            "health/pab/zero_map_loss": 3.0,
+            "health/pab/pck": 0.28,
+            "health/pab/constant_pck": 0.25,
+        },
+        {"step": 70, "total": 2.0},
+    ]
     metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
     health = last_measurement(metrics)
     assert health["step"] == 60 and health["health/pab/loss"] == 2.9
@@ -202,8 +223,13 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path, monkeypatch):
         assert (out / report / "report.html").is_file(), report
     for model in ("BoT", "DAAF-BoT"):  # 2 per ranking, with and without re-ranking
         assert len(list((out / "eval" / model / "ranklists").glob("*/*.png"))) == 4, model
-    for picture in ("loss_curves.png", "cmc_curves.png", "pictures/holistic_attention.png",
-                    "pictures/branch_outputs.png", "pictures/shuffle.png"):  # fmt: skip
+    for picture in (
+        "loss_curves.png",
+        "cmc_curves.png",
+        "pictures/holistic_attention.png",
+        "pictures/branch_outputs.png",
+        "pictures/shuffle.png",
+    ):
         assert (out / picture).stat().st_size > 1000, picture
 
     first_summary = (out / "summary.csv").read_text()

@@ -36,8 +36,11 @@ def test_the_cpu_twin_runs_every_path_and_reports_documented_figures(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run(
         [sys.executable, str(SCRIPT), "--device", "cpu", "--tiny", "--json", str(out)],
-        capture_output=True, text=True, env=env, timeout=600,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     report = json.loads(out.read_text())
     assert report["verdict"] == {
@@ -72,8 +75,14 @@ def test_the_cpu_twin_runs_every_path_and_reports_documented_figures(tmp_path):
     undocumented = {key for key in keys(report) if f"``{key}``" not in doc}
     assert not undocumented
     table = done.stdout
-    for row in ("| environment |", "| labeling |", "| training | daaf_trinet", "| evaluation |",
-                "| correctness | ddp |", "| verdict |"):  # fmt: skip
+    for row in (
+        "| environment |",
+        "| labeling |",
+        "| training | daaf_trinet",
+        "| evaluation |",
+        "| correctness | ddp |",
+        "| verdict |",
+    ):
         assert row in table
     assert table.rstrip().endswith("PASSED |")
 

@@ -42,7 +42,7 @@ def command_lines(tmp_path: Path) -> dict[str, tuple[list[str], bool]]:
                 str(existing),
             ],
             True,
-        ),  # fmt: skip
+        ),
     }
 
 

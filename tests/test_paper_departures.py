@@ -28,9 +28,17 @@ def test_one_table_with_a_reason_and_a_switch_per_row():
     assert len(re.findall(r"^\|---", text, re.M)) == 1, "docs/paper.md holds one table"
     rows = table_rows()
     places = [row[0] for row in rows]
-    for place in ("initial learning rate", "mask targets", "decoder nonlinearity",
-                  "PAB channel groups", "heatmap sigma", "keypoint score threshold",
-                  "missing keypoints", "Grad-CAM", "re-ranking distance"):  # fmt: skip
+    for place in (
+        "initial learning rate",
+        "mask targets",
+        "decoder nonlinearity",
+        "PAB channel groups",
+        "heatmap sigma",
+        "keypoint score threshold",
+        "missing keypoints",
+        "Grad-CAM",
+        "re-ranking distance",
+    ):
         assert any(p.startswith(place) for p in places), place
     for row in rows:
         assert len(row) == 5 and all(row), row

@@ -120,8 +120,9 @@ def test_a_pool_terminated_while_its_workers_start_ends():
     (daaf synth hung so in the test suite; a multiprocessing Pool started as daaf synth started
     it before hung within 50 rounds of this loop on an idle machine)."""
     script = POOLS.format(rounds=300)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "done"]  # and SIGTERM is not held afterwards
 
@@ -148,8 +149,9 @@ except {exception}:
 """
 
 
-@pytest.mark.parametrize("signame, exception", [("INT", "KeyboardInterrupt"),
-                                                ("TERM", "SystemExit")])  # fmt: skip
+@pytest.mark.parametrize(
+    "signame, exception", [("INT", "KeyboardInterrupt"), ("TERM", "SystemExit")]
+)
 def test_a_signal_while_workers_fork_is_acted_on_after_not_lost(signame, exception):
     """CPython runs a signal's handler inside an at-fork hook, whose exception it prints as
     "Exception ignored" and drops: a Ctrl-C that came as a DataLoader forked its workers did
@@ -157,7 +159,11 @@ def test_a_signal_while_workers_fork_is_acted_on_after_not_lost(signame, excepti
     the workers exist."""
     script = "from daaf.utils.processes import exit_on_sigterm; exit_on_sigterm()\n"
     script += AT_FORK.format(signal=signame, exception=exception)
-    plain, held = (subprocess.run([sys.executable, "-c", script, how], capture_output=True,
-                                  text=True, timeout=120) for how in ("plain", "held"))  # fmt: skip
+    plain, held = (
+        subprocess.run(
+            [sys.executable, "-c", script, how], capture_output=True, text=True, timeout=120
+        )
+        for how in ("plain", "held")
+    )
     assert plain.stdout.split() == ["carried", "on"] and "Exception ignored" in plain.stderr
     assert held.stdout.split() == ["stopped"] and held.stderr == ""

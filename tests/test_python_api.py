@@ -102,10 +102,13 @@ def test_the_evaluation_example_runs(capsys):
     query = np.arange(0, 40, 4)
     gallery = np.setdiff1d(np.arange(40), query)
     scope = {
-        "q_feats": feats[query], "g_feats": feats[gallery],
-        "q_pids": ids[query], "g_pids": ids[gallery],
-        "q_camids": cams[query], "g_camids": cams[gallery],
-    }  # fmt: skip
+        "q_feats": feats[query],
+        "g_feats": feats[gallery],
+        "q_pids": ids[query],
+        "g_pids": ids[gallery],
+        "q_camids": cams[query],
+        "g_camids": cams[gallery],
+    }
     (code,) = [e for e in examples() if "evaluate_rank" in e]
     exec(code, scope)
     assert scope["dist"].shape == (10, 30)

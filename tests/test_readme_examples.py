@@ -29,9 +29,18 @@ SECTIONS = "|".join(f.name for f in dataclasses.fields(Config))
 OVERRIDE = re.compile(rf"(?<![\w.])((?:{SECTIONS})\.\w+)=(\[\[.*?\]\]|\[.*?\]|[^\s`]*)")
 PLACEHOLDER = re.compile(r"[A-Z][A-Z_]*(/\w+)*")
 SMALL = ["model.depth=18", "model.pretrained=none"]  # before the example, which may change them
-TINY = ["data.height=64", "data.width=32", "data.pad=2", "data.num_identities=4",
-        "data.num_instances=2", "data.workers=0", "train.epochs=1", "train.iters_per_epoch=1",
-        "data.pre_crop_size=null", *SMALL]  # fmt: skip
+TINY = [
+    "data.height=64",
+    "data.width=32",
+    "data.pad=2",
+    "data.num_identities=4",
+    "data.num_instances=2",
+    "data.workers=0",
+    "train.epochs=1",
+    "train.iters_per_epoch=1",
+    "data.pre_crop_size=null",
+    *SMALL,
+]
 
 
 def readme_code() -> list[str]:
@@ -49,9 +58,12 @@ def config_comments() -> list[str]:
 
 
 EXAMPLES = sorted(
-    {f"{m[1]}={m[2].rstrip('.,;:')}"  # a full stop of the surrounding sentence is not the value's
-     for text in readme_code() + config_comments() for m in OVERRIDE.finditer(text)}
-)  # fmt: skip
+    {
+        f"{m[1]}={m[2].rstrip('.,;:')}"  # a full stop of the surrounding sentence is not the value's
+        for text in readme_code() + config_comments()
+        for m in OVERRIDE.finditer(text)
+    }
+)
 
 
 def test_the_docs_show_examples():
@@ -102,9 +114,12 @@ def test_the_readme_train_commands_run_as_written(tiny_dataset, tmp_path, monkey
     assert any("--resume" in c for c in commands) and any("--resume" not in c for c in commands)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "configs").symlink_to(REPO / "configs")
-    stand_in = {"DATA": str(tiny_dataset), "DIR": str(tiny_dataset),
-                "DATA/annotations": str(tiny_dataset / "annotations"),
-                "STORE": str(tiny_dataset / "annotations")}  # fmt: skip
+    stand_in = {
+        "DATA": str(tiny_dataset),
+        "DIR": str(tiny_dataset),
+        "DATA/annotations": str(tiny_dataset / "annotations"),
+        "STORE": str(tiny_dataset / "annotations"),
+    }
     for args in commands:
         args = [re.sub(r"=(.+)$", lambda m: "=" + stand_in.get(m[1], m[1]), a) for a in args]
         args = [a if a.startswith("--") else stand_in.get(a, a) for a in args]

@@ -26,8 +26,19 @@ def nan_model(tiny_model, folder):
 def test_evaluate_refusing_a_nan_model_leaves_no_out(tiny_dataset, tiny_model, tmp_path):
     """It left an --out holding only daaf's marker; now the folders it made go with it."""
     out = tmp_path / "runs" / "eval"
-    args = ["evaluate", "--model", str(nan_model(tiny_model, tmp_path / "nan")), "--dataset",
-            "market1501", "--root", str(tiny_dataset), "--workers", "0", "--out", str(out)]  # fmt: skip
+    args = [
+        "evaluate",
+        "--model",
+        str(nan_model(tiny_model, tmp_path / "nan")),
+        "--dataset",
+        "market1501",
+        "--root",
+        str(tiny_dataset),
+        "--workers",
+        "0",
+        "--out",
+        str(out),
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1, result.output
     assert "values of the query features are not finite" in result.output.splitlines()[-1]
@@ -36,8 +47,15 @@ def test_evaluate_refusing_a_nan_model_leaves_no_out(tiny_dataset, tiny_model, t
 
 def test_compare_names_a_queries_csv_that_is_a_fifo(tmp_path):
     os.mkfifo(tmp_path / "conditions.csv")
-    args = ["compare", "--baseline", str(tmp_path), "--candidate", str(tmp_path), "--queries",
-            f"{tmp_path / 'conditions.csv'}:occluded"]  # fmt: skip
+    args = [
+        "compare",
+        "--baseline",
+        str(tmp_path),
+        "--candidate",
+        str(tmp_path),
+        "--queries",
+        f"{tmp_path / 'conditions.csv'}:occluded",
+    ]
     result = finishes(lambda: CliRunner().invoke(main, args))
     assert result.exit_code == 1
     assert result.output.splitlines() == [

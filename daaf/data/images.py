@@ -87,9 +87,14 @@ def find_unreadable(
     paths = list(paths)
     with ThreadPoolExecutor(threads) as pool:
         problems = list(
-            tqdm(pool.map(image_problem, paths), total=len(paths), desc="decode", unit="img",
-                 disable=not progress)
-        )  # fmt: skip
+            tqdm(
+                pool.map(image_problem, paths),
+                total=len(paths),
+                desc="decode",
+                unit="img",
+                disable=not progress,
+            )
+        )
     return [(path, problem) for path, problem in zip(paths, problems, strict=True) if problem]
 
 

@@ -47,8 +47,20 @@ from daaf.utils.options import BATCH_SIZE, BOOTSTRAP, RANK_LISTS, SEED, WORKERS,
 @click.option(
     "--out", "out_dir", default="eval", show_default=True, type=click.Path(file_okay=False)
 )
-def evaluate(model_path, trust_torchscript, dataset, root, rerank, flip, metric, batch_size,
-             workers, device, num_ranklists, out_dir) -> None:  # fmt: skip
+def evaluate(
+    model_path,
+    trust_torchscript,
+    dataset,
+    root,
+    rerank,
+    flip,
+    metric,
+    batch_size,
+    workers,
+    device,
+    num_ranklists,
+    out_dir,
+) -> None:
     """mAP, CMC and mINP of a model on a dataset's query/gallery; metrics files and pictures.
 
     per_query.csv has one row per query and ranking: image_path, pid, camid, ap (0-1),
@@ -72,10 +84,19 @@ def evaluate(model_path, trust_torchscript, dataset, root, rerank, flip, metric,
     check_dataset_images(data, ("query", "gallery"))  # before the output folder is created
     with marked_output(out_dir, EVALUATION_KIND):
         table = evaluate_model(
-            model, meta, data, Path(out_dir), torch_device, metric=metric, rerank=rerank,
-            flip=flip, batch_size=batch_size, workers=workers, num_ranklists=num_ranklists,
+            model,
+            meta,
+            data,
+            Path(out_dir),
+            torch_device,
+            metric=metric,
+            rerank=rerank,
+            flip=flip,
+            batch_size=batch_size,
+            workers=workers,
+            num_ranklists=num_ranklists,
             model_name=model_label(Path(model_path)),
-        )  # fmt: skip
+        )
     click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     click.echo(
         f"written to {out_dir}/ (report.html, metrics.json, metrics.csv, per_query.csv, "
@@ -116,20 +137,44 @@ def _query_conditions(ctx: click.Context, param: click.Parameter, values: tuple[
 
 
 @click.command("compare", cls=_SeveralFolders)
-@click.option("--baseline", "baseline_dirs", multiple=True, required=True, type=FOLDERS,
-              metavar="DIR [DIR ...]", help="Evaluation folder(s) of the baseline; several = seeds.")  # fmt: skip
-@click.option("--candidate", "candidate_dirs", multiple=True, required=True, type=FOLDERS,
-              metavar="DIR [DIR ...]", help="Evaluation folder(s) of the candidate; several = seeds.")  # fmt: skip
-@click.option("--bootstrap", type=BOOTSTRAP, default=10000, show_default=True,
-              help="Bootstrap resamples.")  # fmt: skip
+@click.option(
+    "--baseline",
+    "baseline_dirs",
+    multiple=True,
+    required=True,
+    type=FOLDERS,
+    metavar="DIR [DIR ...]",
+    help="Evaluation folder(s) of the baseline; several = seeds.",
+)
+@click.option(
+    "--candidate",
+    "candidate_dirs",
+    multiple=True,
+    required=True,
+    type=FOLDERS,
+    metavar="DIR [DIR ...]",
+    help="Evaluation folder(s) of the candidate; several = seeds.",
+)
+@click.option(
+    "--bootstrap", type=BOOTSTRAP, default=10000, show_default=True, help="Bootstrap resamples."
+)
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the resampling.")
-@click.option("--queries", "conditions", multiple=True, metavar="CSV:COLUMN[=VALUE]",
-              callback=_query_conditions,
-              help="Compare only the queries whose image_path has COLUMN = VALUE (1 if not "
-                   "given) in CSV, e.g. DATA/conditions.csv:occluded=1; repeated: all must hold.")  # fmt: skip
+@click.option(
+    "--queries",
+    "conditions",
+    multiple=True,
+    metavar="CSV:COLUMN[=VALUE]",
+    callback=_query_conditions,
+    help="Compare only the queries whose image_path has COLUMN = VALUE (1 if not "
+    "given) in CSV, e.g. DATA/conditions.csv:occluded=1; repeated: all must hold.",
+)
 @click.option("--json", "as_json", is_flag=True, help="End with one line of JSON (percent).")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False),
-              help="Also write report.html and bootstrap.png into this folder.")  # fmt: skip
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    help="Also write report.html and bootstrap.png into this folder.",
+)
 def compare(baseline_dirs, candidate_dirs, bootstrap, seed, conditions, as_json, out_dir) -> None:
     """Paired candidate - baseline of mAP, Rank-1 and mINP from `daaf evaluate` folders, with a
     95% CI from an identity-level bootstrap (resample query identities, 2.5-97.5 percentiles).
@@ -144,8 +189,14 @@ def compare(baseline_dirs, candidate_dirs, bootstrap, seed, conditions, as_json,
     if out_dir:
         check_output_dir(out_dir, COMPARISON_KIND)
     queries, label = comparing.select_queries(conditions) if conditions else (None, "")
-    result = comparing.compare_runs(list(baseline_dirs), list(candidate_dirs), bootstrap, seed,
-                                    queries=queries, queries_label=label)  # fmt: skip
+    result = comparing.compare_runs(
+        list(baseline_dirs),
+        list(candidate_dirs),
+        bootstrap,
+        seed,
+        queries=queries,
+        queries_label=label,
+    )
     click.echo(comparing.format_table(result, baseline_dirs, candidate_dirs, seed))
     if out_dir:
         from daaf.evaluation.report import write_comparison_report

@@ -87,12 +87,14 @@ def read_per_query(eval_dir: Path) -> pd.DataFrame:
     _check_values(table, path)
     table[list(VALUE_RANGES)] = table[list(VALUE_RANGES)].apply(pd.to_numeric)
     plain = table[table["reranked"] == 0].set_index("image_path")
-    return pd.DataFrame({
-        "pid": plain["pid"],
-        "mAP": plain["ap"],
-        "rank1": (plain["first_hit"] == 1).astype(float).where(plain["first_hit"].notna()),
-        "mINP": plain["inp"],
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "pid": plain["pid"],
+            "mAP": plain["ap"],
+            "rank1": (plain["first_hit"] == 1).astype(float).where(plain["first_hit"].notna()),
+            "mINP": plain["inp"],
+        }
+    )
 
 
 def _same_queries(a: pd.DataFrame, b: pd.DataFrame, a_name: str, b_name: str) -> None:
@@ -104,8 +106,10 @@ def _same_queries(a: pd.DataFrame, b: pd.DataFrame, a_name: str, b_name: str) ->
 
     only_a, only_b = a.index.difference(b.index), b.index.difference(a.index)
     if len(only_a) or len(only_b):
-        parts = [f"only in {a_name}: {listed(only_a)}" if len(only_a) else "",
-                 f"only in {b_name}: {listed(only_b)}" if len(only_b) else ""]  # fmt: skip
+        parts = [
+            f"only in {a_name}: {listed(only_a)}" if len(only_a) else "",
+            f"only in {b_name}: {listed(only_b)}" if len(only_b) else "",
+        ]
         raise DaafError(
             f"{a_name} and {b_name} hold different queries ("
             + "; ".join(p for p in parts if p)
@@ -210,8 +214,10 @@ def compare_runs(
     """
     if resamples < 1:
         raise DaafError(f"--bootstrap must be at least 1, got {resamples}")
-    sides = {"baseline": [Path(d) for d in baseline_dirs],
-             "candidate": [Path(d) for d in candidate_dirs]}  # fmt: skip
+    sides = {
+        "baseline": [Path(d) for d in baseline_dirs],
+        "candidate": [Path(d) for d in candidate_dirs],
+    }
     runs = {side: [read_per_query(d) for d in dirs] for side, dirs in sides.items()}
     reference = runs["baseline"][0]
     for side, dirs in sides.items():
@@ -276,8 +282,10 @@ def _kept_queries(
         )
     kept = valid & chosen
     if not kept.any():
-        raise DaafError(f"queries {label}: none of its {int(chosen.sum())} queries in {where} "
-                        "has a positive in the gallery")  # fmt: skip
+        raise DaafError(
+            f"queries {label}: none of its {int(chosen.sum())} queries in {where} "
+            "has a positive in the gallery"
+        )
     return kept
 
 

@@ -64,7 +64,7 @@ def query_gallery_features(
             workers=workers,
             flip=flip,
             desc=f"{split} features",
-        )  # fmt: skip
+        )
         for split in ("query", "gallery")
     ]
     return feats[0], feats[1]
@@ -87,10 +87,12 @@ def rank(
     else:
         distmat = compute_distance(q_feats, g_feats, metric, device=on)
     ids = {
-        split: (np.array([s.pid for s in dataset.split(split)]),
-                np.array([s.camid for s in dataset.split(split)]))
+        split: (
+            np.array([s.pid for s in dataset.split(split)]),
+            np.array([s.camid for s in dataset.split(split)]),
+        )
         for split in ("query", "gallery")
-    }  # fmt: skip
+    }
     result = evaluate_rank(
         distmat, ids["query"][0], ids["gallery"][0], ids["query"][1], ids["gallery"][1], device=on
     )
@@ -116,15 +118,17 @@ def per_query_table(result: RankResult, queries: list, reranked: bool) -> pd.Dat
     reranked (0/1). A query without a positive in the gallery (same identity, other camera) keeps
     its row with ap, first_hit and inp empty: it is left out of mAP, CMC and mINP, so the mean of
     the non-empty ap values is the mAP of metrics.json."""
-    return pd.DataFrame({
-        "image_path": [s.path for s in queries],
-        "pid": [s.pid for s in queries],
-        "camid": [s.camid for s in queries],
-        "ap": result.ap,
-        "first_hit": pd.array(result.first_hit, dtype="Int64"),
-        "inp": result.inp,
-        "reranked": int(reranked),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "image_path": [s.path for s in queries],
+            "pid": [s.pid for s in queries],
+            "camid": [s.camid for s in queries],
+            "ap": result.ap,
+            "first_hit": pd.array(result.first_hit, dtype="Int64"),
+            "inp": result.inp,
+            "reranked": int(reranked),
+        }
+    )
 
 
 def evaluate_model(
@@ -160,13 +164,26 @@ def evaluate_model(
     for use_rerank in (False, True) if rerank else (False,):
         distmat, result = rank(q_feats, g_feats, dataset, metric, use_rerank, device)
         label = "re-ranked" if use_rerank else "plain"
-        rows.append({"dataset": dataset.name, "ranking": label, "metric": metric, "flip": flip,
-                     **result.summary()})  # fmt: skip
+        rows.append(
+            {
+                "dataset": dataset.name,
+                "ranking": label,
+                "metric": metric,
+                "flip": flip,
+                **result.summary(),
+            }
+        )
         curves[label] = result.cmc
         per_query.append(per_query_table(result, dataset.query, use_rerank))
         matches.append(top_matches(distmat, result, dataset).assign(reranked=int(use_rerank)))
-        save_rank_lists(distmat, result, dataset, out_dir / "ranklists" / label, num_ranklists,
-                        label=f"{model_name}, {label} ranking")  # fmt: skip
+        save_rank_lists(
+            distmat,
+            result,
+            dataset,
+            out_dir / "ranklists" / label,
+            num_ranklists,
+            label=f"{model_name}, {label} ranking",
+        )
     table = pd.DataFrame(rows)
     if dataset.name in PARTIAL_DATASETS:
         table = table[

@@ -62,8 +62,10 @@ def extract_features(
     """float32 (N, D) embeddings; with ``flip`` the mean of the image's and its mirror's."""
     device = resolve_device(device)
     loader = build_loader(EvalSet(samples, image_dir, meta), device, workers, batch_size=batch_size)
-    feats = [embed_batch(model, images, meta, device, flip)
-             for images in tqdm(loader, desc=desc, leave=False)]  # fmt: skip
+    feats = [
+        embed_batch(model, images, meta, device, flip)
+        for images in tqdm(loader, desc=desc, leave=False)
+    ]
     if not feats:
         return np.zeros((0, meta.get("embedding_dim") or 0), np.float32)
     embeddings = torch.cat(feats).numpy()

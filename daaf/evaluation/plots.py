@@ -92,10 +92,13 @@ def save_rank_lists(
         matches = [bool(g_pids[g] == sample.pid) for g in ranking]
         draw_rank_list(
             rank_tile(dataset.image_dir / sample.path, None),
-            [rank_tile(dataset.image_dir / gallery[g].path, GREEN if m else RED)
-             for g, m in zip(ranking, matches, strict=True)],
-            path, title,
-        )  # fmt: skip
+            [
+                rank_tile(dataset.image_dir / gallery[g].path, GREEN if m else RED)
+                for g, m in zip(ranking, matches, strict=True)
+            ],
+            path,
+            title,
+        )
         paths.append(path)
     return paths
 
@@ -126,13 +129,20 @@ def draw_rank_list(
     for side in ax.spines.values():
         side.set_visible(False)
     ax.set_title(textwrap.fill(title, int(fig.get_figwidth() * 14)), fontsize=7)
-    handles = [Patch(fc="none", ec=np.array(GREEN) / 255, lw=2, label="same identity (true match)"),
-               Patch(fc="none", ec=np.array(RED) / 255, lw=2, label="other identity"),
-               Patch(fc="none", ec=np.array(JUNK) / 255, lw=2,
-                     label="same identity, same camera (junk, ignored)")]  # fmt: skip
+    handles = [
+        Patch(fc="none", ec=np.array(GREEN) / 255, lw=2, label="same identity (true match)"),
+        Patch(fc="none", ec=np.array(RED) / 255, lw=2, label="other identity"),
+        Patch(
+            fc="none",
+            ec=np.array(JUNK) / 255,
+            lw=2,
+            label="same identity, same camera (junk, ignored)",
+        ),
+    ]
     if legend:
-        fig.legend(handles=handles[:legend], loc="lower center", ncol=legend, fontsize=7,
-                   frameon=False)  # fmt: skip
+        fig.legend(
+            handles=handles[:legend], loc="lower center", ncol=legend, fontsize=7, frameon=False
+        )
     fig.tight_layout(rect=(0, 0.08 if legend else 0, 1, 1))
     fig.savefig(path, dpi=100, bbox_inches="tight")  # long titles and captions stay whole
     plt.close(fig)

@@ -81,18 +81,25 @@ def _esc(value) -> str:
 
 def page(title: str, body: list[str]) -> str:
     """A whole HTML document: inline style, no script, no external resource."""
-    return "\n".join([
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_esc(title)}</title><style>{STYLE}</style></head><body>", *body, "</body></html>",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            f"<title>{_esc(title)}</title><style>{STYLE}</style></head><body>",
+            *body,
+            "</body></html>",
+        ]
+    )
 
 
 def legend() -> str:
     """What the frames' colours mean, in words."""
-    words = {"true match": "true match (same identity, other camera)",
-             "false match": "false match (other identity)",
-             "junk": "junk (same identity and camera: ignored by the metric)"}  # fmt: skip
+    words = {
+        "true match": "true match (same identity, other camera)",
+        "false match": "false match (other identity)",
+        "junk": "junk (same identity and camera: ignored by the metric)",
+    }
     spans = [
         f'<span><i style="border-color:{COLORS[k]}"></i>{_esc(v)}</span>' for k, v in words.items()
     ]
@@ -149,9 +156,13 @@ def top_matches(
 
 
 def _ranklist_section(
-    title: str, chosen: list[int], per_query: pd.DataFrame, matches: pd.DataFrame,
-    image_dir: Path, thumbs: Thumbnails,
-) -> list[str]:  # fmt: skip
+    title: str,
+    chosen: list[int],
+    per_query: pd.DataFrame,
+    matches: pd.DataFrame,
+    image_dir: Path,
+    thumbs: Thumbnails,
+) -> list[str]:
     out = [f"<h3>{_esc(title)}</h3>"]
     groups = dict(tuple(matches.groupby("image_path", sort=False)))
     for place, q in enumerate(chosen, start=1):
@@ -159,16 +170,22 @@ def _ranklist_section(
         items = groups[row.image_path].assign(
             gallery_path=lambda t: [image_dir / p for p in t.gallery_path]
         )
-        head = (f"{place}. <b>{_esc(row.image_path)}</b> (id {row.pid}, cam {row.camid}): "
-                f"AP {row.ap:.3f}, first true match at rank {int(row.first_hit)}")  # fmt: skip
+        head = (
+            f"{place}. <b>{_esc(row.image_path)}</b> (id {row.pid}, cam {row.camid}): "
+            f"AP {row.ap:.3f}, first true match at rank {int(row.first_hit)}"
+        )
         out.append(ranklist_html(head, image_dir / row.image_path, items, thumbs))
     return out
 
 
 def write_evaluation_report(
-    out_dir: Path, table: pd.DataFrame, per_query: pd.DataFrame, matches: pd.DataFrame,
-    dataset: ReIDDataset, model_name: str,
-) -> Path:  # fmt: skip
+    out_dir: Path,
+    table: pd.DataFrame,
+    per_query: pd.DataFrame,
+    matches: pd.DataFrame,
+    dataset: ReIDDataset,
+    model_name: str,
+) -> Path:
     """report.html: metrics, CMC curve (cmc.png), AP by query camera, and the rank lists of the
     :data:`SHOWN` worst and best queries of the plain ranking (``per_query`` and ``matches``:
     its rows of per_query.csv and top_matches.csv)."""
@@ -190,17 +207,32 @@ def write_evaluation_report(
         f'<p class="note">{len(per_query)} queries ({skipped} without a true match in the gallery, '
         f"left out of the metrics), {len(dataset.gallery)} gallery images. Written by "
         "<code>daaf evaluate</code>; the numbers are in metrics.csv and per_query.csv.</p>",
-        "<h2>Metrics (percent)</h2>", table_html(table),
-        "<h2>CMC curve</h2>", '<img class="plot" src="cmc.png" alt="CMC curve">',
+        "<h2>Metrics (percent)</h2>",
+        table_html(table),
+        "<h2>CMC curve</h2>",
+        '<img class="plot" src="cmc.png" alt="CMC curve">',
         "<h2>AP by query camera</h2>",
         '<table class="num"><tr><th>camera</th><th>queries</th><th>mAP</th><th></th></tr>'
         f"{cam_rows}</table>",
-        f"<h2>Rank lists (plain ranking, top {TOP})</h2>", legend(),
-        *_ranklist_section(f"The {len(worst)} worst queries by AP", worst, per_query, matches,
-                           dataset.image_dir, thumbs),
-        *_ranklist_section(f"The {len(best)} best queries by AP", best, per_query, matches,
-                           dataset.image_dir, thumbs),
-    ]  # fmt: skip
+        f"<h2>Rank lists (plain ranking, top {TOP})</h2>",
+        legend(),
+        *_ranklist_section(
+            f"The {len(worst)} worst queries by AP",
+            worst,
+            per_query,
+            matches,
+            dataset.image_dir,
+            thumbs,
+        ),
+        *_ranklist_section(
+            f"The {len(best)} best queries by AP",
+            best,
+            per_query,
+            matches,
+            dataset.image_dir,
+            thumbs,
+        ),
+    ]
     path = Path(out_dir) / "report.html"
     path.write_text(page(f"{model_name} on {dataset.name}", body), encoding="utf-8")
     return path
@@ -208,8 +240,11 @@ def write_evaluation_report(
 
 def write_evaluation_record(out_dir: Path, dataset: ReIDDataset, model_name: str) -> None:
     """evaluation.json: what a comparison report needs to show this folder's rank lists."""
-    record = {"dataset": dataset.name, "image_dir": os.path.abspath(dataset.image_dir),
-              "model": model_name}  # fmt: skip
+    record = {
+        "dataset": dataset.name,
+        "image_dir": os.path.abspath(dataset.image_dir),
+        "model": model_name,
+    }
     (Path(out_dir) / "evaluation.json").write_text(json.dumps(record, indent=2))
 
 
@@ -235,8 +270,10 @@ class _Side:
     def ranklist(self, image_path: str, thumbs: Thumbnails, name: str) -> str:
         """This side's rank list of a query, or a note saying why there is none."""
         if self.matches is None:
-            return (f'<p class="note">{_esc(name)}: no top_matches.csv in {_esc(self.eval_dir)} '
-                    "(evaluated by an older daaf; evaluate again to see rank lists)</p>")  # fmt: skip
+            return (
+                f'<p class="note">{_esc(name)}: no top_matches.csv in {_esc(self.eval_dir)} '
+                "(evaluated by an older daaf; evaluate again to see rank lists)</p>"
+            )
         items = self.matches[self.matches["image_path"] == image_path]
         items = items.assign(gallery_path=[self.image_dir / p for p in items["gallery_path"]])
         row = self.per_query[self.per_query["image_path"] == image_path].iloc[0]
@@ -247,21 +284,32 @@ class _Side:
 
 
 def write_comparison_report(
-    out_dir: Path, result, baseline_dirs: list[Path], candidate_dirs: list[Path], seed: int,
+    out_dir: Path,
+    result,
+    baseline_dirs: list[Path],
+    candidate_dirs: list[Path],
+    seed: int,
     bootstrap_png: str = "bootstrap.png",
-) -> Path:  # fmt: skip
+) -> Path:
     """report.html of ``daaf compare --out DIR``: the paired differences and their CIs, the
     bootstrap histograms, and the :data:`SHOWN` queries the candidate improved and hurt most,
     with the first baseline and first candidate run's rank lists side by side."""
     from daaf.evaluation.compare import runs_label
 
     thumbs = Thumbnails(out_dir)
-    rows = pd.DataFrame([
-        {"metric": name, "baseline": m["baseline"], "candidate": m["candidate"],
-         "delta": m["delta"], "95% CI": f"[{m['ci95'][0]:+.2f}, {m['ci95'][1]:+.2f}]",
-         "P(delta <= 0)": f"{m['p_le_0']:.3f}"}
-        for name, m in result.metrics.items()
-    ])  # fmt: skip
+    rows = pd.DataFrame(
+        [
+            {
+                "metric": name,
+                "baseline": m["baseline"],
+                "candidate": m["candidate"],
+                "delta": m["delta"],
+                "95% CI": f"[{m['ci95'][0]:+.2f}, {m['ci95'][1]:+.2f}]",
+                "P(delta <= 0)": f"{m['p_le_0']:.3f}",
+            }
+            for name, m in result.metrics.items()
+        ]
+    )
     delta = (result.per_query["candidate"] - result.per_query["baseline"]).sort_values(
         kind="stable"
     )
@@ -292,7 +340,8 @@ def write_comparison_report(
         f"{result.queries} queries of {result.identities} identities; 95% CI from "
         f"{len(result.bootstrap)} identity-level bootstrap resamples (seed {seed}). "
         "Written by <code>daaf compare</code>.</p>",
-        "<h2>Paired differences (percent points)</h2>", table_html(rows),
+        "<h2>Paired differences (percent points)</h2>",
+        table_html(rows),
         "<h2>Bootstrap distributions</h2>",
         f'<img class="plot" src="{_esc(bootstrap_png)}" alt="bootstrap histograms">',
         f"<h2>Queries that changed most (AP, top {TOP} of each side)</h2>",
@@ -301,7 +350,7 @@ def write_comparison_report(
         legend(),
         *section("Most improved by the candidate", improved),
         *section("Most hurt by the candidate", hurt),
-    ]  # fmt: skip
+    ]
     path = Path(out_dir) / "report.html"
     path.write_text(page("daaf compare", body), encoding="utf-8")
     return path

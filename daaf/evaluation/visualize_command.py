@@ -95,7 +95,7 @@ def render_all(
                 meta["pixel_std"],
             )
             for s in samples
-        ]  # fmt: skip
+        ]
     ).to(device)
     rgb = vis.denormalize(images, meta["pixel_mean"], meta["pixel_std"])
     labeler_mask = labeler_kps = None
@@ -134,28 +134,39 @@ def render_all(
     note = vis.describe_components(dim, components, seed) if dim else f"components={components}"
     maps = vis.holistic_attention(model, images, components, seed, jitter=jitter)
     base_maps = (
-        None if base is None
+        None
+        if base is None
         else vis.holistic_attention(base, images, components, seed, jitter=jitter)
-    )  # fmt: skip
+    )
     vis.save_attention_figure(
-        rgb, base_maps, maps, written("holistic_attention.png"),
+        rgb,
+        base_maps,
+        maps,
+        written("holistic_attention.png"),
         title=f"holistic attention of {shown}: Grad-CAM of the embedding on layer1 (eq. 7), "
-        f"{note}; {smoothing}", names=models,
-    )  # fmt: skip
+        f"{note}; {smoothing}",
+        names=models,
+    )
     # Fig. 6: one map per channel group, as the PAB splits the last feature map.
     names = _group_names(model)
     groups = len(names) if names else 6
     maps = vis.partial_attention(model, images, groups, components, seed, jitter=jitter)
     base_maps = (
-        None if base is None
+        None
+        if base is None
         else vis.partial_attention(base, images, groups, components, seed, jitter=jitter)
-    )  # fmt: skip
+    )
     detail = f"at most {components} components each, seed {seed}" if components else "exact"
     vis.save_partial_attention_figure(
-        rgb, maps, written("partial_attention.png"), base_maps, names,
+        rgb,
+        maps,
+        written("partial_attention.png"),
+        base_maps,
+        names,
         title=f"partial attention of {shown}: {groups} channel groups (eq. 8, {detail}); "
-        f"{smoothing}", model_names=models,
-    )  # fmt: skip
+        f"{smoothing}",
+        model_names=models,
+    )
     # Fig. 7-9: the branches, which only a training checkpoint keeps.
     if not hasattr(model, "branch_outputs"):
         report["notes"].append(GRADCAM_ONLY_NOTE)
@@ -164,19 +175,27 @@ def render_all(
     else:
         hab_mask, heatmaps = vis.branch_outputs(model, images)
         vis.save_branch_figure(
-            rgb, labeler_mask, labeler_kps, hab_mask, heatmaps, written("branch_outputs.png"),
+            rgb,
+            labeler_mask,
+            labeler_kps,
+            hab_mask,
+            heatmaps,
+            written("branch_outputs.png"),
             title=f"{model_name} on {dataset} {split}: HAB and PAB outputs at inference beside "
             "the labels",
-        )  # fmt: skip
+        )
         if vis.supports_shuffle(model):
             grid = vis.shuffle_grid(model, images)
             score = vis.decoupling_score(grid, model.pab.groups, labeler_kps)
             report["decoupling"] = score
             vis.save_shuffle_figure(
-                grid[0], written("shuffle.png"), rgb[0], names,
+                grid[0],
+                written("shuffle.png"),
+                rgb[0],
+                names,
                 title=f"{model_name} on {dataset} {split} ({samples[0].path}): 1x1 conv shuffle, "
                 "rows = feature groups, columns = 1x1 convs",
-            )  # fmt: skip
+            )
         else:
             report["notes"].append(
                 "no 1x1 conv shuffle: the PAB is not grouped with a shared decoder"
@@ -213,8 +232,14 @@ def render_all(
     default="query",
     show_default=True,
 )
-@click.option("--n", "n", default=8, show_default=True, type=PICTURE_IMAGES,
-              help="Images, spread over the split.")  # fmt: skip
+@click.option(
+    "--n",
+    "n",
+    default=8,
+    show_default=True,
+    type=PICTURE_IMAGES,
+    help="Images, spread over the split.",
+)
 @click.option(
     "--components",
     default=256,
@@ -235,18 +260,39 @@ def render_all(
 @click.option(
     "--out", "out_dir", default="pictures", show_default=True, type=click.Path(file_okay=False)
 )
-def visualize(model_path, base_model_path, dataset, root, annotations, split, n, components, seed,
-              jitter, device, out_dir) -> None:  # fmt: skip
+def visualize(
+    model_path,
+    base_model_path,
+    dataset,
+    root,
+    annotations,
+    split,
+    n,
+    components,
+    seed,
+    jitter,
+    device,
+    out_dir,
+) -> None:
     """Grad-CAM attention maps, HAB/PAB outputs and the 1x1 conv shuffle (paper Fig. 5-9)."""
     from daaf.utils.files import check_output_dir, marked_output
 
     check_output_dir(out_dir, PICTURES_KIND)
     with marked_output(out_dir, PICTURES_KIND):
         report = render_all(
-            Path(model_path), base_model_path and Path(base_model_path), dataset, Path(root),
-            annotations and Path(annotations), Path(out_dir), device, split, n, components,
-            seed, jitter,
-        )  # fmt: skip
+            Path(model_path),
+            base_model_path and Path(base_model_path),
+            dataset,
+            Path(root),
+            annotations and Path(annotations),
+            Path(out_dir),
+            device,
+            split,
+            n,
+            components,
+            seed,
+            jitter,
+        )
     for note in report["notes"]:
         click.echo(f"note: {note}")
     score = report["decoupling"]

@@ -32,10 +32,21 @@ class _SearchArgs(_SeveralFolders):
 
 @click.command("embed", cls=_EmbedArgs)
 @click.option("--model", "model_path", required=True, type=click.Path(exists=True), help=MODEL_HELP)
-@click.option("--images", "images", multiple=True, required=True, metavar="PATH [PATH ...]",
-              help="Folders (searched recursively), image files, or text lists of images.")  # fmt: skip
-@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
-              help="The HDF5 file to write (docs/embeddings.md).")  # fmt: skip
+@click.option(
+    "--images",
+    "images",
+    multiple=True,
+    required=True,
+    metavar="PATH [PATH ...]",
+    help="Folders (searched recursively), image files, or text lists of images.",
+)
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The HDF5 file to write (docs/embeddings.md).",
+)
 @click.option(
     "--resume", is_flag=True, help="Continue an interrupted --out after its last complete chunk."
 )
@@ -102,23 +113,46 @@ def _queries(sources: tuple[str, ...], embedder: Embedder) -> tuple[list[Path], 
 
 
 @click.command("search", cls=_SearchArgs)
-@click.option("--gallery", required=True, type=click.Path(dir_okay=False),
-              help="Embedding file of the gallery (`daaf embed`).")  # fmt: skip
-@click.option("--query", "queries", multiple=True, required=True, metavar="IMAGE|FEATS.h5 [...]",
-              help="Query images (files, folders, lists) or embedding files.")  # fmt: skip
+@click.option(
+    "--gallery",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Embedding file of the gallery (`daaf embed`).",
+)
+@click.option(
+    "--query",
+    "queries",
+    multiple=True,
+    required=True,
+    metavar="IMAGE|FEATS.h5 [...]",
+    help="Query images (files, folders, lists) or embedding files.",
+)
 @click.option("--model", "model_path", required=True, type=click.Path(exists=True), help=MODEL_HELP)
 @click.option("--top", default=10, show_default=True, type=TOP, help="Gallery images per query.")
-@click.option("--rerank", is_flag=True,
-              help="k-reciprocal re-ranking of each query's 100 nearest (k1=20, k2=6, lambda=0.3).")  # fmt: skip
-@click.option("--metric", type=click.Choice(["euclidean", "cosine"]), default=None,
-              help="Distance (default: the model's, as `daaf evaluate`).")  # fmt: skip
-@click.option("--pids", "pids_dataset", default=None, metavar="DATASET",
-              help="Mark true and false matches with this dataset's identities (needs --root).")  # fmt: skip
+@click.option(
+    "--rerank",
+    is_flag=True,
+    help="k-reciprocal re-ranking of each query's 100 nearest (k1=20, k2=6, lambda=0.3).",
+)
+@click.option(
+    "--metric",
+    type=click.Choice(["euclidean", "cosine"]),
+    default=None,
+    help="Distance (default: the model's, as `daaf evaluate`).",
+)
+@click.option(
+    "--pids",
+    "pids_dataset",
+    default=None,
+    metavar="DATASET",
+    help="Mark true and false matches with this dataset's identities (needs --root).",
+)
 @click.option("--root", type=click.Path(file_okay=False), help="The --pids dataset's root.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
-def search(gallery, queries, model_path, top, rerank, metric, pids_dataset, root, device,
-           out_dir) -> None:  # fmt: skip
+def search(
+    gallery, queries, model_path, top, rerank, metric, pids_dataset, root, device, out_dir
+) -> None:
     """The --top nearest gallery images of each query: results.csv (query, rank, gallery_path,
     distance) and one rank-list picture per query in OUT/ranklists/. The gallery is read in
     blocks of 8,192 rows, so its size is bounded by the disk, not the memory."""
@@ -158,8 +192,15 @@ def search(gallery, queries, model_path, top, rerank, metric, pids_dataset, root
         )
     ranking = "re-ranked" if rerank else metric
     with marked_output(out_dir, SEARCH_KIND):
-        path = write_results(Path(out_dir), query_paths, items, distances, indices, identities,
-                             label=f"{model_label(Path(model_path))}, {ranking}")  # fmt: skip
+        path = write_results(
+            Path(out_dir),
+            query_paths,
+            items,
+            distances,
+            indices,
+            identities,
+            label=f"{model_label(Path(model_path))}, {ranking}",
+        )
     click.echo(
         f"written: {path} ({len(query_paths)} queries x top {indices.shape[1]}, {ranking} "
         f"distances) and {Path(out_dir) / 'ranklists'}/ ({len(query_paths)} pictures)"

@@ -115,10 +115,17 @@ class Embedder:
         self, paths: Sequence[Path], progress: bool, done: int = 0
     ) -> Iterator[tuple[np.ndarray, list[str]]]:
         """``(features of the batch's readable images, problem per image or "")`` per batch."""
-        loader = build_loader(ImageFiles(paths, self.meta), self.device, self.workers,
-                              batch_size=self.batch_size)  # fmt: skip
-        with tqdm(total=len(paths) + done, initial=done, unit="img", desc="embed",
-                  disable=not progress, leave=False) as bar:  # fmt: skip
+        loader = build_loader(
+            ImageFiles(paths, self.meta), self.device, self.workers, batch_size=self.batch_size
+        )
+        with tqdm(
+            total=len(paths) + done,
+            initial=done,
+            unit="img",
+            desc="embed",
+            disable=not progress,
+            leave=False,
+        ) as bar:
             for images, problems in loader:
                 ok = torch.tensor([not p for p in problems], dtype=torch.bool)
                 feats = (
@@ -176,8 +183,12 @@ class Embedder:
         inputs = [images] if isinstance(images, str | Path) else list(images)
         paths = list_images(inputs)
         root, relative = common_root(paths)
-        attrs = {**self.attrs(), "root": root, "num_inputs": len(paths),
-                 "inputs_sha256": inputs_sha256(relative)}  # fmt: skip
+        attrs = {
+            **self.attrs(),
+            "root": root,
+            "num_inputs": len(paths),
+            "inputs_sha256": inputs_sha256(relative),
+        }
         writer = EmbeddingWriter(Path(out), attrs, resume=resume)
         start, refused = writer.done, False
         position = start

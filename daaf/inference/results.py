@@ -101,5 +101,5 @@ def write_results(
                 "under each rank",
                 captions=captions,
                 legend=3 if identities else 0,
-            )  # fmt: skip
+            )
     return out_dir / "results.csv"

@@ -42,8 +42,9 @@ def top_k_blocks(
             dist = torch.mm(q, g.T).div_(norms.clamp_min(1e-12)).neg_().add_(1)
         else:
             dist = distance_block(q, g, norms, metric)
-        require_finite(dist.numpy(), f"query-gallery distances of gallery rows {start}-"
-                       f"{start + len(g) - 1}")  # fmt: skip
+        require_finite(
+            dist.numpy(), f"query-gallery distances of gallery rows {start}-{start + len(g) - 1}"
+        )
         d, i = torch.topk(dist, min(top, dist.shape[1]), dim=1, largest=False)
         best_d = torch.cat([best_d, d], dim=1)
         best_i = torch.cat([best_i, i + start], dim=1)

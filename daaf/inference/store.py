@@ -27,8 +27,15 @@ FORMAT = "daaf-embeddings"
 FORMAT_VERSION = 1
 TEXT = h5py.string_dtype("utf-8")
 # Attributes a resumed run must share with the file it continues.
-SAME_ON_RESUME = ("model_sha256", "embedding_dim", "flip", "image_size", "num_inputs",
-                  "inputs_sha256", "root")  # fmt: skip
+SAME_ON_RESUME = (
+    "model_sha256",
+    "embedding_dim",
+    "flip",
+    "image_size",
+    "num_inputs",
+    "inputs_sha256",
+    "root",
+)
 
 
 def file_sha256(path: Path, block: int = 1 << 20) -> str:
@@ -336,8 +343,13 @@ class EmbeddingWriter:
         _extend(f["paths"], rows, [storable(p) for p in paths])
         _extend(f["unreadable"], bad, [storable(p) for p, _ in unreadable])
         _extend(f["unreadable_reason"], bad, [r for _, r in unreadable])
-        f.attrs.update({"rows": rows + len(paths), "num_unreadable": bad + len(unreadable),
-                        "done": self.done + inputs})  # fmt: skip
+        f.attrs.update(
+            {
+                "rows": rows + len(paths),
+                "num_unreadable": bad + len(unreadable),
+                "done": self.done + inputs,
+            }
+        )
         f.flush()
 
     def close(self, complete: bool) -> None:

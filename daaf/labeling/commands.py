@@ -70,20 +70,55 @@ def _splits(ctx, param, value: str) -> tuple[str, ...]:
     default=None,
     help="Folder with the weight files.",
 )
-@click.option("--weights", type=click.Choice(("pretrained", "random")), default="pretrained",
-              show_default=True, help="random: real architectures, random weights.")  # fmt: skip
-@click.option("--min-size", type=WORKING_SIZE, default=256, show_default=True,
-              help="Working size: short side a crop is resized to before detection.")  # fmt: skip
+@click.option(
+    "--weights",
+    type=click.Choice(("pretrained", "random")),
+    default="pretrained",
+    show_default=True,
+    help="random: real architectures, random weights.",
+)
+@click.option(
+    "--min-size",
+    type=WORKING_SIZE,
+    default=256,
+    show_default=True,
+    help="Working size: short side a crop is resized to before detection.",
+)
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of random weights.")
-@click.option("--overwrite", is_flag=True,
-              help="Replace a store made with other settings, once the new one is complete.")  # fmt: skip
-@click.option("--retry-errors", is_flag=True,
-              help="Label again the shards holding images the labeler raised on (status 3).")  # fmt: skip
-@click.option("--max-consecutive-errors", type=ERRORS_IN_A_ROW, default=None,
-              help="Stop once the labeler fails on this many images in a row [default: 50].")  # fmt: skip
-def label(dataset_name, root, out_dir, backend, splits, device, batch_size, workers, shard_size,
-          weights_dir, weights, min_size, seed, overwrite, retry_errors,
-          max_consecutive_errors) -> None:  # fmt: skip
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace a store made with other settings, once the new one is complete.",
+)
+@click.option(
+    "--retry-errors",
+    is_flag=True,
+    help="Label again the shards holding images the labeler raised on (status 3).",
+)
+@click.option(
+    "--max-consecutive-errors",
+    type=ERRORS_IN_A_ROW,
+    default=None,
+    help="Stop once the labeler fails on this many images in a row [default: 50].",
+)
+def label(
+    dataset_name,
+    root,
+    out_dir,
+    backend,
+    splits,
+    device,
+    batch_size,
+    workers,
+    shard_size,
+    weights_dir,
+    weights,
+    min_size,
+    seed,
+    overwrite,
+    retry_errors,
+    max_consecutive_errors,
+) -> None:
     """Label a dataset with person masks and 17 keypoints (COCO detectors) into annotation shards.
 
     Resumable (complete shards are skipped; --retry-errors labels again those holding an image
@@ -118,12 +153,19 @@ def label(dataset_name, root, out_dir, backend, splits, device, batch_size, work
     try:
         with folder_lock(out_dir):
             run = run_labeler(
-                labeler, dataset, out_dir, splits=splits,
-                shard_size=shard_size or DEFAULT_SHARD_SIZE, batch_size=batch_size,
-                workers=workers, device=resolve_device(device), seed=seed, overwrite=overwrite,
+                labeler,
+                dataset,
+                out_dir,
+                splits=splits,
+                shard_size=shard_size or DEFAULT_SHARD_SIZE,
+                batch_size=batch_size,
+                workers=workers,
+                device=resolve_device(device),
+                seed=seed,
+                overwrite=overwrite,
                 retry_errors=retry_errors,
                 max_consecutive_errors=max_consecutive_errors or MAX_CONSECUTIVE_ERRORS,
-            )  # fmt: skip
+            )
             if distributed.is_main_process():
                 from daaf.data.annotations import AnnotationStore
 
@@ -144,8 +186,11 @@ def label(dataset_name, root, out_dir, backend, splits, device, batch_size, work
     type=click.Path(file_okay=False, exists=True),
     help="detectron2: build from this checkout instead of its git repository.",
 )
-@click.option("--workdir", type=click.Path(file_okay=False),
-              help="mmpose: keep mmcv's build here, so that a stopped build resumes.")  # fmt: skip
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False),
+    help="mmpose: keep mmcv's build here, so that a stopped build resumes.",
+)
 def install_backend(backend: str, source: str | None, workdir: str | None) -> None:
     """Install the detectron2 or mmpose labeler into this Python environment, against its torch.
 

@@ -153,15 +153,27 @@ def _record(
 ) -> ImageAnnotation:
     if image is None:
         return empty_annotation(
-            image_path=sample.path, split=split, pid=sample.pid, camid=sample.camid,
-            image_size=(0, 0), status=STATUS_UNREADABLE, mask_size=mask_size, image_sha256=digest,
-        )  # fmt: skip
+            image_path=sample.path,
+            split=split,
+            pid=sample.pid,
+            camid=sample.camid,
+            image_size=(0, 0),
+            status=STATUS_UNREADABLE,
+            mask_size=mask_size,
+            image_sha256=digest,
+        )
     image_size = tuple(int(v) for v in image.shape[:2])
     if result.status != STATUS_OK:
         return empty_annotation(
-            image_path=sample.path, split=split, pid=sample.pid, camid=sample.camid,
-            image_size=image_size, status=result.status, mask_size=mask_size, image_sha256=digest,
-        )  # fmt: skip
+            image_path=sample.path,
+            split=split,
+            pid=sample.pid,
+            camid=sample.camid,
+            image_size=image_size,
+            status=result.status,
+            mask_size=mask_size,
+            image_sha256=digest,
+        )
     return ImageAnnotation(
         image_path=sample.path,
         split=split,

@@ -31,8 +31,16 @@ RESUME_KEYS = ("criterion", "optimizer", "scheduler", "scaler", "sampler", "rng"
 # A resumed run is the same run: its network, data, losses, optimiser, seed and epoch length
 # stay as trained. These settings may change (where the files are, how they are read, on which
 # device, how long and how often things are logged), with every train.* but RESUME_SAME_TRAIN.
-RESUME_MAY_CHANGE = frozenset({"model.pretrained", "data.root", "data.annotations",
-                               "data.workers", "data.cache_masks", "data.test_batch_size"})  # fmt: skip
+RESUME_MAY_CHANGE = frozenset(
+    {
+        "model.pretrained",
+        "data.root",
+        "data.annotations",
+        "data.workers",
+        "data.cache_masks",
+        "data.test_batch_size",
+    }
+)
 RESUME_SAME_TRAIN = ("train.seed", "train.iters_per_epoch")
 # Settings added after files were written, with the value that reproduces what a file without
 # them was trained with (the default may differ): section -> {key: value}.
@@ -196,8 +204,9 @@ def _may_change(key: str) -> bool:
 
 
 def _flat(sections: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    return {f"{name}.{key}": value for name, values in sections.items()
-            for key, value in values.items()}  # fmt: skip
+    return {
+        f"{name}.{key}": value for name, values in sections.items() for key, value in values.items()
+    }
 
 
 def load_resume_checkpoint(path: Path, cfg: Config) -> dict[str, Any]:

@@ -126,18 +126,27 @@ def _write_model_files(
     """model_state.pt (tensors, numbers, strings, lists and dicts only), model.ts and
     model.onnx of the exported network ``base`` in ``folder``."""
     torch.save(
-        {"state_dict": base.state_dict(), "config": cfg.to_dict(), "num_classes": num_classes,
-         "meta": meta}, folder / "model_state.pt"
-    )  # fmt: skip
+        {
+            "state_dict": base.state_dict(),
+            "config": cfg.to_dict(),
+            "num_classes": num_classes,
+            "meta": meta,
+        },
+        folder / "model_state.pt",
+    )
     with _torchscript():
         with torch.no_grad():
             traced = torch.jit.trace(base, images)
         torch.jit.save(traced, str(folder / "model.ts"), _extra_files={META_FILE: json.dumps(meta)})
         torch.onnx.export(
-            base, (images,), str(folder / "model.onnx"), input_names=["images"],
-            output_names=["embedding"], dynamo=False,
+            base,
+            (images,),
+            str(folder / "model.onnx"),
+            input_names=["images"],
+            output_names=["embedding"],
+            dynamo=False,
             dynamic_axes={"images": {0: "batch"}, "embedding": {0: "batch"}},
-        )  # fmt: skip
+        )
 
 
 def export_model(checkpoint_path: Path, out_dir: Path) -> dict[str, Any]:
@@ -272,8 +281,10 @@ def load_inference_model(
         cfg.model.hab = cfg.model.pab = False
         base = build_from_state(
             lambda: inference_network(build_model(cfg, state["num_classes"])),
-            state["state_dict"], path, "state_dict",
-        )  # fmt: skip
+            state["state_dict"],
+            path,
+            "state_dict",
+        )
         dim = base.head.feat_dim
         if meta.get("embedding_dim") not in (None, dim):
             raise DaafError(

@@ -206,12 +206,14 @@ def set_rng_state(state: dict[str, Any]) -> None:
     python = state["python"]
     random.setstate((python["version"], tuple(python["state"].tolist()), python["gauss_next"]))
     numpy = state["numpy"]
-    np.random.set_state({
-        "bit_generator": "MT19937",
-        "state": {"key": numpy["key"].numpy().astype(np.uint32), "pos": numpy["pos"]},
-        "has_gauss": numpy["has_gauss"],
-        "gauss": numpy["gauss"],
-    })  # fmt: skip
+    np.random.set_state(
+        {
+            "bit_generator": "MT19937",
+            "state": {"key": numpy["key"].numpy().astype(np.uint32), "pos": numpy["pos"]},
+            "has_gauss": numpy["has_gauss"],
+            "gauss": numpy["gauss"],
+        }
+    )
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -384,15 +386,25 @@ def train(
 
     start_epoch, step = 0, 0
     if state is not None:
-        restore_training(last, state, model, num_classes, {
-            "criterion": criterion.load_state_dict,
-            "optimizer": optimizers.main.load_state_dict,
-            **({"center_optimizer": optimizers.center.load_state_dict} if optimizers.center else {}),
-            "scheduler": scheduler.load_state_dict,
-            "scaler": scaler.load_state_dict,
-            "sampler": sampler.load_state_dict,
-            "rng": set_rng_state,
-        })  # fmt: skip
+        restore_training(
+            last,
+            state,
+            model,
+            num_classes,
+            {
+                "criterion": criterion.load_state_dict,
+                "optimizer": optimizers.main.load_state_dict,
+                **(
+                    {"center_optimizer": optimizers.center.load_state_dict}
+                    if optimizers.center
+                    else {}
+                ),
+                "scheduler": scheduler.load_state_dict,
+                "scaler": scaler.load_state_dict,
+                "sampler": sampler.load_state_dict,
+                "rng": set_rng_state,
+            },
+        )
         start_epoch, step = state["epoch"], state["step"]
     if main_process:
         claim_dir(out_dir, RUN_KIND)
@@ -499,5 +511,7 @@ def warn_if_random_labels(store: AnnotationStore) -> None:
         logger.warning(
             "WARNING: annotation store %s was labeled with random weights (%d of %d shards): its "
             "masks and keypoints are NOT real annotations, the HAB/PAB learn noise",
-            store.store_dir, len(shards), len(store.headers),
-        )  # fmt: skip
+            store.store_dir,
+            len(shards),
+            len(store.headers),
+        )

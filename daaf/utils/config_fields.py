@@ -49,9 +49,17 @@ def setting(
     ``above``; ``pattern`` strings are described to users by ``allowed``; ``check(value)``
     raises ValueError for what the type cannot say. ``min_field`` / ``above_field`` name sibling
     fields the value must be at least / more than (a list: one field per element)."""
-    rules = {"min": min, "above": above, "max": max, "length": length, "pattern": pattern,
-             "allowed": allowed, "check": check, "min_field": min_field,
-             "above_field": above_field}  # fmt: skip
+    rules = {
+        "min": min,
+        "above": above,
+        "max": max,
+        "length": length,
+        "pattern": pattern,
+        "allowed": allowed,
+        "check": check,
+        "min_field": min_field,
+        "above_field": above_field,
+    }
     metadata = {k: v for k, v in rules.items() if v is not None}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=metadata)

@@ -40,8 +40,12 @@ def _array_globals() -> dict[str, Any]:
     import numpy as np
 
     multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
-    found = {"numpy.ndarray": np.ndarray, "numpy.dtype": np.dtype,
-             "collections.OrderedDict": collections.OrderedDict, "_codecs.encode": codecs.encode}  # fmt: skip
+    found = {
+        "numpy.ndarray": np.ndarray,
+        "numpy.dtype": np.dtype,
+        "collections.OrderedDict": collections.OrderedDict,
+        "_codecs.encode": codecs.encode,
+    }
     for package in ("numpy.core", "numpy._core"):
         found[f"{package}.multiarray._reconstruct"] = multiarray._reconstruct
         found[f"{package}.multiarray.scalar"] = multiarray.scalar

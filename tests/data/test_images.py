@@ -53,8 +53,11 @@ def test_truncated_jpegs_are_found_where_cv2_only_warns(tmp_path):
     assert image_problem(tmp_path / "gone.jpg") == "missing"
     paths = [tmp_path / name for name in (*names, "text.jpg", "gone.jpg")]
     assert [path.name for path, _ in find_unreadable(paths)] == [
-        "half.jpg", "ten_bytes.jpg", "text.jpg", "gone.jpg",
-    ]  # fmt: skip
+        "half.jpg",
+        "ten_bytes.jpg",
+        "text.jpg",
+        "gone.jpg",
+    ]
 
 
 def test_read_rgb_returns_rgb_and_names_a_bad_file(tmp_path):
@@ -158,9 +161,18 @@ def test_train_stops_with_one_line_naming_the_file_and_writes_nothing(dataset_co
     image_dir = dataset_copy / "Market-1501-v15.09.15"
     truncate(image_dir / TRAIN_IMAGE)
     run = tmp_path / "run"
-    args = ["train", "--config", str(REPO / "configs/demo.yaml"), "--out", str(run),
-            f"data.root={dataset_copy}", f"data.annotations={dataset_copy / 'annotations'}",
-            "data.dataset=market1501", "data.workers=0", "model.pretrained=none"]  # fmt: skip
+    args = [
+        "train",
+        "--config",
+        str(REPO / "configs/demo.yaml"),
+        "--out",
+        str(run),
+        f"data.root={dataset_copy}",
+        f"data.annotations={dataset_copy / 'annotations'}",
+        "data.dataset=market1501",
+        "data.workers=0",
+        "model.pretrained=none",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
@@ -175,13 +187,33 @@ def test_evaluate_stops_with_one_line_naming_the_file_and_writes_nothing(dataset
     image_dir = dataset_copy / "Market-1501-v15.09.15"
     truncate(image_dir / QUERY_IMAGE, 10)
     model = tmp_path / "model.ts"  # a loadable model (the test's own: trusted); images come after
-    meta = json.dumps({"height": 64, "width": 32, "pixel_mean": [0.5] * 3, "pixel_std": [0.5] * 3,
-                       "metric": "cosine", "embedding_dim": 6144})  # fmt: skip
+    meta = json.dumps(
+        {
+            "height": 64,
+            "width": 32,
+            "pixel_mean": [0.5] * 3,
+            "pixel_std": [0.5] * 3,
+            "metric": "cosine",
+            "embedding_dim": 6144,
+        }
+    )
     torch.jit.save(torch.jit.script(torch.nn.Flatten()), str(model), {META_FILE: meta})
     out = tmp_path / "eval"
-    result = CliRunner().invoke(main, ["evaluate", "--model", str(model), "--trust-torchscript",
-                                       "--dataset", "market1501", "--root", str(dataset_copy),
-                                       "--out", str(out)])  # fmt: skip
+    result = CliRunner().invoke(
+        main,
+        [
+            "evaluate",
+            "--model",
+            str(model),
+            "--trust-torchscript",
+            "--dataset",
+            "market1501",
+            "--root",
+            str(dataset_copy),
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert f"1 image(s) of dataset market1501 cannot be decoded: {image_dir / QUERY_IMAGE}" in (

@@ -13,9 +13,17 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.mark.slow  # a subprocess importing torch: 8 s of CPU
 def test_input_pipeline_json(tiny_dataset):
-    command = [sys.executable, str(REPO / "benchmarks" / "input_pipeline.py"),
-               "--root", str(tiny_dataset), "--config", str(REPO / "configs" / "daaf_bot.yaml"),
-               "--samples", "6", "--json"]  # fmt: skip
+    command = [
+        sys.executable,
+        str(REPO / "benchmarks" / "input_pipeline.py"),
+        "--root",
+        str(tiny_dataset),
+        "--config",
+        str(REPO / "configs" / "daaf_bot.yaml"),
+        "--samples",
+        "6",
+        "--json",
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     result = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
     row = json.loads(result.stdout.strip().splitlines()[-1])

@@ -52,10 +52,17 @@ def store_one_image(root: Path) -> tuple[list[Sample], AnnotationWriter]:
     keypoints[:, 2] = 0
     keypoints[NOSE] = (*CENTRE, 1.0)
     record = ImageAnnotation(
-        image_path="a.png", split="train", pid=1, camid=0, image_size=(HEIGHT, WIDTH),
-        mask=encode_mask(blob), keypoints=keypoints,
-        person_box=np.array([0, 0, WIDTH, HEIGHT], np.float32), person_score=1.0, status=0,
-    )  # fmt: skip
+        image_path="a.png",
+        split="train",
+        pid=1,
+        camid=0,
+        image_size=(HEIGHT, WIDTH),
+        mask=encode_mask(blob),
+        keypoints=keypoints,
+        person_box=np.array([0, 0, WIDTH, HEIGHT], np.float32),
+        person_score=1.0,
+        status=0,
+    )
     writer = AnnotationWriter(root / "annotations", "market1501", {"backend": "test"})
     writer.write_shard("train", 0, [record])
     writer.write_manifest()

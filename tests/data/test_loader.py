@@ -17,11 +17,20 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def small_config(root: Path, *extra: str):
-    return load_config(REPO / "configs" / "daaf_bot.yaml", [
-        f"data.root={root}", f"data.annotations={root / 'annotations'}", "data.height=32",
-        "data.width=16", "data.pad=2", "data.num_identities=2", "data.num_instances=2",
-        "train.iters_per_epoch=2", *extra,
-    ])  # fmt: skip
+    return load_config(
+        REPO / "configs" / "daaf_bot.yaml",
+        [
+            f"data.root={root}",
+            f"data.annotations={root / 'annotations'}",
+            "data.height=32",
+            "data.width=16",
+            "data.pad=2",
+            "data.num_identities=2",
+            "data.num_instances=2",
+            "train.iters_per_epoch=2",
+            *extra,
+        ],
+    )
 
 
 def epochs(loader, train_set, sampler, count=2):
@@ -82,16 +91,27 @@ def test_an_unreadable_query_image_is_one_line_naming_it(broken_dataset):
     meta = {"height": 32, "width": 16, "pixel_mean": [0.5] * 3, "pixel_std": [0.25] * 3}
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(4))
     with pytest.raises(DaafError) as info:
-        extract_features(model, dataset.query, dataset.image_dir, meta, torch.device("cpu"),
-                         batch_size=4, workers=1)  # fmt: skip
+        extract_features(
+            model,
+            dataset.query,
+            dataset.image_dir,
+            meta,
+            torch.device("cpu"),
+            batch_size=4,
+            workers=1,
+        )
     assert str(info.value) == f"{query_image}: missing or not a readable image"
 
 
 def test_without_workers_the_error_is_unchanged(broken_dataset):
     root, _, query_image = broken_dataset
     dataset = build_dataset("market1501", root)
-    loader = build_loader(EvalSet(dataset.query, dataset.image_dir, {"height": 8, "width": 4}),
-                          torch.device("cpu"), workers=0, batch_size=2)  # fmt: skip
+    loader = build_loader(
+        EvalSet(dataset.query, dataset.image_dir, {"height": 8, "width": 4}),
+        torch.device("cpu"),
+        workers=0,
+        batch_size=2,
+    )
     with pytest.raises(DaafError, match="not a readable image") as info:
         next(iter(loader))
     assert str(query_image) in str(info.value) and "Traceback" not in str(info.value)

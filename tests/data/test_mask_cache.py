@@ -129,8 +129,12 @@ def test_stale_caches_of_dead_processes_of_this_host_are_swept(tiny_dataset, tmp
     folder = tmp_path / "tmp"
     folder.mkdir()
     monkeypatch.setattr("tempfile.tempdir", str(folder))
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)  # fmt: skip
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     dead, alive, host = int(gone.stdout), os.getpid(), _host()
     npy = b"\x93NUMPY\x01\x00"
     files = {
@@ -205,10 +209,20 @@ def test_torchrun_makes_one_cache_per_node(tiny_dataset, tmp_path):
     script.write_text(TORCHRUN.format(root=str(tiny_dataset), log=str(log)))
     env = dict(os.environ, TMPDIR=str(folder), OMP_NUM_THREADS="1")
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-         str(script)],
-        capture_output=True, text=True, env=env, timeout=180,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            str(script),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     seen = [(tmp_path / f"log{rank}").read_text().split() for rank in (0, 1)]
     path = Path(seen[0][0])  # rank 0's cache

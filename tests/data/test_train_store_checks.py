@@ -125,9 +125,11 @@ def _swap_paths(f):
     f["image_path"][...] = paths
 
 
-@pytest.mark.parametrize(("tamper", "wrong"), [(_swap_paths, 2),
-                                               (lambda f: f["pid"].__setitem__(5, 7), 1)],
-                         ids=["paths swapped", "pid changed"])  # fmt: skip
+@pytest.mark.parametrize(
+    ("tamper", "wrong"),
+    [(_swap_paths, 2), (lambda f: f["pid"].__setitem__(5, 7), 1)],
+    ids=["paths swapped", "pid changed"],
+)
 def test_labels_of_other_images_are_refused_even_when_rehashed(store, tamper, wrong):
     """A careful forger: the shard is rehashed and the manifest rebuilt, so the store is
     whole, but its labels name other images than the dataset's file names do."""
@@ -139,8 +141,9 @@ def test_labels_of_other_images_are_refused_even_when_rehashed(store, tamper, wr
     assert re.fullmatch(
         f"annotation store {re.escape(str(store))} gives {wrong} of 48 training images another pid "
         r"or camid than the dataset does, first: bounding_box_train/\S+; its labels belong to "
-        "other images: relabel the dataset", str(info.value)
-    ), str(info.value)  # fmt: skip
+        "other images: relabel the dataset",
+        str(info.value),
+    ), str(info.value)
 
 
 def test_unfinished_other_splits_and_no_manifest_still_train(store):
@@ -162,8 +165,11 @@ def _set_status(store, status):
 def test_a_store_without_one_labeled_training_image_is_refused(store):
     train = build_dataset("market1501", store.parent).train
     _set_status(store, 2)
-    with pytest.raises(DaafError, match=r"none of the 48 train images is labelled \(status 0\): "
-                       r"48 unreadable; `daaf annotations validate "):  # fmt: skip
+    with pytest.raises(
+        DaafError,
+        match=r"none of the 48 train images is labelled \(status 0\): "
+        r"48 unreadable; `daaf annotations validate ",
+    ):
         open_store_for(train, store, "market1501")
 
 
@@ -189,8 +195,15 @@ def test_train_refuses_a_tampered_store_before_building_anything(store, tmp_path
     _reverse_rows(store)
     out = tmp_path / "run"
     config = Path(__file__).parents[2] / "configs" / "daaf_bot.yaml"
-    args = ["train", "--config", str(config), "--out", str(out),
-            f"data.root={store.parent}", f"data.annotations={store}"]  # fmt: skip
+    args = [
+        "train",
+        "--config",
+        str(config),
+        "--out",
+        str(out),
+        f"data.root={store.parent}",
+        f"data.annotations={store}",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1
     (line,) = result.output.strip().splitlines()

@@ -100,8 +100,9 @@ def test_resize_takes_the_mask_straight_from_its_own_size():
 
 def test_trinet_pre_crop_resize_then_crop_keeps_alignment():
     """Upscale 2x (a bright pixel becomes a 2x2 block) then random-crop, as TriNet does."""
-    cfg = DataConfig(height=56, width=28, pre_crop_size=[64, 32], pad=0, flip_prob=1.0,
-                     erasing_prob=0.0)  # fmt: skip
+    cfg = DataConfig(
+        height=56, width=28, pre_crop_size=[64, 32], pad=0, flip_prob=1.0, erasing_prob=0.0
+    )
     item = marked_item()
     item = Sample3(np.repeat(np.repeat(item.image, 2, 0), 2, 1), None, item.keypoints)
     item.mask = item.image[..., 0].astype(np.float32) / 255

@@ -20,9 +20,17 @@ def write_eval(folder, ap, first_hit, inp, pids=PIDS, names=None):
     """An evaluation folder holding only per_query.csv (plain rows, plus re-ranked copies)."""
     folder.mkdir(parents=True)
     names = names or [f"query/{i:04d}.jpg" for i in range(len(pids))]
-    rows = pd.DataFrame({"image_path": names, "pid": pids, "camid": 0, "ap": ap,
-                         "first_hit": pd.array(first_hit, dtype="Int64"), "inp": inp,
-                         "reranked": 0})  # fmt: skip
+    rows = pd.DataFrame(
+        {
+            "image_path": names,
+            "pid": pids,
+            "camid": 0,
+            "ap": ap,
+            "first_hit": pd.array(first_hit, dtype="Int64"),
+            "inp": inp,
+            "reranked": 0,
+        }
+    )
     reranked = rows.assign(ap=1.0, first_hit=1, inp=1.0, reranked=1)  # must be ignored
     pd.concat([rows, reranked]).to_csv(folder / "per_query.csv", index=False)
     return folder
@@ -30,10 +38,18 @@ def write_eval(folder, ap, first_hit, inp, pids=PIDS, names=None):
 
 @pytest.fixture
 def folders(tmp_path):
-    base = write_eval(tmp_path / "base", [0.5, 1.0, 0.2, 0.0, 1 / 3, 0.5],
-                      [2, 1, 5, 9, 3, 1], [0.5, 1.0, 0.2, 0.1, 0.25, 0.5])  # fmt: skip
-    cand = write_eval(tmp_path / "cand", [1.0, 1.0, 0.25, 0.5, 1 / 3, 0.25],
-                      [1, 1, 4, 2, 3, 4], [1.0, 0.5, 0.25, 0.2, 0.25, 0.25])  # fmt: skip
+    base = write_eval(
+        tmp_path / "base",
+        [0.5, 1.0, 0.2, 0.0, 1 / 3, 0.5],
+        [2, 1, 5, 9, 3, 1],
+        [0.5, 1.0, 0.2, 0.1, 0.25, 0.5],
+    )
+    cand = write_eval(
+        tmp_path / "cand",
+        [1.0, 1.0, 0.25, 0.5, 1 / 3, 0.25],
+        [1, 1, 4, 2, 3, 4],
+        [1.0, 0.5, 0.25, 0.2, 0.25, 0.25],
+    )
     return base, cand
 
 
@@ -54,9 +70,12 @@ def test_bootstrap_equals_an_explicit_loop(folders, monkeypatch):
     base, cand = (pd.read_csv(f / "per_query.csv").query("reranked == 0") for f in folders)
     expected = {
         "mAP": (base["ap"].to_numpy(), cand["ap"].to_numpy()),
-        "rank1": ((base["first_hit"] == 1).to_numpy(float), (cand["first_hit"] == 1).to_numpy(float)),
+        "rank1": (
+            (base["first_hit"] == 1).to_numpy(float),
+            (cand["first_hit"] == 1).to_numpy(float),
+        ),
         "mINP": (base["inp"].to_numpy(), cand["inp"].to_numpy()),
-    }  # fmt: skip
+    }
     for i, (name, (b, c)) in enumerate(expected.items()):
         reference = loop_bootstrap(b, c, PIDS, resamples=7, seed=3)
         np.testing.assert_allclose(result.bootstrap[:, i], reference, atol=1e-12)
@@ -82,8 +101,16 @@ def test_vectorised_blocks_do_not_change_the_draws():
 
 
 def test_a_folder_against_itself_gives_zero_and_the_json_line(folders):
-    args = ["compare", "--baseline", str(folders[0]), "--candidate", str(folders[0]),
-            "--bootstrap", "200", "--json"]  # fmt: skip
+    args = [
+        "compare",
+        "--baseline",
+        str(folders[0]),
+        "--candidate",
+        str(folders[0]),
+        "--bootstrap",
+        "200",
+        "--json",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     last = json.loads(result.output.strip().splitlines()[-1])
@@ -102,10 +129,23 @@ def test_a_folder_against_itself_gives_zero_and_the_json_line(folders):
 
 def test_several_runs_per_side_are_averaged_per_query(folders, tmp_path):
     base, cand = folders
-    other = write_eval(tmp_path / "base_seed1", [0.3, 0.8, 0.4, 0.2, 1.0, 0.1],
-                       [3, 1, 2, 4, 1, 9], [0.3, 0.8, 0.4, 0.2, 1.0, 0.1])  # fmt: skip
-    args = ["compare", "--baseline", str(base), str(other), "--candidate", str(cand),
-            "--bootstrap", "50", "--json"]  # fmt: skip
+    other = write_eval(
+        tmp_path / "base_seed1",
+        [0.3, 0.8, 0.4, 0.2, 1.0, 0.1],
+        [3, 1, 2, 4, 1, 9],
+        [0.3, 0.8, 0.4, 0.2, 1.0, 0.1],
+    )
+    args = [
+        "compare",
+        "--baseline",
+        str(base),
+        str(other),
+        "--candidate",
+        str(cand),
+        "--bootstrap",
+        "50",
+        "--json",
+    ]
     output = CliRunner().invoke(main, args)
     assert output.exit_code == 0, output.output
     assert "per run (mean +- std" in output.output
@@ -141,8 +181,19 @@ def test_mismatched_queries_are_named(folders, tmp_path):
 
 def test_table_plot_and_report_without_json(folders, tmp_path):
     out = tmp_path / "plots"
-    args = ["compare", "--baseline", str(folders[0]), "--candidate", str(folders[1]),
-            "--bootstrap", "100", "--seed", "1", "--out", str(out)]  # fmt: skip
+    args = [
+        "compare",
+        "--baseline",
+        str(folders[0]),
+        "--candidate",
+        str(folders[1]),
+        "--bootstrap",
+        "100",
+        "--seed",
+        "1",
+        "--out",
+        str(out),
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
@@ -170,14 +221,20 @@ def test_too_few_identities_are_never_evidence(tmp_path):
         result = compare_runs([base], [cand], resamples=50)
         assert result.metrics["mAP"]["ci95"] == pytest.approx([30, 30])
         sentence = difference_sentence(result, "BoT", "DAAF")
-        assert sentence.endswith(f"over {count} test identities): too few for a 95% interval "
-                                 "(at least 20), so no evidence either way.")  # fmt: skip
+        assert sentence.endswith(
+            f"over {count} test identities): too few for a 95% interval "
+            "(at least 20), so no evidence either way."
+        )
         assert "evidence that" not in sentence
-        table = CliRunner().invoke(main, ["compare", "--baseline", str(base),
-                                          "--candidate", str(cand), "--bootstrap", "50"])  # fmt: skip
+        table = CliRunner().invoke(
+            main,
+            ["compare", "--baseline", str(base), "--candidate", str(cand), "--bootstrap", "50"],
+        )
         assert table.exit_code == 0, table.output
-        assert table.output.strip().endswith(f"{count} identities: too few for a 95% interval "
-                                             "(at least 20), so no evidence either way")  # fmt: skip
+        assert table.output.strip().endswith(
+            f"{count} identities: too few for a 95% interval "
+            "(at least 20), so no evidence either way"
+        )
     pids = list(range(compare_module.MIN_IDENTITIES))
     base = write_eval(tmp_path / "b20", [0.2] * 20, [2] * 20, [0.2] * 20, pids)
     cand = write_eval(tmp_path / "c20", [0.5] * 20, [1] * 20, [0.5] * 20, pids)
@@ -192,10 +249,14 @@ def test_too_few_identities_are_never_evidence(tmp_path):
         ("ap", -0.1, r"line 3: ap of query/0001.jpg is -0.1; expected a number in \[0, 1\]"),
         ("ap", "high", r"line 3: ap of query/0001.jpg is high; expected a number in \[0, 1\]"),
         ("inp", "inf", r"line 3: inp of query/0001.jpg is inf; expected a number in \[0, 1\]"),
-        ("first_hit", 0, r"line 3: first_hit of query/0001.jpg is 0; expected a number in \[1, inf\]"),
+        (
+            "first_hit",
+            0,
+            r"line 3: first_hit of query/0001.jpg is 0; expected a number in \[1, inf\]",
+        ),
         ("image_path", "query/0000.jpg", "line 3: query query/0000.jpg is listed twice"),
     ],
-)  # fmt: skip
+)
 def test_bad_per_query_values_are_refused_in_one_line(folders, column, value, message):
     path = folders[1] / "per_query.csv"
     table = pd.read_csv(path, dtype=str)
@@ -259,15 +320,18 @@ def larger(tmp_path):
         ap = rng.random(30)
         ap[7] = np.nan
         first_hit = pd.array(np.where(np.isnan(ap), None, rng.integers(1, 4, 30)), dtype="Int64")
-        return write_eval(tmp_path / name, ap, first_hit, np.where(np.isnan(ap), np.nan, ap / 2),
-                          pids, names)  # fmt: skip
+        return write_eval(
+            tmp_path / name, ap, first_hit, np.where(np.isnan(ap), np.nan, ap / 2), pids, names
+        )
 
     dirs = {"base": [run("b0"), run("b1")], "cand": [run("c0")]}
     conditions = write_conditions(
-        tmp_path / "conditions.csv", names,
-        occluded=rng.integers(0, 2, 30), misaligned=rng.integers(0, 2, 30),
+        tmp_path / "conditions.csv",
+        names,
+        occluded=rng.integers(0, 2, 30),
+        misaligned=rng.integers(0, 2, 30),
         view=rng.choice(["front", "back"], 30),
-    )  # fmt: skip
+    )
     return dirs, conditions
 
 
@@ -290,8 +354,10 @@ def test_a_subset_equals_the_comparison_of_tables_holding_only_its_queries(large
     assert queries == set(table["image_path"][table["occluded"] == 1])
     assert label == f"{csv} occluded=1"
     result = compare_runs(dirs["base"], dirs["cand"], 500, 4, queries=queries, queries_label=label)
-    only = {side: [restricted(d, queries, tmp_path / f"only_{d.name}") for d in ds]
-            for side, ds in dirs.items()}  # fmt: skip
+    only = {
+        side: [restricted(d, queries, tmp_path / f"only_{d.name}") for d in ds]
+        for side, ds in dirs.items()
+    }
     reference = compare_runs(only["base"], only["cand"], 500, 4)
     assert result.metrics == reference.metrics
     np.testing.assert_array_equal(result.bootstrap, reference.bootstrap)
@@ -319,9 +385,22 @@ def test_several_conditions_keep_the_images_that_meet_all(larger, tmp_path):
 def test_the_command_states_the_subset_in_the_table_json_and_report(larger, tmp_path):
     dirs, csv = larger
     out = tmp_path / "report"
-    args = ["compare", "--baseline", *map(str, dirs["base"]), "--candidate", str(dirs["cand"][0]),
-            "--queries", f"{csv}:occluded", "--queries", f"{csv}:view=back", "--bootstrap", "100",
-            "--json", "--out", str(out)]  # fmt: skip
+    args = [
+        "compare",
+        "--baseline",
+        *map(str, dirs["base"]),
+        "--candidate",
+        str(dirs["cand"][0]),
+        "--queries",
+        f"{csv}:occluded",
+        "--queries",
+        f"{csv}:view=back",
+        "--bootstrap",
+        "100",
+        "--json",
+        "--out",
+        str(out),
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     queries, label = compare_module.select_queries(
@@ -331,8 +410,11 @@ def test_the_command_states_the_subset_in_the_table_json_and_report(larger, tmp_
     line = f"queries: {csv} occluded=1 and view=back: {expected.queries} of 29"
     assert result.output.splitlines()[2] == line
     last = json.loads(result.output.strip().splitlines()[-1])
-    assert last["subset"] == {"label": f"{csv} occluded=1 and view=back",
-                              "queries": expected.queries, "of": 29}  # fmt: skip
+    assert last["subset"] == {
+        "label": f"{csv} occluded=1 and view=back",
+        "queries": expected.queries,
+        "of": 29,
+    }
     assert last["metrics"] == expected.metrics and last["queries"] == expected.queries
     assert line in (out / "report.html").read_text()
     assert line in difference_sentence(expected, "BoT", "DAAF")
@@ -340,10 +422,21 @@ def test_the_command_states_the_subset_in_the_table_json_and_report(larger, tmp_
 
 def test_a_subset_of_few_identities_says_the_interval_is_no_evidence(larger, tmp_path):
     dirs, _ = larger
-    few = write_conditions(tmp_path / "few.csv", [f"query/{i:04d}_c1.jpg" for i in range(6)],
-                           keep=[1] * 6)  # fmt: skip
-    args = ["compare", "--baseline", str(dirs["base"][0]), "--candidate", str(dirs["cand"][0]),
-            "--queries", f"{few}:keep", "--bootstrap", "50", "--json"]  # fmt: skip
+    few = write_conditions(
+        tmp_path / "few.csv", [f"query/{i:04d}_c1.jpg" for i in range(6)], keep=[1] * 6
+    )
+    args = [
+        "compare",
+        "--baseline",
+        str(dirs["base"][0]),
+        "--candidate",
+        str(dirs["cand"][0]),
+        "--queries",
+        f"{few}:keep",
+        "--bootstrap",
+        "50",
+        "--json",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert f"queries: {few} keep=1: 6 of 29" in result.output
@@ -357,22 +450,38 @@ def test_a_subset_of_few_identities_says_the_interval_is_no_evidence(larger, tmp
         ("missing.csv:occluded", r"DIR/missing.csv not found"),
         ("binary.csv:occluded", r"DIR/binary.csv: not a CSV table \("),
         ("folder:occluded", r"DIR/folder: a directory, not a regular file"),
-        ("nokey.csv:occluded",
-         r"DIR/nokey.csv: no image_path column \(its columns: path, occluded\)$"),
-        ("conditions.csv:occludded", r"DIR/conditions.csv: no column 'occludded'; "
-         r"its columns: image_path, occluded, misaligned, view$"),
-        ("conditions.csv:view", r"DIR/conditions.csv: view is not a 0/1 column "
-         r"\(values back, front\): write DIR/conditions.csv:view=VALUE$"),
-        ("conditions.csv:view=up",
-         r"DIR/conditions.csv: no row has view=up \(values of view: back, front\)$"),
+        (
+            "nokey.csv:occluded",
+            r"DIR/nokey.csv: no image_path column \(its columns: path, occluded\)$",
+        ),
+        (
+            "conditions.csv:occludded",
+            r"DIR/conditions.csv: no column 'occludded'; "
+            r"its columns: image_path, occluded, misaligned, view$",
+        ),
+        (
+            "conditions.csv:view",
+            r"DIR/conditions.csv: view is not a 0/1 column "
+            r"\(values back, front\): write DIR/conditions.csv:view=VALUE$",
+        ),
+        (
+            "conditions.csv:view=up",
+            r"DIR/conditions.csv: no row has view=up \(values of view: back, front\)$",
+        ),
         ("twice.csv:occluded", r"DIR/twice.csv, line 3: query/0000_c1.jpg is listed twice$"),
-        ("train.csv:occluded", r"queries DIR/train.csv occluded=1: none of its 2 images is a "
-         r"query of DIR/b0/per_query.csv \(e.g. bounding_box_test/0002_c2s1_000001_00.jpg\): "
-         r"are they of the same dataset\?$"),
-        ("nopositive.csv:occluded", r"queries DIR/nopositive.csv occluded=1: none of its 1 "
-         r"queries in DIR/b0/per_query.csv has a positive in the gallery$"),
+        (
+            "train.csv:occluded",
+            r"queries DIR/train.csv occluded=1: none of its 2 images is a "
+            r"query of DIR/b0/per_query.csv \(e.g. bounding_box_test/0002_c2s1_000001_00.jpg\): "
+            r"are they of the same dataset\?$",
+        ),
+        (
+            "nopositive.csv:occluded",
+            r"queries DIR/nopositive.csv occluded=1: none of its 1 "
+            r"queries in DIR/b0/per_query.csv has a positive in the gallery$",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_query_conditions_are_refused_in_one_line(larger, tmp_path, spec, message):
     dirs, csv = larger
     names = [f"query/{i:04d}_c1.jpg" for i in range(30)]
@@ -388,8 +497,15 @@ def test_bad_query_conditions_are_refused_in_one_line(larger, tmp_path, spec, me
         tmp_path / "train.csv", index=False
     )  # only the train and gallery rows hold 1
     write_conditions(tmp_path / "nopositive.csv", names[7:8], occluded=[1])
-    args = ["compare", "--baseline", str(dirs["base"][0]), "--candidate", str(dirs["cand"][0]),
-            "--queries", str(tmp_path / spec)]  # fmt: skip
+    args = [
+        "compare",
+        "--baseline",
+        str(dirs["base"][0]),
+        "--candidate",
+        str(dirs["cand"][0]),
+        "--queries",
+        str(tmp_path / spec),
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1, result.output
     expected = "^Error: " + message.replace("DIR", re.escape(str(tmp_path)))
@@ -403,8 +519,10 @@ def test_conditions_no_image_meets_and_malformed_specs(larger):
         main, [*args, "--queries", f"{csv}:occluded", "--queries", f"{csv}:occluded=0"]
     )
     assert both.exit_code == 1 and len(both.output.strip().splitlines()) == 1
-    assert both.output.startswith(f"Error: queries {csv} occluded=1 and occluded=0: no image "
-                                  "meets the condition(s), so no query to compare")  # fmt: skip
+    assert both.output.startswith(
+        f"Error: queries {csv} occluded=1 and occluded=0: no image "
+        "meets the condition(s), so no query to compare"
+    )
     for spec in ("conditions.csv", f"{csv}:", f"{csv}:occluded=", ":occluded", f"{csv}:=1"):
         result = CliRunner().invoke(main, [*args, "--queries", spec])
         assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1

@@ -52,8 +52,9 @@ def test_a_device_name_is_accepted_wherever_a_device_is_taken(dataset, tmp_path)
         0,
     )
     assert 0 <= evaluate_embeddings(model, dataset, cfg, "cpu", "euclidean").mAP <= 1
-    table = evaluate_model(model, META, dataset, tmp_path / "eval", "cpu", workers=0,
-                           num_ranklists=0)  # fmt: skip
+    table = evaluate_model(
+        model, META, dataset, tmp_path / "eval", "cpu", workers=0, num_ranklists=0
+    )
     assert 0 <= table["mAP"].iloc[0] <= 100
     store = AnnotationStore(dataset.image_dir.parent / "annotations")
     assert background_sensitivity(model, dataset, store, META, dataset.query[:4], "cpu").ratio >= 0

@@ -35,8 +35,21 @@ def test_evaluate_writes_metrics_and_pictures(tiny_dataset, trained_export, tmp_
         plots, "save_cmc_curves", lambda *a, **k: titles.append(k["title"]) or save_cmc(*a, **k)
     )
     out = tmp_path / "eval"
-    args = ["evaluate", "--model", str(trained_export.model), "--dataset", "market1501", "--root",
-            str(tiny_dataset), "--rerank", "--flip", "--workers", "0", "--out", str(out)]  # fmt: skip
+    args = [
+        "evaluate",
+        "--model",
+        str(trained_export.model),
+        "--dataset",
+        "market1501",
+        "--root",
+        str(tiny_dataset),
+        "--rerank",
+        "--flip",
+        "--workers",
+        "0",
+        "--out",
+        str(out),
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     rows = json.loads((out / "metrics.json").read_text())
@@ -49,16 +62,32 @@ def test_evaluate_writes_metrics_and_pictures(tiny_dataset, trained_export, tmp_
     assert titles == ["CMC of model on market1501 (query vs gallery)"]  # the export folder's name
     per_query = pd.read_csv(out / "per_query.csv")
     assert list(per_query.columns) == [
-        "image_path", "pid", "camid", "ap", "first_hit", "inp", "reranked"
-    ]  # fmt: skip
+        "image_path",
+        "pid",
+        "camid",
+        "ap",
+        "first_hit",
+        "inp",
+        "reranked",
+    ]
     assert len(per_query) == 2 * 16 and per_query["ap"].between(0, 1).all()
     for flag, row in zip((0, 1), rows, strict=True):
         part = per_query[per_query["reranked"] == flag]
         assert abs(100 * part["ap"].mean() - row["mAP"]) < 1e-12
         assert abs(100 * (part["first_hit"] == 1).mean() - row["rank1"]) < 1e-12
         assert abs(100 * part["inp"].mean() - row["mINP"]) < 1e-12
-    bad = CliRunner().invoke(main, ["evaluate", "--model", str(trained_export.run), "--dataset",
-                                    "market1501", "--root", str(tiny_dataset)])  # fmt: skip
+    bad = CliRunner().invoke(
+        main,
+        [
+            "evaluate",
+            "--model",
+            str(trained_export.run),
+            "--dataset",
+            "market1501",
+            "--root",
+            str(tiny_dataset),
+        ],
+    )
     assert bad.exit_code == 1 and "no model_state.pt in this folder" in bad.output
 
 
@@ -66,8 +95,17 @@ def test_evaluate_refuses_a_model_file_that_would_run_code(tmp_path, malicious_p
     write, marker = malicious_pt
     path = write(tmp_path / "model_state.pt")
     out = tmp_path / "eval"
-    args = ["evaluate", "--model", str(path), "--dataset", "market1501", "--root",
-            str(tmp_path / "no-data"), "--out", str(out)]  # fmt: skip
+    args = [
+        "evaluate",
+        "--model",
+        str(path),
+        "--dataset",
+        "market1501",
+        "--root",
+        str(tmp_path / "no-data"),
+        "--out",
+        str(out),
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1
     assert result.output.splitlines() == [f"Error: {path}: {REFUSED}"]  # before the dataset
@@ -90,8 +128,19 @@ def test_evaluate_loads_torchscript_only_when_told_to_trust_it(
     write, victim = crafted_ts
     write(tmp_path / "model")
     out = tmp_path / "eval"
-    args = ["evaluate", "--model", str(tmp_path / given), "--dataset", "market1501", "--root",
-            str(tiny_dataset), "--workers", "0", "--out", str(out)]  # fmt: skip
+    args = [
+        "evaluate",
+        "--model",
+        str(tmp_path / given),
+        "--dataset",
+        "market1501",
+        "--root",
+        str(tiny_dataset),
+        "--workers",
+        "0",
+        "--out",
+        str(out),
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1 and len(result.output.splitlines()) == 1
     assert result.output.startswith(f"Error: {tmp_path / given}: ")
@@ -161,13 +210,22 @@ def test_a_perfect_coarse_prediction_scores_full_marks_in_input_pixels(tiny_data
     at stride 4), and an IoU near 1 from the area-averaged mask upsampled to the input (1 exactly
     at stride 1)."""
     dataset = build_dataset("market1501", tiny_dataset)
-    store, meta = AnnotationStore(tiny_dataset / "annotations"), {
-        "height": 64, "width": 32, "pixel_mean": [0.5] * 3, "pixel_std": [0.5] * 3
-    }  # fmt: skip
+    store, meta = (
+        AnnotationStore(tiny_dataset / "annotations"),
+        {"height": 64, "width": 32, "pixel_mean": [0.5] * 3, "pixel_std": [0.5] * 3},
+    )
     model = PerfectBranches(store, meta, dataset.query, stride)
     quantisation = np.hypot(stride / 2, stride / 2)
-    acc = branch_accuracy(model, dataset, store, meta, dataset.query, torch.device("cpu"),
-                          batch_size=5, pck_fraction=(quantisation + 1e-3) / 64)  # fmt: skip
+    acc = branch_accuracy(
+        model,
+        dataset,
+        store,
+        meta,
+        dataset.query,
+        torch.device("cpu"),
+        batch_size=5,
+        pck_fraction=(quantisation + 1e-3) / 64,
+    )
     assert acc.pck == 1.0
     assert acc.mask_iou == 1.0 if stride == 1 else 0.95 < acc.mask_iou < 1.0  # 0.977
 
@@ -200,9 +258,14 @@ def test_attention_scores_are_the_measurements_of_the_model_s_branches(
     scores = attention_scores(model, dataset, store, meta, cpu)
     acc = branch_accuracy(model, dataset, store, meta, dataset.query, cpu)
     sens = background_sensitivity(model, dataset, store, meta, dataset.query, cpu)
-    assert scores == pytest.approx({"background_swap_distance": sens.swap_distance,
-                                    "background_sensitivity": sens.ratio,
-                                    "hab_mask_iou": acc.mask_iou, "pab_pck": acc.pck})  # fmt: skip
+    assert scores == pytest.approx(
+        {
+            "background_swap_distance": sens.swap_distance,
+            "background_sensitivity": sens.ratio,
+            "hab_mask_iou": acc.mask_iou,
+            "pab_pck": acc.pck,
+        }
+    )
     base, base_meta = load_inference_model(trained_export.model, cpu)  # the export: no branches
     assert sorted(attention_scores(base, dataset, store, base_meta, cpu)) == [
         "background_sensitivity",
@@ -215,8 +278,14 @@ def test_per_query_rows_keep_queries_without_positive_empty(tmp_path):
     from daaf.evaluation.evaluate import per_query_table
     from daaf.evaluation.metrics import evaluate_rank
 
-    result = evaluate_rank(np.array([[0.2, 0.1]]).repeat(2, 0), np.array([1, 9]),
-                           np.array([1, 2]), np.array([0, 0]), np.array([1, 1]), max_rank=2)  # fmt: skip
+    result = evaluate_rank(
+        np.array([[0.2, 0.1]]).repeat(2, 0),
+        np.array([1, 9]),
+        np.array([1, 2]),
+        np.array([0, 0]),
+        np.array([1, 1]),
+        max_rank=2,
+    )
     queries = [Sample("q/a.jpg", 1, 0), Sample("q/b.jpg", 9, 0)]
     per_query_table(result, queries, reranked=False).to_csv(tmp_path / "pq.csv", index=False)
     lines = (tmp_path / "pq.csv").read_text().splitlines()

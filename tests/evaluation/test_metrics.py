@@ -47,8 +47,14 @@ def test_hand_worked_case():
     # One query (pid 1, cam 0). Gallery by distance: g0 pid1 cam0 (removed: same camera),
     # g1 pid2, g2 pid1 cam1 (positive at kept rank 2), g3 pid1 cam2 (positive at kept rank 3).
     distmat = np.array([[0.1, 0.2, 0.3, 0.4]])
-    result = evaluate_rank(distmat, np.array([1]), np.array([1, 2, 1, 1]), np.array([0]),
-                           np.array([0, 0, 1, 2]), max_rank=4)  # fmt: skip
+    result = evaluate_rank(
+        distmat,
+        np.array([1]),
+        np.array([1, 2, 1, 1]),
+        np.array([0]),
+        np.array([0, 0, 1, 2]),
+        max_rank=4,
+    )
     np.testing.assert_array_equal(result.cmc, [0, 1, 1, 1])
     assert result.mAP == pytest.approx((1 / 2 + 2 / 3) / 2)
     assert result.mINP == pytest.approx(2 / 3)
@@ -57,20 +63,23 @@ def test_hand_worked_case():
 
 def test_ties_are_broken_by_gallery_index():
     distmat = np.zeros((1, 3))
-    result = evaluate_rank(distmat, np.array([5]), np.array([7, 5, 5]), np.array([0]),
-                           np.array([1, 1, 1]), max_rank=3)  # fmt: skip
+    result = evaluate_rank(
+        distmat, np.array([5]), np.array([7, 5, 5]), np.array([0]), np.array([1, 1, 1]), max_rank=3
+    )
     np.testing.assert_array_equal(result.cmc, [0, 1, 1])
 
 
 def test_queries_without_positive_are_skipped_and_none_is_an_error():
     distmat = np.zeros((2, 2))
-    result = evaluate_rank(distmat, np.array([1, 9]), np.array([1, 1]), np.array([0, 0]),
-                           np.array([1, 1]), max_rank=2)  # fmt: skip
+    result = evaluate_rank(
+        distmat, np.array([1, 9]), np.array([1, 1]), np.array([0, 0]), np.array([1, 1]), max_rank=2
+    )
     assert result.num_valid_queries == 1 and np.isnan(result.ap[1])
     assert result.first_hit[0] == 1 and np.isnan(result.first_hit[1])
     with pytest.raises(DaafError, match="no query has a positive"):
-        evaluate_rank(distmat, np.array([1, 9]), np.array([1, 1]), np.array([0, 0]),
-                      np.array([0, 0]))  # fmt: skip
+        evaluate_rank(
+            distmat, np.array([1, 9]), np.array([1, 1]), np.array([0, 0]), np.array([0, 0])
+        )
 
 
 @pytest.mark.parametrize("seed", range(3))

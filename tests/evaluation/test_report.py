@@ -51,8 +51,21 @@ def check_report(path: Path) -> tuple[str, Collector]:
 def two_evaluations(tiny_dataset, tiny_model, other_model, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("reports")
     for name, model in (("base", tiny_model), ("cand", other_model)):
-        args = ["evaluate", "--model", str(model), "--dataset", "market1501", "--root",
-                str(tiny_dataset), "--workers", "0", "--num-ranklists", "2", "--out", str(tmp / name)]  # fmt: skip
+        args = [
+            "evaluate",
+            "--model",
+            str(model),
+            "--dataset",
+            "market1501",
+            "--root",
+            str(tiny_dataset),
+            "--workers",
+            "0",
+            "--num-ranklists",
+            "2",
+            "--out",
+            str(tmp / name),
+        ]
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 0, result.output
     return tmp
@@ -86,8 +99,17 @@ def test_evaluation_report(two_evaluations):
 
 def test_comparison_report(two_evaluations, tmp_path):
     out = tmp_path / "compare out"
-    args = ["compare", "--baseline", str(two_evaluations / "base"), "--candidate",
-            str(two_evaluations / "cand"), "--bootstrap", "200", "--out", str(out)]  # fmt: skip
+    args = [
+        "compare",
+        "--baseline",
+        str(two_evaluations / "base"),
+        "--candidate",
+        str(two_evaluations / "cand"),
+        "--bootstrap",
+        "200",
+        "--out",
+        str(out),
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     text, parser = check_report(out / "report.html")

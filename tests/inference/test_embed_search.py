@@ -32,8 +32,20 @@ def run(*args):
 def evaluated(tiny_dataset, tiny_model, tmp_path_factory):
     """`daaf evaluate --flip` of the tiny model: its features.npz and per_query.csv."""
     out = tmp_path_factory.mktemp("eval") / "eval"
-    result = run("evaluate", "--model", tiny_model, "--dataset", "market1501", "--root",
-                 tiny_dataset, "--flip", "--workers", "0", "--out", out)  # fmt: skip
+    result = run(
+        "evaluate",
+        "--model",
+        tiny_model,
+        "--dataset",
+        "market1501",
+        "--root",
+        tiny_dataset,
+        "--flip",
+        "--workers",
+        "0",
+        "--out",
+        out,
+    )
     assert result.exit_code == 0, result.output
     return out
 
@@ -41,8 +53,20 @@ def evaluated(tiny_dataset, tiny_model, tmp_path_factory):
 @pytest.fixture(scope="module")
 def gallery_h5(tiny_dataset, tiny_model, tmp_path_factory):
     out = tmp_path_factory.mktemp("gallery") / "gallery feats.h5"
-    result = run("embed", "--model", tiny_model, "--images", tiny_dataset / MARKET / "bounding_box_test",
-                 "--flip", "--workers", "0", "--batch-size", "5", "--out", out)  # fmt: skip
+    result = run(
+        "embed",
+        "--model",
+        tiny_model,
+        "--images",
+        tiny_dataset / MARKET / "bounding_box_test",
+        "--flip",
+        "--workers",
+        "0",
+        "--batch-size",
+        "5",
+        "--out",
+        out,
+    )
     assert result.exit_code == 0, result.output
     return out
 
@@ -51,8 +75,20 @@ def test_embed_of_the_query_folder_gives_evaluates_features(
     tiny_dataset, tiny_model, evaluated, tmp_path
 ):
     out = tmp_path / "query.h5"
-    result = run("embed", "--model", tiny_model, "--images", tiny_dataset / MARKET / "query",
-                 "--flip", "--workers", "0", "--batch-size", "3", "--out", out)  # fmt: skip
+    result = run(
+        "embed",
+        "--model",
+        tiny_model,
+        "--images",
+        tiny_dataset / MARKET / "query",
+        "--flip",
+        "--workers",
+        "0",
+        "--batch-size",
+        "3",
+        "--out",
+        out,
+    )
     assert result.exit_code == 0, result.output
     assert "16 embeddings of dimension 512" in result.output
     stored = read_embeddings(out)
@@ -70,8 +106,9 @@ def test_embed_of_the_query_folder_gives_evaluates_features(
         assert f["features"].dtype == np.float32 and f["features"].chunks is not None
 
 
-def test_search_ranks_with_evaluates_distances(tiny_dataset, tiny_model, evaluated, gallery_h5,
-                                               tmp_path):  # fmt: skip
+def test_search_ranks_with_evaluates_distances(
+    tiny_dataset, tiny_model, evaluated, gallery_h5, tmp_path
+):
     feats = np.load(evaluated / "features.npz")
     query_dir = tiny_dataset / MARKET / "query"
     dataset = build_dataset("market1501", tiny_dataset)
@@ -79,8 +116,23 @@ def test_search_ranks_with_evaluates_distances(tiny_dataset, tiny_model, evaluat
     listed = tmp_path / "queries.txt"
     listed.write_text("".join(f"{query_dir / Path(dataset.query[q].path).name}\n" for q in chosen))
     out = tmp_path / "search out"
-    result = run("search", "--gallery", gallery_h5, "--query", listed, "--model", tiny_model,
-                 "--top", "5", "--pids", "market1501", "--root", tiny_dataset, "--out", out)  # fmt: skip
+    result = run(
+        "search",
+        "--gallery",
+        gallery_h5,
+        "--query",
+        listed,
+        "--model",
+        tiny_model,
+        "--top",
+        "5",
+        "--pids",
+        "market1501",
+        "--root",
+        tiny_dataset,
+        "--out",
+        out,
+    )
     assert result.exit_code == 0, result.output
     table = pd.read_csv(out / "results.csv")
     assert list(table.columns) == ["query", "rank", "gallery_path", "distance", "match"]
@@ -101,19 +153,56 @@ def test_search_ranks_with_evaluates_distances(tiny_dataset, tiny_model, evaluat
     assert len(list((out / "ranklists").glob("*.png"))) == 3
     # the queries' embedding file gives the same lists as the images
     q_h5 = tmp_path / "q.h5"
-    assert run("embed", "--model", tiny_model, "--images", listed, "--flip", "--workers", "0",
-               "--out", q_h5).exit_code == 0  # fmt: skip
-    again = run("search", "--gallery", gallery_h5, "--query", q_h5, "--model", tiny_model, "--top",
-                "5", "--out", tmp_path / "again")  # fmt: skip
+    assert (
+        run(
+            "embed",
+            "--model",
+            tiny_model,
+            "--images",
+            listed,
+            "--flip",
+            "--workers",
+            "0",
+            "--out",
+            q_h5,
+        ).exit_code
+        == 0
+    )
+    again = run(
+        "search",
+        "--gallery",
+        gallery_h5,
+        "--query",
+        q_h5,
+        "--model",
+        tiny_model,
+        "--top",
+        "5",
+        "--out",
+        tmp_path / "again",
+    )
     assert again.exit_code == 0, again.output
     table2 = pd.read_csv(tmp_path / "again" / "results.csv")
     assert list(table2["gallery_path"]) == list(table["gallery_path"])
     np.testing.assert_allclose(table2["distance"], table["distance"], atol=1e-5)
     unflipped = tmp_path / "unflipped.h5"
-    assert run("embed", "--model", tiny_model, "--images", listed, "--workers", "0",
-               "--out", unflipped).exit_code == 0  # fmt: skip
-    mixed = run("search", "--gallery", gallery_h5, "--query", unflipped, "--model", tiny_model,
-                "--out", tmp_path / "mixed")  # fmt: skip
+    assert (
+        run(
+            "embed", "--model", tiny_model, "--images", listed, "--workers", "0", "--out", unflipped
+        ).exit_code
+        == 0
+    )
+    mixed = run(
+        "search",
+        "--gallery",
+        gallery_h5,
+        "--query",
+        unflipped,
+        "--model",
+        tiny_model,
+        "--out",
+        tmp_path / "mixed",
+    )
     assert mixed.exit_code == 1 and "embedded without --flip, the gallery with" in mixed.output
 
 
@@ -126,16 +215,28 @@ def test_non_ascii_and_space_paths_end_to_end(tiny_dataset, tiny_model, tmp_path
     listed = tmp_path / "mi lista.txt"
     listed.write_text("# query images\ngalería de fotos/ä b/persona 0 ü.jpg\n\n", encoding="utf-8")
     out = tmp_path / "salida ö" / "características.h5"
-    result = run("embed", "--model", tiny_model, "--images", folder, listed, "--workers", "0",
-                 "--out", out)  # fmt: skip
+    result = run(
+        "embed", "--model", tiny_model, "--images", folder, listed, "--workers", "0", "--out", out
+    )
     assert result.exit_code == 0, result.output
     stored = read_embeddings(out)
     assert stored.root == folder.resolve().as_posix()  # the list's image is in the folder too
     assert stored.paths[:2] == ["persona 0 ü.jpg", "persona 1 ü.jpg"]
     assert stored.paths[-1] == "persona 0 ü.jpg" and len(stored.paths) == 7
     search_out = tmp_path / "búsqueda final"
-    result = run("search", "--gallery", out, "--query", folder / "persona 3 ü.jpg", "--model",
-                 tiny_model, "--top", "3", "--out", search_out)  # fmt: skip
+    result = run(
+        "search",
+        "--gallery",
+        out,
+        "--query",
+        folder / "persona 3 ü.jpg",
+        "--model",
+        tiny_model,
+        "--top",
+        "3",
+        "--out",
+        search_out,
+    )
     assert result.exit_code == 0, result.output
     table = pd.read_csv(search_out / "results.csv")
     assert table["gallery_path"][0] == str(folder / "persona 3 ü.jpg")  # itself, distance 0
@@ -162,8 +263,17 @@ def test_unreadable_images_are_listed_and_the_run_goes_on(tiny_dataset, tiny_mod
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "x.png").write_bytes(b"\x89PNG broken")
-    none = run("embed", "--model", tiny_model, "--images", bad, "--workers", "0", "--out",
-               tmp_path / "g.h5")  # fmt: skip
+    none = run(
+        "embed",
+        "--model",
+        tiny_model,
+        "--images",
+        bad,
+        "--workers",
+        "0",
+        "--out",
+        tmp_path / "g.h5",
+    )
     assert none.exit_code == 1
     assert (
         none.output.splitlines()[-1]
@@ -172,8 +282,9 @@ def test_unreadable_images_are_listed_and_the_run_goes_on(tiny_dataset, tiny_mod
     assert not (tmp_path / "g.h5").exists()  # a rerun once the images are fixed is not refused
 
 
-def test_resume_continues_after_the_last_complete_chunk(tiny_dataset, tiny_model, gallery_h5,
-                                                       tmp_path, monkeypatch):  # fmt: skip
+def test_resume_continues_after_the_last_complete_chunk(
+    tiny_dataset, tiny_model, gallery_h5, tmp_path, monkeypatch
+):
     out = tmp_path / "g.h5"
     original = EmbeddingWriter.append
     calls = []
@@ -186,8 +297,20 @@ def test_resume_continues_after_the_last_complete_chunk(tiny_dataset, tiny_model
         return original(self, features, paths, unreadable, inputs)
 
     monkeypatch.setattr(EmbeddingWriter, "append", stop_in_the_fourth_chunk)
-    args = ["embed", "--model", tiny_model, "--images", tiny_dataset / MARKET / "bounding_box_test",
-            "--flip", "--workers", "0", "--batch-size", "5", "--out", out]  # fmt: skip
+    args = [
+        "embed",
+        "--model",
+        tiny_model,
+        "--images",
+        tiny_dataset / MARKET / "bounding_box_test",
+        "--flip",
+        "--workers",
+        "0",
+        "--batch-size",
+        "5",
+        "--out",
+        out,
+    ]
     assert run(*args).exit_code != 0
     assert calls == [5, 5, 5, 5]  # one chunk per batch: memory holds a batch
     with h5py.File(out) as f:
@@ -213,17 +336,58 @@ def test_bad_input_gives_one_line(tiny_dataset, tiny_model, other_model, gallery
     (empty / "sub").mkdir(parents=True)
     (empty / "sub" / "notes.txt").write_text("x")
     cases = {
-        "no images (.bmp, .jpeg, .jpg, .png) in this folder": ["embed", "--model", tiny_model,
-            "--images", empty, "--out", tmp_path / "a.h5"],
-        "neither an exported model nor a daaf training checkpoint": ["embed", "--model",
-            tmp_path / "junk.pt", "--images", tiny_dataset, "--out", tmp_path / "b.h5"],
-        "was made by another model": ["search", "--gallery", gallery_h5, "--query",
-            tiny_dataset / MARKET / "query", "--model", other_model, "--out", tmp_path / "c"],
-        "broken.jpg (cannot be decoded": ["search", "--gallery", gallery_h5, "--query",
-            tmp_path / "broken.jpg", "--model", tiny_model, "--out", tmp_path / "e"],
-        "not an embedding file written by `daaf embed`": ["search", "--gallery", tmp_path / "junk.pt",
-            "--query", tmp_path / "broken.jpg", "--model", tiny_model, "--out", tmp_path / "f"],
-    }  # fmt: skip
+        "no images (.bmp, .jpeg, .jpg, .png) in this folder": [
+            "embed",
+            "--model",
+            tiny_model,
+            "--images",
+            empty,
+            "--out",
+            tmp_path / "a.h5",
+        ],
+        "neither an exported model nor a daaf training checkpoint": [
+            "embed",
+            "--model",
+            tmp_path / "junk.pt",
+            "--images",
+            tiny_dataset,
+            "--out",
+            tmp_path / "b.h5",
+        ],
+        "was made by another model": [
+            "search",
+            "--gallery",
+            gallery_h5,
+            "--query",
+            tiny_dataset / MARKET / "query",
+            "--model",
+            other_model,
+            "--out",
+            tmp_path / "c",
+        ],
+        "broken.jpg (cannot be decoded": [
+            "search",
+            "--gallery",
+            gallery_h5,
+            "--query",
+            tmp_path / "broken.jpg",
+            "--model",
+            tiny_model,
+            "--out",
+            tmp_path / "e",
+        ],
+        "not an embedding file written by `daaf embed`": [
+            "search",
+            "--gallery",
+            tmp_path / "junk.pt",
+            "--query",
+            tmp_path / "broken.jpg",
+            "--model",
+            tiny_model,
+            "--out",
+            tmp_path / "f",
+        ],
+    }
     torch.save({"weights": torch.zeros(2)}, tmp_path / "junk.pt")
     with h5py.File(tmp_path / "junk.pt.h5", "w"):
         pass
@@ -248,24 +412,45 @@ def test_a_model_of_nan_weights_embeds_nothing(tiny_dataset, tiny_model, gallery
     (tmp_path / "nan").mkdir()
     torch.save(state, tmp_path / "nan" / "model_state.pt")
     query = tiny_dataset / MARKET / "query"
-    embed = run("embed", "--model", tmp_path / "nan", "--images", query, "--workers", "0",
-                "--out", tmp_path / "nan.h5")  # fmt: skip
-    message = ("Error: 8192 of 8192 values of a batch of embeddings are not finite (NaN or inf): "
-               "the model's weights or its inputs are broken (a diverged training run?); none of "
-               "them was kept")  # fmt: skip
+    embed = run(
+        "embed",
+        "--model",
+        tmp_path / "nan",
+        "--images",
+        query,
+        "--workers",
+        "0",
+        "--out",
+        tmp_path / "nan.h5",
+    )
+    message = (
+        "Error: 8192 of 8192 values of a batch of embeddings are not finite (NaN or inf): "
+        "the model's weights or its inputs are broken (a diverged training run?); none of "
+        "them was kept"
+    )
     assert embed.exit_code == 1 and embed.output.splitlines()[-1] == message, embed.output
     # nothing left to block the rerun with a good model: not "pass --resume", nor "made with
     # another model" once --resume is passed
     assert not (tmp_path / "nan.h5").exists()
-    again = run("embed", "--model", tiny_model, "--images", query, "--workers", "0",
-                "--out", tmp_path / "nan.h5")  # fmt: skip
+    again = run(
+        "embed",
+        "--model",
+        tiny_model,
+        "--images",
+        query,
+        "--workers",
+        "0",
+        "--out",
+        tmp_path / "nan.h5",
+    )
     assert again.exit_code == 0 and "16 embeddings" in again.output, again.output
     with pytest.raises(DaafError, match="^8192 of 8192 values of a batch of embeddings"):
         Embedder(tmp_path / "nan").embed([read_rgb(p) for p in sorted(query.iterdir())])
 
 
-def test_search_refuses_a_gallery_of_nan_rows_or_of_none(tiny_dataset, tiny_model, gallery_h5,
-                                                         tmp_path):  # fmt: skip
+def test_search_refuses_a_gallery_of_nan_rows_or_of_none(
+    tiny_dataset, tiny_model, gallery_h5, tmp_path
+):
     """A gallery holding NaN rows (an older daaf, a damaged file) is an error naming how many
     distances, not a ranking; one of no rows (every image unreadable) is an error, not a
     results.csv of nothing, as gallery or as query file."""
@@ -288,8 +473,17 @@ def test_search_refuses_a_gallery_of_nan_rows_or_of_none(tiny_dataset, tiny_mode
     writer.close(complete=True)
     expected = f"Error: {empty}: holds no embeddings (none of its images could be read)"
     as_gallery = run("search", "--gallery", empty, *args, "--out", tmp_path / "b")
-    as_query = run("search", "--gallery", gallery_h5, "--query", empty, "--model", tiny_model,
-                   "--out", tmp_path / "c")  # fmt: skip
+    as_query = run(
+        "search",
+        "--gallery",
+        gallery_h5,
+        "--query",
+        empty,
+        "--model",
+        tiny_model,
+        "--out",
+        tmp_path / "c",
+    )
     for result in (as_gallery, as_query):
         assert result.exit_code == 1 and result.output.splitlines() == [expected], result.output
     assert not any((tmp_path / name).exists() for name in "abc")
@@ -416,8 +610,22 @@ def test_resume_after_kill_9(tiny_dataset, tiny_model, tmp_path, monkeypatch):
         for image in sorted((tiny_dataset / MARKET / "bounding_box_test").iterdir()):
             shutil.copy(image, folder / f"{copy}_{image.name}")
     out = tmp_path / "f.h5"
-    args = [sys.executable, "-m", "daaf.cli", "embed", "--model", str(tiny_model), "--images",
-            str(folder), "--workers", "0", "--batch-size", "2", "--out", str(out)]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "daaf.cli",
+        "embed",
+        "--model",
+        str(tiny_model),
+        "--images",
+        str(folder),
+        "--workers",
+        "0",
+        "--batch-size",
+        "2",
+        "--out",
+        str(out),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen(args, env=env, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     done, deadline = 0, time.monotonic() + 120

@@ -22,10 +22,21 @@ def write_file(path, tiny_model, features=None, paths=None, **attrs):
     ``attrs`` replace its attributes (None removes one)."""
     paths = [f"img{i}.jpg" for i in range(ROWS)] if paths is None else paths
     features = np.ones((len(paths), DIM), np.float32) if features is None else features
-    values = {"format": FORMAT, "format_version": 1, "embedding_dim": DIM, "metric": "cosine",
-              "model_sha256": file_sha256(tiny_model / "model_state.pt"), "flip": False,
-              "root": "", "rows": len(paths), "num_unreadable": 0, "done": len(paths),
-              "num_inputs": len(paths), "complete": True, **attrs}  # fmt: skip
+    values = {
+        "format": FORMAT,
+        "format_version": 1,
+        "embedding_dim": DIM,
+        "metric": "cosine",
+        "model_sha256": file_sha256(tiny_model / "model_state.pt"),
+        "flip": False,
+        "root": "",
+        "rows": len(paths),
+        "num_unreadable": 0,
+        "done": len(paths),
+        "num_inputs": len(paths),
+        "complete": True,
+        **attrs,
+    }
     with h5py.File(path, "w") as f:
         f["features"] = features
         f.create_dataset("paths", data=paths, dtype=h5py.string_dtype())
@@ -92,13 +103,26 @@ def good_query(tiny_model, tmp_path_factory):
 
 
 def search(gallery, query, tiny_model, out):
-    return CliRunner().invoke(main, ["search", "--gallery", str(gallery), "--query", str(query),
-                                     "--model", str(tiny_model), "--out", str(out)])  # fmt: skip
+    return CliRunner().invoke(
+        main,
+        [
+            "search",
+            "--gallery",
+            str(gallery),
+            "--query",
+            str(query),
+            "--model",
+            str(tiny_model),
+            "--out",
+            str(out),
+        ],
+    )
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_a_hand_made_file_is_one_line_as_gallery_and_as_query(case, tiny_model, good_query,
-                                                               tmp_path):  # fmt: skip
+def test_a_hand_made_file_is_one_line_as_gallery_and_as_query(
+    case, tiny_model, good_query, tmp_path
+):
     changes, message = CASES[case]
     bad = write_file(tmp_path / "bad.h5", tiny_model, **changes)
     for role, result in {
@@ -187,8 +211,9 @@ def test_a_file_whose_progress_attributes_lie_is_not_resumed(changes, message, t
         assert f["features"].shape == (2, 4) and f.attrs["done"] == changes.get("done", 2)
 
 
-def test_pids_of_another_dataset_are_refused_not_an_empty_match_column(tiny_dataset, tiny_model,
-                                                                       tmp_path):  # fmt: skip
+def test_pids_of_another_dataset_are_refused_not_an_empty_match_column(
+    tiny_dataset, tiny_model, tmp_path
+):
     """The gallery's images are the tiny dataset's: --pids with another dataset's root (same
     layout, other files) is refused in one line; the tiny dataset's root through a link finds
     them; queries from elsewhere are a warning, their matches left blank."""
@@ -196,17 +221,39 @@ def test_pids_of_another_dataset_are_refused_not_an_empty_match_column(tiny_data
 
     folder = tiny_dataset / "Market-1501-v15.09.15"
     gallery_names = sorted(p.name for p in (folder / "bounding_box_test").iterdir())
-    gallery = write_file(tmp_path / "g.h5", tiny_model, paths=gallery_names,
-                         root=str(folder / "bounding_box_test"))  # fmt: skip
-    queries = write_file(tmp_path / "q.h5", tiny_model, root=str(folder / "query"),
-                         paths=sorted(p.name for p in (folder / "query").iterdir())[:2])  # fmt: skip
+    gallery = write_file(
+        tmp_path / "g.h5", tiny_model, paths=gallery_names, root=str(folder / "bounding_box_test")
+    )
+    queries = write_file(
+        tmp_path / "q.h5",
+        tiny_model,
+        root=str(folder / "query"),
+        paths=sorted(p.name for p in (folder / "query").iterdir())[:2],
+    )
     other = make_dataset(tmp_path / "other", num_ids=2, per_id=4)
     (tmp_path / "link").symlink_to(tiny_dataset)
 
     def pids(root, out, query=queries):
-        return CliRunner().invoke(main, ["search", "--gallery", str(gallery), "--query",
-                                         str(query), "--model", str(tiny_model), "--pids",
-                                         "market1501", "--root", str(root), "--top", "40", "--out", str(out)])  # fmt: skip
+        return CliRunner().invoke(
+            main,
+            [
+                "search",
+                "--gallery",
+                str(gallery),
+                "--query",
+                str(query),
+                "--model",
+                str(tiny_model),
+                "--pids",
+                "market1501",
+                "--root",
+                str(root),
+                "--top",
+                "40",
+                "--out",
+                str(out),
+            ],
+        )
 
     refused = pids(other, tmp_path / "refused")
     assert refused.exit_code == 1, refused.output
@@ -223,5 +270,7 @@ def test_pids_of_another_dataset_are_refused_not_an_empty_match_column(tiny_data
     elsewhere = write_file(tmp_path / "e.h5", tiny_model, root=str(tmp_path), paths=["x.jpg"])
     warned = pids(tiny_dataset, tmp_path / "warned", query=elsewhere)
     assert warned.exit_code == 0, warned.output
-    assert "warning: 1 of 1 queries are no images of market1501 under --root: their matches " \
-           "are left blank" in warned.output  # fmt: skip
+    assert (
+        "warning: 1 of 1 queries are no images of market1501 under --root: their matches "
+        "are left blank" in warned.output
+    )

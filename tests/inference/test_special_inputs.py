@@ -39,13 +39,15 @@ def hostile_folder(tiny_dataset, tmp_path):
     return folder
 
 
-def test_embed_lists_what_is_no_regular_file_and_embeds_the_rest(tiny_model, hostile_folder,
-                                                                 tmp_path):  # fmt: skip
+def test_embed_lists_what_is_no_regular_file_and_embeds_the_rest(
+    tiny_model, hostile_folder, tmp_path
+):
     """A FIFO named like an image hung `daaf embed` for ever; a name that is not UTF-8 ended in
     a traceback (the embedding file holds UTF-8), and crashed cv2.imread."""
     out = tmp_path / "f.h5"
-    result = run("embed", "--model", tiny_model, "--images", hostile_folder, "--workers", "0",
-                 "--out", out)  # fmt: skip
+    result = run(
+        "embed", "--model", tiny_model, "--images", hostile_folder, "--workers", "0", "--out", out
+    )
     assert result.exit_code == 0, result.output
     lines = re.findall(r"(?:unreadable|written): .*", result.output)  # after the progress bar
     assert lines == [
@@ -58,13 +60,24 @@ def test_embed_lists_what_is_no_regular_file_and_embeds_the_rest(tiny_model, hos
     stored = read_embeddings(out)
     assert stored.paths == ["a.jpg", "new\nline.jpg"]
     assert stored.unreadable == ["b\\xff.jpg", "c_pipe.jpg", "d_zero.jpg", "e_socket.png"]
-    again = run("embed", "--model", tiny_model, "--images", hostile_folder, "--workers", "0",
-                "--out", out, "--resume")  # fmt: skip
+    again = run(
+        "embed",
+        "--model",
+        tiny_model,
+        "--images",
+        hostile_folder,
+        "--workers",
+        "0",
+        "--out",
+        out,
+        "--resume",
+    )
     assert again.exit_code == 0 and "resumed after 6 image(s)" in again.output, again.output
 
 
-def test_list_files_and_outs_that_are_no_regular_files_are_one_line(tiny_model, hostile_folder,
-                                                                     tmp_path):  # fmt: skip
+def test_list_files_and_outs_that_are_no_regular_files_are_one_line(
+    tiny_model, hostile_folder, tmp_path
+):
     lists = tmp_path / "lists"
     lists.mkdir()
     os.mkfifo(lists / "fifo.txt")
@@ -79,32 +92,60 @@ def test_list_files_and_outs_that_are_no_regular_files_are_one_line(tiny_model, 
         lists / "binary.txt": "line 2 holds a NUL byte: not a text list of images",
     }
     for listed, message in cases.items():
-        result = run("embed", "--model", tiny_model, "--images", listed, "--out",
-                     tmp_path / "out.h5")  # fmt: skip
+        result = run(
+            "embed", "--model", tiny_model, "--images", listed, "--out", tmp_path / "out.h5"
+        )
         assert result.exit_code == 1, result.output
         assert result.output.splitlines() == [f"Error: {listed}: {message}"]
     assert not (tmp_path / "out.h5").exists()
     for resume in ([], ["--resume"]):
-        result = run("embed", "--model", tiny_model, "--images", hostile_folder / "a.jpg", "--out",
-                     tmp_path / "pipe.h5", *resume)  # fmt: skip
+        result = run(
+            "embed",
+            "--model",
+            tiny_model,
+            "--images",
+            hostile_folder / "a.jpg",
+            "--out",
+            tmp_path / "pipe.h5",
+            *resume,
+        )
         assert result.output.splitlines() == [
             f"Error: --out {tmp_path / 'pipe.h5'}: {tmp_path / 'pipe.h5'} is a FIFO (named "
             "pipe), not a file"
         ]
 
 
-def test_search_refuses_query_images_it_cannot_read_in_one_line(tiny_model, hostile_folder,
-                                                                tmp_path):  # fmt: skip
+def test_search_refuses_query_images_it_cannot_read_in_one_line(
+    tiny_model, hostile_folder, tmp_path
+):
     gallery = tmp_path / "g.h5"
-    made = run("embed", "--model", tiny_model, "--images", hostile_folder / "a.jpg", "--workers",
-               "0", "--out", gallery)  # fmt: skip
+    made = run(
+        "embed",
+        "--model",
+        tiny_model,
+        "--images",
+        hostile_folder / "a.jpg",
+        "--workers",
+        "0",
+        "--out",
+        gallery,
+    )
     assert made.exit_code == 0, made.output
     for query, problem in {
         "c_pipe.jpg": "a FIFO (named pipe), not a regular file",
         "b\udcff.jpg": "its name is not UTF-8 (rename the file)",
     }.items():
-        result = run("search", "--gallery", gallery, "--query", hostile_folder / query,
-                     "--model", tiny_model, "--out", tmp_path / "out")  # fmt: skip
+        result = run(
+            "search",
+            "--gallery",
+            gallery,
+            "--query",
+            hostile_folder / query,
+            "--model",
+            tiny_model,
+            "--out",
+            tmp_path / "out",
+        )
         shown = str(hostile_folder / query).replace("\udcff", "\\xff")
         assert result.exit_code == 1, result.output
         assert result.output.splitlines() == [f"Error: cannot read 1 image(s): {shown} ({problem})"]

@@ -72,9 +72,27 @@ def test_random_weights_cli_end_to_end_writes_a_valid_store(tmp_path, market):
     from daaf.data.datasets import build_dataset
 
     out = tmp_path / "store"
-    args = ["label", "--dataset", "market1501", "--root", str(market), "--out", str(out),
-            "--weights", "random", "--min-size", "128", "--splits", "query,gallery",
-            "--workers", "0", "--batch-size", "3", "--device", "cpu"]  # fmt: skip
+    args = [
+        "label",
+        "--dataset",
+        "market1501",
+        "--root",
+        str(market),
+        "--out",
+        str(out),
+        "--weights",
+        "random",
+        "--min-size",
+        "128",
+        "--splits",
+        "query,gallery",
+        "--workers",
+        "0",
+        "--batch-size",
+        "3",
+        "--device",
+        "cpu",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "images/s" in result.output and "gallery" in result.output
@@ -176,8 +194,19 @@ def test_import_failure_inside_the_backend_is_one_line_naming_it_and_the_script(
     assert str(error.value).endswith(f"install the backend with: daaf install-backend {backend}")
 
     out = tmp_path / "store"
-    args = ["label", "--dataset", "market1501", "--root", str(market), "--out", str(out),
-            "--backend", backend, "--weights", "random"]  # fmt: skip
+    args = [
+        "label",
+        "--dataset",
+        "market1501",
+        "--root",
+        str(market),
+        "--out",
+        str(out),
+        "--backend",
+        backend,
+        "--weights",
+        "random",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1
     assert result.output.strip() == f"Error: {error.value}"
@@ -243,9 +272,25 @@ def test_backend_labels_synthetic_pedestrians_into_a_valid_store(backend, pedest
     from daaf.data.datasets import SPLITS, build_dataset
 
     out = tmp_path / backend
-    args = ["label", "--dataset", "synthetic", "--root", str(pedestrians), "--out", str(out),
-            "--backend", backend, "--weights", "random", "--workers", "0", "--batch-size", "4",
-            "--device", "cpu"]  # fmt: skip
+    args = [
+        "label",
+        "--dataset",
+        "synthetic",
+        "--root",
+        str(pedestrians),
+        "--out",
+        str(out),
+        "--backend",
+        backend,
+        "--weights",
+        "random",
+        "--workers",
+        "0",
+        "--batch-size",
+        "4",
+        "--device",
+        "cpu",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     check = CliRunner().invoke(
@@ -334,8 +379,19 @@ def test_torchvision_weights_that_would_run_code_are_refused_in_one_line(
     crafted = write(tmp_path / "weights" / EXPECTED_FILES[0])
     torch.save({}, tmp_path / "weights" / EXPECTED_FILES[1])
     out = tmp_path / "store"
-    args = ["label", "--dataset", "market1501", "--root", str(market), "--out", str(out),
-            "--weights-dir", str(tmp_path / "weights"), "--min-size", "64"]  # fmt: skip
+    args = [
+        "label",
+        "--dataset",
+        "market1501",
+        "--root",
+        str(market),
+        "--out",
+        str(out),
+        "--weights-dir",
+        str(tmp_path / "weights"),
+        "--min-size",
+        "64",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1
     assert result.output.splitlines() == [f"Error: {crafted}: {REFUSED}"]

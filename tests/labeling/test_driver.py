@@ -93,10 +93,20 @@ def test_two_torchrun_processes_label_every_shard_exactly_once(tmp_path, market)
     )
     env = dict(os.environ, OMP_NUM_THREADS="1")
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-         str(script)],
-        capture_output=True, text=True, env=env, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            str(script),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     per_rank = [sum(map(int, (tmp_path / f"log{r}").read_text().split())) for r in range(2)]
     assert per_rank == [3, 3]  # 6 one-image shards dealt round-robin
@@ -122,8 +132,12 @@ def test_truncated_jpeg_is_unreadable_and_the_report_names_it(
         "bounding_box_test/0007_c5s1_000651_01.jpg",
     ]
     assert report["splits"]["gallery"] == {
-        "images": 2, "ok": 1, "no_person": 0, "unreadable": 1, "labeler_error": 0
-    }  # fmt: skip
+        "images": 2,
+        "ok": 1,
+        "no_person": 0,
+        "unreadable": 1,
+        "labeler_error": 0,
+    }
     table = format_report(report)
     assert "unreadable images (2, status 2, not labeled):" in table
     assert "\n  bounding_box_test/0007_c5s1_000651_01.jpg\n" in table
@@ -165,8 +179,19 @@ def test_an_image_the_labeler_raises_on_gets_status_3_and_the_run_goes_on(
     labeler = FailsOnWhite(fake_labeler())
     monkeypatch.setitem(LABELERS, "torchvision", lambda **options: labeler)
     out = tmp_path / "store"
-    args = ["label", "--dataset", "market1501", "--root", str(market), "--out", str(out),
-            "--workers", "0", "--batch-size", "3"]  # fmt: skip
+    args = [
+        "label",
+        "--dataset",
+        "market1501",
+        "--root",
+        str(market),
+        "--out",
+        str(out),
+        "--workers",
+        "0",
+        "--batch-size",
+        "3",
+    ]
     result = CliRunner().invoke(main, args)
 
     assert result.exit_code == 0, result.output
@@ -178,8 +203,12 @@ def test_an_image_the_labeler_raises_on_gets_status_3_and_the_run_goes_on(
         "AssertionError: keypoint logits too large (test_driver.py:"
     ) and failed["error"].endswith(" in label)")
     assert report["splits"]["train"] == {
-        "images": 3, "ok": 2, "no_person": 0, "unreadable": 0, "labeler_error": 1
-    }  # fmt: skip
+        "images": 3,
+        "ok": 2,
+        "no_person": 0,
+        "unreadable": 0,
+        "labeler_error": 1,
+    }
     assert f"labeler errors (1, status 3, not labeled):\n  {white}: AssertionError" in result.output
     with AnnotationStore(out) as store:
         status = dict(zip(store.manifest["image_path"], store.manifest["status"], strict=True))
@@ -230,5 +259,6 @@ def test_a_user_error_from_the_labeler_stops_the_run(tmp_path, market, fake_labe
     labeler = fake_labeler()
     labeler.label = lambda images: (_ for _ in ()).throw(DaafError("weights.pth: wrong model"))
     with pytest.raises(DaafError, match="weights.pth: wrong model"):
-        run_labeler(labeler, build_dataset("market1501", market), tmp_path / "s", workers=0,
-                    progress=False)  # fmt: skip
+        run_labeler(
+            labeler, build_dataset("market1501", market), tmp_path / "s", workers=0, progress=False
+        )

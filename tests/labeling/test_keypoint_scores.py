@@ -148,10 +148,17 @@ def test_training_targets_use_the_store_recommendation_by_default(tiny_dataset, 
     def heatmaps(setting: str, recommended: float | None) -> tuple[float, torch.Tensor]:
         cfg = load_config(
             config,
-            [f"data.root={tiny_dataset}", f"data.annotations={tiny_dataset / 'annotations'}",
-             "data.height=64", "data.width=32", "data.pad=0", "data.erasing_prob=0",
-             "data.flip_prob=0", f"data.keypoint_score_threshold={setting}"],
-        )  # fmt: skip
+            [
+                f"data.root={tiny_dataset}",
+                f"data.annotations={tiny_dataset / 'annotations'}",
+                "data.height=64",
+                "data.width=32",
+                "data.pad=0",
+                "data.erasing_prob=0",
+                "data.flip_prob=0",
+                f"data.keypoint_score_threshold={setting}",
+            ],
+        )
         store = AnnotationStore(tiny_dataset / "annotations")
         if recommended is not None:
             store.labeler = store.labeler | {"keypoint_score_threshold": recommended}

@@ -35,8 +35,22 @@ def tree(folder: Path) -> dict[str, bytes]:
 
 
 def cli_label(market, out, *extra):
-    args = ["label", "--dataset", "market1501", "--root", str(market), "--out", str(out),
-            "--workers", "0", "--device", "cpu", "--shard-size", "2", *extra]  # fmt: skip
+    args = [
+        "label",
+        "--dataset",
+        "market1501",
+        "--root",
+        str(market),
+        "--out",
+        str(out),
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--shard-size",
+        "2",
+        *extra,
+    ]
     return CliRunner().invoke(main, args)
 
 

@@ -25,10 +25,32 @@ DATASETS = (
 
 
 def label_command(root, out, *extra):
-    return ["-m", "daaf.cli", "label", "--dataset", "market1501", "--root", str(root),
-            "--out", str(out), "--weights", "random", "--min-size", "128", "--shard-size", "2",
-            "--batch-size", "1",
-            "--workers", "0", "--device", "cpu", "--seed", "7", *extra]  # fmt: skip
+    return [
+        "-m",
+        "daaf.cli",
+        "label",
+        "--dataset",
+        "market1501",
+        "--root",
+        str(root),
+        "--out",
+        str(out),
+        "--weights",
+        "random",
+        "--min-size",
+        "128",
+        "--shard-size",
+        "2",
+        "--batch-size",
+        "1",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--seed",
+        "7",
+        *extra,
+    ]
 
 
 def shard_contents(store):
@@ -59,8 +81,12 @@ def test_kill_9_then_rerun_gives_the_same_bytes_as_an_uninterrupted_run(tmp_path
         [sys.executable, *label_command(market, whole)], env=env, check=True, capture_output=True
     )
 
-    process = subprocess.Popen([sys.executable, *label_command(market, resumed)], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, *label_command(market, resumed)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     while not (resumed / "train-00000.h5").exists():
         assert process.poll() is None and time.time() < deadline, "no shard before the run ended"
@@ -92,10 +118,20 @@ def test_torchrun_two_processes_random_weights_cover_every_shard_once(tmp_path, 
         [sys.executable, *label_command(market, single)], env=env, check=True, capture_output=True
     )
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-         *label_command(market, double)],
-        env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            *label_command(market, double),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert validate_store(double, build_dataset("market1501", market)) == []
     store = AnnotationStore(double)

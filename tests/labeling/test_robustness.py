@@ -75,8 +75,14 @@ def test_a_wrong_number_of_results_is_retried_image_by_image(tmp_path, market, f
         def label(self, images):
             return super().label(images)[:1]  # one result whatever the batch
 
-    run = run_labeler(Short(), build_dataset("market1501", market), tmp_path / "s", batch_size=3,
-                      workers=0, progress=False)  # fmt: skip
+    run = run_labeler(
+        Short(),
+        build_dataset("market1501", market),
+        tmp_path / "s",
+        batch_size=3,
+        workers=0,
+        progress=False,
+    )
     assert run.errors == {} and set(_statuses(tmp_path / "s").values()) == {0}
 
 
@@ -108,8 +114,16 @@ def test_a_labeler_failing_image_after_image_stops_and_the_run_resumes(
     dataset = build_dataset("market1501", market)
     out = tmp_path / "store"
     with pytest.raises(DaafError) as info:
-        run_labeler(Breaks(), dataset, out, shard_size=1, batch_size=1, workers=0,
-                    progress=False, max_consecutive_errors=3)  # fmt: skip
+        run_labeler(
+            Breaks(),
+            dataset,
+            out,
+            shard_size=1,
+            batch_size=1,
+            workers=0,
+            progress=False,
+            max_consecutive_errors=3,
+        )
     message = str(info.value)
     assert "\n" not in message
     assert message.startswith(
@@ -125,8 +139,16 @@ def test_a_labeler_failing_image_after_image_stops_and_the_run_resumes(
     first = (out / "train-00000.h5").read_bytes()
 
     labeler = fake_labeler()  # the cause is gone
-    run = run_labeler(labeler, dataset, out, shard_size=1, batch_size=1, workers=0,
-                      progress=False, retry_errors=True)  # fmt: skip
+    run = run_labeler(
+        labeler,
+        dataset,
+        out,
+        shard_size=1,
+        batch_size=1,
+        workers=0,
+        progress=False,
+        retry_errors=True,
+    )
     assert (run.shards_written, run.shards_skipped) == (4, 2)  # 2 status-3 shards, 2 missing
     assert set(_statuses(out).values()) == {0} and validate_store(out, dataset) == []
     assert (out / "train-00000.h5").read_bytes() == first
@@ -148,8 +170,16 @@ def test_a_labeler_failing_on_every_image_of_a_small_run_stops(tmp_path, market,
     for overwrite in (True, False):
         target = out if overwrite else tmp_path / "new"
         with pytest.raises(DaafError) as info:
-            run_labeler(Broken(), dataset, target, shard_size=2, workers=0, progress=False,
-                        overwrite=overwrite, seed=1)  # fmt: skip
+            run_labeler(
+                Broken(),
+                dataset,
+                target,
+                shard_size=2,
+                workers=0,
+                progress=False,
+                overwrite=overwrite,
+                seed=1,
+            )
         assert str(info.value).startswith(
             "the labeler failed on all 6 images it was given, last bounding_box_test/0007_c5s1_"
             "000651_01.jpg: RuntimeError: CUDA error: an illegal memory access was encountered ("

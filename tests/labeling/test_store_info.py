@@ -103,9 +103,16 @@ def test_overwrite_replaces_the_store_as_a_whole(tmp_path, market, fake_labeler)
     run = label(fake_labeler(), dataset, out, shard_size=1, overwrite=True)
     assert run.shards_written == 6 and run.shards_skipped == 0
     assert sorted(p.name for p in out.iterdir()) == [
-        ".daaf", "gallery-00000.h5", "gallery-00001.h5", "manifest.csv", "query-00000.h5",
-        "store.json", "train-00000.h5", "train-00001.h5", "train-00002.h5",
-    ]  # fmt: skip
+        ".daaf",
+        "gallery-00000.h5",
+        "gallery-00001.h5",
+        "manifest.csv",
+        "query-00000.h5",
+        "store.json",
+        "train-00000.h5",
+        "train-00001.h5",
+        "train-00002.h5",
+    ]
     assert json.loads((out / "store.json").read_text())["shard_size"] == 1
     assert validate_store(out, dataset) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "store"]  # no temporary folder
@@ -187,8 +194,19 @@ def test_cli_refuses_another_shard_size_in_one_line_and_overwrites_on_request(
         "daaf.labeling.backends.build_labeler", lambda name, **options: fake_labeler()
     )
     out = tmp_path / "store"
-    args = ["label", "--dataset", "market1501", "--root", str(market), "--out", str(out),
-            "--workers", "0", "--device", "cpu"]  # fmt: skip
+    args = [
+        "label",
+        "--dataset",
+        "market1501",
+        "--root",
+        str(market),
+        "--out",
+        str(out),
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+    ]
     assert CliRunner().invoke(main, [*args, "--shard-size", "2"]).exit_code == 0
     result = CliRunner().invoke(main, [*args, "--shard-size", "1"])
     assert result.exit_code == 1 and "Traceback" not in result.output

@@ -25,15 +25,35 @@ def write_run(folder: Path, lines: list[dict], pab_weight: float = 0.003) -> Non
 @pytest.fixture
 def runs(tmp_path):
     for seed, scale in ((0, 1.0), (1, 3.0)):
-        write_run(tmp_path / f"seed{seed}" / "study_daaf_bot", [
-            {"step": 10, "id": 2.0 * scale, "triplet": 1.0, "center": 0.5, "hab": 0.003 * scale,
-             "pab": 0.006 * scale, "total": 9.0},
-            {"step": 20, "id": 1.0, "triplet": 0.5, "center": 0.5, "hab": 0.0015, "pab": 0.003,
-             "total": 9.0},
-        ])  # fmt: skip
-        write_run(tmp_path / f"seed{seed}" / "study_bot", [
-            {"step": 10, "id": scale, "triplet": 0.0, "center": 0.0, "total": 9.0},
-        ])  # fmt: skip
+        write_run(
+            tmp_path / f"seed{seed}" / "study_daaf_bot",
+            [
+                {
+                    "step": 10,
+                    "id": 2.0 * scale,
+                    "triplet": 1.0,
+                    "center": 0.5,
+                    "hab": 0.003 * scale,
+                    "pab": 0.006 * scale,
+                    "total": 9.0,
+                },
+                {
+                    "step": 20,
+                    "id": 1.0,
+                    "triplet": 0.5,
+                    "center": 0.5,
+                    "hab": 0.0015,
+                    "pab": 0.003,
+                    "total": 9.0,
+                },
+            ],
+        )
+        write_run(
+            tmp_path / f"seed{seed}" / "study_bot",
+            [
+                {"step": 10, "id": scale, "triplet": 0.0, "center": 0.0, "total": 9.0},
+            ],
+        )
     return tmp_path
 
 
@@ -60,11 +80,14 @@ def test_a_run_that_has_logged_nothing_yet_is_left_out(runs):
 
 def test_adapted_weights_are_the_logged_ones(tmp_path):
     """loss.branch_balance logs the weight each step used; the config's is only the start."""
-    write_run(tmp_path / "seed0" / "study_daaf_bot_fix", [
-        {"step": 10, "id": 1.0, "hab": 0.003, "pab": 0.006, "total": 1.0, "weight/pab": 0.003},
-        {"step": 20, "health/pab/loss": 0.8},  # a branch-health line: no losses to draw
-        {"step": 20, "id": 1.0, "hab": 0.003, "pab": 24.0, "total": 25.0, "weight/pab": 30.0},
-    ])  # fmt: skip
+    write_run(
+        tmp_path / "seed0" / "study_daaf_bot_fix",
+        [
+            {"step": 10, "id": 1.0, "hab": 0.003, "pab": 0.006, "total": 1.0, "weight/pab": 0.003},
+            {"step": 20, "health/pab/loss": 0.8},  # a branch-health line: no losses to draw
+            {"step": 20, "id": 1.0, "hab": 0.003, "pab": 24.0, "total": 25.0, "weight/pab": 30.0},
+        ],
+    )
     losses = plot_losses().run_losses(tmp_path / "seed0" / "study_daaf_bot_fix").set_index("step")
     assert losses["pab"].tolist() == pytest.approx([2.0, 0.8])
     assert losses["reid"].tolist() == [1.0, 1.0]
@@ -74,14 +97,22 @@ def test_adapted_weights_are_the_logged_ones(tmp_path):
 def test_the_command_writes_the_png_and_names_a_folder_without_runs(runs, tmp_path):
     script = str(REPO / "scripts" / "plot_losses.py")
     png = tmp_path / "out" / "losses.png"
-    result = subprocess.run([sys.executable, script, "--runs", str(runs), "--png", str(png)],
-                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, script, "--runs", str(runs), "--png", str(png)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     empty = tmp_path / "empty"
     empty.mkdir()
-    result = subprocess.run([sys.executable, script, "--runs", str(empty), "--png", str(png)],
-                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, script, "--runs", str(empty), "--png", str(png)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1
     assert result.stderr.strip() == (
         f"Error: {empty}: no seed<i>/<row>/metrics.jsonl (run scripts/run_table.py --seeds)"

@@ -16,15 +16,37 @@ from ..conftest import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 STUDY_DIR = REPO / "configs" / "study"
-TINY = ["data.height=64", "data.width=32", "data.pad=2", "data.num_identities=4", "data.num_instances=2",
-        "data.workers=0", "model.depth=18", "model.pretrained=none", "model.last_stride=1",
-        "data.pre_crop_size=null", "train.epochs=1", "train.iters_per_epoch=1"]  # fmt: skip
+TINY = [
+    "data.height=64",
+    "data.width=32",
+    "data.pad=2",
+    "data.num_identities=4",
+    "data.num_instances=2",
+    "data.workers=0",
+    "model.depth=18",
+    "model.pretrained=none",
+    "model.last_stride=1",
+    "data.pre_crop_size=null",
+    "train.epochs=1",
+    "train.iters_per_epoch=1",
+]
 
 
 @pytest.mark.slow
 def test_table5_rows_are_trained_and_collected(tiny_dataset, tmp_path):
-    cmd = [sys.executable, str(REPO / "scripts" / "run_table.py"), "--table", "5", "--root", str(tiny_dataset),
-           "--annotations", str(tiny_dataset / "annotations"), "--out", str(tmp_path), *TINY]  # fmt: skip
+    cmd = [
+        sys.executable,
+        str(REPO / "scripts" / "run_table.py"),
+        "--table",
+        "5",
+        "--root",
+        str(tiny_dataset),
+        "--annotations",
+        str(tiny_dataset / "annotations"),
+        "--out",
+        str(tmp_path),
+        *TINY,
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     table = pd.read_csv(tmp_path / "table5.csv")
@@ -45,8 +67,19 @@ def test_a_finished_row_check_refuses_a_checkpoint_that_would_run_code(
     """Finished rows are recognised by loading OUT/ROW/checkpoints/last.pt: never with pickle."""
     write, marker = malicious_pt
     last = write(tmp_path / "table5_keypoint_group" / "checkpoints" / "last.pt")
-    cmd = [sys.executable, str(REPO / "scripts" / "run_table.py"), "--table", "5", "--root", str(tiny_dataset),
-           "--annotations", str(tiny_dataset / "annotations"), "--out", str(tmp_path), *TINY]  # fmt: skip
+    cmd = [
+        sys.executable,
+        str(REPO / "scripts" / "run_table.py"),
+        "--table",
+        "5",
+        "--root",
+        str(tiny_dataset),
+        "--annotations",
+        str(tiny_dataset / "annotations"),
+        "--out",
+        str(tmp_path),
+        *TINY,
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert result.returncode == 1
     assert result.stderr.splitlines() == [f"Error: {last}: {REFUSED}"]
@@ -68,8 +101,11 @@ def test_a_finished_row_is_evaluated_from_model_state_pt_never_from_model_ts(
 
     script = run_table()
     config = script.PAPER / "table5_keypoint_group.yaml"
-    overrides = [f"data.root={tiny_dataset}", f"data.annotations={tiny_dataset / 'annotations'}",
-                 *TINY]  # fmt: skip
+    overrides = [
+        f"data.root={tiny_dataset}",
+        f"data.annotations={tiny_dataset / 'annotations'}",
+        *TINY,
+    ]
     cfg = load_config(config, overrides)
     last = tmp_path / config.stem / "checkpoints" / "last.pt"
     last.parent.mkdir(parents=True)
@@ -95,11 +131,28 @@ def test_seed_summary_gives_mean_std_and_the_paired_ci_against_the_base_row(tmp_
             folder = tmp_path / f"seed{seed}" / row / "eval_market1501"
             folder.mkdir(parents=True)
             ap = rng.random(len(pids))
-            pd.DataFrame({"image_path": [f"q/{i}.jpg" for i in range(len(pids))], "pid": pids,
-                          "camid": 0, "ap": ap, "first_hit": rng.integers(1, 4, len(pids)),
-                          "inp": ap / 2, "reranked": 0}).to_csv(folder / "per_query.csv", index=False)  # fmt: skip
-            runs.append({"row": row, "seed": seed, "dataset": "market1501", "ranking": "plain",
-                         "mAP": 100 * ap.mean(), "rank1": 50.0 + seed, "eval_dir": str(folder)})  # fmt: skip
+            pd.DataFrame(
+                {
+                    "image_path": [f"q/{i}.jpg" for i in range(len(pids))],
+                    "pid": pids,
+                    "camid": 0,
+                    "ap": ap,
+                    "first_hit": rng.integers(1, 4, len(pids)),
+                    "inp": ap / 2,
+                    "reranked": 0,
+                }
+            ).to_csv(folder / "per_query.csv", index=False)
+            runs.append(
+                {
+                    "row": row,
+                    "seed": seed,
+                    "dataset": "market1501",
+                    "ranking": "plain",
+                    "mAP": 100 * ap.mean(),
+                    "rank1": 50.0 + seed,
+                    "eval_dir": str(folder),
+                }
+            )
     table = pd.DataFrame(runs)
     summary = run_table().seed_summary(table, "table4_base", resamples=200).set_index("row")
     hab = table[table["row"] == "table4_hab"]
@@ -117,9 +170,21 @@ def test_seed_summary_gives_mean_std_and_the_paired_ci_against_the_base_row(tmp_
 
 @pytest.mark.slow
 def test_seeds_train_every_row_per_seed_and_summarise(tiny_dataset, tmp_path):
-    cmd = [sys.executable, str(REPO / "scripts" / "run_table.py"), "--table", "5", "--seeds", "2",
-           "--root", str(tiny_dataset), "--annotations", str(tiny_dataset / "annotations"),
-           "--out", str(tmp_path), *TINY]  # fmt: skip
+    cmd = [
+        sys.executable,
+        str(REPO / "scripts" / "run_table.py"),
+        "--table",
+        "5",
+        "--seeds",
+        "2",
+        "--root",
+        str(tiny_dataset),
+        "--annotations",
+        str(tiny_dataset / "annotations"),
+        "--out",
+        str(tmp_path),
+        *TINY,
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     table = pd.read_csv(tmp_path / "table5.csv")
@@ -162,12 +227,15 @@ def test_the_study_table_reads_the_study_configs():
     assert branches["study_daaf_bot"] == (True, True, 0.003, 0.003)
     fix = load_config(STUDY_DIR / "study_daaf_bot_fix.yaml")  # v2's fix row: all else the paper's
     assert (fix.model.decoder_stride, fix.loss.branch_balance, fix.loss.balance_ratio) == (
-        4, "grad_ratio", 0.1,
-    )  # fmt: skip
+        4,
+        "grad_ratio",
+        0.1,
+    )
     paper = load_config(STUDY_DIR / "study_daaf_bot.yaml")
     assert (fix.model.decoder_stride, fix.loss.branch_balance) != (
-        paper.model.decoder_stride, paper.loss.branch_balance,
-    )  # fmt: skip
+        paper.model.decoder_stride,
+        paper.loss.branch_balance,
+    )
     fix.model.decoder_stride, fix.loss.branch_balance = 1, "none"
     assert fix.to_dict() == paper.to_dict()
     # v2's diagnostic: the fix row's network on the PAB's loss alone
@@ -249,15 +317,36 @@ def test_table_3_reuses_table_2_s_models():
 
 
 def test_seed_summary_averages_the_attention_columns_a_row_has(tmp_path):
-    table = pd.DataFrame([
-        {"row": "study_bot", "seed": s, "dataset": "synthetic", "ranking": "plain", "mAP": 20.0 + s,
-         "background_sensitivity": 0.5 + s / 10, "hab_mask_iou": np.nan, "pab_pck": np.nan,
-         "eval_dir": str(tmp_path)} for s in range(3)
-    ] + [
-        {"row": "study_daaf_bot", "seed": s, "dataset": "synthetic", "ranking": "plain",
-         "mAP": 21.0, "background_sensitivity": 0.4, "hab_mask_iou": 0.6 + s / 10,
-         "pab_pck": [0.0, 0.1, 0.5][s], "eval_dir": str(tmp_path)} for s in range(3)
-    ])  # fmt: skip
+    table = pd.DataFrame(
+        [
+            {
+                "row": "study_bot",
+                "seed": s,
+                "dataset": "synthetic",
+                "ranking": "plain",
+                "mAP": 20.0 + s,
+                "background_sensitivity": 0.5 + s / 10,
+                "hab_mask_iou": np.nan,
+                "pab_pck": np.nan,
+                "eval_dir": str(tmp_path),
+            }
+            for s in range(3)
+        ]
+        + [
+            {
+                "row": "study_daaf_bot",
+                "seed": s,
+                "dataset": "synthetic",
+                "ranking": "plain",
+                "mAP": 21.0,
+                "background_sensitivity": 0.4,
+                "hab_mask_iou": 0.6 + s / 10,
+                "pab_pck": [0.0, 0.1, 0.5][s],
+                "eval_dir": str(tmp_path),
+            }
+            for s in range(3)
+        ]
+    )
     summary = run_table().seed_summary(table, "no_such_row").set_index("row")
     assert summary.loc["study_bot", "background_sensitivity_mean"] == pytest.approx(0.6)
     assert summary.loc["study_bot", "background_sensitivity_std"] == pytest.approx(0.1)
@@ -271,8 +360,18 @@ def test_seed_summary_averages_the_attention_columns_a_row_has(tmp_path):
 def test_only_names_a_row_of_the_table(tiny_dataset, tmp_path):
     from click.testing import CliRunner
 
-    args = ["--table", "study", "--only", "study_nope", "--root", str(tiny_dataset),
-            "--annotations", str(tiny_dataset / "annotations"), "--out", str(tmp_path)]  # fmt: skip
+    args = [
+        "--table",
+        "study",
+        "--only",
+        "study_nope",
+        "--root",
+        str(tiny_dataset),
+        "--annotations",
+        str(tiny_dataset / "annotations"),
+        "--out",
+        str(tmp_path),
+    ]
     result = CliRunner().invoke(run_table().main, args)
     assert result.exit_code == 2
     assert "study_nope is not a row of table study" in result.output
@@ -286,9 +385,23 @@ def test_the_study_trains_only_the_named_rows_and_measures_the_attention(tmp_pat
     data = tmp_path / "data"
     generate_dataset(data, identities=10, images_per_identity=4)  # 5 train, 5 test
     out = tmp_path / "runs"
-    cmd = [sys.executable, str(REPO / "scripts" / "run_table.py"), "--table", "study", "--seeds", "2",
-           "--dataset", "synthetic", "--root", str(data), "--annotations", str(data / "annotations"),
-           "--out", str(out), *TINY]  # fmt: skip
+    cmd = [
+        sys.executable,
+        str(REPO / "scripts" / "run_table.py"),
+        "--table",
+        "study",
+        "--seeds",
+        "2",
+        "--dataset",
+        "synthetic",
+        "--root",
+        str(data),
+        "--annotations",
+        str(data / "annotations"),
+        "--out",
+        str(out),
+        *TINY,
+    ]
     only = subprocess.run(
         [*cmd, "--only", "study_daaf_bot"], capture_output=True, text=True, timeout=900
     )

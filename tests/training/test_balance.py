@@ -84,8 +84,9 @@ def test_grad_ratio_brings_each_branch_to_the_target_ratio(tiny_dataset):
     ratios, weights = [], [criterion.balance.weights()]
     for step in range(1, 7):
         health.arm(step)
-        values = train_step(model, worker_batch, optimizers, scaler, criterion, data=cfg.data,
-                            health=health)  # fmt: skip
+        values = train_step(
+            model, worker_batch, optimizers, scaler, criterion, data=cfg.data, health=health
+        )
         signals = health.finish(step)
         ratios.append({b: signals[f"health/{b}/grad_ratio"] for b in ("hab", "pab")})
         criterion.balance.adapt(signals, CPU)
@@ -163,8 +164,11 @@ def test_balanced_weights_survive_a_state_dict_round_trip(tiny_dataset):
     criterion.balance.adapt({"health/pab/grad_ratio": 1e-3}, CPU)
     fresh = build_criterion(cfg, 8, 512)
     fresh.load_state_dict(criterion.state_dict())
-    assert fresh.balance.weights() == criterion.balance.weights() != {"weight/hab": 0.003,
-                                                                       "weight/pab": 0.003}  # fmt: skip
+    assert (
+        fresh.balance.weights()
+        == criterion.balance.weights()
+        != {"weight/hab": 0.003, "weight/pab": 0.003}
+    )
     other = build_criterion(tiny(tiny_dataset, "loss.branch_balance=uncertainty"), 8, 512)
     with pytest.raises(RuntimeError, match="balance"):
         other.load_state_dict(criterion.state_dict())
@@ -173,23 +177,28 @@ def test_balanced_weights_survive_a_state_dict_round_trip(tiny_dataset):
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["loss.branch_balance=gradnorm"],
-         "loss.branch_balance must be one of none, grad_ratio, uncertainty, got 'gradnorm'"),
+        (
+            ["loss.branch_balance=gradnorm"],
+            "loss.branch_balance must be one of none, grad_ratio, uncertainty, got 'gradnorm'",
+        ),
         (["loss.balance_ratio=0"], r"loss.balance_ratio must be a number in \(0, 10\], got 0"),
         (["loss.balance_ratio=-0.1"], r"loss.balance_ratio must be a number in \(0, 10\]"),
         (["loss.balance_ratio=100"], r"loss.balance_ratio must be a number in \(0, 10\]"),
         (["loss.uncertainty_lr=0"], r"loss.uncertainty_lr must be a number in \(0, 1\]"),
-        (["loss.branch_balance=grad_ratio", "train.health_period=0"],
-         "override 'loss.branch_balance=grad_ratio', override 'train.health_period=0': "
-         "loss.branch_balance=grad_ratio adapts the branch weights at each branch-health "
-         "measurement: train.health_period must be >= 1, got 0$"),
+        (
+            ["loss.branch_balance=grad_ratio", "train.health_period=0"],
+            "override 'loss.branch_balance=grad_ratio', override 'train.health_period=0': "
+            "loss.branch_balance=grad_ratio adapts the branch weights at each branch-health "
+            "measurement: train.health_period must be >= 1, got 0$",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_balance_settings_stop_in_one_line(overrides, message):
     with pytest.raises(ConfigError, match=message):
         load_config(None, overrides)
     out = ["--out", "/nonexistent/run"]
-    result = CliRunner().invoke(main, ["train", "--config", str(REPO / "configs/demo.yaml"),
-                                       *out, *overrides])  # fmt: skip
+    result = CliRunner().invoke(
+        main, ["train", "--config", str(REPO / "configs/demo.yaml"), *out, *overrides]
+    )
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
     assert re.search(message.rstrip("$"), result.output)

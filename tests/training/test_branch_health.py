@@ -20,9 +20,18 @@ from daaf.training.schedule import build_optimizer
 from daaf.training.trainer import Optimizers, train, train_step
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = ["data.height=32", "data.width=16", "data.pad=1", "data.num_identities=4",
-        "data.num_instances=2", "data.workers=0", "model.depth=18", "model.pretrained=none",
-        "model.decoder_channels=8", "data.heatmap_sigma=1.0"]  # fmt: skip
+TINY = [
+    "data.height=32",
+    "data.width=16",
+    "data.pad=1",
+    "data.num_identities=4",
+    "data.num_instances=2",
+    "data.workers=0",
+    "model.depth=18",
+    "model.pretrained=none",
+    "model.decoder_channels=8",
+    "data.heatmap_sigma=1.0",
+]
 DOCS = "docs/training.md, section 'A branch that does not learn'"
 HEALTH_LOGGER = "daaf.training.branch_health"
 
@@ -143,15 +152,24 @@ def test_one_warning_for_a_branch_at_the_all_zero_map(tiny_dataset, caplog, lear
 
 
 @pytest.mark.slow
-def test_a_starved_branch_warns_in_training_and_a_learning_one_does_not(tiny_dataset, tmp_path,
-                                                                        caplog):  # fmt: skip
+def test_a_starved_branch_warns_in_training_and_a_learning_one_does_not(
+    tiny_dataset, tmp_path, caplog
+):
     """A DAAF-BoT run with lambda_p = 1e-12 (the PAB starved: its gradients fall below Adam's
     epsilon) and lambda_h = 1 (the HAB learns): ``daaf train`` warns about the PAB once and not
     about the HAB; metrics.jsonl has both branches' signals every ``train.health_period``
     iterations."""
-    cfg = tiny(tiny_dataset, "loss.pab_weight=1e-12", "loss.hab_weight=1", "train.epochs=2",
-               "train.iters_per_epoch=8", "optim.warmup_epochs=1", "optim.warmup_factor=1.0",
-               "optim.lr=1e-2", "train.health_period=2")  # fmt: skip
+    cfg = tiny(
+        tiny_dataset,
+        "loss.pab_weight=1e-12",
+        "loss.hab_weight=1",
+        "train.epochs=2",
+        "train.iters_per_epoch=8",
+        "optim.warmup_epochs=1",
+        "optim.warmup_factor=1.0",
+        "optim.lr=1e-2",
+        "train.health_period=2",
+    )
     with caplog.at_level(logging.WARNING, logger=HEALTH_LOGGER):
         train(cfg, tmp_path / "run")
     warnings = [r.getMessage() for r in caplog.records if r.name == HEALTH_LOGGER]

@@ -25,12 +25,24 @@ REPO = Path(__file__).resolve().parents[2]
 def fit_one_batch(root: Path, steps: int, *overrides: str):
     """``steps`` of ``train_step`` on one fixed batch, on the branch losses alone, with the
     optimisers ``daaf train`` builds (the decoders in their own group)."""
-    cfg = load_config(REPO / "configs" / "demo.yaml", [
-        f"data.root={root}", f"data.annotations={root / 'annotations'}", "data.height=64",
-        "data.width=32", "data.pad=0", "data.flip_prob=0", "data.erasing_prob=0",
-        "loss.id_weight=0", "loss.triplet_weight=0", "loss.center_weight=0", "loss.hab_weight=1",
-        "loss.pab_weight=1", *overrides,
-    ])  # fmt: skip
+    cfg = load_config(
+        REPO / "configs" / "demo.yaml",
+        [
+            f"data.root={root}",
+            f"data.annotations={root / 'annotations'}",
+            "data.height=64",
+            "data.width=32",
+            "data.pad=0",
+            "data.flip_prob=0",
+            "data.erasing_prob=0",
+            "loss.id_weight=0",
+            "loss.triplet_weight=0",
+            "loss.center_weight=0",
+            "loss.hab_weight=1",
+            "loss.pab_weight=1",
+            *overrides,
+        ],
+    )
     train_set = build_train_set(cfg, build_dataset("market1501", root))
     items = [train_set[i] for i in range(0, len(train_set), 6)]
     torch.manual_seed(0)

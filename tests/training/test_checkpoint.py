@@ -67,14 +67,27 @@ BAD_CHECKPOINTS = [
     ("config_list", _set("config", ["a"]), "its config is a list, not a mapping of sections"),
     ("extra_key", _set("model", "extra.weight", torch.zeros(2)), "1 unexpected (extra.weight)"),
     ("missing_key", _drop("head.bnneck.weight"), "1 missing (head.bnneck.weight)"),
-    ("misshaped_key", _set("model", "head.bnneck.weight", torch.zeros(3)),
-     "1 mis-shaped (head.bnneck.weight: (3,) in the file, (512,) expected)"),
-    ("1e11_classes", _set("num_classes", 10**11),
-     "head.classifier.weight: (8, 512) in the file, (100000000000, 512) expected"),
-    ("100000_pixels", _set("config", "data", "height", 100_000),
-     "checkpoint config: data.height must be an integer in [1, 2048], got 100000"),
-    ("other_depth", _set("config", "model", "depth", 34), "its model does not fit the network its config"),
-]  # fmt: skip
+    (
+        "misshaped_key",
+        _set("model", "head.bnneck.weight", torch.zeros(3)),
+        "1 mis-shaped (head.bnneck.weight: (3,) in the file, (512,) expected)",
+    ),
+    (
+        "1e11_classes",
+        _set("num_classes", 10**11),
+        "head.classifier.weight: (8, 512) in the file, (100000000000, 512) expected",
+    ),
+    (
+        "100000_pixels",
+        _set("config", "data", "height", 100_000),
+        "checkpoint config: data.height must be an integer in [1, 2048], got 100000",
+    ),
+    (
+        "other_depth",
+        _set("config", "model", "depth", 34),
+        "its model does not fit the network its config",
+    ),
+]
 
 
 @pytest.fixture(scope="module")
@@ -89,16 +102,35 @@ def bad_checkpoints(good, tmp_path_factory):
 
 COMMANDS = {
     "export": lambda model, out: ["export", model, "--out", out],
-    "evaluate": lambda model, out: ["evaluate", "--model", model, "--dataset", "market1501",
-                                    "--root", out.parent / "no-data", "--out", out],
-    "visualize": lambda model, out: ["visualize", "--model", model, "--dataset", "market1501",
-                                     "--root", out.parent / "no-data", "--out", out],
-}  # fmt: skip
+    "evaluate": lambda model, out: [
+        "evaluate",
+        "--model",
+        model,
+        "--dataset",
+        "market1501",
+        "--root",
+        out.parent / "no-data",
+        "--out",
+        out,
+    ],
+    "visualize": lambda model, out: [
+        "visualize",
+        "--model",
+        model,
+        "--dataset",
+        "market1501",
+        "--root",
+        out.parent / "no-data",
+        "--out",
+        out,
+    ],
+}
 
 
 # export reads checkpoints its own way; evaluate and visualize share load_inference_model.
-CASES = [(command, name, says) for name, _, says in BAD_CHECKPOINTS
-         for command in ("export", "evaluate")]  # fmt: skip
+CASES = [
+    (command, name, says) for name, _, says in BAD_CHECKPOINTS for command in ("export", "evaluate")
+]
 CASES += [("visualize", name, says) for name, _, says in BAD_CHECKPOINTS[-3:]]
 
 
@@ -136,7 +168,7 @@ def _export_with(good, tmp_path, **meta):
             {"embedding_dim": 7},
             "meta.embedding_dim is 7, but the network it describes gives "
             "embeddings of dimension 512",
-        ),  # fmt: skip
+        ),
     ],
 )
 def test_export_meta_that_is_not_daaf_s_is_one_line(good, tmp_path, meta, says):
@@ -144,18 +176,42 @@ def test_export_meta_that_is_not_daaf_s_is_one_line(good, tmp_path, meta, says):
         whole = torch.load(good[0] / "model" / "model_state.pt", weights_only=True)["meta"]
         meta = {**whole, **meta}
     folder = _export_with(good, tmp_path, meta=meta)
-    result = CliRunner().invoke(main, ["evaluate", "--model", str(folder), "--dataset",
-                                       "market1501", "--root", str(tmp_path / "no-data")])  # fmt: skip
+    result = CliRunner().invoke(
+        main,
+        [
+            "evaluate",
+            "--model",
+            str(folder),
+            "--dataset",
+            "market1501",
+            "--root",
+            str(tmp_path / "no-data"),
+        ],
+    )
     assert result.exit_code == 1
     assert result.output.splitlines() == [f"Error: {folder / 'model_state.pt'}: {says}"]
 
 
 def test_trusted_torchscript_meta_that_is_not_json_is_one_line(tmp_path):
     path = tmp_path / "model.ts"
-    torch.jit.save(torch.jit.trace(torch.nn.Flatten(), torch.zeros(1, 3, 4, 2)), str(path),
-                   _extra_files={"daaf_meta.json": "{not json"})  # fmt: skip
-    result = CliRunner().invoke(main, ["evaluate", "--model", str(path), "--trust-torchscript",
-                                       "--dataset", "market1501", "--root", str(tmp_path)])  # fmt: skip
+    torch.jit.save(
+        torch.jit.trace(torch.nn.Flatten(), torch.zeros(1, 3, 4, 2)),
+        str(path),
+        _extra_files={"daaf_meta.json": "{not json"},
+    )
+    result = CliRunner().invoke(
+        main,
+        [
+            "evaluate",
+            "--model",
+            str(path),
+            "--trust-torchscript",
+            "--dataset",
+            "market1501",
+            "--root",
+            str(tmp_path),
+        ],
+    )
     assert result.exit_code == 1
     assert result.output.splitlines() == [
         f"Error: {path}: its daaf_meta.json is not JSON (not written by daaf export)"
@@ -201,8 +257,19 @@ def test_an_export_of_nan_weights_is_refused_and_writes_nothing(nan_checkpoint, 
 
 def test_evaluating_nan_weights_is_an_error_not_100_percent(nan_checkpoint, tiny_dataset, tmp_path):
     out = tmp_path / "eval"
-    args = ["evaluate", "--model", str(nan_checkpoint), "--dataset", "market1501", "--root",
-            str(tiny_dataset), "--workers", "0", "--out", str(out)]  # fmt: skip
+    args = [
+        "evaluate",
+        "--model",
+        str(nan_checkpoint),
+        "--dataset",
+        "market1501",
+        "--root",
+        str(tiny_dataset),
+        "--workers",
+        "0",
+        "--out",
+        str(out),
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1 and "Traceback" not in result.output  # after a progress bar
     assert result.output.splitlines()[-1:] == [
@@ -214,9 +281,19 @@ def test_evaluating_nan_weights_is_an_error_not_100_percent(nan_checkpoint, tiny
 
 # ---- daaf train --resume ----------------------------------------------------------------------
 
-TINY = ["data.height=64", "data.width=32", "data.pad=2", "data.num_identities=4",
-        "data.num_instances=2", "data.workers=0", "model.depth=18", "model.pretrained=none",
-        "data.pre_crop_size=null", "train.epochs=2", "train.iters_per_epoch=1"]  # fmt: skip
+TINY = [
+    "data.height=64",
+    "data.width=32",
+    "data.pad=2",
+    "data.num_identities=4",
+    "data.num_instances=2",
+    "data.workers=0",
+    "model.depth=18",
+    "model.pretrained=none",
+    "data.pre_crop_size=null",
+    "train.epochs=2",
+    "train.iters_per_epoch=1",
+]
 
 
 @pytest.fixture(scope="module")
@@ -226,8 +303,11 @@ def trained(tiny_dataset, tmp_path_factory):
     from daaf.training.trainer import train
 
     run = tmp_path_factory.mktemp("run")
-    overrides = [f"data.root={tiny_dataset}", f"data.annotations={tiny_dataset / 'annotations'}",
-                 *TINY]  # fmt: skip
+    overrides = [
+        f"data.root={tiny_dataset}",
+        f"data.annotations={tiny_dataset / 'annotations'}",
+        *TINY,
+    ]
     train(load_config(REPO / "configs/daaf_bot.yaml", [*overrides, "train.epochs=1"]), run)
     return run / "checkpoints" / "last.pt", overrides
 
@@ -242,22 +322,44 @@ def _other_groups(state):
 
 
 RESUMES = [
-    ("depth", [], ["model.depth=34"],
-     "trained with model.depth=18, but this run asks for model.depth=34; resume with the run's "
-     "own config.yaml, or train into another --out"),
-    ("hab", [], ["model.hab=false"], "trained with model.hab=True, but this run asks for "
-     "model.hab=False"),
-    ("height", [], ["data.height=128"], "trained with data.height=64, but this run asks for "
-     "data.height=128; resume with"),  # the same run: data, losses, optimiser, seed as trained
-    ("seed", [], ["train.seed=1", "optim.lr=0.1"], "trained with optim.lr=0.00035, train.seed=0, "
-     "but this run asks for optim.lr=0.1, train.seed=1; resume with"),
+    (
+        "depth",
+        [],
+        ["model.depth=34"],
+        "trained with model.depth=18, but this run asks for model.depth=34; resume with the run's "
+        "own config.yaml, or train into another --out",
+    ),
+    (
+        "hab",
+        [],
+        ["model.hab=false"],
+        "trained with model.hab=True, but this run asks for model.hab=False",
+    ),
+    (
+        "height",
+        [],
+        ["data.height=128"],
+        "trained with data.height=64, but this run asks for data.height=128; resume with",
+    ),  # the same run: data, losses, optimiser, seed as trained
+    (
+        "seed",
+        [],
+        ["train.seed=1", "optim.lr=0.1"],
+        "trained with optim.lr=0.00035, train.seed=0, "
+        "but this run asks for optim.lr=0.1, train.seed=1; resume with",
+    ),
     ("epoch", _drop_key("epoch"), [], "cannot resume: no epoch in this checkpoint"),
     ("criterion", _drop_key("criterion"), [], "cannot resume: no criterion in this checkpoint"),
     ("rng", _drop_key("rng"), [], "cannot resume: no rng in this checkpoint"),
-    ("optimizer", _other_groups, [], "its optimizer does not fit this run (ValueError: loaded state "
-     "dict has a different number of parameter groups)"),
+    (
+        "optimizer",
+        _other_groups,
+        [],
+        "its optimizer does not fit this run (ValueError: loaded state "
+        "dict has a different number of parameter groups)",
+    ),
     ("model", _set("model", [1]), [], "its model is not a state dict (names -> tensors)"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("name", "change", "extra", "says"), RESUMES, ids=[r[0] for r in RESUMES])
@@ -271,8 +373,16 @@ def test_resume_from_a_checkpoint_that_does_not_fit_is_one_line(
     if change:
         change(state)
     torch.save(state, run / "checkpoints" / "last.pt")
-    args = ["train", "--config", str(REPO / "configs/daaf_bot.yaml"), "--out", str(run),
-            "--resume", *overrides, *extra]  # fmt: skip
+    args = [
+        "train",
+        "--config",
+        str(REPO / "configs/daaf_bot.yaml"),
+        "--out",
+        str(run),
+        "--resume",
+        *overrides,
+        *extra,
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
     last_line = result.output.splitlines()[-1]  # progress bars may come first
@@ -280,8 +390,10 @@ def test_resume_from_a_checkpoint_that_does_not_fit_is_one_line(
     assert not (run / "metrics.jsonl").exists()
 
 
-@pytest.mark.parametrize(("epoch", "says"), [(None, "no epoch in this checkpoint"),
-                                             ("x", "epoch must be an integer >= 0, got 'x'")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("epoch", "says"),
+    [(None, "no epoch in this checkpoint"), ("x", "epoch must be an integer >= 0, got 'x'")],
+)
 def test_the_finished_run_check_of_demo_and_run_table_is_one_line(good, tmp_path, epoch, says):
     """``daaf demo`` and scripts/run_table.py skip a finished run by its checkpoint's epoch."""
     from daaf.errors import DaafError

@@ -76,9 +76,19 @@ def test_every_default_satisfies_its_own_rules():
 
 @pytest.mark.parametrize(
     ("value", "stored"),
-    [("all", "all"), ("4", "4"), ("6", "6"), ("7", "7"), ("each", "each"), ("'6'", "6"),
-     (4, "4"), (6, "6"), (7, "7"), ("[[0, 1, 2, 3, 4], [11, 12]]", [[0, 1, 2, 3, 4], [11, 12]])],
-)  # fmt: skip
+    [
+        ("all", "all"),
+        ("4", "4"),
+        ("6", "6"),
+        ("7", "7"),
+        ("each", "each"),
+        ("'6'", "6"),
+        (4, "4"),
+        (6, "6"),
+        (7, "7"),
+        ("[[0, 1, 2, 3, 4], [11, 12]]", [[0, 1, 2, 3, 4], [11, 12]]),
+    ],
+)
 def test_every_pab_grouping_form_builds_its_groups(value, stored):
     """YAML reads model.pab_groups=7 as an int: it means the scheme "7", as in the README."""
     cfg = load_config(
@@ -108,8 +118,11 @@ def test_every_pab_grouping_form_builds_its_groups(value, stored):
         ("model.pab_target=parts", "model.pab_target must be one of keypoints, part_images"),
         ("model.decoder_stride=2", "model.decoder_stride must be one of 1, 4, got 2"),
         ("model.decoder_stride=true", "model.decoder_stride must be one of 1, 4, got True"),
-        ("model.pab_groups=5", "model.pab_groups must be one of all, 4, 6, 7, each or a list of "
-                               "lists of integers, got 5"),
+        (
+            "model.pab_groups=5",
+            "model.pab_groups must be one of all, 4, 6, 7, each or a list of "
+            "lists of integers, got 5",
+        ),
         ("model.pab_groups=[[0, 1], [1]]", "model.pab_groups: a keypoint appears in more than one"),
         ("model.pab_groups=[[0, 17]]", "model.pab_groups: a custom keypoint grouping needs"),
         ("data.flip_prob=1.5", r"data.flip_prob must be a number in \[0, 1\], got 1.5"),
@@ -119,23 +132,32 @@ def test_every_pab_grouping_form_builds_its_groups(value, stored):
         ("optim.lr=.inf", "optim.lr must be a number > 0, got inf"),
         ("loss.triplet_margin=soft", "loss.triplet_margin must be null or a number >= 0"),
         ("train.iters_per_epoch=0", "train.iters_per_epoch must be null or an integer in"),
-        ("data.keypoint_score_threshold=2", "data.keypoint_score_threshold must be auto or a "
-                                            r"number in \[0, 1\], got 2"),
+        (
+            "data.keypoint_score_threshold=2",
+            "data.keypoint_score_threshold must be auto or a "
+            r"number in \[0, 1\], got 2",
+        ),
         ("data.keypoint_score_threshold=high", "data.keypoint_score_threshold must be auto or a"),
         ("data.dataset=market", "data.dataset: unknown dataset 'market'; known: "),
         ("model.pab_groups=[[0, 1]", "the value is not valid YAML"),
         # Upper bounds: values that passed, then crashed or allocated without end.
         ("train.seed=4294967296", r"train.seed must be an integer in \[0, 4294967295\]"),
-        ("train.ddp_timeout_minutes=1e300",
-         r"train.ddp_timeout_minutes must be a number in \(0, 10080\], got '1e300'"),
-        ("model.decoder_channels=100000000",
-         r"model.decoder_channels must be an integer in \[1, 4096\], got 100000000"),
+        (
+            "train.ddp_timeout_minutes=1e300",
+            r"train.ddp_timeout_minutes must be a number in \(0, 10080\], got '1e300'",
+        ),
+        (
+            "model.decoder_channels=100000000",
+            r"model.decoder_channels must be an integer in \[1, 4096\], got 100000000",
+        ),
         ("data.pre_crop_size=[288, 100000]", "data.pre_crop_size must be null or a list of 2"),
         ("data.heatmap_sigma=1e-30", r"data.heatmap_sigma must be a number in \[0.1, 2048\]"),
-        ("train.iters_per_epoch=10000000000",
-         r"train.iters_per_epoch must be null or an integer in \[1, 1000000\]"),
+        (
+            "train.iters_per_epoch=10000000000",
+            r"train.iters_per_epoch must be null or an integer in \[1, 1000000\]",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_values_name_the_key_the_value_and_what_is_allowed(override, message):
     with pytest.raises(ConfigError, match=rf"^override '{re.escape(override)}': {message}"):
         load_config(None, [override])
@@ -144,9 +166,15 @@ def test_bad_values_name_the_key_the_value_and_what_is_allowed(override, message
 def test_accepted_special_values():
     cfg = load_config(
         None,
-        ["data.keypoint_score_threshold=auto", "train.device=cuda:1", "optim.lr=1e-4",
-         "loss.triplet_margin=null", "data.pre_crop_size=[288, 144]", "train.epochs=3"],
-    )  # fmt: skip
+        [
+            "data.keypoint_score_threshold=auto",
+            "train.device=cuda:1",
+            "optim.lr=1e-4",
+            "loss.triplet_margin=null",
+            "data.pre_crop_size=[288, 144]",
+            "train.epochs=3",
+        ],
+    )
     assert cfg.data.keypoint_score_threshold == "auto" and cfg.train.device == "cuda:1"
     assert cfg.optim.lr == 1e-4 and cfg.loss.triplet_margin is None and cfg.train.epochs == 3
     assert load_config(None, ["data.keypoint_score_threshold=0"]).data.keypoint_score_threshold == 0
@@ -160,10 +188,20 @@ def test_a_bad_value_in_a_file_names_the_file(tmp_path):
 
 @pytest.mark.parametrize(
     "override",
-    ["model.hab=maybe", "train.epochs=1.5", "data.height=128.0", "optim.milestones=9",
-     "data.pixel_mean=0.5", "train.device=gpu", "data.workers=-1", "model.nope=1",
-     "data.pre_crop_size=[10,10]", "optim.decay_start_iter=25000", "train.seed=4294967296"],
-)  # fmt: skip
+    [
+        "model.hab=maybe",
+        "train.epochs=1.5",
+        "data.height=128.0",
+        "optim.milestones=9",
+        "data.pixel_mean=0.5",
+        "train.device=gpu",
+        "data.workers=-1",
+        "model.nope=1",
+        "data.pre_crop_size=[10,10]",
+        "optim.decay_start_iter=25000",
+        "train.seed=4294967296",
+    ],
+)
 def test_daaf_train_exits_2_with_one_line_and_no_run_folder(tmp_path, override):
     out = tmp_path / "run"
     args = ["train", "--config", str(REPO / "configs/demo.yaml"), "--out", str(out), override]
@@ -179,20 +217,35 @@ def test_daaf_train_exits_2_with_one_line_and_no_run_folder(tmp_path, override):
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["data.pre_crop_size=[10, 10]"], r"override 'data.pre_crop_size=\[10, 10\]': "
-         r"data.pre_crop_size must be at least data.height, data.width \(\[256, 128\]\), "
-         r"got \[10, 10\]$"),
-        (["data.pre_crop_size=[288, 144]", "data.width=160"], "override 'data.pre_crop_size=.*', "
-         "override 'data.width=160': data.pre_crop_size must be at least"),
-        (["optim.decay_start_iter=25000"], "override 'optim.decay_start_iter=25000': "
-         r"optim.decay_end_iter must be more than optim.decay_start_iter \(25000\), got 25000$"),
-        (["optim.decay_end_iter=100"], "override 'optim.decay_end_iter=100': "
-         r"optim.decay_end_iter must be more than optim.decay_start_iter \(15000\), got 100$"),
-        (["model.decoder_stride=4", "data.height=250"], "override 'data.height=250', override "
-         "'model.decoder_stride=4': data.height and data.width must be multiples of "
-         r"model.decoder_stride \(4\), got 250x128$"),
+        (
+            ["data.pre_crop_size=[10, 10]"],
+            r"override 'data.pre_crop_size=\[10, 10\]': "
+            r"data.pre_crop_size must be at least data.height, data.width \(\[256, 128\]\), "
+            r"got \[10, 10\]$",
+        ),
+        (
+            ["data.pre_crop_size=[288, 144]", "data.width=160"],
+            "override 'data.pre_crop_size=.*', "
+            "override 'data.width=160': data.pre_crop_size must be at least",
+        ),
+        (
+            ["optim.decay_start_iter=25000"],
+            "override 'optim.decay_start_iter=25000': "
+            r"optim.decay_end_iter must be more than optim.decay_start_iter \(25000\), got 25000$",
+        ),
+        (
+            ["optim.decay_end_iter=100"],
+            "override 'optim.decay_end_iter=100': "
+            r"optim.decay_end_iter must be more than optim.decay_start_iter \(15000\), got 100$",
+        ),
+        (
+            ["model.decoder_stride=4", "data.height=250"],
+            "override 'data.height=250', override "
+            "'model.decoder_stride=4': data.height and data.width must be multiples of "
+            r"model.decoder_stride \(4\), got 250x128$",
+        ),
     ],
-)  # fmt: skip
+)
 def test_rules_between_fields_are_checked_once_everything_is_read(overrides, message):
     """A crop smaller than the image (a crash in the first batch) and a decay that ends where it
     starts (a ZeroDivisionError at decay_start_iter, hours into a run) stop before any work."""

@@ -28,8 +28,13 @@ def run_pair(timeout_s: float, busy_s: float) -> list[subprocess.CompletedProces
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": "2",
-           "PYTHONPATH": str(REPO)}  # fmt: skip
+    env = {
+        **os.environ,
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(port),
+        "WORLD_SIZE": "2",
+        "PYTHONPATH": str(REPO),
+    }
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", WAIT_AT_BARRIER, str(timeout_s), str(busy_s)],
@@ -37,7 +42,7 @@ def run_pair(timeout_s: float, busy_s: float) -> list[subprocess.CompletedProces
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         for r in range(2)
     ]
     return [subprocess.CompletedProcess(p.args, p.wait(120), *p.communicate()) for p in procs]

@@ -39,25 +39,35 @@ def train_five_steps(root: Path, out_dir: Path, *extra: str) -> list[float]:
 def channels_last_run(channels_last: bool) -> tuple[list[float], torch.nn.Module]:
     """5 SGD steps of a tiny BoT, identity and centre losses, on different random batches
     (32x16)."""
-    cfg = load_config(REPO / "configs/bot.yaml", ["model.depth=18", "model.pretrained=none",
-                                                  "optim.name=sgd", "optim.lr=1e-3",
-                                                  "loss.triplet_weight=0"])  # fmt: skip
+    cfg = load_config(
+        REPO / "configs/bot.yaml",
+        [
+            "model.depth=18",
+            "model.pretrained=none",
+            "optim.name=sgd",
+            "optim.lr=1e-3",
+            "loss.triplet_weight=0",
+        ],
+    )
     torch.manual_seed(0)
     model = build_model(cfg, num_classes=4)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     criterion = build_criterion(cfg, 4, model.feat_dim)
     centers = criterion.center_parameters()
-    optimizers = Optimizers(build_optimizer(model.parameters(), cfg.optim),
-                            torch.optim.SGD(centers, lr=cfg.loss.center_lr))  # fmt: skip
+    optimizers = Optimizers(
+        build_optimizer(model.parameters(), cfg.optim),
+        torch.optim.SGD(centers, lr=cfg.loss.center_lr),
+    )
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     losses = []
     for step in range(STEPS):
         batch = fake_batch(h=32, w=16)
         del batch["masks"], batch["keypoints"]  # BoT learns no branch
         batch["images"] = batch["images"].roll(7 * step, dims=1)  # another batch each step
-        values = train_step(model, batch, optimizers, scaler, criterion, data=cfg.data,
-                            channels_last=channels_last)  # fmt: skip
+        values = train_step(
+            model, batch, optimizers, scaler, criterion, data=cfg.data, channels_last=channels_last
+        )
         losses.append(values["total"])
     return losses, model
 

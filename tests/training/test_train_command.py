@@ -16,9 +16,19 @@ from daaf.training import trainer
 from daaf.utils.lock import folder_lock
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = ["data.height=64", "data.width=32", "data.pad=2", "data.num_identities=4",
-        "data.num_instances=2", "data.workers=0", "model.depth=18", "model.pretrained=none",
-        "train.log_period=1", "data.pre_crop_size=null", "train.iters_per_epoch=1"]  # fmt: skip
+TINY = [
+    "data.height=64",
+    "data.width=32",
+    "data.pad=2",
+    "data.num_identities=4",
+    "data.num_instances=2",
+    "data.workers=0",
+    "model.depth=18",
+    "model.pretrained=none",
+    "train.log_period=1",
+    "data.pre_crop_size=null",
+    "train.iters_per_epoch=1",
+]
 
 
 def label_with_random_weights(store: Path) -> None:
@@ -36,8 +46,17 @@ def test_an_existing_run_is_refused_without_resume(tiny_dataset, tmp_path, caplo
     run = tmp_path / "run"
 
     def daaf_train(*extra):
-        args = ["train", "--config", str(REPO / "configs/daaf_bot.yaml"), "--out", str(run),
-                f"data.root={data}", f"data.annotations={data / 'annotations'}", *TINY, *extra]  # fmt: skip
+        args = [
+            "train",
+            "--config",
+            str(REPO / "configs/daaf_bot.yaml"),
+            "--out",
+            str(run),
+            f"data.root={data}",
+            f"data.annotations={data / 'annotations'}",
+            *TINY,
+            *extra,
+        ]
         return CliRunner().invoke(main, args)
 
     with caplog.at_level(logging.WARNING, logger="daaf.training.trainer"):
@@ -73,8 +92,17 @@ def test_an_existing_run_is_refused_without_resume(tiny_dataset, tmp_path, caplo
 
 
 def daaf_train(run: Path, data: Path, *extra: str):
-    args = ["train", "--config", str(REPO / "configs/daaf_bot.yaml"), "--out", str(run),
-            f"data.root={data}", f"data.annotations={data / 'annotations'}", *TINY, *extra]  # fmt: skip
+    args = [
+        "train",
+        "--config",
+        str(REPO / "configs/daaf_bot.yaml"),
+        "--out",
+        str(run),
+        f"data.root={data}",
+        f"data.annotations={data / 'annotations'}",
+        *TINY,
+        *extra,
+    ]
     return CliRunner().invoke(main, args)
 
 

@@ -58,8 +58,14 @@ def test_every_preset_builds_and_takes_a_step(preset):
         torch.optim.SGD(centers, lr=cfg.loss.center_lr) if centers else None,
     )
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    values = train_step(model, fake_batch(p=2), optimizers, torch.amp.GradScaler("cpu", enabled=False),
-                        criterion, data=cfg.data)  # fmt: skip
+    values = train_step(
+        model,
+        fake_batch(p=2),
+        optimizers,
+        torch.amp.GradScaler("cpu", enabled=False),
+        criterion,
+        data=cfg.data,
+    )
     assert all(torch.isfinite(torch.tensor(v)) for v in values.values())
     assert values["total"] == pytest.approx(sum(v for k, v in values.items() if k != "total"))
     assert ("hab" in values) == cfg.model.hab and ("pab" in values) == cfg.model.pab
@@ -78,9 +84,13 @@ BALANCES = ["none", *(pytest.param(b, marks=pytest.mark.slow) for b in WEIGHTS i
 @pytest.mark.parametrize("balance", BALANCES)
 def test_resume_gives_exactly_the_uninterrupted_weights(tiny_dataset, tmp_path, balance):
     overrides = tiny_overrides(
-        tiny_dataset, "train.epochs=2", "train.checkpoint_period=1", "train.iters_per_epoch=2",
-        "train.health_period=1", f"loss.branch_balance={balance}",
-    )  # fmt: skip
+        tiny_dataset,
+        "train.epochs=2",
+        "train.checkpoint_period=1",
+        "train.iters_per_epoch=2",
+        "train.health_period=1",
+        f"loss.branch_balance={balance}",
+    )
     preset = REPO / "configs/daaf_bot.yaml"
     straight = load_checkpoint(train(load_config(preset, overrides), tmp_path / "a"))
     train(load_config(preset, [*overrides, "train.epochs=1"]), tmp_path / "b")
@@ -99,8 +109,18 @@ def test_resume_gives_exactly_the_uninterrupted_weights(tiny_dataset, tmp_path, 
             same = torch.equal if isinstance(value, torch.Tensor) else operator.eq
             assert same(value, resumed[part][name]), name
     assert (tmp_path / "b" / "checkpoints" / "epoch_001.pt").is_file()
-    assert set(straight) >= {"model", "config", "num_classes", "optimizer", "center_optimizer",
-                             "scheduler", "epoch", "step", "sampler", "rng"}  # fmt: skip
+    assert set(straight) >= {
+        "model",
+        "config",
+        "num_classes",
+        "optimizer",
+        "center_optimizer",
+        "scheduler",
+        "epoch",
+        "step",
+        "sampler",
+        "rng",
+    }
     straight_log, resumed_log = (
         [json.loads(line) for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
         for run in "ab"
@@ -154,8 +174,14 @@ def test_the_crafted_file_runs_its_payload_when_fully_unpickled(tmp_path, malici
 def test_resume_refuses_a_checkpoint_that_would_run_code(tmp_path, malicious_pt):
     write, marker = malicious_pt
     last = write(tmp_path / "run" / "checkpoints" / "last.pt")
-    args = ["train", "--config", str(REPO / "configs/demo.yaml"), "--out", str(tmp_path / "run"),
-            "--resume"]  # fmt: skip
+    args = [
+        "train",
+        "--config",
+        str(REPO / "configs/demo.yaml"),
+        "--out",
+        str(tmp_path / "run"),
+        "--resume",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1
     assert result.output.splitlines() == [f"Error: {last}: {REFUSED}"]
@@ -195,8 +221,17 @@ def test_cli_train_then_export(trained_export, tmp_path):
         main, ["train", "--config", str(REPO / "configs/demo.yaml"), "model.nope=1"]
     )
     assert bad.exit_code == 2 and "unknown config key 'nope'" in bad.output
-    resume = CliRunner().invoke(main, ["train", "--config", str(REPO / "configs/demo.yaml"),
-                                       "--out", str(tmp_path / "none"), "--resume"])  # fmt: skip
+    resume = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--config",
+            str(REPO / "configs/demo.yaml"),
+            "--out",
+            str(tmp_path / "none"),
+            "--resume",
+        ],
+    )
     assert resume.exit_code == 1 and "no checkpoint at" in resume.output
 
 
@@ -207,11 +242,29 @@ def test_two_process_ddp_on_cpu(tiny_dataset, tmp_path, balance):
     evaluates while rank 1 waits at the barrier. A balanced run averages the learned weights'
     gradients, or the measured gradient ratios, over the ranks."""
     shutil.copytree(tiny_dataset, tmp_path / "data")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "daaf.cli",
-           "train", "--config", str(REPO / "configs/daaf_bot.yaml"), "--out", str(tmp_path / "ddp"),
-           *tiny_overrides(tmp_path / "data", "train.epochs=1", "train.device=cpu",
-                           "train.iters_per_epoch=3", "train.eval_period=1",
-                           f"loss.branch_balance={balance}", "train.health_period=1")]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "daaf.cli",
+        "train",
+        "--config",
+        str(REPO / "configs/daaf_bot.yaml"),
+        "--out",
+        str(tmp_path / "ddp"),
+        *tiny_overrides(
+            tmp_path / "data",
+            "train.epochs=1",
+            "train.device=cpu",
+            "train.iters_per_epoch=3",
+            "train.eval_period=1",
+            f"loss.branch_balance={balance}",
+            "train.health_period=1",
+        ),
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     state = load_checkpoint(tmp_path / "ddp" / "checkpoints" / "last.pt")

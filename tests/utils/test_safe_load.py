@@ -68,8 +68,11 @@ def test_files_that_are_no_pt_files_are_named_in_words(tmp_path):
     (tmp_path / "cut.pt").write_bytes((tmp_path / "whole.pt").read_bytes()[:1500])
     (tmp_path / "notes.pt").write_text("hello\n")
     (tmp_path / "empty.pt").write_bytes(b"")
-    reasons = {"notes.pt": "not a torch.save zip archive", "empty.pt": "an empty file",
-               "cut.pt": "a truncated or damaged torch.save zip archive"}  # fmt: skip
+    reasons = {
+        "notes.pt": "not a torch.save zip archive",
+        "empty.pt": "an empty file",
+        "cut.pt": "a truncated or damaged torch.save zip archive",
+    }
     for name, reason in reasons.items():
         with pytest.raises(DaafError) as info:
             load_weights_only(tmp_path / name)

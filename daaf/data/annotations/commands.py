@@ -62,12 +62,19 @@ def validate(store_dir: Path, root: Path | None) -> None:
 
 @annotations.command("show")
 @click.argument("store_dir", type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="PNG file to write.")  # fmt: skip
-@click.option("--n", type=GRID_IMAGES, default=16, show_default=True,
-              help="Number of images.")  # fmt: skip
-@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Dataset root, to draw the real images (else grey canvases).")  # fmt: skip
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="PNG file to write.",
+)
+@click.option("--n", type=GRID_IMAGES, default=16, show_default=True, help="Number of images.")
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Dataset root, to draw the real images (else grey canvases).",
+)
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Which images are picked.")
 def show(store_dir: Path, out: Path, n: int, root: Path | None, seed: int) -> None:
     """Draw a grid of images with the mask overlaid and the COCO skeleton."""

@@ -161,7 +161,7 @@ class AnnotationStore:
 
     def _gather(self, name: str, image_paths) -> np.ndarray:
         if len(image_paths) == 1:  # a training worker's per-sample read: no grouping by shard
-            (shard, row), = self._locate(image_paths).tolist()  # fmt: skip
+            ((shard, row),) = self._locate(image_paths).tolist()
             return self._arrays(shard)[name][row : row + 1]
         where = self._locate(image_paths)
         out = None
@@ -179,7 +179,7 @@ class AnnotationStore:
     def masks(self, image_paths) -> np.ndarray:
         """uint8 (N, H, W) masks; reads each shard's rows in increasing order."""
         if len(image_paths) == 1:  # a training worker's per-sample read: no sorting
-            (shard, row), = self._locate(image_paths).tolist()  # fmt: skip
+            ((shard, row),) = self._locate(image_paths).tolist()
             return self._mask_set(shard)[row : row + 1]
         where = self._locate(image_paths)
         out = np.empty((len(where), *self.mask_size), np.uint8)
@@ -206,7 +206,7 @@ class AnnotationStore:
 
     def get(self, image_path: str) -> ImageAnnotation:
         """Everything stored about one image."""
-        (shard, row), = self._locate([image_path])  # fmt: skip
+        ((shard, row),) = self._locate([image_path])
         arrays = self._arrays(int(shard))
         digest = arrays["image_sha256"][row].tobytes() if "image_sha256" in arrays else NO_DIGEST
         return ImageAnnotation(

@@ -52,8 +52,16 @@ def draw_annotation(annotation: ImageAnnotation, image: np.ndarray | None) -> np
     for k in np.flatnonzero(found):
         cv2.circle(picture, tuple(np.rint(points[k]).astype(int)), 3, _side(k), -1, cv2.LINE_AA)
     if annotation.status != STATUS_OK:
-        cv2.putText(picture, STATUS_NAMES[annotation.status], (4, 16), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.45, (0, 0, 255), 1, cv2.LINE_AA)  # fmt: skip
+        cv2.putText(
+            picture,
+            STATUS_NAMES[annotation.status],
+            (4, 16),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.45,
+            (0, 0, 255),
+            1,
+            cv2.LINE_AA,
+        )
     return picture
 
 

@@ -115,9 +115,10 @@ def identity_mismatches(rows: pd.DataFrame, samples: list[Sample]) -> list[str]:
         zip(rows["image_path"], zip(rows["pid"], rows["camid"], strict=True), strict=True)
     )
     return [
-        s.path for s in samples
+        s.path
+        for s in samples
         if s.path in stored and tuple(map(int, stored[s.path])) != (s.pid, s.camid)
-    ]  # fmt: skip
+    ]
 
 
 def image_mismatches(

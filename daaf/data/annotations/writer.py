@@ -39,12 +39,15 @@ def _stack(records: list[ImageAnnotation], mask_size: tuple[int, int]) -> dict[s
     """Records -> the shard's datasets; a record of the wrong shape or status raises ValueError."""
     for record in records:
         checks = (
-            (record.mask.shape == mask_size and record.mask.dtype == np.uint8, "uint8 mask",
-             mask_size),
+            (
+                record.mask.shape == mask_size and record.mask.dtype == np.uint8,
+                "uint8 mask",
+                mask_size,
+            ),
             (np.shape(record.keypoints) == (NUM_KEYPOINTS, 3), "keypoints", (NUM_KEYPOINTS, 3)),
             (np.shape(record.person_box) == (4,), "person_box", (4,)),
             (len(record.image_size) == 2, "image_size", (2,)),
-        )  # fmt: skip
+        )
         for ok, what, shape in checks:
             if not ok:
                 raise ValueError(f"{record.image_path}: {what} must have shape {shape}")
@@ -77,14 +80,24 @@ def _create(f: h5py.File, name: str, data: np.ndarray, mask_size: tuple[int, int
         f.create_dataset(name, data=data, dtype=h5py.string_dtype("utf-8"), track_times=False)
     elif name == "mask":  # one image per chunk: cheap random reads
         f.create_dataset(
-            name, data=data, chunks=(1, *mask_size), compression="gzip", compression_opts=4,
-            fletcher32=True, track_times=False,
-        )  # fmt: skip
+            name,
+            data=data,
+            chunks=(1, *mask_size),
+            compression="gzip",
+            compression_opts=4,
+            fletcher32=True,
+            track_times=False,
+        )
     else:
         f.create_dataset(
-            name, data=data, chunks=(min(n, SMALL_CHUNK), *data.shape[1:]), compression="gzip",
-            compression_opts=4, fletcher32=True, track_times=False,
-        )  # fmt: skip
+            name,
+            data=data,
+            chunks=(min(n, SMALL_CHUNK), *data.shape[1:]),
+            compression="gzip",
+            compression_opts=4,
+            fletcher32=True,
+            track_times=False,
+        )
 
 
 class AnnotationWriter:

@@ -70,9 +70,15 @@ def synth(
     check_output_dir(out_dir, SYNTH_KIND)
     with marked_output(out_dir, SYNTH_KIND):
         dataset = generate_dataset(
-            out_dir, identities, cameras, images_per_identity, seed, occlusion, workers,
+            out_dir,
+            identities,
+            cameras,
+            images_per_identity,
+            seed,
+            occlusion,
+            workers,
             preset=preset,
-        )  # fmt: skip
+        )
     for split, row in dataset.summary().items():
         click.echo(
             f"{split:<8} {row['images']:>6} images {row['ids']:>5} ids {row['cameras']:>2} cameras"

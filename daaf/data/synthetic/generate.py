@@ -122,10 +122,18 @@ def plan(identities: int, cameras: int, per_identity: int, seed: int) -> list[Jo
         shots.append((FOLDERS["gallery"], -1, int(rng.integers(1, cameras + 1)), -1))
     # Frame numbers grow with the index, so names never collide; sequence and detection vary.
     return [
-        Job(index, folder, pid, camera, int(rng.integers(1, 7)), 25 * index + int(rng.integers(25)),
-            int(rng.integers(1, 9)), key)
+        Job(
+            index,
+            folder,
+            pid,
+            camera,
+            int(rng.integers(1, 7)),
+            25 * index + int(rng.integers(25)),
+            int(rng.integers(1, 9)),
+            key,
+        )
         for index, (folder, pid, camera, key) in enumerate(shots)
-    ]  # fmt: skip
+    ]
 
 
 def draw_job(
@@ -143,8 +151,16 @@ def draw_job(
     crowd = tuple(
         identity_of(seed, STRANGER_KEY + int(k)) for k in variation.integers(1 << 20, size=CROWD)
     )
-    return render_person(identity_of(seed, job.key), camera, rng, foreign, occlusion,
-                         preset=preset, variation=variation, crowd=crowd)  # fmt: skip
+    return render_person(
+        identity_of(seed, job.key),
+        camera,
+        rng,
+        foreign,
+        occlusion,
+        preset=preset,
+        variation=variation,
+        crowd=crowd,
+    )
 
 
 def _write_job(
@@ -239,10 +255,18 @@ def ground_truth_record(
     ys, xs = np.nonzero(mask > 0)
     box = [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1] if len(xs) else [np.nan] * 4
     return ImageAnnotation(
-        image_path=sample.path, split=split, pid=sample.pid, camid=sample.camid, image_size=mask.shape,
-        mask=encode_mask(mask / np.float32(255)), keypoints=keypoints,
-        person_box=np.asarray(box, np.float32), person_score=1.0, status=0, image_sha256=digest,
-    )  # fmt: skip
+        image_path=sample.path,
+        split=split,
+        pid=sample.pid,
+        camid=sample.camid,
+        image_size=mask.shape,
+        mask=encode_mask(mask / np.float32(255)),
+        keypoints=keypoints,
+        person_box=np.asarray(box, np.float32),
+        person_score=1.0,
+        status=0,
+        image_sha256=digest,
+    )
 
 
 def write_ground_truth(
@@ -258,8 +282,14 @@ def write_ground_truth(
     ``drawn`` (masks, keypoints and JPEG SHA-256s by image index); ``settings`` join the
     labeler's record (a preset's name and occlusion)."""
     masks, keypoints, digests = drawn
-    labeler = {"backend": "synthetic-ground-truth", "weights": "exact", "generator_version": GENERATOR_VERSION,
-               "seed": seed, "daaf_version": __version__, **(settings or {})}  # fmt: skip
+    labeler = {
+        "backend": "synthetic-ground-truth",
+        "weights": "exact",
+        "generator_version": GENERATOR_VERSION,
+        "seed": seed,
+        "daaf_version": __version__,
+        **(settings or {}),
+    }
     claim_dir(store_dir, STORE_KIND)  # daaf label --overwrite may replace it
     writer = AnnotationWriter(store_dir, STORE_DATASET, labeler, created_utc=CREATED_UTC)
     shards = [
@@ -280,10 +310,28 @@ def write_ground_truth(
     writer.write_manifest()
 
 
-CONDITIONS_COLUMNS = ("image_path", "split", "pid", "camid", "occluded", "misaligned", "cut_head",
-                      "cut_feet", "people_in_front", "people_behind", "occluder", "carrying",
-                      "crouching", "occluded_fraction", "visible_keypoints", "zoom", "aspect",
-                      "offset_x", "offset_y", "view")  # fmt: skip
+CONDITIONS_COLUMNS = (
+    "image_path",
+    "split",
+    "pid",
+    "camid",
+    "occluded",
+    "misaligned",
+    "cut_head",
+    "cut_feet",
+    "people_in_front",
+    "people_behind",
+    "occluder",
+    "carrying",
+    "crouching",
+    "occluded_fraction",
+    "visible_keypoints",
+    "zoom",
+    "aspect",
+    "offset_x",
+    "offset_y",
+    "view",
+)
 
 
 def write_conditions(
@@ -299,9 +347,16 @@ def write_conditions(
         for sample in dataset.split(split):
             row = index_of[sample.path]
             shown = conditions[row]
-            values = {**vars(shown), "occluded": shown.occluded, "misaligned": shown.misaligned,
-                      "image_path": sample.path, "split": split, "pid": sample.pid, "camid": sample.camid,
-                      "visible_keypoints": int((keypoints[row, :, 2] > 0).sum())}  # fmt: skip
+            values = {
+                **vars(shown),
+                "occluded": shown.occluded,
+                "misaligned": shown.misaligned,
+                "image_path": sample.path,
+                "split": split,
+                "pid": sample.pid,
+                "camid": sample.camid,
+                "visible_keypoints": int((keypoints[row, :, 2] > 0).sum()),
+            }
             rows.append({key: _cell(values[key]) for key in CONDITIONS_COLUMNS})
     frame = pd.DataFrame(rows, columns=list(CONDITIONS_COLUMNS))
     frame.to_csv(path, index=False, float_format="%.4f")

@@ -107,21 +107,35 @@ class Pose:
             self,
             yaw=self.yaw + rng.uniform(-1, 1) * preset.turn,
             stride=self.stride + rng.uniform(0, 1) * preset.stride,
-            arm_swing=tuple(swing.tolist()), arm_spread=tuple(spread.tolist()),
-            elbow_bend=tuple(bend.tolist()), leg_spread=tuple(legs.tolist()),
+            arm_swing=tuple(swing.tolist()),
+            arm_spread=tuple(spread.tolist()),
+            elbow_bend=tuple(bend.tolist()),
+            leg_spread=tuple(legs.tolist()),
             crouch=rng.uniform(0.5, 1.0) if rng.random() < preset.crouch else 0.0,
-        )  # fmt: skip
+        )
         if rng.random() < preset.carry:
             side = int(rng.choice([-1, 1]))
             if rng.random() < 0.5:  # a box in both hands: forearms forward, no arm swing
-                pose = replace(pose, carry="box", carry_side=side, arm_gait=0.0, arm_swing=(0.35, 0.35),
-                               arm_spread=(0.0, 0.0), elbow_bend=(0.9, 0.9))  # fmt: skip
+                pose = replace(
+                    pose,
+                    carry="box",
+                    carry_side=side,
+                    arm_gait=0.0,
+                    arm_swing=(0.35, 0.35),
+                    arm_spread=(0.0, 0.0),
+                    elbow_bend=(0.9, 0.9),
+                )
             else:  # a bag in one hand: that arm hangs straight, a little out
                 arm = 0 if side > 0 else 1
                 spread, bend = list(pose.arm_spread), list(pose.elbow_bend)
                 spread[arm], bend[arm] = 0.12, 0.0
-                pose = replace(pose, carry="bag", carry_side=side, arm_spread=tuple(spread),
-                               elbow_bend=tuple(bend))  # fmt: skip
+                pose = replace(
+                    pose,
+                    carry="bag",
+                    carry_side=side,
+                    arm_spread=tuple(spread),
+                    elbow_bend=tuple(bend),
+                )
         return _place(pose, identity, preset, rng)
 
 
@@ -163,9 +177,17 @@ def skeleton(identity: Identity, pose: Pose) -> dict[str, np.ndarray]:
         elbow = shoulder + 0.53 * arm * _down(swing, spread, side) + [side * 1.0, 0, 0]
         forearm = swing + 0.2 + 0.5 * max(swing, 0.0) + elbow_bend
         wrist = elbow + 0.47 * arm * _down(forearm, spread, side) + [side * 0.5, 0, 0]
-        joints.update({f"{name}_hip": hip, f"{name}_knee": knee, f"{name}_ankle": ankle,
-                       f"{name}_shoulder": shoulder, f"{name}_elbow": elbow, f"{name}_wrist": wrist,
-                       f"{name}_toe": ankle + [0.0, 1.0, 2.5]})  # fmt: skip
+        joints.update(
+            {
+                f"{name}_hip": hip,
+                f"{name}_knee": knee,
+                f"{name}_ankle": ankle,
+                f"{name}_shoulder": shoulder,
+                f"{name}_elbow": elbow,
+                f"{name}_wrist": wrist,
+                f"{name}_toe": ankle + [0.0, 1.0, 2.5],
+            }
+        )
     # Feet on the ground: the standing leg carries the body, which bobs as the legs spread.
     lift = height - 2.0 - max(joints["left_ankle"][1], joints["right_ankle"][1])
     for joint in joints.values():
@@ -198,8 +220,10 @@ def _place(pose: Pose, identity: Identity, preset: Preset, rng: np.random.Genera
             nose = project(joints["head"] + identity.head_radius * np.asarray(FACE[0][0]))[1]
             top -= nose + 1 + rng.uniform(0, 0.25) * scale * identity.height
         else:
-            ankle, hip = (min(project(joints[f"{s}_{j}"])[1] for s in ("left", "right"))
-                          for j in ("ankle", "hip"))  # fmt: skip
+            ankle, hip = (
+                min(project(joints[f"{s}_{j}"])[1] for s in ("left", "right"))
+                for j in ("ankle", "hip")
+            )
             top += HEIGHT - (ankle - 1 - rng.uniform(0, 0.35) * (ankle - hip))
     offset = (float(shift[0]), float((top - pose.top) + (scale * posed - pose.scale * upright)))
     return replace(placed, top=float(top), zoom=zoom, offset=offset)
@@ -296,19 +320,37 @@ def _body_parts(identity: Identity, pose: Pose, joints: dict, project: _Projecto
         bottom = project(lower_origin)
         wide = project.width(identity.shoulder, identity.depth)
         narrow = project.width(identity.hip, identity.depth * 0.9)
-        c.paint(_polygon([top + [-wide, -1], top + [wide, -1], bottom + [narrow, 1], bottom + [-narrow, 1]]),
-                upper)  # fmt: skip
+        c.paint(
+            _polygon(
+                [top + [-wide, -1], top + [wide, -1], bottom + [narrow, 1], bottom + [-narrow, 1]]
+            ),
+            upper,
+        )
         crotch = bottom + [0, 0.12 * identity.leg_fraction * identity.height * s]
-        c.paint(_polygon([bottom + [-narrow, 0], bottom + [narrow, 0], crotch + [narrow * 0.8, 0],
-                          crotch + [-narrow * 0.8, 0]]), lower)  # fmt: skip
+        c.paint(
+            _polygon(
+                [
+                    bottom + [-narrow, 0],
+                    bottom + [narrow, 0],
+                    crotch + [narrow * 0.8, 0],
+                    crotch + [-narrow * 0.8, 0],
+                ]
+            ),
+            lower,
+        )
 
     parts.append((0.0, torso))
     for name in ("left", "right"):
         hip, knee, ankle = (joints[f"{name}_{j}"] for j in ("hip", "knee", "ankle"))
         shoulder, elbow, wrist = (joints[f"{name}_{j}"] for j in ("shoulder", "elbow", "wrist"))
 
-        def leg(c: _Canvas, hip=p[f"{name}_hip"], knee=p[f"{name}_knee"], ankle=p[f"{name}_ankle"],
-                toe=p[f"{name}_toe"]) -> None:  # fmt: skip
+        def leg(
+            c: _Canvas,
+            hip=p[f"{name}_hip"],
+            knee=p[f"{name}_knee"],
+            ankle=p[f"{name}_ankle"],
+            toe=p[f"{name}_toe"],
+        ) -> None:
             width = identity.limb * 1.35 * s
             if identity.shorts:
                 c.paint(_stroke([(hip + knee) / 2, knee, ankle], width * 0.8), identity.skin)
@@ -320,8 +362,12 @@ def _body_parts(identity: Identity, pose: Pose, joints: dict, project: _Projecto
                 _ellipse(foot, (1.4 * s + abs(ankle[0] - toe[0]) * 0.7, 1.6 * s)), identity.shoes
             )
 
-        def arm(c: _Canvas, shoulder=p[f"{name}_shoulder"], elbow=p[f"{name}_elbow"],
-                wrist=p[f"{name}_wrist"]) -> None:  # fmt: skip
+        def arm(
+            c: _Canvas,
+            shoulder=p[f"{name}_shoulder"],
+            elbow=p[f"{name}_elbow"],
+            wrist=p[f"{name}_wrist"],
+        ) -> None:
             width = identity.limb * s
             c.paint(_stroke([shoulder, elbow, wrist], width), identity.skin)
             cuff = elbow if identity.short_sleeves else wrist - (wrist - elbow) * 0.15
@@ -340,8 +386,17 @@ def _body_parts(identity: Identity, pose: Pose, joints: dict, project: _Projecto
             mid = project(center)
             half = project.width(identity.shoulder * 0.75, 2.5)
             tall = 0.3 * (lower_origin[1] - joints["neck"][1]) * s
-            c.paint(_polygon([mid + [-half, -tall], mid + [half, -tall], mid + [half, tall], mid + [-half, tall]]),
-                    identity.bag_color)  # fmt: skip
+            c.paint(
+                _polygon(
+                    [
+                        mid + [-half, -tall],
+                        mid + [half, -tall],
+                        mid + [half, tall],
+                        mid + [-half, tall],
+                    ]
+                ),
+                identity.bag_color,
+            )
 
         def straps(c: _Canvas) -> None:
             for side in ("left", "right"):
@@ -385,8 +440,17 @@ def _carried(identity: Identity, pose: Pose, joints: dict, project: _Projector):
 
     def carried(c: _Canvas) -> None:
         mid, half = project(center), project.width(lateral, 0.5 * lateral)
-        c.hold(_polygon([mid + [-half, -tall * s], mid + [half, -tall * s], mid + [half, tall * s],
-                         mid + [-half, tall * s]]), color)  # fmt: skip
+        c.hold(
+            _polygon(
+                [
+                    mid + [-half, -tall * s],
+                    mid + [half, -tall * s],
+                    mid + [half, tall * s],
+                    mid + [-half, tall * s],
+                ]
+            ),
+            color,
+        )
 
     return project.depth(center) + 0.3, carried
 
@@ -496,10 +560,18 @@ def _stranger(rng: np.random.Generator, identity: Identity, target: Pose, front:
     pose = Pose.draw(rng, identity)
     if front:
         side = rng.choice([-1, 1])
-        return replace(pose, scale=target.scale * rng.uniform(1.0, 1.2), top=target.top + rng.uniform(-8, 8),
-                       center_x=target.center_x + side * rng.uniform(0.3, 0.65) * WIDTH)  # fmt: skip
-    return replace(pose, scale=target.scale * rng.uniform(0.5, 0.85), top=rng.uniform(-0.1, 0.45) * HEIGHT,
-                   center_x=rng.uniform(-0.1, 1.1) * WIDTH)  # fmt: skip
+        return replace(
+            pose,
+            scale=target.scale * rng.uniform(1.0, 1.2),
+            top=target.top + rng.uniform(-8, 8),
+            center_x=target.center_x + side * rng.uniform(0.3, 0.65) * WIDTH,
+        )
+    return replace(
+        pose,
+        scale=target.scale * rng.uniform(0.5, 0.85),
+        top=rng.uniform(-0.1, 0.45) * HEIGHT,
+        center_x=rng.uniform(-0.1, 1.1) * WIDTH,
+    )
 
 
 def render_person(
@@ -548,12 +620,22 @@ def render_person(
     nose = project(joints["head"] + identity.head_radius * np.asarray(FACE[0][0]))[1]
     ankle = min(project(joints[f"{side}_ankle"])[1] for side in ("left", "right"))
     conditions = Conditions(
-        view=pose.view, zoom=pose.zoom, aspect=pose.aspect, offset_x=pose.offset[0],
-        offset_y=pose.offset[1], cut_head=bool(nose < 0), cut_feet=bool(ankle >= HEIGHT),
-        crouching=pose.crouch > 0, carrying=pose.carry, occluder=occluder,
-        people_in_front=len(strangers) - behind, people_behind=behind,
-        occluded_fraction=float(1 - layer.sum(dtype=np.int64) / max(canvas.whole.sum(dtype=np.int64), 1)),
-    )  # fmt: skip
+        view=pose.view,
+        zoom=pose.zoom,
+        aspect=pose.aspect,
+        offset_x=pose.offset[0],
+        offset_y=pose.offset[1],
+        cut_head=bool(nose < 0),
+        cut_feet=bool(ankle >= HEIGHT),
+        crouching=pose.crouch > 0,
+        carrying=pose.carry,
+        occluder=occluder,
+        people_in_front=len(strangers) - behind,
+        people_behind=behind,
+        occluded_fraction=float(
+            1 - layer.sum(dtype=np.int64) / max(canvas.whole.sum(dtype=np.int64), 1)
+        ),
+    )
     image = apply_camera(canvas.image, rng, camera)
     return image, layer.astype(np.float32) / 255.0, keypoints.astype(np.float32), conditions
 

@@ -101,10 +101,12 @@ def summarize(root: str | Path) -> dict:
         "keypoint_std_x": float(spread[0]),
         "keypoint_std_y": float(spread[1]),
         "chance_map": random_ranking_map(
-            [s.pid for s in dataset.query], [s.camid for s in dataset.query],
-            [s.pid for s in dataset.gallery], [s.camid for s in dataset.gallery],
+            [s.pid for s in dataset.query],
+            [s.camid for s in dataset.query],
+            [s.pid for s in dataset.gallery],
+            [s.camid for s in dataset.gallery],
         ),
-    }  # fmt: skip
+    }
     conditions = root / CONDITIONS_NAME
     if conditions.exists():
         table = pd.read_csv(conditions)

@@ -95,14 +95,21 @@ def _save_mosaic(
                 ax.plot(x[[a, b]], y[[a, b]], color="yellow", lw=0.8)
         ax.scatter(x[seen], y[seen], s=5, c="red", zorder=3)
     for (r, c), text in (texts or {}).items():
-        ax.text(c * (w + GAP) + 1, r * (h + GAP) + h - 2, text, fontsize=6, color="white",
-                bbox={"fc": "black", "alpha": 0.6, "pad": 1, "lw": 0})  # fmt: skip
+        ax.text(
+            c * (w + GAP) + 1,
+            r * (h + GAP) + h - 2,
+            text,
+            fontsize=6,
+            color="white",
+            bbox={"fc": "black", "alpha": 0.6, "pad": 1, "lw": 0},
+        )
     ax.set_xlim(-0.5, canvas.shape[1] - 0.5)
     ax.set_ylim(canvas.shape[0] - 0.5, -0.5)
     if colorbar is not None:
         label, low, high = colorbar
-        bar = fig.colorbar(ScalarMappable(Normalize(low, high), cmap="jet"), ax=ax,
-                           fraction=0.04, pad=0.02)  # fmt: skip
+        bar = fig.colorbar(
+            ScalarMappable(Normalize(low, high), cmap="jet"), ax=ax, fraction=0.04, pad=0.02
+        )
         bar.set_label(textwrap.fill(label, 40), fontsize=7)
         bar.ax.tick_params(labelsize=6)
     if title:
@@ -194,8 +201,9 @@ def save_branch_figure(
         column = list(columns).index("PAB heatmaps")
         texts = {(b, column): f"max {peak.max():.2f}" for b, peak in enumerate(peaks)}
         scale = ("PAB heatmap: max over the 17 keypoint maps (target peak 1)", 0.0, 1.0)
-    return _save_mosaic(tiles, path, (), list(columns), title, keypoints=keypoints,
-                        colorbar=scale, texts=texts)  # fmt: skip
+    return _save_mosaic(
+        tiles, path, (), list(columns), title, keypoints=keypoints, colorbar=scale, texts=texts
+    )
 
 
 def save_shuffle_figure(
@@ -218,7 +226,11 @@ def save_shuffle_figure(
         for row in cells
     ]
     return _save_mosaic(
-        tiles, path, [f"features\n{n}" for n in names], [f"conv\n{n}" for n in names], title,
+        tiles,
+        path,
+        [f"features\n{n}" for n in names],
+        [f"conv\n{n}" for n in names],
+        title,
         framed=[(i, i) for i in range(g)],
         colorbar=("PAB heatmap (max over conv j's maps), one scale for all cells", 0.0, high),
-    )  # fmt: skip
+    )

@@ -111,9 +111,11 @@ def decoupling_score(
                 other = in_region(peaks[image, i, j], image, j)
                 if own is None or other is None:
                     continue
-                key = ("both" if other else "feature_group") if own else (
-                    "conv_layer" if other else "neither"
-                )  # fmt: skip
+                key = (
+                    ("both" if other else "feature_group")
+                    if own
+                    else ("conv_layer" if other else "neither")
+                )
                 counts[key] += 1
     labelled = sum(counts.values())
     score["keypoint_regions"] = {

@@ -138,9 +138,16 @@ def build_model(cfg: Config, num_classes: int) -> DAAF:
         except ValueError as exc:
             raise DaafError(f"model.pab_groups: {exc}") from exc
         pab = PartialBranch(
-            backbone.out_channels, groups, m.pab_target, m.pab_grouped, m.pab_shared_decoder,
-            m.decoder_channels, m.deconv_kernel, m.decoder_norm, m.decoder_stride,
-        )  # fmt: skip
+            backbone.out_channels,
+            groups,
+            m.pab_target,
+            m.pab_grouped,
+            m.pab_shared_decoder,
+            m.decoder_channels,
+            m.deconv_kernel,
+            m.decoder_norm,
+            m.decoder_stride,
+        )
     for branch in (hab, pab):
         if branch is not None:
             branch.init_decoder(m.decoder_init)

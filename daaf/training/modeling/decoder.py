@@ -50,10 +50,15 @@ class DeconvStack(nn.Module):
         for i in range(layers):
             stack.append(
                 nn.ConvTranspose2d(
-                    in_channels if i == 0 else channels, channels, kernel, stride=2,
-                    padding=padding, output_padding=output_padding, bias=not norm,
+                    in_channels if i == 0 else channels,
+                    channels,
+                    kernel,
+                    stride=2,
+                    padding=padding,
+                    output_padding=output_padding,
+                    bias=not norm,
                 )
-            )  # fmt: skip
+            )
             if norm:
                 stack += [nn.BatchNorm2d(channels), nn.ReLU(inplace=True)]
         self.layers = nn.Sequential(*stack)

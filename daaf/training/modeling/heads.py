@@ -39,9 +39,11 @@ class TriNetHead(nn.Module):
         hidden, out = dims
         self.feat_dim = out
         self.fc = nn.Sequential(
-            nn.Linear(in_channels, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
+            nn.Linear(in_channels, hidden),
+            nn.BatchNorm1d(hidden),
+            nn.ReLU(inplace=True),
             nn.Linear(hidden, out),
-        )  # fmt: skip
+        )
 
     def forward(self, fmap: torch.Tensor):
         embedding = self.fc(fmap.mean(dim=(2, 3)))

@@ -100,6 +100,11 @@ def helpers():
     import types
 
     return types.SimpleNamespace(
-        make_record=make_record, make_records=make_records, write_store=write_store,
-        make_dataset=make_dataset, MASK_SIZE=MASK_SIZE, CREATED=CREATED, SAMPLES=SAMPLES,
-    )  # fmt: skip
+        make_record=make_record,
+        make_records=make_records,
+        write_store=write_store,
+        make_dataset=make_dataset,
+        MASK_SIZE=MASK_SIZE,
+        CREATED=CREATED,
+        SAMPLES=SAMPLES,
+    )

@@ -78,9 +78,14 @@ def test_shard_attributes_and_layout(store):
         assert dtypes == {"pid": "<i4", "camid": "<i2", "image_size": "<u2", "status": "|u1"}
         assert f["keypoints"].chunks == (2, 17, 3)  # small arrays: one chunk for the shard
     assert sorted(p.name for p in store.iterdir()) == [
-        "gallery-00000.h5", "gallery-00001.h5", "manifest.csv", "query-00000.h5",
-        "train-00000.h5", "train-00001.h5", "train-00002.h5",
-    ]  # fmt: skip
+        "gallery-00000.h5",
+        "gallery-00001.h5",
+        "manifest.csv",
+        "query-00000.h5",
+        "train-00000.h5",
+        "train-00001.h5",
+        "train-00002.h5",
+    ]
 
 
 def test_manifest_rows_ordered_by_split_shard_row(store, records):

@@ -96,7 +96,7 @@ PROBLEMS = {
             for shard in s.glob("query-*.h5")
         ],
         r"store: none of the \d+ query images is labelled \(status 0\): \d+ no person$",
-    ),  # fmt: skip
+    ),
     "no manifest": (lambda s: (s / "manifest.csv").unlink(), r"manifest.csv is missing"),
     "manifest row": (
         lambda s: (s / "manifest.csv").write_text(

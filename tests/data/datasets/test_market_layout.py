@@ -39,8 +39,9 @@ def test_market1501_rules(market_root):
 
 def test_a_negative_pid_other_than_junk_is_reported_not_dropped(market_root, write_images):
     """pid -1 marks junk, dropped without a word; -5 is a misnamed file, reported as one."""
-    write_images(market_root / "Market-1501-v15.09.15" / "bounding_box_test",
-                 ["-5_c1s1_000001_01.jpg"])  # fmt: skip
+    write_images(
+        market_root / "Market-1501-v15.09.15" / "bounding_box_test", ["-5_c1s1_000001_01.jpg"]
+    )
     dataset = build_dataset("market1501", market_root)
     assert sorted(dataset.skipped["file name does not parse"]) == [
         "bounding_box_test/-5_c1s1_000001_01.jpg",

@@ -36,16 +36,21 @@ def market(tmp_path, write_images):
 @pytest.mark.parametrize(
     ("folder", "name", "message"),
     [
-        ("query", "9999999999_c1s1_000001_00.jpg",
-         "pid 9999999999 is out of range: the annotation store keeps pids as int32 "
-         "(-2147483648 to 2147483647); rename the file"),
+        (
+            "query",
+            "9999999999_c1s1_000001_00.jpg",
+            "pid 9999999999 is out of range: the annotation store keeps pids as int32 "
+            "(-2147483648 to 2147483647); rename the file",
+        ),
         ("bounding_box_train", "9999999999_c1s1_000001_00.jpg", "pid 9999999999 is out of range"),
-        ("bounding_box_test", "0002_c99999s1_000001_00.jpg",
-         "camid 99998 is out of range: the annotation store keeps camids as int16"),
-        ("query", "0002_c0s1_000001_00.jpg",
-         "camera c0: this dataset numbers its cameras from 1"),
+        (
+            "bounding_box_test",
+            "0002_c99999s1_000001_00.jpg",
+            "camid 99998 is out of range: the annotation store keeps camids as int16",
+        ),
+        ("query", "0002_c0s1_000001_00.jpg", "camera c0: this dataset numbers its cameras from 1"),
     ],
-)  # fmt: skip
+)
 def test_names_that_do_not_fit_are_refused_naming_the_file(tmp_path, market, folder, name, message):
     path = market(folder, name)
     with pytest.raises(DaafError, match=f"^{re.escape(f'{path}: {message}')}"):

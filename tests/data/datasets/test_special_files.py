@@ -22,8 +22,10 @@ def refused(name: str, root: Path) -> str:
 
 def test_msmt17_list_files(tmp_path, write_images):
     folder = tmp_path / "MSMT17_V1"
-    write_images(folder / "train" / "0000", ["0000_000_01_0303morning_0015_0.jpg",
-                                             "0000_001_01_0303morning_0016_0.jpg"])  # fmt: skip
+    write_images(
+        folder / "train" / "0000",
+        ["0000_000_01_0303morning_0015_0.jpg", "0000_001_01_0303morning_0016_0.jpg"],
+    )
     write_images(folder / "test" / "0001", ["0001_000_02_0303morning_0016_0.jpg"])
     for split in ("train", "val", "query", "gallery"):
         (folder / f"list_{split}.txt").write_text("")

@@ -70,9 +70,19 @@ ORIGINAL_OUTPUT = {
     ("--identities", "6", "--cameras", "2", "--images-per-identity", "4"): (
         "581cf9b83ed53467a5f1a5f8562fc7589e208f873523859c0cd42b89ce2d99cd"
     ),
-    ("--identities", "6", "--cameras", "3", "--images-per-identity", "6", "--seed", "3",
-     "--occlusion", "0.5"): "641211388b1ab2a9f2fcc6adbb6c9099adc02c8aa8b153ff99abb8eb356ed833",
-}  # fmt: skip
+    (
+        "--identities",
+        "6",
+        "--cameras",
+        "3",
+        "--images-per-identity",
+        "6",
+        "--seed",
+        "3",
+        "--occlusion",
+        "0.5",
+    ): "641211388b1ab2a9f2fcc6adbb6c9099adc02c8aa8b153ff99abb8eb356ed833",
+}
 
 
 @pytest.mark.parametrize("args", list(ORIGINAL_OUTPUT))
@@ -136,8 +146,16 @@ def test_conditions_table_agrees_with_what_was_drawn(misaligned):
         _, mask, keypoints, shown = draw_job(
             jobs[row.image_path], TINY["seed"], TINY["identities"], MISALIGNED.occlusion, MISALIGNED
         )
-        for column in ("cut_head", "cut_feet", "people_in_front", "people_behind", "occluder",
-                       "carrying", "crouching", "view"):  # fmt: skip
+        for column in (
+            "cut_head",
+            "cut_feet",
+            "people_in_front",
+            "people_behind",
+            "occluder",
+            "carrying",
+            "crouching",
+            "view",
+        ):
             assert getattr(row, column) == getattr(shown, column), (row.image_path, column)
         assert row.occluded_fraction == pytest.approx(shown.occluded_fraction, abs=1e-4)
         assert row.occluded == int(shown.occluded_fraction >= OCCLUDED_FRACTION)
@@ -170,14 +188,29 @@ def test_stored_keypoints_follow_the_schema(misaligned):
 def _person(preset, seed: int, crowd=()):
     identity = Identity.draw(np.random.default_rng([7, seed]))
     camera = Camera.draw(np.random.default_rng([8, seed]))
-    return render_person(identity, camera, np.random.default_rng([9, seed]), [], preset.occlusion,
-                         preset=preset, variation=np.random.default_rng([10, seed]), crowd=crowd)  # fmt: skip
+    return render_person(
+        identity,
+        camera,
+        np.random.default_rng([9, seed]),
+        [],
+        preset.occlusion,
+        preset=preset,
+        variation=np.random.default_rng([10, seed]),
+        crowd=crowd,
+    )
 
 
 @pytest.mark.parametrize("edge", ["head", "feet"])
 def test_cut_off_crops_lose_the_keypoints_beyond_the_edge(edge):
-    preset = replace(MISALIGNED, occlusion=0.0, people_behind=0.0, people_in_front=0.0, carry=0.0,
-                     cut_head=1.0 if edge == "head" else 0.0, cut_feet=1.0 if edge == "feet" else 0.0)  # fmt: skip
+    preset = replace(
+        MISALIGNED,
+        occlusion=0.0,
+        people_behind=0.0,
+        people_in_front=0.0,
+        carry=0.0,
+        cut_head=1.0 if edge == "head" else 0.0,
+        cut_feet=1.0 if edge == "feet" else 0.0,
+    )
     for seed in range(6):
         _, mask, keypoints, shown = _person(preset, seed)
         assert shown.misaligned and getattr(shown, f"cut_{edge}")

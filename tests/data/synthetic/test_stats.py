@@ -25,16 +25,25 @@ def _keypoints(points: dict[int, tuple[float, float]]) -> np.ndarray:
 def test_constant_map_pck_by_hand():
     # Training: nose at (10, 40), (20, 50), (30, 60) in 128x64 images -> median (20, 50), i.e.
     # (0.3125, 0.390625) of the image; the left eye is visible once, at (8, 30).
-    train = np.stack([_keypoints({0: (10, 40), 1: (8, 30)}), _keypoints({0: (20, 50)}),
-                      _keypoints({0: (30, 60)})])  # fmt: skip
+    train = np.stack(
+        [
+            _keypoints({0: (10, 40), 1: (8, 30)}),
+            _keypoints({0: (20, 50)}),
+            _keypoints({0: (30, 60)}),
+        ]
+    )
     prior = median_keypoints(train, np.array([[128, 64]] * 3))
     np.testing.assert_allclose(prior[0], [20 / 64, 50 / 128])
     np.testing.assert_allclose(prior[1], [8 / 64, 30 / 128])
     assert np.isnan(prior[2]).all()  # never visible
-    queries = np.stack([
-        _keypoints({0: (20, 62.8), 1: (8 + 13, 30)}),  # nose 12.8 px off: a hit; eye 13 px: a miss
-        _keypoints({0: (40 + 25, 100), 2: (5, 5)}),  # 256x128: prior (40, 100), tolerance 25.6
-    ])  # fmt: skip
+    queries = np.stack(
+        [
+            _keypoints(
+                {0: (20, 62.8), 1: (8 + 13, 30)}
+            ),  # nose 12.8 px off: a hit; eye 13 px: a miss
+            _keypoints({0: (40 + 25, 100), 2: (5, 5)}),  # 256x128: prior (40, 100), tolerance 25.6
+        ]
+    )
     sizes = np.array([[128, 64], [256, 128]])
     # Hits: nose of image 1, nose of image 2 (25 <= 25.6); misses: the eye, the right eye
     # (no prior). 2 of 4 visible keypoints.

@@ -50,8 +50,13 @@ def test_every_figure_is_written(rgb, tmp_path):
     save_attention_figure(rgb, None, maps, tmp_path / "a_alone.png")
     # Three rows with a base model, two without: the figure is taller.
     assert read(tmp_path / "a.png").shape[0] > read(tmp_path / "a_alone.png").shape[0]
-    save_partial_attention_figure(rgb, rng.random((2, 6, 32, 16)), tmp_path / "p.png",
-                                  rng.random((2, 6, 32, 16)), [f"g{i}" for i in range(6)])  # fmt: skip
+    save_partial_attention_figure(
+        rgb,
+        rng.random((2, 6, 32, 16)),
+        tmp_path / "p.png",
+        rng.random((2, 6, 32, 16)),
+        [f"g{i}" for i in range(6)],
+    )
     kps = np.concatenate([rng.random((2, 17, 2)) * (16, 32), np.ones((2, 17, 1))], axis=2)
     kps[0, 3] = (np.nan, np.nan, 0)
     save_branch_figure(rgb, maps, kps, maps, rng.random((2, 17, 32, 16)), tmp_path / "b.png")

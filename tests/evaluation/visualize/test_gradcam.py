@@ -121,8 +121,9 @@ def test_jitter_removes_the_stride_grid_and_one_pass_is_the_plain_map():
     torch.manual_seed(0)
     net, images = StridedNet().eval(), torch.rand(1, 3, 32, 16) + 0.5
     low = net.layer1(images)
-    plain = gradcam.shift_averaged(lambda x: grad_cam(*_low_and_embedding(net, x), [range(6)]),
-                                   images, jitter=1)  # fmt: skip
+    plain = gradcam.shift_averaged(
+        lambda x: grad_cam(*_low_and_embedding(net, x), [range(6)]), images, jitter=1
+    )
     assert plain.shape == low.shape[:1] + (1,) + low.shape[2:]  # jitter 1: the plain (h, w) map
     assert (plain[0, 0, 1::2] == 0).all() and (plain[0, 0, :, 1::2] == 0).all()  # the grid
     smooth = holistic_attention(net, images, components=None, normalize=False, jitter=2)

@@ -29,9 +29,13 @@ def test_diagonal_is_the_pab_output_of_each_group(daaf_model, images, stride):
 
 
 @pytest.mark.parametrize(
-    "switches", [{"pab": False}, {"pab": True, "pab_grouped": False},
-                 {"pab": True, "pab_shared_decoder": False}],
-)  # fmt: skip
+    "switches",
+    [
+        {"pab": False},
+        {"pab": True, "pab_grouped": False},
+        {"pab": True, "pab_shared_decoder": False},
+    ],
+)
 def test_only_grouped_shared_keypoint_branches_shuffle(switches, images):
     model = build_model(tiny_config(**switches), 4)
     assert not supports_shuffle(model)
@@ -66,8 +70,11 @@ def test_score_when_outputs_follow_the_features():
     grid = peaked_grid([[SPOTS[i]] * 3 for i in range(3)])
     score = decoupling_score(grid, GROUPS, keypoints_at_spots(), radius=1.5)
     assert score["nearest_diagonal"] == {
-        "cells": 6, "feature_group": 1.0, "conv_layer": 0.0, "tie": 0.0
-    }  # fmt: skip
+        "cells": 6,
+        "feature_group": 1.0,
+        "conv_layer": 0.0,
+        "tie": 0.0,
+    }
     regions = score["keypoint_regions"]
     assert regions["cells"] == 6 and regions["feature_group"] == 1.0
     assert regions["conv_layer"] == regions["both"] == regions["neither"] == 0

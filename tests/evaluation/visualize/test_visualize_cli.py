@@ -29,8 +29,9 @@ def base_checkpoint(tmp_path_factory):
 
 
 def run(*args):
-    return CliRunner().invoke(visualize, [*map(str, args), "--components", "2", "--n", "3",
-                                          "--device", "cpu"])  # fmt: skip
+    return CliRunner().invoke(
+        visualize, [*map(str, args), "--components", "2", "--n", "3", "--device", "cpu"]
+    )
 
 
 def test_checkpoint_gets_every_picture_and_the_score(
@@ -48,13 +49,28 @@ def test_checkpoint_gets_every_picture_and_the_score(
 
         return record
 
-    for name in ("save_attention_figure", "save_partial_attention_figure", "save_branch_figure",
-                 "save_shuffle_figure"):  # fmt: skip
+    for name in (
+        "save_attention_figure",
+        "save_partial_attention_figure",
+        "save_branch_figure",
+        "save_shuffle_figure",
+    ):
         monkeypatch.setattr(vis, name, recorder(name, getattr(vis, name)))
     out = tmp_path / "pictures"
-    result = run("--model", trained_export.checkpoint, "--base-model", base_checkpoint,
-                 "--dataset", "market1501", "--root", tiny_dataset,
-                 "--annotations", tiny_dataset / "annotations", "--out", out)  # fmt: skip
+    result = run(
+        "--model",
+        trained_export.checkpoint,
+        "--base-model",
+        base_checkpoint,
+        "--dataset",
+        "market1501",
+        "--root",
+        tiny_dataset,
+        "--annotations",
+        tiny_dataset / "annotations",
+        "--out",
+        out,
+    )
     assert result.exit_code == 0, result.output
     files = ["holistic_attention.png", "partial_attention.png", "branch_outputs.png", "shuffle.png"]
     for name in files:
@@ -82,8 +98,18 @@ def test_a_stride_4_checkpoint_gets_every_picture(tiny_dataset, tmp_path):
     state = {"model": build_model(cfg, 8).state_dict(), "config": cfg.to_dict(), "num_classes": 8}
     torch.save(state, tmp_path / "stride4.pt")
     out = tmp_path / "pictures"
-    result = run("--model", tmp_path / "stride4.pt", "--dataset", "market1501", "--root",
-                 tiny_dataset, "--annotations", tiny_dataset / "annotations", "--out", out)  # fmt: skip
+    result = run(
+        "--model",
+        tmp_path / "stride4.pt",
+        "--dataset",
+        "market1501",
+        "--root",
+        tiny_dataset,
+        "--annotations",
+        tiny_dataset / "annotations",
+        "--out",
+        out,
+    )
     assert result.exit_code == 0, result.output
     report = json.loads((out / "visualize.json").read_text())
     assert report["files"][2:] == ["branch_outputs.png", "shuffle.png"]
@@ -93,8 +119,16 @@ def test_a_stride_4_checkpoint_gets_every_picture(tiny_dataset, tmp_path):
 
 def test_export_gets_gradcam_only(tiny_dataset, trained_export, tmp_path):
     out = tmp_path / "pictures"
-    result = run("--model", trained_export.model, "--dataset", "market1501", "--root",
-                 tiny_dataset, "--out", out)  # fmt: skip
+    result = run(
+        "--model",
+        trained_export.model,
+        "--dataset",
+        "market1501",
+        "--root",
+        tiny_dataset,
+        "--out",
+        out,
+    )
     assert result.exit_code == 0, result.output
     report = json.loads((out / "visualize.json").read_text())
     assert report["files"] == ["holistic_attention.png", "partial_attention.png"]
@@ -103,8 +137,20 @@ def test_export_gets_gradcam_only(tiny_dataset, trained_export, tmp_path):
 
 
 def test_labels_must_cover_the_images(tiny_dataset, trained_export, tmp_path):
-    result = run("--model", trained_export.checkpoint, "--dataset", "market1501", "--root",
-                 tiny_dataset, "--split", "gallery", "--annotations", tmp_path, "--out", tmp_path)  # fmt: skip
+    result = run(
+        "--model",
+        trained_export.checkpoint,
+        "--dataset",
+        "market1501",
+        "--root",
+        tiny_dataset,
+        "--split",
+        "gallery",
+        "--annotations",
+        tmp_path,
+        "--out",
+        tmp_path,
+    )
     assert isinstance(result.exception, DaafError)
 
 
@@ -120,9 +166,19 @@ def test_visualize_refuses_a_model_file_that_would_run_code(
         option: path,
     }
     out = tmp_path / "pictures"
-    result = CliRunner().invoke(main, ["visualize", *(str(x) for item in models.items() for x in item),
-                                       "--dataset", "market1501", "--root", str(tiny_dataset),
-                                       "--out", str(out)])  # fmt: skip
+    result = CliRunner().invoke(
+        main,
+        [
+            "visualize",
+            *(str(x) for item in models.items() for x in item),
+            "--dataset",
+            "market1501",
+            "--root",
+            str(tiny_dataset),
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 1
     assert result.output.splitlines() == [f"Error: {path}: {REFUSED}"]
     assert not marker.exists() and not out.exists()

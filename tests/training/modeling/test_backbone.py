@@ -104,8 +104,11 @@ def test_a_cached_file_of_another_network_is_named(empty_torch_home):
     cache = empty_torch_home / "hub" / "checkpoints"
     cache.mkdir(parents=True)
     torch.save(torchvision.models.resnet34(weights=None).state_dict(), cache / RESNET18_FILE)
-    with pytest.raises(DaafError, match=f"^{RESNET18_FILE} is not a ResNet-18 state_dict "
-                       r"\(unexpected layer1.2.conv1.weight, "):  # fmt: skip
+    with pytest.raises(
+        DaafError,
+        match=f"^{RESNET18_FILE} is not a ResNet-18 state_dict "
+        r"\(unexpected layer1.2.conv1.weight, ",
+    ):
         build_backbone(18, "imagenet")
     torch.save(torchvision.models.resnet50(weights=None).state_dict(), cache / RESNET18_FILE)
     with pytest.raises(DaafError, match=f"^{RESNET18_FILE} is not a ResNet-18 state_dict$"):

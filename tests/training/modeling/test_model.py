@@ -60,8 +60,13 @@ def test_train_outputs_eval_embedding_and_loss(variant):
     if cfg.model.pab:
         channels = 18 if cfg.model.pab_target == "part_images" else 17
         assert out.parts.shape == (4, channels, h, w)
-    batch = {"images": images, "pids": torch.tensor([0, 0, 1, 1]), "masks": torch.rand(4, 1, h, w),
-             "heatmaps": torch.rand(4, 17, h, w), "valid": torch.tensor([True, True, False, True])}  # fmt: skip
+    batch = {
+        "images": images,
+        "pids": torch.tensor([0, 0, 1, 1]),
+        "masks": torch.rand(4, 1, h, w),
+        "heatmaps": torch.rand(4, 17, h, w),
+        "valid": torch.tensor([True, True, False, True]),
+    }
     losses = build_criterion(cfg, 5, model.feat_dim)(out, batch)
     assert all(torch.isfinite(v) for v in losses.values())
     assert ("hab" in losses) == cfg.model.hab and ("pab" in losses) == cfg.model.pab
@@ -163,9 +168,13 @@ def test_a_few_steps_overfit_a_fixed_batch():
     model = build_model(cfg, 2)
     criterion = build_criterion(cfg, 2, model.feat_dim)
     opt = torch.optim.Adam(list(model.parameters()) + criterion.center_parameters(), lr=1e-3)
-    batch = {"images": torch.randn(4, 3, H, W), "pids": torch.tensor([0, 0, 1, 1]),
-             "masks": torch.rand(4, 1, H, W).round(), "heatmaps": torch.rand(4, 17, H, W),
-             "valid": torch.ones(4, dtype=torch.bool)}  # fmt: skip
+    batch = {
+        "images": torch.randn(4, 3, H, W),
+        "pids": torch.tensor([0, 0, 1, 1]),
+        "masks": torch.rand(4, 1, H, W).round(),
+        "heatmaps": torch.rand(4, 17, H, W),
+        "valid": torch.ones(4, dtype=torch.bool),
+    }
     totals = []
     for _ in range(6):
         total = sum(criterion(model(batch["images"]), batch).values())
