@@ -12,9 +12,11 @@
 #
 # - STUDY=v3 (docs/results/synthetic_v3.md): `daaf synth --preset misaligned`; BoT, DAAF-BoT as
 #   the paper with decoders that can learn (study_v3_daaf_bot: small 1x1 heads, no decay on the
-#   branches), its HAB-only and PAB-only rows, and the candidate with every lever for the PAB
-#   (study_v3_daaf_bot_balanced). Each (row, seed) is a job of its own, JOBS (default 2) at a
-#   time, row by row, each resumed from its last checkpoint if it has one.
+#   branches) and its HAB-only and PAB-only rows, the candidate with every lever for the PAB
+#   (study_v3_daaf_bot_balanced, the presets' objective), its HAB-only and PAB-only rows, and
+#   the candidate without balancing (study_v3_daaf_bot_recipe). Each (row, seed) is a job of its
+#   own, JOBS (default 2) at a time, row by row, each resumed from its last checkpoint if it has
+#   one.
 #
 #   scripts/synthetic_study.sh OUT                  # everything (OUT: an absolute path)
 #   STAGE=collect scripts/synthetic_study.sh OUT   # only the table, CIs and figures
@@ -22,7 +24,7 @@
 #
 # SEEDS (default 3) is the number of seeds trained per row; BOT_SEEDS, DAAF_SEEDS, PAB30_SEEDS,
 # HAB_SEEDS, PAB_SEEDS and FIX_SEEDS (default SEEDS) the numbers collected (seeds 0..N-1 of the
-# row must be trained).
+# row must be trained); ROW_SEEDS="row=N ..." that of any row.
 set -euo pipefail
 OUT=${1:?usage: scripts/synthetic_study.sh OUT}
 STUDY=${STUDY:-v2}
@@ -51,7 +53,8 @@ elif [ "$STUDY" = v2 ]; then
   LANES=("study_bot study_daaf_bot_fix study_pab_no_reid_mse" "study_daaf_bot study_pab_no_reid")
 else
   PRESET=misaligned
-  ALL_ROWS="study_bot study_v3_daaf_bot_balanced study_v3_daaf_bot study_v3_hab_only study_v3_pab_only"
+  ALL_ROWS="study_bot study_v3_daaf_bot_balanced study_v3_balanced_hab_only study_v3_balanced_pab_only
+            study_v3_daaf_bot_recipe study_v3_daaf_bot study_v3_hab_only study_v3_pab_only"
 fi
 
 if [ "$STAGE" = all ]; then
@@ -89,7 +92,9 @@ declare -A N=([study_bot]=$BOT_SEEDS [study_daaf_bot]=$DAAF_SEEDS [study_daaf_bo
               [study_hab_only]=$HAB_SEEDS [study_pab_only]=$PAB_SEEDS [study_daaf_bot_fix]=$FIX_SEEDS
               [study_pab_no_reid]=$NO_REID_SEEDS [study_pab_no_reid_mse]=$NO_REID_SEEDS
               [study_v3_daaf_bot]=$SEEDS [study_v3_daaf_bot_balanced]=$SEEDS [study_v3_hab_only]=$SEEDS
-              [study_v3_pab_only]=$SEEDS)
+              [study_v3_pab_only]=$SEEDS [study_v3_balanced_hab_only]=$SEEDS
+              [study_v3_balanced_pab_only]=$SEEDS [study_v3_daaf_bot_recipe]=$SEEDS)
+for pair in ${ROW_SEEDS:-}; do N[${pair%=*}]=${pair#*=}; done
 # The comparisons run in OUT and name the runs relative to it, in their text and figures.
 evals() { for s in $(seq 0 $((N[$1] - 1))); do echo "runs/seed$s/$1/eval_synthetic"; done; }
 compare() { (cd "$OUT" && $PY -m daaf.cli compare --json "$@"); }
