@@ -211,6 +211,8 @@ def test_the_study_table_reads_the_study_configs():
         "study_pab_no_reid",
         "study_pab_no_reid_mse",
         "study_pab_only",
+        "study_v3_balanced_hab_only",
+        "study_v3_balanced_pab_only",
         "study_v3_daaf_bot",
         "study_v3_daaf_bot_balanced",
         "study_v3_daaf_bot_recipe",
@@ -225,6 +227,14 @@ def test_the_study_table_reads_the_study_configs():
     assert branches["study_hab_only"] == (True, False, 0.003, 0.003)
     assert branches["study_pab_only"] == (False, True, 0.003, 0.003)
     assert branches["study_daaf_bot"] == (True, True, 0.003, 0.003)
+    adopted = load_config(STUDY_DIR / "study_v3_daaf_bot_balanced.yaml").to_dict()
+    for row, (hab, pab) in {"hab_only": (True, False), "pab_only": (False, True)}.items():
+        ablation = load_config(STUDY_DIR / f"study_v3_balanced_{row}.yaml").to_dict()
+        assert (ablation["model"].pop("hab"), ablation["model"].pop("pab")) == (hab, pab)
+        assert ablation == {**adopted, "model": {**ablation["model"]}}
+        assert {k: v for k, v in adopted["model"].items() if k not in ("hab", "pab")} == ablation[
+            "model"
+        ]
     fix = load_config(STUDY_DIR / "study_daaf_bot_fix.yaml")  # v2's fix row: all else the paper's
     assert (fix.model.decoder_stride, fix.loss.branch_balance, fix.loss.balance_ratio) == (
         4,
