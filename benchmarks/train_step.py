@@ -6,7 +6,8 @@ backward, optimizer steps) on a random P x K worker batch with random masks and 
 so load from other processes hits all alike; the figure is the median of ``--steps``. The
 ratio column divides each preset by its base network (bot or trinet) from the same run. Row
 ``daaf_bot/stride4`` is daaf_bot with ``model.decoder_stride=4`` (decoders at 1/4 of the
-input). ``--rows`` times only those rows (and their bases); ``--set KEY=VALUE`` changes every
+input); ``paper_daaf_bot`` is the paper's branch objective (configs/paper/paper_daaf_bot.yaml:
+decoders at the input size). ``--rows`` times only those rows (and their bases); ``--set KEY=VALUE`` changes every
 row, e.g. the demo's ResNet-18 at 128x64 with 16 decoder channels: ``--depth 18 --set
 data.height=128 --set data.width=64 --set model.decoder_channels=16``.
 
@@ -47,6 +48,7 @@ ROWS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "daaf_bot": ("daaf_bot", (), "bot"),
     "daaf_bot/stride4": ("daaf_bot", ("model.decoder_stride=4",), "bot"),
     "daaf_bot_official": ("daaf_bot_official", (), "bot"),
+    "paper_daaf_bot": ("paper/paper_daaf_bot", (), "bot"),
     "trinet": ("trinet", (), "trinet"),
     "daaf_trinet": ("daaf_trinet", (), "trinet"),
 }
