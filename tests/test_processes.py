@@ -31,7 +31,7 @@ SCRIPTS = {
             def to(self, device):
                 return self
         driver.run_labeler(Labeler(), build_dataset("market1501", {{root!r}}), {{out!r}},
-                           batch_size=1, workers=2, progress=False)
+                           driver.LabelOptions(batch_size=1, workers=2, progress=False))
     """,
     "train loader": f"""
         import torch
