@@ -48,7 +48,8 @@ SCRIPTS = {
         def write_job(args):
             {BUSY}
         generate._write_job = write_job
-        generate.generate_dataset({{out!r}}, identities=4, cameras=2, workers=2, progress=False)
+        generate.generate_dataset({{out!r}}, generate.SynthSpec(identities=4, cameras=2), workers=2,
+                                  progress=False)
     """,
 }
 

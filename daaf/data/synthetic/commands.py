@@ -64,21 +64,13 @@ def synth(
     Read them with `daaf datasets check market1501 --root OUT` (or the `synthetic` name, which
     the annotation store carries). The same seed gives byte-identical files whatever --workers.
     """
-    from daaf.data.synthetic.generate import generate_dataset
+    from daaf.data.synthetic.generate import SynthSpec, generate_dataset
     from daaf.utils.files import check_output_dir, marked_output
 
     check_output_dir(out_dir, SYNTH_KIND)
     with marked_output(out_dir, SYNTH_KIND):
-        dataset = generate_dataset(
-            out_dir,
-            identities,
-            cameras,
-            images_per_identity,
-            seed,
-            occlusion,
-            workers,
-            preset=preset,
-        )
+        spec = SynthSpec(identities, cameras, images_per_identity, seed, occlusion, preset)
+        dataset = generate_dataset(out_dir, spec, workers)
     for split, row in dataset.summary().items():
         click.echo(
             f"{split:<8} {row['images']:>6} images {row['ids']:>5} ids {row['cameras']:>2} cameras"
