@@ -21,7 +21,7 @@ from pathlib import Path
 
 import click
 
-from daaf.utils.options import DEMO_EPOCHS, DEMO_IDENTITIES, device_option
+from daaf.utils.options import DEMO_EPOCHS, DEMO_IDENTITIES, device_option, out_dir_option
 
 STAGES = 6
 PICTURE_COMPONENTS = 16  # Grad-CAM maps average 16 random components, not 256 (time ~ components)
@@ -502,9 +502,7 @@ def write_summary(out: Path, results: dict, label_note: str) -> str:
 
 
 @click.command("demo")
-@click.option(
-    "--out", "out_dir", default="runs/demo", show_default=True, type=click.Path(file_okay=False)
-)
+@out_dir_option(default="runs/demo")
 @device_option
 @click.option(
     "--identities",

@@ -10,13 +10,16 @@ from pathlib import Path
 import click
 
 from daaf.utils.options import (
-    BATCH_SIZE,
     ERRORS_IN_A_ROW,
-    SEED,
     SHARD_SIZE,
-    WORKERS,
     WORKING_SIZE,
+    batch_size_option,
+    dataset_option,
     device_option,
+    out_dir_option,
+    root_option,
+    seed_option,
+    workers_option,
 )
 
 OPTIONAL_BACKENDS = ("detectron2", "mmpose")  # installed by `daaf install-backend`
@@ -36,30 +39,14 @@ def _splits(ctx, param, value: str) -> tuple[str, ...]:
 
 
 @click.command("label")
-@click.option(
-    "--dataset", "dataset_name", required=True, help="Registered dataset name, e.g. market1501."
-)
-@click.option(
-    "--root", required=True, type=click.Path(file_okay=False), help="Folder holding the dataset."
-)
-@click.option(
-    "--out",
-    "out_dir",
-    required=True,
-    type=click.Path(file_okay=False),
-    help="Annotation store folder.",
-)
+@dataset_option("Registered dataset name, e.g. market1501.", name="dataset_name")
+@root_option("Folder holding the dataset.")
+@out_dir_option("Annotation store folder.", required=True)
 @click.option("--backend", type=click.Choice(BACKENDS), default="torchvision", show_default=True)
 @click.option("--splits", default="train,query,gallery", show_default=True, callback=_splits)
 @device_option
-@click.option("--batch-size", type=BATCH_SIZE, default=8, show_default=True)
-@click.option(
-    "--workers",
-    type=WORKERS,
-    default=2,
-    show_default=True,
-    help="Image decoding processes.",
-)
+@batch_size_option(8)
+@workers_option("Image decoding processes.")
 @click.option(
     "--shard-size",
     type=SHARD_SIZE,
@@ -86,7 +73,7 @@ def _splits(ctx, param, value: str) -> tuple[str, ...]:
     show_default=True,
     help="Working size: short side a crop is resized to before detection.",
 )
-@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of random weights.")
+@seed_option("Seed of random weights.")
 @click.option(
     "--overwrite",
     is_flag=True,
