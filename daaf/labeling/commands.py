@@ -201,7 +201,7 @@ def install_backend(backend: str, source: str | None, workdir: str | None) -> No
     """Install the detectron2 or mmpose labeler into this Python environment, against its torch.
 
     Runs daaf/labeling/install_backend.sh, shipped with daaf, with this environment's Python.
-    detectron2 builds in minutes; mmpose compiles mmcv from source, which takes much longer.
+    detectron2 is built from source; mmpose needs mmcv compiled from source, the longer build.
     """
     import os
     import subprocess
