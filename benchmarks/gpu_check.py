@@ -228,18 +228,11 @@ def environment(device: Device) -> dict:
 
 def draw_dataset(root: Path, sizes: Sizes):
     """The synthetic Market-1501-layout dataset and its exact annotation store under ``root``."""
-    from daaf.data.synthetic.generate import generate_dataset
+    from daaf.data.synthetic.generate import SynthSpec, generate_dataset
 
     workers = 1 if sizes.tiny else min(4, os.cpu_count() or 1)  # a pool costs the twin seconds
-    return generate_dataset(
-        root,
-        sizes.identities,
-        6,
-        sizes.images_per_identity,
-        seed=0,
-        progress=False,
-        workers=workers,
-    )
+    spec = SynthSpec(sizes.identities, 6, sizes.images_per_identity, seed=0)
+    return generate_dataset(root, spec, workers=workers, progress=False)
 
 
 def check_labeling(dataset, sizes: Sizes, device: Device, budget_s: float) -> dict:

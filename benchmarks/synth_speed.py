@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from daaf.data.synthetic.generate import generate_dataset
+from daaf.data.synthetic.generate import SynthSpec, generate_dataset
 
 MARKET_IMAGES = 36_036
 IMAGES_PER_IDENTITY = 24
@@ -26,9 +26,8 @@ IMAGES_PER_IDENTITY = 24
 def measure(out_dir: Path, identities: int, workers: int) -> tuple[int, float]:
     """(images written, seconds) for one full generation."""
     start = time.perf_counter()
-    generate_dataset(
-        out_dir, identities, 6, IMAGES_PER_IDENTITY, seed=0, workers=workers, progress=False
-    )
+    spec = SynthSpec(identities, 6, IMAGES_PER_IDENTITY, seed=0)
+    generate_dataset(out_dir, spec, workers=workers, progress=False)
     seconds = time.perf_counter() - start
     images = sum(1 for _ in (out_dir / "Market-1501-v15.09.15").rglob("*.jpg"))
     return images, seconds

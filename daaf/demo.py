@@ -21,7 +21,7 @@ from pathlib import Path
 
 import click
 
-from daaf.utils.options import DEMO_EPOCHS, DEMO_IDENTITIES, device_option
+from daaf.utils.options import DEMO_EPOCHS, DEMO_IDENTITIES, device_option, out_dir_option
 
 STAGES = 6
 PICTURE_COMPONENTS = 16  # Grad-CAM maps average 16 random components, not 256 (time ~ components)
@@ -83,7 +83,7 @@ def claim_out(out: Path) -> None:
 def make_data(out: Path, identities: int) -> tuple[Path, Path]:
     """The synthetic dataset in ``out/data``; an incomplete one is deleted (if the demo's
     marker is in it) and made again."""
-    from daaf.data.synthetic.generate import generate_dataset
+    from daaf.data.synthetic.generate import SynthSpec, generate_dataset
     from daaf.utils.files import check_made_by_daaf, made_by_daaf, mark_dir, remove_dir
 
     data = out / "data"
@@ -95,7 +95,7 @@ def make_data(out: Path, identities: int) -> tuple[Path, Path]:
             click.echo(f"  removing the incomplete {data}")
             remove_dir(data, DATA_KIND)
         mark_dir(data, DATA_KIND)
-        generate_dataset(data, identities=identities)
+        generate_dataset(data, SynthSpec(identities=identities))
     return data, data / "annotations"
 
 
@@ -502,9 +502,7 @@ def write_summary(out: Path, results: dict, label_note: str) -> str:
 
 
 @click.command("demo")
-@click.option(
-    "--out", "out_dir", default="runs/demo", show_default=True, type=click.Path(file_okay=False)
-)
+@out_dir_option(default="runs/demo")
 @device_option
 @click.option(
     "--identities",

@@ -22,7 +22,7 @@ import torch
 
 from daaf.data.annotations import AnnotationStore
 from daaf.data.datasets import build_dataset
-from daaf.data.synthetic.generate import generate_dataset
+from daaf.data.synthetic.generate import SynthSpec, generate_dataset
 from daaf.data.synthetic.stats import summarize
 from daaf.errors import DaafError
 from daaf.evaluation.attention_metrics import LOCALISES_MARGIN, branch_accuracy
@@ -37,7 +37,7 @@ SETTINGS = {"fix": "control_pab.yaml", "v2": "control_pab_v2.yaml"}
 def make_data(data: Path) -> Path:
     """``daaf synth --preset misaligned`` data at ``data`` (seed 0), unless it is there."""
     if not (data / "annotations" / "manifest.csv").is_file():
-        generate_dataset(data, preset="misaligned", workers=1, progress=False)
+        generate_dataset(data, SynthSpec(preset="misaligned"), workers=1, progress=False)
     return data
 
 

@@ -31,7 +31,7 @@ SCRIPTS = {
             def to(self, device):
                 return self
         driver.run_labeler(Labeler(), build_dataset("market1501", {{root!r}}), {{out!r}},
-                           batch_size=1, workers=2, progress=False)
+                           driver.LabelOptions(batch_size=1, workers=2, progress=False))
     """,
     "train loader": f"""
         import torch
@@ -48,7 +48,8 @@ SCRIPTS = {
         def write_job(args):
             {BUSY}
         generate._write_job = write_job
-        generate.generate_dataset({{out!r}}, identities=4, cameras=2, workers=2, progress=False)
+        generate.generate_dataset({{out!r}}, generate.SynthSpec(identities=4, cameras=2), workers=2,
+                                  progress=False)
     """,
 }
 

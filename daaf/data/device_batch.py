@@ -1,10 +1,10 @@
-"""The device side of a training batch: what workers no longer make, done batched where the model is.
+"""The device side of a training batch: what the workers leave undone, done batched where the model is.
 
 Workers hand over uint8 (H, W, 3) images, uint8 masks (HAB only), keypoints (keypoint PAB
 only), pids, ``valid`` and each image's erasing rectangle (``daaf.data.train_set.TrainSet``).
 ``prepare_batch`` turns that into the criterion's tensors: normalised, erased images, masks in
-[0, 1] and Gaussian heatmaps, equal to what the workers made before (the same seed, the same
-augmentation); with branches decoding to 1/``stride`` of the input (``model.decoder_stride``),
+[0, 1] and Gaussian heatmaps, the same for the same seed and augmentation wherever they are
+made; with branches decoding to 1/``stride`` of the input (``model.decoder_stride``),
 masks area-averaged and heatmaps rendered on that grid.
 """
 

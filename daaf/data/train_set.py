@@ -31,7 +31,7 @@ def open_store_for(samples: list[Sample], store_dir: str | Path, dataset: str) -
 
     Its training shards are validated first (:func:`validate_store`: whole, a schema this daaf
     reads, content matching ``content_sha256``, manifest rows matching the shards, keypoints
-    inside the image): about 1.6 s per 13,000 images, as long as decoding their masks.
+    inside the image), which reads every shard once, as decoding their masks does.
     :class:`TrainSet` checks the images themselves against the store. A store giving an
     image another pid or camid than the dataset, or labeling no training image, is refused;
     images without labels (status not 0) are named in a warning.
@@ -194,7 +194,7 @@ class TrainSet(Dataset):
         item = train_transform(item, self.cfg, augmentation)
         out = {
             "images": torch.from_numpy(item.image),
-            # numpy, not torch.tensor: a tensor from Python values costs a worker ~30 us each
+            # numpy, not torch.tensor: building a tensor from Python values is slow in a worker
             "pids": torch.from_numpy(np.array(self.samples[index].pid, np.int64)),
             "valid": torch.from_numpy(np.array(valid)),
             "erasing": torch.from_numpy(np.array(augmentation.erasing, np.int32)),

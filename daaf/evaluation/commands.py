@@ -6,24 +6,29 @@ from pathlib import Path
 
 import click
 
-from daaf.utils.options import BATCH_SIZE, BOOTSTRAP, RANK_LISTS, SEED, WORKERS, device_option
+from daaf.utils.options import (
+    BOOTSTRAP,
+    RANK_LISTS,
+    batch_size_option,
+    dataset_option,
+    device_option,
+    model_option,
+    out_dir_option,
+    root_option,
+    seed_option,
+    workers_option,
+)
 
 
 @click.command("evaluate")
-@click.option(
-    "--model",
-    "model_path",
-    required=True,
-    type=click.Path(exists=True),
-    help="Export folder, its model_state.pt, or a training checkpoint.",
-)
+@model_option("Export folder, its model_state.pt, or a training checkpoint.")
 @click.option(
     "--trust-torchscript",
     is_flag=True,
     help="Also load a TorchScript model.ts: it runs code of its own, so only for a file you trust.",
 )
-@click.option("--dataset", required=True, help="Dataset name (see `daaf datasets list`).")
-@click.option("--root", required=True, type=click.Path(file_okay=False), help="Dataset root.")
+@dataset_option()
+@root_option("Dataset root.")
 @click.option(
     "--rerank", is_flag=True, help="Also report k-reciprocal re-ranking (k1=20, k2=6, lambda=0.3)."
 )
@@ -34,8 +39,8 @@ from daaf.utils.options import BATCH_SIZE, BOOTSTRAP, RANK_LISTS, SEED, WORKERS,
     default=None,
     help="Distance (default: the model's, cosine for BoT, euclidean for TriNet).",
 )
-@click.option("--batch-size", type=BATCH_SIZE, default=128, show_default=True)
-@click.option("--workers", type=WORKERS, default=2, show_default=True)
+@batch_size_option(128)
+@workers_option()
 @device_option
 @click.option(
     "--num-ranklists",
@@ -44,9 +49,7 @@ from daaf.utils.options import BATCH_SIZE, BOOTSTRAP, RANK_LISTS, SEED, WORKERS,
     show_default=True,
     help="Rank-list pictures (best and worst queries).",
 )
-@click.option(
-    "--out", "out_dir", default="eval", show_default=True, type=click.Path(file_okay=False)
-)
+@out_dir_option(default="eval")
 def evaluate(
     model_path,
     trust_torchscript,
@@ -158,7 +161,7 @@ def _query_conditions(ctx: click.Context, param: click.Parameter, values: tuple[
 @click.option(
     "--bootstrap", type=BOOTSTRAP, default=10000, show_default=True, help="Bootstrap resamples."
 )
-@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the resampling.")
+@seed_option("Seed of the resampling.")
 @click.option(
     "--queries",
     "conditions",
@@ -169,12 +172,7 @@ def _query_conditions(ctx: click.Context, param: click.Parameter, values: tuple[
     "given) in CSV, e.g. DATA/conditions.csv:occluded=1; repeated: all must hold.",
 )
 @click.option("--json", "as_json", is_flag=True, help="End with one line of JSON (percent).")
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False),
-    help="Also write report.html and bootstrap.png into this folder.",
-)
+@out_dir_option("Also write report.html and bootstrap.png into this folder.")
 def compare(baseline_dirs, candidate_dirs, bootstrap, seed, conditions, as_json, out_dir) -> None:
     """Paired candidate - baseline of mAP, Rank-1 and mINP from `daaf evaluate` folders, with a
     95% CI from an identity-level bootstrap (resample query identities, 2.5-97.5 percentiles).

@@ -6,7 +6,17 @@ from pathlib import Path
 
 import click
 
-from daaf.utils.options import COMPONENTS, JITTER, PICTURE_IMAGES, SEED, device_option
+from daaf.utils.options import (
+    COMPONENTS,
+    JITTER,
+    PICTURE_IMAGES,
+    dataset_option,
+    device_option,
+    model_option,
+    out_dir_option,
+    root_option,
+    seed_option,
+)
 
 PICTURES_KIND = "`daaf visualize` output"  # the kind of daaf's marker in its --out
 GRADCAM_ONLY_NOTE = (
@@ -206,21 +216,15 @@ def render_all(
 
 
 @click.command("visualize")
-@click.option(
-    "--model",
-    "model_path",
-    required=True,
-    type=click.Path(exists=True),
-    help="Training checkpoint (all pictures) or export (Grad-CAM only).",
-)
+@model_option("Training checkpoint (all pictures) or export (Grad-CAM only).")
 @click.option(
     "--base-model",
     "base_model_path",
     type=click.Path(exists=True),
     help="Model without attention branches, drawn beside --model (paper Fig. 5, 6).",
 )
-@click.option("--dataset", required=True, help="Dataset name (see `daaf datasets list`).")
-@click.option("--root", required=True, type=click.Path(file_okay=False), help="Dataset root.")
+@dataset_option()
+@root_option("Dataset root.")
 @click.option(
     "--annotations",
     type=click.Path(exists=True, file_okay=False),
@@ -247,7 +251,7 @@ def render_all(
     show_default=True,
     help="Embedding components averaged per Grad-CAM map (random subset, --seed); 0 = all, exact.",
 )
-@click.option("--seed", type=SEED, default=0, show_default=True)
+@seed_option()
 @click.option(
     "--jitter",
     default=2,
@@ -257,9 +261,7 @@ def render_all(
     "against the stride-2 dot grid; 1 = the plain single pass.",
 )
 @device_option
-@click.option(
-    "--out", "out_dir", default="pictures", show_default=True, type=click.Path(file_okay=False)
-)
+@out_dir_option(default="pictures")
 def visualize(
     model_path,
     base_model_path,

@@ -10,7 +10,15 @@ import click
 
 from daaf.errors import DaafError
 from daaf.evaluation.commands import _SeveralFolders
-from daaf.utils.options import BATCH_SIZE, TOP, WORKERS
+from daaf.utils.options import (
+    TOP,
+    batch_size_option,
+    model_option,
+    out_dir_option,
+    out_file_option,
+    root_option,
+    workers_option,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -31,7 +39,7 @@ class _SearchArgs(_SeveralFolders):
 
 
 @click.command("embed", cls=_EmbedArgs)
-@click.option("--model", "model_path", required=True, type=click.Path(exists=True), help=MODEL_HELP)
+@model_option(MODEL_HELP)
 @click.option(
     "--images",
     "images",
@@ -40,21 +48,15 @@ class _SearchArgs(_SeveralFolders):
     metavar="PATH [PATH ...]",
     help="Folders (searched recursively), image files, or text lists of images.",
 )
-@click.option(
-    "--out",
-    "out_path",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="The HDF5 file to write (docs/embeddings.md).",
-)
+@out_file_option("The HDF5 file to write (docs/embeddings.md).")
 @click.option(
     "--resume", is_flag=True, help="Continue an interrupted --out after its last complete chunk."
 )
 @click.option(
     "--flip", is_flag=True, default=None, help="Average each embedding with its mirror image's."
 )
-@click.option("--batch-size", default=64, show_default=True, type=BATCH_SIZE)
-@click.option("--workers", default=2, show_default=True, type=WORKERS)
+@batch_size_option(64)
+@workers_option()
 @click.option("--device", default="auto", show_default=True)
 def embed(model_path, images, out_path, resume, flip, batch_size, workers, device) -> None:
     """Embeddings of every image of folders, files and lists, written batch by batch to one
@@ -127,7 +129,7 @@ def _queries(sources: tuple[str, ...], embedder: Embedder) -> tuple[list[Path], 
     metavar="IMAGE|FEATS.h5 [...]",
     help="Query images (files, folders, lists) or embedding files.",
 )
-@click.option("--model", "model_path", required=True, type=click.Path(exists=True), help=MODEL_HELP)
+@model_option(MODEL_HELP)
 @click.option("--top", default=10, show_default=True, type=TOP, help="Gallery images per query.")
 @click.option(
     "--rerank",
@@ -147,9 +149,9 @@ def _queries(sources: tuple[str, ...], embedder: Embedder) -> tuple[list[Path], 
     metavar="DATASET",
     help="Mark true and false matches with this dataset's identities (needs --root).",
 )
-@click.option("--root", type=click.Path(file_okay=False), help="The --pids dataset's root.")
+@root_option("The --pids dataset's root.", required=False)
 @click.option("--device", default="auto", show_default=True)
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
+@out_dir_option(required=True)
 def search(
     gallery, queries, model_path, top, rerank, metric, pids_dataset, root, device, out_dir
 ) -> None:

@@ -10,6 +10,6 @@ __all__, __getattr__, __dir__ = lazy_exports(
     {
         "backends": ["build_labeler"],
         "base": ["LABELERS", "LabelResult", "Labeler", "register_labeler"],
-        "driver": ["run_labeler"],
+        "driver": ["LabelOptions", "run_labeler"],
     },
 )

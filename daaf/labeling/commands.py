@@ -3,18 +3,23 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
 
 from daaf.utils.options import (
-    BATCH_SIZE,
     ERRORS_IN_A_ROW,
-    SEED,
     SHARD_SIZE,
-    WORKERS,
     WORKING_SIZE,
+    batch_size_option,
+    dataset_option,
     device_option,
+    out_dir_option,
+    root_option,
+    seed_option,
+    workers_option,
 )
 
 OPTIONAL_BACKENDS = ("detectron2", "mmpose")  # installed by `daaf install-backend`
@@ -34,30 +39,14 @@ def _splits(ctx, param, value: str) -> tuple[str, ...]:
 
 
 @click.command("label")
-@click.option(
-    "--dataset", "dataset_name", required=True, help="Registered dataset name, e.g. market1501."
-)
-@click.option(
-    "--root", required=True, type=click.Path(file_okay=False), help="Folder holding the dataset."
-)
-@click.option(
-    "--out",
-    "out_dir",
-    required=True,
-    type=click.Path(file_okay=False),
-    help="Annotation store folder.",
-)
+@dataset_option("Registered dataset name, e.g. market1501.", name="dataset_name")
+@root_option("Folder holding the dataset.")
+@out_dir_option("Annotation store folder.", required=True)
 @click.option("--backend", type=click.Choice(BACKENDS), default="torchvision", show_default=True)
 @click.option("--splits", default="train,query,gallery", show_default=True, callback=_splits)
 @device_option
-@click.option("--batch-size", type=BATCH_SIZE, default=8, show_default=True)
-@click.option(
-    "--workers",
-    type=WORKERS,
-    default=2,
-    show_default=True,
-    help="Image decoding processes.",
-)
+@batch_size_option(8)
+@workers_option("Image decoding processes.")
 @click.option(
     "--shard-size",
     type=SHARD_SIZE,
@@ -84,7 +73,7 @@ def _splits(ctx, param, value: str) -> tuple[str, ...]:
     show_default=True,
     help="Working size: short side a crop is resized to before detection.",
 )
-@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of random weights.")
+@seed_option("Seed of random weights.")
 @click.option(
     "--overwrite",
     is_flag=True,
@@ -129,19 +118,48 @@ def label(
     """
     from daaf.data.annotations import DEFAULT_SHARD_SIZE
     from daaf.data.datasets import build_dataset
-    from daaf.labeling.backends import build_labeler
-    from daaf.labeling.driver import MAX_CONSECUTIVE_ERRORS, run_labeler
-    from daaf.labeling.report import build_report, format_report, write_report
-    from daaf.labeling.rerun import overwrite_dir
+    from daaf.labeling.driver import MAX_CONSECUTIVE_ERRORS, LabelOptions, run_labeler
+    from daaf.labeling.report import format_report, store_report, write_report
     from daaf.utils import distributed
     from daaf.utils.device import resolve_device
+
+    _check_out(out_dir, overwrite)
+    dataset = build_dataset(dataset_name, root)
+    labeler = _build_labeler(backend, weights, weights_dir, min_size, seed)
+    options = LabelOptions(
+        splits=splits,
+        shard_size=shard_size or DEFAULT_SHARD_SIZE,
+        batch_size=batch_size,
+        workers=workers,
+        seed=seed,
+        overwrite=overwrite,
+        retry_errors=retry_errors,
+        max_consecutive_errors=max_consecutive_errors or MAX_CONSECUTIVE_ERRORS,
+    )
+    with _store_lock(out_dir):
+        run = run_labeler(labeler, dataset, out_dir, options, resolve_device(device))
+        if distributed.is_main_process():
+            report = store_report(out_dir, run, labeler.describe())
+            path = write_report(report, out_dir)
+            click.echo(format_report(report))
+            click.echo(f"wrote {path}")
+
+
+def _check_out(out_dir: str, overwrite: bool) -> None:
+    """DaafError unless ``out_dir`` (and with ``overwrite`` the folder the new store is built in,
+    beside it, then renamed into its place) can be written."""
+    from daaf.labeling.rerun import overwrite_dir
     from daaf.utils.files import check_output_path
-    from daaf.utils.lock import folder_lock
 
     check_output_path(out_dir)
-    if overwrite:  # the new store is built beside the old one, then renamed into its place
+    if overwrite:
         check_output_path(overwrite_dir(Path(out_dir)))
-    dataset = build_dataset(dataset_name, root)
+
+
+def _build_labeler(backend: str, weights: str, weights_dir: str | None, min_size: int, seed: int):
+    """The labeler of ``backend``; with random weights, a warning that its labels are not real."""
+    from daaf.labeling.backends import build_labeler
+
     labeler = build_labeler(
         backend, weights=weights, weights_dir=weights_dir, min_size=min_size, seed=seed
     )
@@ -150,31 +168,19 @@ def label(
             "daaf label: --weights random: these annotations are NOT real labels (smoke test only)",
             err=True,
         )
+    return labeler
+
+
+@contextlib.contextmanager
+def _store_lock(out_dir: str) -> Iterator[None]:
+    """The store folder locked against a second run; the process group (torchrun) torn down
+    after, whatever happened."""
+    from daaf.utils import distributed
+    from daaf.utils.lock import folder_lock
+
     try:
         with folder_lock(out_dir):
-            run = run_labeler(
-                labeler,
-                dataset,
-                out_dir,
-                splits=splits,
-                shard_size=shard_size or DEFAULT_SHARD_SIZE,
-                batch_size=batch_size,
-                workers=workers,
-                device=resolve_device(device),
-                seed=seed,
-                overwrite=overwrite,
-                retry_errors=retry_errors,
-                max_consecutive_errors=max_consecutive_errors or MAX_CONSECUTIVE_ERRORS,
-            )
-            if distributed.is_main_process():
-                from daaf.data.annotations import AnnotationStore
-
-                store = AnnotationStore(out_dir)
-                report = build_report(store.manifest, run, labeler.describe())
-                store.close()
-                path = write_report(report, out_dir)
-                click.echo(format_report(report))
-                click.echo(f"wrote {path}")
+            yield
     finally:
         distributed.cleanup_distributed()
 
@@ -195,8 +201,7 @@ def install_backend(backend: str, source: str | None, workdir: str | None) -> No
     """Install the detectron2 or mmpose labeler into this Python environment, against its torch.
 
     Runs daaf/labeling/install_backend.sh, shipped with daaf, with this environment's Python.
-    detectron2 builds in minutes; mmpose compiles mmcv from source (about 40 minutes on 2 CPU
-    cores).
+    detectron2 is built from source; mmpose needs mmcv compiled from source, the longer build.
     """
     import os
     import subprocess

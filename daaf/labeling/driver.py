@@ -227,124 +227,220 @@ class LabelRun:
     errors: dict[str, str]
 
 
+@dataclass(frozen=True)
+class LabelOptions:
+    """How :func:`run_labeler` labels: which splits, in shards of how many images, in batches
+    decoded by how many worker processes; and what it does with a store already there."""
+
+    splits: tuple[str, ...] = SPLITS
+    shard_size: int = DEFAULT_SHARD_SIZE
+    batch_size: int = 8
+    workers: int = 2
+    mask_size: tuple[int, int] = DEFAULT_MASK_SIZE
+    seed: int = 0
+    progress: bool = True
+    overwrite: bool = False  # build a new store beside the old one, swapped in once valid
+    retry_errors: bool = False  # label again the complete shards holding a status-3 image
+    max_consecutive_errors: int = MAX_CONSECUTIVE_ERRORS
+
+
+@dataclass
+class _Plan:
+    """The store a run writes into, and its shards: all of them, and those still to label."""
+
+    build_dir: Path
+    writer: AnnotationWriter
+    planned: list[ShardJob]
+    todo: list[ShardJob]
+
+
 def run_labeler(
     labeler: Labeler,
     dataset: ReIDDataset,
     out_dir: str | Path,
-    splits: tuple[str, ...] = SPLITS,
-    shard_size: int = DEFAULT_SHARD_SIZE,
-    batch_size: int = 8,
-    workers: int = 2,
+    options: LabelOptions = LabelOptions(),
     device: torch.device | str = "cpu",
-    mask_size: tuple[int, int] = DEFAULT_MASK_SIZE,
-    seed: int = 0,
-    progress: bool = True,
-    overwrite: bool = False,
-    retry_errors: bool = False,
-    max_consecutive_errors: int = MAX_CONSECUTIVE_ERRORS,
 ) -> LabelRun:
-    """Label ``splits`` of ``dataset`` into the store ``out_dir``; resumable, torchrun-aware.
+    """Label ``options.splits`` of ``dataset`` into the store ``out_dir``; resumable,
+    torchrun-aware.
 
-    A store made with other settings (``store.json``) is refused unless ``overwrite``, which
-    builds the new store beside it and replaces it only once complete and valid. Rank 0 writes
-    ``manifest.csv`` once every rank has finished and validates the store; a store that does
-    not validate raises DaafError. ``retry_errors`` labels again the complete shards that hold
-    an image the labeler raised on (status 3), e.g. after a CUDA out-of-memory. The run stops
-    with DaafError once the labeler has failed on ``max_consecutive_errors`` images in a row (a
-    broken CUDA context fails on every image): the shards written so far are kept and a re-run
-    resumes. Returns this process's :class:`LabelRun` (the same on every rank).
+    A store made with other settings (``store.json``) is refused unless ``options.overwrite``,
+    which builds the new store beside it and replaces it only once complete and valid. Rank 0
+    writes ``manifest.csv`` once every rank has finished and validates the store; a store that
+    does not validate raises DaafError. ``options.retry_errors`` labels again the complete
+    shards that hold an image the labeler raised on (status 3), e.g. after a CUDA
+    out-of-memory. The run stops with DaafError once the labeler has failed on
+    ``options.max_consecutive_errors`` images in a row (a broken CUDA context fails on every
+    image): the shards written so far are kept and a re-run resumes. Returns this process's
+    :class:`LabelRun` (the same on every rank).
     """
     start = time.perf_counter()
     device = resolve_device(device)
-    torch.manual_seed(seed)
+    torch.manual_seed(options.seed)
     store_dir = Path(out_dir)
-    samples_by_split = {split: dataset.split(split) for split in splits}
+    plan = _plan_store(labeler, dataset, store_dir, options, device)
+    mine = assign_shards(plan.todo, distributed.world_size(), distributed.rank())
+    errors = _label_shards(labeler, dataset, plan.writer, mine, options)
+    images_labeled = _sum_over_ranks(sum(len(job.samples) for job in mine), device)
+    errors = _merge_over_ranks(errors)
+    _finish_store(plan, store_dir, dataset, options.overwrite)
+    return LabelRun(
+        shards_written=len(plan.todo),
+        shards_skipped=len(plan.planned) - len(plan.todo),
+        images_labeled=images_labeled,
+        seconds=time.perf_counter() - start,
+        errors=errors,
+    )
+
+
+def _plan_store(
+    labeler: Labeler,
+    dataset: ReIDDataset,
+    store_dir: Path,
+    options: LabelOptions,
+    device: torch.device,
+) -> _Plan:
+    """Checks the store against the run's settings, starts it (beside the old one with
+    ``overwrite``), moves the labeler to ``device`` and lists the shards still to label, the
+    same on every rank."""
+    samples_by_split = {split: dataset.split(split) for split in options.splits}
     info = make_store_info(
-        dataset.name, samples_by_split, shard_size, mask_size, labeler.describe()
+        dataset.name, samples_by_split, options.shard_size, options.mask_size, labeler.describe()
     )
     check_store_out(store_dir, dataset)
     if distributed.is_main_process():
         finish_replace(store_dir)  # a swap that a crash interrupted
-    check_rerun(store_dir, info, overwrite)
+    check_rerun(store_dir, info, options.overwrite)
     distributed.init_distributed(device)
-    world, rank = distributed.world_size(), distributed.rank()
-    build_dir = overwrite_dir(store_dir) if overwrite else store_dir
+    build_dir = overwrite_dir(store_dir) if options.overwrite else store_dir
     if distributed.is_main_process():
-        start_store(build_dir, info, overwrite)
+        start_store(build_dir, info, options.overwrite)
     labeler.to(device)
-    writer = AnnotationWriter(build_dir, dataset.name, labeler.describe(), mask_size=mask_size)
+    writer = AnnotationWriter(
+        build_dir, dataset.name, labeler.describe(), mask_size=options.mask_size
+    )
     distributed.barrier()  # store.json is there before anyone looks for complete shards
 
     planned = [
         ShardJob(split, index, samples)
         for split, split_samples in samples_by_split.items()
-        for index, samples in enumerate(plan_shards(split_samples, shard_size))
+        for index, samples in enumerate(plan_shards(split_samples, options.shard_size))
     ]
     todo = [
         job
         for job in planned
         if not writer.shard_exists(job.split, job.index)
         or (
-            retry_errors
+            options.retry_errors
             and (writer.shard_status(job.split, job.index) == STATUS_LABELER_ERROR).any()
         )
     ]
     distributed.barrier()  # every rank has seen the same complete shards before anyone writes
-    mine = assign_shards(todo, world, rank)
+    return _Plan(build_dir, writer, planned, todo)
 
+
+def _label_shards(
+    labeler: Labeler,
+    dataset: ReIDDataset,
+    writer: AnnotationWriter,
+    mine: list[ShardJob],
+    options: LabelOptions,
+) -> dict[str, str]:
+    """Labels this rank's shards ``mine``, writing each once all its images are labeled;
+    returns the one-line error of each image the labeler raised on, by image path."""
     samples = [sample for job in mine for sample in job.samples]
     loader = Loader(  # its workers start with Ctrl-C held, and leave it to this process
         _ImageFiles(dataset.image_dir, samples),
-        batch_sampler=_batches(mine, batch_size),
-        num_workers=workers,
+        batch_sampler=_batches(mine, options.batch_size),
+        num_workers=options.workers,
         collate_fn=list,
         worker_init_fn=functools.partial(worker_start, os.getpid()),  # none outlives a kill -9
     )
+    world = distributed.world_size()
     bar = tqdm(
         total=len(samples),
-        desc=f"label rank {rank}" if world > 1 else "label",
-        disable=not progress,
+        desc=f"label rank {distributed.rank()}" if world > 1 else "label",
+        disable=not options.progress,
         unit="img",
     )
-    jobs, job, records, first, errors = iter(mine), None, [], 0, {}
-    streak = shards_done = labeled = 0  # failures in a row; shards written; images labeled
+    shards = _ShardRecords(writer, mine, options)
     for batch in loader:
         readable = [(index, image) for index, image, _ in batch if image is not None]
         labels = label_each(labeler, [image for _, image in readable])
         results = dict(zip([index for index, _ in readable], labels, strict=True))
         for index, image, digest in batch:
-            if job is None:
-                job, first, records = next(jobs), index, []
-            sample, result = job.samples[index - first], results.get(index)
+            sample, result = shards.sample(index), results.get(index)
             if isinstance(result, str):
-                errors[sample.path] = result
                 bar.write(f"daaf label: {sample.path}: {result}", file=sys.stderr)
-                result = LabelResult.empty(*image.shape[:2], status=STATUS_LABELER_ERROR)
-                streak, failed = streak + 1, sample.path
-                if streak >= max_consecutive_errors:
+                if shards.count_error(sample, result):
                     bar.close()
-                    raise _labeler_broken(f"{streak} images in a row", failed, errors, shards_done)
+                    raise shards.broken(f"{shards.streak} images in a row")
+                result = LabelResult.empty(*image.shape[:2], status=STATUS_LABELER_ERROR)
             elif result is not None:
-                streak, labeled = 0, labeled + 1
-            records.append(_record(sample, job.split, image, digest, result, mask_size))
-            if len(records) == len(job.samples):
-                writer.write_shard(job.split, job.index, records)
-                job, shards_done = None, shards_done + 1
+                shards.count_labeled()
+            shards.add(sample, image, digest, result)
         bar.update(len(batch))
     bar.close()
-    if streak and not labeled:  # fewer images than max_consecutive_errors, and all failed
-        raise _labeler_broken(f"all {streak} images it was given", failed, errors, shards_done)
+    shards.check_not_all_failed()
+    return shards.errors
 
-    images_labeled = _sum_over_ranks(len(samples), device)
-    errors = _merge_over_ranks(errors)
+
+class _ShardRecords:
+    """The records of the shard being labeled, written once complete; and the labeler's failures
+    in a row, which stop the run at ``max_consecutive_errors``."""
+
+    def __init__(self, writer: AnnotationWriter, jobs: list[ShardJob], options: LabelOptions):
+        self.writer, self.jobs, self.options = writer, iter(jobs), options
+        self.job, self.first, self.records = None, 0, []
+        self.errors: dict[str, str] = {}
+        self.streak = self.shards_done = self.labeled = 0  # failures in a row, shards, images
+        self.failed = ""
+
+    def sample(self, index: int) -> Sample:
+        """The sample at flat index ``index``, starting the next shard at its first image."""
+        if self.job is None:
+            self.job, self.first, self.records = next(self.jobs), index, []
+        return self.job.samples[index - self.first]
+
+    def count_error(self, sample: Sample, error: str) -> bool:
+        """Records the labeler's error on ``sample``; whether the run must stop."""
+        self.errors[sample.path] = error
+        self.streak, self.failed = self.streak + 1, sample.path
+        return self.streak >= self.options.max_consecutive_errors
+
+    def count_labeled(self) -> None:
+        self.streak, self.labeled = 0, self.labeled + 1
+
+    def add(self, sample: Sample, image, digest, result: LabelResult | None) -> None:
+        job = self.job
+        self.records.append(
+            _record(sample, job.split, image, digest, result, self.options.mask_size)
+        )
+        if len(self.records) == len(job.samples):
+            self.writer.write_shard(job.split, job.index, self.records)
+            self.job, self.shards_done = None, self.shards_done + 1
+
+    def check_not_all_failed(self) -> None:
+        """DaafError if every image failed, fewer than ``max_consecutive_errors`` of them."""
+        if self.streak and not self.labeled:
+            raise self.broken(f"all {self.streak} images it was given")
+
+    def broken(self, how: str) -> DaafError:
+        """The error that stops the run: the labeler failed on ``how``."""
+        return _labeler_broken(how, self.failed, self.errors, self.shards_done)
+
+
+def _finish_store(plan: _Plan, store_dir: Path, dataset: ReIDDataset, overwrite: bool) -> None:
+    """Rank 0 writes the manifest and validates the store, swapping it in with ``overwrite``;
+    DaafError on every rank if it does not validate."""
     problems = []
     if distributed.is_main_process():
-        writer.write_manifest()
-        problems = validate_store(build_dir, dataset)
+        plan.writer.write_manifest()
+        problems = validate_store(plan.build_dir, dataset)
         if overwrite and not problems:
-            replace_store(build_dir, store_dir)
+            replace_store(plan.build_dir, store_dir)
         elif overwrite:
-            remove_dir(build_dir, STORE_KIND)  # the old store stays as it was
+            remove_dir(plan.build_dir, STORE_KIND)  # the old store stays as it was
     distributed.barrier()
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
@@ -354,10 +450,3 @@ def run_labeler(
             else f"`daaf annotations validate {store_dir}` lists every problem"
         )
         raise DaafError(f"the labeled store does not validate: {problems[0]}{more}; {after}")
-    return LabelRun(
-        shards_written=len(todo),
-        shards_skipped=len(planned) - len(todo),
-        images_labeled=images_labeled,
-        seconds=time.perf_counter() - start,
-        errors=errors,
-    )

@@ -7,9 +7,9 @@
 #
 # `daaf install-backend` runs this file with PYTHON set to its own Python; run by hand, the
 # Python used is $PYTHON, else `python` on PATH. detectron2 builds from --source, else from
-# its git repository (needs network). mmpose needs full mmcv 2.1.0 compiled from source (about
-# 40 minutes on 2 CPU cores; mmcv-lite lacks the ops) with C++20, as recent PyTorch headers
-# need. Both need pkg_resources at run time, so setuptools is pinned below 81.
+# its git repository (needs network). mmpose needs full mmcv 2.1.0 compiled from source
+# (mmcv-lite lacks the ops) with C++20, as recent PyTorch headers need. Both need
+# pkg_resources at run time, so setuptools is pinned below 81.
 set -euo pipefail
 
 usage() {

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from daaf.data.annotations import AnnotationStore
 from daaf.data.annotations.schema import STATUS_LABELER_ERROR, STATUS_OK, STATUS_UNREADABLE
 from daaf.data.annotations.schema import STATUS_NAMES as SCHEMA_STATUS_NAMES
 from daaf.labeling.driver import LabelRun
@@ -60,6 +61,12 @@ def build_report(manifest: pd.DataFrame, run: LabelRun, labeler: dict[str, Any])
         if run.seconds > 0
         else None,
     }
+
+
+def store_report(out_dir: str | Path, run: LabelRun, labeler: dict[str, Any]) -> dict[str, Any]:
+    """:func:`build_report` of the store in ``out_dir``, from its manifest."""
+    with AnnotationStore(out_dir) as store:
+        return build_report(store.manifest, run, labeler)
 
 
 def write_report(report: dict[str, Any], out_dir: str | Path) -> Path:

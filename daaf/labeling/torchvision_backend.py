@@ -1,14 +1,13 @@
 """Default labeler: torchvision's COCO Mask R-CNN v2 (masks) and Keypoint R-CNN (17 keypoints).
 
 Working size. torchvision detectors resize every image so that its short side is ``min_size``
-(800 by default): a 128x64 Market-1501 crop becomes about 1333x666 and costs 5.7 s (Mask R-CNN)
-plus 3.9 s (Keypoint R-CNN) per image on a 2-core CPU, about 4 days for Market-1501. The default
-here is ``min_size=256`` with the long side allowed up to ``4 x min_size``: a 128x64 crop becomes
+(800 by default): a 128x64 Market-1501 crop becomes about 1333x666. The default here is
+``min_size=256`` with the long side allowed up to ``4 x min_size``: a 128x64 crop becomes
 512x256, so the person is about 500 px tall, larger than most COCO training people, and the
 ROI heads see it at their fixed 14x14 / 28x28 (mask) and 56x56 (keypoint heatmap) resolution
-either way, so a larger working size adds cost, not detail. Measured on the same CPU with
-``rpn_post_nms_top_n_test=100``: 0.43 s + 0.39 s per image, 12x faster than the default size.
-Crops rarely hold more than a few people, so 100 region proposals (instead of 1000) are plenty.
+either way, so a larger working size adds cost, not detail (``benchmarks/label_speed.py
+--min-size`` measures the cost per image). Crops rarely hold more than a few people, so 100
+region proposals (instead of 1000) are plenty.
 
 Keypoint scores. torchvision's ``keypoints_scores`` are the raw logits of the keypoint heatmap
 at its maximum (``roi_heads.heatmaps_to_keypoints``; trained with a spatial softmax), and the
@@ -252,13 +251,9 @@ def build_torchvision_labeler(
     keypoints with the chosen person at any box IoU, so that the whole pipeline runs;
     ``"pretrained"`` loads the COCO checkpoints (see :func:`resolve_weight_files`).
     """
-    import torch
-    import torchvision
     from torchvision.models.detection import (
         KeypointRCNN_ResNet50_FPN_Weights,
         MaskRCNN_ResNet50_FPN_V2_Weights,
-        keypointrcnn_resnet50_fpn,
-        maskrcnn_resnet50_fpn_v2,
     )
 
     if weights not in ("pretrained", "random"):
@@ -280,6 +275,29 @@ def build_torchvision_labeler(
         box_detections_per_img=detections_per_image,
         box_score_thresh=0.0 if random else 0.05,
     )
+    mask_model, keypoint_model = _build_models(options, seed, with_keypoints)
+    if not random:
+        models = [m for m in (mask_model, keypoint_model) if m is not None]
+        for model, path in zip(models, paths, strict=True):
+            _load_checkpoint(model, path)
+    info = _labeler_info(
+        options,
+        enums,
+        paths,
+        random=random,
+        seed=seed,
+        min_score=min_score,
+        keypoints=with_keypoints,
+    )
+    return TorchvisionLabeler(mask_model, keypoint_model, info, min_score, any_class=random)
+
+
+def _build_models(options: dict[str, Any], seed: int, with_keypoints: bool) -> tuple[Any, Any]:
+    """Mask R-CNN v2 and Keypoint R-CNN (None without keypoints) with ``options``, their initial
+    weights drawn from ``seed`` without touching the global random state."""
+    import torch
+    from torchvision.models.detection import keypointrcnn_resnet50_fpn, maskrcnn_resnet50_fpn_v2
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         mask_model = maskrcnn_resnet50_fpn_v2(num_classes=91, **options)
@@ -288,25 +306,38 @@ def build_torchvision_labeler(
             if with_keypoints
             else None
         )
-    if not random:
-        models = [m for m in (mask_model, keypoint_model) if m is not None]
-        for model, path in zip(models, paths, strict=True):
-            _load_checkpoint(model, path)
+    return mask_model, keypoint_model
 
-    info: dict[str, Any] = {
+
+def _labeler_info(
+    options: dict[str, Any],
+    enums: list,
+    paths: list[Path],
+    *,
+    random: bool,
+    seed: int,
+    min_score: float,
+    keypoints: bool,
+) -> dict[str, Any]:
+    """What the labeler is made of, as recorded in the store: models, weight files (or the seed
+    of random weights), detector ``options`` and person selection."""
+    import torch
+    import torchvision
+
+    return {
         "backend": "torchvision",
         "models": ["maskrcnn_resnet50_fpn_v2"]
-        + (["keypointrcnn_resnet50_fpn"] if with_keypoints else []),
+        + (["keypointrcnn_resnet50_fpn"] if keypoints else []),
         "weights": "random" if random else "pretrained",
         "weight_files": (
             [{"name": weight_file_name(e), "seed": seed} for e in enums]
             if random
             else [{"name": p.name, "sha256": sha256_file(p)} for p in paths]
         ),
-        "min_size": min_size,
-        "max_size": 4 * min_size,
-        "rpn_post_nms_top_n_test": rpn_post_nms_top_n_test,
-        "detections_per_image": detections_per_image,
+        "min_size": options["min_size"],
+        "max_size": options["max_size"],
+        "rpn_post_nms_top_n_test": options["rpn_post_nms_top_n_test"],
+        "detections_per_image": options["box_detections_per_img"],
         "box_score_threshold": options["box_score_thresh"],
         **selection_info(random, PERSON_LABEL, min_score),
         "keypoint_score": "sigmoid(heatmap logit)",
@@ -314,4 +345,3 @@ def build_torchvision_labeler(
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
     }
-    return TorchvisionLabeler(mask_model, keypoint_model, info, min_score, any_class=random)

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from daaf.utils.options import out_dir_option
+
 if TYPE_CHECKING:
     from daaf.training.config import Config
     from daaf.training.trainer import Evaluate
@@ -23,13 +25,7 @@ EXPORT_KIND = "`daaf export` output"  # the kind of daaf's marker in its --out
     type=click.Path(dir_okay=False),
     help="YAML config (see configs/); may name a _base_ file.",
 )
-@click.option(
-    "--out",
-    "out_dir",
-    default=None,
-    type=click.Path(file_okay=False),
-    help="Run folder (default: runs/<config name>).",
-)
+@out_dir_option("Run folder (default: runs/<config name>).")
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoints/last.pt.")
 @click.argument("overrides", nargs=-1)
 def train(config_path: str, out_dir: str | None, resume: bool, overrides: tuple[str, ...]) -> None:
@@ -67,12 +63,8 @@ def periodic_evaluation(cfg: Config) -> Evaluate:
 
 @click.command("export")
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
-@click.option(
-    "--out",
-    "out_dir",
-    required=True,
-    type=click.Path(file_okay=False),
-    help="Folder for model_state.pt, model.ts, model.onnx and export_report.json.",
+@out_dir_option(
+    "Folder for model_state.pt, model.ts, model.onnx and export_report.json.", required=True
 )
 def export(checkpoint: str, out_dir: str) -> None:
     """Export the base network alone from a training checkpoint, and check it.

@@ -1,5 +1,7 @@
-"""Value types of the command-line options several commands share, so that each is checked once,
-the same way, before any work (click prints one line and exits 2 on a bad value).
+"""The command-line options several commands share: their value types, so that each is checked
+once, the same way, before any work (click prints one line and exits 2 on a bad value), and
+their decorators (``--model``, ``--dataset``, ``--root``, ``--out``, ``--batch-size``,
+``--workers``, ``--seed``, ``--device``), each command giving its own help where it differs.
 
 This module imports click alone: the command modules import it at ``daaf --help`` time.
 """
@@ -7,6 +9,8 @@ This module imports click alone: the command modules import it at ``daaf --help`
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -80,3 +84,73 @@ DEVICE = DeviceName()
 device_option = click.option(
     "--device", type=DEVICE, default="auto", show_default=True, help=f"{DEVICE_NAMES}."
 )
+
+
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+DATASET_HELP = "Dataset name (see `daaf datasets list`)."
+
+
+def model_option(help: str) -> Decorator:
+    """``--model`` into ``model_path``: a model file or folder that exists."""
+    return click.option(
+        "--model", "model_path", required=True, type=click.Path(exists=True), help=help
+    )
+
+
+def dataset_option(help: str = DATASET_HELP, name: str = "dataset") -> Decorator:
+    """``--dataset`` into ``name``: a registered dataset's name (checked when it is built)."""
+    return click.option("--dataset", name, required=True, help=help)
+
+
+def root_option(
+    help: str, *, required: bool = True, file_okay: bool = False, path_type: type | None = None
+) -> Decorator:
+    """``--root``: the folder a dataset lies in (with ``file_okay``, also a file, refused later
+    with a message naming the dataset)."""
+    return click.option(
+        "--root",
+        required=required,
+        type=click.Path(file_okay=file_okay, path_type=path_type),
+        help=help,
+    )
+
+
+def out_dir_option(
+    help: str | None = None, *, default: str | None = None, required: bool = False
+) -> Decorator:
+    """``--out`` into ``out_dir``: the folder a command writes (``default`` shown in --help)."""
+    return click.option(
+        "--out",
+        "out_dir",
+        default=default,
+        show_default=default is not None,
+        required=required,
+        type=click.Path(file_okay=False),
+        help=help,
+    )
+
+
+def out_file_option(help: str, name: str = "out_path", path_type: type | None = None) -> Decorator:
+    """``--out`` into ``name``: the one file a command writes."""
+    return click.option(
+        "--out",
+        name,
+        required=True,
+        type=click.Path(dir_okay=False, path_type=path_type),
+        help=help,
+    )
+
+
+def batch_size_option(default: int) -> Decorator:
+    """``--batch-size``: images a batch, within :data:`BATCH_SIZE`."""
+    return click.option("--batch-size", type=BATCH_SIZE, default=default, show_default=True)
+
+
+def workers_option(help: str | None = None) -> Decorator:
+    """``--workers``: image loading processes beside the main one (0: none), 2 by default."""
+    return click.option("--workers", type=WORKERS, default=2, show_default=True, help=help)
+
+
+def seed_option(help: str | None = None) -> Decorator:
+    """``--seed``: a 32-bit seed, 0 by default."""
+    return click.option("--seed", type=SEED, default=0, show_default=True, help=help)

@@ -250,12 +250,11 @@ def test_mmpose_backend_runs_with_random_weights():
 
 @pytest.fixture(scope="module")
 def pedestrians(tmp_path_factory):
-    from daaf.data.synthetic.generate import generate_dataset
+    from daaf.data.synthetic.generate import SynthSpec, generate_dataset
 
     root = tmp_path_factory.mktemp("pedestrians")
-    generate_dataset(
-        root, identities=4, cameras=2, images_per_identity=4, seed=0, workers=1, progress=False
-    )
+    spec = SynthSpec(identities=4, cameras=2, images_per_identity=4, seed=0)
+    generate_dataset(root, spec, workers=1, progress=False)
     return root
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from daaf.data.annotations import AnnotationStore, validate_store
 from daaf.data.datasets import build_dataset
-from daaf.labeling.driver import assign_shards, run_labeler
+from daaf.labeling.driver import LabelOptions, assign_shards, run_labeler
 
 
 @pytest.mark.parametrize("jobs,world", [(7, 2), (5, 3), (2, 4), (0, 2), (9, 1)])
@@ -28,7 +28,9 @@ def test_corrupt_image_gets_status_2_and_the_run_goes_on(
     dataset = build_dataset("market1501", root)
     out = tmp_path / "store"
     labeler = fake_labeler()
-    run = run_labeler(labeler, dataset, out, shard_size=2, batch_size=2, workers=1, progress=False)
+    run = run_labeler(
+        labeler, dataset, out, LabelOptions(shard_size=2, batch_size=2, workers=1, progress=False)
+    )
 
     assert validate_store(out, dataset) == []
     store = AnnotationStore(out)
@@ -50,13 +52,13 @@ def test_corrupt_image_gets_status_2_and_the_run_goes_on(
 def test_rerun_skips_complete_shards_and_rewrites_a_deleted_one(tmp_path, market, fake_labeler):
     dataset = build_dataset("market1501", market)
     out = tmp_path / "store"
-    run_labeler(fake_labeler(), dataset, out, shard_size=2, workers=0, progress=False)
+    run_labeler(fake_labeler(), dataset, out, LabelOptions(shard_size=2, workers=0, progress=False))
     with h5py.File(out / "train-00001.h5") as f:
         before = {name: f[name][()] for name in ("mask", "keypoints", "person_box")}
     (out / "train-00001.h5").unlink()
 
     labeler = fake_labeler()
-    run = run_labeler(labeler, dataset, out, shard_size=2, workers=0, progress=False)
+    run = run_labeler(labeler, dataset, out, LabelOptions(shard_size=2, workers=0, progress=False))
     assert (run.shards_written, run.shards_skipped, run.images_labeled) == (1, 3, 1)
     with h5py.File(out / "train-00001.h5") as f:
         for name, value in before.items():
@@ -69,7 +71,7 @@ import sys
 sys.path.insert(0, {tests!r})
 from conftest import FakeLabeler
 from daaf.data.datasets import build_dataset
-from daaf.labeling.driver import run_labeler
+from daaf.labeling.driver import LabelOptions, run_labeler
 from daaf.utils import distributed
 
 class Recording(FakeLabeler):
@@ -78,8 +80,8 @@ class Recording(FakeLabeler):
             f.write(f"{{len(images)}}\\n")
         return super().label(images)
 
-run_labeler(Recording(), build_dataset("market1501", {root!r}), {out!r}, shard_size=1,
-            workers=0, progress=False)
+run_labeler(Recording(), build_dataset("market1501", {root!r}), {out!r},
+            LabelOptions(shard_size=1, workers=0, progress=False))
 distributed.cleanup_distributed()
 """
 
@@ -124,7 +126,9 @@ def test_truncated_jpeg_is_unreadable_and_the_report_names_it(
     truncated.write_bytes(truncated.read_bytes()[: truncated.stat().st_size // 2])
     dataset = build_dataset("market1501", root)
     out = tmp_path / "store"
-    run = run_labeler(fake_labeler(), dataset, out, shard_size=2, workers=0, progress=False)
+    run = run_labeler(
+        fake_labeler(), dataset, out, LabelOptions(shard_size=2, workers=0, progress=False)
+    )
     with AnnotationStore(out) as store:
         report = build_report(store.manifest, run, {"backend": "fake"})
     assert report["unreadable"] == [
@@ -245,7 +249,9 @@ def test_every_labelers_keypoints_are_stored_inside_the_image(tmp_path, market, 
             return results
 
     out = tmp_path / "store"
-    run_labeler(Outside(), build_dataset("market1501", market), out, workers=0, progress=False)
+    run_labeler(
+        Outside(), build_dataset("market1501", market), out, LabelOptions(workers=0, progress=False)
+    )
     with AnnotationStore(out) as store:
         keypoints = store.keypoints(list(store.manifest["image_path"]))
     assert np.isnan(keypoints[:, :2, :2]).all() and (keypoints[:, :2, 2] == 0).all()
@@ -260,5 +266,8 @@ def test_a_user_error_from_the_labeler_stops_the_run(tmp_path, market, fake_labe
     labeler.label = lambda images: (_ for _ in ()).throw(DaafError("weights.pth: wrong model"))
     with pytest.raises(DaafError, match="weights.pth: wrong model"):
         run_labeler(
-            labeler, build_dataset("market1501", market), tmp_path / "s", workers=0, progress=False
+            labeler,
+            build_dataset("market1501", market),
+            tmp_path / "s",
+            LabelOptions(workers=0, progress=False),
         )

@@ -15,14 +15,14 @@ from daaf.cli import main
 from daaf.data.annotations import AnnotationStore, validate_store
 from daaf.data.datasets import build_dataset
 from daaf.errors import DaafError
-from daaf.labeling.driver import run_labeler
+from daaf.labeling.driver import LabelOptions, run_labeler
 
 CORRUPT = "0002_c2s1_000301_01.jpg"
 
 
 def label(labeler, dataset, out, **options):
     options = {"shard_size": 2, "workers": 1, "progress": False} | options
-    return run_labeler(labeler, dataset, out, **options)
+    return run_labeler(labeler, dataset, out, LabelOptions(**options))
 
 
 def test_every_row_records_the_sha256_of_its_image_file(

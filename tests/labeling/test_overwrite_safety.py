@@ -12,7 +12,7 @@ from daaf.cli import main
 from daaf.data.annotations import validate_store
 from daaf.data.datasets import build_dataset
 from daaf.errors import DaafError
-from daaf.labeling.driver import run_labeler
+from daaf.labeling.driver import LabelOptions, run_labeler
 from daaf.labeling.rerun import overwrite_dir, replaced_dir
 from daaf.utils.files import MARKER_NAME
 from daaf.utils.lock import folder_lock
@@ -24,7 +24,7 @@ class Crash(KeyboardInterrupt):
 
 def label(labeler, dataset, out, **options):
     options = {"shard_size": 2, "workers": 0, "progress": False} | options
-    return run_labeler(labeler, dataset, out, **options)
+    return run_labeler(labeler, dataset, out, LabelOptions(**options))
 
 
 def tree(folder: Path) -> dict[str, bytes]:

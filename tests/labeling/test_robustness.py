@@ -12,7 +12,7 @@ from daaf.data.annotations import AnnotationStore, validate_store
 from daaf.data.datasets import build_dataset
 from daaf.data.images import check_dataset_images, image_problem
 from daaf.errors import DaafError
-from daaf.labeling.driver import run_labeler
+from daaf.labeling.driver import LabelOptions, run_labeler
 
 WHITE = "bounding_box_train/0002_c2s1_000301_01.jpg"
 
@@ -63,7 +63,9 @@ def test_a_malformed_result_is_a_labeler_error_and_the_run_goes_on(
     Image.new("RGB", (64, 128), "white").save(market / "Market-1501-v15.09.15" / WHITE)
     dataset = build_dataset("market1501", market)
     out = tmp_path / "store"
-    run = run_labeler(Malformed(), dataset, out, batch_size=3, workers=0, progress=False)
+    run = run_labeler(
+        Malformed(), dataset, out, LabelOptions(batch_size=3, workers=0, progress=False)
+    )
     assert re.fullmatch(f"malformed result: {re.escape(problem)}.*", run.errors[WHITE])
     statuses = _statuses(out)
     assert statuses.pop(WHITE) == 3 and set(statuses.values()) == {0}
@@ -79,9 +81,7 @@ def test_a_wrong_number_of_results_is_retried_image_by_image(tmp_path, market, f
         Short(),
         build_dataset("market1501", market),
         tmp_path / "s",
-        batch_size=3,
-        workers=0,
-        progress=False,
+        LabelOptions(batch_size=3, workers=0, progress=False),
     )
     assert run.errors == {} and set(_statuses(tmp_path / "s").values()) == {0}
 
@@ -94,7 +94,9 @@ def test_an_image_pil_reads_and_opencv_does_not_is_unreadable(tmp_path, market, 
     with pytest.raises(DaafError, match="1 image.* cannot be decoded: .*0002_c2s1_000301_01.jpg"):
         check_dataset_images(dataset)  # training stops before it starts
     labeler = fake_labeler()
-    run_labeler(labeler, dataset, tmp_path / "s", batch_size=3, workers=1, progress=False)
+    run_labeler(
+        labeler, dataset, tmp_path / "s", LabelOptions(batch_size=3, workers=1, progress=False)
+    )
     statuses = _statuses(tmp_path / "s")
     assert statuses.pop(WHITE) == 2 and set(statuses.values()) == {0}
     assert sum(labeler.batches) == 5
@@ -118,11 +120,9 @@ def test_a_labeler_failing_image_after_image_stops_and_the_run_resumes(
             Breaks(),
             dataset,
             out,
-            shard_size=1,
-            batch_size=1,
-            workers=0,
-            progress=False,
-            max_consecutive_errors=3,
+            LabelOptions(
+                shard_size=1, batch_size=1, workers=0, progress=False, max_consecutive_errors=3
+            ),
         )
     message = str(info.value)
     assert "\n" not in message
@@ -143,11 +143,7 @@ def test_a_labeler_failing_image_after_image_stops_and_the_run_resumes(
         labeler,
         dataset,
         out,
-        shard_size=1,
-        batch_size=1,
-        workers=0,
-        progress=False,
-        retry_errors=True,
+        LabelOptions(shard_size=1, batch_size=1, workers=0, progress=False, retry_errors=True),
     )
     assert (run.shards_written, run.shards_skipped) == (4, 2)  # 2 status-3 shards, 2 missing
     assert set(_statuses(out).values()) == {0} and validate_store(out, dataset) == []
@@ -165,7 +161,7 @@ def test_a_labeler_failing_on_every_image_of_a_small_run_stops(tmp_path, market,
 
     dataset = build_dataset("market1501", market)
     out = tmp_path / "store"
-    run_labeler(fake_labeler(), dataset, out, workers=0, progress=False)
+    run_labeler(fake_labeler(), dataset, out, LabelOptions(workers=0, progress=False))
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     for overwrite in (True, False):
         target = out if overwrite else tmp_path / "new"
@@ -174,11 +170,7 @@ def test_a_labeler_failing_on_every_image_of_a_small_run_stops(tmp_path, market,
                 Broken(),
                 dataset,
                 target,
-                shard_size=2,
-                workers=0,
-                progress=False,
-                overwrite=overwrite,
-                seed=1,
+                LabelOptions(shard_size=2, workers=0, progress=False, overwrite=overwrite, seed=1),
             )
         assert str(info.value).startswith(
             "the labeler failed on all 6 images it was given, last bounding_box_test/0007_c5s1_"

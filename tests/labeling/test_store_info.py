@@ -11,7 +11,7 @@ from daaf.cli import main
 from daaf.data.annotations import AnnotationStore, validate_store
 from daaf.data.datasets import build_dataset
 from daaf.errors import DaafError
-from daaf.labeling.driver import run_labeler
+from daaf.labeling.driver import LabelOptions, run_labeler
 from daaf.labeling.rerun import overwrite_dir
 
 OUT_HINT = "use another --out, or --overwrite to replace the store once the new one is complete"
@@ -19,7 +19,7 @@ OUT_HINT = "use another --out, or --overwrite to replace the store once the new 
 
 def label(labeler, dataset, out, **options):
     options = {"shard_size": 2, "workers": 0, "progress": False} | options
-    return run_labeler(labeler, dataset, out, **options)
+    return run_labeler(labeler, dataset, out, LabelOptions(**options))
 
 
 def snapshot(folder):

@@ -390,10 +390,10 @@ def test_only_names_a_row_of_the_table(tiny_dataset, tmp_path):
 
 @pytest.mark.slow
 def test_the_study_trains_only_the_named_rows_and_measures_the_attention(tmp_path):
-    from daaf.data.synthetic.generate import generate_dataset
+    from daaf.data.synthetic.generate import SynthSpec, generate_dataset
 
     data = tmp_path / "data"
-    generate_dataset(data, identities=10, images_per_identity=4)  # 5 train, 5 test
+    generate_dataset(data, SynthSpec(identities=10, images_per_identity=4))  # 5 train, 5 test
     out = tmp_path / "runs"
     cmd = [
         sys.executable,

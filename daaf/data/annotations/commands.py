@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from daaf.utils.options import GRID_IMAGES, SEED
+from daaf.utils.options import GRID_IMAGES, out_file_option, root_option, seed_option
 
 
 @click.group("annotations")
@@ -27,12 +27,12 @@ def inspect(store_dir: Path) -> None:
 
 @annotations.command("validate")
 @click.argument("store_dir", type=click.Path(path_type=Path))
-@click.option(
-    "--root",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Dataset root: also check that the store covers exactly the dataset's images and that "
+@root_option(
+    "Dataset root: also check that the store covers exactly the dataset's images and that "
     "each is the file it was labelled from (SHA-256).",
+    required=False,
+    file_okay=True,
+    path_type=Path,
 )
 def validate(store_dir: Path, root: Path | None) -> None:
     """Check every shard (whole, checksum, schema version) and the manifest; exit 1 on problems."""
@@ -62,20 +62,12 @@ def validate(store_dir: Path, root: Path | None) -> None:
 
 @annotations.command("show")
 @click.argument("store_dir", type=click.Path(path_type=Path))
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
-    help="PNG file to write.",
-)
+@out_file_option("PNG file to write.", name="out", path_type=Path)
 @click.option("--n", type=GRID_IMAGES, default=16, show_default=True, help="Number of images.")
-@click.option(
-    "--root",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Dataset root, to draw the real images (else grey canvases).",
+@root_option(
+    "Dataset root, to draw the real images (else grey canvases).", required=False, path_type=Path
 )
-@click.option("--seed", type=SEED, default=0, show_default=True, help="Which images are picked.")
+@seed_option("Which images are picked.")
 def show(store_dir: Path, out: Path, n: int, root: Path | None, seed: int) -> None:
     """Draw a grid of images with the mask overlaid and the COCO skeleton."""
     from daaf.data.annotations.reader import AnnotationStore

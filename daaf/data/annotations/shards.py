@@ -107,20 +107,7 @@ def _dtype_matches(actual: np.dtype, expected: str) -> bool:
 def read_header(f: h5py.File, path: Path) -> ShardHeader:
     """Check the schema attributes and dataset shapes and types of an open shard; DaafError if wrong."""
     attrs = f.attrs
-    schema = attrs.get("schema")
-    if schema != SCHEMA_NAME:
-        raise DaafError(
-            f"{path} is not a daaf annotation shard (attribute schema={schema!r}, "
-            f"expected {SCHEMA_NAME!r})"
-        )
-    version = attrs.get("schema_version")
-    if not _readable_version(version):
-        raise DaafError(
-            f"{path} has annotation schema version {version}, but this daaf reads versions "
-            f"{', '.join(map(str, READABLE_VERSIONS))}; relabel the dataset or use a daaf release "
-            "that reads that version"
-        )
-    version = int(version)
+    version = _schema_version(attrs, path)
     names = dataset_names(version)
     missing = [name for name in names if name not in f]
     if missing:
@@ -128,28 +115,7 @@ def read_header(f: h5py.File, path: Path) -> ShardHeader:
     try:
         mask_size = tuple(int(v) for v in attrs["mask_size"])
         num_images = len(f["image_path"])
-        expected = {
-            "pid": (num_images,),
-            "camid": (num_images,),
-            "image_size": (num_images, 2),
-            "mask": (num_images, *mask_size),
-            "keypoints": (num_images, NUM_KEYPOINTS, 3),
-            "person_box": (num_images, 4),
-            "person_score": (num_images,),
-            "status": (num_images,),
-            "image_sha256": (num_images, DIGEST_SIZE),
-        }
-        expected = {name: shape for name, shape in expected.items() if name in names}
-        wrong = [f"{n} {f[n].shape} (expected {s})" for n, s in expected.items() if f[n].shape != s]
-        if wrong:
-            raise DaafError(f"{path} has datasets of the wrong shape: {'; '.join(wrong)}")
-        wrong = [
-            f"{n} {f[n].dtype} (expected {d})"
-            for n, d in DATASET_DTYPES.items()
-            if n in names and not _dtype_matches(f[n].dtype, d)
-        ]
-        if wrong:
-            raise DaafError(f"{path} has datasets of the wrong type: {'; '.join(wrong)}")
+        _check_datasets(f, path, names, num_images, mask_size)
         return ShardHeader(
             path=Path(path),
             schema_version=version,
@@ -165,6 +131,54 @@ def read_header(f: h5py.File, path: Path) -> ShardHeader:
         )
     except KeyError as exc:
         raise DaafError(f"{path} lacks the attribute {exc.args[0]!r} of schema v{version}") from exc
+
+
+def _schema_version(attrs: h5py.AttributeManager, path: Path) -> int:
+    """The shard's schema version; DaafError unless it is a daaf shard of a version this daaf
+    reads."""
+    schema = attrs.get("schema")
+    if schema != SCHEMA_NAME:
+        raise DaafError(
+            f"{path} is not a daaf annotation shard (attribute schema={schema!r}, "
+            f"expected {SCHEMA_NAME!r})"
+        )
+    version = attrs.get("schema_version")
+    if not _readable_version(version):
+        raise DaafError(
+            f"{path} has annotation schema version {version}, but this daaf reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}; relabel the dataset or use a daaf release "
+            "that reads that version"
+        )
+    return int(version)
+
+
+def _check_datasets(
+    f: h5py.File, path: Path, names: list[str], num_images: int, mask_size: tuple[int, ...]
+) -> None:
+    """DaafError unless the datasets ``names`` of the shard have the schema's shapes (one row an
+    image, masks of ``mask_size``) and types."""
+    expected = {
+        "pid": (num_images,),
+        "camid": (num_images,),
+        "image_size": (num_images, 2),
+        "mask": (num_images, *mask_size),
+        "keypoints": (num_images, NUM_KEYPOINTS, 3),
+        "person_box": (num_images, 4),
+        "person_score": (num_images,),
+        "status": (num_images,),
+        "image_sha256": (num_images, DIGEST_SIZE),
+    }
+    expected = {name: shape for name, shape in expected.items() if name in names}
+    wrong = [f"{n} {f[n].shape} (expected {s})" for n, s in expected.items() if f[n].shape != s]
+    if wrong:
+        raise DaafError(f"{path} has datasets of the wrong shape: {'; '.join(wrong)}")
+    wrong = [
+        f"{n} {f[n].dtype} (expected {d})"
+        for n, d in DATASET_DTYPES.items()
+        if n in names and not _dtype_matches(f[n].dtype, d)
+    ]
+    if wrong:
+        raise DaafError(f"{path} has datasets of the wrong type: {'; '.join(wrong)}")
 
 
 def _readable_version(version) -> bool:

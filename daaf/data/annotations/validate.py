@@ -255,50 +255,11 @@ def validate_store(
     if not paths:
         of = f" of split {', '.join(splits)}" if splits is not None else ""
         return [f"{store_dir}: no shard files{of} (<split>-<nnnnn>.h5)"]
-    problems, headers, frames = [], [], []
-    for path in tqdm(paths, desc="validate", unit="shard", disable=not progress):
-        try:
-            header, rows, shard_problems = _check_shard(path)
-        except DaafError as exc:
-            problems.append(str(exc))
-            continue
-        problems += shard_problems
-        headers.append(header)
-        frames.append(rows)
+    problems, headers, scanned = _scan_shards(paths, progress)
     problems += header_mismatches(headers)
-    scanned = pd.concat(frames, ignore_index=True) if frames else None
     if scanned is not None:
-        for split, rows in scanned.groupby("split"):
-            if not (rows["status"] == STATUS_OK).any():
-                problems.append(
-                    f"{store_dir}: none of the {len(rows)} {split} images is labelled (status "
-                    f"{STATUS_OK}): "
-                    + ", ".join(
-                        f"{n} {STATUS_NAMES.get(code, code)}"
-                        for code, n in rows["status"].value_counts().sort_index().items()
-                    )
-                )
-        duplicated = scanned["image_path"][scanned["image_path"].duplicated()]
-        if len(duplicated):
-            problems.append(
-                f"{store_dir}: {len(duplicated)} image(s) stored more than once, e.g. "
-                f"{_examples(duplicated)}"
-            )
-    manifest_path = store_dir / MANIFEST_NAME
-    if not manifest_path.exists():
-        if splits is None:
-            problems.append(
-                f"{manifest_path} is missing (AnnotationWriter(...).write_manifest() rebuilds it)"
-            )
-    elif scanned is not None:
-        try:
-            manifest = read_manifest(manifest_path)
-            if splits is not None:  # the rows of these splits, or said to be in their shards
-                mine = manifest["split"].isin(splits) | manifest["shard"].isin(scanned["shard"])
-                manifest = manifest[mine]
-            problems += _compare_manifest(manifest, scanned, manifest_path)
-        except DaafError as exc:
-            problems.append(str(exc))
+        problems += _row_problems(scanned, store_dir)
+    problems += _manifest_problems(store_dir, scanned, splits)
     covered = SPLITS if splits is None else splits
     try:
         info = read_store_info(store_dir)
@@ -319,3 +280,67 @@ def validate_store(
         if note and notes is not None:
             notes.append(note)
     return problems
+
+
+def _scan_shards(
+    paths: list[Path], progress: bool
+) -> tuple[list[str], list[ShardHeader], pd.DataFrame | None]:
+    """Problems, headers and manifest rows of the shards at ``paths`` (rows None if none reads)."""
+    problems, headers, frames = [], [], []
+    for path in tqdm(paths, desc="validate", unit="shard", disable=not progress):
+        try:
+            header, rows, shard_problems = _check_shard(path)
+        except DaafError as exc:
+            problems.append(str(exc))
+            continue
+        problems += shard_problems
+        headers.append(header)
+        frames.append(rows)
+    scanned = pd.concat(frames, ignore_index=True) if frames else None
+    return problems, headers, scanned
+
+
+def _row_problems(scanned: pd.DataFrame, store_dir: Path) -> list[str]:
+    """A split of which no image is labelled; images stored more than once."""
+    problems = []
+    for split, rows in scanned.groupby("split"):
+        if not (rows["status"] == STATUS_OK).any():
+            problems.append(
+                f"{store_dir}: none of the {len(rows)} {split} images is labelled (status "
+                f"{STATUS_OK}): "
+                + ", ".join(
+                    f"{n} {STATUS_NAMES.get(code, code)}"
+                    for code, n in rows["status"].value_counts().sort_index().items()
+                )
+            )
+    duplicated = scanned["image_path"][scanned["image_path"].duplicated()]
+    if len(duplicated):
+        problems.append(
+            f"{store_dir}: {len(duplicated)} image(s) stored more than once, e.g. "
+            f"{_examples(duplicated)}"
+        )
+    return problems
+
+
+def _manifest_problems(
+    store_dir: Path, scanned: pd.DataFrame | None, splits: tuple[str, ...] | None
+) -> list[str]:
+    """``manifest.csv`` against the shards' rows (only ``splits``' rows, if given); a missing
+    manifest is a problem only when every split is checked."""
+    manifest_path = store_dir / MANIFEST_NAME
+    if not manifest_path.exists():
+        if splits is None:
+            return [
+                f"{manifest_path} is missing (AnnotationWriter(...).write_manifest() rebuilds it)"
+            ]
+        return []
+    if scanned is None:
+        return []
+    try:
+        manifest = read_manifest(manifest_path)
+        if splits is not None:  # the rows of these splits, or said to be in their shards
+            mine = manifest["split"].isin(splits) | manifest["shard"].isin(scanned["shard"])
+            manifest = manifest[mine]
+        return _compare_manifest(manifest, scanned, manifest_path)
+    except DaafError as exc:
+        return [str(exc)]

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from daaf.utils.options import root_option
+
 
 @click.group("datasets")
 def datasets() -> None:
@@ -46,9 +48,7 @@ def format_skipped(skipped: dict[str, list[str]]) -> str:
 
 @datasets.command("check")
 @click.argument("name")
-@click.option(
-    "--root", required=True, type=click.Path(path_type=Path), help="Folder holding the dataset."
-)
+@root_option("Folder holding the dataset.", file_okay=True, path_type=Path)
 @click.option("--json", "as_json", is_flag=True, help="Print only the per-split counts as JSON.")
 @click.option(
     "--decode",

@@ -8,23 +8,18 @@ from daaf.data.synthetic.presets import PRESETS
 from daaf.utils.options import (
     PROBABILITY,
     PROCESSES,
-    SEED,
     SYNTH_CAMERAS,
     SYNTH_IDENTITIES,
     SYNTH_IMAGES_PER_IDENTITY,
+    out_dir_option,
+    seed_option,
 )
 
 SYNTH_KIND = "`daaf synth` output"  # the kind of daaf's marker in its --out
 
 
 @click.command("synth")
-@click.option(
-    "--out",
-    "out_dir",
-    required=True,
-    type=click.Path(file_okay=False),
-    help="Dataset root to write (new or empty).",
-)
+@out_dir_option("Dataset root to write (new or empty).", required=True)
 @click.option(
     "--identities",
     type=SYNTH_IDENTITIES,
@@ -36,7 +31,7 @@ SYNTH_KIND = "`daaf synth` output"  # the kind of daaf's marker in its --out
 @click.option(
     "--images-per-identity", type=SYNTH_IMAGES_PER_IDENTITY, default=10, show_default=True
 )
-@click.option("--seed", type=SEED, default=0, show_default=True, help="Same seed, same bytes.")
+@seed_option("Same seed, same bytes.")
 @click.option(
     "--occlusion",
     type=PROBABILITY,
@@ -64,21 +59,13 @@ def synth(
     Read them with `daaf datasets check market1501 --root OUT` (or the `synthetic` name, which
     the annotation store carries). The same seed gives byte-identical files whatever --workers.
     """
-    from daaf.data.synthetic.generate import generate_dataset
+    from daaf.data.synthetic.generate import SynthSpec, generate_dataset
     from daaf.utils.files import check_output_dir, marked_output
 
     check_output_dir(out_dir, SYNTH_KIND)
     with marked_output(out_dir, SYNTH_KIND):
-        dataset = generate_dataset(
-            out_dir,
-            identities,
-            cameras,
-            images_per_identity,
-            seed,
-            occlusion,
-            workers,
-            preset=preset,
-        )
+        spec = SynthSpec(identities, cameras, images_per_identity, seed, occlusion, preset)
+        dataset = generate_dataset(out_dir, spec, workers)
     for split, row in dataset.summary().items():
         click.echo(
             f"{split:<8} {row['images']:>6} images {row['ids']:>5} ids {row['cameras']:>2} cameras"

@@ -36,7 +36,7 @@ from daaf.data.annotations.schema import STORE_KIND
 from daaf.data.datasets import ReIDDataset, Sample, build_dataset
 from daaf.data.synthetic.identity import Clothing, Identity
 from daaf.data.synthetic.presets import PRESETS, Preset, preset_named
-from daaf.data.synthetic.render import Conditions, render_person, render_scene
+from daaf.data.synthetic.render import Conditions, Variation, render_person, render_scene
 from daaf.data.synthetic.scene import HEIGHT, WIDTH, Camera
 from daaf.errors import DaafError
 from daaf.utils.files import claim_dir
@@ -157,9 +157,7 @@ def draw_job(
         rng,
         foreign,
         occlusion,
-        preset=preset,
-        variation=variation,
-        crowd=crowd,
+        variation=Variation(preset, variation, crowd),
     )
 
 
@@ -182,18 +180,9 @@ def _write_job(
     return job.index, mask, keypoints, conditions, hashlib.sha256(data).digest()
 
 
-def generate_dataset(
-    out_dir: str | Path,
-    identities: int = 100,
-    cameras: int = 6,
-    images_per_identity: int = 10,
-    seed: int = 0,
-    occlusion: float | None = None,
-    workers: int | None = None,
-    progress: bool = True,
-    preset: str = "default",
-) -> ReIDDataset:
-    """Write ``out_dir/Market-1501-v15.09.15`` and its annotation store ``out_dir/annotations``.
+@dataclass(frozen=True)
+class SynthSpec:
+    """What :func:`generate_dataset` draws; the same spec gives the same bytes.
 
     Args:
         identities: people (a random half trains); at least 4.
@@ -201,50 +190,91 @@ def generate_dataset(
         images_per_identity: K, at least 4.
         occlusion: probability that an object occluder hides part of the person (default: the
             preset's, 0.1 for the default preset).
-        workers: drawing processes (default ``min(4, cpu_count)``); the output does not depend on it.
         preset: a name of :data:`~daaf.data.synthetic.presets.PRESETS`.
+    """
+
+    identities: int = 100
+    cameras: int = 6
+    images_per_identity: int = 10
+    seed: int = 0
+    occlusion: float | None = None
+    preset: str = "default"
+
+
+def generate_dataset(
+    out_dir: str | Path,
+    spec: SynthSpec = SynthSpec(),
+    workers: int | None = None,
+    progress: bool = True,
+) -> ReIDDataset:
+    """Write ``out_dir/Market-1501-v15.09.15`` and its annotation store ``out_dir/annotations``.
+
+    Args:
+        spec: what to draw.
+        workers: drawing processes (default ``min(4, cpu_count)``); the output does not depend on it.
 
     Returns:
         The dataset as the ``market1501`` loader reads it.
     """
     out_dir = Path(out_dir)
-    chosen = preset_named(preset)
-    occlusion = chosen.occlusion if occlusion is None else occlusion
-    if identities < 4 or cameras < 2 or images_per_identity < 4:
+    chosen = preset_named(spec.preset)
+    occlusion = chosen.occlusion if spec.occlusion is None else spec.occlusion
+    _check_spec(spec, occlusion)
+    image_dir = _empty_image_dir(out_dir)
+    jobs = plan(spec.identities, spec.cameras, spec.images_per_identity, spec.seed)
+    workers = min(4, multiprocessing.cpu_count()) if workers is None else max(1, workers)
+    args = [(job, image_dir, spec.seed, spec.identities, occlusion, chosen) for job in jobs]
+    masks, keypoints, conditions, digests = _draw_jobs(args, workers, progress)
+    dataset = build_dataset("market1501", out_dir)
+    index_of = {job.path: job.index for job in jobs}
+    labeler = {} if chosen.legacy else {"preset": chosen.name, "occlusion": occlusion}
+    drawn = (masks, keypoints, digests)
+    store_dir = out_dir / "annotations"
+    write_ground_truth(dataset, drawn, index_of, store_dir, spec.seed, progress, labeler)
+    if not chosen.legacy:
+        write_conditions(dataset, conditions, keypoints, index_of, out_dir / CONDITIONS_NAME)
+    return dataset
+
+
+def _check_spec(spec: SynthSpec, occlusion: float) -> None:
+    """DaafError if ``spec`` is below the generator's minimums or ``occlusion`` no probability."""
+    if spec.identities < 4 or spec.cameras < 2 or spec.images_per_identity < 4:
         raise DaafError(
             f"synth needs at least 4 identities, 2 cameras and 4 images per identity; got "
-            f"{identities}, {cameras}, {images_per_identity}"
+            f"{spec.identities}, {spec.cameras}, {spec.images_per_identity}"
         )
     if not 0.0 <= occlusion <= 1.0:
         raise DaafError(f"--occlusion is a probability in [0, 1], got {occlusion}")
+
+
+def _empty_image_dir(out_dir: Path) -> Path:
+    """The dataset's image folder with its three split folders; DaafError if it holds anything."""
     image_dir = out_dir / MARKET_DIR
     if image_dir.exists() and any(image_dir.iterdir()):
         raise DaafError(f"{image_dir} already exists and is not empty; pick a new --out folder")
     for folder in FOLDERS.values():
         (image_dir / folder).mkdir(parents=True, exist_ok=True)
-    jobs = plan(identities, cameras, images_per_identity, seed)
-    masks = np.zeros((len(jobs), HEIGHT, WIDTH), np.uint8)
-    keypoints = np.zeros((len(jobs), 17, 3), np.float32)
-    conditions: list[Conditions | None] = [None] * len(jobs)
-    digests: list[bytes | None] = [None] * len(jobs)
-    workers = min(4, multiprocessing.cpu_count()) if workers is None else max(1, workers)
-    args = [(job, image_dir, seed, identities, occlusion, chosen) for job in jobs]
+    return image_dir
+
+
+def _draw_jobs(
+    args: list[tuple], workers: int, progress: bool
+) -> tuple[np.ndarray, np.ndarray, list[Conditions | None], list[bytes | None]]:
+    """Draws and writes every job of ``args`` (see :func:`_write_job`) in ``workers`` processes;
+    returns the uint8 masks, keypoints, conditions and JPEG digests by image index."""
+    masks = np.zeros((len(args), HEIGHT, WIDTH), np.uint8)
+    keypoints = np.zeros((len(args), 17, 3), np.float32)
+    conditions: list[Conditions | None] = [None] * len(args)
+    digests: list[bytes | None] = [None] * len(args)
     with start_pool(workers) if workers > 1 else nullcontext() as pool:
         results = pool.imap_unordered(_write_job, args, 32) if pool else map(_write_job, args)
         for index, mask, points, shown, digest in tqdm(
-            results, total=len(jobs), desc="synth", disable=not progress
+            results, total=len(args), desc="synth", disable=not progress
         ):
             digests[index] = digest
             if mask is not None:
                 masks[index], keypoints[index], conditions[index] = mask, points, shown
-    dataset = build_dataset("market1501", out_dir)
-    index_of = {job.path: job.index for job in jobs}
-    labeler = {} if chosen.legacy else {"preset": chosen.name, "occlusion": occlusion}
-    drawn = (masks, keypoints, digests)
-    write_ground_truth(dataset, drawn, index_of, out_dir / "annotations", seed, progress, labeler)
-    if not chosen.legacy:
-        write_conditions(dataset, conditions, keypoints, index_of, out_dir / CONDITIONS_NAME)
-    return dataset
+    return masks, keypoints, conditions, digests
 
 
 def ground_truth_record(

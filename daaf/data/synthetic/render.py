@@ -307,13 +307,31 @@ class _Canvas:
 
 def _body_parts(identity: Identity, pose: Pose, joints: dict, project: _Projector):
     """(depth, draw function) of every part of the person, to paint far to near."""
-    s = pose.scale
     p = {name: project(j) for name, j in joints.items()}
-    upper = identity.upper.fill(p["neck"])
-    lower_origin = (joints["left_hip"] + joints["right_hip"]) / 2
+    lower_origin = _pelvis(joints)
     lower = identity.lower.fill(project(lower_origin))
-    sleeve = identity.upper.color
-    parts: list[tuple[float, Callable[[_Canvas], None]]] = []
+    parts = [(0.0, _torso(identity, pose, joints, project, lower))]
+    for name in ("left", "right"):
+        parts += _limb_parts(identity, pose, joints, project, lower, p, name)
+    if pose.carry != "none":
+        parts.append(_carried(identity, pose, joints, project))
+    parts += _bag_parts(identity, pose, joints, project, p)
+    parts += _head_parts(identity, pose, joints, project)
+    return parts
+
+
+def _pelvis(joints: dict) -> np.ndarray:
+    """The midpoint of the hips, where the lower garment and the bags hang from."""
+    return (joints["left_hip"] + joints["right_hip"]) / 2
+
+
+def _torso(
+    identity: Identity, pose: Pose, joints: dict, project: _Projector, lower: Fill
+) -> Callable[[_Canvas], None]:
+    """The draw function of the torso: the upper garment, and the lower one down to the crotch."""
+    s = pose.scale
+    upper = identity.upper.fill(project(joints["neck"]))
+    lower_origin = _pelvis(joints)
 
     def torso(c: _Canvas) -> None:
         top = project((joints["left_shoulder"] + joints["right_shoulder"]) / 2)
@@ -339,46 +357,65 @@ def _body_parts(identity: Identity, pose: Pose, joints: dict, project: _Projecto
             lower,
         )
 
-    parts.append((0.0, torso))
-    for name in ("left", "right"):
-        hip, knee, ankle = (joints[f"{name}_{j}"] for j in ("hip", "knee", "ankle"))
-        shoulder, elbow, wrist = (joints[f"{name}_{j}"] for j in ("shoulder", "elbow", "wrist"))
+    return torso
 
-        def leg(
-            c: _Canvas,
-            hip=p[f"{name}_hip"],
-            knee=p[f"{name}_knee"],
-            ankle=p[f"{name}_ankle"],
-            toe=p[f"{name}_toe"],
-        ) -> None:
-            width = identity.limb * 1.35 * s
-            if identity.shorts:
-                c.paint(_stroke([(hip + knee) / 2, knee, ankle], width * 0.8), identity.skin)
-                c.paint(_stroke([hip, hip + (knee - hip) * 0.6], width * 1.1), lower)
-            else:
-                c.paint(_stroke([hip, knee, ankle], width), lower)
-            foot = (ankle + toe) / 2
-            c.paint(
-                _ellipse(foot, (1.4 * s + abs(ankle[0] - toe[0]) * 0.7, 1.6 * s)), identity.shoes
-            )
 
-        def arm(
-            c: _Canvas,
-            shoulder=p[f"{name}_shoulder"],
-            elbow=p[f"{name}_elbow"],
-            wrist=p[f"{name}_wrist"],
-        ) -> None:
-            width = identity.limb * s
-            c.paint(_stroke([shoulder, elbow, wrist], width), identity.skin)
-            cuff = elbow if identity.short_sleeves else wrist - (wrist - elbow) * 0.15
-            sleeve_points = [shoulder, elbow] if identity.short_sleeves else [shoulder, elbow, cuff]
-            c.paint(_stroke(sleeve_points, width + (0.8 if identity.short_sleeves else 0)), sleeve)
+def _limb_parts(
+    identity: Identity,
+    pose: Pose,
+    joints: dict,
+    project: _Projector,
+    lower: Fill,
+    p: dict[str, np.ndarray],
+    name: str,
+):
+    """(depth, draw function) of the leg and the arm of side ``name``; ``p``: projected joints."""
+    s = pose.scale
+    sleeve = identity.upper.color
+    hip, knee, ankle = (joints[f"{name}_{j}"] for j in ("hip", "knee", "ankle"))
+    shoulder, elbow, wrist = (joints[f"{name}_{j}"] for j in ("shoulder", "elbow", "wrist"))
 
-        leg_depth = np.mean([project.depth(j) for j in (hip, knee, ankle)])
-        arm_depth = np.mean([project.depth(j) for j in (shoulder, elbow, wrist)])
-        parts += [(leg_depth - 0.5, leg), (arm_depth, arm)]
-    if pose.carry != "none":
-        parts.append(_carried(identity, pose, joints, project))
+    def leg(
+        c: _Canvas,
+        hip=p[f"{name}_hip"],
+        knee=p[f"{name}_knee"],
+        ankle=p[f"{name}_ankle"],
+        toe=p[f"{name}_toe"],
+    ) -> None:
+        width = identity.limb * 1.35 * s
+        if identity.shorts:
+            c.paint(_stroke([(hip + knee) / 2, knee, ankle], width * 0.8), identity.skin)
+            c.paint(_stroke([hip, hip + (knee - hip) * 0.6], width * 1.1), lower)
+        else:
+            c.paint(_stroke([hip, knee, ankle], width), lower)
+        foot = (ankle + toe) / 2
+        c.paint(_ellipse(foot, (1.4 * s + abs(ankle[0] - toe[0]) * 0.7, 1.6 * s)), identity.shoes)
+
+    def arm(
+        c: _Canvas,
+        shoulder=p[f"{name}_shoulder"],
+        elbow=p[f"{name}_elbow"],
+        wrist=p[f"{name}_wrist"],
+    ) -> None:
+        width = identity.limb * s
+        c.paint(_stroke([shoulder, elbow, wrist], width), identity.skin)
+        cuff = elbow if identity.short_sleeves else wrist - (wrist - elbow) * 0.15
+        sleeve_points = [shoulder, elbow] if identity.short_sleeves else [shoulder, elbow, cuff]
+        c.paint(_stroke(sleeve_points, width + (0.8 if identity.short_sleeves else 0)), sleeve)
+
+    leg_depth = np.mean([project.depth(j) for j in (hip, knee, ankle)])
+    arm_depth = np.mean([project.depth(j) for j in (shoulder, elbow, wrist)])
+    return [(leg_depth - 0.5, leg), (arm_depth, arm)]
+
+
+def _bag_parts(
+    identity: Identity, pose: Pose, joints: dict, project: _Projector, p: dict[str, np.ndarray]
+):
+    """(depth, draw function) of the bag the person wears: a backpack (and its straps, seen from
+    the front) or a shoulder bag; none without a bag. ``p``: the projected joints."""
+    s = pose.scale
+    lower_origin = _pelvis(joints)
+    parts: list[tuple[float, Callable[[_Canvas], None]]] = []
     if identity.bag == "backpack":
         center = np.array([0.0, (joints["neck"][1] + lower_origin[1]) / 2, -identity.depth - 2])
 
@@ -417,7 +454,6 @@ def _body_parts(identity: Identity, pose: Pose, joints: dict, project: _Projecto
             )
 
         parts.append((project.depth(hang) + 0.2, shoulder_bag))
-    parts += _head_parts(identity, pose, joints, project)
     return parts
 
 
@@ -574,6 +610,16 @@ def _stranger(rng: np.random.Generator, identity: Identity, target: Pose, front:
     )
 
 
+@dataclass(frozen=True)
+class Variation:
+    """A preset's departures from a centred, whole, walking person (pose, crop, carried things,
+    the strangers of ``crowd`` behind and in front), drawn from ``rng`` (None: a fixed stream)."""
+
+    preset: Preset = PRESETS["default"]
+    rng: np.random.Generator | None = None
+    crowd: tuple[Identity, ...] = ()
+
+
 def render_person(
     identity: Identity,
     camera: Camera,
@@ -581,14 +627,11 @@ def render_person(
     foreign: list[Clothing],
     occlusion: float,
     pose: Pose | None = None,
-    preset: Preset = PRESETS["default"],
-    variation: np.random.Generator | None = None,
-    crowd: tuple[Identity, ...] = (),
+    variation: Variation = Variation(),
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Conditions]:
     """One image of ``identity`` seen by ``camera``, in ``pose`` (default: drawn from ``rng``).
 
-    ``preset``'s variation (pose, crop, carried things, the strangers of ``crowd`` behind and in
-    front) is drawn from ``variation`` (default: a fixed stream), never from ``rng``.
+    The preset's ``variation`` is drawn from its own stream, never from ``rng``.
 
     Returns:
         image: uint8 (128, 64, 3) RGB; mask: float32 (128, 64) coverage of this person only in
@@ -596,19 +639,20 @@ def render_person(
         when hidden by something in front, outside the image or a face point on the far side of
         the head); conditions: what the image shows (:class:`Conditions`).
     """
-    variation = np.random.default_rng(0) if variation is None else variation
+    preset, crowd = variation.preset, variation.crowd
+    varied = np.random.default_rng(0) if variation.rng is None else variation.rng
     canvas = _Canvas(draw_background(rng, camera, foreign))
-    pose = (Pose.draw(rng, identity) if pose is None else pose).vary(identity, preset, variation)
-    behind = min(int(variation.poisson(preset.people_behind)), MAX_BEHIND, len(crowd))
-    strangers = crowd[: behind + int(variation.random() < preset.people_in_front)]
+    pose = (Pose.draw(rng, identity) if pose is None else pose).vary(identity, preset, varied)
+    behind = min(int(varied.poisson(preset.people_behind)), MAX_BEHIND, len(crowd))
+    strangers = crowd[: behind + int(varied.random() < preset.people_in_front)]
     for other in strangers[:behind]:
-        _draw_person(_Canvas(canvas.image), other, _stranger(variation, other, pose, front=False))
+        _draw_person(_Canvas(canvas.image), other, _stranger(varied, other, pose, front=False))
     joints, project = _draw_person(canvas, identity, pose)
     keypoints = _keypoints(joints, identity, project)
     cover = np.zeros_like(canvas.layer)
     for other in strangers[behind:]:
         passer = _Canvas(canvas.image)
-        _draw_person(passer, other, _stranger(variation, other, pose, front=True))
+        _draw_person(passer, other, _stranger(varied, other, pose, front=True))
         cover = passer.layer
     occluder = "none"
     if rng.random() < occlusion:
@@ -617,9 +661,27 @@ def render_person(
     layer = canvas.layer.copy()
     _erase(layer, cover)
     _hide(keypoints, np.maximum(cover, canvas.held))
+    hidden = float(1 - layer.sum(dtype=np.int64) / max(canvas.whole.sum(dtype=np.int64), 1))
+    people = (len(strangers) - behind, behind)
+    conditions = _conditions(identity, pose, joints, project, occluder, people, hidden)
+    image = apply_camera(canvas.image, rng, camera)
+    return image, layer.astype(np.float32) / 255.0, keypoints.astype(np.float32), conditions
+
+
+def _conditions(
+    identity: Identity,
+    pose: Pose,
+    joints: dict,
+    project: _Projector,
+    occluder: str,
+    people: tuple[int, int],
+    occluded_fraction: float,
+) -> Conditions:
+    """The :class:`Conditions` of an image of ``identity`` in ``pose``; ``people``: strangers in
+    front and behind."""
     nose = project(joints["head"] + identity.head_radius * np.asarray(FACE[0][0]))[1]
     ankle = min(project(joints[f"{side}_ankle"])[1] for side in ("left", "right"))
-    conditions = Conditions(
+    return Conditions(
         view=pose.view,
         zoom=pose.zoom,
         aspect=pose.aspect,
@@ -630,14 +692,10 @@ def render_person(
         crouching=pose.crouch > 0,
         carrying=pose.carry,
         occluder=occluder,
-        people_in_front=len(strangers) - behind,
-        people_behind=behind,
-        occluded_fraction=float(
-            1 - layer.sum(dtype=np.int64) / max(canvas.whole.sum(dtype=np.int64), 1)
-        ),
+        people_in_front=people[0],
+        people_behind=people[1],
+        occluded_fraction=occluded_fraction,
     )
-    image = apply_camera(canvas.image, rng, camera)
-    return image, layer.astype(np.float32) / 255.0, keypoints.astype(np.float32), conditions
 
 
 def render_scene(camera: Camera, rng: np.random.Generator, foreign: list[Clothing]) -> np.ndarray:

@@ -16,10 +16,16 @@ from daaf.cli import main
 from daaf.data.annotations import MANIFEST_COLUMNS, AnnotationStore, validate_store
 from daaf.data.annotations.shards import hash_datasets
 from daaf.data.datasets import build_dataset
-from daaf.data.synthetic.generate import CONDITIONS_NAME, draw_job, generate_dataset, plan
+from daaf.data.synthetic.generate import (
+    CONDITIONS_NAME,
+    SynthSpec,
+    draw_job,
+    generate_dataset,
+    plan,
+)
 from daaf.data.synthetic.identity import Identity
 from daaf.data.synthetic.presets import PRESETS
-from daaf.data.synthetic.render import OCCLUDED_FRACTION, Pose, render_person
+from daaf.data.synthetic.render import OCCLUDED_FRACTION, Pose, Variation, render_person
 from daaf.data.synthetic.scene import HEIGHT, WIDTH, Camera
 from daaf.utils.files import MARKER_NAME
 
@@ -118,12 +124,14 @@ def test_the_default_presets_variation_is_neutral():
 @pytest.fixture(scope="module")
 def misaligned(tmp_path_factory):
     out = tmp_path_factory.mktemp("misaligned")
-    generate_dataset(out, **TINY, workers=2, progress=False, preset="misaligned")
+    generate_dataset(out, SynthSpec(**TINY, preset="misaligned"), workers=2, progress=False)
     return out
 
 
 def test_preset_is_reproducible_from_its_seed(misaligned, tmp_path):
-    generate_dataset(tmp_path / "again", **TINY, workers=1, progress=False, preset="misaligned")
+    generate_dataset(
+        tmp_path / "again", SynthSpec(**TINY, preset="misaligned"), workers=1, progress=False
+    )
     assert output_digest(tmp_path / "again") == output_digest(misaligned)
     job = next(job for job in plan(*TINY.values()) if job.pid > 0)
     image, mask, *_ = draw_job(job, TINY["seed"], TINY["identities"], 0.3, MISALIGNED)
@@ -194,9 +202,7 @@ def _person(preset, seed: int, crowd=()):
         np.random.default_rng([9, seed]),
         [],
         preset.occlusion,
-        preset=preset,
-        variation=np.random.default_rng([10, seed]),
-        crowd=crowd,
+        variation=Variation(preset, np.random.default_rng([10, seed]), crowd),
     )
 
 
@@ -242,7 +248,7 @@ def test_other_people_are_drawn_but_not_in_the_mask():
 
 
 def test_stats_script_prints_the_figures_of_each_root(misaligned, tmp_path):
-    generate_dataset(tmp_path, **TINY, workers=1, progress=False)
+    generate_dataset(tmp_path, SynthSpec(**TINY), workers=1, progress=False)
     script = load_script(REPO / "scripts" / "synth_stats.py")
     result = CliRunner().invoke(script.main, ["--json", str(tmp_path), str(misaligned)])
     assert result.exit_code == 0, result.output

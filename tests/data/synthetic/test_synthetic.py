@@ -20,6 +20,7 @@ from daaf.data.synthetic.generate import (
     CREATED_UTC,
     FOLDERS,
     MARKET_DIR,
+    SynthSpec,
     draw_job,
     generate_dataset,
     plan,
@@ -37,7 +38,7 @@ K = {name: i for i, name in enumerate(KEYPOINT_NAMES)}
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
     out = tmp_path_factory.mktemp("synth")
-    generate_dataset(out, **ARGS, workers=2, progress=False)
+    generate_dataset(out, SynthSpec(**ARGS), workers=2, progress=False)
     return out
 
 
@@ -112,7 +113,7 @@ def test_the_store_records_the_sha256_of_every_image_file(synth):
 
 
 def test_same_seed_same_bytes_whatever_the_workers(synth, tmp_path):
-    generate_dataset(tmp_path, **ARGS, workers=1, progress=False)
+    generate_dataset(tmp_path, SynthSpec(**ARGS), workers=1, progress=False)
     images = sorted(p.relative_to(synth) for p in (synth / MARKET_DIR).rglob("*.jpg"))
     assert images == sorted(p.relative_to(tmp_path) for p in (tmp_path / MARKET_DIR).rglob("*.jpg"))
     for path in images:
@@ -255,4 +256,4 @@ def test_cli_writes_a_dataset_the_market_loader_checks(tmp_path):
 
 def test_bad_occlusion_is_refused(tmp_path):
     with pytest.raises(DaafError, match="probability"):
-        generate_dataset(tmp_path, identities=4, occlusion=1.5)
+        generate_dataset(tmp_path, SynthSpec(identities=4, occlusion=1.5))
