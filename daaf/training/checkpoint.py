@@ -62,15 +62,11 @@ def _count(value: Any, key: str, path: Path) -> int:
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """A daaf training checkpoint (:func:`load_daaf_file`), checked by :func:`checked_state`."""
-    return checked_state(load_daaf_file(Path(path)), Path(path))
-
-
-def checked_state(state: dict[str, Any], path: Path, weights: str = "model") -> dict[str, Any]:
-    """``state`` once it holds the keys daaf writes (:func:`checked_contents`; ``weights``:
-    ``model`` in a training checkpoint, ``state_dict`` in an export) and a config that passes
-    :func:`checkpoint_config`."""
-    checked_contents(state, path, weights)
+    """A daaf training checkpoint (:func:`load_daaf_file`) once it holds the keys daaf writes
+    (:func:`checked_contents`) and a config that passes :func:`checkpoint_config`."""
+    path = Path(path)
+    state = load_daaf_file(path)
+    checked_contents(state, path)
     checkpoint_config(state["config"], path)
     return state
 
