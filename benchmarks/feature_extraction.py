@@ -16,9 +16,9 @@ from pathlib import Path
 import torch
 
 from daaf.evaluation.speed import measure_latency
+from daaf.models import build_model, load_inference_model
 from daaf.training.config import Config
-from daaf.training.export import export_model, load_inference_model
-from daaf.training.modeling import build_model
+from daaf.training.export import export_model
 
 
 def main() -> None:

@@ -363,7 +363,8 @@ def check_export(model, cfg, num_classes: int, out_dir: Path, device: Device) ->
     eager exported network on the device: (figures, export folder)."""
     import onnxruntime
 
-    from daaf.training.export import export_model, load_inference_model
+    from daaf.models import load_inference_model
+    from daaf.training.export import export_model
 
     ckpt = out_dir / "checkpoint.pt"
     model = model.to(memory_format=torch.contiguous_format)
@@ -400,7 +401,7 @@ def check_extraction(
 ) -> float:
     """Images/s of the exported network over the synthetic query and gallery, as evaluated."""
     from daaf.evaluation.features import extract_features
-    from daaf.training.export import load_inference_model
+    from daaf.models import load_inference_model
 
     model, meta = load_inference_model(export_dir, device.torch)
     samples = dataset.query + dataset.gallery

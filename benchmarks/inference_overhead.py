@@ -21,10 +21,10 @@ from pathlib import Path
 
 import torch
 
+from daaf.models import build_model, inference_network, load_inference_model
 from daaf.training.config import Config
-from daaf.training.export import export_model, inference_network, load_inference_model
+from daaf.training.export import export_model
 from daaf.training.losses import build_criterion
-from daaf.training.modeling import build_model
 
 NUM_CLASSES = 751  # Market-1501 training identities
 

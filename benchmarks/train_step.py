@@ -34,10 +34,10 @@ from pathlib import Path
 
 import torch
 
+from daaf.models import build_model
 from daaf.training.branch_health import BranchHealth
 from daaf.training.config import Config, load_config
 from daaf.training.losses import build_criterion
-from daaf.training.modeling import build_model
 from daaf.training.schedule import build_optimizer
 from daaf.training.trainer import Optimizers, amp_dtype, train_step
 

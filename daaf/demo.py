@@ -203,14 +203,14 @@ def time_exports(out: Path, names: list[str], device) -> dict[str, dict]:
     timed in turns in one loop (daaf.evaluation.speed.interleaved_latency), so that a change of
     load on the machine cannot split two networks of the same size."""
     from daaf.evaluation.speed import interleaved_latency
-    from daaf.training.export import load_inference_model
+    from daaf.models import load_inference_model
 
     loaded = {name: load_inference_model(out / "models" / name, device) for name in names}
     models = {name: model for name, (model, _) in loaded.items()}
     meta = loaded[names[0]][1]
     timed: dict[str, dict] = {name: {} for name in names}
     for batch, rounds in LATENCY_ROUNDS.items():
-        shape = (batch, 3, meta["height"], meta["width"])
+        shape = (batch, 3, meta.height, meta.width)
         for name, seconds in interleaved_latency(models, shape, device, rounds).items():
             timed[name][f"latency_ms_batch{batch}"] = 1000 * seconds
     return timed
@@ -237,7 +237,8 @@ def _export_and_evaluate(out: Path, name: str, checkpoint: Path, dataset, device
     exports are timed together afterwards, :func:`time_exports`)."""
     from daaf.evaluation.evaluate import evaluate_model
     from daaf.evaluation.speed import count_parameters
-    from daaf.training.export import export_model, load_inference_model
+    from daaf.models import load_inference_model
+    from daaf.training.export import export_model
 
     export_dir = out / "models" / name
     report = export_model(checkpoint, export_dir)
@@ -272,7 +273,7 @@ def attention(
     from daaf.data.annotations import AnnotationStore
     from daaf.data.datasets import build_dataset
     from daaf.evaluation.attention_metrics import attention_scores
-    from daaf.training.export import load_inference_model
+    from daaf.models import load_inference_model
 
     record, hashes = out / "pictures" / STAGE_RESULTS, checkpoint_hashes(checkpoints)
     scores = saved_results(record, hashes)

@@ -26,8 +26,8 @@ from daaf.data.synthetic.generate import SynthSpec, generate_dataset
 from daaf.data.synthetic.stats import summarize
 from daaf.errors import DaafError
 from daaf.evaluation.attention_metrics import LOCALISES_MARGIN, branch_accuracy
+from daaf.models import load_inference_model
 from daaf.training.config import load_config
-from daaf.training.export import load_inference_model
 from daaf.training.trainer import train
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "study"

@@ -35,10 +35,11 @@ from daaf.errors import DaafError
 from daaf.evaluation.attention_metrics import attention_scores
 from daaf.evaluation.compare import compare_runs
 from daaf.evaluation.evaluate import evaluate_model
+from daaf.models import load_inference_model
 from daaf.training.checkpoint import trained_epochs
 from daaf.training.commands import periodic_evaluation
 from daaf.training.config import load_config
-from daaf.training.export import export_model, load_inference_model
+from daaf.training.export import export_model
 from daaf.training.trainer import LAST_CHECKPOINT, train
 from daaf.utils.device import resolve_device
 

@@ -198,16 +198,15 @@ def malicious_pt(payload):
 
 def write_model(folder: Path, seed: int = 0) -> Path:
     """An export folder holding model_state.pt of a random ResNet-18 BoT network (64x32)."""
+    from daaf.models import ModelMeta, build_model, inference_network
     from daaf.training.config import Config
-    from daaf.training.export import inference_meta, inference_network
-    from daaf.training.modeling import build_model
 
     cfg = Config()
     cfg.data.height, cfg.data.width = H, W
     cfg.model.depth, cfg.model.pretrained, cfg.model.hab, cfg.model.pab = 18, "none", False, False
     torch.manual_seed(seed)
     base = inference_network(build_model(cfg, 8))
-    meta = {**inference_meta(cfg), "embedding_dim": 512}
+    meta = ModelMeta.from_config(cfg.data, cfg.model, embedding_dim=512).to_dict()
     folder.mkdir(parents=True, exist_ok=True)
     state = {
         "state_dict": base.state_dict(),

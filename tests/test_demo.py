@@ -12,11 +12,12 @@ from click.testing import CliRunner
 
 from daaf.cli import main
 from daaf.demo import DATA_KIND, DEMO_KIND, write_summary
+from daaf.models import ModelMeta
 from daaf.utils.files import mark_dir
 from daaf.utils.lock import folder_lock
 from daaf.utils.safe_load import REFUSED
 
-META = {"height": 8, "width": 4}  # the fake exports' input size
+META = ModelMeta(8, 4, [0.0] * 3, [1.0] * 3)  # the fake exports' input size
 
 
 def write_eval(folder, ap, copies=5):
@@ -126,7 +127,7 @@ def fake_exports(monkeypatch, costs: dict[str, float]) -> list[tuple[str, int]]:
     """Exports whose forward pass moves a fake clock by ``costs[name]`` seconds an image, times
     a load of 5 that comes halfway through each batch size's calls; returns the calls made."""
     import daaf.evaluation.speed as speed
-    import daaf.training.export as export
+    import daaf.models as models
     from daaf.demo import LATENCY_ROUNDS
 
     now, calls = [0.0], []
@@ -145,7 +146,7 @@ def fake_exports(monkeypatch, costs: dict[str, float]) -> list[tuple[str, int]]:
 
     monkeypatch.setattr(speed, "time", SimpleNamespace(perf_counter=lambda: now[0]))
     monkeypatch.setattr(
-        export, "load_inference_model", lambda folder, device: (Export(folder.name), META)
+        models, "load_inference_model", lambda folder, device: (Export(folder.name), META)
     )
     return calls
 
@@ -153,7 +154,7 @@ def fake_exports(monkeypatch, costs: dict[str, float]) -> list[tuple[str, int]]:
 def test_the_exports_are_timed_in_turns_and_the_summary_gives_their_ratio(tmp_path, monkeypatch):
     """A load that comes halfway splits two models timed one after the other (10x for a pair 2x
     apart); timed in turns, their ratio is their own."""
-    import daaf.training.export as export
+    import daaf.models as models
     from daaf.demo import LATENCY_ROUNDS, time_exports
     from daaf.evaluation.speed import measure_latency
 
@@ -167,7 +168,7 @@ def test_the_exports_are_timed_in_turns_and_the_summary_gives_their_ratio(tmp_pa
     assert timed["DAAF-BoT"]["latency_ms_batch32"] == pytest.approx(2 * 32 * 5)
 
     calls.clear()  # the same exports timed one after the other: the load splits them
-    bot, daaf_bot = (export.load_inference_model(tmp_path / name, "cpu")[0] for name in timed)
+    bot, daaf_bot = (models.load_inference_model(tmp_path / name, "cpu")[0] for name in timed)
     first = measure_latency(bot, (1, 3, 8, 4), "cpu", repeats=LATENCY_ROUNDS[1])
     second = measure_latency(daaf_bot, (1, 3, 8, 4), "cpu", repeats=LATENCY_ROUNDS[1])
     assert second / first == pytest.approx(10)

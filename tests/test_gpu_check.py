@@ -95,7 +95,7 @@ def test_the_twin_size_gives_bf16_convolutions_their_fp32_values(monkeypatch):
     largest value here; 32x16 and 64x32 gave 1.0 or more, or NaN)."""
     import torch
 
-    from daaf.training.modeling import build_model
+    from daaf.models import build_model
 
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
     gpu_check = load_script(SCRIPT)

@@ -1,8 +1,11 @@
-"""Dependencies point one way: data <- training <- evaluation.
+"""Dependencies point one way: data <- models <- training, and models <- evaluation, inference.
 
-daaf/data imports nothing from the packages that use it; the library modules of daaf/training
-import nothing from daaf/evaluation (the trainer receives periodic evaluation as a callable from
-the `daaf train` command in daaf/training/commands.py, the command-line layer that joins them).
+daaf/data imports nothing from the packages that use it; daaf/models (the network, its meta and
+the loading of a model) imports nothing from the packages that train, evaluate or run it; the
+library modules of daaf/training import nothing from daaf/evaluation (the trainer receives
+periodic evaluation as a callable from the `daaf train` command in daaf/training/commands.py,
+the command-line layer that joins them); daaf/evaluation and daaf/inference reach the model
+through daaf/models, not daaf/training.
 """
 
 import ast
@@ -14,7 +17,20 @@ PACKAGE = Path(__file__).resolve().parents[1] / "daaf"
 RULES = {
     # package: (packages it must not import, files exempt as command-line glue)
     "data": (("daaf.training", "daaf.evaluation", "daaf.labeling", "daaf.demo", "daaf.cli"), ()),
+    "models": (
+        (
+            "daaf.training",
+            "daaf.evaluation",
+            "daaf.inference",
+            "daaf.labeling",
+            "daaf.demo",
+            "daaf.cli",
+        ),
+        (),
+    ),
     "training": (("daaf.evaluation", "daaf.labeling", "daaf.demo", "daaf.cli"), ("commands.py",)),
+    "evaluation": (("daaf.training",), ()),
+    "inference": (("daaf.training",), ()),
 }
 
 

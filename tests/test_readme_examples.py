@@ -19,9 +19,9 @@ from click.testing import CliRunner
 
 from daaf.cli import main
 from daaf.errors import DaafError
+from daaf.models import build_model
 from daaf.training.config import Config, load_config
 from daaf.training.losses import build_criterion
-from daaf.training.modeling import build_model
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()

@@ -56,7 +56,7 @@ def test_a_short_training_logs_what_it_logged_before(maker, tiny_dataset, tmp_pa
 
 
 def test_an_export_written_before_loads_and_embeds(tmp_path):
-    from daaf.training.export import load_inference_model
+    from daaf.models import load_inference_model
 
     with tarfile.open(FIXTURES / "reference_export.tar.xz") as archive:
         archive.extractall(tmp_path, filter="data")
@@ -67,10 +67,10 @@ def test_an_export_written_before_loads_and_embeds(tmp_path):
     embeddings = []
     for path in (folder, folder / "model.ts"):
         model, meta = load_inference_model(path, "cpu", trust_torchscript=path.suffix == ".ts")
-        assert (meta["height"], meta["width"], meta["metric"]) == (64, 32, "cosine")
+        assert (meta.height, meta.width, meta.metric) == (64, 32, "cosine")
         with torch.no_grad():
             embeddings.append(model(images))
-        assert embeddings[-1].shape == (2, meta["embedding_dim"])
+        assert embeddings[-1].shape == (2, meta.embedding_dim)
     session = onnxruntime.InferenceSession(str(folder / "model.onnx"))
     (onnx,) = session.run(None, {"images": images.numpy()})
     assert torch.isfinite(embeddings[0]).all()

@@ -21,7 +21,8 @@ from daaf.data.datasets import ReIDDataset, Sample
 from daaf.data.images import read_rgb
 from daaf.data.keypoints import PIXEL_CENTRE, resize_keypoints
 from daaf.data.transforms import eval_transform
-from daaf.training.modeling.decoder import to_size
+from daaf.models.maps import to_size
+from daaf.models.meta import ModelMeta
 from daaf.utils.device import resolve_device
 
 # A PAB localises keypoints when its PCK is at least this far above a constant map's: the bar of
@@ -30,11 +31,11 @@ LOCALISES_MARGIN = 0.15
 
 
 def _batch(
-    dataset: ReIDDataset, samples: list[Sample], meta: dict
+    dataset: ReIDDataset, samples: list[Sample], meta: ModelMeta
 ) -> tuple[torch.Tensor, list[np.ndarray]]:
     images = [read_rgb(dataset.image_dir / s.path) for s in samples]
     tensors = [
-        eval_transform(im, meta["height"], meta["width"], meta["pixel_mean"], meta["pixel_std"])
+        eval_transform(im, meta.height, meta.width, meta.pixel_mean, meta.pixel_std)
         for im in images
     ]
     return torch.stack(tensors), images
@@ -83,7 +84,7 @@ def branch_accuracy(
     model: torch.nn.Module,
     dataset: ReIDDataset,
     store: AnnotationStore,
-    meta: dict,
+    meta: ModelMeta,
     samples: list[Sample],
     device: torch.device | str,
     batch_size: int = 32,
@@ -99,7 +100,7 @@ def branch_accuracy(
     device = resolve_device(device)
     model.eval()
     ious, correct, visible = [], 0, 0
-    height, width = meta["height"], meta["width"]
+    height, width = meta.height, meta.width
     for start in range(0, len(samples), batch_size):
         chunk = samples[start : start + batch_size]
         images, originals = _batch(dataset, chunk, meta)
@@ -149,7 +150,7 @@ def background_sensitivity(
     model: torch.nn.Module,
     dataset: ReIDDataset,
     store: AnnotationStore,
-    meta: dict,
+    meta: ModelMeta,
     samples: list[Sample],
     device: torch.device | str,
     seed: int = 0,
@@ -164,9 +165,7 @@ def background_sensitivity(
     def embed(images: list[np.ndarray]) -> torch.Tensor:
         batch = torch.stack(
             [
-                eval_transform(
-                    im, meta["height"], meta["width"], meta["pixel_mean"], meta["pixel_std"]
-                )
+                eval_transform(im, meta.height, meta.width, meta.pixel_mean, meta.pixel_std)
                 for im in images
             ]
         )
@@ -196,7 +195,7 @@ def attention_scores(
     model: torch.nn.Module,
     dataset: ReIDDataset,
     truth: AnnotationStore,
-    meta: dict,
+    meta: ModelMeta,
     device: torch.device,
 ) -> dict[str, float]:
     """The demo's and the synthetic study's attention columns on the query split, against the

@@ -74,7 +74,7 @@ def evaluate(
     from daaf.data.datasets import build_dataset
     from daaf.data.images import check_dataset_images
     from daaf.evaluation.evaluate import evaluate_model, model_label
-    from daaf.training.export import load_inference_model
+    from daaf.models import load_inference_model
     from daaf.utils.device import resolve_device
     from daaf.utils.files import check_output_dir, marked_output
 

@@ -15,6 +15,7 @@ from daaf.evaluation.distance import compute_distance
 from daaf.evaluation.features import extract_features
 from daaf.evaluation.metrics import RankResult, evaluate_rank
 from daaf.evaluation.rerank import re_ranking_features
+from daaf.models.meta import ModelMeta
 from daaf.utils.device import resolve_device
 
 # Partial-REID and Partial-iLIDS are reported as in the paper's Table 3.
@@ -33,20 +34,15 @@ def model_label(path: Path) -> str:
     return path.parent.name if path.name in ("model_state.pt", "model.ts") else path.stem
 
 
-def data_meta(cfg: DataConfig) -> dict:
+def data_meta(cfg: DataConfig) -> ModelMeta:
     """The test-time input description of a training config (what export writes as meta)."""
-    return {
-        "height": cfg.height,
-        "width": cfg.width,
-        "pixel_mean": list(cfg.pixel_mean),
-        "pixel_std": list(cfg.pixel_std),
-    }
+    return ModelMeta(cfg.height, cfg.width, list(cfg.pixel_mean), list(cfg.pixel_std))
 
 
 def query_gallery_features(
     model: torch.nn.Module,
     dataset: ReIDDataset,
-    meta: dict,
+    meta: ModelMeta,
     device: torch.device | str,
     batch_size: int = 128,
     workers: int = 2,
@@ -133,7 +129,7 @@ def per_query_table(result: RankResult, queries: list, reranked: bool) -> pd.Dat
 
 def evaluate_model(
     model: torch.nn.Module,
-    meta: dict,
+    meta: ModelMeta,
     dataset: ReIDDataset,
     out_dir: Path,
     device: torch.device | str,
@@ -155,7 +151,7 @@ def evaluate_model(
     device = resolve_device(device)  # a bad name stops before the folder is made
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    metric = metric or meta.get("metric", "euclidean")
+    metric = metric or meta.metric
     q_feats, g_feats = query_gallery_features(
         model, dataset, meta, device, batch_size, workers, flip
     )

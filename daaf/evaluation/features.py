@@ -15,6 +15,7 @@ from daaf.data.images import read_rgb
 from daaf.data.loader import build_loader
 from daaf.data.transforms import eval_resize
 from daaf.evaluation.metrics import require_finite
+from daaf.models.meta import ModelMeta
 from daaf.utils.device import resolve_device
 
 
@@ -22,7 +23,7 @@ class EvalSet(Dataset):
     """Resized uint8 (H, W, 3) images of ``samples`` (meta: height, width); normalised on the
     device by ``extract_features``."""
 
-    def __init__(self, samples: list[Sample], image_dir: Path, meta: dict) -> None:
+    def __init__(self, samples: list[Sample], image_dir: Path, meta: ModelMeta) -> None:
         self.samples, self.image_dir, self.meta = samples, Path(image_dir), meta
 
     def __len__(self) -> int:
@@ -30,17 +31,17 @@ class EvalSet(Dataset):
 
     def __getitem__(self, index: int) -> torch.Tensor:
         image = read_rgb(self.image_dir / self.samples[index].path)
-        return eval_resize(image, self.meta["height"], self.meta["width"])
+        return eval_resize(image, self.meta.height, self.meta.width)
 
 
 @torch.no_grad()
 def embed_batch(
-    model: torch.nn.Module, images: torch.Tensor, meta: dict, device: torch.device, flip: bool
+    model: torch.nn.Module, images: torch.Tensor, meta: ModelMeta, device: torch.device, flip: bool
 ) -> torch.Tensor:
     """float32 CPU (B, D) embeddings of a uint8 (B, H, W, 3) batch already resized to the
     model's input size: normalised on the device, with ``flip`` averaged with the mirror's."""
     images = images.to(device, non_blocking=True)
-    images = normalize_images(images, meta["pixel_mean"], meta["pixel_std"])
+    images = normalize_images(images, meta.pixel_mean, meta.pixel_std)
     out = model(images)
     if flip:
         out = (out + model(images.flip(3))) / 2
@@ -52,7 +53,7 @@ def extract_features(
     model: torch.nn.Module,
     samples: list[Sample],
     image_dir: Path,
-    meta: dict,
+    meta: ModelMeta,
     device: torch.device | str,
     batch_size: int = 128,
     workers: int = 2,
@@ -67,7 +68,7 @@ def extract_features(
         for images in tqdm(loader, desc=desc, leave=False)
     ]
     if not feats:
-        return np.zeros((0, meta.get("embedding_dim") or 0), np.float32)
+        return np.zeros((0, meta.embedding_dim or 0), np.float32)
     embeddings = torch.cat(feats).numpy()
     require_finite(embeddings, f"values of the {desc}")
     return embeddings

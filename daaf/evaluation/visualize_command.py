@@ -72,7 +72,7 @@ def render_all(
     from daaf.errors import DaafError
     from daaf.evaluation import visualize as vis
     from daaf.evaluation.evaluate import model_label
-    from daaf.training.export import load_inference_model
+    from daaf.models import load_inference_model
     from daaf.utils.device import resolve_device
 
     device = resolve_device(device)
@@ -83,8 +83,7 @@ def render_all(
     base = None
     if base_model_path is not None:
         base, base_meta = load_inference_model(Path(base_model_path), device)
-        keys = ("height", "width", "pixel_mean", "pixel_std")
-        if any(base_meta[k] != meta[k] for k in keys):
+        if not base_meta.same_input(meta):
             raise DaafError(
                 f"--base-model {base_model_path}: input size/normalisation differ from --model's"
             )
@@ -94,20 +93,20 @@ def render_all(
         raise DaafError(f"{dataset} at {root}: the {split} split is empty")
     picks = np.unique(np.linspace(0, len(pool) - 1, min(n, len(pool))).round().astype(int))
     samples = [pool[i] for i in picks]
-    height, width = meta["height"], meta["width"]
+    height, width = meta.height, meta.width
     images = torch.stack(
         [
             eval_transform(
                 read_rgb(data.image_dir / s.path),
                 height,
                 width,
-                meta["pixel_mean"],
-                meta["pixel_std"],
+                meta.pixel_mean,
+                meta.pixel_std,
             )
             for s in samples
         ]
     ).to(device)
-    rgb = vis.denormalize(images, meta["pixel_mean"], meta["pixel_std"])
+    rgb = vis.denormalize(images, meta.pixel_mean, meta.pixel_std)
     labeler_mask = labeler_kps = None
     if annotations is not None:
         store = AnnotationStore(annotations)
@@ -140,7 +139,7 @@ def render_all(
     shown = f"{' vs '.join(models) if base is not None else model_name}, {dataset} {split}"
     smoothing = vis.describe_jitter(jitter)
     # Fig. 5: holistic attention, base beside DAAF.
-    dim = meta.get("embedding_dim") or 0
+    dim = meta.embedding_dim or 0
     note = vis.describe_components(dim, components, seed) if dim else f"components={components}"
     maps = vis.holistic_attention(model, images, components, seed, jitter=jitter)
     base_maps = (

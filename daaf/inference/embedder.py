@@ -21,6 +21,7 @@ from daaf.evaluation.features import embed_batch
 from daaf.evaluation.metrics import require_finite
 from daaf.inference.inputs import common_root, list_images
 from daaf.inference.store import EmbeddingWriter, file_sha256, inputs_sha256
+from daaf.models.meta import ModelMeta
 
 # What the stored features are: raw embeddings, as `daaf evaluate` ranks them (search normalises
 # them itself for the cosine metric).
@@ -31,8 +32,8 @@ class ImageFiles(Dataset):
     """``(uint8 (H, W, 3) resized image, problem)`` per path; an image that does not decode
     completely gives a black image and the reason, so that one bad file does not stop a run."""
 
-    def __init__(self, paths: Sequence[Path], meta: dict) -> None:
-        self.paths, self.size = paths, (meta["height"], meta["width"])
+    def __init__(self, paths: Sequence[Path], meta: ModelMeta) -> None:
+        self.paths, self.size = paths, (meta.height, meta.width)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -81,20 +82,20 @@ class Embedder:
         workers: int = 0,
         flip: bool | None = None,
     ) -> None:
-        from daaf.training.export import load_inference_model
+        from daaf.models import load_inference_model
         from daaf.utils.device import resolve_device
 
         self.device = resolve_device(str(device))
         self.model_path = Path(model_path)
         self.model, self.meta = load_inference_model(self.model_path, self.device)
         self.model.eval()
-        self.flip = bool(self.meta.get("flip", False) if flip is None else flip)
+        self.flip = bool(self.meta.flip if flip is None else flip)
         self.batch_size, self.workers = batch_size, workers
         self.sha256 = file_sha256(model_file(self.model_path))
 
     @property
     def dim(self) -> int:
-        return int(self.meta["embedding_dim"])
+        return int(self.meta.embedding_dim)
 
     def attrs(self) -> dict:
         """The model's part of an embedding file's attributes."""
@@ -103,11 +104,11 @@ class Embedder:
             "model_sha256": self.sha256,
             "embedding_dim": self.dim,
             "normalization": NORMALIZATION,
-            "metric": self.meta.get("metric", "euclidean"),
+            "metric": self.meta.metric,
             "flip": self.flip,
-            "image_size": [int(self.meta["height"]), int(self.meta["width"])],
-            "pixel_mean": list(self.meta["pixel_mean"]),
-            "pixel_std": list(self.meta["pixel_std"]),
+            "image_size": [int(self.meta.height), int(self.meta.width)],
+            "pixel_mean": list(self.meta.pixel_mean),
+            "pixel_std": list(self.meta.pixel_std),
             "daaf_version": __version__,
         }
 
@@ -166,7 +167,7 @@ class Embedder:
                     raise DaafError(
                         f"embed() takes uint8 (H, W, 3) RGB arrays, got {array.dtype} {array.shape}"
                     )
-                batch.append(eval_resize(array, self.meta["height"], self.meta["width"]))
+                batch.append(eval_resize(array, self.meta.height, self.meta.width))
             out.append(self._embed_batch(torch.stack(batch)))
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
 

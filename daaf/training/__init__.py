@@ -1,4 +1,4 @@
-"""The DAAF network (base ReID net + HAB + PAB), its losses, the trainer and the stripped export.
+"""Training the DAAF network: its config, losses, the trainer and the stripped export.
 
 The public names below load their module on first use (see :mod:`daaf.utils.lazy`).
 """
@@ -9,9 +9,8 @@ __all__, __getattr__, __dir__ = lazy_exports(
     __name__,
     {
         "config": ["Config", "config_from_dict", "load_config", "save_config"],
-        "export": ["export_model", "load_inference_model"],
+        "export": ["export_model"],
         "losses": ["build_criterion"],
-        "modeling": ["DAAF", "build_model"],
         "trainer": ["train"],
     },
 )

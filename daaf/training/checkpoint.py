@@ -1,30 +1,32 @@
-"""daaf's own files, training checkpoints and exports, loaded safely and checked before use.
+"""Training checkpoints, loaded safely and checked before use.
 
-Every file loads with ``torch.load(weights_only=True)`` (:func:`load_daaf_file`), so none runs
-code. What it holds is then checked before anything is built from it, each problem one
-DaafError line naming the file: its keys and their types; its config, through the config
-fields' own rules (:func:`checkpoint_config`, which keeps the dataset name as written, so that
-a checkpoint of a dataset registered in another process loads without the registry); the
-export meta (:func:`checked_meta`); and each state dict against the module it is meant for,
-first built on the meta device (:func:`build_from_state`), so that a file asking for 1e11
-classes is refused before any memory is allocated.
+Every file loads through :func:`daaf.models.state.load_daaf_file` (``weights_only=True``), so
+none runs code. What it holds is then checked before anything is built from it, each problem one
+DaafError line naming the file: its keys and their types; its whole config, through the config
+fields' own rules (:func:`checkpoint_config`, which keeps the dataset name as written, so that a
+checkpoint of a dataset registered in another process loads without the registry); and, for a
+resumed run, every part of the training state against the run.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
-from daaf.data.config import DataConfig
 from daaf.errors import ConfigError, DaafError
+from daaf.models.state import (
+    LEGACY_MODEL_VALUES,
+    check_state_dict,
+    checked_contents,
+    checked_dataset,
+    config_values,
+    load_daaf_file,
+)
 from daaf.training.config import Config, config_from_dict
-from daaf.utils.config_fields import checked_value
-from daaf.utils.safe_load import describe_exception, load_weights_only
+from daaf.utils.safe_load import describe_exception
 
 # What `daaf train --resume` needs besides the model, config and class count.
 RESUME_KEYS = ("criterion", "optimizer", "scheduler", "scaler", "sampler", "rng", "epoch", "step")
@@ -45,34 +47,12 @@ RESUME_SAME_TRAIN = ("train.seed", "train.iters_per_epoch")
 # Settings added after files were written, with the value that reproduces what a file without
 # them was trained with (the default may differ): section -> {key: value}.
 LEGACY_VALUES = {
-    "model": {"decoder_init": "pytorch"},
+    "model": LEGACY_MODEL_VALUES,
     "loss": {"keypoint_weighting": "all"},
     "optim": {"branch_weight_decay": None},  # one group, optim.weight_decay on every parameter
 }
-METRICS = ("euclidean", "cosine")  # daaf.evaluation.distance.METRICS
 # Reading these cannot go wrong in a way worth a traceback: the file does not fit the run.
 MISFITS = (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError)
-
-
-def _kind(value: Any) -> str:
-    return type(value).__name__
-
-
-def load_daaf_file(path: Path) -> dict[str, Any]:
-    """A .pt file daaf wrote (training checkpoint or export) as a dict, loaded with
-    ``torch.load(weights_only=True)`` so that no file can run code; DaafError naming the file
-    when it is missing, unreadable, would need more than tensors, numbers, strings, lists and
-    dicts, or is not a dict."""
-    state = load_weights_only(Path(path))
-    if not isinstance(state, dict):
-        raise DaafError(f"{path}: not a daaf file (holds a {_kind(state)}, not a dict)")
-    return state
-
-
-def _positive_int(value: Any, key: str, path: Path) -> int:
-    if type(value) is not int or value < 1:
-        raise DaafError(f"{path}: {key} must be a positive integer, got {value!r:.40}")
-    return value
 
 
 def _count(value: Any, key: str, path: Path) -> int:
@@ -82,21 +62,11 @@ def _count(value: Any, key: str, path: Path) -> int:
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """A daaf training checkpoint (:func:`load_daaf_file`), checked by :func:`checked_state`."""
-    return checked_state(load_daaf_file(Path(path)), Path(path))
-
-
-def checked_state(state: dict[str, Any], path: Path, weights: str = "model") -> dict[str, Any]:
-    """``state`` once it holds the keys daaf writes (``weights``: ``model`` in a training
-    checkpoint, ``state_dict`` and ``meta`` in an export), a config that passes
-    :func:`checkpoint_config` and a positive ``num_classes``."""
-    needed = (weights, "config", "num_classes", *(("meta",) if weights == "state_dict" else ()))
-    if not set(needed) <= state.keys():
-        kind = "export (model_state.pt)" if weights == "state_dict" else "training checkpoint"
-        raise DaafError(f"{path}: not a daaf {kind} (needs {', '.join(needed)})")
-    if not isinstance(state[weights], dict):
-        raise DaafError(f"{path}: its {weights} is not a state dict (names -> tensors)")
-    _positive_int(state["num_classes"], "num_classes", path)
+    """A daaf training checkpoint (:func:`load_daaf_file`) once it holds the keys daaf writes
+    (:func:`checked_contents`) and a config that passes :func:`checkpoint_config`."""
+    path = Path(path)
+    state = load_daaf_file(path)
+    checked_contents(state, path)
     checkpoint_config(state["config"], path)
     return state
 
@@ -104,91 +74,15 @@ def checked_state(state: dict[str, Any], path: Path, weights: str = "model") -> 
 def checkpoint_config(values: Any, path: Path) -> Config:
     """The :class:`Config` a file records, every value checked by the config's own rules; the
     dataset name is kept as written (a string), registered in this process or not."""
-    if not isinstance(values, dict):
-        raise DaafError(f"{path}: its config is a {_kind(values)}, not a mapping of sections")
-    values = copy.deepcopy(values)
-    for section, legacy in LEGACY_VALUES.items():
-        if isinstance(values.get(section), dict):
-            values[section] = {**legacy, **values[section]}
-    data = values.get("data")
-    dataset = data.pop("dataset", None) if isinstance(data, dict) else None
+    values, dataset = config_values(values, path, LEGACY_VALUES)
     try:
         cfg = config_from_dict(values)
     except ConfigError as exc:
         raise DaafError(f"{path}: {exc}") from None
     if dataset is not None:
-        if not isinstance(dataset, str) or not dataset:
-            raise DaafError(f"{path}: data.dataset must be a dataset name, got {dataset!r:.40}")
-        cfg.data.dataset = dataset
+        cfg.data.dataset = checked_dataset(dataset, path)
     cfg.model.pretrained = "none"  # the weights follow; nothing to download or read
     return cfg
-
-
-def check_state_dict(module: nn.Module, state_dict: Any, path: Path, what: str) -> None:
-    """DaafError unless ``state_dict`` has exactly ``module``'s keys, each a tensor of its
-    shape: one line with the counts of missing, unexpected and mis-shaped keys and the first
-    of each (``module`` may live on the meta device)."""
-    if not isinstance(state_dict, dict) or not all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state_dict.items()
-    ):
-        raise DaafError(f"{path}: its {what} is not a state dict (names -> tensors)")
-    expected = module.state_dict()
-    missing = [k for k in expected if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in expected]
-    shaped = [
-        f"{k}: {tuple(state_dict[k].shape)} in the file, {tuple(v.shape)} expected"
-        for k, v in expected.items()
-        if k in state_dict and state_dict[k].shape != v.shape
-    ]
-    problems = [
-        f"{len(names)} {label} ({', '.join(names[:2])}{', ...' if len(names) > 2 else ''})"
-        for label, names in (
-            ("missing", missing),
-            ("unexpected", unexpected),
-            ("mis-shaped", shaped),
-        )
-        if names
-    ]
-    if problems:
-        raise DaafError(
-            f"{path}: its {what} does not fit the network its config describes: "
-            + "; ".join(problems)
-        )
-
-
-def build_from_state(
-    make: Callable[[], nn.Module], state_dict: Any, path: Path, what: str = "model"
-) -> nn.Module:
-    """``make()`` with ``state_dict`` loaded, once :func:`check_state_dict` has compared them
-    on a copy built on the meta device (no memory is allocated for a file that does not fit)."""
-    with torch.device("meta"):
-        expected = make()
-    check_state_dict(expected, state_dict, path, what)
-    module = make()
-    module.load_state_dict(state_dict)
-    return module
-
-
-def checked_meta(meta: Any, path: Path) -> dict[str, Any]:
-    """An export's input description (``height``, ``width``, ``pixel_mean``, ``pixel_std``,
-    ``metric``, ``embedding_dim``), each value checked by the rules of its config field."""
-    if not isinstance(meta, dict) or not meta:
-        raise DaafError(f"{path}: its meta is {meta!r:.40}, not the mapping daaf export writes")
-    needed = ("height", "width", "pixel_mean", "pixel_std", "metric")
-    absent = [key for key in needed if key not in meta]
-    if absent:
-        raise DaafError(f"{path}: its meta has no {', '.join(absent)} (not written by daaf export)")
-    checked = dict(meta)
-    try:
-        for key in needed[:4]:
-            checked[key] = checked_value(DataConfig, key, meta[key], f"meta.{key}", str(path))
-    except ConfigError as exc:
-        raise DaafError(str(exc)) from None
-    if meta["metric"] not in METRICS:
-        raise DaafError(f"{path}: meta.metric must be one of {', '.join(METRICS)}")
-    if meta.get("embedding_dim") is not None:
-        _positive_int(meta["embedding_dim"], "meta.embedding_dim", path)
-    return checked
 
 
 def trained_epochs(path: Path) -> int:

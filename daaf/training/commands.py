@@ -52,10 +52,12 @@ def periodic_evaluation(cfg: Config) -> Evaluate:
     """mAP and Rank-1 on the dataset's query and gallery, as ``daaf evaluate`` computes them:
     the command line joins daaf.evaluation to the trainer, which imports none of it."""
     from daaf.evaluation.evaluate import evaluate_embeddings
-    from daaf.training.config import default_metric
+    from daaf.models.meta import default_metric
 
     def evaluate(model, dataset, device) -> dict[str, float]:
-        result = evaluate_embeddings(model, dataset, cfg.data, device, metric=default_metric(cfg))
+        result = evaluate_embeddings(
+            model, dataset, cfg.data, device, metric=default_metric(cfg.model)
+        )
         return {"eval/mAP": float(result.mAP), "eval/rank1": float(result.cmc[0])}
 
     return evaluate

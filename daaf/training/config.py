@@ -17,46 +17,13 @@ from typing import Any, Literal
 import yaml
 
 from daaf.data.config import DataConfig
-from daaf.data.keypoints import keypoint_groups
 from daaf.errors import ConfigError, short_repr
-from daaf.utils.config_fields import check_relations, checked_value, set_where, setting
+from daaf.models.config import ModelConfig, check_input_grid
+from daaf.utils.config_fields import check_relations, merge_values, set_where, setting
 from daaf.utils.options import DEVICE_NAMES, DEVICE_PATTERN
 from daaf.utils.yaml_load import read_yaml_file
 
-GROUP_SCHEMES = Literal["all", "4", "6", "7", "each"]  # daaf.data.keypoints.KEYPOINT_GROUPS
 MAX_CONFIG_BYTES = 1 << 20  # a daaf config is a few KB; the presets are under 2 KB
-
-
-@dataclass
-class ModelConfig:
-    base: Literal["bot", "trinet"] = "bot"
-    depth: Literal[18, 34, 50, 101] = 50  # ResNet depth
-    pretrained: str = setting("imagenet", allowed="imagenet, none or the path of a state_dict")
-    last_stride: Literal[1, 2] = 1
-    trinet_dims: list[int] = setting(factory=lambda: [1024, 128], length=2, min=1, max=8192)
-    hab: bool = False
-    pab: bool = False
-    pab_target: Literal["keypoints", "part_images"] = "keypoints"  # part_images: 6 stripes
-    # A scheme of paper Fig. 4 / Table 6, or custom groups of keypoint indices ([[0, 1], [5, 6]]).
-    pab_groups: GROUP_SCHEMES | list[list[int]] = setting("6", check=keypoint_groups)
-    pab_grouped: bool = True  # false: all channels predict all 17 maps (Table 5, w/o group)
-    pab_shared_decoder: bool = True  # false: one decoder per group (Table 7)
-    num_parts: int = setting(6, min=1, max=64)  # stripes for pab_target=part_images
-    decoder_channels: int = setting(64, min=1, max=4096)
-    deconv_kernel: Literal[3, 2] = 3  # 3 (paper) or 2 (authors' BoT code)
-    # The paper names no nonlinearity; linear deconvolutions are the authors' PyTorch code. With
-    # BN + ReLU (true, as their TF code) the PAB collapses to flat maps: fitting one batch of 16
-    # synthetic images for 100 Adam steps, PCK 0.03 with BN + ReLU vs 0.98 linear.
-    decoder_norm: bool = False
-    # Branch maps at 1/decoder_stride of the input: 1 (the paper) or 4 (CPN's output stride: two
-    # deconvolutions fewer, targets rendered at that size; data.heatmap_sigma stays in input
-    # pixels). data.height and data.width must be multiples of it (docs/training.md).
-    decoder_stride: Literal[1, 4] = 1
-    # The decoders' first weights (deconvolutions and 1x1 heads): pytorch (PyTorch's defaults),
-    # small_heads (the 1x1 heads N(0, 0.001), zero bias) or authors (every decoder layer
-    # N(0, 0.001), zero bias: the authors' BoT code). Small heads start the maps near the
-    # all-zero map instead of at noise 20x its loss (docs/paper.md).
-    decoder_init: Literal["pytorch", "small_heads", "authors"] = "pytorch"
 
 
 @dataclass
@@ -142,49 +109,12 @@ class Config:
         return dataclasses.asdict(self)
 
 
-def default_metric(cfg: Config) -> str:
-    """BoT is tested on the L2-normalised post-BN feature (cosine); TriNet on Euclidean distance."""
-    return "cosine" if cfg.model.base == "bot" else "euclidean"
-
-
-def _merge(
-    cfg: Any, values: dict[str, Any], where: str, sources: dict[str, str], prefix: str = ""
-) -> None:
-    """Set ``values`` on dataclass ``cfg`` recursively, each checked against its field's rules,
-    and record ``where`` each key came from in ``sources``; unknown keys and bad values raise a
-    ConfigError naming ``where`` and the key."""
-    known = {f.name: f for f in dataclasses.fields(cfg)}
-    for key, value in values.items():
-        if key not in known:
-            section = f"{prefix.rstrip('.')}: " if prefix else ""
-            raise ConfigError(
-                f"{where}: {section}unknown config key {short_repr(key)}; "
-                f"known keys: {', '.join(known)}"
-            )
-        current = getattr(cfg, key)
-        if dataclasses.is_dataclass(current):
-            if not isinstance(value, dict):
-                raise ConfigError(
-                    f"{where}: {prefix}{key} must be a mapping, got {short_repr(value)}"
-                )
-            _merge(current, value, where, sources, f"{prefix}{key}.")
-        else:
-            setattr(cfg, key, checked_value(type(cfg), key, value, prefix + key, where))
-            sources[prefix + key] = where
-
-
 def _check_relations(cfg: Config, sources: dict[str, str]) -> Config:
     """``cfg`` once the rules between fields hold (see :func:`check_relations`), the input
     size divides into the branches' output grid, and grad_ratio has measurements to adapt at."""
     for section in dataclasses.fields(cfg):
         check_relations(getattr(cfg, section.name), f"{section.name}.", sources)
-    height, width, stride = cfg.data.height, cfg.data.width, cfg.model.decoder_stride
-    if height % stride or width % stride:
-        where = set_where(("data.height", "data.width", "model.decoder_stride"), sources)
-        raise ConfigError(
-            f"{where}: data.height and data.width must be multiples of model.decoder_stride "
-            f"({stride}), got {height}x{width}"
-        )
+    check_input_grid(cfg.data, cfg.model, sources)
     if cfg.loss.branch_balance == "grad_ratio" and cfg.train.health_period == 0:
         where = set_where(("loss.branch_balance", "train.health_period"), sources)
         raise ConfigError(
@@ -235,20 +165,20 @@ def load_config(
     cfg, sources = Config(), {}
     if path is not None:
         for values, where in _read_yaml(Path(path)):
-            _merge(cfg, values, where, sources)
+            merge_values(cfg, values, where, sources)
     for item in overrides:
         keys, value = parse_override(item)
         nested: dict[str, Any] = {keys[-1]: value}
         for key in reversed(keys[:-1]):
             nested = {key: nested}
-        _merge(cfg, nested, f"override {short_repr(item)}", sources)
+        merge_values(cfg, nested, f"override {short_repr(item)}", sources)
     return _check_relations(cfg, sources)
 
 
 def config_from_dict(values: dict[str, Any]) -> Config:
     """Rebuild a :class:`Config` from :meth:`Config.to_dict` output (e.g. from a checkpoint)."""
     cfg, sources = Config(), {}
-    _merge(cfg, values, "checkpoint config", sources)
+    merge_values(cfg, values, "checkpoint config", sources)
     return _check_relations(cfg, sources)
 
 

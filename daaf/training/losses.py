@@ -18,9 +18,9 @@ from torch.nn import functional as F
 from daaf.data.device_batch import area_average
 from daaf.data.keypoints import NUM_KEYPOINTS, keypoint_groups
 from daaf.errors import DaafError
+from daaf.models import DAAFOutput
 from daaf.training.balance import build_balance
 from daaf.training.config import Config
-from daaf.training.modeling import DAAFOutput
 
 
 def batch_hard_triplet(

@@ -35,11 +35,11 @@ from daaf.data.loader import Loader, build_loader
 from daaf.data.sampler import PKBatchSampler
 from daaf.data.train_set import TrainSet, open_store_for
 from daaf.errors import ConfigError, DaafError
+from daaf.models import DAAF, build_model
 from daaf.training.branch_health import BranchHealth, warmup_iterations
 from daaf.training.checkpoint import load_resume_checkpoint, restore_training
 from daaf.training.config import Config, DataConfig, save_config
 from daaf.training.losses import DAAFCriterion, build_criterion
-from daaf.training.modeling import DAAF, build_model
 from daaf.training.schedule import build_optimizer, build_scheduler
 from daaf.utils import distributed as dist_utils
 from daaf.utils.device import resolve_device

@@ -214,3 +214,29 @@ def check_relations(section: Any, prefix: str, sources: dict[str, str]) -> None:
                 f"{set_where(keys, sources)}: {keys[0]} must be {words} {', '.join(keys[1:])} "
                 f"({bounds[0] if len(bounds) == 1 else bounds}), got {short_repr(value)}"
             )
+
+
+def merge_values(
+    cfg: Any, values: dict[str, Any], where: str, sources: dict[str, str], prefix: str = ""
+) -> None:
+    """Set ``values`` on dataclass ``cfg`` recursively, each checked against its field's rules,
+    and record ``where`` each key came from in ``sources``; unknown keys and bad values raise a
+    ConfigError naming ``where`` and the key."""
+    known = {f.name: f for f in dataclasses.fields(cfg)}
+    for key, value in values.items():
+        if key not in known:
+            section = f"{prefix.rstrip('.')}: " if prefix else ""
+            raise ConfigError(
+                f"{where}: {section}unknown config key {short_repr(key)}; "
+                f"known keys: {', '.join(known)}"
+            )
+        current = getattr(cfg, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(
+                    f"{where}: {prefix}{key} must be a mapping, got {short_repr(value)}"
+                )
+            merge_values(current, value, where, sources, f"{prefix}{key}.")
+        else:
+            setattr(cfg, key, checked_value(type(cfg), key, value, prefix + key, where))
+            sources[prefix + key] = where

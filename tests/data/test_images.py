@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from daaf.cli import main
 from daaf.data.images import find_unreadable, image_problem, read_rgb
 from daaf.errors import DaafError
-from daaf.training.export import META_FILE
+from daaf.models.meta import META_FILE
 
 REPO = Path(__file__).resolve().parents[2]
 TRAIN_IMAGE = "bounding_box_train/0001_c1s1_000000_00.jpg"

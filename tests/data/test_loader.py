@@ -10,6 +10,7 @@ from daaf.data.datasets import build_dataset
 from daaf.data.loader import build_loader
 from daaf.errors import DaafError
 from daaf.evaluation.features import EvalSet, extract_features
+from daaf.models import ModelMeta
 from daaf.training.config import load_config
 from daaf.training.trainer import build_train_loader
 
@@ -88,7 +89,7 @@ def test_an_unreadable_training_image_is_one_line_naming_it(broken_dataset, monk
 def test_an_unreadable_query_image_is_one_line_naming_it(broken_dataset):
     root, _, query_image = broken_dataset
     dataset = build_dataset("market1501", root)
-    meta = {"height": 32, "width": 16, "pixel_mean": [0.5] * 3, "pixel_std": [0.25] * 3}
+    meta = ModelMeta(32, 16, [0.5] * 3, [0.25] * 3)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(4))
     with pytest.raises(DaafError) as info:
         extract_features(
@@ -107,7 +108,7 @@ def test_without_workers_the_error_is_unchanged(broken_dataset):
     root, _, query_image = broken_dataset
     dataset = build_dataset("market1501", root)
     loader = build_loader(
-        EvalSet(dataset.query, dataset.image_dir, {"height": 8, "width": 4}),
+        EvalSet(dataset.query, dataset.image_dir, ModelMeta(8, 4, [0.5] * 3, [0.25] * 3)),
         torch.device("cpu"),
         workers=0,
         batch_size=2,

@@ -18,11 +18,11 @@ from daaf.evaluation import (
     measure_latency,
     query_gallery_features,
 )
+from daaf.models import ModelMeta, load_inference_model
 from daaf.training.config import Config
-from daaf.training.export import load_inference_model
 from daaf.utils.device import resolve_device
 
-META = {"height": 16, "width": 8, "pixel_mean": [0.5] * 3, "pixel_std": [0.25] * 3}
+META = ModelMeta(16, 8, [0.5] * 3, [0.25] * 3)
 
 
 class MeanColour(torch.nn.Module):

@@ -23,7 +23,7 @@ from daaf.evaluation.attention_metrics import (
     replace_background,
 )
 from daaf.evaluation.visualize import labels_in_input_frame
-from daaf.training.export import load_inference_model
+from daaf.models import ModelMeta, load_inference_model
 from daaf.utils.safe_load import REFUSED
 
 
@@ -118,7 +118,7 @@ def test_the_crafted_model_ts_overwrites_its_target_once_trusted(crafted_ts, tmp
     folder = write(tmp_path / "model").parent
     model, meta = load_inference_model(folder, torch.device("cpu"), trust_torchscript=True)
     model(torch.zeros(1, 3, 64, 32))
-    assert victim.read_text() == "XXXXious contents" and meta["embedding_dim"] == 8
+    assert victim.read_text() == "XXXXious contents" and meta.embedding_dim == 8
 
 
 @pytest.mark.parametrize("given", ["model", "model/model.ts"])
@@ -183,7 +183,7 @@ class PerfectBranches(torch.nn.Module):
 
     def __init__(self, store, meta, samples, stride: int) -> None:
         super().__init__()
-        n, height, width = len(samples), meta["height"], meta["width"]
+        n, height, width = len(samples), meta.height, meta.width
         labels = [labels_in_input_frame(store.get(s.path), height, width) for s in samples]
         masks = np.stack([mask for mask, _ in labels])[:, None] * 255  # the store's uint8
         worker_batch = {
@@ -212,7 +212,7 @@ def test_a_perfect_coarse_prediction_scores_full_marks_in_input_pixels(tiny_data
     dataset = build_dataset("market1501", tiny_dataset)
     store, meta = (
         AnnotationStore(tiny_dataset / "annotations"),
-        {"height": 64, "width": 32, "pixel_mean": [0.5] * 3, "pixel_std": [0.5] * 3},
+        ModelMeta(64, 32, [0.5] * 3, [0.5] * 3),
     )
     model = PerfectBranches(store, meta, dataset.query, stride)
     quantisation = np.hypot(stride / 2, stride / 2)

@@ -96,8 +96,7 @@ def test_a_finished_row_is_evaluated_from_model_state_pt_never_from_model_ts(
 ):
     """An export/ folder without model_state.pt (an export that failed, or a model.ts from
     elsewhere) is exported again, and the model evaluated is read from model_state.pt."""
-    from daaf.training.export import load_inference_model
-    from daaf.training.modeling import build_model
+    from daaf.models import build_model, load_inference_model
 
     script = run_table()
     config = script.PAPER / "table5_keypoint_group.yaml"
@@ -116,7 +115,7 @@ def test_a_finished_row_is_evaluated_from_model_state_pt_never_from_model_ts(
     (export_dir / "export_report.json").write_text('{"passed": true}')
     assert script.run_row(config, overrides, tmp_path) == export_dir
     model, meta = load_inference_model(export_dir, torch.device("cpu"))
-    assert model(torch.zeros(1, 3, 64, 32)).shape == (1, meta["embedding_dim"])
+    assert model(torch.zeros(1, 3, 64, 32)).shape == (1, meta.embedding_dim)
     assert victim.read_text() == "precious contents"
 
 

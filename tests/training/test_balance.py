@@ -14,11 +14,11 @@ from torch.nn import functional as F
 from daaf.cli import main
 from daaf.data.device_batch import prepare_batch
 from daaf.errors import ConfigError
+from daaf.models import build_model
 from daaf.training.balance import MAX_STEP, RANGE, GradRatioBalance
 from daaf.training.branch_health import BranchHealth
 from daaf.training.config import load_config
 from daaf.training.losses import batch_hard_triplet, build_criterion
-from daaf.training.modeling import build_model
 from daaf.training.trainer import build_optimizers, train_step
 
 from ..conftest import REPO

@@ -14,9 +14,9 @@ from torch.utils.data import default_collate
 from daaf.data.datasets import build_dataset
 from daaf.data.device_batch import prepare_batch
 from daaf.evaluation.attention_metrics import mask_iou, pck
+from daaf.models import build_model
 from daaf.training.config import load_config
 from daaf.training.losses import build_criterion
-from daaf.training.modeling import build_model
 from daaf.training.trainer import build_optimizers, build_train_set, train_step
 
 REPO = Path(__file__).resolve().parents[2]

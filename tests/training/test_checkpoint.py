@@ -12,9 +12,9 @@ import torch
 from click.testing import CliRunner
 
 from daaf.cli import main
+from daaf.models import build_model, load_inference_model
 from daaf.training.config import Config
-from daaf.training.export import export_model, load_inference_model
-from daaf.training.modeling import build_model
+from daaf.training.export import export_model
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -228,7 +228,7 @@ def test_a_checkpoint_of_a_registered_dataset_loads_in_a_fresh_process(good):
     assert json.loads((folder / "model" / "export_report.json").read_text())["passed"]
     for path in (folder / "ckpt.pt", folder / "model"):
         model, meta = load_inference_model(path, torch.device("cpu"))
-        assert model(torch.zeros(2, 3, 64, 32)).shape == (2, 512) and meta["height"] == 64
+        assert model(torch.zeros(2, 3, 64, 32)).shape == (2, 512) and meta.height == 64
     saved = torch.load(folder / "model" / "model_state.pt", weights_only=True)
     assert saved["config"]["data"]["dataset"] == "my_cameras"
 

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from daaf.cli import main
 from daaf.data.keypoints import KEYPOINT_GROUPS
 from daaf.errors import ConfigError, DaafError
+from daaf.models import build_model
 from daaf.training.config import Config, config_from_dict, load_config
-from daaf.training.modeling import build_model
 from daaf.utils.config_fields import checked_value
 
 REPO = Path(__file__).resolve().parents[2]

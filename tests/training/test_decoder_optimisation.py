@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
+from daaf.models import build_model
 from daaf.training.checkpoint import checkpoint_config
 from daaf.training.config import load_config
 from daaf.training.losses import build_criterion
-from daaf.training.modeling import build_model
 from daaf.training.trainer import build_optimizers, network_param_groups
 
 from ..conftest import REPO

@@ -4,7 +4,7 @@ current folder as the dataset or fetches ImageNet weights for a model it cannot 
 import pytest
 from click.testing import CliRunner
 
-import daaf.training.modeling.backbone as backbone
+import daaf.models.backbone as backbone
 from daaf.cli import main
 
 

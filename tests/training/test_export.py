@@ -11,10 +11,10 @@ from torch import nn
 
 from daaf.cli import main
 from daaf.errors import DaafError
+from daaf.models import build_model, load_inference_model
 from daaf.training import export as export_module
 from daaf.training.config import Config, config_from_dict
-from daaf.training.export import export_model, load_inference_model
-from daaf.training.modeling import build_model
+from daaf.training.export import export_model
 from daaf.utils.safe_load import REFUSED
 
 # ResNet-18 without its ImageNet classifier (fc: 512 x 1000 + 1000), counted by hand.
@@ -55,8 +55,8 @@ def check_round_trip(checkpoint, export_dir, report, net, base):
             trust = path.suffix == ".ts"  # TorchScript only on the caller's word
             module, meta = load_inference_model(path, torch.device("cpu"), trust)
             torch.testing.assert_close(module(images), expected, atol=1e-5, rtol=1e-5)
-            assert meta["height"] == 64 and meta["embedding_dim"] == expected.shape[1]
-            assert meta["metric"] == ("euclidean" if base == "trinet" else "cosine")
+            assert meta.height == 64 and meta.embedding_dim == expected.shape[1]
+            assert meta.metric == ("euclidean" if base == "trinet" else "cosine")
 
 
 def test_export_round_trip_of_the_trained_daaf_bot(trained_export):

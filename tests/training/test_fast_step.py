@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from daaf.models import build_model
 from daaf.training.checkpoint import load_checkpoint
 from daaf.training.config import load_config
 from daaf.training.losses import build_criterion
-from daaf.training.modeling import build_model
 from daaf.training.schedule import build_optimizer
 from daaf.training.trainer import Optimizers, train, train_step
 

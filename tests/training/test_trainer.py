@@ -14,10 +14,10 @@ from click.testing import CliRunner
 
 from daaf.cli import main
 from daaf.errors import DaafError
+from daaf.models import build_model
 from daaf.training.checkpoint import load_checkpoint
 from daaf.training.config import load_config
 from daaf.training.losses import build_criterion
-from daaf.training.modeling import build_model
 from daaf.training.trainer import Optimizers, save_checkpoint, train, train_step
 from daaf.utils.safe_load import REFUSED
 

@@ -9,7 +9,7 @@ from torch import nn
 
 from daaf.data.annotations import ImageAnnotation
 from daaf.data.keypoints import resize_keypoints
-from daaf.training.modeling.decoder import to_size
+from daaf.models.maps import to_size
 
 
 @torch.no_grad()

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from daaf.data.keypoints import PIXEL_CENTRE
-from daaf.training.modeling.decoder import map_size, to_size
+from daaf.models.maps import map_size, to_size
 
 
 def supports_shuffle(model: nn.Module) -> bool:

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
+from daaf.models import build_model
 from daaf.training.config import Config
-from daaf.training.modeling import build_model
 
 
 def tiny_config(**model) -> Config:

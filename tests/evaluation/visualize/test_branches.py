@@ -6,8 +6,8 @@ import torch
 
 from daaf.data.annotations import empty_annotation
 from daaf.evaluation.visualize import branch_outputs, labels_in_input_frame
-from daaf.training.modeling import build_model
-from daaf.training.modeling.decoder import to_size
+from daaf.models import build_model
+from daaf.models.maps import to_size
 
 from .conftest import tiny_config
 

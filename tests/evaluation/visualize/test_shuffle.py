@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from daaf.evaluation.visualize import decoupling_score, shuffle_grid, supports_shuffle
-from daaf.training.modeling import build_model
-from daaf.training.modeling.decoder import to_size
+from daaf.models import build_model
+from daaf.models.maps import to_size
 
 from .conftest import tiny_config
 

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from daaf.cli import main
 from daaf.errors import DaafError
 from daaf.evaluation.visualize_command import GRADCAM_ONLY_NOTE, visualize
-from daaf.training.modeling import build_model
+from daaf.models import build_model
 from daaf.utils.safe_load import REFUSED
 
 from .conftest import tiny_config

@@ -7,9 +7,9 @@ import torch
 import torchvision
 
 from daaf.errors import DaafError
+from daaf.models import build_model
+from daaf.models.backbone import build_backbone
 from daaf.training.config import Config
-from daaf.training.modeling import build_model
-from daaf.training.modeling.backbone import build_backbone
 from daaf.utils.safe_load import REFUSED
 
 RESNET18_FILE = "resnet18-f37072fd.pth"

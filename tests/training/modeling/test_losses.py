@@ -8,9 +8,9 @@ import torch
 
 from daaf.data.device_batch import render_heatmap_batch
 from daaf.data.keypoints import KEYPOINT_GROUPS
+from daaf.models import DAAFOutput
 from daaf.training.config import Config
 from daaf.training.losses import build_criterion, part_image_targets
-from daaf.training.modeling import DAAFOutput
 
 
 def config(**model) -> Config:

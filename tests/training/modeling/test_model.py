@@ -7,9 +7,9 @@ import torch
 import torchvision
 
 from daaf.data.keypoints import KEYPOINT_GROUPS
+from daaf.models import DAAFOutput, build_model
 from daaf.training.config import Config
 from daaf.training.losses import batch_hard_triplet, build_criterion, masked_mean
-from daaf.training.modeling import DAAFOutput, build_model
 
 H, W = 64, 32
 
@@ -187,13 +187,15 @@ def test_a_few_steps_overfit_a_fixed_batch():
 
 def test_branch_modules_default_to_the_configs_linear_decoders():
     """DeconvStack, HolisticBranch and PartialBranch default to model.decoder_norm's default."""
-    from daaf.training.config import ModelConfig
-    from daaf.training.modeling.decoder import DeconvStack
-    from daaf.training.modeling.hab import HolisticBranch
-    from daaf.training.modeling.pab import PartialBranch
+    from daaf.models import ModelConfig
+    from daaf.models.decoder import DeconvStack
+    from daaf.models.hab import HolisticBranch
+    from daaf.models.pab import PartialBranch
 
-    for module in (DeconvStack, HolisticBranch, PartialBranch):
-        default = inspect.signature(module).parameters["norm"].default
+    default = inspect.signature(DeconvStack).parameters["norm"].default
+    assert default is ModelConfig().decoder_norm is False, DeconvStack.__name__
+    for module in (HolisticBranch, PartialBranch):
+        default = inspect.signature(module).parameters["decoder"].default.norm
         assert default is ModelConfig().decoder_norm is False, module.__name__
     layers = DeconvStack(8).layers
     assert [type(m) for m in layers] == [torch.nn.ConvTranspose2d] * 4
@@ -201,7 +203,8 @@ def test_branch_modules_default_to_the_configs_linear_decoders():
 
 
 def test_stride_4_decoders_stop_two_deconvolutions_earlier():
-    from daaf.training.modeling.hab import HolisticBranch
+    from daaf.models.decoder import DecoderSpec
+    from daaf.models.hab import HolisticBranch
 
     full, quarter = (build_model(config(hab=True, pab=True, decoder_stride=s), 3) for s in (1, 4))
     for branch in ("hab", "pab"):
@@ -209,4 +212,4 @@ def test_stride_4_decoders_stop_two_deconvolutions_earlier():
         deconvs = [sum(isinstance(x, torch.nn.ConvTranspose2d) for x in d) for d in decoders]
         assert deconvs == [4, 2], branch
     with pytest.raises(ValueError, match=r"decoder stride must be one of \[1, 4\], got 2"):
-        HolisticBranch(full.backbone, stride=2)
+        HolisticBranch(full.backbone, DecoderSpec(stride=2))

@@ -14,7 +14,7 @@ from daaf.data.device_batch import prepare_batch
 from daaf.evaluation.attention_metrics import pck
 from daaf.training.config import load_config
 from daaf.training.losses import build_criterion
-from daaf.training.modeling import build_model
+from daaf.models import build_model
 from daaf.training.schedule import build_optimizer
 from daaf.training.trainer import build_train_set, seed_everything
 

@@ -15,7 +15,7 @@ from daaf.data.datasets import build_dataset
 from daaf.data.device_batch import prepare_batch
 from daaf.training.checkpoint import checkpoint_config, load_checkpoint
 from daaf.training.losses import build_criterion
-from daaf.training.modeling import build_model
+from daaf.models import build_model
 from daaf.training.trainer import build_train_loader
 
 PARTS = {

@@ -8,6 +8,7 @@ and :meth:`DAAF.base_network` returns that path as a module of its own for expor
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -15,11 +16,12 @@ from torch import nn
 
 from daaf.data.keypoints import keypoint_groups
 from daaf.errors import DaafError
-from daaf.training.config import Config
-from daaf.training.modeling.backbone import ResNetBackbone, build_backbone
-from daaf.training.modeling.hab import HolisticBranch
-from daaf.training.modeling.heads import BoTHead, TriNetHead
-from daaf.training.modeling.pab import PartialBranch
+from daaf.models.backbone import ResNetBackbone, build_backbone
+from daaf.models.config import HasModelConfig, ModelConfig
+from daaf.models.decoder import DecoderSpec
+from daaf.models.hab import HolisticBranch
+from daaf.models.heads import BoTHead, TriNetHead
+from daaf.models.pab import PartialBranch
 
 
 @dataclass
@@ -103,51 +105,49 @@ class DAAF(nn.Module):
         return BaseNetwork(self.backbone, self.head)
 
 
-def build_head(cfg: Config, in_channels: int, num_classes: int) -> nn.Module:
-    if cfg.model.base == "bot":
+def inference_network(model: DAAF) -> BaseNetwork:
+    """What is exported: a copy of the base network (backbone + head) in eval mode, without
+    BoT's classifier (training-only logits over the training identities)."""
+    base = copy.deepcopy(model.base_network()).eval()
+    if getattr(base.head, "classifier", None) is not None:
+        base.head.classifier = None
+    return base
+
+
+def build_head(model: ModelConfig, in_channels: int, num_classes: int) -> nn.Module:
+    """BoT's BNNeck head or TriNet's FC head (``model.base``) on ``in_channels`` features."""
+    if model.base == "bot":
         return BoTHead(in_channels, num_classes)
-    if cfg.model.base == "trinet":
-        return TriNetHead(in_channels, tuple(cfg.model.trinet_dims))
-    raise DaafError(f"model.base must be bot or trinet, got {cfg.model.base!r}")
+    return TriNetHead(in_channels, tuple(model.trinet_dims))
 
 
-def build_model(cfg: Config, num_classes: int) -> DAAF:
+def build_pab(model: ModelConfig, in_channels: int) -> PartialBranch:
+    """The partial attention branch ``model.pab_*`` describe, on ``in_channels`` features."""
+    try:
+        groups = (
+            keypoint_groups(model.pab_groups)
+            if model.pab_target == "keypoints"
+            else tuple((i,) for i in range(model.num_parts))
+        )
+    except ValueError as exc:
+        raise DaafError(f"model.pab_groups: {exc}") from exc
+    return PartialBranch(
+        in_channels,
+        groups,
+        model.pab_target,
+        model.pab_grouped,
+        model.pab_shared_decoder,
+        DecoderSpec.from_config(model),
+    )
+
+
+def build_model(cfg: HasModelConfig, num_classes: int) -> DAAF:
     """The network ``cfg.model`` describes; branches are built after the backbone's weights load."""
     m = cfg.model
     backbone = build_backbone(m.depth, m.pretrained, m.last_stride)
-    head = build_head(cfg, backbone.out_channels, num_classes)
-    hab = (
-        HolisticBranch(
-            backbone, m.decoder_channels, m.deconv_kernel, m.decoder_norm, m.decoder_stride
-        )
-        if m.hab
-        else None
-    )
-    pab = None
-    if m.pab:
-        if m.pab_target not in ("keypoints", "part_images"):
-            raise DaafError(
-                f"model.pab_target must be keypoints or part_images, got {m.pab_target!r}"
-            )
-        try:
-            groups = (
-                keypoint_groups(m.pab_groups)
-                if m.pab_target == "keypoints"
-                else tuple((i,) for i in range(m.num_parts))
-            )
-        except ValueError as exc:
-            raise DaafError(f"model.pab_groups: {exc}") from exc
-        pab = PartialBranch(
-            backbone.out_channels,
-            groups,
-            m.pab_target,
-            m.pab_grouped,
-            m.pab_shared_decoder,
-            m.decoder_channels,
-            m.deconv_kernel,
-            m.decoder_norm,
-            m.decoder_stride,
-        )
+    head = build_head(m, backbone.out_channels, num_classes)
+    hab = HolisticBranch(backbone, DecoderSpec.from_config(m)) if m.hab else None
+    pab = build_pab(m, backbone.out_channels) if m.pab else None
     for branch in (hab, pab):
         if branch is not None:
             branch.init_decoder(m.decoder_init)

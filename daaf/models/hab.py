@@ -14,39 +14,25 @@ import copy
 import torch
 from torch import nn
 
-from daaf.training.modeling.backbone import ResNetBackbone
-from daaf.training.modeling.decoder import (
-    DeconvStack,
-    deconv_layers,
-    init_decoder,
-    map_size,
-    to_size,
-)
+from daaf.models.backbone import ResNetBackbone
+from daaf.models.decoder import PAPER_DECODER, DecoderSpec, init_decoder
+from daaf.models.maps import map_size, to_size
 
 
 class HolisticBranch(nn.Module):
     """layer1 features (B, C1, H/4, W/4) -> mask logits (B, 1, H/stride, W/stride) for an input
     of H x W."""
 
-    def __init__(
-        self,
-        backbone: ResNetBackbone,
-        channels: int = 64,
-        kernel: int = 3,
-        norm: bool = False,
-        stride: int = 1,
-    ) -> None:
+    def __init__(self, backbone: ResNetBackbone, decoder: DecoderSpec = PAPER_DECODER) -> None:
         super().__init__()
         self.encoder = nn.Sequential(
             copy.deepcopy(backbone.layer2),
             copy.deepcopy(backbone.layer3),
             copy.deepcopy(backbone.layer4),
         )
-        self.decoder = DeconvStack(
-            backbone.out_channels, channels, kernel, norm, deconv_layers(stride)
-        )
-        self.stride = stride
-        self.head = nn.Conv2d(channels, 1, kernel_size=1)
+        self.decoder = decoder.stack(backbone.out_channels)
+        self.stride = decoder.stride
+        self.head = nn.Conv2d(decoder.channels, 1, kernel_size=1)
 
     def init_decoder(self, scheme: str) -> None:
         """The decoder's first weights per ``model.decoder_init`` (:func:`init_decoder`)."""

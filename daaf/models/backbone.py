@@ -42,8 +42,6 @@ class ResNetBackbone(nn.Module):
             strided = block.conv2 if hasattr(block, "conv3") else block.conv1
             strided.stride = (1, 1)
             block.downsample[0].stride = (1, 1)
-        elif last_stride != 2:
-            raise DaafError(f"model.last_stride must be 1 or 2, got {last_stride}")
         self.low_channels = _out_channels(self.layer1)
         self.out_channels = _out_channels(self.layer4)
 
@@ -95,8 +93,6 @@ def build_backbone(
     depth: int, pretrained: str = "imagenet", last_stride: int = 1
 ) -> ResNetBackbone:
     """ResNet-``depth``; ``pretrained`` is ``imagenet``, ``none`` or a path to a state_dict."""
-    if depth not in RESNETS:
-        raise DaafError(f"model.depth must be one of {sorted(RESNETS)}, got {depth}")
     factory, weights = RESNETS[depth]
     resnet = factory(weights=None)
     if pretrained == "imagenet":

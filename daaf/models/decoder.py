@@ -1,10 +1,13 @@
-"""The deconvolution stack both branches decode with (paper Table 1), and their output size."""
+"""The deconvolution stack both branches decode with (paper Table 1), its settings and first weights."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
-from torch.nn import functional as F
+
+from daaf.models.config import ModelConfig
 
 # model.decoder_stride -> the stride-2 deconvolutions after a stride-16 feature map: four bring it
 # back to the input size (the paper), two stop at 1/4 of it (CPN's output stride).
@@ -18,11 +21,31 @@ def deconv_layers(stride: int) -> int:
     return DECONV_LAYERS[stride]
 
 
-def map_size(size: tuple[int, int], stride: int) -> tuple[int, int]:
-    """The (height, width) of a branch's maps for an input of ``size`` at output ``stride``: map
-    pixel (c, r) covers input pixels [c * stride, (c + 1) * stride) x [r * stride, (r + 1) *
-    stride) (``model.decoder_stride`` divides the input size)."""
-    return size[0] // stride, size[1] // stride
+@dataclass(frozen=True)
+class DecoderSpec:
+    """A branch decoder's settings: ``channels`` per deconvolution, ``kernel`` 3 or 2, ``norm``
+    (BN + ReLU after each deconvolution) and output ``stride`` 1 or 4 (:class:`DeconvStack`)."""
+
+    channels: int = 64
+    kernel: int = 3
+    norm: bool = False
+    stride: int = 1
+
+    @classmethod
+    def from_config(cls, model: ModelConfig) -> DecoderSpec:
+        """The decoder ``model.decoder_*`` and ``model.deconv_kernel`` describe."""
+        return cls(
+            model.decoder_channels, model.deconv_kernel, model.decoder_norm, model.decoder_stride
+        )
+
+    def stack(self, in_channels: int) -> DeconvStack:
+        """A :class:`DeconvStack` of these settings on ``in_channels`` input channels."""
+        return DeconvStack(
+            in_channels, self.channels, self.kernel, self.norm, deconv_layers(self.stride)
+        )
+
+
+PAPER_DECODER = DecoderSpec()  # Table 1: 64 channels, 3x3, linear, back to the input size
 
 
 class DeconvStack(nn.Module):
@@ -86,12 +109,3 @@ def init_decoder(stacks: list[nn.Module], heads: list[nn.Module], scheme: str) -
                 nn.init.normal_(layer.weight, std=AUTHORS_STD)
                 if layer.bias is not None:
                     nn.init.zeros_(layer.bias)
-
-
-def to_size(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear resize to the branch's output ``size`` when the decoder ends smaller (stride-32
-    nets), or to the input size for pictures. With ``align_corners=False`` a map pixel's value
-    lands at its centre in the store's pixel convention (pixel c covers [c, c + 1))."""
-    if maps.shape[-2:] == size:
-        return maps
-    return F.interpolate(maps, size=size, mode="bilinear", align_corners=False)

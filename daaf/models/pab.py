@@ -17,13 +17,8 @@ import torch
 from torch import nn
 
 from daaf.data.keypoints import NUM_KEYPOINTS
-from daaf.training.modeling.decoder import (
-    DeconvStack,
-    deconv_layers,
-    init_decoder,
-    map_size,
-    to_size,
-)
+from daaf.models.decoder import PAPER_DECODER, DecoderSpec, init_decoder
+from daaf.models.maps import map_size, to_size
 
 
 class PartialBranch(nn.Module):
@@ -37,10 +32,7 @@ class PartialBranch(nn.Module):
         target: str = "keypoints",
         grouped: bool = True,
         shared: bool = True,
-        channels: int = 64,
-        kernel: int = 3,
-        norm: bool = False,
-        stride: int = 1,
+        decoder: DecoderSpec = PAPER_DECODER,
     ) -> None:
         super().__init__()
         if target == "part_images":
@@ -48,14 +40,11 @@ class PartialBranch(nn.Module):
         else:
             outputs = [len(g) for g in groups] if grouped else [NUM_KEYPOINTS]
             groups = groups if grouped else (tuple(range(NUM_KEYPOINTS)),)
-        self.groups, self.target, self.stride = groups, target, stride
+        self.groups, self.target, self.stride = groups, target, decoder.stride
         self.group_channels = in_channels // len(outputs)
         num_stacks = 1 if shared else len(outputs)
-        self.stacks = nn.ModuleList(
-            DeconvStack(self.group_channels, channels, kernel, norm, deconv_layers(stride))
-            for _ in range(num_stacks)
-        )
-        self.heads = nn.ModuleList(nn.Conv2d(channels, n, kernel_size=1) for n in outputs)
+        self.stacks = nn.ModuleList(decoder.stack(self.group_channels) for _ in range(num_stacks))
+        self.heads = nn.ModuleList(nn.Conv2d(decoder.channels, n, kernel_size=1) for n in outputs)
         self.num_outputs = sum(outputs)
 
     def init_decoder(self, scheme: str) -> None:
