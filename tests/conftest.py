@@ -113,24 +113,25 @@ def make_dataset(
     per_id: int = 6,
     seed: int = 0,
     *,
+    folder: str = "Market-1501-v15.09.15",
     names: list[str] | None = None,
     picture=draw,
     corrupt: tuple[str, ...] = (),
     annotations: bool = True,
 ) -> Path:
-    """A Market-1501-layout dataset under ``root`` and, with ``annotations``, its exact store in
+    """A Market-1501 dataset under ``root`` and, with ``annotations``, its exact store in
     ``root/annotations``; returns ``root``.
 
-    ``names``: the image files (default ``market_names(num_ids, per_id)``); ``picture(rng,
-    colors)`` draws one as (image, mask, keypoints), ``colors`` its identity's; files named in
+    ``names``: the image files in ``root/folder`` (default ``market_names(num_ids, per_id)``;
+    another dataset's layout is its names and ``folder``); ``picture(rng, colors)`` draws one as
+    (image, mask, keypoints), ``colors`` its identity's (the name's first field); files named in
     ``corrupt`` hold garbage bytes instead.
     """
     rng = np.random.default_rng(seed)
-    base = root / "Market-1501-v15.09.15"
-    for folder in ("bounding_box_train", "query", "bounding_box_test"):
-        (base / folder).mkdir(parents=True, exist_ok=True)
+    base = root / folder
     palette, drawn = {}, {}
-    for name in names or market_names(num_ids, per_id):
+    for name in market_names(num_ids, per_id) if names is None else names:
+        (base / name).parent.mkdir(parents=True, exist_ok=True)
         if Path(name).name in corrupt:
             (base / name).write_bytes(b"this is not a jpeg" * 10)
             continue
