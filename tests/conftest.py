@@ -4,7 +4,8 @@
 Each identity is a person-shaped block of its own two colours on a noisy background, so a
 network can learn identities in a few steps; masks and keypoints are the drawn block's.
 ``trained_export``: one tiny DAAF-BoT trained on it and exported, shared by the train, export,
-evaluate and visualize tests.
+evaluate and visualize tests. ``dataset_maker``: the maker of ``tiny_dataset``, for a test that
+needs a dataset of its own (other names, pictures or layout); ``cli``: runs a daaf command.
 """
 
 import hashlib
