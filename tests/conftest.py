@@ -4,7 +4,8 @@
 Each identity is a person-shaped block of its own two colours on a noisy background, so a
 network can learn identities in a few steps; masks and keypoints are the drawn block's.
 ``trained_export``: one tiny DAAF-BoT trained on it and exported, shared by the train, export,
-evaluate and visualize tests.
+evaluate and visualize tests. ``dataset_maker``: the maker of ``tiny_dataset``, for a test that
+needs a dataset of its own (other names, pictures or layout); ``cli``: runs a daaf command.
 """
 
 import hashlib
@@ -13,6 +14,7 @@ import json
 import os
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
@@ -20,7 +22,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from daaf.cli import main
 from daaf.data.annotations import AnnotationWriter, ImageAnnotation, encode_mask
@@ -79,6 +81,7 @@ def tiny_overrides(root: Path, *extra: str) -> list[str]:
 
 
 def draw(rng, colors):
+    """A person-shaped block in an identity's two colours on noise: (image, mask, keypoints)."""
     image = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
     top, left = int(rng.integers(2, 8)), int(rng.integers(4, 10))
     bottom, right = top + 50, left + 14
@@ -91,47 +94,91 @@ def draw(rng, colors):
     return image, mask, keypoints.astype(np.float32)
 
 
-def make_dataset(root: Path, num_ids: int = 8, per_id: int = 6, seed: int = 0) -> Path:
-    rng = np.random.default_rng(seed)
-    base = root / "Market-1501-v15.09.15"
-    folders = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
-    for folder in folders.values():
-        (base / folder).mkdir(parents=True, exist_ok=True)
-    drawn = {}
+def market_names(num_ids: int, per_id: int) -> list[str]:
+    """Market-1501 file names: ``num_ids`` training identities, as many test ones (2 queries
+    each, the rest gallery), ``per_id`` images each over cameras 1-3."""
+    names = []
     for pid in range(1, 2 * num_ids + 1):
-        colors = rng.integers(0, 256, (2, 3))
-        train = pid <= num_ids
         for i in range(per_id):
-            cam = i % 3 + 1
-            folder = (
-                folders["train"] if train else (folders["query"] if i < 2 else folders["gallery"])
-            )
-            name = f"{folder}/{pid:04d}_c{cam}s1_{i:06d}_00.jpg"
-            image, mask, kps = draw(rng, colors)
-            cv2.imwrite(str(base / name), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-            drawn[name] = (mask, kps)
+            if pid <= num_ids:
+                folder = "bounding_box_train"
+            else:
+                folder = "query" if i < 2 else "bounding_box_test"
+            names.append(f"{folder}/{pid:04d}_c{i % 3 + 1}s1_{i:06d}_00.jpg")
+    return names
+
+
+def make_dataset(
+    root: Path,
+    num_ids: int = 8,
+    per_id: int = 6,
+    seed: int = 0,
+    *,
+    folder: str = "Market-1501-v15.09.15",
+    names: list[str] | None = None,
+    picture=draw,
+    corrupt: tuple[str, ...] = (),
+    annotations: bool = True,
+) -> Path:
+    """A Market-1501 dataset under ``root`` and, with ``annotations``, its exact store in
+    ``root/annotations``; returns ``root``.
+
+    ``names``: the image files in ``root/folder`` (default ``market_names(num_ids, per_id)``;
+    another dataset's layout is its names and ``folder``); ``picture(rng, colors)`` draws one as
+    (image, mask, keypoints), ``colors`` its identity's (the name's first field); files named in
+    ``corrupt`` hold garbage bytes instead.
+    """
+    rng = np.random.default_rng(seed)
+    base = root / folder
+    palette, drawn = {}, {}
+    for name in market_names(num_ids, per_id) if names is None else names:
+        (base / name).parent.mkdir(parents=True, exist_ok=True)
+        if Path(name).name in corrupt:
+            (base / name).write_bytes(b"this is not a jpeg" * 10)
+            continue
+        pid = Path(name).name.split("_")[0]
+        if pid not in palette:
+            palette[pid] = rng.integers(0, 256, (2, 3))
+        image, mask, keypoints = picture(rng, palette[pid])
+        cv2.imwrite(str(base / name), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        drawn[name] = (mask, keypoints)
+    if annotations:
+        write_annotations(root, drawn)
+    return root
+
+
+def write_annotations(root: Path, drawn: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+    """The store of the Market-1501 dataset at ``root``: each image's drawn mask and keypoints."""
     dataset = build_dataset("market1501", root)
     writer = AnnotationWriter(root / "annotations", "market1501", {"backend": "test"})
     for split in ("train", "query", "gallery"):
-        records = [
-            ImageAnnotation(
-                image_path=s.path,
+        records = []
+        for sample in dataset.split(split):
+            mask, keypoints = drawn[sample.path]
+            height, width = mask.shape
+            image = (dataset.image_dir / sample.path).read_bytes()
+            record = ImageAnnotation(
+                image_path=sample.path,
                 split=split,
-                pid=s.pid,
-                camid=s.camid,
-                image_size=(H, W),
-                mask=encode_mask(drawn[s.path][0]),
-                keypoints=drawn[s.path][1],
-                person_box=np.array([0, 0, W, H], np.float32),
+                pid=sample.pid,
+                camid=sample.camid,
+                image_size=(height, width),
+                mask=encode_mask(mask),
+                keypoints=keypoints,
+                person_box=np.array([0, 0, width, height], np.float32),
                 person_score=1.0,
                 status=0,
-                image_sha256=hashlib.sha256((base / s.path).read_bytes()).digest(),
+                image_sha256=hashlib.sha256(image).digest(),
             )
-            for s in dataset.split(split)
-        ]
+            records.append(record)
         writer.write_shard(split, 0, records)
     writer.write_manifest()
-    return root
+
+
+@pytest.fixture(scope="session")
+def dataset_maker():
+    """``make_dataset``, for a test or conftest that needs a dataset of its own."""
+    return make_dataset
 
 
 @pytest.fixture(scope="session")
@@ -140,7 +187,22 @@ def tiny_dataset(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def trained_export(tiny_dataset, tmp_path_factory) -> SimpleNamespace:
+def cli() -> Callable[..., Result]:
+    """``cli(*args, ok=True, **kwargs)``: ``daaf ARGS`` run in-process by click's CliRunner
+    (``kwargs`` go to its ``invoke``), returning click's Result; with ``ok``, an exit code other
+    than 0 fails the test and shows the command's output."""
+
+    def run(*args, ok: bool = True, **kwargs) -> Result:
+        result = CliRunner().invoke(main, [str(arg) for arg in args], **kwargs)
+        if ok:
+            assert result.exit_code == 0, result.output
+        return result
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def trained_export(tiny_dataset, tmp_path_factory, cli) -> SimpleNamespace:
     """A DAAF-BoT (HAB and PAB, 8 decoder channels) trained for two steps, evaluated once, by
     ``daaf train``, and exported by ``daaf export``: one model for every test that needs a
     trained or exported one (each test used to make its own, an export costs seconds).
@@ -155,12 +217,8 @@ def trained_export(tiny_dataset, tmp_path_factory) -> SimpleNamespace:
         tiny_dataset, "train.epochs=1", "train.iters_per_epoch=2", "train.eval_period=1"
     )
     args = ["train", "--config", str(REPO / "configs" / "daaf_bot.yaml"), "--out", str(run)]
-    train = CliRunner().invoke(main, [*args, *overrides])
-    if train.exit_code != 0:
-        pytest.fail(f"daaf train of the shared model failed:\n{train.output}")
-    export = CliRunner().invoke(main, ["export", str(checkpoint), "--out", str(model)])
-    if export.exit_code != 0:
-        pytest.fail(f"daaf export of the shared model failed:\n{export.output}")
+    train = cli(*args, *overrides)
+    export = cli("export", checkpoint, "--out", model)
     return SimpleNamespace(run=run, checkpoint=checkpoint, model=model, train=train, export=export)
 
 

@@ -3,10 +3,6 @@
 import subprocess
 import sys
 
-from click.testing import CliRunner
-
-from daaf.cli import main
-
 COMMANDS = (
     "label",
     "train",
@@ -21,9 +17,8 @@ COMMANDS = (
 )
 
 
-def test_help_lists_every_command():
-    result = CliRunner().invoke(main, ["--help"])
-    assert result.exit_code == 0
+def test_help_lists_every_command(cli):
+    result = cli("--help")
     for name in COMMANDS:
         assert f"  {name} " in result.output
 

@@ -3,7 +3,6 @@ the option and the value, exit 2, nothing written."""
 
 import click
 import pytest
-from click.testing import CliRunner
 
 from daaf.cli import main
 
@@ -98,11 +97,11 @@ from daaf.cli import main
         (["annotations", "show", "{tmp}"], "--n", "1025"),
     ],
 )
-def test_a_bad_option_value_is_one_line_and_exit_2(tmp_path, command, option, value):
+def test_a_bad_option_value_is_one_line_and_exit_2(tmp_path, command, option, value, cli):
     out = tmp_path / "out"
     args = [a.replace("{tmp}", str(tmp_path)) for a in command]
     args += ["--out", str(out) + (".png" if "show" in command else ""), option, value]
-    result = CliRunner().invoke(main, args)
+    result = cli(*args, ok=False)
     assert result.exit_code == 2, result.output
     assert result.output.startswith(f"Error: Invalid value for '{option}': "), result.output
     assert f" {value} is not" in result.output or f" '{value}' is not a device" in result.output
@@ -111,8 +110,8 @@ def test_a_bad_option_value_is_one_line_and_exit_2(tmp_path, command, option, va
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
-def test_a_missing_option_is_one_line_too():
-    result = CliRunner().invoke(main, ["evaluate", "--dataset", "market1501"], prog_name="daaf")
+def test_a_missing_option_is_one_line_too(cli):
+    result = cli("evaluate", "--dataset", "market1501", prog_name="daaf", ok=False)
     assert result.exit_code == 2
     assert result.output.strip() == (
         "Error: Missing option '--model'. (see `daaf evaluate --help`)"

@@ -8,9 +8,7 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 import torch
-from click.testing import CliRunner
 
-from daaf.cli import main
 from daaf.demo import DATA_KIND, DEMO_KIND, write_summary
 from daaf.models import ModelMeta
 from daaf.utils.files import mark_dir
@@ -183,7 +181,7 @@ def test_the_exports_are_timed_in_turns_and_the_summary_gives_their_ratio(tmp_pa
     assert line in printed and line in (tmp_path / "summary.md").read_text()
 
 
-def test_demo_runs_end_to_end_and_resumes(tmp_path, monkeypatch):
+def test_demo_runs_end_to_end_and_resumes(tmp_path, monkeypatch, cli):
     """The demo's preset at 64x32 instead of 128x64 (the same code on a quarter of the pixels),
     pictures from one Grad-CAM component without input shifts, not 16 components x 2x2 shifts,
     and 2 rank lists per ranking, not 8: the pictures' content is checked by the visualize and
@@ -203,8 +201,7 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path, monkeypatch):
     (out / "data" / "half-written.png").write_bytes(b"")  # an interrupted synthesis
 
     args = ["demo", "--out", str(out), "--identities", "16", "--epochs", "1", "--device", "cpu"]
-    first = CliRunner().invoke(main, args)
-    assert first.exit_code == 0, first.output
+    first = cli(*args)
     assert "removing the incomplete" in first.output
     assert "ground-truth" in first.output  # no COCO weights on a test machine
 
@@ -234,8 +231,7 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path, monkeypatch):
         assert (out / picture).stat().st_size > 1000, picture
 
     first_summary = (out / "summary.csv").read_text()
-    again = CliRunner().invoke(main, args)
-    assert again.exit_code == 0, again.output
+    again = cli(*args)
     assert "reusing" in again.output and again.output.count("already trained") == 2
     assert again.output.count("reusing its export and evaluation") == 2
     assert "reusing the attention measurements and pictures" in again.output
@@ -260,7 +256,7 @@ def test_a_stage_result_is_reused_only_for_the_checkpoints_it_measured(tmp_path)
 
 
 def test_demo_refuses_a_checkpoint_that_would_run_code(
-    tiny_dataset, tmp_path, malicious_pt, monkeypatch
+    tiny_dataset, tmp_path, malicious_pt, monkeypatch, cli
 ):
     """A shared --out folder: the "already trained?" check loads runs/BoT/checkpoints/last.pt."""
     import daaf.demo
@@ -274,7 +270,7 @@ def test_demo_refuses_a_checkpoint_that_would_run_code(
     monkeypatch.setattr(
         daaf.demo, "label_data", lambda data, device, truth: (truth, "ground truth")
     )
-    result = CliRunner().invoke(main, ["demo", "--out", str(out), "--device", "cpu"])
+    result = cli("demo", "--out", out, "--device", "cpu", ok=False)
     assert result.exit_code == 1
     assert result.output.splitlines()[-1] == f"Error: {last}: {REFUSED}"
     assert "[3/6] training" in result.output and "[4/6]" not in result.output
@@ -289,22 +285,22 @@ def tree(folder):
     return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
-def demo_until_synthesis(out, monkeypatch):
+def demo_until_synthesis(cli, out, monkeypatch):
     def generate(data, identities):
         raise Generated(sorted(p.name for p in data.iterdir()))
 
     monkeypatch.setattr("daaf.data.synthetic.generate.generate_dataset", generate)
-    return CliRunner().invoke(main, ["demo", "--out", str(out), "--device", "cpu"])
+    return cli("demo", "--out", out, "--device", "cpu", ok=False)
 
 
-def test_demo_never_deletes_a_data_folder_it_did_not_make(tmp_path, monkeypatch):
+def test_demo_never_deletes_a_data_folder_it_did_not_make(tmp_path, monkeypatch, cli):
     """`daaf demo --out .` in a project whose data/ holds the names the demo looks for."""
     project = tmp_path / "project"
     (project / "data" / "annotations").mkdir(parents=True)
     (project / "data" / "annotations" / "notes.txt").write_text("keep me")
     (project / "data" / "Market-1501-v15.09.15").mkdir()
     before = tree(project)
-    result = demo_until_synthesis(project, monkeypatch)
+    result = demo_until_synthesis(cli, project, monkeypatch)
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
         f"Error: --out {project} holds files that daaf demo did not write (no .daaf marker of a "
@@ -313,7 +309,7 @@ def test_demo_never_deletes_a_data_folder_it_did_not_make(tmp_path, monkeypatch)
     assert tree(project) == before
 
     mark_dir(project, DEMO_KIND)  # even in a demo folder, data/ needs its own marker
-    result = demo_until_synthesis(project, monkeypatch)
+    result = demo_until_synthesis(cli, project, monkeypatch)
     assert result.exit_code == 1 and "removing" not in result.output
     assert result.output.splitlines()[-1] == (
         f"Error: {(project / 'data').resolve()} was not made by daaf (no .daaf marker of a demo "
@@ -322,21 +318,21 @@ def test_demo_never_deletes_a_data_folder_it_did_not_make(tmp_path, monkeypatch)
     assert tree(project) == {**before, ".daaf": (project / ".daaf").read_bytes()}
 
 
-def test_demo_makes_its_data_again_when_its_own_was_left_incomplete(tmp_path, monkeypatch):
+def test_demo_makes_its_data_again_when_its_own_was_left_incomplete(tmp_path, monkeypatch, cli):
     out = tmp_path / "demo"
     mark_dir(out, DEMO_KIND)
     mark_dir(out / "data", DATA_KIND)
     (out / "data" / "half-written.png").write_bytes(b"")
-    result = demo_until_synthesis(out, monkeypatch)
+    result = demo_until_synthesis(cli, out, monkeypatch)
     assert f"removing the incomplete {out / 'data'}" in result.output
     assert isinstance(result.exception, Generated)
     assert result.exception.args == ([".daaf"],)  # a fresh, marked folder
 
 
-def test_a_second_demo_into_a_busy_out_is_refused(tmp_path, monkeypatch):
+def test_a_second_demo_into_a_busy_out_is_refused(tmp_path, monkeypatch, cli):
     out = tmp_path / "demo"
     with folder_lock(out):
-        result = demo_until_synthesis(out, monkeypatch)
+        result = demo_until_synthesis(cli, out, monkeypatch)
     assert result.exit_code == 1 and "is in use by another daaf run" in result.output
     assert not out.exists()
 

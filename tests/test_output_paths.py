@@ -5,9 +5,7 @@ import os
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from daaf.cli import main
 from daaf.errors import DaafError
 from daaf.utils.files import check_output_dir, check_output_path, marked_output
 
@@ -65,7 +63,7 @@ WRITES = {
 
 
 @pytest.mark.parametrize("command", WRITES)
-def test_an_out_holding_someone_s_files_is_refused_and_kept(tmp_path, command):
+def test_an_out_holding_someone_s_files_is_refused_and_kept(tmp_path, command, cli):
     """daaf replaces only files it can prove it made: a folder of someone's files (here with
     the very names the command writes) is refused before any work, whatever it holds."""
     args, _ = command_lines(tmp_path)[command]
@@ -75,7 +73,7 @@ def test_an_out_holding_someone_s_files_is_refused_and_kept(tmp_path, command):
     for name in WRITES[command]:
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         (out / name).write_text(f"the user's {name}")
-    result = CliRunner().invoke(main, [*args, "--out", str(out)])
+    result = cli(*args, "--out", out, ok=False)
     assert result.exit_code == 1, result.output
     kind = f"`daaf {command}` output"
     assert result.output.splitlines() == [
@@ -118,26 +116,26 @@ def test_a_folder_a_command_wrote_into_is_its_own_next_time(tmp_path):
 
 
 @pytest.mark.parametrize("command", COMMANDS)
-def test_an_out_under_a_regular_file_is_one_line(tmp_path, command):
+def test_an_out_under_a_regular_file_is_one_line(tmp_path, command, cli):
     args, folder = command_lines(tmp_path)[command]
     blocker = tmp_path / "results.txt"
     blocker.write_text("a file, not a folder")
     out = out_below(blocker, folder)
-    result = CliRunner().invoke(main, [*args, "--out", str(out)])
+    result = cli(*args, "--out", out, ok=False)
     assert result.exit_code == 1, result.output
     assert result.output.splitlines() == [f"Error: --out {out}: {blocker} is a file, not a folder"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["inputs", "results.txt"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
-def test_an_out_in_an_unwritable_folder_is_one_line(tmp_path, command, monkeypatch):
+def test_an_out_in_an_unwritable_folder_is_one_line(tmp_path, command, monkeypatch, cli):
     args, folder = command_lines(tmp_path)[command]
     locked = tmp_path / "read-only"
     locked.mkdir()
     real_access = os.access  # root writes anywhere, so the permission is simulated
     monkeypatch.setattr(os, "access", lambda p, mode: Path(p) != locked and real_access(p, mode))
     out = out_below(locked, folder)
-    result = CliRunner().invoke(main, [*args, "--out", str(out)])
+    result = cli(*args, "--out", out, ok=False)
     assert result.exit_code == 1, result.output
     assert result.output.splitlines() == [
         f"Error: --out {out}: cannot write into {locked} (permission denied)"

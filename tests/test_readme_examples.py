@@ -15,9 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision
-from click.testing import CliRunner
 
-from daaf.cli import main
 from daaf.errors import DaafError
 from daaf.models import build_model
 from daaf.training.config import Config, load_config
@@ -109,7 +107,7 @@ def readme_train_commands() -> list[list[str]]:
     return [shlex.split(line)[1:] for line in lines if line.strip().startswith("daaf train ")]
 
 
-def test_the_readme_train_commands_run_as_written(tiny_dataset, tmp_path, monkeypatch):
+def test_the_readme_train_commands_run_as_written(tiny_dataset, tmp_path, monkeypatch, cli):
     commands = readme_train_commands()
     assert any("--resume" in c for c in commands) and any("--resume" not in c for c in commands)
     monkeypatch.chdir(tmp_path)
@@ -123,7 +121,7 @@ def test_the_readme_train_commands_run_as_written(tiny_dataset, tmp_path, monkey
     for args in commands:
         args = [re.sub(r"=(.+)$", lambda m: "=" + stand_in.get(m[1], m[1]), a) for a in args]
         args = [a if a.startswith("--") else stand_in.get(a, a) for a in args]
-        result = CliRunner().invoke(main, [*args, *TINY])
+        result = cli(*args, *TINY, ok=False)
         assert result.exit_code == 0, (args, result.output)
         out = Path(args[args.index("--out") + 1])
         assert (out / "checkpoints" / "last.pt").is_file()

@@ -5,9 +5,7 @@ import os
 
 import pytest
 import torch
-from click.testing import CliRunner
 
-from daaf.cli import main
 from tests.data.test_images import finishes
 
 
@@ -23,7 +21,7 @@ def nan_model(tiny_model, folder):
 
 
 @pytest.mark.slow
-def test_evaluate_refusing_a_nan_model_leaves_no_out(tiny_dataset, tiny_model, tmp_path):
+def test_evaluate_refusing_a_nan_model_leaves_no_out(tiny_dataset, tiny_model, tmp_path, cli):
     """It left an --out holding only daaf's marker; now the folders it made go with it."""
     out = tmp_path / "runs" / "eval"
     args = [
@@ -39,13 +37,13 @@ def test_evaluate_refusing_a_nan_model_leaves_no_out(tiny_dataset, tiny_model, t
         "--out",
         str(out),
     ]
-    result = CliRunner().invoke(main, args)
+    result = cli(*args, ok=False)
     assert result.exit_code == 1, result.output
     assert "values of the query features are not finite" in result.output.splitlines()[-1]
     assert not (tmp_path / "runs").exists()
 
 
-def test_compare_names_a_queries_csv_that_is_a_fifo(tmp_path):
+def test_compare_names_a_queries_csv_that_is_a_fifo(tmp_path, cli):
     os.mkfifo(tmp_path / "conditions.csv")
     args = [
         "compare",
@@ -56,7 +54,7 @@ def test_compare_names_a_queries_csv_that_is_a_fifo(tmp_path):
         "--queries",
         f"{tmp_path / 'conditions.csv'}:occluded",
     ]
-    result = finishes(lambda: CliRunner().invoke(main, args))
+    result = finishes(lambda: cli(*args, ok=False))
     assert result.exit_code == 1
     assert result.output.splitlines() == [
         f"Error: {tmp_path / 'conditions.csv'}: a FIFO (named pipe), not a regular file"

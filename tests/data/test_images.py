@@ -11,9 +11,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
-from daaf.cli import main
 from daaf.data.images import find_unreadable, image_problem, read_rgb
 from daaf.errors import DaafError
 from daaf.models.meta import META_FILE
@@ -137,27 +135,26 @@ def test_a_name_that_is_not_utf8_is_read_and_named_printably(tmp_path):
     str(info.value).encode("utf-8")  # printable, as the command line must print it
 
 
-def test_datasets_check_decode_lists_unreadable_images(dataset_copy):
+def test_datasets_check_decode_lists_unreadable_images(dataset_copy, cli):
     args = ["datasets", "check", "market1501", "--root", str(dataset_copy), "--decode"]
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == 0, result.output
+    result = cli(*args)
     assert "decoded 96 images: 0 unreadable" in result.output
 
     image_dir = dataset_copy / "Market-1501-v15.09.15"
     truncate(image_dir / TRAIN_IMAGE)
     truncate(image_dir / QUERY_IMAGE, 10)
-    result = CliRunner().invoke(main, args)
+    result = cli(*args, ok=False)
     assert result.exit_code == 1
     assert "decoded 96 images: 2 unreadable" in result.output
     assert f"  {image_dir / TRAIN_IMAGE}: cannot be decoded: image file is truncated" in (
         result.output
     )
     assert f"  {image_dir / QUERY_IMAGE}: cannot be decoded" in result.output
-    plain = CliRunner().invoke(main, args[:-1])  # without --decode: parsing only, as before
+    plain = cli(*args[:-1], ok=False)  # without --decode: parsing only, as before
     assert plain.exit_code == 0 and "unreadable" not in plain.output
 
 
-def test_train_stops_with_one_line_naming_the_file_and_writes_nothing(dataset_copy, tmp_path):
+def test_train_stops_with_one_line_naming_the_file_and_writes_nothing(dataset_copy, tmp_path, cli):
     image_dir = dataset_copy / "Market-1501-v15.09.15"
     truncate(image_dir / TRAIN_IMAGE)
     run = tmp_path / "run"
@@ -173,7 +170,7 @@ def test_train_stops_with_one_line_naming_the_file_and_writes_nothing(dataset_co
         "data.workers=0",
         "model.pretrained=none",
     ]
-    result = CliRunner().invoke(main, args)
+    result = cli(*args, ok=False)
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert f"{image_dir / TRAIN_IMAGE} (cannot be decoded: image file is truncated" in (
@@ -183,7 +180,9 @@ def test_train_stops_with_one_line_naming_the_file_and_writes_nothing(dataset_co
     assert not run.exists()
 
 
-def test_evaluate_stops_with_one_line_naming_the_file_and_writes_nothing(dataset_copy, tmp_path):
+def test_evaluate_stops_with_one_line_naming_the_file_and_writes_nothing(
+    dataset_copy, tmp_path, cli
+):
     image_dir = dataset_copy / "Market-1501-v15.09.15"
     truncate(image_dir / QUERY_IMAGE, 10)
     model = tmp_path / "model.ts"  # a loadable model (the test's own: trusted); images come after
@@ -199,20 +198,18 @@ def test_evaluate_stops_with_one_line_naming_the_file_and_writes_nothing(dataset
     )
     torch.jit.save(torch.jit.script(torch.nn.Flatten()), str(model), {META_FILE: meta})
     out = tmp_path / "eval"
-    result = CliRunner().invoke(
-        main,
-        [
-            "evaluate",
-            "--model",
-            str(model),
-            "--trust-torchscript",
-            "--dataset",
-            "market1501",
-            "--root",
-            str(dataset_copy),
-            "--out",
-            str(out),
-        ],
+    result = cli(
+        "evaluate",
+        "--model",
+        model,
+        "--trust-torchscript",
+        "--dataset",
+        "market1501",
+        "--root",
+        dataset_copy,
+        "--out",
+        out,
+        ok=False,
     )
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1

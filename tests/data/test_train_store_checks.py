@@ -187,10 +187,7 @@ def test_unlabeled_training_images_are_named_in_one_warning(store, caplog):
     assert f"first: {first}" in line and line.endswith("the HAB/PAB losses leave them out")
 
 
-def test_train_refuses_a_tampered_store_before_building_anything(store, tmp_path):
-    from click.testing import CliRunner
-
-    from daaf.cli import main
+def test_train_refuses_a_tampered_store_before_building_anything(store, tmp_path, cli):
 
     _reverse_rows(store)
     out = tmp_path / "run"
@@ -204,7 +201,7 @@ def test_train_refuses_a_tampered_store_before_building_anything(store, tmp_path
         f"data.root={store.parent}",
         f"data.annotations={store}",
     ]
-    result = CliRunner().invoke(main, args)
+    result = cli(*args, ok=False)
     assert result.exit_code == 1
     (line,) = result.output.strip().splitlines()
     assert line.startswith(f"Error: annotation store {store} is not fit to train on: ")
@@ -250,10 +247,7 @@ def test_an_image_replaced_under_its_name_is_refused_naming_it(data):
     assert problem == _refusal(data, [first], 1, 96).split(" was labelled from other images: ")[1]
 
 
-def test_train_refuses_a_replaced_image_in_one_line(data):
-    from click.testing import CliRunner
-
-    from daaf.cli import main
+def test_train_refuses_a_replaced_image_in_one_line(data, cli):
 
     train = build_dataset("market1501", data).train
     image = data / "Market-1501-v15.09.15" / train[5].path
@@ -268,7 +262,7 @@ def test_train_refuses_a_replaced_image_in_one_line(data):
         f"data.root={data}",
         f"data.annotations={data / 'annotations'}",
     ]
-    result = CliRunner().invoke(main, args)
+    result = cli(*args, ok=False)
     assert result.exit_code == 1
     (line,) = result.output.strip().splitlines()
     assert line == f"Error: {_refusal(data, [train[5].path], 1)}"

@@ -6,9 +6,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
-from daaf.cli import main
 from daaf.errors import DaafError
 from daaf.evaluation import compare as compare_module
 from daaf.evaluation.compare import compare_runs, difference_sentence, identity_bootstrap
@@ -100,7 +98,7 @@ def test_vectorised_blocks_do_not_change_the_draws():
     np.testing.assert_allclose(blocks, whole, atol=1e-12)
 
 
-def test_a_folder_against_itself_gives_zero_and_the_json_line(folders):
+def test_a_folder_against_itself_gives_zero_and_the_json_line(folders, cli):
     args = [
         "compare",
         "--baseline",
@@ -111,8 +109,7 @@ def test_a_folder_against_itself_gives_zero_and_the_json_line(folders):
         "200",
         "--json",
     ]
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == 0, result.output
+    result = cli(*args)
     last = json.loads(result.output.strip().splitlines()[-1])
     assert set(last) == {"queries", "identities", "too_few_identities", "runs", "metrics", "subset"}
     assert last["subset"] is None
@@ -127,7 +124,7 @@ def test_a_folder_against_itself_gives_zero_and_the_json_line(folders):
     )
 
 
-def test_several_runs_per_side_are_averaged_per_query(folders, tmp_path):
+def test_several_runs_per_side_are_averaged_per_query(folders, tmp_path, cli):
     base, cand = folders
     other = write_eval(
         tmp_path / "base_seed1",
@@ -146,8 +143,7 @@ def test_several_runs_per_side_are_averaged_per_query(folders, tmp_path):
         "50",
         "--json",
     ]
-    output = CliRunner().invoke(main, args)
-    assert output.exit_code == 0, output.output
+    output = cli(*args)
     assert "per run (mean +- std" in output.output
     last = json.loads(output.output.strip().splitlines()[-1])
     assert last["runs"] == {"baseline": 2, "candidate": 1}
@@ -161,7 +157,7 @@ def test_several_runs_per_side_are_averaged_per_query(folders, tmp_path):
     assert (mean, std) == pytest.approx((np.mean(run_means), np.std(run_means, ddof=1)))
 
 
-def test_mismatched_queries_are_named(folders, tmp_path):
+def test_mismatched_queries_are_named(folders, tmp_path, cli):
     names = [f"query/{i:04d}.jpg" for i in range(5)] + ["query/extra.jpg"]
     odd = write_eval(tmp_path / "odd", [0.5] * 6, [1] * 6, [0.5] * 6, names=names)
     with pytest.raises(
@@ -169,17 +165,13 @@ def test_mismatched_queries_are_named(folders, tmp_path):
         match=r"only in baseline .*: query/0005.jpg; only in candidate .*: query/extra.jpg",
     ):
         compare_runs([folders[0]], [odd], resamples=10)
-    result = CliRunner().invoke(
-        main, ["compare", "--baseline", str(folders[0]), "--candidate", str(odd)]
-    )
+    result = cli("compare", "--baseline", folders[0], "--candidate", odd, ok=False)
     assert result.exit_code == 1 and "query/extra.jpg" in result.output
-    missing = CliRunner().invoke(
-        main, ["compare", "--baseline", str(tmp_path), "--candidate", str(odd)]
-    )
+    missing = cli("compare", "--baseline", tmp_path, "--candidate", odd, ok=False)
     assert missing.exit_code == 1 and "per_query.csv not found" in missing.output
 
 
-def test_table_plot_and_report_without_json(folders, tmp_path):
+def test_table_plot_and_report_without_json(folders, tmp_path, cli):
     out = tmp_path / "plots"
     args = [
         "compare",
@@ -194,8 +186,7 @@ def test_table_plot_and_report_without_json(folders, tmp_path):
         "--out",
         str(out),
     ]
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == 0, result.output
+    result = cli(*args)
     lines = result.output.splitlines()
     assert any(line.startswith("mAP") and "[" in line for line in lines)
     assert not lines[-1].startswith("{") and (out / "bootstrap.png").stat().st_size > 5000
@@ -211,7 +202,7 @@ def test_difference_sentence_says_no_evidence_when_the_interval_includes_zero(fo
     assert "evidence that DAAF ranks" in difference_sentence(same, "BoT", "DAAF")
 
 
-def test_too_few_identities_are_never_evidence(tmp_path):
+def test_too_few_identities_are_never_evidence(tmp_path, cli):
     """Every identity better by 0.3 in AP: the interval is [+30, +30], but 3 identities (or
     19) are too few for a 95% interval to mean anything."""
     for count in (3, compare_module.MIN_IDENTITIES - 1):
@@ -226,11 +217,7 @@ def test_too_few_identities_are_never_evidence(tmp_path):
             "(at least 20), so no evidence either way."
         )
         assert "evidence that" not in sentence
-        table = CliRunner().invoke(
-            main,
-            ["compare", "--baseline", str(base), "--candidate", str(cand), "--bootstrap", "50"],
-        )
-        assert table.exit_code == 0, table.output
+        table = cli("compare", "--baseline", base, "--candidate", cand, "--bootstrap", "50")
         assert table.output.strip().endswith(
             f"{count} identities: too few for a 95% interval "
             "(at least 20), so no evidence either way"
@@ -257,29 +244,25 @@ def test_too_few_identities_are_never_evidence(tmp_path):
         ("image_path", "query/0000.jpg", "line 3: query query/0000.jpg is listed twice"),
     ],
 )
-def test_bad_per_query_values_are_refused_in_one_line(folders, column, value, message):
+def test_bad_per_query_values_are_refused_in_one_line(folders, column, value, message, cli):
     path = folders[1] / "per_query.csv"
     table = pd.read_csv(path, dtype=str)
     table.loc[1, column] = str(value)
     table.to_csv(path, index=False)
     with pytest.raises(DaafError, match=f"^{re.escape(str(path))}, {message}"):
         compare_runs([folders[0]], [folders[1]], resamples=10)
-    result = CliRunner().invoke(
-        main, ["compare", "--baseline", str(folders[0]), "--candidate", str(folders[1])]
-    )
+    result = cli("compare", "--baseline", folders[0], "--candidate", folders[1], ok=False)
     assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
 
 
-def test_a_file_that_is_no_table_and_bad_options_give_one_line(folders):
+def test_a_file_that_is_no_table_and_bad_options_give_one_line(folders, cli):
     (folders[1] / "per_query.csv").write_bytes(bytes(range(256)) * 4)
-    result = CliRunner().invoke(
-        main, ["compare", "--baseline", str(folders[0]), "--candidate", str(folders[1])]
-    )
+    result = cli("compare", "--baseline", folders[0], "--candidate", folders[1], ok=False)
     assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
     assert "per_query.csv: not a per_query.csv table" in result.output
     for option in (["--seed", "-1"], ["--bootstrap", "0"]):
         args = ["compare", "--baseline", str(folders[0]), "--candidate", str(folders[0]), *option]
-        result = CliRunner().invoke(main, args)
+        result = cli(*args, ok=False)
         assert result.exit_code == 2, result.output
         assert result.output.startswith(f"Error: Invalid value for '{option[0]}': {option[1]}")
         assert len(result.output.strip().splitlines()) == 1
@@ -382,7 +365,7 @@ def test_several_conditions_keep_the_images_that_meet_all(larger, tmp_path):
     assert label == f"{csv} occluded=1 and misaligned=0 and {other} view=front"
 
 
-def test_the_command_states_the_subset_in_the_table_json_and_report(larger, tmp_path):
+def test_the_command_states_the_subset_in_the_table_json_and_report(larger, tmp_path, cli):
     dirs, csv = larger
     out = tmp_path / "report"
     args = [
@@ -401,8 +384,7 @@ def test_the_command_states_the_subset_in_the_table_json_and_report(larger, tmp_
         "--out",
         str(out),
     ]
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == 0, result.output
+    result = cli(*args)
     queries, label = compare_module.select_queries(
         conditions_of(f"{csv}:occluded", f"{csv}:view=back")
     )
@@ -420,7 +402,7 @@ def test_the_command_states_the_subset_in_the_table_json_and_report(larger, tmp_
     assert line in difference_sentence(expected, "BoT", "DAAF")
 
 
-def test_a_subset_of_few_identities_says_the_interval_is_no_evidence(larger, tmp_path):
+def test_a_subset_of_few_identities_says_the_interval_is_no_evidence(larger, tmp_path, cli):
     dirs, _ = larger
     few = write_conditions(
         tmp_path / "few.csv", [f"query/{i:04d}_c1.jpg" for i in range(6)], keep=[1] * 6
@@ -437,8 +419,7 @@ def test_a_subset_of_few_identities_says_the_interval_is_no_evidence(larger, tmp
         "50",
         "--json",
     ]
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == 0, result.output
+    result = cli(*args)
     assert f"queries: {few} keep=1: 6 of 29" in result.output
     assert "2 identities: too few for a 95% interval (at least 20)" in result.output
     assert json.loads(result.output.splitlines()[-1])["too_few_identities"] is True
@@ -482,7 +463,7 @@ def test_a_subset_of_few_identities_says_the_interval_is_no_evidence(larger, tmp
         ),
     ],
 )
-def test_bad_query_conditions_are_refused_in_one_line(larger, tmp_path, spec, message):
+def test_bad_query_conditions_are_refused_in_one_line(larger, tmp_path, spec, message, cli):
     dirs, csv = larger
     names = [f"query/{i:04d}_c1.jpg" for i in range(30)]
     (tmp_path / "binary.csv").write_bytes(bytes(range(256)) * 4)
@@ -506,25 +487,23 @@ def test_bad_query_conditions_are_refused_in_one_line(larger, tmp_path, spec, me
         "--queries",
         str(tmp_path / spec),
     ]
-    result = CliRunner().invoke(main, args)
+    result = cli(*args, ok=False)
     assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1, result.output
     expected = "^Error: " + message.replace("DIR", re.escape(str(tmp_path)))
     assert re.search(expected, result.output.strip()), result.output
 
 
-def test_conditions_no_image_meets_and_malformed_specs(larger):
+def test_conditions_no_image_meets_and_malformed_specs(larger, cli):
     dirs, csv = larger
     args = ["compare", "--baseline", str(dirs["base"][0]), "--candidate", str(dirs["cand"][0])]
-    both = CliRunner().invoke(
-        main, [*args, "--queries", f"{csv}:occluded", "--queries", f"{csv}:occluded=0"]
-    )
+    both = cli(*args, "--queries", f"{csv}:occluded", "--queries", f"{csv}:occluded=0", ok=False)
     assert both.exit_code == 1 and len(both.output.strip().splitlines()) == 1
     assert both.output.startswith(
         f"Error: queries {csv} occluded=1 and occluded=0: no image "
         "meets the condition(s), so no query to compare"
     )
     for spec in ("conditions.csv", f"{csv}:", f"{csv}:occluded=", ":occluded", f"{csv}:=1"):
-        result = CliRunner().invoke(main, [*args, "--queries", spec])
+        result = cli(*args, "--queries", spec, ok=False)
         assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
         assert result.output.startswith(
             f"Error: Invalid value for '--queries': '{spec}' is not CSV:COLUMN or "

@@ -7,9 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from click.testing import CliRunner
 
-from daaf.cli import main
 from daaf.data.annotations import AnnotationStore
 from daaf.data.config import DataConfig
 from daaf.data.datasets import build_dataset
@@ -27,7 +25,9 @@ from daaf.models import ModelMeta, load_inference_model
 from daaf.utils.safe_load import REFUSED
 
 
-def test_evaluate_writes_metrics_and_pictures(tiny_dataset, trained_export, tmp_path, monkeypatch):
+def test_evaluate_writes_metrics_and_pictures(
+    tiny_dataset, trained_export, tmp_path, monkeypatch, cli
+):
     from daaf.evaluation import plots
 
     titles, save_cmc = [], plots.save_cmc_curves
@@ -50,8 +50,7 @@ def test_evaluate_writes_metrics_and_pictures(tiny_dataset, trained_export, tmp_
         "--out",
         str(out),
     ]
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == 0, result.output
+    cli(*args)
     rows = json.loads((out / "metrics.json").read_text())
     assert [r["ranking"] for r in rows] == ["plain", "re-ranked"]
     assert all(0 <= r["mAP"] <= 100 and r["num_valid_queries"] == 16 for r in rows)
@@ -76,22 +75,20 @@ def test_evaluate_writes_metrics_and_pictures(tiny_dataset, trained_export, tmp_
         assert abs(100 * part["ap"].mean() - row["mAP"]) < 1e-12
         assert abs(100 * (part["first_hit"] == 1).mean() - row["rank1"]) < 1e-12
         assert abs(100 * part["inp"].mean() - row["mINP"]) < 1e-12
-    bad = CliRunner().invoke(
-        main,
-        [
-            "evaluate",
-            "--model",
-            str(trained_export.run),
-            "--dataset",
-            "market1501",
-            "--root",
-            str(tiny_dataset),
-        ],
+    bad = cli(
+        "evaluate",
+        "--model",
+        trained_export.run,
+        "--dataset",
+        "market1501",
+        "--root",
+        tiny_dataset,
+        ok=False,
     )
     assert bad.exit_code == 1 and "no model_state.pt in this folder" in bad.output
 
 
-def test_evaluate_refuses_a_model_file_that_would_run_code(tmp_path, malicious_pt):
+def test_evaluate_refuses_a_model_file_that_would_run_code(tmp_path, malicious_pt, cli):
     write, marker = malicious_pt
     path = write(tmp_path / "model_state.pt")
     out = tmp_path / "eval"
@@ -106,7 +103,7 @@ def test_evaluate_refuses_a_model_file_that_would_run_code(tmp_path, malicious_p
         "--out",
         str(out),
     ]
-    result = CliRunner().invoke(main, args)
+    result = cli(*args, ok=False)
     assert result.exit_code == 1
     assert result.output.splitlines() == [f"Error: {path}: {REFUSED}"]  # before the dataset
     assert not marker.exists() and not out.exists()
@@ -123,7 +120,7 @@ def test_the_crafted_model_ts_overwrites_its_target_once_trusted(crafted_ts, tmp
 
 @pytest.mark.parametrize("given", ["model", "model/model.ts"])
 def test_evaluate_loads_torchscript_only_when_told_to_trust_it(
-    crafted_ts, tiny_dataset, tmp_path, given
+    crafted_ts, tiny_dataset, tmp_path, given, cli
 ):
     write, victim = crafted_ts
     write(tmp_path / "model")
@@ -141,7 +138,7 @@ def test_evaluate_loads_torchscript_only_when_told_to_trust_it(
         "--out",
         str(out),
     ]
-    result = CliRunner().invoke(main, args)
+    result = cli(*args, ok=False)
     assert result.exit_code == 1 and len(result.output.splitlines()) == 1
     assert result.output.startswith(f"Error: {tmp_path / given}: ")
     assert result.output.rstrip().endswith("daaf evaluate --trust-torchscript")

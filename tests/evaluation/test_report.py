@@ -7,9 +7,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from click.testing import CliRunner
-
-from daaf.cli import main
 
 EXTERNAL = re.compile(r"(https?:|ftp:|//[\w.-]+\.\w)", re.I)
 
@@ -48,7 +45,7 @@ def check_report(path: Path) -> tuple[str, Collector]:
 
 
 @pytest.fixture(scope="module")
-def two_evaluations(tiny_dataset, tiny_model, other_model, tmp_path_factory):
+def two_evaluations(tiny_dataset, tiny_model, other_model, tmp_path_factory, cli):
     tmp = tmp_path_factory.mktemp("reports")
     for name, model in (("base", tiny_model), ("cand", other_model)):
         args = [
@@ -66,8 +63,7 @@ def two_evaluations(tiny_dataset, tiny_model, other_model, tmp_path_factory):
             "--out",
             str(tmp / name),
         ]
-        result = CliRunner().invoke(main, args)
-        assert result.exit_code == 0, result.output
+        cli(*args)
     return tmp
 
 
@@ -97,7 +93,7 @@ def test_evaluation_report(two_evaluations):
     }
 
 
-def test_comparison_report(two_evaluations, tmp_path):
+def test_comparison_report(two_evaluations, tmp_path, cli):
     out = tmp_path / "compare out"
     args = [
         "compare",
@@ -110,8 +106,7 @@ def test_comparison_report(two_evaluations, tmp_path):
         "--out",
         str(out),
     ]
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == 0, result.output
+    cli(*args)
     text, parser = check_report(out / "report.html")
     assert "bootstrap.png" in parser.refs and "Paired differences" in text and "95% CI" in text
     improved = re.search(r"Most improved by the candidate \((\d+)\)", text)

@@ -9,10 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from click.testing import CliRunner
 
 from daaf import __version__
-from daaf.cli import main
 from daaf.data.datasets import build_dataset
 from daaf.data.images import read_rgb
 from daaf.errors import DaafError
@@ -23,16 +21,16 @@ from daaf.inference.store import EmbeddingWriter, feature_blocks, file_sha256, o
 MARKET = "Market-1501-v15.09.15"
 
 
-def run(*args):
-    result = CliRunner().invoke(main, [str(a) for a in args])
+def run(cli, *args):
+    result = cli(*args, ok=False)
     return result
 
 
 @pytest.fixture(scope="module")
-def evaluated(tiny_dataset, tiny_model, tmp_path_factory):
+def evaluated(tiny_dataset, tiny_model, tmp_path_factory, cli):
     """`daaf evaluate --flip` of the tiny model: its features.npz and per_query.csv."""
     out = tmp_path_factory.mktemp("eval") / "eval"
-    result = run(
+    cli(
         "evaluate",
         "--model",
         tiny_model,
@@ -46,14 +44,13 @@ def evaluated(tiny_dataset, tiny_model, tmp_path_factory):
         "--out",
         out,
     )
-    assert result.exit_code == 0, result.output
     return out
 
 
 @pytest.fixture(scope="module")
-def gallery_h5(tiny_dataset, tiny_model, tmp_path_factory):
+def gallery_h5(tiny_dataset, tiny_model, tmp_path_factory, cli):
     out = tmp_path_factory.mktemp("gallery") / "gallery feats.h5"
-    result = run(
+    cli(
         "embed",
         "--model",
         tiny_model,
@@ -67,15 +64,14 @@ def gallery_h5(tiny_dataset, tiny_model, tmp_path_factory):
         "--out",
         out,
     )
-    assert result.exit_code == 0, result.output
     return out
 
 
 def test_embed_of_the_query_folder_gives_evaluates_features(
-    tiny_dataset, tiny_model, evaluated, tmp_path
+    tiny_dataset, tiny_model, evaluated, tmp_path, cli
 ):
     out = tmp_path / "query.h5"
-    result = run(
+    result = cli(
         "embed",
         "--model",
         tiny_model,
@@ -89,7 +85,6 @@ def test_embed_of_the_query_folder_gives_evaluates_features(
         "--out",
         out,
     )
-    assert result.exit_code == 0, result.output
     assert "16 embeddings of dimension 512" in result.output
     stored = read_embeddings(out)
     queries = pd.read_csv(evaluated / "per_query.csv").query("reranked == 0")["image_path"]
@@ -107,7 +102,7 @@ def test_embed_of_the_query_folder_gives_evaluates_features(
 
 
 def test_search_ranks_with_evaluates_distances(
-    tiny_dataset, tiny_model, evaluated, gallery_h5, tmp_path
+    tiny_dataset, tiny_model, evaluated, gallery_h5, tmp_path, cli
 ):
     feats = np.load(evaluated / "features.npz")
     query_dir = tiny_dataset / MARKET / "query"
@@ -116,7 +111,7 @@ def test_search_ranks_with_evaluates_distances(
     listed = tmp_path / "queries.txt"
     listed.write_text("".join(f"{query_dir / Path(dataset.query[q].path).name}\n" for q in chosen))
     out = tmp_path / "search out"
-    result = run(
+    cli(
         "search",
         "--gallery",
         gallery_h5,
@@ -133,7 +128,6 @@ def test_search_ranks_with_evaluates_distances(
         "--out",
         out,
     )
-    assert result.exit_code == 0, result.output
     table = pd.read_csv(out / "results.csv")
     assert list(table.columns) == ["query", "rank", "gallery_path", "distance", "match"]
     assert len(table) == 3 * 5 and list(table["rank"][:5]) == [1, 2, 3, 4, 5]
@@ -153,22 +147,19 @@ def test_search_ranks_with_evaluates_distances(
     assert len(list((out / "ranklists").glob("*.png"))) == 3
     # the queries' embedding file gives the same lists as the images
     q_h5 = tmp_path / "q.h5"
-    assert (
-        run(
-            "embed",
-            "--model",
-            tiny_model,
-            "--images",
-            listed,
-            "--flip",
-            "--workers",
-            "0",
-            "--out",
-            q_h5,
-        ).exit_code
-        == 0
+    cli(
+        "embed",
+        "--model",
+        tiny_model,
+        "--images",
+        listed,
+        "--flip",
+        "--workers",
+        "0",
+        "--out",
+        q_h5,
     )
-    again = run(
+    cli(
         "search",
         "--gallery",
         gallery_h5,
@@ -181,18 +172,12 @@ def test_search_ranks_with_evaluates_distances(
         "--out",
         tmp_path / "again",
     )
-    assert again.exit_code == 0, again.output
     table2 = pd.read_csv(tmp_path / "again" / "results.csv")
     assert list(table2["gallery_path"]) == list(table["gallery_path"])
     np.testing.assert_allclose(table2["distance"], table["distance"], atol=1e-5)
     unflipped = tmp_path / "unflipped.h5"
-    assert (
-        run(
-            "embed", "--model", tiny_model, "--images", listed, "--workers", "0", "--out", unflipped
-        ).exit_code
-        == 0
-    )
-    mixed = run(
+    cli("embed", "--model", tiny_model, "--images", listed, "--workers", "0", "--out", unflipped)
+    mixed = cli(
         "search",
         "--gallery",
         gallery_h5,
@@ -202,11 +187,12 @@ def test_search_ranks_with_evaluates_distances(
         tiny_model,
         "--out",
         tmp_path / "mixed",
+        ok=False,
     )
     assert mixed.exit_code == 1 and "embedded without --flip, the gallery with" in mixed.output
 
 
-def test_non_ascii_and_space_paths_end_to_end(tiny_dataset, tiny_model, tmp_path):
+def test_non_ascii_and_space_paths_end_to_end(tiny_dataset, tiny_model, tmp_path, cli):
     source = tiny_dataset / MARKET / "bounding_box_test"
     folder = tmp_path / "galería de fotos" / "ä b"
     folder.mkdir(parents=True)
@@ -215,16 +201,13 @@ def test_non_ascii_and_space_paths_end_to_end(tiny_dataset, tiny_model, tmp_path
     listed = tmp_path / "mi lista.txt"
     listed.write_text("# query images\ngalería de fotos/ä b/persona 0 ü.jpg\n\n", encoding="utf-8")
     out = tmp_path / "salida ö" / "características.h5"
-    result = run(
-        "embed", "--model", tiny_model, "--images", folder, listed, "--workers", "0", "--out", out
-    )
-    assert result.exit_code == 0, result.output
+    cli("embed", "--model", tiny_model, "--images", folder, listed, "--workers", "0", "--out", out)
     stored = read_embeddings(out)
     assert stored.root == folder.resolve().as_posix()  # the list's image is in the folder too
     assert stored.paths[:2] == ["persona 0 ü.jpg", "persona 1 ü.jpg"]
     assert stored.paths[-1] == "persona 0 ü.jpg" and len(stored.paths) == 7
     search_out = tmp_path / "búsqueda final"
-    result = run(
+    cli(
         "search",
         "--gallery",
         out,
@@ -237,14 +220,13 @@ def test_non_ascii_and_space_paths_end_to_end(tiny_dataset, tiny_model, tmp_path
         "--out",
         search_out,
     )
-    assert result.exit_code == 0, result.output
     table = pd.read_csv(search_out / "results.csv")
     assert table["gallery_path"][0] == str(folder / "persona 3 ü.jpg")  # itself, distance 0
     assert abs(table["distance"][0]) < 1e-5
     assert [p.name for p in (search_out / "ranklists").iterdir()] == ["0000_persona 3 ü.png"]
 
 
-def test_unreadable_images_are_listed_and_the_run_goes_on(tiny_dataset, tiny_model, tmp_path):
+def test_unreadable_images_are_listed_and_the_run_goes_on(tiny_dataset, tiny_model, tmp_path, cli):
     folder = tmp_path / "imgs"
     folder.mkdir()
     good = sorted((tiny_dataset / MARKET / "query").iterdir())
@@ -254,8 +236,7 @@ def test_unreadable_images_are_listed_and_the_run_goes_on(tiny_dataset, tiny_mod
     data = good[2].read_bytes()
     (folder / "d.jpg").write_bytes(data[: len(data) // 2])  # truncated: cv2 alone would pass it
     out = tmp_path / "f.h5"
-    result = run("embed", "--model", tiny_model, "--images", folder, "--workers", "0", "--out", out)
-    assert result.exit_code == 0, result.output
+    result = cli("embed", "--model", tiny_model, "--images", folder, "--workers", "0", "--out", out)
     assert re.findall(r"unreadable: (\S+) \(", result.output) == ["b.jpg", "d.jpg"]
     assert "2 embeddings of dimension 512" in result.output and "2 unreadable" in result.output
     stored = read_embeddings(out)
@@ -263,7 +244,7 @@ def test_unreadable_images_are_listed_and_the_run_goes_on(tiny_dataset, tiny_mod
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "x.png").write_bytes(b"\x89PNG broken")
-    none = run(
+    none = cli(
         "embed",
         "--model",
         tiny_model,
@@ -273,6 +254,7 @@ def test_unreadable_images_are_listed_and_the_run_goes_on(tiny_dataset, tiny_mod
         "0",
         "--out",
         tmp_path / "g.h5",
+        ok=False,
     )
     assert none.exit_code == 1
     assert (
@@ -283,7 +265,7 @@ def test_unreadable_images_are_listed_and_the_run_goes_on(tiny_dataset, tiny_mod
 
 
 def test_resume_continues_after_the_last_complete_chunk(
-    tiny_dataset, tiny_model, gallery_h5, tmp_path, monkeypatch
+    tiny_dataset, tiny_model, gallery_h5, tmp_path, monkeypatch, cli
 ):
     out = tmp_path / "g.h5"
     original = EmbeddingWriter.append
@@ -311,27 +293,26 @@ def test_resume_continues_after_the_last_complete_chunk(
         "--out",
         out,
     ]
-    assert run(*args).exit_code != 0
+    assert cli(*args, ok=False).exit_code != 0
     assert calls == [5, 5, 5, 5]  # one chunk per batch: memory holds a batch
     with h5py.File(out) as f:
         assert (f.attrs["done"], f.attrs["rows"], bool(f.attrs["complete"])) == (15, 15, False)
     with pytest.raises(DaafError, match="incomplete .* `daaf embed --resume`"):
         read_embeddings(out)
-    refused = run(*args)
+    refused = cli(*args, ok=False)
     assert refused.exit_code == 1 and "exists: pass --resume" in refused.output
     monkeypatch.setattr(EmbeddingWriter, "append", original)
-    resumed = run(*args, "--resume")
-    assert resumed.exit_code == 0, resumed.output
+    resumed = cli(*args, "--resume")
     assert "resumed after 15 image(s)" in resumed.output
     full, part = read_embeddings(gallery_h5), read_embeddings(out)
     assert part.paths == full.paths
     np.testing.assert_allclose(part.features, full.features, atol=1e-6)
-    unflipped = run(*[a for a in args if a != "--flip"], "--resume")
+    unflipped = cli(*[a for a in args if a != "--flip"], "--resume", ok=False)
     assert unflipped.exit_code == 1
     assert "made with another model or other images (flip differ)" in unflipped.output
 
 
-def test_bad_input_gives_one_line(tiny_dataset, tiny_model, other_model, gallery_h5, tmp_path):
+def test_bad_input_gives_one_line(tiny_dataset, tiny_model, other_model, gallery_h5, tmp_path, cli):
     empty = tmp_path / "empty"
     (empty / "sub").mkdir(parents=True)
     (empty / "sub" / "notes.txt").write_text("x")
@@ -394,7 +375,7 @@ def test_bad_input_gives_one_line(tiny_dataset, tiny_model, other_model, gallery
     cases["not an embedding file written by `daaf embed`"][2] = tmp_path / "junk.pt.h5"
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
     for message, args in cases.items():
-        result = run(*args)
+        result = cli(*args, ok=False)
         assert result.exit_code == 1, (message, result.output)
         assert len(result.output.strip().splitlines()) == 1 and message in result.output, (
             result.output
@@ -402,7 +383,7 @@ def test_bad_input_gives_one_line(tiny_dataset, tiny_model, other_model, gallery
     assert not (tmp_path / "a.h5").exists() and not (tmp_path / "e").exists()
 
 
-def test_a_model_of_nan_weights_embeds_nothing(tiny_dataset, tiny_model, gallery_h5, tmp_path):
+def test_a_model_of_nan_weights_embeds_nothing(tiny_dataset, tiny_model, gallery_h5, tmp_path, cli):
     """Non-finite embeddings are an error naming how many, as in `daaf evaluate`: not a file
     of NaN rows that search would rank as garbage."""
     state = torch.load(tiny_model / "model_state.pt", weights_only=True)
@@ -412,7 +393,7 @@ def test_a_model_of_nan_weights_embeds_nothing(tiny_dataset, tiny_model, gallery
     (tmp_path / "nan").mkdir()
     torch.save(state, tmp_path / "nan" / "model_state.pt")
     query = tiny_dataset / MARKET / "query"
-    embed = run(
+    embed = cli(
         "embed",
         "--model",
         tmp_path / "nan",
@@ -422,6 +403,7 @@ def test_a_model_of_nan_weights_embeds_nothing(tiny_dataset, tiny_model, gallery
         "0",
         "--out",
         tmp_path / "nan.h5",
+        ok=False,
     )
     message = (
         "Error: 8192 of 8192 values of a batch of embeddings are not finite (NaN or inf): "
@@ -432,7 +414,7 @@ def test_a_model_of_nan_weights_embeds_nothing(tiny_dataset, tiny_model, gallery
     # nothing left to block the rerun with a good model: not "pass --resume", nor "made with
     # another model" once --resume is passed
     assert not (tmp_path / "nan.h5").exists()
-    again = run(
+    again = cli(
         "embed",
         "--model",
         tiny_model,
@@ -442,6 +424,7 @@ def test_a_model_of_nan_weights_embeds_nothing(tiny_dataset, tiny_model, gallery
         "0",
         "--out",
         tmp_path / "nan.h5",
+        ok=False,
     )
     assert again.exit_code == 0 and "16 embeddings" in again.output, again.output
     with pytest.raises(DaafError, match="^8192 of 8192 values of a batch of embeddings"):
@@ -449,7 +432,7 @@ def test_a_model_of_nan_weights_embeds_nothing(tiny_dataset, tiny_model, gallery
 
 
 def test_search_refuses_a_gallery_of_nan_rows_or_of_none(
-    tiny_dataset, tiny_model, gallery_h5, tmp_path
+    tiny_dataset, tiny_model, gallery_h5, tmp_path, cli
 ):
     """A gallery holding NaN rows (an older daaf, a damaged file) is an error naming how many
     distances, not a ranking; one of no rows (every image unreadable) is an error, not a
@@ -460,7 +443,7 @@ def test_search_refuses_a_gallery_of_nan_rows_or_of_none(
         f["features"][2:4] = np.nan
     query = sorted((tiny_dataset / MARKET / "query").iterdir())[0]
     args = ["--query", query, "--model", tiny_model]
-    result = run("search", "--gallery", nan, *args, "--out", tmp_path / "a")
+    result = cli("search", "--gallery", nan, *args, "--out", tmp_path / "a", ok=False)
     assert result.exit_code == 1, result.output
     assert result.output.splitlines() == [
         "Error: 2 of 32 query-gallery distances of gallery rows 0-31 are not finite (NaN or inf): "
@@ -472,8 +455,8 @@ def test_search_refuses_a_gallery_of_nan_rows_or_of_none(
     writer.append(np.zeros((0, 512), np.float32), [], [("missing.jpg", "missing")], 1)
     writer.close(complete=True)
     expected = f"Error: {empty}: holds no embeddings (none of its images could be read)"
-    as_gallery = run("search", "--gallery", empty, *args, "--out", tmp_path / "b")
-    as_query = run(
+    as_gallery = cli("search", "--gallery", empty, *args, "--out", tmp_path / "b", ok=False)
+    as_query = cli(
         "search",
         "--gallery",
         gallery_h5,
@@ -483,6 +466,7 @@ def test_search_refuses_a_gallery_of_nan_rows_or_of_none(
         tiny_model,
         "--out",
         tmp_path / "c",
+        ok=False,
     )
     for result in (as_gallery, as_query):
         assert result.exit_code == 1 and result.output.splitlines() == [expected], result.output

@@ -8,9 +8,7 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
-from daaf.cli import main
 from daaf.errors import DaafError
 from daaf.inference.store import FORMAT, EmbeddingWriter, file_sha256, read_embeddings
 
@@ -102,46 +100,46 @@ def good_query(tiny_model, tmp_path_factory):
     return write_file(tmp_path_factory.mktemp("query") / "q.h5", tiny_model)
 
 
-def search(gallery, query, tiny_model, out):
-    return CliRunner().invoke(
-        main,
-        [
-            "search",
-            "--gallery",
-            str(gallery),
-            "--query",
-            str(query),
-            "--model",
-            str(tiny_model),
-            "--out",
-            str(out),
-        ],
+def search(cli, gallery, query, tiny_model, out):
+    return cli(
+        "search",
+        "--gallery",
+        gallery,
+        "--query",
+        query,
+        "--model",
+        tiny_model,
+        "--out",
+        out,
+        ok=False,
     )
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_a_hand_made_file_is_one_line_as_gallery_and_as_query(
-    case, tiny_model, good_query, tmp_path
+    case, tiny_model, good_query, tmp_path, cli
 ):
     changes, message = CASES[case]
     bad = write_file(tmp_path / "bad.h5", tiny_model, **changes)
     for role, result in {
-        "gallery": search(bad, good_query, tiny_model, tmp_path / "a"),
-        "query": search(good_query, bad, tiny_model, tmp_path / "b"),
+        "gallery": search(cli, bad, good_query, tiny_model, tmp_path / "a"),
+        "query": search(cli, good_query, bad, tiny_model, tmp_path / "b"),
     }.items():
         assert result.exit_code == 1, (role, result.output)
         assert result.output.splitlines() == [f"Error: {bad}: {message}"], (role, result.output)
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
-def test_the_hand_made_file_of_the_documented_format_is_searched(tiny_model, good_query, tmp_path):
+def test_the_hand_made_file_of_the_documented_format_is_searched(
+    tiny_model, good_query, tmp_path, cli
+):
     """The cases above are refused for what they change, not for being hand-made."""
-    result = search(good_query, good_query, tiny_model, tmp_path / "out")
+    result = search(cli, good_query, good_query, tiny_model, tmp_path / "out")
     assert result.exit_code == 0, result.output
     assert "(4 queries x top 4, cosine distances)" in result.output
 
 
-def test_paths_that_are_no_text_or_not_utf8_are_one_line(tiny_model, good_query, tmp_path):
+def test_paths_that_are_no_text_or_not_utf8_are_one_line(tiny_model, good_query, tmp_path, cli):
     numbers = tmp_path / "numbers.h5"
     write_file(numbers, tiny_model)
     with h5py.File(numbers, "r+") as f:
@@ -163,15 +161,15 @@ def test_paths_that_are_no_text_or_not_utf8_are_one_line(tiny_model, good_query,
         group: "not an embedding file written by `daaf embed`",
     }
     for path, message in expected.items():
-        result = search(good_query, path, tiny_model, tmp_path / "out")
+        result = search(cli, good_query, path, tiny_model, tmp_path / "out")
         assert result.output.splitlines() == [f"Error: {path}: {message}"], result.output
         with pytest.raises(DaafError, match=f"^{re.escape(str(path))}: {re.escape(message)}$"):
             read_embeddings(path)
 
 
-def test_a_gallery_that_is_a_fifo_is_named_without_waiting(tiny_model, good_query, tmp_path):
+def test_a_gallery_that_is_a_fifo_is_named_without_waiting(tiny_model, good_query, tmp_path, cli):
     os.mkfifo(tmp_path / "pipe.h5")
-    result = search(tmp_path / "pipe.h5", good_query, tiny_model, tmp_path / "out")
+    result = search(cli, tmp_path / "pipe.h5", good_query, tiny_model, tmp_path / "out")
     assert result.output.splitlines() == [
         f"Error: {tmp_path / 'pipe.h5'}: a FIFO (named pipe), not a regular file"
     ]
@@ -212,13 +210,11 @@ def test_a_file_whose_progress_attributes_lie_is_not_resumed(changes, message, t
 
 
 def test_pids_of_another_dataset_are_refused_not_an_empty_match_column(
-    tiny_dataset, tiny_model, tmp_path
+    tiny_dataset, tiny_model, tmp_path, dataset_maker, cli
 ):
     """The gallery's images are the tiny dataset's: --pids with another dataset's root (same
     layout, other files) is refused in one line; the tiny dataset's root through a link finds
     them; queries from elsewhere are a warning, their matches left blank."""
-    from tests.conftest import make_dataset
-
     folder = tiny_dataset / "Market-1501-v15.09.15"
     gallery_names = sorted(p.name for p in (folder / "bounding_box_test").iterdir())
     gallery = write_file(
@@ -230,29 +226,27 @@ def test_pids_of_another_dataset_are_refused_not_an_empty_match_column(
         root=str(folder / "query"),
         paths=sorted(p.name for p in (folder / "query").iterdir())[:2],
     )
-    other = make_dataset(tmp_path / "other", num_ids=2, per_id=4)
+    other = dataset_maker(tmp_path / "other", num_ids=2, per_id=4)
     (tmp_path / "link").symlink_to(tiny_dataset)
 
     def pids(root, out, query=queries):
-        return CliRunner().invoke(
-            main,
-            [
-                "search",
-                "--gallery",
-                str(gallery),
-                "--query",
-                str(query),
-                "--model",
-                str(tiny_model),
-                "--pids",
-                "market1501",
-                "--root",
-                str(root),
-                "--top",
-                "40",
-                "--out",
-                str(out),
-            ],
+        return cli(
+            "search",
+            "--gallery",
+            gallery,
+            "--query",
+            query,
+            "--model",
+            tiny_model,
+            "--pids",
+            "market1501",
+            "--root",
+            root,
+            "--top",
+            "40",
+            "--out",
+            out,
+            ok=False,
         )
 
     refused = pids(other, tmp_path / "refused")

@@ -8,17 +8,15 @@ import shutil
 import socket
 
 import pytest
-from click.testing import CliRunner
 
-from daaf.cli import main
 from daaf.inference import read_embeddings
 from tests.data.test_images import finishes
 
 MARKET = "Market-1501-v15.09.15"
 
 
-def run(*args):
-    return finishes(lambda: CliRunner().invoke(main, [str(a) for a in args]), seconds=300)
+def run(cli, *args):
+    return finishes(lambda: cli(*args, ok=False), seconds=300)
 
 
 @pytest.fixture
@@ -40,13 +38,22 @@ def hostile_folder(tiny_dataset, tmp_path):
 
 
 def test_embed_lists_what_is_no_regular_file_and_embeds_the_rest(
-    tiny_model, hostile_folder, tmp_path
+    tiny_model, hostile_folder, tmp_path, cli
 ):
     """A FIFO named like an image hung `daaf embed` for ever; a name that is not UTF-8 ended in
     a traceback (the embedding file holds UTF-8), and crashed cv2.imread."""
     out = tmp_path / "f.h5"
     result = run(
-        "embed", "--model", tiny_model, "--images", hostile_folder, "--workers", "0", "--out", out
+        cli,
+        "embed",
+        "--model",
+        tiny_model,
+        "--images",
+        hostile_folder,
+        "--workers",
+        "0",
+        "--out",
+        out,
     )
     assert result.exit_code == 0, result.output
     lines = re.findall(r"(?:unreadable|written): .*", result.output)  # after the progress bar
@@ -61,6 +68,7 @@ def test_embed_lists_what_is_no_regular_file_and_embeds_the_rest(
     assert stored.paths == ["a.jpg", "new\nline.jpg"]
     assert stored.unreadable == ["b\\xff.jpg", "c_pipe.jpg", "d_zero.jpg", "e_socket.png"]
     again = run(
+        cli,
         "embed",
         "--model",
         tiny_model,
@@ -76,7 +84,7 @@ def test_embed_lists_what_is_no_regular_file_and_embeds_the_rest(
 
 
 def test_list_files_and_outs_that_are_no_regular_files_are_one_line(
-    tiny_model, hostile_folder, tmp_path
+    tiny_model, hostile_folder, tmp_path, cli
 ):
     lists = tmp_path / "lists"
     lists.mkdir()
@@ -93,13 +101,14 @@ def test_list_files_and_outs_that_are_no_regular_files_are_one_line(
     }
     for listed, message in cases.items():
         result = run(
-            "embed", "--model", tiny_model, "--images", listed, "--out", tmp_path / "out.h5"
+            cli, "embed", "--model", tiny_model, "--images", listed, "--out", tmp_path / "out.h5"
         )
         assert result.exit_code == 1, result.output
         assert result.output.splitlines() == [f"Error: {listed}: {message}"]
     assert not (tmp_path / "out.h5").exists()
     for resume in ([], ["--resume"]):
         result = run(
+            cli,
             "embed",
             "--model",
             tiny_model,
@@ -116,10 +125,11 @@ def test_list_files_and_outs_that_are_no_regular_files_are_one_line(
 
 
 def test_search_refuses_query_images_it_cannot_read_in_one_line(
-    tiny_model, hostile_folder, tmp_path
+    tiny_model, hostile_folder, tmp_path, cli
 ):
     gallery = tmp_path / "g.h5"
     made = run(
+        cli,
         "embed",
         "--model",
         tiny_model,
@@ -136,6 +146,7 @@ def test_search_refuses_query_images_it_cannot_read_in_one_line(
         "b\udcff.jpg": "its name is not UTF-8 (rename the file)",
     }.items():
         result = run(
+            cli,
             "search",
             "--gallery",
             gallery,

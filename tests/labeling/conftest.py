@@ -1,5 +1,6 @@
-"""A tiny Market-1501-layout dataset on disk and a fast, deterministic fake labeler."""
+"""A tiny Market-1501-layout dataset that a fast, deterministic fake labeler reads."""
 
+import functools
 import time
 from pathlib import Path
 
@@ -9,30 +10,23 @@ import pytest
 
 from daaf.labeling.base import LabelResult
 
-# (folder, file name) of the tiny dataset; 128x64 images like Market-1501.
+# The tiny dataset's files; 128x64 images like Market-1501.
 FILES = [
-    ("bounding_box_train", "0002_c1s1_000451_03.jpg"),
-    ("bounding_box_train", "0002_c2s1_000301_01.jpg"),
-    ("bounding_box_train", "0007_c1s1_000551_01.jpg"),
-    ("query", "0002_c3s1_000551_01.jpg"),
-    ("bounding_box_test", "0002_c4s1_000601_01.jpg"),
-    ("bounding_box_test", "0007_c5s1_000651_01.jpg"),
+    "bounding_box_train/0002_c1s1_000451_03.jpg",
+    "bounding_box_train/0002_c2s1_000301_01.jpg",
+    "bounding_box_train/0007_c1s1_000551_01.jpg",
+    "query/0002_c3s1_000551_01.jpg",
+    "bounding_box_test/0002_c4s1_000601_01.jpg",
+    "bounding_box_test/0007_c5s1_000651_01.jpg",
 ]
 
 
-def make_market(root: Path, files=FILES, corrupt: tuple[str, ...] = ()) -> Path:
-    """Write ``files`` as 128x64 JPEGs (``corrupt`` ones as garbage bytes); returns ``root``."""
-    rng = np.random.default_rng(0)
-    for folder, name in files:
-        path = root / "Market-1501-v15.09.15" / folder / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if name in corrupt:
-            path.write_bytes(b"this is not a jpeg" * 10)
-        else:
-            image = rng.integers(0, 100, (128, 64, 3), dtype=np.uint8)
-            cv2.rectangle(image, (16, 16), (48, 112), (200, 200, 200), -1)
-            cv2.imwrite(str(path), image)
-    return root
+def bright_block(rng, colors):
+    """A 128x64 image: the person is a bright rectangle on dark noise, what FakeLabeler finds."""
+    image = rng.integers(0, 100, (128, 64, 3), dtype=np.uint8)
+    cv2.rectangle(image, (16, 16), (48, 112), (200, 200, 200), -1)
+    mask = (image.mean(axis=2) > 150).astype(np.float32)
+    return image, mask, np.zeros((17, 3), np.float32)
 
 
 class FakeLabeler:
@@ -69,13 +63,14 @@ class FakeLabeler:
 
 
 @pytest.fixture
-def market(tmp_path) -> Path:
-    return make_market(tmp_path / "data")
+def make_market_dataset(dataset_maker):
+    """``make_market_dataset(root, corrupt=())``: FILES drawn by ``bright_block``, no store."""
+    return functools.partial(dataset_maker, names=FILES, picture=bright_block, annotations=False)
 
 
 @pytest.fixture
-def make_market_dataset():
-    return make_market
+def market(tmp_path, make_market_dataset) -> Path:
+    return make_market_dataset(tmp_path / "data")
 
 
 @pytest.fixture

@@ -9,9 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
-from daaf.cli import main
 from daaf.data.annotations.schema import STATUS_OK
 from daaf.errors import DaafError
 from daaf.labeling.backends import build_labeler
@@ -46,11 +44,9 @@ def test_offline_without_weights_names_each_file_and_where_to_put_it(offline, tm
     assert "https://download.pytorch.org/models/" in message
 
 
-def test_offline_cli_stops_before_writing_anything(offline, tmp_path, market):
+def test_offline_cli_stops_before_writing_anything(offline, tmp_path, market, cli):
     out = tmp_path / "store"
-    result = CliRunner().invoke(
-        main, ["label", "--dataset", "market1501", "--root", str(market), "--out", str(out)]
-    )
+    result = cli("label", "--dataset", "market1501", "--root", market, "--out", out, ok=False)
     assert result.exit_code == 1
     assert EXPECTED_FILES[0] in result.output and EXPECTED_FILES[1] in result.output
     assert not out.exists()
@@ -67,7 +63,7 @@ def test_weight_files_are_taken_from_weights_dir_without_network(offline, tmp_pa
         build_labeler("torchvision", weights="pretrained", weights_dir=weights_dir, min_size=64)
 
 
-def test_random_weights_cli_end_to_end_writes_a_valid_store(tmp_path, market):
+def test_random_weights_cli_end_to_end_writes_a_valid_store(tmp_path, market, cli):
     from daaf.data.annotations import AnnotationStore, validate_store
     from daaf.data.datasets import build_dataset
 
@@ -93,8 +89,7 @@ def test_random_weights_cli_end_to_end_writes_a_valid_store(tmp_path, market):
         "--device",
         "cpu",
     ]
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == 0, result.output
+    result = cli(*args)
     assert "images/s" in result.output and "gallery" in result.output
 
     dataset = build_dataset("market1501", market)
@@ -186,7 +181,7 @@ def test_mmpose_offline_names_the_pose_checkpoint_and_the_segmenter_file(
 
 @pytest.mark.parametrize("backend", ["detectron2", "mmpose"])
 def test_import_failure_inside_the_backend_is_one_line_naming_it_and_the_script(
-    backend, without_pkg_resources, tmp_path, market
+    backend, without_pkg_resources, tmp_path, market, cli
 ):
     with pytest.raises(DaafError) as error:
         build_labeler(backend, weights="random")
@@ -207,7 +202,7 @@ def test_import_failure_inside_the_backend_is_one_line_naming_it_and_the_script(
         "--weights",
         "random",
     ]
-    result = CliRunner().invoke(main, args)
+    result = cli(*args, ok=False)
     assert result.exit_code == 1
     assert result.output.strip() == f"Error: {error.value}"
     assert not out.exists()
@@ -260,7 +255,9 @@ def pedestrians(tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["detectron2", "mmpose"])
-def test_backend_labels_synthetic_pedestrians_into_a_valid_store(backend, pedestrians, tmp_path):
+def test_backend_labels_synthetic_pedestrians_into_a_valid_store(
+    backend, pedestrians, tmp_path, cli
+):
     pytest.importorskip(backend)
     from daaf.data.annotations import AnnotationStore
     from daaf.data.annotations.schema import (
@@ -290,12 +287,8 @@ def test_backend_labels_synthetic_pedestrians_into_a_valid_store(backend, pedest
         "--device",
         "cpu",
     ]
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == 0, result.output
-    check = CliRunner().invoke(
-        main, ["annotations", "validate", str(out), "--root", str(pedestrians)]
-    )
-    assert check.exit_code == 0, check.output
+    cli(*args)
+    cli("annotations", "validate", out, "--root", pedestrians)
 
     dataset = build_dataset("synthetic", pedestrians)
     paths = [sample.path for split in SPLITS for sample in dataset.split(split)]
@@ -372,7 +365,7 @@ def test_mmpose_checkpoint_is_checked_before_mmengine_unpickles_it(
 
 
 def test_torchvision_weights_that_would_run_code_are_refused_in_one_line(
-    offline, tmp_path, market, malicious_pt
+    offline, tmp_path, market, malicious_pt, cli
 ):
     write, marker = malicious_pt
     crafted = write(tmp_path / "weights" / EXPECTED_FILES[0])
@@ -391,7 +384,7 @@ def test_torchvision_weights_that_would_run_code_are_refused_in_one_line(
         "--min-size",
         "64",
     ]
-    result = CliRunner().invoke(main, args)
+    result = cli(*args, ok=False)
     assert result.exit_code == 1
     assert result.output.splitlines() == [f"Error: {crafted}: {REFUSED}"]
     assert not marker.exists() and not out.exists()

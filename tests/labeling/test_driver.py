@@ -168,14 +168,12 @@ class FailsOnWhite:
 
 
 def test_an_image_the_labeler_raises_on_gets_status_3_and_the_run_goes_on(
-    tmp_path, market, fake_labeler, monkeypatch
+    tmp_path, market, fake_labeler, monkeypatch, cli
 ):
     import json
 
     import cv2
-    from click.testing import CliRunner
 
-    from daaf.cli import main
     from daaf.labeling.backends import LABELERS  # the backends registered first
 
     white = "bounding_box_train/0002_c2s1_000301_01.jpg"
@@ -196,9 +194,8 @@ def test_an_image_the_labeler_raises_on_gets_status_3_and_the_run_goes_on(
         "--batch-size",
         "3",
     ]
-    result = CliRunner().invoke(main, args)
+    result = cli(*args)
 
-    assert result.exit_code == 0, result.output
     assert labeler.batches == [3, 1, 1, 1, 1, 2]  # train raised, then one by one; query, gallery
     report = json.loads((out / "label_report.json").read_text())
     [failed] = report["labeler_errors"]
@@ -220,22 +217,21 @@ def test_an_image_the_labeler_raises_on_gets_status_3_and_the_run_goes_on(
         bad = store.get(white)
         assert bad.mask.max() == 0 and np.isnan(bad.keypoints[:, :2]).all()
         assert bad.image_size == (128, 64)
-    assert CliRunner().invoke(main, ["annotations", "validate", str(out)]).exit_code == 0
+    cli("annotations", "validate", out)
 
-    again = CliRunner().invoke(main, args)  # a plain re-run resumes: complete shards stay
+    again = cli(*args, ok=False)  # a plain re-run resumes: complete shards stay
     assert again.exit_code == 0 and labeler.batches == [3, 1, 1, 1, 1, 2]
     assert f"{white}: raised in an earlier run" in again.output
     labeler.base.batches, labeler.batches = [], []
     labeler.label = labeler.base.label  # the cause is gone (e.g. a CUDA out-of-memory)
-    retried = CliRunner().invoke(main, [*args, "--retry-errors"])
-    assert retried.exit_code == 0, retried.output
+    cli(*args, "--retry-errors")
     assert labeler.base.batches == [3]  # only the train shard, the one holding status 3
     report = json.loads((out / "label_report.json").read_text())
     assert report["labeler_errors"] == [] and report["splits"]["train"]["ok"] == 3
     assert (report["shards_written"], report["shards_skipped"]) == (1, 2)
     with AnnotationStore(out) as store:
         assert set(store.manifest["status"]) == {0}
-    assert CliRunner().invoke(main, ["annotations", "validate", str(out)]).exit_code == 0
+    cli("annotations", "validate", out)
 
 
 def test_every_labelers_keypoints_are_stored_inside_the_image(tmp_path, market, fake_labeler):

@@ -9,9 +9,7 @@ import cv2
 import h5py
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from daaf.cli import main
 from daaf.data.annotations import AnnotationStore, validate_store
 from daaf.data.datasets import build_dataset
 from daaf.errors import DaafError
@@ -52,15 +50,15 @@ def _replace(path):
     cv2.imwrite(str(path), image)
 
 
-def test_a_replaced_image_is_named_and_the_relabel_command_fixes_it(tmp_path, market, fake_labeler):
+def test_a_replaced_image_is_named_and_the_relabel_command_fixes_it(
+    tmp_path, market, fake_labeler, cli
+):
     dataset = build_dataset("market1501", market)
     store = tmp_path / "store"
     label(fake_labeler(), dataset, store)
     replaced = dataset.query[0].path
     _replace(dataset.image_dir / replaced)
-    result = CliRunner().invoke(
-        main, ["annotations", "validate", str(store), "--root", str(market)]
-    )
+    result = cli("annotations", "validate", store, "--root", market, ok=False)
     assert result.exit_code == 1
     (problem,) = [line[2:] for line in result.stdout.splitlines() if line.startswith("- ")]
     relabel = (

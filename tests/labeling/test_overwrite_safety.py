@@ -6,9 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from daaf.cli import main
 from daaf.data.annotations import validate_store
 from daaf.data.datasets import build_dataset
 from daaf.errors import DaafError
@@ -34,7 +32,7 @@ def tree(folder: Path) -> dict[str, bytes]:
     }
 
 
-def cli_label(market, out, *extra):
+def cli_label(cli, market, out, *extra):
     args = [
         "label",
         "--dataset",
@@ -51,7 +49,7 @@ def cli_label(market, out, *extra):
         "2",
         *extra,
     ]
-    return CliRunner().invoke(main, args)
+    return cli(*args, ok=False)
 
 
 @pytest.fixture
@@ -62,13 +60,13 @@ def fake_backend(monkeypatch, fake_labeler):
 
 
 @pytest.mark.parametrize("out", [".", "Market-1501-v15.09.15", "Market-1501-v15.09.15/query"])
-def test_an_out_that_holds_the_datasets_images_is_refused(market, fake_backend, out):
+def test_an_out_that_holds_the_datasets_images_is_refused(market, fake_backend, out, cli):
     """The issue's reproduction: a stray manifest.csv in the dataset root, --out = --root."""
     (market / "manifest.csv").write_text("x\n")
     (market / "notes.txt").write_text("keep me")
     before = tree(market)
     for extra in ((), ("--overwrite",)):
-        result = cli_label(market, market / out, *extra)
+        result = cli_label(cli, market, market / out, *extra)
         assert result.exit_code == 1, result.output
         lines = result.output.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(
@@ -77,10 +75,10 @@ def test_an_out_that_holds_the_datasets_images_is_refused(market, fake_backend, 
         assert tree(market) == before
 
 
-def test_an_out_inside_the_root_beside_the_images_is_fine(market, fake_backend):
+def test_an_out_inside_the_root_beside_the_images_is_fine(market, fake_backend, cli):
     """The README's `--out DATA/annotations` with `--root DATA`."""
-    assert cli_label(market, market / "annotations").exit_code == 0
-    result = cli_label(market, market / "annotations", "--shard-size", "1", "--overwrite")
+    assert cli_label(cli, market, market / "annotations").exit_code == 0
+    result = cli_label(cli, market, market / "annotations", "--shard-size", "1", "--overwrite")
     assert result.exit_code == 0, result.output
     assert validate_store(market / "annotations", build_dataset("market1501", market)) == []
 
@@ -219,12 +217,14 @@ def test_an_interrupted_overwrite_with_other_settings_starts_afresh(tmp_path, ma
 
 
 @pytest.mark.parametrize("extra", [(), ("--overwrite",)])
-def test_a_second_run_into_a_busy_out_is_refused_in_one_line(tmp_path, market, fake_backend, extra):
+def test_a_second_run_into_a_busy_out_is_refused_in_one_line(
+    tmp_path, market, fake_backend, extra, cli
+):
     out = tmp_path / "store"
-    assert cli_label(market, out).exit_code == 0
+    assert cli_label(cli, market, out).exit_code == 0
     before = tree(out)
     with folder_lock(out):  # another daaf label, still running
-        result = cli_label(market, out, "--shard-size", "1", *extra)
+        result = cli_label(cli, market, out, "--shard-size", "1", *extra)
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
         f"Error: {out} is in use by another daaf run (process {os.getpid()} holds "
@@ -234,14 +234,14 @@ def test_a_second_run_into_a_busy_out_is_refused_in_one_line(tmp_path, market, f
 
 
 def test_overwrite_needs_a_writable_folder_beside_the_store(
-    tmp_path, market, fake_backend, monkeypatch
+    tmp_path, market, fake_backend, monkeypatch, cli
 ):
     """The new store is built beside the old one: refused before any work, not after hours."""
     out = tmp_path / "store"
-    assert cli_label(market, out).exit_code == 0
+    assert cli_label(cli, market, out).exit_code == 0
     real_access = os.access  # root writes anywhere, so the permission is simulated
     monkeypatch.setattr(os, "access", lambda p, mode: Path(p) != tmp_path and real_access(p, mode))
-    result = cli_label(market, out, "--shard-size", "1", "--overwrite")
+    result = cli_label(cli, market, out, "--shard-size", "1", "--overwrite")
     assert result.exit_code == 1
     assert result.output.splitlines() == [
         f"Error: --out {overwrite_dir(out)}: cannot write into {tmp_path} (permission denied)"

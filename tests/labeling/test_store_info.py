@@ -5,9 +5,7 @@ import hashlib
 import json
 
 import pytest
-from click.testing import CliRunner
 
-from daaf.cli import main
 from daaf.data.annotations import AnnotationStore, validate_store
 from daaf.data.datasets import build_dataset
 from daaf.errors import DaafError
@@ -188,7 +186,7 @@ def test_a_store_without_store_json_is_refused(tmp_path, market, fake_labeler):
 
 
 def test_cli_refuses_another_shard_size_in_one_line_and_overwrites_on_request(
-    tmp_path, market, fake_labeler, monkeypatch
+    tmp_path, market, fake_labeler, monkeypatch, cli
 ):
     monkeypatch.setattr(
         "daaf.labeling.backends.build_labeler", lambda name, **options: fake_labeler()
@@ -207,16 +205,15 @@ def test_cli_refuses_another_shard_size_in_one_line_and_overwrites_on_request(
         "--device",
         "cpu",
     ]
-    assert CliRunner().invoke(main, [*args, "--shard-size", "2"]).exit_code == 0
-    result = CliRunner().invoke(main, [*args, "--shard-size", "1"])
+    cli(*args, "--shard-size", "2")
+    result = cli(*args, "--shard-size", "1", ok=False)
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "shard_size: 2 (store) vs 1 (this run)" in result.output
     assert "--overwrite" in result.output and "wrote" not in result.output
 
-    result = CliRunner().invoke(main, [*args, "--shard-size", "1", "--overwrite"])
-    assert result.exit_code == 0, result.output
+    result = cli(*args, "--shard-size", "1", "--overwrite")
     assert len(list(out.glob("*.h5"))) == 6 and (out / "label_report.json").exists()
-    result = CliRunner().invoke(main, ["annotations", "validate", str(out), "--root", str(market)])
+    result = cli("annotations", "validate", out, "--root", market, ok=False)
     assert result.exit_code == 0 and "OK: " in result.output
     with AnnotationStore(out) as store:
         assert len(store) == 6

@@ -8,10 +8,8 @@ import re
 
 import pytest
 import torch
-from click.testing import CliRunner
 from torch.nn import functional as F
 
-from daaf.cli import main
 from daaf.data.device_batch import prepare_batch
 from daaf.errors import ConfigError
 from daaf.models import build_model
@@ -193,12 +191,10 @@ def test_balanced_weights_survive_a_state_dict_round_trip(tiny_dataset):
         ),
     ],
 )
-def test_bad_balance_settings_stop_in_one_line(overrides, message):
+def test_bad_balance_settings_stop_in_one_line(overrides, message, cli):
     with pytest.raises(ConfigError, match=message):
         load_config(None, overrides)
     out = ["--out", "/nonexistent/run"]
-    result = CliRunner().invoke(
-        main, ["train", "--config", str(REPO / "configs/demo.yaml"), *out, *overrides]
-    )
+    result = cli("train", "--config", REPO / "configs/demo.yaml", *out, *overrides, ok=False)
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
     assert re.search(message.rstrip("$"), result.output)

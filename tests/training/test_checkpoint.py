@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner
 
-from daaf.cli import main
 from daaf.models import build_model, load_inference_model
 from daaf.training.config import Config
 from daaf.training.export import export_model
@@ -135,10 +133,12 @@ CASES += [("visualize", name, says) for name, _, says in BAD_CHECKPOINTS[-3:]]
 
 
 @pytest.mark.parametrize(("command", "name", "says"), CASES)
-def test_a_checkpoint_that_does_not_fit_is_one_line(bad_checkpoints, tmp_path, command, name, says):
+def test_a_checkpoint_that_does_not_fit_is_one_line(
+    bad_checkpoints, tmp_path, command, name, says, cli
+):
     path, out = bad_checkpoints / f"{name}.pt", tmp_path / "out"
     start = time.perf_counter()
-    result = CliRunner().invoke(main, list(map(str, COMMANDS[command](path, out))))
+    result = cli(*COMMANDS[command](path, out), ok=False)
     assert result.exit_code == 1, result.output
     lines = result.output.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"Error: {path}: ") and says in lines[0]
@@ -171,46 +171,42 @@ def _export_with(good, tmp_path, **meta):
         ),
     ],
 )
-def test_export_meta_that_is_not_daaf_s_is_one_line(good, tmp_path, meta, says):
+def test_export_meta_that_is_not_daaf_s_is_one_line(good, tmp_path, meta, says, cli):
     if isinstance(meta, dict) and meta:  # one wrong value among the right ones
         whole = torch.load(good[0] / "model" / "model_state.pt", weights_only=True)["meta"]
         meta = {**whole, **meta}
     folder = _export_with(good, tmp_path, meta=meta)
-    result = CliRunner().invoke(
-        main,
-        [
-            "evaluate",
-            "--model",
-            str(folder),
-            "--dataset",
-            "market1501",
-            "--root",
-            str(tmp_path / "no-data"),
-        ],
+    result = cli(
+        "evaluate",
+        "--model",
+        folder,
+        "--dataset",
+        "market1501",
+        "--root",
+        tmp_path / "no-data",
+        ok=False,
     )
     assert result.exit_code == 1
     assert result.output.splitlines() == [f"Error: {folder / 'model_state.pt'}: {says}"]
 
 
-def test_trusted_torchscript_meta_that_is_not_json_is_one_line(tmp_path):
+def test_trusted_torchscript_meta_that_is_not_json_is_one_line(tmp_path, cli):
     path = tmp_path / "model.ts"
     torch.jit.save(
         torch.jit.trace(torch.nn.Flatten(), torch.zeros(1, 3, 4, 2)),
         str(path),
         _extra_files={"daaf_meta.json": "{not json"},
     )
-    result = CliRunner().invoke(
-        main,
-        [
-            "evaluate",
-            "--model",
-            str(path),
-            "--trust-torchscript",
-            "--dataset",
-            "market1501",
-            "--root",
-            str(tmp_path),
-        ],
+    result = cli(
+        "evaluate",
+        "--model",
+        path,
+        "--trust-torchscript",
+        "--dataset",
+        "market1501",
+        "--root",
+        tmp_path,
+        ok=False,
     )
     assert result.exit_code == 1
     assert result.output.splitlines() == [
@@ -244,9 +240,9 @@ def nan_checkpoint(good, tmp_path_factory):
     return path
 
 
-def test_an_export_of_nan_weights_is_refused_and_writes_nothing(nan_checkpoint, tmp_path):
+def test_an_export_of_nan_weights_is_refused_and_writes_nothing(nan_checkpoint, tmp_path, cli):
     out = tmp_path / "model"
-    result = CliRunner().invoke(main, ["export", str(nan_checkpoint), "--out", str(out)])
+    result = cli("export", nan_checkpoint, "--out", out, ok=False)
     assert result.exit_code == 1
     assert result.output.splitlines() == [
         f"Error: {nan_checkpoint}: the trained model's embeddings hold 2048 non-finite values "
@@ -255,7 +251,9 @@ def test_an_export_of_nan_weights_is_refused_and_writes_nothing(nan_checkpoint, 
     assert not out.exists()
 
 
-def test_evaluating_nan_weights_is_an_error_not_100_percent(nan_checkpoint, tiny_dataset, tmp_path):
+def test_evaluating_nan_weights_is_an_error_not_100_percent(
+    nan_checkpoint, tiny_dataset, tmp_path, cli
+):
     out = tmp_path / "eval"
     args = [
         "evaluate",
@@ -270,7 +268,7 @@ def test_evaluating_nan_weights_is_an_error_not_100_percent(nan_checkpoint, tiny
         "--out",
         str(out),
     ]
-    result = CliRunner().invoke(main, args)
+    result = cli(*args, ok=False)
     assert result.exit_code == 1 and "Traceback" not in result.output  # after a progress bar
     assert result.output.splitlines()[-1:] == [
         "Error: 8192 of 8192 values of the query features are not finite (NaN or inf): the "
@@ -364,7 +362,7 @@ RESUMES = [
 
 @pytest.mark.parametrize(("name", "change", "extra", "says"), RESUMES, ids=[r[0] for r in RESUMES])
 def test_resume_from_a_checkpoint_that_does_not_fit_is_one_line(
-    trained, tmp_path, name, change, extra, says
+    trained, tmp_path, name, change, extra, says, cli
 ):
     last, overrides = trained
     run = tmp_path / "run"
@@ -383,7 +381,7 @@ def test_resume_from_a_checkpoint_that_does_not_fit_is_one_line(
         *overrides,
         *extra,
     ]
-    result = CliRunner().invoke(main, args)
+    result = cli(*args, ok=False)
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
     last_line = result.output.splitlines()[-1]  # progress bars may come first
     assert last_line.startswith(f"Error: {run / 'checkpoints' / 'last.pt'}: ") and says in last_line

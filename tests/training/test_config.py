@@ -8,9 +8,7 @@ import typing
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from daaf.cli import main
 from daaf.data.keypoints import KEYPOINT_GROUPS
 from daaf.errors import ConfigError, DaafError
 from daaf.models import build_model
@@ -202,10 +200,10 @@ def test_a_bad_value_in_a_file_names_the_file(tmp_path):
         "train.seed=4294967296",
     ],
 )
-def test_daaf_train_exits_2_with_one_line_and_no_run_folder(tmp_path, override):
+def test_daaf_train_exits_2_with_one_line_and_no_run_folder(tmp_path, override, cli):
     out = tmp_path / "run"
     args = ["train", "--config", str(REPO / "configs/demo.yaml"), "--out", str(out), override]
-    result = CliRunner().invoke(main, args)
+    result = cli(*args, ok=False)
     assert result.exit_code == 2, result.output
     key = override.split("=")[0].split(".")[-1]
     assert result.output.startswith(f"Error: override '{override}'")  # (, other sources):

@@ -2,15 +2,13 @@
 current folder as the dataset or fetches ImageNet weights for a model it cannot train."""
 
 import pytest
-from click.testing import CliRunner
 
 import daaf.models.backbone as backbone
-from daaf.cli import main
 
 
 @pytest.mark.parametrize("content", ["{}\n", "data: {num_identities: 4, num_instances: 2}\n"])
 def test_a_config_without_data_root_says_so_before_any_weights(
-    tiny_dataset, tmp_path, monkeypatch, content
+    tiny_dataset, tmp_path, monkeypatch, content, cli
 ):
     fetched = []
     monkeypatch.setattr(backbone, "_imagenet_state_dict", lambda weights: fetched.append(weights))
@@ -18,7 +16,7 @@ def test_a_config_without_data_root_says_so_before_any_weights(
     config = tmp_path / "bare.yaml"
     config.write_text(content)
     out = tmp_path / "run"
-    result = CliRunner().invoke(main, ["train", "--config", str(config), "--out", str(out)])
+    result = cli("train", "--config", config, "--out", out, ok=False)
     assert result.exit_code == 2, result.output
     assert result.output == (
         "Error: data.root is not set: the folder holding the market1501 dataset "

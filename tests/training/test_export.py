@@ -6,10 +6,8 @@ import json
 import pytest
 import torch
 import torchvision
-from click.testing import CliRunner
 from torch import nn
 
-from daaf.cli import main
 from daaf.errors import DaafError
 from daaf.models import build_model, load_inference_model
 from daaf.training import export as export_module
@@ -134,10 +132,10 @@ def test_export_fails_on_a_branch_left_attached(tmp_path, monkeypatch):
     assert "GFLOPs" not in str(info.value)  # the branch does not run: only the count tells
 
 
-def test_export_refuses_a_file_that_would_run_code(tmp_path, malicious_pt):
+def test_export_refuses_a_file_that_would_run_code(tmp_path, malicious_pt, cli):
     write, marker = malicious_pt
     path = write(tmp_path / "shared.pt")
-    result = CliRunner().invoke(main, ["export", str(path), "--out", str(tmp_path / "out")])
+    result = cli("export", path, "--out", tmp_path / "out", ok=False)
     assert result.exit_code == 1
     assert result.output.splitlines() == [f"Error: {path}: {REFUSED}"]
     assert not marker.exists() and not (tmp_path / "out").exists()

@@ -8,9 +8,7 @@ import shutil
 from pathlib import Path
 
 import h5py
-from click.testing import CliRunner
 
-from daaf.cli import main
 from daaf.errors import DaafError
 from daaf.training import trainer
 from daaf.utils.lock import folder_lock
@@ -39,7 +37,7 @@ def label_with_random_weights(store: Path) -> None:
             file.attrs["labeler"] = json.dumps({**labeler, "weights": "random"}, sort_keys=True)
 
 
-def test_an_existing_run_is_refused_without_resume(tiny_dataset, tmp_path, caplog):
+def test_an_existing_run_is_refused_without_resume(tiny_dataset, tmp_path, caplog, cli):
     data = tmp_path / "data"
     shutil.copytree(tiny_dataset, data)
     label_with_random_weights(data / "annotations")
@@ -57,7 +55,7 @@ def test_an_existing_run_is_refused_without_resume(tiny_dataset, tmp_path, caplo
             *TINY,
             *extra,
         ]
-        return CliRunner().invoke(main, args)
+        return cli(*args, ok=False)
 
     with caplog.at_level(logging.WARNING, logger="daaf.training.trainer"):
         assert daaf_train("train.epochs=1").exit_code == 0
@@ -91,7 +89,7 @@ def test_an_existing_run_is_refused_without_resume(tiny_dataset, tmp_path, caplo
     assert (last.read_bytes(), (run / "metrics.jsonl").read_text()) == before
 
 
-def daaf_train(run: Path, data: Path, *extra: str):
+def daaf_train(cli, run: Path, data: Path, *extra: str):
     args = [
         "train",
         "--config",
@@ -103,11 +101,11 @@ def daaf_train(run: Path, data: Path, *extra: str):
         *TINY,
         *extra,
     ]
-    return CliRunner().invoke(main, args)
+    return cli(*args, ok=False)
 
 
 def test_a_run_stopped_before_its_first_checkpoint_starts_again(
-    tiny_dataset, tmp_path, monkeypatch
+    tiny_dataset, tmp_path, monkeypatch, cli
 ):
     """Ctrl-C, or a crash on a bad value, in the first epoch: no checkpoint to --resume from,
     so a plain re-run starts from the beginning, its logs replacing the stopped run's."""
@@ -127,22 +125,22 @@ def test_a_run_stopped_before_its_first_checkpoint_starts_again(
 
     with monkeypatch.context() as patch:
         patch.setattr(trainer, "train_step", stopping_at(1, KeyboardInterrupt()))
-        stopped = daaf_train(run, tiny_dataset, *bot, "train.iters_per_epoch=2")
+        stopped = daaf_train(cli, run, tiny_dataset, *bot, "train.iters_per_epoch=2")
         assert stopped.exit_code == 1 and not (run / "checkpoints").exists() and steps() == [1]
-        resumed = daaf_train(run, tiny_dataset, *bot, "--resume")
+        resumed = daaf_train(cli, run, tiny_dataset, *bot, "--resume")
         assert resumed.exit_code == 1 and "start without --resume" in resumed.output
         patch.setattr(trainer, "train_step", stopping_at(0, DaafError("a bad value")))
-        crashed = daaf_train(run, tiny_dataset, *bot, "train.iters_per_epoch=2")
+        crashed = daaf_train(cli, run, tiny_dataset, *bot, "train.iters_per_epoch=2")
         assert crashed.output.splitlines()[-1] == "Error: a bad value" and steps() == []
-    again = daaf_train(run, tiny_dataset, *bot, "train.iters_per_epoch=2")
+    again = daaf_train(cli, run, tiny_dataset, *bot, "train.iters_per_epoch=2")
     assert again.exit_code == 0, again.output
     assert steps() == [1, 2] and (run / "checkpoints" / "last.pt").is_file()
 
 
-def test_a_second_train_into_a_busy_out_is_refused_in_one_line(tiny_dataset, tmp_path):
+def test_a_second_train_into_a_busy_out_is_refused_in_one_line(tiny_dataset, tmp_path, cli):
     run = tmp_path / "run"
     with folder_lock(run):  # another daaf train, still running
-        result = daaf_train(run, tiny_dataset, "train.epochs=1")
+        result = daaf_train(cli, run, tiny_dataset, "train.epochs=1")
         assert result.exit_code == 1
         assert result.output.strip().splitlines() == [
             f"Error: {run} is in use by another daaf run (process {os.getpid()} holds "

@@ -10,9 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner
 
-from daaf.cli import main
 from daaf.errors import DaafError
 from daaf.models import build_model
 from daaf.training.checkpoint import load_checkpoint
@@ -171,7 +169,7 @@ def test_the_crafted_file_runs_its_payload_when_fully_unpickled(tmp_path, malici
     assert marker.exists()
 
 
-def test_resume_refuses_a_checkpoint_that_would_run_code(tmp_path, malicious_pt):
+def test_resume_refuses_a_checkpoint_that_would_run_code(tmp_path, malicious_pt, cli):
     write, marker = malicious_pt
     last = write(tmp_path / "run" / "checkpoints" / "last.pt")
     args = [
@@ -182,7 +180,7 @@ def test_resume_refuses_a_checkpoint_that_would_run_code(tmp_path, malicious_pt)
         str(tmp_path / "run"),
         "--resume",
     ]
-    result = CliRunner().invoke(main, args)
+    result = cli(*args, ok=False)
     assert result.exit_code == 1
     assert result.output.splitlines() == [f"Error: {last}: {REFUSED}"]
     assert not marker.exists()
@@ -205,7 +203,7 @@ def test_branches_without_a_store_are_refused(tiny_dataset, tmp_path):
         train(cfg, tmp_path / "run")
 
 
-def test_cli_train_then_export(trained_export, tmp_path):
+def test_cli_train_then_export(trained_export, tmp_path, cli):
     """``trained_export`` ran ``daaf train`` and ``daaf export`` (both exit 0, or it fails)."""
     run, export_dir = trained_export.run, trained_export.model
     assert f"checkpoint: {trained_export.checkpoint}" in trained_export.train.output
@@ -217,20 +215,16 @@ def test_cli_train_then_export(trained_export, tmp_path):
     assert {"model_state.pt", "model.ts", "model.onnx", "export_report.json"} <= {
         p.name for p in export_dir.iterdir()
     }
-    bad = CliRunner().invoke(
-        main, ["train", "--config", str(REPO / "configs/demo.yaml"), "model.nope=1"]
-    )
+    bad = cli("train", "--config", REPO / "configs/demo.yaml", "model.nope=1", ok=False)
     assert bad.exit_code == 2 and "unknown config key 'nope'" in bad.output
-    resume = CliRunner().invoke(
-        main,
-        [
-            "train",
-            "--config",
-            str(REPO / "configs/demo.yaml"),
-            "--out",
-            str(tmp_path / "none"),
-            "--resume",
-        ],
+    resume = cli(
+        "train",
+        "--config",
+        REPO / "configs/demo.yaml",
+        "--out",
+        tmp_path / "none",
+        "--resume",
+        ok=False,
     )
     assert resume.exit_code == 1 and "no checkpoint at" in resume.output
 

@@ -11,9 +11,7 @@ from pathlib import Path
 import cv2
 import h5py
 import pytest
-from click.testing import CliRunner
 
-from daaf.cli import main
 from daaf.data.annotations import AnnotationStore, AnnotationWriter, validate_store
 from daaf.data.annotations.digests import file_digests, file_sha256
 from daaf.data.annotations.info import make_store_info, write_store_info
@@ -104,7 +102,7 @@ def _note(store, labelled):
     )
 
 
-def test_a_schema_1_store_loads_and_validates_with_one_note(old_store):
+def test_a_schema_1_store_loads_and_validates_with_one_note(old_store, cli):
     with AnnotationStore(old_store) as store:
         assert store.schema_version == 1 and len(store) == 96
         assert set(store.manifest["image_sha256"]) == {""}
@@ -114,10 +112,7 @@ def test_a_schema_1_store_loads_and_validates_with_one_note(old_store):
     dataset = build_dataset("market1501", old_store.parent)
     assert validate_store(old_store, dataset, notes=notes) == []
     assert notes == [_note(old_store, 96)]
-    result = CliRunner().invoke(
-        main, ["annotations", "validate", str(old_store), "--root", str(old_store.parent)]
-    )
-    assert result.exit_code == 0, result.output
+    result = cli("annotations", "validate", old_store, "--root", old_store.parent)
     assert result.stdout == (
         f"note: {_note(old_store, 96)}\nOK: {old_store}, covers dataset market1501 at "
         f"{old_store.parent}\n"

@@ -7,9 +7,7 @@ import re
 import h5py
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from daaf.cli import main
 from daaf.data.annotations import validate_store
 from daaf.data.annotations.schema import keypoints_in_image, keypoints_off_image
 from daaf.data.datasets import Sample
@@ -195,7 +193,7 @@ def test_keypoints_off_image_takes_one_size_per_image():
     assert off.tolist() == [[False] * 17, [True] * 17]  # x 40 is off a 32-wide image
 
 
-def test_a_keypoint_outside_its_image_fails_validation(tmp_path, helpers):
+def test_a_keypoint_outside_its_image_fails_validation(tmp_path, helpers, cli):
     records = helpers.make_records()
     records[2].keypoints[5] = (89.5, 40.0, 0.7)  # beyond the 64-pixel-wide image
     records[3].keypoints[0] = (-28.0, 10.0, 0.2)
@@ -206,7 +204,7 @@ def test_a_keypoint_outside_its_image_fails_validation(tmp_path, helpers):
         f"{store / 'train-00001.h5'}: 2 keypoint(s) of 2 image(s) lie outside their image and "
         f"are not (NaN, NaN, 0), first in bounding_box_train/0007_c1s1_000551_01.jpg"
     ]
-    result = CliRunner().invoke(main, ["annotations", "validate", str(store)])
+    result = cli("annotations", "validate", store, ok=False)
     assert result.exit_code == 1
     assert f"- {problems[0]}\nINVALID: 1 problem(s) in {store}" in result.output
 

@@ -3,25 +3,25 @@
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
-
-TINY_JPEG = cv2.imencode(".jpg", np.full((8, 4, 3), 127, np.uint8))[1].tobytes()
 
 # Files every split folder also gets: not images, so ignored without being counted.
 NOT_IMAGES = ("Thumbs.db", "readme.txt")
 
 
+def grey(rng, colors):
+    """An 8x4 mid-grey image: the layout tests read names, not pixels."""
+    return np.full((8, 4, 3), 127, np.uint8), np.zeros((8, 4), np.float32), np.zeros((17, 3))
+
+
 @pytest.fixture
-def write_images() -> Callable[[Path, Iterable[str]], Path]:
+def write_images(dataset_maker) -> Callable[[Path, Iterable[str]], Path]:
     """``write_images(folder, names)`` writes a tiny image per name (plus non-image traps)."""
 
     def write(folder: Path, names: Iterable[str]) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
-        for name in names:
-            (folder / name).parent.mkdir(parents=True, exist_ok=True)
-            (folder / name).write_bytes(TINY_JPEG)
+        dataset_maker(folder, folder="", names=list(names), picture=grey, annotations=False)
         for name in NOT_IMAGES:
             (folder / name).write_text("not an image")
         return folder

@@ -2,15 +2,11 @@
 
 import json
 
-from click.testing import CliRunner
-
-from daaf.cli import main
 from daaf.data.datasets import DATASETS
 
 
-def test_list_shows_every_dataset_and_layout():
-    result = CliRunner().invoke(main, ["datasets", "list"])
-    assert result.exit_code == 0, result.output
+def test_list_shows_every_dataset_and_layout(cli):
+    result = cli("datasets", "list")
     lines = result.output.splitlines()
     names = [line.split()[0] for line in lines[1:] if not line.startswith(" ")]
     assert names == sorted(DATASETS)
@@ -21,11 +17,8 @@ def test_list_shows_every_dataset_and_layout():
     assert "cuhk03/cuhk03_release/cuhk-03.mat" in result.output
 
 
-def test_check_json_is_exactly_the_summary(market_root):
-    result = CliRunner().invoke(
-        main, ["datasets", "check", "market1501", "--root", str(market_root), "--json"]
-    )
-    assert result.exit_code == 0, result.output
+def test_check_json_is_exactly_the_summary(market_root, cli):
+    result = cli("datasets", "check", "market1501", "--root", market_root, "--json")
     assert result.stdout == (
         '{"train": {"images": 4, "ids": 3, "cameras": 4}, '
         '"query": {"images": 2, "ids": 2, "cameras": 2}, '
@@ -37,11 +30,8 @@ def test_check_json_is_exactly_the_summary(market_root):
     )
 
 
-def test_check_table(market_root):
-    result = CliRunner().invoke(
-        main, ["datasets", "check", "synthetic", "--root", str(market_root)]
-    )
-    assert result.exit_code == 0, result.output
+def test_check_table(market_root, cli):
+    result = cli("datasets", "check", "synthetic", "--root", market_root)
     assert result.stdout.splitlines() == [
         f"synthetic: {market_root / 'Market-1501-v15.09.15'}",
         "split      images     ids  cameras",
@@ -53,12 +43,12 @@ def test_check_table(market_root):
     ]
 
 
-def test_check_errors_are_one_line(tmp_path):
-    result = CliRunner().invoke(main, ["datasets", "check", "dukemtmc", "--root", str(tmp_path)])
+def test_check_errors_are_one_line(tmp_path, cli):
+    result = cli("datasets", "check", "dukemtmc", "--root", tmp_path, ok=False)
     assert result.exit_code == 1
     assert result.stderr.startswith(
         f"Error: {tmp_path}: expected bounding_box_train, query, bounding_box_test in ROOT/DukeMTMC-reID"
     )
-    result = CliRunner().invoke(main, ["datasets", "check", "duke", "--root", str(tmp_path)])
+    result = cli("datasets", "check", "duke", "--root", tmp_path, ok=False)
     assert result.exit_code == 1
     assert "unknown dataset 'duke'; known: cuhk03_detected" in result.stderr

@@ -10,9 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from daaf.cli import main
 from daaf.data.annotations.schema import DATASET_DTYPES
 from daaf.data.datasets import ReIDDataset, Sample, build_dataset
 from daaf.data.datasets.base import ID_DTYPES
@@ -51,11 +49,13 @@ def market(tmp_path, write_images):
         ("query", "0002_c0s1_000001_00.jpg", "camera c0: this dataset numbers its cameras from 1"),
     ],
 )
-def test_names_that_do_not_fit_are_refused_naming_the_file(tmp_path, market, folder, name, message):
+def test_names_that_do_not_fit_are_refused_naming_the_file(
+    tmp_path, market, folder, name, message, cli
+):
     path = market(folder, name)
     with pytest.raises(DaafError, match=f"^{re.escape(f'{path}: {message}')}"):
         build_dataset("market1501", tmp_path)
-    result = CliRunner().invoke(main, ["datasets", "check", "market1501", "--root", str(tmp_path)])
+    result = cli("datasets", "check", "market1501", "--root", tmp_path, ok=False)
     assert result.exit_code == 1
     assert result.output.startswith(f"Error: {path}: {message}")
     assert len(result.output.splitlines()) == 1
@@ -79,7 +79,7 @@ def test_any_loader_s_ids_are_checked():
     assert DATASET_DTYPES["camid"] == ID_DTYPES["camid"] == np.dtype(np.int16).str
 
 
-def test_folders_and_link_loops_named_like_images_are_reported(tmp_path, market, caplog):
+def test_folders_and_link_loops_named_like_images_are_reported(tmp_path, market, caplog, cli):
     train = tmp_path / MARKET / "bounding_box_train"
     (train / "0002_c1s1_009999_00.jpg").mkdir()
     os.symlink("0003_c1s1_000002_00.jpg", train / "0003_c1s1_000001_00.jpg")
@@ -106,8 +106,7 @@ def test_folders_and_link_loops_named_like_images_are_reported(tmp_path, market,
     assert "file name does not parse: 1 (e.g. bounding_box_train/IMG_1234.jpg)" in warning
     assert warning.endswith(f"(`daaf datasets check market1501 --root {tmp_path}` lists them)")
     caplog.clear()
-    result = CliRunner().invoke(main, ["datasets", "check", "market1501", "--root", str(tmp_path)])
-    assert result.exit_code == 0, result.output
+    result = cli("datasets", "check", "market1501", "--root", tmp_path)
     assert "skipped 7 files:" in result.output
     assert f"  {reason}: 5 (e.g. bounding_box_train/0002_c1s1_009999_00.jpg, " in result.output
     assert not caplog.records  # the command lists them; no second report

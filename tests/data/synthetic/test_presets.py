@@ -12,7 +12,6 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from daaf.cli import main
 from daaf.data.annotations import MANIFEST_COLUMNS, AnnotationStore, validate_store
 from daaf.data.annotations.shards import hash_datasets
 from daaf.data.datasets import build_dataset
@@ -93,18 +92,15 @@ ORIGINAL_OUTPUT = {
 
 @pytest.mark.parametrize("args", list(ORIGINAL_OUTPUT))
 @pytest.mark.parametrize("preset", [[], ["--preset", "default"]])
-def test_default_preset_writes_the_original_generators_bytes(tmp_path, args, preset):
+def test_default_preset_writes_the_original_generators_bytes(tmp_path, args, preset, cli):
     out = tmp_path / "data"
-    result = CliRunner().invoke(
-        main, ["synth", "--out", str(out), "--workers", "1", *args, *preset]
-    )
-    assert result.exit_code == 0, result.output
+    cli("synth", "--out", out, "--workers", "1", *args, *preset)
     assert not (out / CONDITIONS_NAME).exists()
     assert output_digest(out) == ORIGINAL_OUTPUT[args]
 
 
-def test_unknown_preset_is_one_line_naming_the_presets(tmp_path):
-    result = CliRunner().invoke(main, ["synth", "--out", str(tmp_path / "x"), "--preset", "nope"])
+def test_unknown_preset_is_one_line_naming_the_presets(tmp_path, cli):
+    result = cli("synth", "--out", tmp_path / "x", "--preset", "nope", ok=False)
     assert result.exit_code == 1
     assert result.output == (
         "Error: unknown synth preset 'nope'; the presets are: default, misaligned\n"

@@ -9,9 +9,7 @@ from dataclasses import replace
 import h5py
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from daaf.cli import main
 from daaf.data.annotations import DEFAULT_MASK_SIZE, AnnotationStore, encode_mask, validate_store
 from daaf.data.datasets import build_dataset
 from daaf.data.datasets.market1501 import parse_market_name
@@ -224,7 +222,7 @@ def test_identities_differ_by_appearance_not_by_camera():
     assert within < 0.6 * across
 
 
-def test_cli_writes_a_dataset_the_market_loader_checks(tmp_path):
+def test_cli_writes_a_dataset_the_market_loader_checks(tmp_path, cli):
     out = tmp_path / "data"
     args = [
         "synth",
@@ -239,18 +237,14 @@ def test_cli_writes_a_dataset_the_market_loader_checks(tmp_path):
         "--workers",
         "1",
     ]
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == 0, result.output
+    result = cli(*args)
     assert re.search(r"train\s+8 images\s+2 ids", result.output)
-    check = CliRunner().invoke(
-        main, ["datasets", "check", "market1501", "--root", str(out), "--json"]
-    )
-    assert check.exit_code == 0, check.output
+    check = cli("datasets", "check", "market1501", "--root", out, "--json")
     assert json.loads(check.output) == build_dataset("market1501", out).summary()
     assert json.loads(check.output)["train"] == {"images": 8, "ids": 2, "cameras": 2}
-    again = CliRunner().invoke(main, args)  # never mixes into an existing dataset
+    again = cli(*args, ok=False)  # never mixes into an existing dataset
     assert again.exit_code == 1 and "not empty" in again.output
-    bad = CliRunner().invoke(main, ["synth", "--out", str(tmp_path / "x"), "--identities", "2"])
+    bad = cli("synth", "--out", tmp_path / "x", "--identities", "2", ok=False)
     assert bad.exit_code == 2 and "2 is not in the range 4<=x<=10000" in bad.output
 
 

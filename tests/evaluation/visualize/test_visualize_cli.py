@@ -8,7 +8,6 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from daaf.cli import main
 from daaf.errors import DaafError
 from daaf.evaluation.visualize_command import GRADCAM_ONLY_NOTE, visualize
 from daaf.models import build_model
@@ -156,7 +155,7 @@ def test_labels_must_cover_the_images(tiny_dataset, trained_export, tmp_path):
 
 @pytest.mark.parametrize("option", ["--model", "--base-model"])
 def test_visualize_refuses_a_model_file_that_would_run_code(
-    tiny_dataset, trained_export, base_checkpoint, tmp_path, malicious_pt, option
+    tiny_dataset, trained_export, base_checkpoint, tmp_path, malicious_pt, option, cli
 ):
     write, marker = malicious_pt
     path = write(tmp_path / "shared.pt")
@@ -166,18 +165,16 @@ def test_visualize_refuses_a_model_file_that_would_run_code(
         option: path,
     }
     out = tmp_path / "pictures"
-    result = CliRunner().invoke(
-        main,
-        [
-            "visualize",
-            *(str(x) for item in models.items() for x in item),
-            "--dataset",
-            "market1501",
-            "--root",
-            str(tiny_dataset),
-            "--out",
-            str(out),
-        ],
+    result = cli(
+        "visualize",
+        *(str(x) for item in models.items() for x in item),
+        "--dataset",
+        "market1501",
+        "--root",
+        tiny_dataset,
+        "--out",
+        out,
+        ok=False,
     )
     assert result.exit_code == 1
     assert result.output.splitlines() == [f"Error: {path}: {REFUSED}"]
