@@ -10,7 +10,7 @@ import click
 
 if TYPE_CHECKING:
     from daaf.training.config import Config
-    from daaf.training.trainer import Evaluate
+    from daaf.training.hooks import Evaluate
 
 EXPORT_KIND = "`daaf export` output"  # the kind of daaf's marker in its --out
 
