@@ -5,8 +5,8 @@ and calls its hooks around each step and epoch (detectron2's ``TrainerBase``).
 images and DDP as arguments (:class:`Precision`, a wrapped model), not subclasses. Checkpoints,
 periodic evaluation, the metrics log and branch health are hooks (:mod:`daaf.training.hooks`).
 A checkpoint is the trainer's :meth:`Trainer.state_dict`: the model, its config and class
-count, then every stateful part under one key (:meth:`Trainer.stateful`, hooks included), so
-that saving and ``--resume`` read the same table.
+count, then every stateful part, each under one key (:meth:`Trainer.entries`, hooks included),
+so that saving and ``--resume`` read the same table.
 """
 
 from __future__ import annotations
@@ -196,11 +196,11 @@ class Stateful(Protocol):
 
 @dataclasses.dataclass(frozen=True)
 class Entry:
-    """A checkpoint entry that is not an object with a state of its own: how to read it, and
-    how to load it back."""
+    """A checkpoint entry that is no object with a state of its own: how to read it, and how to
+    load it back (None: a record the checkpoint's checks read, see :meth:`Trainer.entries`)."""
 
     state_dict: Callable[[], Any]
-    load_state_dict: Callable[[Any], None]
+    load_state_dict: Callable[[Any], None] | None = None
 
 
 class HookBase:
@@ -330,12 +330,18 @@ class Trainer:
         """A row of ``values`` for the metrics log, at the current step."""
         self.rows.append((self.step, values))
 
-    def stateful(self) -> dict[str, Stateful | None]:
-        """Each stateful part of training by its checkpoint key, in the file's order (None: a
-        part this run has not, the centres' optimizer without a centre loss)."""
+    def entries(self) -> dict[str, Stateful | None]:
+        """Every entry of the checkpoint by its key, in the file's order, the hooks' last: a
+        stateful part (None: one this run has not, the centres' optimizer without a centre
+        loss) or an :class:`Entry`. The entries without a loader (the model's weights, its
+        config and class count) :func:`~daaf.training.checkpoint.restore_training` checks
+        before the parts, and loads the weights."""
         sampler = self.data.sampler
-        parts: dict[str, Stateful | None] = {
+        entries: dict[str, Stateful | None] = {
+            "model": Entry(self.model.state_dict),
             "criterion": self.criterion,
+            "config": Entry(self.cfg.to_dict),
+            "num_classes": Entry(lambda: self.data.num_classes),
             "optimizer": self.optimizers.main,
             "center_optimizer": self.optimizers.center,
             "scheduler": self.scheduler,
@@ -348,26 +354,22 @@ class Trainer:
             "epoch": Entry(lambda: self.epoch, lambda epoch: setattr(self, "epoch", epoch)),
             "step": Entry(lambda: self.step, lambda step: setattr(self, "step", step)),
         }
-        parts.update({hook.checkpoint_key: hook for hook in self.hooks if hook.checkpoint_key})
-        return parts
+        entries.update({hook.checkpoint_key: hook for hook in self.hooks if hook.checkpoint_key})
+        return entries
 
     def state_dict(self) -> dict[str, Any]:
-        """The checkpoint: the model's weights, its config and class count, then every part of
-        :meth:`stateful`."""
-        state = {
-            "model": self.model.state_dict(),
-            "config": self.cfg.to_dict(),
-            "num_classes": self.data.num_classes,
+        """The checkpoint: each of :meth:`entries` as its ``state_dict()``."""
+        return {
+            key: None if part is None else part.state_dict() for key, part in self.entries().items()
         }
-        for key, part in self.stateful().items():
-            state[key] = None if part is None else part.state_dict()
-        return state
 
     def load_state_dict(self, state: dict[str, Any], path: Path) -> None:
         """Continue from ``state``, the checkpoint at ``path`` that
         :func:`~daaf.training.checkpoint.load_resume_checkpoint` accepted; one DaafError line
-        naming the first entry that is missing or does not fit this run."""
+        naming the entries it lacks, or the first that does not fit this run."""
         parts = {
-            key: part.load_state_dict for key, part in self.stateful().items() if part is not None
+            key: part.load_state_dict
+            for key, part in self.entries().items()
+            if part is not None and part.load_state_dict is not None
         }
         restore_training(path, state, self.model, self.data.num_classes, parts)
