@@ -13,7 +13,8 @@ import numpy as np
 import onnxruntime
 import pytest
 import torch
-from conftest import REPO, load_script
+
+from .conftest import REPO, load_script
 
 FIXTURES = REPO / "tests" / "data" / "fixtures"
 RECORDED = FIXTURES / "reference_run"
