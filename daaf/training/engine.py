@@ -189,6 +189,8 @@ def wrap_model(model: nn.Module, compile: bool) -> nn.Module:
 
 
 class Stateful(Protocol):
+    """A part of training with a state: torch's modules, optimizers, schedulers, scalers."""
+
     def state_dict(self) -> Any: ...
 
     def load_state_dict(self, state: Any) -> Any: ...
@@ -205,8 +207,9 @@ class Entry:
 
 class HookBase:
     """What the trainer calls around its loop (detectron2's ``HookBase``); ``trainer`` is set
-    when the trainer is made. A hook with a ``checkpoint_key`` is a stateful part of training:
-    its ``state_dict()`` is saved under that key and comes back through ``load_state_dict``."""
+    by :meth:`Trainer.register_hooks`. A hook with a ``checkpoint_key`` is a stateful part of
+    training: its ``state_dict()`` is saved under that key and comes back through
+    ``load_state_dict`` on --resume."""
 
     trainer: Trainer
     checkpoint_key: ClassVar[str | None] = None
