@@ -304,7 +304,8 @@ def train_config(preset: str, root: Path, sizes: Sizes, device: Device):
 def check_training(preset: str, root: Path, sizes: Sizes, device: Device, budget_s: float):
     """One preset through the real DataLoader and ``train_step``: (figures, model, config)."""
     from daaf.data.datasets import build_dataset
-    from daaf.training.trainer import amp_dtype, build_train_loader, train_step
+    from daaf.training.engine import Precision, train_step
+    from daaf.training.trainer import amp_dtype, build_train_loader
 
     cfg = train_config(preset, root, sizes, device)
     dataset = build_dataset(cfg.data.dataset, cfg.data.root)
@@ -332,12 +333,10 @@ def check_training(preset: str, root: Path, sizes: Sizes, device: Device, budget
                 model,
                 batch,
                 optimizers,
-                scaler,
                 criterion,
                 data=cfg.data,
                 step=step,
-                dtype=dtype,
-                channels_last=channels_last,
+                precision=Precision(dtype, scaler, channels_last),
             )
             if step >= sizes.warmup_steps:
                 waits.append(toc - tic)

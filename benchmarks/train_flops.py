@@ -2,7 +2,7 @@
 
 Counted with ``torch.utils.flop_counter.FlopCounterMode`` (matrix products and convolutions,
 transposed ones included; elementwise work is not counted) on one
-``daaf.training.trainer.train_step`` of a random worker batch (``benchmarks/train_step.py``):
+``daaf.training.engine.train_step`` of a random worker batch (``benchmarks/train_step.py``):
 the forward is the model and the criterion, the backward the rest of the step. Every preset
 as configured (ResNet-50 at 256x128 unless ``--depth``), ``model.pretrained=none``, and
 daaf_bot with its decoders at 1/4 of the input (``daaf_bot/stride4``); ``--rows`` and
@@ -27,7 +27,7 @@ from train_step import (
 
 from daaf.data.device_batch import prepare_batch
 from daaf.training.config import Config
-from daaf.training.trainer import train_step
+from daaf.training.engine import Precision, train_step
 
 
 def count(cfg: Config, batch_size: int) -> tuple[float, float]:
@@ -39,7 +39,9 @@ def count(cfg: Config, batch_size: int) -> tuple[float, float]:
         criterion(model(prepared["images"]), prepared)
     forward = counter.get_total_flops()
     with FlopCounterMode(display=False) as counter:
-        train_step(model, batch, optimizers, scaler, criterion, data=cfg.data)
+        train_step(
+            model, batch, optimizers, criterion, data=cfg.data, precision=Precision(scaler=scaler)
+        )
     return forward / batch_size, (counter.get_total_flops() - forward) / batch_size
 
 

@@ -1,7 +1,7 @@
 """Training step time of each preset on CPU: base network vs DAAF (the branches' training cost).
 
 Builds every preset as configured (ResNet-50, pretrained none) at 256x128 and times full
-``daaf.training.trainer.train_step`` calls (device-side batch preparation, forward, loss,
+``daaf.training.engine.train_step`` calls (device-side batch preparation, forward, loss,
 backward, optimizer steps) on a random P x K worker batch with random masks and keypoints. Presets are timed in turn, step by step,
 so load from other processes hits all alike; the figure is the median of ``--steps``. The
 ratio column divides each preset by its base network (bot or trinet) from the same run. Row
@@ -37,9 +37,10 @@ import torch
 from daaf.models import build_model
 from daaf.training.branch_health import BranchHealth
 from daaf.training.config import Config, load_config
+from daaf.training.engine import Optimizers, Precision, train_step
 from daaf.training.losses import build_criterion
 from daaf.training.schedule import build_optimizer
-from daaf.training.trainer import Optimizers, amp_dtype, train_step
+from daaf.training.trainer import amp_dtype
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 # row: (preset, its overrides, the base network's row it is divided by)
@@ -142,7 +143,13 @@ def make_stepper(
     def step() -> dict[str, float]:
         measured = health == "measure" and signals.arm(1)
         values = train_step(
-            step_model, batch, optimizers, scaler, criterion, data=cfg.data, health=signals
+            step_model,
+            batch,
+            optimizers,
+            criterion,
+            data=cfg.data,
+            precision=Precision(scaler=scaler),
+            health=signals,
         )
         if measured:
             signals.finish(1)

@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
@@ -190,18 +189,12 @@ def _record(
 
 
 def _sum_over_ranks(value: int, device: torch.device) -> int:
-    if not dist.is_initialized():
-        return value
-    total = torch.tensor([value], device=device if device.type == "cuda" else "cpu")
-    dist.all_reduce(total)
-    return int(total.item())
+    where = device if device.type == "cuda" else torch.device("cpu")
+    return int(distributed.sum_over_processes(torch.tensor([value]), where).item())
 
 
 def _merge_over_ranks(errors: dict[str, str]) -> dict[str, str]:
-    if not dist.is_initialized():
-        return errors
-    gathered: list = [None] * dist.get_world_size()
-    dist.all_gather_object(gathered, errors)
+    gathered = distributed.all_gather_objects(errors)
     return {path: text for part in gathered for path, text in part.items()}
 
 

@@ -14,7 +14,9 @@ times the PAB's, and the PAB learns nothing (issue 19). Three ways to combine th
   triplet and centre terms as weighted), s_i = 0 at the start; trained by the model's
   optimizer in a group of their own (``loss.uncertainty_lr``, no weight decay).
 
-A branch whose lambda is 0 is left out of the balancing: it stays off.
+A branch whose lambda is 0 is left out of the balancing: it stays off. The criterion hands
+the unweighted branch losses to its balance, which owns their weights, adapts them, logs them
+and keeps them in the criterion's state dict.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from torch import nn
 
 from daaf.training.branch_health import BRANCHES
 from daaf.training.config import Config
+from daaf.utils import distributed
 
 REID_TERMS = ("id", "triplet", "center")
 STEP = 0.5  # the share of the measured log-correction a weight takes per measurement
@@ -37,17 +40,25 @@ RANGE = 1e6  # and stays within a factor 1e6 of its configured lambda
 class BranchBalance(nn.Module):
     """``none``: the configured weights, no state. The base of the balanced combinations.
 
-    The criterion asks ``weight(branch, configured)`` for each branch term's weight and passes
-    its weighted terms through ``forward``; the trainer calls ``adapt`` after each branch-health
-    measurement and logs ``weights()``.
+    ``forward`` takes the criterion's terms, the branches' unweighted (``hab``: L_h, ``pab``:
+    L_p), and weighs each branch's by ``weight(branch)``; the branch-health hook calls
+    ``adapt`` after each measurement and logs ``weights()``.
     """
 
-    def weight(self, branch: str, configured: float) -> float:
-        """The weight of ``branch``'s loss (``configured``: its lambda)."""
-        return configured
+    def __init__(self, configured: dict[str, float]) -> None:
+        """``configured``: each branch's lambda."""
+        super().__init__()
+        self.configured = configured
+
+    def weight(self, branch: str) -> float:
+        """The weight of ``branch``'s loss."""
+        return self.configured[branch]
 
     def forward(self, terms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return terms
+        return {
+            name: self.weight(name) * value if name in BRANCHES else value
+            for name, value in terms.items()
+        }
 
     def adapt(self, signals: dict[str, float], device: torch.device) -> None:
         """Update the weights from one measurement's ``health/...`` signals (all processes)."""
@@ -65,13 +76,14 @@ class GradRatioBalance(BranchBalance):
     """Branch weights adapted so that each branch's gradient into the shared backbone is
     ``ratio`` times the ReID side's (see the module docstring); checkpointed as extra state."""
 
-    def __init__(self, configured: dict[str, float], ratio: float) -> None:
-        super().__init__()
-        self.configured, self.ratio = configured, ratio
-        self._weights = dict(configured)
+    def __init__(self, configured: dict[str, float], balanced: list[str], ratio: float) -> None:
+        """``balanced``: the branches whose weights adapt (those with a lambda above 0)."""
+        super().__init__(configured)
+        self.ratio = ratio
+        self._weights = {branch: configured[branch] for branch in balanced}
 
-    def weight(self, branch: str, configured: float) -> float:
-        return self._weights.get(branch, configured)
+    def weight(self, branch: str) -> float:
+        return self._weights.get(branch, self.configured[branch])
 
     def adapt(self, signals: dict[str, float], device: torch.device) -> None:
         # per branch: (sum of log-corrections, count) over the processes that measured one
@@ -80,11 +92,9 @@ class GradRatioBalance(BranchBalance):
             measured = signals.get(f"health/{branch}/grad_ratio")
             if measured:  # None or 0: the branch's loss sent no gradient (no valid sample)
                 local[row] = torch.tensor([math.log(self.ratio / measured), 1.0])
-        if torch.distributed.is_initialized():  # the same weights on every process
-            local = local.to(device)
-            torch.distributed.all_reduce(local)
+        summed = distributed.sum_over_processes(local, device)  # the same weights on every process
         limit = math.log(MAX_STEP)
-        for (total, count), branch in zip(local.tolist(), list(self._weights), strict=True):
+        for (total, count), branch in zip(summed.tolist(), list(self._weights), strict=True):
             if count:
                 step = min(max(STEP * total / count, -limit), limit)
                 low, high = self.configured[branch] / RANGE, self.configured[branch] * RANGE
@@ -106,16 +116,16 @@ class UncertaintyBalance(BranchBalance):
     """Kendall et al.'s homoscedastic-uncertainty weighting: ``exp(-s_g)`` times each term of
     group g (``reid``, ``hab``, ``pab``), plus a ``log_var`` term ``sum_g s_g``."""
 
-    def __init__(self, configured: dict[str, float], lr: float) -> None:
-        super().__init__()
-        self.groups = ("reid", *configured)
-        self.configured, self.lr = {"reid": 1.0, **configured}, lr
+    def __init__(self, configured: dict[str, float], balanced: list[str], lr: float) -> None:
+        """``balanced``: the branches weighed by a learned variance (a lambda above 0)."""
+        super().__init__(configured)
+        self.groups, self.lr = ("reid", *balanced), lr
         self.log_vars = nn.Parameter(torch.zeros(len(self.groups)))
 
     def forward(self, terms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         scales = dict(zip(self.groups, torch.exp(-self.log_vars), strict=True))
         balanced = {}
-        for name, value in terms.items():
+        for name, value in super().forward(terms).items():
             scale = scales.get("reid" if name in REID_TERMS else name)  # None: a lambda of 0
             balanced[name] = value if scale is None else scale * value
         balanced["log_var"] = self.log_vars.sum()
@@ -123,8 +133,9 @@ class UncertaintyBalance(BranchBalance):
 
     def weights(self) -> dict[str, float]:
         scales = torch.exp(-self.log_vars.detach()).tolist()
+        lambdas = {"reid": 1.0, **self.configured}
         return {
-            f"weight/{group}": self.configured[group] * scale
+            f"weight/{group}": lambdas[group] * scale
             for group, scale in zip(self.groups, scales, strict=True)
         }
 
@@ -136,11 +147,11 @@ def build_balance(cfg: Config) -> BranchBalance:
     """``cfg.loss.branch_balance``'s combination of the terms of ``cfg``'s network; the branches
     it balances are those the model has, with a weight above 0 (none: the plain combination)."""
     loss, model = cfg.loss, cfg.model
+    configured = {b: getattr(loss, f"{b}_weight") for b in BRANCHES}
     present = {"hab": model.hab, "pab": model.pab}
-    configured = {b: getattr(loss, f"{b}_weight") for b in BRANCHES if present[b]}
-    configured = {b: w for b, w in configured.items() if w > 0}
-    if loss.branch_balance == "grad_ratio" and configured:
-        return GradRatioBalance(configured, loss.balance_ratio)
-    if loss.branch_balance == "uncertainty" and configured:
-        return UncertaintyBalance(configured, loss.uncertainty_lr)
-    return BranchBalance()
+    balanced = [b for b in BRANCHES if present[b] and configured[b] > 0]
+    if loss.branch_balance == "grad_ratio" and balanced:
+        return GradRatioBalance(configured, balanced, loss.balance_ratio)
+    if loss.branch_balance == "uncertainty" and balanced:
+        return UncertaintyBalance(configured, balanced, loss.uncertainty_lr)
+    return BranchBalance(configured)

@@ -83,7 +83,7 @@ class BranchHealth:
     once per branch that learns nothing.
 
     Use: ``arm(step)`` before the step, ``observe(output, batch)`` after its forward (the
-    trainer's ``train_step`` does), ``finish(step, grad_scale)`` after its backward.
+    engine's ``train_step`` does), ``finish(step, grad_scale)`` after its backward.
     """
 
     def __init__(

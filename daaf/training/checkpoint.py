@@ -28,8 +28,8 @@ from daaf.models.state import (
 from daaf.training.config import Config, config_from_dict
 from daaf.utils.safe_load import describe_exception
 
-# What `daaf train --resume` needs besides the model, config and class count.
-RESUME_KEYS = ("criterion", "optimizer", "scheduler", "scaler", "sampler", "rng", "epoch", "step")
+# The counts of training done a checkpoint holds, integers >= 0.
+COUNTS = ("epoch", "step")
 # A resumed run is the same run: its network, data, losses, optimiser, seed and epoch length
 # stay as trained. These settings may change (where the files are, how they are read, on which
 # device, how long and how often things are logged), with every train.* but RESUME_SAME_TRAIN.
@@ -104,19 +104,15 @@ def _flat(sections: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 def load_resume_checkpoint(path: Path, cfg: Config) -> dict[str, Any]:
-    """The checkpoint ``daaf train --resume`` continues, refused unless it holds every part of
-    the training state and ``cfg`` describes the same run (all but :data:`RESUME_MAY_CHANGE`
-    and the ``train.*`` settings outside :data:`RESUME_SAME_TRAIN`). An "auto" keypoint score
-    threshold in ``cfg`` becomes the number the run resolved it to when it started."""
+    """The checkpoint ``daaf train --resume`` continues, refused unless its counts of training
+    done are counts and ``cfg`` describes the same run (all but :data:`RESUME_MAY_CHANGE` and
+    the ``train.*`` settings outside :data:`RESUME_SAME_TRAIN`). An "auto" keypoint score
+    threshold in ``cfg`` becomes the number the run resolved it to when it started. Whether it
+    holds every part of the training state, :func:`restore_training` checks."""
     state = load_checkpoint(path)
-    missing = [key for key in RESUME_KEYS if key not in state]
-    if missing:
-        raise DaafError(
-            f"{path}: cannot resume: no {', '.join(missing)} in this checkpoint "
-            "(not written by daaf train, or damaged)"
-        )
-    _count(state["epoch"], "epoch", path)
-    _count(state["step"], "step", path)
+    for key in COUNTS:
+        if key in state:
+            _count(state[key], key, path)
     trained = _flat(checkpoint_config(state["config"], path).to_dict())
     if cfg.data.keypoint_score_threshold == "auto":  # the value this run resolved "auto" to
         cfg.data.keypoint_score_threshold = trained["data.keypoint_score_threshold"]
@@ -142,7 +138,13 @@ def restore_training(
 ) -> None:
     """Load a :func:`load_resume_checkpoint` state into the run: the model's weights, then
     ``parts`` (key -> the loader of ``state[key]``: optimizer, scheduler, ...); one DaafError
-    line naming the first part that does not fit the run."""
+    line naming the parts the file lacks, or the first that does not fit the run."""
+    missing = [key for key in parts if key not in state]
+    if missing:
+        raise DaafError(
+            f"{path}: cannot resume: no {', '.join(missing)} in this checkpoint "
+            "(not written by daaf train, or damaged)"
+        )
     if state["num_classes"] != num_classes:
         raise DaafError(
             f"{path}: trained on {state['num_classes']} identities, but this run's dataset has "

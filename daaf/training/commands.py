@@ -12,7 +12,7 @@ from daaf.utils.options import out_dir_option
 
 if TYPE_CHECKING:
     from daaf.training.config import Config
-    from daaf.training.trainer import Evaluate
+    from daaf.training.hooks import Evaluate
 
 EXPORT_KIND = "`daaf export` output"  # the kind of daaf's marker in its --out
 

@@ -17,7 +17,6 @@ from torch.nn import functional as F
 
 from daaf.data.device_batch import area_average
 from daaf.data.keypoints import NUM_KEYPOINTS, keypoint_groups
-from daaf.errors import DaafError
 from daaf.models import DAAFOutput
 from daaf.training.balance import build_balance
 from daaf.training.config import Config
@@ -74,15 +73,14 @@ def part_image_targets(images: torch.Tensor, num_parts: int) -> torch.Tensor:
 
 class DAAFCriterion(nn.Module):
     """forward(output, batch) -> {term: weighted loss}; terms: id, triplet, center, hab, pab, and
-    log_var under ``loss.branch_balance: uncertainty``."""
+    log_var under ``loss.branch_balance: uncertainty``. The branch terms are weighed by
+    ``balance`` (:mod:`daaf.training.balance`)."""
 
     def __init__(
         self, cfg: Config, num_classes: int, feat_dim: int, groups: tuple[tuple[int, ...], ...]
     ) -> None:
         super().__init__()
         loss, model = cfg.loss, cfg.model
-        if loss.branch_loss not in ("l2", "mse"):
-            raise DaafError(f"loss.branch_loss must be l2 or mse, got {loss.branch_loss!r}")
         self.cfg = loss
         self.pab_target, self.num_parts = model.pab_target, model.num_parts
         self.target_stride = model.decoder_stride  # prepare_batch renders targets at this stride
@@ -110,13 +108,10 @@ class DAAFCriterion(nn.Module):
         if self.center is not None:
             terms["center"] = cfg.center_weight * self.center(output.features, pids)
         if output.mask is not None:
-            terms["hab"] = self.balance.weight("hab", cfg.hab_weight) * self.branch_loss(
-                "hab", torch.sigmoid(output.mask), batch
-            )
+            terms["hab"] = self.branch_loss("hab", torch.sigmoid(output.mask), batch)
         if output.parts is not None:
-            weight = self.balance.weight("pab", cfg.pab_weight)
-            terms["pab"] = weight * self.branch_loss("pab", output.parts, batch)
-        return self.balance(terms)
+            terms["pab"] = self.branch_loss("pab", output.parts, batch)
+        return self.balance(terms)  # weighs the branch terms
 
     def branch_target(self, branch: str, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """What ``hab`` (mask probabilities) or ``pab`` (heatmaps or part images) should output."""
@@ -193,8 +188,5 @@ def build_criterion(cfg: Config, num_classes: int, feat_dim: int) -> DAAFCriteri
     without grouping, one group of all 17 keypoints)."""
     groups: tuple[tuple[int, ...], ...] = (tuple(range(NUM_KEYPOINTS)),)
     if cfg.model.pab and cfg.model.pab_target == "keypoints" and cfg.model.pab_grouped:
-        try:
-            groups = keypoint_groups(cfg.model.pab_groups)
-        except ValueError as exc:
-            raise DaafError(f"model.pab_groups: {exc}") from exc
+        groups = keypoint_groups(cfg.model.pab_groups)  # checked where the config loaded
     return DAAFCriterion(cfg, num_classes, feat_dim, groups)

@@ -1,35 +1,27 @@
-"""The training loop: ``train(cfg, out_dir)`` trains a base or DAAF network and checkpoints it.
+"""``train(cfg, out_dir)``: what ``daaf train`` builds and runs to train a base or DAAF network.
 
-A short explicit loop in the style of torchvision's references: ``train_step`` does one
-forward / loss / backward / step; ``train`` builds data, model, criterion and optimizers,
-resumes from ``OUT/checkpoints/last.pt`` when asked, and writes checkpoints, TensorBoard
-scalars and ``metrics.jsonl``. CUDA brings AMP (bf16 where supported) and channels-last;
-``torchrun`` brings DistributedDataParallel (NCCL on GPUs, gloo on CPUs).
+``train`` checks the run folder (a new run, or ``--resume`` from ``OUT/checkpoints/last.pt``),
+joins the process group under ``torchrun`` (NCCL on GPUs, gloo on CPUs), builds data, model,
+criterion, optimizers and schedule (:func:`build_trainer`) and the hooks that checkpoint,
+evaluate and log (:func:`build_hooks`), restores the checkpoint and runs the
+:class:`~daaf.training.engine.Trainer`. CUDA brings AMP (bf16 where supported) and
+channels-last (:func:`build_precision`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
-import json
 import logging
-import os
 import random
-import shutil
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.nn.parallel import DistributedDataParallel
-from tqdm import tqdm
 
 from daaf.data.annotations import AnnotationStore, keypoint_score_threshold
 from daaf.data.annotations.report import random_weight_shards
 from daaf.data.datasets import ReIDDataset, build_dataset
-from daaf.data.device_batch import prepare_batch
 from daaf.data.images import check_dataset_images
 from daaf.data.loader import Loader, build_loader
 from daaf.data.sampler import PKBatchSampler
@@ -37,23 +29,28 @@ from daaf.data.train_set import TrainSet, open_store_for
 from daaf.errors import ConfigError, DaafError
 from daaf.models import DAAF, build_model
 from daaf.training.branch_health import BranchHealth, warmup_iterations
-from daaf.training.checkpoint import load_resume_checkpoint, restore_training
-from daaf.training.config import Config, DataConfig, save_config
+from daaf.training.checkpoint import load_resume_checkpoint
+from daaf.training.config import Config, save_config
+from daaf.training.engine import HookBase, Optimizers, Precision, TrainData, Trainer
+from daaf.training.hooks import (
+    LAST_CHECKPOINT,
+    BranchHealthHook,
+    Checkpointer,
+    Evaluate,
+    MetricsWriter,
+    PeriodicEvaluation,
+)
 from daaf.training.losses import DAAFCriterion, build_criterion
 from daaf.training.schedule import build_optimizer, build_scheduler
 from daaf.utils import distributed as dist_utils
 from daaf.utils.device import resolve_device
-from daaf.utils.files import MARKER_NAME, atomic_write, claim_dir, made_by_daaf
+from daaf.utils.files import MARKER_NAME, claim_dir, made_by_daaf
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
-LAST_CHECKPOINT = "last.pt"
 RUN_FILES = (CHECKPOINT_DIR, "metrics.jsonl", "config.yaml")  # a folder with any holds a run
 RUN_KIND = "training run"  # the kind of daaf's marker in the run folders it makes
-
-# Periodic evaluation: (model in eval mode, dataset, device) -> scores such as {"eval/mAP": ...}.
-Evaluate = Callable[[torch.nn.Module, ReIDDataset, torch.device], dict[str, float]]
 
 
 def needs_annotations(cfg: Config) -> bool:
@@ -67,22 +64,15 @@ def amp_dtype(cfg: Config, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
-@dataclasses.dataclass
-class Optimizers:
-    """The network's optimizer and, for BoT's centre loss, the centres' own SGD (BoT's recipe).
-
-    ``center_grad_scale`` (1 / center_weight) undoes the loss weight on the centres' gradient,
-    so they move at ``center_lr`` on the unweighted centre loss, as BoT's code does.
-    """
-
-    main: torch.optim.Optimizer
-    center: torch.optim.Optimizer | None = None
-    center_grad_scale: float = 1.0
-
-    def zero_grad(self) -> None:
-        for optimizer in (self.main, self.center):
-            if optimizer is not None:
-                optimizer.zero_grad(set_to_none=True)
+def build_precision(cfg: Config, device: torch.device) -> Precision:
+    """CUDA's AMP (bf16 where supported, else fp16 with a loss scaler) and channels-last
+    images, as ``train.amp`` and ``train.channels_last`` ask; float32 elsewhere."""
+    dtype = amp_dtype(cfg, device)
+    return Precision(
+        dtype=dtype,
+        scaler=torch.amp.GradScaler(device.type, enabled=dtype == torch.float16),
+        channels_last=device.type == "cuda" and cfg.train.channels_last,
+    )
 
 
 def network_param_groups(cfg: Config, model: DAAF) -> list[dict[str, Any]]:
@@ -109,137 +99,10 @@ def build_optimizers(cfg: Config, model: DAAF, criterion: DAAFCriterion) -> Opti
     )
 
 
-def float_outputs(output: Any) -> Any:
-    """The model's outputs in float32: under AMP, the branch L2 norms sum many pixels."""
-    fields = {f.name: getattr(output, f.name) for f in dataclasses.fields(output)}
-    return type(output)(**{k: None if v is None else v.float() for k, v in fields.items()})
-
-
-def check_finite(losses: dict[str, torch.Tensor], step: int, device: torch.device) -> None:
-    """DaafError naming the first non-finite term and the step; under DDP every rank stops."""
-    bad = [name for name, value in losses.items() if not torch.isfinite(value)]
-    elsewhere = False
-    if torch.distributed.is_initialized():  # a rank that raised alone would leave others waiting
-        flag = torch.tensor([float(bool(bad))], device=device)
-        torch.distributed.all_reduce(flag)
-        elsewhere = flag.item() > 0
-    hint = "training stopped (lower optim.lr, or check the annotations and inputs)"
-    if bad:
-        raise DaafError(f"loss term {bad[0]!r} is {losses[bad[0]].item()} at step {step}; {hint}")
-    if elsewhere:
-        raise DaafError(f"a loss term is not finite on another process at step {step}; {hint}")
-
-
-def train_step(
-    model: torch.nn.Module,
-    batch: dict[str, torch.Tensor],
-    optimizers: Optimizers,
-    scaler: torch.amp.GradScaler,
-    criterion: torch.nn.Module,
-    *,
-    data: DataConfig,
-    step: int = 0,
-    dtype: torch.dtype | None = None,
-    channels_last: bool = False,
-    health: BranchHealth | None = None,
-) -> dict[str, float]:
-    """One forward / loss / backward / step; returns every weighted loss term and their ``total``.
-
-    ``batch`` is a worker batch (``TrainSet``), made into the criterion's tensors on the
-    model's device per ``data``. ``dtype`` is the autocast dtype (None: full precision);
-    ``channels_last`` hands the images over channels-last, for a model converted to that
-    memory format. A non-finite term raises a DaafError naming it and ``step``. An armed
-    ``health`` sees the outputs and batch (its hooks see the backward).
-    """
-    device = next(model.parameters()).device
-    batch = prepare_batch(batch, data, device, criterion.target_stride)
-    if channels_last:
-        batch["images"] = batch["images"].contiguous(memory_format=torch.channels_last)
-    with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-        output = model(batch["images"])
-    output = float_outputs(output)
-    losses = criterion(output, batch)
-    if health is not None:
-        health.observe(output, batch)
-    check_finite(losses, step, device)
-    total = sum(losses.values())
-    optimizers.zero_grad()
-    scaler.scale(total).backward()
-    if torch.distributed.is_initialized():  # the criterion (centres, log-variances) is outside DDP
-        for param in criterion.parameters():
-            if param.grad is not None:
-                torch.distributed.all_reduce(param.grad)
-                param.grad.div_(torch.distributed.get_world_size())
-    scaler.step(optimizers.main)
-    if optimizers.center is not None:
-        centers = [p for g in optimizers.center.param_groups for p in g["params"]]
-        for param in centers:
-            if param.grad is not None:
-                param.grad.mul_(optimizers.center_grad_scale)
-        scaler.step(optimizers.center)
-    scaler.update()
-    values = {name: value.item() for name, value in losses.items()}
-    values["total"] = total.item()
-    return values
-
-
-def rng_state() -> dict[str, Any]:
-    """Python, NumPy, torch and CUDA generator states as tensors and numbers, so that a
-    checkpoint loads with ``torch.load(weights_only=True)``."""
-    version, words, gauss_next = random.getstate()
-    numpy_state = np.random.get_state(legacy=False)
-    return {
-        "python": {"version": version, "state": torch.tensor(words), "gauss_next": gauss_next},
-        "numpy": {
-            "key": torch.from_numpy(numpy_state["state"]["key"].astype(np.int64)),
-            "pos": numpy_state["state"]["pos"],
-            "has_gauss": numpy_state["has_gauss"],
-            "gauss": numpy_state["gauss"],
-        },
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what :func:`rng_state` recorded."""
-    python = state["python"]
-    random.setstate((python["version"], tuple(python["state"].tolist()), python["gauss_next"]))
-    numpy = state["numpy"]
-    np.random.set_state(
-        {
-            "bit_generator": "MT19937",
-            "state": {"key": numpy["key"].numpy().astype(np.uint32), "pos": numpy["pos"]},
-            "has_gauss": numpy["has_gauss"],
-            "gauss": numpy["gauss"],
-        }
-    )
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def save_checkpoint(state: dict[str, Any], ckpt_dir: Path, epoch: int) -> Path:
-    """``epoch_XXX.pt``, written to a temporary name and renamed, and ``last.pt`` as a hard link
-    to it (a copy where the file system has no hard links): one checkpoint's bytes on disk, not
-    two (a ResNet-50 DAAF checkpoint with its Adam state is about 270 MB)."""
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    path = atomic_write(ckpt_dir / f"epoch_{epoch:03d}.pt", lambda tmp: torch.save(state, tmp))
-    atomic_write(ckpt_dir / LAST_CHECKPOINT, lambda tmp: _link_or_copy(path, tmp))
-    return ckpt_dir / LAST_CHECKPOINT
-
-
-def _link_or_copy(source: Path, target: Path) -> None:
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copyfile(source, target)
 
 
 def build_train_set(cfg: Config, dataset: ReIDDataset) -> TrainSet:
@@ -289,35 +152,6 @@ def build_train_loader(
     return loader, train_set, sampler
 
 
-class MetricsLog:
-    """``metrics.jsonl`` (one JSON object per line) and TensorBoard scalars, main process only."""
-
-    def __init__(self, out_dir: Path, enabled: bool, fresh: bool = False) -> None:
-        """``fresh``: a run from the beginning, whose logs replace those of an earlier attempt."""
-        self.enabled = enabled
-        if enabled:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.jsonl = (out_dir / "metrics.jsonl").open("w" if fresh else "a")
-            self.tensorboard = SummaryWriter(
-                str(out_dir / "tensorboard"), purge_step=0 if fresh else None
-            )
-
-    def write(self, step: int, values: dict[str, float]) -> None:
-        if not self.enabled:
-            return
-        self.jsonl.write(json.dumps({"step": step, **values}) + "\n")
-        self.jsonl.flush()
-        for name, value in values.items():
-            if name != "epoch":
-                self.tensorboard.add_scalar(name, value, step)
-
-    def close(self) -> None:
-        if self.enabled:
-            self.jsonl.close()
-            self.tensorboard.close()
-
-
 def check_new_run(out_dir: Path) -> None:
     """DaafError if ``out_dir`` already holds a run: training into it would overwrite its
     checkpoints and metrics. A run daaf started there (its marker) that stopped before its
@@ -337,6 +171,59 @@ def check_new_run(out_dir: Path) -> None:
         )
 
 
+def build_trainer(cfg: Config, dataset: ReIDDataset, device: torch.device) -> Trainer:
+    """The network of ``cfg`` on ``device``, its criterion, optimizers and schedule, the P x K
+    loader of ``dataset``'s training split and the branch-health measurement, as a trainer."""
+    main_process = dist_utils.is_main_process()
+    loader, train_set, sampler = build_train_loader(cfg, dataset, device)
+    if main_process and train_set.store is not None:
+        warn_if_random_labels(train_set.store)
+    num_classes = dataset.num_train_pids
+    model = build_model(cfg, num_classes).to(device)
+    precision = build_precision(cfg, device)
+    if precision.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    criterion = build_criterion(cfg, num_classes, model.feat_dim).to(device)
+    optimizers = build_optimizers(cfg, model, criterion)
+    scheduler = build_scheduler(optimizers.main, cfg.optim, len(sampler))
+    warmup = warmup_iterations(cfg, len(sampler))
+    health = BranchHealth(model, criterion, cfg.train.health_period, warmup, warn=main_process)
+    data = TrainData(loader, sampler, train_set, num_classes)
+    return Trainer(cfg, model, criterion, optimizers, scheduler, precision, data, health)
+
+
+def build_hooks(
+    cfg: Config,
+    out_dir: Path,
+    dataset: ReIDDataset,
+    device: torch.device,
+    evaluate: Evaluate | None,
+    fresh: bool,
+) -> list[HookBase]:
+    """Branch health and balancing; on the main process checkpoints and ``evaluate`` every
+    ``train.eval_period`` epochs; the metrics log (``fresh``: replacing an earlier attempt's)."""
+    main_process = dist_utils.is_main_process()
+    hooks: list[HookBase] = [BranchHealthHook()]
+    if main_process:
+        hooks.append(Checkpointer(out_dir / CHECKPOINT_DIR, cfg.train.checkpoint_period))
+    if main_process and evaluate is not None and cfg.train.eval_period > 0:
+        hooks.append(PeriodicEvaluation(evaluate, dataset, device, cfg.train.eval_period))
+    hooks.append(MetricsWriter(out_dir, cfg.train.log_period, main_process, fresh))
+    return hooks
+
+
+def resume_state(cfg: Config, out_dir: Path, resume: bool) -> dict[str, Any] | None:
+    """The checkpoint ``resume`` continues (:func:`load_resume_checkpoint`); without
+    ``resume``, None once :func:`check_new_run` has found no run in ``out_dir``."""
+    last = out_dir / CHECKPOINT_DIR / LAST_CHECKPOINT
+    if resume and not last.is_file():
+        raise DaafError(f"--resume: no checkpoint at {last}; start without --resume")
+    if not resume:
+        check_new_run(out_dir)
+        return None
+    return load_resume_checkpoint(last, cfg)
+
+
 def train(
     cfg: Config, out_dir: str | Path, resume: bool = False, evaluate: Evaluate | None = None
 ) -> Path:
@@ -348,21 +235,15 @@ def train(
     every ``train.eval_period`` epochs; its scores go to the metrics log.
     """
     out_dir = Path(out_dir)
-    ckpt_dir = out_dir / CHECKPOINT_DIR
-    last = ckpt_dir / LAST_CHECKPOINT
-    if resume and not last.is_file():
-        raise DaafError(f"--resume: no checkpoint at {last}; start without --resume")
-    if not resume:
-        check_new_run(out_dir)
-    state = load_resume_checkpoint(last, cfg) if resume else None
+    last = out_dir / CHECKPOINT_DIR / LAST_CHECKPOINT
+    state = resume_state(cfg, out_dir, resume)
     if not cfg.data.root:  # else the current folder would be read as the dataset
         raise ConfigError(
             f"data.root is not set: the folder holding the {cfg.data.dataset} dataset "
             "(data.root=DIR after the config)"
         )
     device = resolve_device(cfg.train.device)
-    timeout = datetime.timedelta(minutes=cfg.train.ddp_timeout_minutes)
-    distributed = dist_utils.init_distributed(device, timeout)
+    dist_utils.init_distributed(device, datetime.timedelta(minutes=cfg.train.ddp_timeout_minutes))
     main_process = dist_utils.is_main_process()
     if main_process and cfg.train.eval_period and evaluate is None:
         logger.warning("train.eval_period is set but no evaluation was given: none will run")
@@ -370,138 +251,16 @@ def train(
 
     dataset = build_dataset(cfg.data.dataset, cfg.data.root)
     check_dataset_images(dataset)  # a truncated image stops here, before any folder is written
-    loader, train_set, sampler = build_train_loader(cfg, dataset, device)
-    if main_process and train_set.store is not None:
-        warn_if_random_labels(train_set.store)
-    num_classes = dataset.num_train_pids
-    model = build_model(cfg, num_classes).to(device)
-    channels_last = device.type == "cuda" and cfg.train.channels_last
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    criterion = build_criterion(cfg, num_classes, model.feat_dim).to(device)
-    optimizers = build_optimizers(cfg, model, criterion)
-    scheduler = build_scheduler(optimizers.main, cfg.optim, len(sampler))
-    dtype = amp_dtype(cfg, device)
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-
-    start_epoch, step = 0, 0
+    trainer = build_trainer(cfg, dataset, device)
+    trainer.register_hooks(build_hooks(cfg, out_dir, dataset, device, evaluate, state is None))
     if state is not None:
-        restore_training(
-            last,
-            state,
-            model,
-            num_classes,
-            {
-                "criterion": criterion.load_state_dict,
-                "optimizer": optimizers.main.load_state_dict,
-                **(
-                    {"center_optimizer": optimizers.center.load_state_dict}
-                    if optimizers.center
-                    else {}
-                ),
-                "scheduler": scheduler.load_state_dict,
-                "scaler": scaler.load_state_dict,
-                "sampler": sampler.load_state_dict,
-                "rng": set_rng_state,
-            },
-        )
-        start_epoch, step = state["epoch"], state["step"]
+        trainer.load_state_dict(state, last)
     if main_process:
         claim_dir(out_dir, RUN_KIND)
         save_config(cfg, out_dir / "config.yaml")
-    ddp_model = model
-    if distributed:
-        ddp_model = DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    if cfg.train.compile:  # the step's model only: checkpoints and evaluation use `model`
-        ddp_model = torch.compile(ddp_model)
-    log = MetricsLog(out_dir, main_process, fresh=state is None)
-    warmup = warmup_iterations(cfg, len(sampler))
-    health = BranchHealth(model, criterion, cfg.train.health_period, warmup, warn=main_process)
-
-    for epoch in range(start_epoch, cfg.train.epochs):
-        sampler.set_epoch(epoch)
-        train_set.set_epoch(epoch)
-        ddp_model.train()
-        bar = tqdm(
-            loader,
-            desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
-            disable=not main_process,
-            leave=False,
-        )
-        tic, images = time.perf_counter(), 0
-        for index, batch in enumerate(bar):
-            health.arm(step + 1)
-            weights = criterion.balance.weights()  # this step's loss weights, if balanced
-            values = train_step(
-                ddp_model,
-                batch,
-                optimizers,
-                scaler,
-                criterion,
-                data=cfg.data,
-                step=step,
-                dtype=dtype,
-                channels_last=channels_last,
-                health=health,
-            )
-            scheduler.step()
-            step += 1
-            if health.armed:  # every rank measures its own batch; the main process reports
-                signals = health.finish(step, scaler.get_scale() if scaler.is_enabled() else 1.0)
-                criterion.balance.adapt(signals, device)  # loss.branch_balance: grad_ratio
-                log.write(step, {"epoch": epoch + 1, **signals})
-            images += len(batch["pids"]) * dist_utils.world_size()
-            bar.set_postfix(loss=f"{values['total']:.3f}")
-            final = epoch + 1 == cfg.train.epochs and index + 1 == len(loader)
-            if step % cfg.train.log_period == 0 or final:  # the last losses always on record
-                rate = images / (time.perf_counter() - tic)
-                lr = optimizers.main.param_groups[0]["lr"]
-                log.write(
-                    step, {"epoch": epoch + 1, **values, **weights, "lr": lr, "images_per_s": rate}
-                )
-                tic, images = time.perf_counter(), 0
-        done = epoch + 1
-        if main_process and (done % cfg.train.checkpoint_period == 0 or done == cfg.train.epochs):
-            state = {
-                "model": model.state_dict(),
-                "criterion": criterion.state_dict(),
-                "config": cfg.to_dict(),
-                "num_classes": num_classes,
-                "optimizer": optimizers.main.state_dict(),
-                "center_optimizer": optimizers.center.state_dict() if optimizers.center else None,
-                "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(),
-                "sampler": {**sampler.state_dict(), "epoch": done},
-                "rng": rng_state(),
-                "epoch": done,
-                "step": step,
-            }
-            last = save_checkpoint(state, ckpt_dir, done)
-        periodic = (
-            evaluate is not None and cfg.train.eval_period > 0 and done % cfg.train.eval_period == 0
-        )
-        if main_process and periodic:  # the other processes wait at the barrier meanwhile
-            scores = evaluate_during_training(model, dataset, device, evaluate)
-            log.write(step, {"epoch": done, **scores})
-            tqdm.write(f"epoch {done}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
-        dist_utils.barrier()
-    log.close()
+    trainer.train()
     dist_utils.cleanup_distributed()
     return last
-
-
-def evaluate_during_training(
-    model: torch.nn.Module, dataset: ReIDDataset, device: torch.device, evaluate: Evaluate
-) -> dict[str, float]:
-    """``evaluate`` on the model's eval path; the model is back in training mode after."""
-    model.eval()
-    try:
-        with torch.no_grad():
-            return evaluate(model, dataset, device)
-    finally:
-        model.train()
 
 
 def warn_if_random_labels(store: AnnotationStore) -> None:

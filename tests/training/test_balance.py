@@ -16,8 +16,9 @@ from daaf.models import build_model
 from daaf.training.balance import MAX_STEP, RANGE, GradRatioBalance
 from daaf.training.branch_health import BranchHealth
 from daaf.training.config import load_config
+from daaf.training.engine import train_step
 from daaf.training.losses import batch_hard_triplet, build_criterion
-from daaf.training.trainer import build_optimizers, train_step
+from daaf.training.trainer import build_optimizers
 
 from ..conftest import REPO
 from .test_branch_health import first_batch, tiny
@@ -78,12 +79,11 @@ def test_grad_ratio_brings_each_branch_to_the_target_ratio(tiny_dataset):
     criterion = build_criterion(cfg, 8, model.feat_dim)
     health = BranchHealth(model, criterion, period=1, warmup=10**6)
     optimizers = build_optimizers(cfg, model, criterion)
-    scaler = torch.amp.GradScaler("cpu", enabled=False)
     ratios, weights = [], [criterion.balance.weights()]
     for step in range(1, 7):
         health.arm(step)
         values = train_step(
-            model, worker_batch, optimizers, scaler, criterion, data=cfg.data, health=health
+            model, worker_batch, optimizers, criterion, data=cfg.data, health=health
         )
         signals = health.finish(step)
         ratios.append({b: signals[f"health/{b}/grad_ratio"] for b in ("hab", "pab")})
@@ -102,12 +102,12 @@ def test_grad_ratio_brings_each_branch_to_the_target_ratio(tiny_dataset):
 def test_grad_ratio_steps_are_smoothed_and_clamped():
     """Half the log-correction per measurement, at most x MAX_STEP, within RANGE of lambda; a
     measurement without a gradient changes nothing."""
-    balance = GradRatioBalance({"hab": 0.5, "pab": 0.003}, ratio=0.1)
+    balance = GradRatioBalance({"hab": 0.5, "pab": 0.003}, ["hab", "pab"], ratio=0.1)
     balance.adapt({"health/hab/grad_ratio": 0.4, "health/pab/grad_ratio": 1e-30}, CPU)
-    assert balance.weight("hab", 0.5) == pytest.approx(0.5 * math.sqrt(0.1 / 0.4))
-    assert balance.weight("pab", 0.003) == pytest.approx(0.003 * MAX_STEP)
+    assert balance.weight("hab") == pytest.approx(0.5 * math.sqrt(0.1 / 0.4))
+    assert balance.weight("pab") == pytest.approx(0.003 * MAX_STEP)
     balance.adapt({"health/hab/grad_ratio": 0.0}, CPU)  # no sample with a mask: no information
-    assert balance.weight("hab", 0.5) == pytest.approx(0.25)
+    assert balance.weight("hab") == pytest.approx(0.25)
     for _ in range(10):
         balance.adapt({"health/pab/grad_ratio": 1e-30}, CPU)
     assert balance.weights()["weight/pab"] == pytest.approx(0.003 * RANGE)
@@ -128,8 +128,7 @@ def test_uncertainty_log_variances_get_gradients_and_learn(tiny_dataset):
     network, branches, group = optimizers.main.param_groups  # optim.branch_weight_decay: 0
     assert group["params"] == [log_vars] and group["lr"] == 0.02 and group["weight_decay"] == 0
     assert network["weight_decay"] == cfg.optim.weight_decay and branches["weight_decay"] == 0
-    scaler = torch.amp.GradScaler("cpu", enabled=False)
-    values = train_step(model, worker_batch, optimizers, scaler, criterion, data=cfg.data)
+    values = train_step(model, worker_batch, optimizers, criterion, data=cfg.data)
     reid = values["id"] + values["triplet"] + values["center"]
     expected = torch.tensor([1 - reid, 1 - values["hab"], 1 - values["pab"]])
     assert torch.allclose(log_vars.grad, expected, rtol=1e-5)
@@ -140,7 +139,7 @@ def test_uncertainty_log_variances_get_gradients_and_learn(tiny_dataset):
     assert criterion.balance.weights() == pytest.approx(
         {"weight/reid": scales[0], "weight/hab": 0.003 * scales[1], "weight/pab": 0.003 * scales[2]}
     )
-    train_step(model, worker_batch, optimizers, scaler, criterion, data=cfg.data)
+    train_step(model, worker_batch, optimizers, criterion, data=cfg.data)
     assert (log_vars.detach().abs() > 0.03).all()  # a second step of 0.02 each
 
 

@@ -15,9 +15,10 @@ from daaf.data.device_batch import prepare_batch
 from daaf.models import DAAFOutput, build_model
 from daaf.training.branch_health import BranchHealth
 from daaf.training.config import load_config
+from daaf.training.engine import Optimizers, train_step
 from daaf.training.losses import build_criterion
 from daaf.training.schedule import build_optimizer
-from daaf.training.trainer import Optimizers, train, train_step
+from daaf.training.trainer import train
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = [
@@ -89,9 +90,8 @@ def test_each_branch_is_measured_against_its_own_gradient(tiny_dataset, stride):
         ).item(),
     }
     optimizers = Optimizers(build_optimizer(model.parameters(), cfg.optim))
-    scaler = torch.amp.GradScaler("cpu", enabled=False)
     assert not health.arm(2) and health.arm(3)
-    train_step(model, worker_batch, optimizers, scaler, criterion, data=cfg.data, health=health)
+    train_step(model, worker_batch, optimizers, criterion, data=cfg.data, health=health)
     values = health.finish(3)
     for key, value in expected.items():
         assert values[key] == pytest.approx(value, rel=1e-4), key

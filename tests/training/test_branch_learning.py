@@ -16,8 +16,9 @@ from daaf.data.device_batch import prepare_batch
 from daaf.evaluation.attention_metrics import mask_iou, pck
 from daaf.models import build_model
 from daaf.training.config import load_config
+from daaf.training.engine import train_step
 from daaf.training.losses import build_criterion
-from daaf.training.trainer import build_optimizers, build_train_set, train_step
+from daaf.training.trainer import build_optimizers, build_train_set
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -50,9 +51,8 @@ def fit_one_batch(root: Path, steps: int, *overrides: str):
     criterion = build_criterion(cfg, 8, model.feat_dim)
     worker_batch = default_collate(items)
     optimizers = build_optimizers(cfg, model, criterion)
-    scaler = torch.amp.GradScaler("cpu", enabled=False)
     for step in range(steps):
-        train_step(model, worker_batch, optimizers, scaler, criterion, data=cfg.data, step=step)
+        train_step(model, worker_batch, optimizers, criterion, data=cfg.data, step=step)
     batch = prepare_batch(worker_batch, cfg.data, torch.device("cpu"), criterion.target_stride)
     model.eval()
     with torch.no_grad():

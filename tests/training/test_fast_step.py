@@ -19,9 +19,10 @@ import torch
 from daaf.models import build_model
 from daaf.training.checkpoint import load_checkpoint
 from daaf.training.config import load_config
+from daaf.training.engine import Optimizers, Precision, train_step
 from daaf.training.losses import build_criterion
 from daaf.training.schedule import build_optimizer
-from daaf.training.trainer import Optimizers, train, train_step
+from daaf.training.trainer import train
 
 from .test_trainer import REPO, fake_batch, tiny_overrides
 
@@ -59,14 +60,18 @@ def channels_last_run(channels_last: bool) -> tuple[list[float], torch.nn.Module
         build_optimizer(model.parameters(), cfg.optim),
         torch.optim.SGD(centers, lr=cfg.loss.center_lr),
     )
-    scaler = torch.amp.GradScaler("cpu", enabled=False)
     losses = []
     for step in range(STEPS):
         batch = fake_batch(h=32, w=16)
         del batch["masks"], batch["keypoints"]  # BoT learns no branch
         batch["images"] = batch["images"].roll(7 * step, dims=1)  # another batch each step
         values = train_step(
-            model, batch, optimizers, scaler, criterion, data=cfg.data, channels_last=channels_last
+            model,
+            batch,
+            optimizers,
+            criterion,
+            data=cfg.data,
+            precision=Precision(channels_last=channels_last),
         )
         losses.append(values["total"])
     return losses, model

@@ -10,7 +10,7 @@ from pathlib import Path
 import h5py
 
 from daaf.errors import DaafError
-from daaf.training import trainer
+from daaf.training import engine
 from daaf.utils.lock import folder_lock
 
 REPO = Path(__file__).resolve().parents[2]
@@ -110,7 +110,7 @@ def test_a_run_stopped_before_its_first_checkpoint_starts_again(
     """Ctrl-C, or a crash on a bad value, in the first epoch: no checkpoint to --resume from,
     so a plain re-run starts from the beginning, its logs replacing the stopped run's."""
     run, bot = tmp_path / "run", ("model.hab=false", "model.pab=false", "train.epochs=1")
-    real_step = trainer.train_step
+    real_step = engine.train_step
 
     def stopping_at(stop_step, stop):
         def train_step(*args, step, **kwargs):
@@ -124,12 +124,12 @@ def test_a_run_stopped_before_its_first_checkpoint_starts_again(
         return [json.loads(line)["step"] for line in open(run / "metrics.jsonl")]
 
     with monkeypatch.context() as patch:
-        patch.setattr(trainer, "train_step", stopping_at(1, KeyboardInterrupt()))
+        patch.setattr(engine, "train_step", stopping_at(1, KeyboardInterrupt()))
         stopped = daaf_train(cli, run, tiny_dataset, *bot, "train.iters_per_epoch=2")
         assert stopped.exit_code == 1 and not (run / "checkpoints").exists() and steps() == [1]
         resumed = daaf_train(cli, run, tiny_dataset, *bot, "--resume")
         assert resumed.exit_code == 1 and "start without --resume" in resumed.output
-        patch.setattr(trainer, "train_step", stopping_at(0, DaafError("a bad value")))
+        patch.setattr(engine, "train_step", stopping_at(0, DaafError("a bad value")))
         crashed = daaf_train(cli, run, tiny_dataset, *bot, "train.iters_per_epoch=2")
         assert crashed.output.splitlines()[-1] == "Error: a bad value" and steps() == []
     again = daaf_train(cli, run, tiny_dataset, *bot, "train.iters_per_epoch=2")

@@ -15,8 +15,10 @@ from daaf.errors import DaafError
 from daaf.models import build_model
 from daaf.training.checkpoint import load_checkpoint
 from daaf.training.config import load_config
+from daaf.training.engine import Optimizers, train_step
+from daaf.training.hooks import save_checkpoint
 from daaf.training.losses import build_criterion
-from daaf.training.trainer import Optimizers, save_checkpoint, train, train_step
+from daaf.training.trainer import train
 from daaf.utils.safe_load import REFUSED
 
 from ..conftest import REPO, tiny_overrides
@@ -60,7 +62,6 @@ def test_every_preset_builds_and_takes_a_step(preset):
         model,
         fake_batch(p=2),
         optimizers,
-        torch.amp.GradScaler("cpu", enabled=False),
         criterion,
         data=cfg.data,
     )
