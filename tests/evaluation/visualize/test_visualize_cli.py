@@ -10,7 +10,8 @@ from click.testing import CliRunner
 
 from daaf.cli import main
 from daaf.errors import DaafError
-from daaf.evaluation.visualize_command import GRADCAM_ONLY_NOTE, visualize
+from daaf.evaluation.visualize.render import GRADCAM_ONLY_NOTE
+from daaf.evaluation.visualize_command import visualize
 from daaf.training.modeling import build_model
 from daaf.utils.safe_load import REFUSED
 
