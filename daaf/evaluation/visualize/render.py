@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,14 +23,23 @@ GRADCAM_ONLY_NOTE = (
 @dataclass(frozen=True)
 class PictureOptions:
     """Which images are drawn (``n`` spread over ``split``) and how each Grad-CAM map is made:
-    ``components`` embedding components averaged (a random subset drawn with ``seed``; 0: all),
-    over ``jitter`` x ``jitter`` input shifts (1: none)."""
+    ``components`` embedding components averaged (a random subset drawn with ``seed``; 0: all;
+    None: gradcam.DEFAULT_COMPONENTS), over ``jitter`` x ``jitter`` input shifts (1: none;
+    None: gradcam.DEFAULT_JITTER)."""
 
     split: str = "query"
     n: int = 8
-    components: int = vis.DEFAULT_COMPONENTS
+    components: int | None = None
     seed: int = 0
-    jitter: int = vis.DEFAULT_JITTER
+    jitter: int | None = None
+
+    def resolved(self) -> PictureOptions:
+        """These options with the defaults of Grad-CAM in place of None."""
+        return replace(
+            self,
+            components=vis.DEFAULT_COMPONENTS if self.components is None else self.components,
+            jitter=vis.DEFAULT_JITTER if self.jitter is None else self.jitter,
+        )
 
 
 @dataclass
@@ -71,7 +80,8 @@ def render_all(
     """
     from daaf.utils.device import resolve_device
 
-    scene = _scene(model_path, base_model_path, dataset, root, resolve_device(device), options)
+    device, options = resolve_device(device), options.resolved()
+    scene = _scene(model_path, base_model_path, dataset, root, device, options)
     labels = _labeler_labels(annotations, scene)
     out_dir = Path(out_dir)
     report: dict = {
