@@ -373,14 +373,12 @@ def difference_note(result: Comparison) -> str:
 def compare_models(out: Path) -> Comparison:
     """The paired comparison of DAAF-BoT's evaluation with BoT's; its report.html and
     bootstrap.png are written into ``out/compare``."""
-    from daaf.evaluation.compare import compare_runs, save_bootstrap_plot
-    from daaf.evaluation.report import write_comparison_report
+    from daaf.evaluation.compare import compare_runs
+    from daaf.evaluation.report import write_comparison
 
-    baseline_eval, candidate_eval = out / "eval" / "BoT", out / "eval" / "DAAF-BoT"
-    result = compare_runs([baseline_eval], [candidate_eval])
-    report_dir = out / "compare"
-    save_bootstrap_plot(result, report_dir / "bootstrap.png", "DAAF-BoT - BoT")
-    write_comparison_report(report_dir, result, [baseline_eval], [candidate_eval], seed=0)
+    baseline, candidate = [out / "eval" / "BoT"], [out / "eval" / "DAAF-BoT"]
+    result = compare_runs(baseline, candidate)
+    write_comparison(out / "compare", result, baseline, candidate, 0, "DAAF-BoT - BoT")
     return result
 
 

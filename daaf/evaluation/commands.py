@@ -192,18 +192,12 @@ def compare(baseline_dirs, candidate_dirs, bootstrap, seed, conditions, as_json,
     )
     click.echo(comparing.format_table(result, baseline_dirs, candidate_dirs, seed))
     if out_dir:
-        from daaf.evaluation.report import write_comparison_report
+        from daaf.evaluation.report import write_comparison
 
-        title = (
-            f"candidate: {comparing.runs_label(candidate_dirs)}\n"
-            f"baseline: {comparing.runs_label(baseline_dirs)}\n"
-            f"{len(candidate_dirs)} vs {len(baseline_dirs)} run(s), {bootstrap} resamples"
-            + (f"; {result.subset_line()}" if result.subset else "")
-        )
+        title = comparing.comparison_title(result, baseline_dirs, candidate_dirs)
         with marked_output(out_dir, COMPARISON_KIND):
-            comparing.save_bootstrap_plot(result, Path(out_dir) / "bootstrap.png", title)
-            report = write_comparison_report(
-                Path(out_dir), result, baseline_dirs, candidate_dirs, seed
+            report = write_comparison(
+                Path(out_dir), result, baseline_dirs, candidate_dirs, seed, title
             )
         click.echo(f"written: {report}, {Path(out_dir) / 'bootstrap.png'}")
     if as_json:

@@ -442,6 +442,17 @@ def runs_label(dirs: list[str | Path]) -> str:
     return str(Path(*merged))
 
 
+def comparison_title(result: Comparison, baseline: list, candidate: list) -> str:
+    """What ``daaf compare``'s bootstrap.png is a picture of: both sides' folders, the runs,
+    the resamples and the subset of queries, if any."""
+    return (
+        f"candidate: {runs_label(candidate)}\n"
+        f"baseline: {runs_label(baseline)}\n"
+        f"{len(candidate)} vs {len(baseline)} run(s), {len(result.bootstrap)} resamples"
+        + (f"; {result.subset_line()}" if result.subset else "")
+    )
+
+
 def save_bootstrap_plot(result: Comparison, path: Path, title: str) -> None:
     """Histograms of the resampled differences, one panel per metric, 0 and the 95% CI marked."""
     import matplotlib

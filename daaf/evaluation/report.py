@@ -283,6 +283,22 @@ class _Side:
         return ranklist_html(head, self.image_dir / image_path, items, thumbs)
 
 
+def write_comparison(
+    out_dir: Path,
+    result,
+    baseline_dirs: list[Path],
+    candidate_dirs: list[Path],
+    seed: int,
+    title: str,
+) -> Path:
+    """bootstrap.png (the bootstrap's histograms, titled ``title``) and report.html of a
+    comparison into ``out_dir``; returns the report's path."""
+    from daaf.evaluation.compare import save_bootstrap_plot
+
+    save_bootstrap_plot(result, Path(out_dir) / "bootstrap.png", title)
+    return write_comparison_report(out_dir, result, baseline_dirs, candidate_dirs, seed)
+
+
 def write_comparison_report(
     out_dir: Path,
     result,
