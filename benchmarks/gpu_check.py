@@ -399,7 +399,7 @@ def check_extraction(
     export_dir: Path, dataset, sizes: Sizes, workers: int, device: Device, budget_s: float
 ) -> float:
     """Images/s of the exported network over the synthetic query and gallery, as evaluated."""
-    from daaf.evaluation.features import extract_features
+    from daaf.evaluation.features import FeatureOptions, extract_features
     from daaf.models import load_inference_model
 
     model, meta = load_inference_model(export_dir, device.torch)
@@ -412,8 +412,7 @@ def check_extraction(
             dataset.image_dir,
             meta,
             device.torch,
-            batch_size=sizes.extract_batch,
-            workers=workers,
+            FeatureOptions(batch_size=sizes.extract_batch, workers=workers),
         )
         return len(samples)
 

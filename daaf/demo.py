@@ -1,4 +1,4 @@
-"""``daaf demo``: the whole pipeline on synthetic pedestrians, on a CPU, in minutes.
+"""``daaf demo``: the whole pipeline on synthetic pedestrians, on a CPU.
 
 1. ``daaf synth`` makes a Market-1501-layout dataset with exact masks and keypoints;
 2. the COCO labeler runs when its weights are on this machine (otherwise the demo says it
@@ -18,14 +18,18 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from daaf.utils.options import DEMO_EPOCHS, DEMO_IDENTITIES, device_option, out_dir_option
 
+if TYPE_CHECKING:
+    from daaf.evaluation.compare import Comparison
+
 STAGES = 6
 PICTURE_COMPONENTS = 16  # Grad-CAM maps average 16 random components, not 256 (time ~ components)
-PICTURE_IMAGES = 4  # query images per picture, not 8: Grad-CAM was a quarter of the demo's time
+PICTURE_IMAGES = 4  # query images per picture, not 8 (time ~ images)
 RANK_LISTS = 8  # pictures of the best and worst queries per model and ranking
 LATENCY_ROUNDS = {1: 50, 32: 10}  # batch size -> rounds of the two exports timed in turns
 MODELS = {"BoT": ["model.hab=false", "model.pab=false"], "DAAF-BoT": []}
@@ -235,7 +239,8 @@ def latency_note(results: dict) -> str:
 def _export_and_evaluate(out: Path, name: str, checkpoint: Path, dataset, device) -> dict:
     """Export one model, evaluate it with and without re-ranking: its summary row (both
     exports are timed together afterwards, :func:`time_exports`)."""
-    from daaf.evaluation.evaluate import evaluate_model
+    from daaf.evaluation.evaluate import EvalOptions, evaluate_model
+    from daaf.evaluation.outputs import write_evaluation
     from daaf.evaluation.speed import count_parameters
     from daaf.models import load_inference_model
     from daaf.training.export import export_model
@@ -243,16 +248,9 @@ def _export_and_evaluate(out: Path, name: str, checkpoint: Path, dataset, device
     export_dir = out / "models" / name
     report = export_model(checkpoint, export_dir)
     model, meta = load_inference_model(export_dir, device)
-    table = evaluate_model(
-        model,
-        meta,
-        dataset,
-        out / "eval" / name,
-        device,
-        rerank=True,
-        model_name=name,
-        num_ranklists=RANK_LISTS,
-    )
+    evaluation = evaluate_model(model, meta, dataset, device, EvalOptions(rerank=True))
+    write_evaluation(evaluation, out / "eval" / name, RANK_LISTS, model_name=name)
+    table = evaluation.metrics_table()
     plain, reranked = table.iloc[0], table.iloc[1]
     return {
         "mAP": float(plain["mAP"]),
@@ -294,8 +292,9 @@ def attention(
 
 def _pictures(out: Path, data: Path, store: Path, checkpoints: dict[str, Path], device) -> None:
     """The paper's pictures: Grad-CAM beside the base model, branch outputs, 1x1 shuffle."""
-    from daaf.evaluation.visualize_command import render_all
+    from daaf.evaluation.visualize.render import PictureOptions, render_all
 
+    options = PictureOptions(n=PICTURE_IMAGES, components=PICTURE_COMPONENTS)
     render_all(
         checkpoints["DAAF-BoT"],
         checkpoints["BoT"],
@@ -304,8 +303,7 @@ def _pictures(out: Path, data: Path, store: Path, checkpoints: dict[str, Path], 
         store,
         out / "pictures",
         device,
-        n=PICTURE_IMAGES,
-        components=PICTURE_COMPONENTS,
+        options,
     )
 
 
@@ -357,16 +355,11 @@ def markdown_table(rows: dict[str, dict], columns: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def difference_note(baseline_eval: Path, candidate_eval: Path, report_dir: Path) -> str:
+def difference_note(result: Comparison) -> str:
     """summary.md's paragraph on DAAF-BoT - BoT: the paired mAP difference, its 95% CI, and
-    what the interval does not cover (training noise: one run per model); the comparison's
-    report.html and bootstrap.png go to ``report_dir``."""
-    from daaf.evaluation.compare import compare_runs, difference_sentence, save_bootstrap_plot
-    from daaf.evaluation.report import write_comparison_report
+    what the interval does not cover (training noise: one run per model)."""
+    from daaf.evaluation.compare import difference_sentence
 
-    result = compare_runs([baseline_eval], [candidate_eval])
-    save_bootstrap_plot(result, report_dir / "bootstrap.png", "DAAF-BoT - BoT")
-    write_comparison_report(report_dir, result, [baseline_eval], [candidate_eval], seed=0)
     return " ".join(
         [
             difference_sentence(result, "BoT", "DAAF-BoT"),
@@ -376,6 +369,18 @@ def difference_note(baseline_eval: Path, candidate_eval: Path, report_dir: Path)
             "`daaf compare --baseline EVAL ... --candidate EVAL ...` on their evaluation folders.",
         ]
     )
+
+
+def compare_models(out: Path) -> Comparison:
+    """The paired comparison of DAAF-BoT's evaluation with BoT's; its report.html and
+    bootstrap.png are written into ``out/compare``."""
+    from daaf.evaluation.compare import compare_runs
+    from daaf.evaluation.report import write_comparison
+
+    baseline, candidate = [out / "eval" / "BoT"], [out / "eval" / "DAAF-BoT"]
+    result = compare_runs(baseline, candidate)
+    write_comparison(out / "compare", result, baseline, candidate, 0, "DAAF-BoT - BoT")
+    return result
 
 
 def branch_note(results: dict, health: dict[str, float]) -> str:
@@ -439,9 +444,32 @@ def health_line(branch: str, health: dict[str, float]) -> str:
     )
 
 
+SUMMARY_COLUMNS = {  # result key -> summary.md's column header
+    "mAP": "mAP",
+    "rank1": "Rank-1",
+    "mAP_rerank": "mAP (RR)",
+    "rank1_rerank": "Rank-1 (RR)",
+    "mINP": "mINP",
+    "params": "params",
+    "latency_ms_batch1": "ms/img (b=1)",
+    "latency_ms_batch32": "ms/batch (b=32)",
+    "hab_mask_iou": "HAB IoU",
+    "pab_pck": "PAB PCK",
+    "constant_map_pck": "PCK of a constant map",
+    "background_sensitivity": "bg sensitivity",
+}
+SUMMARY_NOTES = [
+    "- mAP / Rank-1 in %, single query, Market-1501 protocol; RR = k-reciprocal re-ranking.",
+    "- params and latency: the exported model (TorchScript-free eager module) on this device.",
+    "- HAB IoU: HAB mask vs true mask on the query set; PAB PCK: heatmap argmax within 0.1 x image height.",
+    "- bg sensitivity: embedding change when the background is replaced, / change to another person.",
+]
+
+
 def write_summary(out: Path, results: dict, label_note: str) -> str:
-    """summary.csv and summary.md from ``results`` and the per-query results in out/eval/<model>;
-    returns the table and the DAAF-BoT - BoT paragraph for the terminal."""
+    """summary.csv and summary.md from ``results`` and the per-query results in out/eval/<model>
+    (with the comparison's files, :func:`compare_models`); returns the table and the
+    DAAF-BoT - BoT paragraph for the terminal."""
     import pandas as pd
 
     from daaf.training.branch_health import last_measurement
@@ -449,27 +477,21 @@ def write_summary(out: Path, results: dict, label_note: str) -> str:
     table = pd.DataFrame.from_dict(results, orient="index")
     table.index.name = "model"
     table.to_csv(out / "summary.csv", float_format="%.4f")
-    markdown = markdown_table(
-        results,
-        {
-            "mAP": "mAP",
-            "rank1": "Rank-1",
-            "mAP_rerank": "mAP (RR)",
-            "rank1_rerank": "Rank-1 (RR)",
-            "mINP": "mINP",
-            "params": "params",
-            "latency_ms_batch1": "ms/img (b=1)",
-            "latency_ms_batch32": "ms/batch (b=32)",
-            "hab_mask_iou": "HAB IoU",
-            "pab_pck": "PAB PCK",
-            "constant_map_pck": "PCK of a constant map",
-            "background_sensitivity": "bg sensitivity",
-        },
-    )
-    difference = difference_note(out / "eval" / "BoT", out / "eval" / "DAAF-BoT", out / "compare")
+    markdown = markdown_table(results, SUMMARY_COLUMNS)
+    difference = difference_note(compare_models(out))
     latency = latency_note(results)
     branches = branch_note(results, last_measurement(out / "runs" / "DAAF-BoT" / "metrics.jsonl"))
-    text = "\n".join(
+    text = summary_markdown(label_note, markdown, latency, difference, branches)
+    (out / "summary.md").write_text(text + "\n")
+    return "\n\n".join(filter(None, [markdown, latency, difference, branches]))
+
+
+def summary_markdown(
+    label_note: str, markdown: str, latency: str, difference: str, branches: str
+) -> str:
+    """summary.md's text around its parts: the results table, the latency line, the
+    DAAF-BoT - BoT paragraph and the branches' paragraph (the last two may be empty)."""
+    return "\n".join(
         [
             "# daaf demo: BoT vs DAAF-BoT on synthetic pedestrians",
             "",
@@ -481,10 +503,7 @@ def write_summary(out: Path, results: dict, label_note: str) -> str:
             markdown,
             "",
             *([latency, ""] if latency else []),
-            "- mAP / Rank-1 in %, single query, Market-1501 protocol; RR = k-reciprocal re-ranking.",
-            "- params and latency: the exported model (TorchScript-free eager module) on this device.",
-            "- HAB IoU: HAB mask vs true mask on the query set; PAB PCK: heatmap argmax within 0.1 x image height.",
-            "- bg sensitivity: embedding change when the background is replaced, / change to another person.",
+            *SUMMARY_NOTES,
             "",
             "## Is DAAF-BoT better here?",
             "",
@@ -498,8 +517,6 @@ def write_summary(out: Path, results: dict, label_note: str) -> str:
             "Pictures: loss_curves.png, cmc_curves.png, eval/*/ranklists/, pictures/.",
         ]
     )
-    (out / "summary.md").write_text(text + "\n")
-    return "\n\n".join(filter(None, [markdown, latency, difference, branches]))
 
 
 @click.command("demo")
@@ -514,7 +531,7 @@ def write_summary(out: Path, results: dict, label_note: str) -> str:
 )
 @click.option("--epochs", type=DEMO_EPOCHS, default=None, help="Override the demo preset's epochs.")
 def demo(out_dir: str, device: str, identities: int, epochs: int | None) -> None:
-    """Run the whole pipeline on synthetic data and write summary.md (3-12 min on 2 CPU cores)."""
+    """Run the whole pipeline on synthetic data and write summary.md."""
     from daaf.utils.device import resolve_device
     from daaf.utils.files import check_output_path
     from daaf.utils.lock import folder_lock

@@ -34,7 +34,8 @@ from daaf.data.datasets import build_dataset
 from daaf.errors import DaafError
 from daaf.evaluation.attention_metrics import attention_scores
 from daaf.evaluation.compare import compare_runs
-from daaf.evaluation.evaluate import evaluate_model
+from daaf.evaluation.evaluate import EvalOptions, evaluate_model
+from daaf.evaluation.outputs import write_evaluation
 from daaf.models import load_inference_model
 from daaf.training.checkpoint import trained_epochs
 from daaf.training.commands import periodic_evaluation
@@ -201,15 +202,12 @@ def main(
             model, meta = load_inference_model(export_dir, torch_device)
             for name, test in tests:
                 eval_dir = seed_out / config.stem / f"eval_{name}"
-                metrics = evaluate_model(
-                    model,
-                    meta,
-                    test,
-                    eval_dir,
-                    torch_device,
-                    rerank=table == "2",
-                    model_name=config.stem + (f" seed {seed}" if seeds else ""),
+                evaluation = evaluate_model(
+                    model, meta, test, torch_device, EvalOptions(rerank=table == "2")
                 )
+                model_name = config.stem + (f" seed {seed}" if seeds else "")
+                write_evaluation(evaluation, eval_dir, model_name=model_name)
+                metrics = evaluation.metrics_table()
                 scores = {}
                 if truth is not None:  # the attention against the true masks and keypoints
                     checkpoint = export_dir.parent / "checkpoints" / LAST_CHECKPOINT

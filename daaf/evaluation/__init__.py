@@ -10,10 +10,17 @@ __all__, __getattr__, __dir__ = lazy_exports(
     {
         "attention_metrics": ["background_sensitivity", "branch_accuracy"],
         "distance": ["compute_distance"],
-        "evaluate": ["evaluate_embeddings", "evaluate_model", "query_gallery_features"],
-        "features": ["extract_features"],
+        "evaluate": [
+            "EvalOptions",
+            "Evaluation",
+            "evaluate_embeddings",
+            "evaluate_model",
+            "query_gallery_features",
+        ],
+        "features": ["FeatureOptions", "extract_features"],
         "metrics": ["RankResult", "evaluate_rank"],
-        "rerank": ["re_ranking", "re_ranking_features"],
+        "outputs": ["write_evaluation"],
+        "rerank": ["RerankParams", "re_ranking", "re_ranking_features"],
         "speed": ["count_parameters", "measure_latency"],
     },
 )

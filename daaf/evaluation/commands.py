@@ -73,7 +73,9 @@ def evaluate(
     """
     from daaf.data.datasets import build_dataset
     from daaf.data.images import check_dataset_images
-    from daaf.evaluation.evaluate import evaluate_model, model_label
+    from daaf.evaluation.evaluate import EvalOptions, evaluate_model, model_label
+    from daaf.evaluation.features import FeatureOptions
+    from daaf.evaluation.outputs import write_evaluation
     from daaf.models import load_inference_model
     from daaf.utils.device import resolve_device
     from daaf.utils.files import check_output_dir, marked_output
@@ -85,21 +87,12 @@ def evaluate(
     )
     data = build_dataset(dataset, root)
     check_dataset_images(data, ("query", "gallery"))  # before the output folder is created
+    features = FeatureOptions(batch_size=batch_size, workers=workers, flip=flip)
+    options = EvalOptions(metric=metric, rerank=rerank, features=features)
     with marked_output(out_dir, EVALUATION_KIND):
-        table = evaluate_model(
-            model,
-            meta,
-            data,
-            Path(out_dir),
-            torch_device,
-            metric=metric,
-            rerank=rerank,
-            flip=flip,
-            batch_size=batch_size,
-            workers=workers,
-            num_ranklists=num_ranklists,
-            model_name=model_label(Path(model_path)),
-        )
+        evaluation = evaluate_model(model, meta, data, torch_device, options)
+        write_evaluation(evaluation, Path(out_dir), num_ranklists, model_label(Path(model_path)))
+    table = evaluation.metrics_table()
     click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     click.echo(
         f"written to {out_dir}/ (report.html, metrics.json, metrics.csv, per_query.csv, "
@@ -197,18 +190,12 @@ def compare(baseline_dirs, candidate_dirs, bootstrap, seed, conditions, as_json,
     )
     click.echo(comparing.format_table(result, baseline_dirs, candidate_dirs, seed))
     if out_dir:
-        from daaf.evaluation.report import write_comparison_report
+        from daaf.evaluation.report import write_comparison
 
-        title = (
-            f"candidate: {comparing.runs_label(candidate_dirs)}\n"
-            f"baseline: {comparing.runs_label(baseline_dirs)}\n"
-            f"{len(candidate_dirs)} vs {len(baseline_dirs)} run(s), {bootstrap} resamples"
-            + (f"; {result.subset_line()}" if result.subset else "")
-        )
+        title = comparing.comparison_title(result, baseline_dirs, candidate_dirs)
         with marked_output(out_dir, COMPARISON_KIND):
-            comparing.save_bootstrap_plot(result, Path(out_dir) / "bootstrap.png", title)
-            report = write_comparison_report(
-                Path(out_dir), result, baseline_dirs, candidate_dirs, seed
+            report = write_comparison(
+                Path(out_dir), result, baseline_dirs, candidate_dirs, seed, title
             )
         click.echo(f"written: {report}, {Path(out_dir) / 'bootstrap.png'}")
     if as_json:

@@ -214,15 +214,8 @@ def compare_runs(
     """
     if resamples < 1:
         raise DaafError(f"--bootstrap must be at least 1, got {resamples}")
-    sides = {
-        "baseline": [Path(d) for d in baseline_dirs],
-        "candidate": [Path(d) for d in candidate_dirs],
-    }
-    runs = {side: [read_per_query(d) for d in dirs] for side, dirs in sides.items()}
+    runs = _read_runs(baseline_dirs, candidate_dirs)
     reference = runs["baseline"][0]
-    for side, dirs in sides.items():
-        for d, run in zip(dirs, runs[side], strict=True):
-            _same_queries(reference, run, f"baseline {sides['baseline'][0]}", f"{side} {d}")
     valid = reference["mAP"].notna().to_numpy()  # the same on every run (_same_queries)
     if not valid.any():
         raise DaafError(f"{baseline_dirs[0]}/per_query.csv: no query has a positive")
@@ -237,6 +230,38 @@ def compare_runs(
     pids = reference.loc[order, "pid"].to_numpy()
     b, c = 100 * base.to_numpy(), 100 * cand.to_numpy()
     deltas = identity_bootstrap(c - b, pids, resamples, seed)
+    return Comparison(
+        queries=int(valid.sum()),
+        identities=len(np.unique(pids)),
+        runs={"baseline": len(baseline_dirs), "candidate": len(candidate_dirs)},
+        metrics=_metric_summary(b, c, deltas),
+        per_run={"baseline": _spread(base_runs), "candidate": _spread(cand_runs)},
+        bootstrap=deltas,
+        per_query=pd.DataFrame({"baseline": b[:, 0], "candidate": c[:, 0]}, index=order),
+        subset=subset,
+    )
+
+
+def _read_runs(
+    baseline_dirs: list[Path], candidate_dirs: list[Path]
+) -> dict[str, list[pd.DataFrame]]:
+    """Each side's :func:`read_per_query` tables; DaafError unless all hold the first baseline
+    run's queries, identities and positives."""
+    sides = {
+        "baseline": [Path(d) for d in baseline_dirs],
+        "candidate": [Path(d) for d in candidate_dirs],
+    }
+    runs = {side: [read_per_query(d) for d in dirs] for side, dirs in sides.items()}
+    reference = runs["baseline"][0]
+    for side, dirs in sides.items():
+        for d, run in zip(dirs, runs[side], strict=True):
+            _same_queries(reference, run, f"baseline {sides['baseline'][0]}", f"{side} {d}")
+    return runs
+
+
+def _metric_summary(b: np.ndarray, c: np.ndarray, deltas: np.ndarray) -> dict[str, dict]:
+    """:attr:`Comparison.metrics` from the per-query values (Q, 3) of both sides, in percent,
+    and the bootstrap's resampled differences (resamples, 3)."""
     metrics = {}
     for i, name in enumerate(METRICS):
         lo, hi = np.percentile(deltas[:, i], [2.5, 97.5])
@@ -247,21 +272,13 @@ def compare_runs(
             "ci95": [float(lo), float(hi)],
             "p_le_0": float((deltas[:, i] <= 0).mean()),
         }
+    return metrics
 
-    def spread(values: np.ndarray) -> dict[str, tuple[float, float]]:
-        std = values.std(axis=0, ddof=1) if len(values) > 1 else np.full(len(METRICS), np.nan)
-        return {n: (100 * values[:, i].mean(), 100 * std[i]) for i, n in enumerate(METRICS)}
 
-    return Comparison(
-        queries=int(valid.sum()),
-        identities=len(np.unique(pids)),
-        runs={"baseline": len(baseline_dirs), "candidate": len(candidate_dirs)},
-        metrics=metrics,
-        per_run={"baseline": spread(base_runs), "candidate": spread(cand_runs)},
-        bootstrap=deltas,
-        per_query=pd.DataFrame({"baseline": b[:, 0], "candidate": c[:, 0]}, index=order),
-        subset=subset,
-    )
+def _spread(values: np.ndarray) -> dict[str, tuple[float, float]]:
+    """(mean, std) in percent of each metric over runs (R, 3); std NaN for one run."""
+    std = values.std(axis=0, ddof=1) if len(values) > 1 else np.full(len(METRICS), np.nan)
+    return {n: (100 * values[:, i].mean(), 100 * std[i]) for i, n in enumerate(METRICS)}
 
 
 def _kept_queries(
@@ -423,6 +440,17 @@ def runs_label(dirs: list[str | Path]) -> str:
         middles = [v[len(head) : len(v) - len(tail)] for v in values]
         merged.append(head + "{" + ",".join(middles) + "}" + tail)
     return str(Path(*merged))
+
+
+def comparison_title(result: Comparison, baseline: list, candidate: list) -> str:
+    """What ``daaf compare``'s bootstrap.png is a picture of: both sides' folders, the runs,
+    the resamples and the subset of queries, if any."""
+    return (
+        f"candidate: {runs_label(candidate)}\n"
+        f"baseline: {runs_label(baseline)}\n"
+        f"{len(candidate)} vs {len(baseline)} run(s), {len(result.bootstrap)} resamples"
+        + (f"; {result.subset_line()}" if result.subset else "")
+    )
 
 
 def save_bootstrap_plot(result: Comparison, path: Path, title: str) -> None:

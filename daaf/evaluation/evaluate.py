@@ -1,8 +1,9 @@
-"""The evaluation pipeline: model + dataset -> features -> distances -> metrics files and pictures."""
+"""The evaluation pipeline: model + dataset -> features -> distances -> metrics, as an
+:class:`Evaluation` (:mod:`daaf.evaluation.outputs` writes its files and pictures)."""
 
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,14 +13,24 @@ import torch
 from daaf.data.config import DataConfig
 from daaf.data.datasets import ReIDDataset
 from daaf.evaluation.distance import compute_distance
-from daaf.evaluation.features import extract_features
+from daaf.evaluation.features import FeatureOptions, extract_features
 from daaf.evaluation.metrics import RankResult, evaluate_rank
 from daaf.evaluation.rerank import re_ranking_features
 from daaf.models.meta import ModelMeta
 from daaf.utils.device import resolve_device
 
-# Partial-REID and Partial-iLIDS are reported as in the paper's Table 3.
+# Partial-REID and Partial-iLIDS are reported as in the paper's Table 3: with these columns.
 PARTIAL_DATASETS = ("partial_reid", "partial_ilids")
+PARTIAL_COLUMNS = [
+    "dataset",
+    "ranking",
+    "metric",
+    "flip",
+    "rank1",
+    "rank3",
+    "mAP",
+    "num_valid_queries",
+]
 
 
 def model_label(path: Path) -> str:
@@ -44,10 +55,11 @@ def query_gallery_features(
     dataset: ReIDDataset,
     meta: ModelMeta,
     device: torch.device | str,
-    batch_size: int = 128,
-    workers: int = 2,
-    flip: bool = False,
+    options: FeatureOptions | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
+    """float32 (num_query, D) and (num_gallery, D) embeddings of the dataset's query and gallery
+    by the model, put in eval mode (``options``: :class:`FeatureOptions`' defaults if None)."""
+    options = options or FeatureOptions()
     model.eval()
     feats = [
         extract_features(
@@ -56,9 +68,7 @@ def query_gallery_features(
             dataset.image_dir,
             meta,
             device,
-            batch_size=batch_size,
-            workers=workers,
-            flip=flip,
+            options,
             desc=f"{split} features",
         )
         for split in ("query", "gallery")
@@ -103,9 +113,8 @@ def evaluate_embeddings(
     metric: str,
 ) -> RankResult:
     """mAP / CMC of an eval-mode model on the dataset's query and gallery (used during training)."""
-    q, g = query_gallery_features(
-        model, dataset, data_meta(cfg), device, cfg.test_batch_size, cfg.workers
-    )
+    options = FeatureOptions(batch_size=cfg.test_batch_size, workers=cfg.workers)
+    q, g = query_gallery_features(model, dataset, data_meta(cfg), device, options)
     return rank(q, g, dataset, metric, rerank=False, device=device)[1]
 
 
@@ -127,74 +136,80 @@ def per_query_table(result: RankResult, queries: list, reranked: bool) -> pd.Dat
     )
 
 
+@dataclass(frozen=True)
+class EvalOptions:
+    """How :func:`evaluate_model` ranks: the distance (None: the model's meta, else euclidean),
+    whether a k-reciprocal re-ranking is added to the plain one, and the feature extraction."""
+
+    metric: str | None = None
+    rerank: bool = False
+    features: FeatureOptions = FeatureOptions()
+
+
+@dataclass
+class Ranking:
+    """One ranking of the query set against the gallery: (num_query, num_gallery) distances
+    and their metrics."""
+
+    reranked: bool
+    distmat: np.ndarray
+    result: RankResult
+
+    @property
+    def label(self) -> str:
+        """``plain`` or ``re-ranked``: the ranking column of metrics.csv and a ranklists/ folder."""
+        return "re-ranked" if self.reranked else "plain"
+
+
+@dataclass
+class Evaluation:
+    """What :func:`evaluate_model` computed: the embeddings and the rankings (plain first, then
+    re-ranked when asked); :func:`daaf.evaluation.outputs.write_evaluation` writes it."""
+
+    dataset: ReIDDataset
+    metric: str
+    flip: bool
+    query_features: np.ndarray
+    gallery_features: np.ndarray
+    rankings: list[Ranking]
+
+    def metrics_table(self) -> pd.DataFrame:
+        """metrics.csv's rows, one per ranking (Partial-REID and Partial-iLIDS: the paper's
+        Table 3 columns only)."""
+        rows = [
+            {
+                "dataset": self.dataset.name,
+                "ranking": ranking.label,
+                "metric": self.metric,
+                "flip": self.flip,
+                **ranking.result.summary(),
+            }
+            for ranking in self.rankings
+        ]
+        table = pd.DataFrame(rows)
+        if self.dataset.name in PARTIAL_DATASETS:
+            table = table[PARTIAL_COLUMNS]
+        return table
+
+    def curves(self) -> dict[str, np.ndarray]:
+        """The CMC curve of each ranking, by label."""
+        return {ranking.label: ranking.result.cmc for ranking in self.rankings}
+
+
 def evaluate_model(
     model: torch.nn.Module,
     meta: ModelMeta,
     dataset: ReIDDataset,
-    out_dir: Path,
     device: torch.device | str,
-    metric: str | None = None,
-    rerank: bool = False,
-    flip: bool = False,
-    batch_size: int = 128,
-    workers: int = 2,
-    num_ranklists: int = 8,
-    model_name: str = "model",
-) -> pd.DataFrame:
-    """Evaluate and write metrics.json, metrics.csv, per_query.csv (see :func:`per_query_table`),
-    cmc.png, ranklists/, features.npz, top_matches.csv (each query's 10 nearest, junk marked),
-    evaluation.json and report.html (:mod:`daaf.evaluation.report`); ``model_name`` titles the
-    pictures."""
-    from daaf.evaluation.plots import save_cmc_curves, save_rank_lists
-    from daaf.evaluation.report import top_matches, write_evaluation_record, write_evaluation_report
-
-    device = resolve_device(device)  # a bad name stops before the folder is made
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    metric = metric or meta.metric
-    q_feats, g_feats = query_gallery_features(
-        model, dataset, meta, device, batch_size, workers, flip
-    )
-    np.savez(out_dir / "features.npz", query=q_feats, gallery=g_feats)
-    rows, curves, per_query, matches = [], {}, [], []
-    for use_rerank in (False, True) if rerank else (False,):
-        distmat, result = rank(q_feats, g_feats, dataset, metric, use_rerank, device)
-        label = "re-ranked" if use_rerank else "plain"
-        rows.append(
-            {
-                "dataset": dataset.name,
-                "ranking": label,
-                "metric": metric,
-                "flip": flip,
-                **result.summary(),
-            }
-        )
-        curves[label] = result.cmc
-        per_query.append(per_query_table(result, dataset.query, use_rerank))
-        matches.append(top_matches(distmat, result, dataset).assign(reranked=int(use_rerank)))
-        save_rank_lists(
-            distmat,
-            result,
-            dataset,
-            out_dir / "ranklists" / label,
-            num_ranklists,
-            label=f"{model_name}, {label} ranking",
-        )
-    table = pd.DataFrame(rows)
-    if dataset.name in PARTIAL_DATASETS:
-        table = table[
-            ["dataset", "ranking", "metric", "flip", "rank1", "rank3", "mAP", "num_valid_queries"]
-        ]
-    table.to_csv(out_dir / "metrics.csv", index=False)
-    pd.concat(per_query).to_csv(out_dir / "per_query.csv", index=False)
-    (out_dir / "metrics.json").write_text(json.dumps(table.to_dict(orient="records"), indent=2))
-    save_cmc_curves(
-        curves,
-        out_dir / "cmc.png",
-        title=f"CMC of {model_name} on {dataset.name} (query vs gallery)",
-    )
-    (out_dir / "cmc.json").write_text(json.dumps({k: v.tolist() for k, v in curves.items()}))
-    pd.concat(matches).to_csv(out_dir / "top_matches.csv", index=False)
-    write_evaluation_record(out_dir, dataset, model_name)
-    write_evaluation_report(out_dir, table, per_query[0], matches[0], dataset, model_name)
-    return table
+    options: EvalOptions = EvalOptions(),
+) -> Evaluation:
+    """Embed the dataset's query and gallery and rank them (plain, and re-ranked with
+    ``options.rerank``); nothing is written."""
+    device = resolve_device(device)
+    metric = options.metric or meta.metric
+    q_feats, g_feats = query_gallery_features(model, dataset, meta, device, options.features)
+    rankings = []
+    for reranked in (False, True) if options.rerank else (False,):
+        distmat, result = rank(q_feats, g_feats, dataset, metric, reranked, device)
+        rankings.append(Ranking(reranked, distmat, result))
+    return Evaluation(dataset, metric, options.features.flip, q_feats, g_feats, rankings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,16 @@ from daaf.data.transforms import eval_resize
 from daaf.evaluation.metrics import require_finite
 from daaf.models.meta import ModelMeta
 from daaf.utils.device import resolve_device
+
+
+@dataclass(frozen=True)
+class FeatureOptions:
+    """How embeddings are extracted: images per batch, data-loader worker processes, and whether
+    each embedding is averaged with its mirror image's."""
+
+    batch_size: int = 128
+    workers: int = 2
+    flip: bool = False
 
 
 class EvalSet(Dataset):
@@ -55,16 +66,17 @@ def extract_features(
     image_dir: Path,
     meta: ModelMeta,
     device: torch.device | str,
-    batch_size: int = 128,
-    workers: int = 2,
-    flip: bool = False,
+    options: FeatureOptions = FeatureOptions(),
     desc: str = "features",
 ) -> np.ndarray:
-    """float32 (N, D) embeddings; with ``flip`` the mean of the image's and its mirror's."""
+    """float32 (N, D) embeddings; with ``options.flip`` the mean of the image's and its
+    mirror's."""
     device = resolve_device(device)
-    loader = build_loader(EvalSet(samples, image_dir, meta), device, workers, batch_size=batch_size)
+    loader = build_loader(
+        EvalSet(samples, image_dir, meta), device, options.workers, batch_size=options.batch_size
+    )
     feats = [
-        embed_batch(model, images, meta, device, flip)
+        embed_batch(model, images, meta, device, options.flip)
         for images in tqdm(loader, desc=desc, leave=False)
     ]
     if not feats:

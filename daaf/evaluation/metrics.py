@@ -87,7 +87,7 @@ def _positive_ranks_torch(
     distmat: np.ndarray, q_pids, g_pids, q_camids, g_camids, device: torch.device | str
 ) -> Iterator[np.ndarray]:
     """What :func:`_positive_ranks` gives for every query in turn, from stable sorts of chunks
-    of queries on ``device`` (a GPU sorts a Market-1501 matrix in milliseconds)."""
+    of queries on ``device``."""
     g_pids_t = torch.as_tensor(g_pids, device=device)
     g_camids_t = torch.as_tensor(g_camids, device=device)
     for start in range(0, len(distmat), DEVICE_CHUNK):

@@ -283,6 +283,22 @@ class _Side:
         return ranklist_html(head, self.image_dir / image_path, items, thumbs)
 
 
+def write_comparison(
+    out_dir: Path,
+    result,
+    baseline_dirs: list[Path],
+    candidate_dirs: list[Path],
+    seed: int,
+    title: str,
+) -> Path:
+    """bootstrap.png (the bootstrap's histograms, titled ``title``) and report.html of a
+    comparison into ``out_dir``; returns the report's path."""
+    from daaf.evaluation.compare import save_bootstrap_plot
+
+    save_bootstrap_plot(result, Path(out_dir) / "bootstrap.png", title)
+    return write_comparison_report(out_dir, result, baseline_dirs, candidate_dirs, seed)
+
+
 def write_comparison_report(
     out_dir: Path,
     result,
@@ -297,7 +313,40 @@ def write_comparison_report(
     from daaf.evaluation.compare import runs_label
 
     thumbs = Thumbnails(out_dir)
-    rows = pd.DataFrame(
+    delta = (result.per_query["candidate"] - result.per_query["baseline"]).sort_values(
+        kind="stable"
+    )
+    improved = delta[delta > 0][::-1][:SHOWN]
+    hurt = delta[delta < 0][:SHOWN]
+    sides = _Side.read(Path(baseline_dirs[0])), _Side.read(Path(candidate_dirs[0]))
+    several = max(len(baseline_dirs), len(candidate_dirs)) > 1
+    body = [
+        "<h1>Candidate vs baseline</h1>",
+        f'<p class="note">baseline: {_esc(runs_label(baseline_dirs))} ({len(baseline_dirs)} run(s))<br>'
+        f"candidate: {_esc(runs_label(candidate_dirs))} ({len(candidate_dirs)} run(s))<br>"
+        f"{_esc(result.subset_line()) + '<br>' if result.subset else ''}"
+        f"{result.queries} queries of {result.identities} identities; 95% CI from "
+        f"{len(result.bootstrap)} identity-level bootstrap resamples (seed {seed}). "
+        "Written by <code>daaf compare</code>.</p>",
+        "<h2>Paired differences (percent points)</h2>",
+        table_html(_difference_rows(result)),
+        "<h2>Bootstrap distributions</h2>",
+        f'<img class="plot" src="{_esc(bootstrap_png)}" alt="bootstrap histograms">',
+        f"<h2>Queries that changed most (AP, top {TOP} of each side)</h2>",
+        '<p class="note">AP differences are averaged over the runs of each side; the rank lists are '
+        f"those of the first run of each side{' (several runs per side)' if several else ''}.</p>",
+        legend(),
+        *_changed_section("Most improved by the candidate", improved, sides, thumbs),
+        *_changed_section("Most hurt by the candidate", hurt, sides, thumbs),
+    ]
+    path = Path(out_dir) / "report.html"
+    path.write_text(page("daaf compare", body), encoding="utf-8")
+    return path
+
+
+def _difference_rows(result) -> pd.DataFrame:
+    """The report's table of paired differences: one row per metric."""
+    return pd.DataFrame(
         [
             {
                 "metric": name,
@@ -310,47 +359,23 @@ def write_comparison_report(
             for name, m in result.metrics.items()
         ]
     )
-    delta = (result.per_query["candidate"] - result.per_query["baseline"]).sort_values(
-        kind="stable"
-    )
-    improved = delta[delta > 0][::-1][:SHOWN]
-    hurt = delta[delta < 0][:SHOWN]
-    base, cand = _Side.read(Path(baseline_dirs[0])), _Side.read(Path(candidate_dirs[0]))
-    several = max(len(baseline_dirs), len(candidate_dirs)) > 1
 
-    def section(title: str, chosen: pd.Series) -> list[str]:
-        out = [f"<h3>{_esc(title)} ({len(chosen)})</h3>"]
-        if not len(chosen):
-            out.append('<p class="note">none</p>')
-        for place, (image_path, d) in enumerate(chosen.items(), start=1):
-            out += [
-                f'<div class="head">{place}. <b>{_esc(image_path)}</b>: AP {d:+.1f} points</div>',
-                '<div class="pair">',
-                base.ranklist(image_path, thumbs, "baseline"),
-                cand.ranklist(image_path, thumbs, "candidate"),
-                "</div>",
-            ]
-        return out
 
-    body = [
-        "<h1>Candidate vs baseline</h1>",
-        f'<p class="note">baseline: {_esc(runs_label(baseline_dirs))} ({len(baseline_dirs)} run(s))<br>'
-        f"candidate: {_esc(runs_label(candidate_dirs))} ({len(candidate_dirs)} run(s))<br>"
-        f"{_esc(result.subset_line()) + '<br>' if result.subset else ''}"
-        f"{result.queries} queries of {result.identities} identities; 95% CI from "
-        f"{len(result.bootstrap)} identity-level bootstrap resamples (seed {seed}). "
-        "Written by <code>daaf compare</code>.</p>",
-        "<h2>Paired differences (percent points)</h2>",
-        table_html(rows),
-        "<h2>Bootstrap distributions</h2>",
-        f'<img class="plot" src="{_esc(bootstrap_png)}" alt="bootstrap histograms">',
-        f"<h2>Queries that changed most (AP, top {TOP} of each side)</h2>",
-        '<p class="note">AP differences are averaged over the runs of each side; the rank lists are '
-        f"those of the first run of each side{' (several runs per side)' if several else ''}.</p>",
-        legend(),
-        *section("Most improved by the candidate", improved),
-        *section("Most hurt by the candidate", hurt),
-    ]
-    path = Path(out_dir) / "report.html"
-    path.write_text(page("daaf compare", body), encoding="utf-8")
-    return path
+def _changed_section(
+    title: str, chosen: pd.Series, sides: tuple[_Side, _Side], thumbs: Thumbnails
+) -> list[str]:
+    """A heading and, for each chosen query (AP difference by image_path), the baseline's and
+    the candidate's rank lists side by side."""
+    base, cand = sides
+    out = [f"<h3>{_esc(title)} ({len(chosen)})</h3>"]
+    if not len(chosen):
+        out.append('<p class="note">none</p>')
+    for place, (image_path, d) in enumerate(chosen.items(), start=1):
+        out += [
+            f'<div class="head">{place}. <b>{_esc(image_path)}</b>: AP {d:+.1f} points</div>',
+            '<div class="pair">',
+            base.ranklist(image_path, thumbs, "baseline"),
+            cand.ranklist(image_path, thumbs, "candidate"),
+            "</div>",
+        ]
+    return out

@@ -18,6 +18,7 @@ and the Jaccard distance is computed one query at a time through the inverted in
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -27,6 +28,17 @@ from tqdm import tqdm
 from daaf.evaluation.distance import distance_block, pair_distance, prepare_features
 
 JACCARD_BATCH = 64  # queries per bincount in the Jaccard step
+
+
+@dataclass(frozen=True)
+class RerankParams:
+    """The parameters of Zhong et al.'s re-ranking: ``k1`` nearest neighbours per k-reciprocal
+    set, ``k2`` per query expansion, and ``lambda_value``, the weight of the original distance
+    in the blend with the Jaccard one."""
+
+    k1: int = 20
+    k2: int = 6
+    lambda_value: float = 0.3
 
 
 def _topk_stable(block: torch.Tensor, k: int) -> np.ndarray:
@@ -90,14 +102,12 @@ def _rerank_core(
     dist_at: Callable[[np.ndarray, np.ndarray], np.ndarray],
     q_g: np.ndarray,
     num_query: int,
-    k1: int,
-    k2: int,
-    lambda_value: float,
+    params: RerankParams,
     progress: bool,
 ) -> np.ndarray:
     """Re-ranked distances from the :func:`_num_neighbours` nearest of every image; ``q_g`` (the
     normalised query-gallery distances) is overwritten with the result, which is returned."""
-    n = len(knn)
+    n, k1, k2, lambda_value = len(knn), params.k1, params.k2, params.lambda_value
     rows, cols = _expansion_pairs(knn[:, : k1 + 1], k1)
     weight = np.exp(-dist_at(rows, cols).astype(np.float64))
     vals = weight / np.bincount(rows, weights=weight, minlength=n)[rows]
@@ -138,9 +148,7 @@ def re_ranking(
     q_g_dist: np.ndarray,
     q_q_dist: np.ndarray,
     g_g_dist: np.ndarray,
-    k1: int = 20,
-    k2: int = 6,
-    lambda_value: float = 0.3,
+    params: RerankParams = RerankParams(),
 ) -> np.ndarray:
     """Re-ranked (num_query, num_gallery) distances from the three distance matrices.
 
@@ -150,16 +158,16 @@ def re_ranking(
     """
     original = np.block([[q_q_dist, q_g_dist], [q_g_dist.T, g_g_dist]]).astype(np.float32) ** 2
     original = (original / original.max(axis=0)).T
-    knn = _topk_stable(torch.from_numpy(original), _num_neighbours(len(original), k1, k2))
+    knn = _topk_stable(
+        torch.from_numpy(original), _num_neighbours(len(original), params.k1, params.k2)
+    )
     num_query = len(q_q_dist)
     return _rerank_core(
         knn,
         lambda rows, cols: original[rows, cols],
         np.array(original[:num_query, num_query:]),  # a copy: the core overwrites it
         num_query,
-        k1,
-        k2,
-        lambda_value,
+        params,
         progress=False,
     )
 
@@ -258,9 +266,7 @@ def _nearest(
 def re_ranking_features(
     q_feats: np.ndarray,
     g_feats: np.ndarray,
-    k1: int = 20,
-    k2: int = 6,
-    lambda_value: float = 0.3,
+    params: RerankParams = RerankParams(),
     metric: str = "euclidean",
     chunk: int = 4096,
     progress: bool = True,
@@ -274,13 +280,13 @@ def re_ranking_features(
     35 GB. The distance blocks and their nearest neighbours are computed on ``device``
     (default: the CPU), the sparse k-reciprocal steps on the CPU. Smaller blocks are no faster
     on one thread and slower on several of a busy CPU, whose threads wait for one another
-    after every operation (2048: 1.5-2x the time at 19,281 images on 2 threads, load 5).
+    after every operation.
     """
     feats = np.concatenate([q_feats, g_feats]).astype(np.float32)
     n, num_query = len(feats), len(q_feats)
     rows_t, sq = prepare_features(feats, metric, device)
     knn, knn_dist, row_max, q_g = _nearest(
-        rows_t, sq, metric, _num_neighbours(n, k1, k2), num_query, chunk, progress
+        rows_t, sq, metric, _num_neighbours(n, params.k1, params.k2), num_query, chunk, progress
     )
 
     def dist_at(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -298,4 +304,4 @@ def re_ranking_features(
             out[s : s + len(part)] = part
         return out
 
-    return _rerank_core(knn, dist_at, q_g, num_query, k1, k2, lambda_value, progress)
+    return _rerank_core(knn, dist_at, q_g, num_query, params, progress)

@@ -9,7 +9,7 @@ import torch
 from daaf.data.datasets import build_dataset
 from daaf.data.loader import build_loader
 from daaf.errors import DaafError
-from daaf.evaluation.features import EvalSet, extract_features
+from daaf.evaluation.features import EvalSet, FeatureOptions, extract_features
 from daaf.models import ModelMeta
 from daaf.training.config import load_config
 from daaf.training.trainer import build_train_loader
@@ -98,8 +98,7 @@ def test_an_unreadable_query_image_is_one_line_naming_it(broken_dataset):
             dataset.image_dir,
             meta,
             torch.device("cpu"),
-            batch_size=4,
-            workers=1,
+            FeatureOptions(batch_size=4, workers=1),
         )
     assert str(info.value) == f"{query_image}: missing or not a readable image"
 

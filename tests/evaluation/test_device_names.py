@@ -11,12 +11,15 @@ from daaf.data.annotations import AnnotationStore
 from daaf.data.datasets import build_dataset
 from daaf.errors import DaafError
 from daaf.evaluation import (
+    EvalOptions,
+    FeatureOptions,
     background_sensitivity,
     evaluate_embeddings,
     evaluate_model,
     extract_features,
     measure_latency,
     query_gallery_features,
+    write_evaluation,
 )
 from daaf.models import ModelMeta, load_inference_model
 from daaf.training.config import Config
@@ -39,9 +42,11 @@ def dataset(tiny_dataset):
 
 def test_a_device_name_is_accepted_wherever_a_device_is_taken(dataset, tmp_path):
     model = MeanColour()
-    query, gallery = query_gallery_features(model, dataset, META, "cpu", workers=0)
+    query, gallery = query_gallery_features(model, dataset, META, "cpu", FeatureOptions(workers=0))
     assert query.shape == (16, 9) and gallery.shape == (32, 9)
-    feats = extract_features(model, dataset.query, dataset.image_dir, META, "cpu", workers=0)
+    feats = extract_features(
+        model, dataset.query, dataset.image_dir, META, "cpu", FeatureOptions(workers=0)
+    )
     np.testing.assert_array_equal(feats, query)
     cfg = Config().data
     cfg.height, cfg.width, cfg.pixel_mean, cfg.pixel_std, cfg.workers = (
@@ -52,9 +57,11 @@ def test_a_device_name_is_accepted_wherever_a_device_is_taken(dataset, tmp_path)
         0,
     )
     assert 0 <= evaluate_embeddings(model, dataset, cfg, "cpu", "euclidean").mAP <= 1
-    table = evaluate_model(
-        model, META, dataset, tmp_path / "eval", "cpu", workers=0, num_ranklists=0
+    evaluation = evaluate_model(
+        model, META, dataset, "cpu", EvalOptions(features=FeatureOptions(workers=0))
     )
+    write_evaluation(evaluation, tmp_path / "eval", num_ranklists=0)
+    table = evaluation.metrics_table()
     assert 0 <= table["mAP"].iloc[0] <= 100
     store = AnnotationStore(dataset.image_dir.parent / "annotations")
     assert background_sensitivity(model, dataset, store, META, dataset.query[:4], "cpu").ratio >= 0
@@ -65,9 +72,9 @@ def test_a_device_name_is_accepted_wherever_a_device_is_taken(dataset, tmp_path)
 def test_a_bogus_device_name_is_one_line(dataset, tmp_path, name):
     message = rf"^device '{name}' is not a device: use auto, cpu, cuda or cuda:N$"
     with pytest.raises(DaafError, match=message):
-        query_gallery_features(MeanColour(), dataset, META, name, workers=0)
+        query_gallery_features(MeanColour(), dataset, META, name, FeatureOptions(workers=0))
     with pytest.raises(DaafError, match=message):
-        evaluate_model(MeanColour(), META, dataset, tmp_path / "eval", name)
+        evaluate_model(MeanColour(), META, dataset, name)
     assert not (tmp_path / "eval").exists()  # refused before the folder is made
     with pytest.raises(DaafError, match=message):
         load_inference_model(Path(tmp_path), name)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from daaf.evaluation.distance import compute_distance
-from daaf.evaluation.rerank import re_ranking, re_ranking_features
+from daaf.evaluation.rerank import RerankParams, re_ranking, re_ranking_features
 
 
 def dense_reference(q_g, q_q, g_g, k1=20, k2=6, lam=0.3):
@@ -63,8 +63,10 @@ def test_other_parameters():
     q, g = problem(3, n=150, nq=30)
     mats = compute_distance(q, g), compute_distance(q, q), compute_distance(g, g)
     expected = dense_reference(*mats, k1=8, k2=1, lam=0.5)
-    np.testing.assert_allclose(re_ranking(*mats, k1=8, k2=1, lambda_value=0.5), expected, atol=1e-5)
-    got = re_ranking_features(q, g, k1=8, k2=1, lambda_value=0.5, progress=False)
+    np.testing.assert_allclose(
+        re_ranking(*mats, RerankParams(k1=8, k2=1, lambda_value=0.5)), expected, atol=1e-5
+    )
+    got = re_ranking_features(q, g, RerankParams(k1=8, k2=1, lambda_value=0.5), progress=False)
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
@@ -91,8 +93,8 @@ def test_small_galleries_agree_with_the_dense_reference(n):
         mats = compute_distance(q, g), compute_distance(q, q), compute_distance(g, g)
         for k1, k2 in [(20, 6), (3, 2), (2, 6), (1, 1)]:
             expected = dense_reference(*mats, k1=k1, k2=k2)
-            dense = re_ranking(*mats, k1=k1, k2=k2)
-            got = re_ranking_features(q, g, k1=k1, k2=k2, chunk=3, progress=False)
+            dense = re_ranking(*mats, RerankParams(k1=k1, k2=k2))
+            got = re_ranking_features(q, g, RerankParams(k1=k1, k2=k2), chunk=3, progress=False)
             assert got.shape == (num_query, n - num_query)
             np.testing.assert_allclose(
                 dense, expected, atol=1e-5, err_msg=f"{num_query=} {k1=} {k2=}"
@@ -107,11 +109,15 @@ def test_compute_distance_input_is_ranked_as_the_fourth_power():
     mats = compute_distance(q, g), compute_distance(q, q), compute_distance(g, g)
     euclidean = np.sqrt(np.concatenate([mats[1], mats[0]], axis=1).astype(np.float64))
     d4 = euclidean**4 / (euclidean**4).max(axis=1, keepdims=True)
-    np.testing.assert_allclose(re_ranking(*mats, lambda_value=1), d4[:, 10:], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        re_ranking(*mats, RerankParams(lambda_value=1)), d4[:, 10:], rtol=1e-4, atol=1e-6
+    )
     d2 = euclidean**2 / (euclidean**2).max(axis=1, keepdims=True)
     roots = [np.sqrt(m) for m in mats]
-    np.testing.assert_allclose(re_ranking(*roots, lambda_value=1), d2[:, 10:], rtol=1e-4, atol=1e-6)
-    got = re_ranking_features(q, g, lambda_value=1, progress=False)
+    np.testing.assert_allclose(
+        re_ranking(*roots, RerankParams(lambda_value=1)), d2[:, 10:], rtol=1e-4, atol=1e-6
+    )
+    got = re_ranking_features(q, g, RerankParams(lambda_value=1), progress=False)
     np.testing.assert_allclose(got, d4[:, 10:], rtol=1e-4, atol=1e-6)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -51,76 +52,110 @@ def _gray(mask: np.ndarray) -> np.ndarray:
     return np.repeat(np.clip(mask, 0, 1)[..., None], 3, axis=2)
 
 
-def _save_mosaic(
-    tiles: list[list[np.ndarray]],
-    path: Path,
-    row_labels: Sequence[str] = (),
-    column_labels: Sequence[str] = (),
-    title: str | None = None,
-    framed: Sequence[tuple[int, int]] = (),
-    keypoints: dict[tuple[int, int], np.ndarray] | None = None,
-    colorbar: tuple[str, float, float] | None = None,
-    texts: dict[tuple[int, int], str] | None = None,
-) -> Figure:
-    """Tiles (rows x columns of float RGB (H, W, 3)) as one image; red frames around the
-    ``framed`` (row, column) tiles; ``keypoints`` (17, 3) drawn with the COCO skeleton;
-    ``colorbar`` (label, low, high): a jet colour bar for the overlays; ``texts``: a small label
-    in a tile's corner. Returns the (closed) figure, for tests."""
-    h, w = tiles[0][0].shape[:2]
-    rows, cols = len(tiles), len(tiles[0])
-    canvas = np.ones((rows * (h + GAP) - GAP, cols * (w + GAP) - GAP, 3))
-    for r, row in enumerate(tiles):
-        for c, tile in enumerate(row):
-            canvas[r * (h + GAP) : r * (h + GAP) + h, c * (w + GAP) : c * (w + GAP) + w] = tile
-    inches = cols * TILE_INCHES
-    fig, ax = plt.subplots(figsize=(inches + 0.6, inches * canvas.shape[0] / canvas.shape[1] + 0.8))
-    ax.imshow(canvas, interpolation="nearest")
-    ax.set_xticks([c * (w + GAP) + w / 2 for c in range(len(column_labels))], column_labels)
-    ax.set_yticks([r * (h + GAP) + h / 2 for r in range(len(row_labels))], row_labels)
-    ax.tick_params(length=0, labelsize=7, top=True, labeltop=True, bottom=False, labelbottom=False)
-    for side in ax.spines.values():
-        side.set_visible(False)
-    for r, c in framed:
-        ax.add_patch(
-            Rectangle(
-                (c * (w + GAP) - 0.5, r * (h + GAP) - 0.5), w, h, fill=False, ec="red", lw=1.5
+@dataclass
+class Mosaic:
+    """Tiles (rows x columns of float RGB (H, W, 3)) drawn as one image, labelled along its top
+    (``column_labels``) and left (``row_labels``) edges; red frames around the ``framed``
+    (row, column) tiles; ``keypoints`` (17, 3) drawn with the COCO skeleton; ``colorbar``
+    (label, low, high): a jet colour bar for the overlays; ``texts``: a small label in a tile's
+    corner."""
+
+    tiles: list[list[np.ndarray]]
+    row_labels: Sequence[str] = ()
+    column_labels: Sequence[str] = ()
+    title: str | None = None
+    framed: Sequence[tuple[int, int]] = ()
+    keypoints: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
+    colorbar: tuple[str, float, float] | None = None
+    texts: dict[tuple[int, int], str] = field(default_factory=dict)
+
+    def save(self, path: Path) -> Figure:
+        """Draw the mosaic into the PNG ``path``; returns the (closed) figure, for tests."""
+        canvas = self._canvas()
+        inches = len(self.tiles[0]) * TILE_INCHES
+        fig, ax = plt.subplots(
+            figsize=(inches + 0.6, inches * canvas.shape[0] / canvas.shape[1] + 0.8)
+        )
+        ax.imshow(canvas, interpolation="nearest")
+        self._label_edges(ax)
+        self._mark_tiles(ax)
+        ax.set_xlim(-0.5, canvas.shape[1] - 0.5)
+        ax.set_ylim(canvas.shape[0] - 0.5, -0.5)
+        self._add_colorbar(fig, ax)
+        if self.title:
+            chars = int(fig.get_figwidth() * 13)  # about 13 characters of 8-point text per inch
+            ax.set_title(
+                textwrap.fill(self.title, max(chars, 30)), fontsize=8
+            )  # above the top labels
+        fig.tight_layout()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return fig
+
+    @property
+    def _step(self) -> tuple[int, int, int, int]:
+        """(h, w, h + GAP, w + GAP): a tile's size and the distance between tiles' corners."""
+        h, w = self.tiles[0][0].shape[:2]
+        return h, w, h + GAP, w + GAP
+
+    def _canvas(self) -> np.ndarray:
+        """The tiles on a white canvas, :data:`GAP` pixels apart."""
+        h, w, dy, dx = self._step
+        rows, cols = len(self.tiles), len(self.tiles[0])
+        canvas = np.ones((rows * dy - GAP, cols * dx - GAP, 3))
+        for r, row in enumerate(self.tiles):
+            for c, tile in enumerate(row):
+                canvas[r * dy : r * dy + h, c * dx : c * dx + w] = tile
+        return canvas
+
+    def _label_edges(self, ax) -> None:
+        """Row and column labels on the left and top edges, without ticks or spines."""
+        h, w, dy, dx = self._step
+        ax.set_xticks([c * dx + w / 2 for c in range(len(self.column_labels))], self.column_labels)
+        ax.set_yticks([r * dy + h / 2 for r in range(len(self.row_labels))], self.row_labels)
+        ax.tick_params(
+            length=0, labelsize=7, top=True, labeltop=True, bottom=False, labelbottom=False
+        )
+        for side in ax.spines.values():
+            side.set_visible(False)
+
+    def _mark_tiles(self, ax) -> None:
+        """The red frames, the keypoints with their skeleton, and the corner texts."""
+        h, w, dy, dx = self._step
+        for r, c in self.framed:
+            ax.add_patch(
+                Rectangle((c * dx - 0.5, r * dy - 0.5), w, h, fill=False, ec="red", lw=1.5)
             )
-        )
-    for (r, c), kps in (keypoints or {}).items():  # imshow centres pixel c at c
-        x = kps[:, 0] - PIXEL_CENTRE + c * (w + GAP)
-        y = kps[:, 1] - PIXEL_CENTRE + r * (h + GAP)
-        seen = (kps[:, 2] > 0) & np.isfinite(kps[:, :2]).all(1)
-        for a, b in SKELETON:
-            if seen[a] and seen[b]:
-                ax.plot(x[[a, b]], y[[a, b]], color="yellow", lw=0.8)
-        ax.scatter(x[seen], y[seen], s=5, c="red", zorder=3)
-    for (r, c), text in (texts or {}).items():
-        ax.text(
-            c * (w + GAP) + 1,
-            r * (h + GAP) + h - 2,
-            text,
-            fontsize=6,
-            color="white",
-            bbox={"fc": "black", "alpha": 0.6, "pad": 1, "lw": 0},
-        )
-    ax.set_xlim(-0.5, canvas.shape[1] - 0.5)
-    ax.set_ylim(canvas.shape[0] - 0.5, -0.5)
-    if colorbar is not None:
-        label, low, high = colorbar
+        for (r, c), kps in self.keypoints.items():  # imshow centres pixel c at c
+            x = kps[:, 0] - PIXEL_CENTRE + c * dx
+            y = kps[:, 1] - PIXEL_CENTRE + r * dy
+            seen = (kps[:, 2] > 0) & np.isfinite(kps[:, :2]).all(1)
+            for a, b in SKELETON:
+                if seen[a] and seen[b]:
+                    ax.plot(x[[a, b]], y[[a, b]], color="yellow", lw=0.8)
+            ax.scatter(x[seen], y[seen], s=5, c="red", zorder=3)
+        for (r, c), text in self.texts.items():
+            ax.text(
+                c * dx + 1,
+                r * dy + h - 2,
+                text,
+                fontsize=6,
+                color="white",
+                bbox={"fc": "black", "alpha": 0.6, "pad": 1, "lw": 0},
+            )
+
+    def _add_colorbar(self, fig: Figure, ax) -> None:
+        """The jet colour bar of ``colorbar``, if any, beside the mosaic."""
+        if self.colorbar is None:
+            return
+        label, low, high = self.colorbar
         bar = fig.colorbar(
             ScalarMappable(Normalize(low, high), cmap="jet"), ax=ax, fraction=0.04, pad=0.02
         )
         bar.set_label(textwrap.fill(label, 40), fontsize=7)
         bar.ax.tick_params(labelsize=6)
-    if title:
-        chars = int(fig.get_figwidth() * 13)  # about 13 characters of 8-point text per inch
-        ax.set_title(textwrap.fill(title, max(chars, 30)), fontsize=8)  # above the top labels
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return fig
 
 
 def save_attention_figure(
@@ -138,7 +173,7 @@ def save_attention_figure(
         rows[names[0]] = [overlay(image, m) for image, m in zip(images, maps_base, strict=True)]
     rows[names[1]] = [overlay(image, m) for image, m in zip(images, maps_daaf, strict=True)]
     scale = ("attention, each map min-max scaled", 0.0, 1.0)
-    return _save_mosaic(list(rows.values()), path, list(rows), title=title, colorbar=scale)
+    return Mosaic(list(rows.values()), list(rows), title=title, colorbar=scale).save(path)
 
 
 def save_partial_attention_figure(
@@ -162,7 +197,7 @@ def save_partial_attention_figure(
             tiles.append([_rgb(image)] + [overlay(image, m) for m in model_maps[b]])
             labels.append(model)
     scale = ("attention, each map min-max scaled", 0.0, 1.0)
-    return _save_mosaic(tiles, path, labels, ["image", *names], title, colorbar=scale)
+    return Mosaic(tiles, labels, ["image", *names], title, colorbar=scale).save(path)
 
 
 def save_branch_figure(
@@ -201,9 +236,10 @@ def save_branch_figure(
         column = list(columns).index("PAB heatmaps")
         texts = {(b, column): f"max {peak.max():.2f}" for b, peak in enumerate(peaks)}
         scale = ("PAB heatmap: max over the 17 keypoint maps (target peak 1)", 0.0, 1.0)
-    return _save_mosaic(
-        tiles, path, (), list(columns), title, keypoints=keypoints, colorbar=scale, texts=texts
+    mosaic = Mosaic(
+        tiles, (), list(columns), title, keypoints=keypoints, colorbar=scale, texts=texts
     )
+    return mosaic.save(path)
 
 
 def save_shuffle_figure(
@@ -225,12 +261,11 @@ def save_shuffle_figure(
         [jet(cell)[..., :3] if image is None else overlay(image, cell) for cell in row]
         for row in cells
     ]
-    return _save_mosaic(
+    return Mosaic(
         tiles,
-        path,
         [f"features\n{n}" for n in names],
         [f"conv\n{n}" for n in names],
         title,
         framed=[(i, i) for i in range(g)],
         colorbar=("PAB heatmap (max over conv j's maps), one scale for all cells", 0.0, high),
-    )
+    ).save(path)

@@ -72,24 +72,37 @@ def decoupling_score(
     """
     b, g = grid.shape[:2]
     peaks = _peaks(grid)  # (B, G, G, 2)
+    score: dict = {"groups": g, "images": b, "nearest_diagonal": _nearest_diagonal(peaks)}
+    if keypoints is None:
+        return score
+    radius = 0.1 * grid.shape[-2] if radius is None else radius
+    score["keypoint_regions"] = _keypoint_regions(peaks, groups, keypoints, radius)
+    return score
+
+
+def _nearest_diagonal(peaks: np.ndarray) -> dict:
+    """Of the off-diagonal cells' peaks (B, G, G, 2): the fractions nearer the feature group's
+    own peak (cell (i, i)), nearer the conv's (cell (j, j)), or tied."""
+    g = peaks.shape[1]
     diagonal = peaks[:, np.arange(g), np.arange(g)]  # (B, G, 2)
     off = ~np.eye(g, dtype=bool)
     to_feature = np.linalg.norm(peaks - diagonal[:, :, None], axis=-1)[:, off]
     to_conv = np.linalg.norm(peaks - diagonal[:, None, :], axis=-1)[:, off]
     cells = to_feature.size
-    score: dict = {
-        "groups": g,
-        "images": b,
-        "nearest_diagonal": {
-            "cells": cells,
-            "feature_group": float((to_feature < to_conv).sum() / cells),
-            "conv_layer": float((to_conv < to_feature).sum() / cells),
-            "tie": float((to_conv == to_feature).sum() / cells),
-        },
+    return {
+        "cells": cells,
+        "feature_group": float((to_feature < to_conv).sum() / cells),
+        "conv_layer": float((to_conv < to_feature).sum() / cells),
+        "tie": float((to_conv == to_feature).sum() / cells),
     }
-    if keypoints is None:
-        return score
-    radius = 0.1 * grid.shape[-2] if radius is None else radius
+
+
+def _keypoint_regions(
+    peaks: np.ndarray, groups: tuple[tuple[int, ...], ...], keypoints: np.ndarray, radius: float
+) -> dict:
+    """Where the cells' peaks (B, G, G, 2) lie among the groups' body regions: see
+    :func:`decoupling_score`."""
+    b, g = peaks.shape[:2]
     visible = (keypoints[..., 2] > 0) & np.isfinite(keypoints[..., :2]).all(-1)
 
     def in_region(point: np.ndarray, image: int, group: int) -> bool | None:
@@ -118,10 +131,9 @@ def decoupling_score(
                 )
                 counts[key] += 1
     labelled = sum(counts.values())
-    score["keypoint_regions"] = {
+    return {
         "cells": labelled,
         "radius_px": float(radius),
         **{k: (v / labelled if labelled else None) for k, v in counts.items()},
         "diagonal_in_region": hits / diagonal_cells if diagonal_cells else None,
     }
-    return score

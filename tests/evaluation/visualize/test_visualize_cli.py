@@ -9,7 +9,8 @@ import torch
 from click.testing import CliRunner
 
 from daaf.errors import DaafError
-from daaf.evaluation.visualize_command import GRADCAM_ONLY_NOTE, visualize
+from daaf.evaluation.visualize.render import GRADCAM_ONLY_NOTE
+from daaf.evaluation.visualize_command import visualize
 from daaf.models import build_model
 from daaf.utils.safe_load import REFUSED
 
