@@ -1581,7 +1581,6 @@ def special_inputs(p: Lane) -> list[Case]:
             timeout=HANG,
         ),
         *special_outputs_and_stores(p, d),
-        *special_names(p, d),
     ]
 
 
@@ -1679,8 +1678,9 @@ def odd_name(folder: Path, stem: str, suffix: str) -> Path:
     return Path(os.fsdecode(os.fsencode(folder / stem) + b"\xff\n" + suffix.encode()))
 
 
-def special_names(p: Lane, d: Path) -> list[Case]:
-    """Sockets, devices and names with odd bytes as list files, configs and --out."""
+def special_names(p: Lane) -> list[Case]:
+    """Sockets, devices and names with odd bytes as list files, configs and --out (item 3)."""
+    d = p.case_dir("special_names")
     first = sorted((market(p.data) / "query").iterdir())[0]
     odd_list, odd_config = odd_name(d, "list", ".txt"), odd_name(d, "config", ".yaml")
     mixed = d / "mixed_list.txt"
@@ -1695,9 +1695,9 @@ def special_names(p: Lane, d: Path) -> list[Case]:
     return [
         Case(
             "embed: a list file that is a socket",
-            embed(p, [d / "list.sock"], p.out("list-socket.h5")),
+            embed(p, [d / "socket_list.txt"], p.out("list-socket.h5")),
             timeout=HANG,
-            setup=partial(make_socket, d / "list.sock"),
+            setup=partial(make_socket, d / "socket_list.txt"),
         ),
         Case(
             "embed: a list file whose name holds a non-UTF-8 byte and a newline",
@@ -2533,6 +2533,7 @@ CATEGORIES: dict[str, Callable[[Lane], list[Case]]] = {
     "kill9": kill9,
     "refused_then_rerun": refused_then_rerun,
     "special_inputs": special_inputs,
+    "special_names": special_names,
     "bounded_options": bounded_options,
     "embedding_files": embedding_files,
     "careless": careless,

@@ -104,10 +104,13 @@ def test_every_category_builds_its_cases_and_holds_issue_30s(tmp_path):
         "special_inputs": [
             "embed: a FIFO given as the image",
             "embed: a list file that is a FIFO",
-            "embed: a list file that is a socket",
             "embed: --out is a FIFO",
+        ],
+        "special_names": [
+            "embed: a list file that is a socket",
             "embed: --out is a socket",
             "train: --config is a socket",
+            "train: _base_ names a socket",
         ],
         "refused_then_rerun": [
             "embed: a NaN model, refused, leaves no --out",
