@@ -288,6 +288,7 @@ def test_a_huge_value_gives_a_short_line():
         (b"model: [\x01\n", "not valid YAML: "),
         (b"_base_: 5\n", "_base_ must be the path of a YAML file .*, got 5$"),
         (b"_base_: [a.yaml]\n", "_base_ must be the path of a YAML file"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply to be a daaf config$"),
         # 1.6 MB of 150,000 pab_groups: refused by its size, before PyYAML parses it
         (
             b"model:\n  pab_groups: [" + b"[0, 1, 2], " * 150_000 + b"[3]]\n",
