@@ -2,8 +2,8 @@
 
     nice .venv/bin/python scripts/hostile_pass.py [--only CATEGORY ...] [--csv attempts.csv] [--keep]
 
-Every attempt runs the real CLI (``.venv/bin/daaf ...``) as a subprocess in a scratch folder,
-with a time limit. Around each one the pass hashes the user's files (a folder of files named as
+Every attempt runs the real CLI of this tree (``python -m daaf.cli ...``, with this tree first
+on PYTHONPATH) as a subprocess in a scratch folder, with a time limit. Around each one the pass hashes the user's files (a folder of files named as
 daaf names its own, the dataset, model, features and evaluations it prepared), looks for the
 markers planted code would write, and for processes the attempt left alive. Each attempt gets
 one outcome (OUTCOMES, worst first), and the table counts them per category.
@@ -575,7 +575,10 @@ def table(attempts: list[Attempt]) -> str:
 
 
 def shown(text: str, scratch_root: Path | None) -> str:
-    return text.replace(str(scratch_root), "$S") if scratch_root else text
+    """``text`` with the scratch folder as ``$S``, and a file name's bytes that are no UTF-8
+    (surrogates) as escapes, so that the CSV and the terminal can take it."""
+    text = text.replace(str(scratch_root), "$S") if scratch_root else text
+    return text.encode(errors="backslashreplace").decode()
 
 
 def csv_rows(attempts: list[Attempt], scratch_root: Path | None = None) -> list[dict]:
@@ -1046,6 +1049,25 @@ def swap_images(source: Path, target: Path, mirror_only: bool = False) -> None:
     second.write_bytes(first_bytes)
 
 
+def reorder_labels(source: Path, target: Path) -> None:
+    """A copy of the dataset whose training shard holds its labels (masks, keypoints, boxes,
+    scores, statuses and image digests) in reverse row order, each image keeping its path and
+    identity; content_sha256 recomputed and manifest.csv rebuilt, as a careful forger would:
+    the store is whole, and only the per-row image SHA-256 ties labels to their images."""
+    import h5py
+
+    from daaf.data.annotations.shards import hash_datasets
+    from daaf.data.annotations.writer import AnnotationWriter
+
+    store = copy_dataset(source, target) / "annotations"
+    labels = ("image_size", "mask", "keypoints", "person_box", "person_score", "status")
+    with h5py.File(store / "train-00000.h5", "r+") as shard:
+        for name in (*labels, "image_sha256"):
+            shard[name][...] = shard[name][()][::-1]
+        shard.attrs.modify("content_sha256", hash_datasets(shard))
+    AnnotationWriter(store, "synthetic", {}).write_manifest()
+
+
 def corrupt_shard(source: Path, target: Path) -> None:
     """A copy of the dataset whose training shard has bytes flipped in its middle."""
     shard = copy_dataset(source, target) / "annotations" / "train-00000.h5"
@@ -1110,6 +1132,10 @@ def sparse_billion(file) -> None:
     file.create_dataset("paths", shape=(rows,), dtype=h5py.string_dtype(), chunks=(4096,))
     for name in ("rows", "done", "num_inputs"):
         file.attrs[name] = rows
+
+
+# Forgeries of what only `daaf embed --resume` reads (and checks): search may ignore them.
+READ_BY_RESUME_ONLY = ("num_inputs attribute 10^12",)
 
 
 def forgeries() -> dict[str, Callable]:
@@ -1353,6 +1379,7 @@ def label(p: Lane, out: Path, *extra: object) -> list:
 def labels_bound(p: Lane) -> list[Case]:
     """Labels stay bound to the images they were made from (issue 30, item 1)."""
     swapped, mirrored = p.case_dir("swapped"), p.case_dir("mirrored")
+    reordered = p.case_dir("reordered")
     return [
         Case("validate: the untouched dataset", validate(p.data), "accept"),
         Case(
@@ -1367,6 +1394,12 @@ def labels_bound(p: Lane) -> list[Case]:
             setup=partial(swap_images, p.data, mirrored, True),
         ),
         Case("train: on that re-cropped image", train(p.out("train-mirrored"), mirrored)),
+        Case(
+            "validate: labels rewritten in another order, content_sha256 and manifest redone",
+            validate(reordered),
+            setup=partial(reorder_labels, p.data, reordered),
+        ),
+        Case("train: on that reordered store", train(p.out("train-reordered"), reordered)),
     ]
 
 
@@ -1386,6 +1419,7 @@ def embedding_files(p: Lane) -> list[Case]:
             Case(
                 f"--gallery with {name}",
                 search(p, p.out(slug(name)), path),
+                "either" if name in READ_BY_RESUME_ONLY else "refuse",
                 setup=partial(forge_embeddings, p.gallery_h5, path, edit),
                 timeout=HANG,
             )
@@ -1644,6 +1678,106 @@ def special_outputs_and_stores(p: Lane, d: Path) -> list[Case]:
     ]
 
 
+def odd_name(folder: Path, stem: str, suffix: str) -> Path:
+    """``folder/stem`` + a byte that is no UTF-8 and a newline + ``suffix``."""
+    return Path(os.fsdecode(os.fsencode(folder / stem) + b"\xff\n" + suffix.encode()))
+
+
+def special_names(p: Lane) -> list[Case]:
+    """Sockets, devices and names with odd bytes as list files, configs and --out (item 3)."""
+    d = p.case_dir("special_names")
+    first = sorted((market(p.data) / "query").iterdir())[0]
+    odd_list, odd_config = odd_name(d, "list", ".txt"), odd_name(d, "config", ".yaml")
+    mixed = d / "mixed_list.txt"
+
+    def list_of_specials() -> None:
+        make_socket(d / "listed.sock")
+        write_file(mixed, f"{first}\n{d / 'listed.sock'}\n/dev/zero\n/dev/null\n")
+
+    def run(config: Path | str, name: str, **kwargs) -> Case:
+        return Case(name, train(p.out(f"special-{slug(name)}"), p.data, config=config), **kwargs)
+
+    return [
+        Case(
+            "embed: a list file that is a socket",
+            embed(p, [d / "socket_list.txt"], p.out("list-socket.h5")),
+            timeout=HANG,
+            setup=partial(make_socket, d / "socket_list.txt"),
+        ),
+        Case(
+            "embed: a list file whose name holds a non-UTF-8 byte and a newline",
+            embed(p, [odd_list], p.out("odd-list.h5")),
+            "either",
+            HANG,
+            setup=partial(write_file, odd_list, f"{first}\n"),
+        ),
+        Case(
+            "embed: a list naming an image, a socket, /dev/zero and /dev/null",
+            embed(p, [mixed], p.out("mixed-list.h5")),
+            "either",
+            HANG,
+            setup=list_of_specials,
+        ),
+        Case(
+            "embed: --out is a socket",
+            embed(p, [first], d / "out.sock"),
+            timeout=HANG,
+            setup=partial(make_socket, d / "out.sock"),
+        ),
+        Case(
+            "embed: --out a name with a non-UTF-8 byte and a newline",
+            embed(p, [first], odd_name(p.out(""), "embed", ".h5")),
+            "either",
+            HANG,
+        ),
+        Case(
+            "search: --out a folder name with a non-UTF-8 byte and a newline",
+            search(p, odd_name(p.out(""), "search", "")),
+            "either",
+            HANG,
+        ),
+        Case(
+            "evaluate: --out is a socket",
+            evaluate(p, d / "eval.sock"),
+            timeout=HANG,
+            setup=partial(make_socket, d / "eval.sock"),
+        ),
+        Case(
+            "train: --out is a socket",
+            train(d / "train.sock", p.data),
+            timeout=HANG,
+            setup=partial(make_socket, d / "train.sock"),
+        ),
+        Case(
+            "export: --out /dev/zero",
+            ["daaf", "export", p.checkpoint, "--out", "/dev/zero"],
+            timeout=HANG,
+        ),
+        run(
+            d / "config.sock",
+            "train: --config is a socket",
+            timeout=HANG,
+            setup=partial(make_socket, d / "config.sock"),
+        ),
+        run(
+            d / "base_socket.yaml",
+            "train: _base_ names a socket",
+            timeout=HANG,
+            setup=lambda: (
+                make_socket(d / "base.sock"),
+                write_file(d / "base_socket.yaml", f"_base_: {d / 'base.sock'}\n"),
+            ),
+        ),
+        run(
+            odd_config,
+            "train: --config whose name holds a non-UTF-8 byte and a newline",
+            expect="either",
+            timeout=240,
+            setup=partial(write_file, odd_config, f"_base_: {DEMO_CONFIG}\n"),
+        ),
+    ]
+
+
 def refused_then_rerun(p: Lane) -> list[Case]:
     """A refused run leaves nothing that blocks the plain rerun (item 4)."""
     feats, evaluated, exported = (
@@ -1883,6 +2017,9 @@ def configs(p: Lane) -> list[Case]:
         "base_dir.yaml": f"_base_: {d}\n",
         "base_self.yaml": "_base_: base_self.yaml\n",
         "base_fifo.yaml": "_base_: fifo.yaml\n",
+        "base_zero.yaml": "_base_: /dev/zero\n",
+        "base_null.yaml": "_base_: /dev/null\n",
+        "base_empty.yaml": "_base_: empty.yaml\n",
         "laughs.yaml": billion_laughs(),
         "deep.yaml": "[" * 100_000 + "]" * 100_000 + "\n",
         "list.yaml": "- model\n- data\n",
@@ -1910,7 +2047,11 @@ def configs(p: Lane) -> list[Case]:
         run(d / "dup_section.yaml", name="a section given twice", message=dup),
         run(d, name="--config names a directory", message=r"(?i)director"),
         run(d / "fifo.yaml", name="--config names a FIFO", message=r"(?i)fifo|pipe", timeout=HANG),
-        run(d / "empty.yaml", name="--config names an empty file", message=r"(?i)empty"),
+        run(
+            d / "empty.yaml",
+            name="--config names an empty file: says so, offline",
+            message=r"(?is)^(?!.*download).*empty",
+        ),
         run("/dev/null", name="--config /dev/null", message=r"(?i)device|empty"),
         run("/dev/zero", name="--config /dev/zero", message=r"(?i)device", timeout=HANG),
         run(d / "base_dir.yaml", name="_base_ names a directory", message=r"(?i)director"),
@@ -1922,14 +2063,22 @@ def configs(p: Lane) -> list[Case]:
         run(
             d / "base_fifo.yaml", name="_base_ names a FIFO", message=r"(?i)fifo|pipe", timeout=HANG
         ),
+        run(
+            d / "base_zero.yaml",
+            name="_base_ names /dev/zero",
+            message=r"(?i)device",
+            timeout=HANG,
+        ),
+        run(d / "base_null.yaml", name="_base_ names /dev/null", message=r"(?i)device|empty"),
+        run(d / "base_empty.yaml", name="_base_ names an empty file", message=r"(?i)empty"),
         run(d / "laughs.yaml", name="a billion-laughs YAML (aliases of aliases)", timeout=HANG),
         run(d / "deep.yaml", name="lists nested 100,000 deep", timeout=HANG),
         run(d / "list.yaml", name="a list, not a mapping"),
         run(d / "binary.yaml", name="binary bytes"),
-        run(
-            d / "empty_mapping.yaml",
-            name="an empty mapping: says what it lacks, offline",
-            message=r"(?is)^(?!.*download)",
+        Case(
+            "an empty mapping, no overrides: says what it lacks, offline",
+            daaf_argv("train", config=d / "empty_mapping.yaml", out=p.out("cfg-empty-mapping")),
+            message=r"(?is)^(?!.*download).*data\.root",
             timeout=HANG,
         ),
         Case("an override without '='", train(p.out("cfg-no-equals"), p.data, "model.depth")),
@@ -2389,6 +2538,7 @@ CATEGORIES: dict[str, Callable[[Lane], list[Case]]] = {
     "kill9": kill9,
     "refused_then_rerun": refused_then_rerun,
     "special_inputs": special_inputs,
+    "special_names": special_names,
     "bounded_options": bounded_options,
     "embedding_files": embedding_files,
     "careless": careless,
@@ -2413,9 +2563,12 @@ def cpu_of(who: int) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def default_daaf() -> list[str]:
-    script = REPO / ".venv" / "bin" / "daaf"
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "daaf.cli"]
+def this_tree_daaf() -> list[str]:
+    """``python -m daaf.cli`` of this tree: its folder goes first on PYTHONPATH (inherited by
+    every attempt), ahead of an editable install that may point at another tree."""
+    paths = [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]
+    os.environ["PYTHONPATH"] = os.pathsep.join(paths)
+    return [sys.executable, "-m", "daaf.cli"]
 
 
 def where() -> str:
@@ -2496,7 +2649,11 @@ def run_lanes(
     type=click.IntRange(1, 8),
     help="Lanes of categories run side by side, each with its own prepared files.",
 )
-@click.option("--daaf", "daaf_command", help="The CLI under test [default: .venv/bin/daaf].")
+@click.option(
+    "--daaf",
+    "daaf_command",
+    help="The CLI under test [default: python -m daaf.cli of this tree].",
+)
 @click.option(
     "--timeout-scale",
     default=1.0,
@@ -2517,7 +2674,7 @@ def main(
 ) -> None:
     """Run every category (or --only some) of hostile attempts against the daaf CLI and print
     the table of outcomes."""
-    daaf = shlex.split(daaf_command) if daaf_command else default_daaf()
+    daaf = shlex.split(daaf_command) if daaf_command else this_tree_daaf()
     root = Path(tempfile.mkdtemp(prefix="hostile_pass_", dir=scratch_parent))
     echo = partial(click.echo, err=True)
     echo(f"hostile pass: {where()}; daaf = {shlex.join(daaf)}; scratch {root}")

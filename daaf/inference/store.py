@@ -140,12 +140,31 @@ def check_contents(f: h5py.File, path: Path) -> None:
     paths = _text_rows(f, "paths", shown)
     if paths != len(features):
         raise DaafError(f"{shown}: {len(features)} rows of features but {paths} paths")
+    for name in ("features", "paths"):
+        if _never_written(f[name]):
+            raise DaafError(
+                f"{shown}: its {name} hold {len(features)} rows, but not all of them were "
+                "ever written (HDF5 would read the rest as zeros)"
+            )
     for name, (held, what) in counts.items():
         if name in f.attrs and _whole_number(f, name, shown) != held:
             raise DaafError(
                 f"{shown}: its {name} attribute says {f.attrs[name]}, but it holds {held} {what}"
             )
     _check_search_attrs(f, shown)
+
+
+def _never_written(data: h5py.Dataset) -> bool:
+    """Whether some of ``data`` was never written: a chunk or a contiguous dataset that HDF5
+    holds no storage for (a file made with only a shape: reading it yields fill values)."""
+    if data.size == 0:
+        return False
+    if data.chunks is None:
+        return data.id.get_storage_size() == 0
+    chunks = 1
+    for size, chunk in zip(data.shape, data.chunks, strict=True):
+        chunks *= -(-size // chunk)
+    return data.id.get_num_chunks() < chunks
 
 
 def _whole_number(f: h5py.File, name: str, shown: str) -> int:

@@ -76,7 +76,7 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = setting(120, min=1)
+    epochs: int = setting(120, min=1, max=10**6)  # the paper trains 120
     # null: one pass over the training identities
     iters_per_epoch: int | None = setting(None, min=1, max=10**6)
     seed: int = setting(0, min=0, max=2**32 - 1)  # numpy's seeds are 32-bit

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from daaf.errors import DaafError
+from daaf.errors import DaafError, shorten
 
 MARKER_NAME = ".daaf"  # {"made_by": "daaf", "kind": ...}: daaf made this folder
 LOCK_NAME = ".daaf.lock"  # held while a run writes into the folder (daaf.utils.lock)
@@ -134,12 +134,13 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
 def check_output_path(path: str | Path, option: str = "--out", folder: bool = True) -> None:
     """DaafError, before any work, if ``path`` (a folder, or a file if not ``folder``) cannot be
     written: it or a parent is a file where a folder is needed, or the folder that would hold
-    it is not writable, or an existing file is not a regular one (a FIFO, a device). Creates
-    nothing."""
+    it is not writable, or an existing file is not a regular one (a FIFO, a device), or a name
+    in it is longer than the file system allows. Creates nothing."""
     path = Path(path)
     existing = path
     while not os.path.lexists(existing) and existing != existing.parent:
         existing = existing.parent
+    _check_name_lengths(path, existing, option)
     if existing == path:
         kind, wanted = _existing_kind(path), "a folder" if folder else "a file"
         if kind != wanted:
@@ -153,6 +154,21 @@ def check_output_path(path: str | Path, option: str = "--out", folder: bool = Tr
         )
     if not os.access(existing, os.W_OK | os.X_OK):
         raise DaafError(f"{option} {path}: cannot write into {existing} (permission denied)")
+
+
+def _check_name_lengths(path: Path, existing: Path, option: str) -> None:
+    """DaafError if a name in ``path`` is longer than the file system of ``existing`` (its
+    deepest existing folder) allows: every look at it would fail with 'File name too long'."""
+    try:
+        limit = os.pathconf(existing, "PC_NAME_MAX")
+    except OSError:
+        limit = 255
+    size = max(len(os.fsencode(part)) for part in path.parts)
+    if size > limit:
+        raise DaafError(
+            f"{option} {shorten(printable(str(path)), 120)}: a name of {size} bytes, more than the "
+            f"{limit} its file system allows"
+        )
 
 
 def _existing_kind(path: Path) -> str:

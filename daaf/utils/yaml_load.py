@@ -66,7 +66,8 @@ def _read_regular_file(path: Path, max_bytes: int) -> bytes:
 def read_yaml_file(path: str | Path, max_bytes: int) -> Any:
     """The YAML document of the file ``path``, read with :class:`UniqueKeyLoader`; a
     ConfigError of one line names the file and what is wrong: missing, no regular file (which
-    kind), over ``max_bytes``, empty, not UTF-8, not YAML, or a key given twice."""
+    kind), over ``max_bytes``, empty, not UTF-8, not YAML, nested too deeply, or a key given
+    twice."""
     path = Path(path)
     data = _read_regular_file(path, max_bytes)
     if len(data) > max_bytes:
@@ -85,6 +86,8 @@ def read_yaml_file(path: str | Path, max_bytes: int) -> Any:
     except yaml.YAMLError as exc:
         problem = " ".join(str(exc).split())  # the parser's message spans several lines
         raise ConfigError(f"{path}: not valid YAML: {shorten(problem, 200)}") from None
+    except RecursionError:  # PyYAML parses nesting recursively
+        raise ConfigError(f"{path}: nested too deeply to be a daaf config") from None
     if values is None:
         raise ConfigError(f"{path}: empty: no settings in it (a config is a mapping of sections)")
     return values

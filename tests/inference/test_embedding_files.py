@@ -139,6 +139,27 @@ def test_the_hand_made_file_of_the_documented_format_is_searched(
     assert "(4 queries x top 4, cosine distances)" in result.output
 
 
+@pytest.mark.parametrize(("rows", "unwritten"), [(10**9, "features"), (ROWS, "paths")])
+def test_rows_never_written_are_one_line_not_a_search_of_zeros(
+    rows, unwritten, tiny_model, good_query, tmp_path, cli
+):
+    """Rows made with a shape alone store nothing: searching 10^9 of them would never end."""
+    bad = write_file(tmp_path / "sparse.h5", tiny_model, rows=rows, done=rows, num_inputs=rows)
+    with h5py.File(bad, "r+") as f:
+        for name in ("features", "paths"):
+            del f[name]
+        f.create_dataset("features", (rows, DIM), np.float32, chunks=(min(rows, 1024), DIM))
+        f.create_dataset("paths", (rows,), h5py.string_dtype(), chunks=(min(rows, 4096),))
+        if unwritten == "paths":
+            f["features"][:] = 1.0
+    result = search(cli, bad, good_query, tiny_model, tmp_path / "out")
+    assert result.exit_code == 1, result.output
+    assert result.output.splitlines() == [
+        f"Error: {bad}: its {unwritten} hold {rows} rows, but not all of them were ever written "
+        "(HDF5 would read the rest as zeros)"
+    ]
+
+
 def test_paths_that_are_no_text_or_not_utf8_are_one_line(tiny_model, good_query, tmp_path, cli):
     numbers = tmp_path / "numbers.h5"
     write_file(numbers, tiny_model)

@@ -1,6 +1,7 @@
 """scripts/hostile_pass.py: its bookkeeping, on tiny fake commands instead of daaf."""
 
 import csv
+import os
 import signal
 import sys
 import time
@@ -55,6 +56,87 @@ def test_classify_takes_the_worst_problem_and_reads_the_message():
     named = hostile.Case("c", ["daaf"], "refuse", message=r"twice")
     assert attempt(named, 1, "Error: bad key\n").outcome == "unclear error"
     assert attempt(named, 1, "Error: key given twice\n").outcome == "one-line error"
+
+
+def prepared_lane(root: Path):
+    """A Lane whose prepared files are stand-ins (nothing is made): enough to build cases."""
+    shared = hostile.Shared(root / "shared", ["daaf"])
+    data = root / "data"
+    for folder in ("query", "bounding_box_test", "bounding_box_train"):
+        image = hostile.market(data) / folder / "0001_c1s1_000001_00.jpg"
+        image.parent.mkdir(parents=True)
+        image.write_bytes(b"jpg")
+    names = ("other", "big", "run", "model", "gallery_h5", "query_h5", "evaluation")
+    shared.made.update({name: root / name for name in names}, data=data)
+    for name in ("evaluation_copy", "nan_model", "inf_model", "nan_checkpoint", "inf_checkpoint"):
+        shared.made[name] = root / name
+    lane = hostile.Lane(root / "lane", shared)
+    for name in ("user", "daaf_made", "payload_pt", "payload_pickle", "torchscript"):
+        lane.__dict__[name] = root / name
+    return lane
+
+
+def test_every_category_builds_its_cases_and_holds_issue_30s(tmp_path):
+    """Each builder gives cases of unique names whose command is daaf's; the cases the
+    hostile-input issue lists are there."""
+    lane = prepared_lane(tmp_path)
+    names = {}
+    for category, build in hostile.CATEGORIES.items():
+        cases = build(lane)
+        assert cases and all(case.argv[0] == "daaf" for case in cases), category
+        assert len({case.name for case in cases}) == len(cases), category
+        names[category] = {case.name for case in cases}
+    wanted = {
+        "labels_bound": [
+            "validate: labels rewritten in another order, content_sha256 and manifest redone",
+            "train: on that reordered store",
+        ],
+        "embedding_files": [
+            "--gallery with 1-D features",
+            "--gallery with 3-D features",
+            "--gallery with string features",
+            "--gallery with integer features",
+            "--gallery with 3 fewer paths than features",
+            "--gallery with 3 more paths than features",
+            "--gallery with rows attribute 10^12",
+            "--gallery with rows attribute -5",
+        ],
+        "special_inputs": [
+            "embed: a FIFO given as the image",
+            "embed: a list file that is a FIFO",
+            "embed: --out is a FIFO",
+        ],
+        "special_names": [
+            "embed: a list file that is a socket",
+            "embed: --out is a socket",
+            "train: --config is a socket",
+            "train: _base_ names a socket",
+        ],
+        "refused_then_rerun": [
+            "embed: a NaN model, refused, leaves no --out",
+            "embed: the plain rerun with a good model",
+        ],
+        "bounded_options": ["compare --bootstrap 1000000000", "compare --bootstrap 10^30"],
+        "interrupts": ["embed --workers 2: Ctrl-C", "embed --resume after Ctrl-C"],
+        "configs": [
+            "a key given twice in one mapping",
+            "--config names a directory",
+            "_base_ names a directory",
+            "--config /dev/zero",
+            "_base_ names /dev/zero",
+            "--config names an empty file: says so, offline",
+            "_base_ names an empty file",
+        ],
+        "foreign_pids": ["--pids of another dataset: no gallery path in it"],
+    }
+    for category, cases in wanted.items():
+        assert set(cases) <= names[category], set(cases) - names[category]
+
+
+def test_names_that_are_no_utf8_are_shown_escaped(tmp_path):
+    odd = hostile.odd_name(tmp_path, "list", ".txt")
+    assert os.fsencode(odd).endswith(b"list\xff\n.txt")
+    assert hostile.shown(str(odd), tmp_path) == "$S/list\\udcff\n.txt"
 
 
 def test_the_table_counts_each_outcome_per_category_and_overall():

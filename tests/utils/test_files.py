@@ -5,7 +5,7 @@ import shutil
 import pytest
 
 from daaf.errors import DaafError
-from daaf.utils.files import claim_dir, made_by_daaf, mark_dir, remove_dir
+from daaf.utils.files import check_output_path, claim_dir, made_by_daaf, mark_dir, remove_dir
 
 
 def test_only_a_marked_folder_of_the_right_kind_is_removed(tmp_path):
@@ -52,3 +52,13 @@ def test_an_interrupted_removal_keeps_the_marker_so_the_next_one_finishes(tmp_pa
     assert made_by_daaf(folder, "store")
     remove_dir(folder, "store")
     assert not folder.exists()
+
+
+@pytest.mark.parametrize("name", ["x" * 300, "x" * 300 + "/run", "x" * 297 + ".h5"])
+def test_an_output_name_too_long_for_the_file_system_is_one_line(tmp_path, name):
+    """os.stat of such a path raises 'File name too long' instead of saying it is missing."""
+    with pytest.raises(
+        DaafError, match=r"^--out .*\.\.\. \(\d+ characters\): a name of 300 bytes, "
+    ):
+        check_output_path(tmp_path / name, folder=not name.endswith(".h5"))
+    assert list(tmp_path.iterdir()) == []

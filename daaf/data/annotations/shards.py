@@ -30,6 +30,7 @@ from daaf.data.annotations.schema import (
 from daaf.data.datasets.base import SPLITS
 from daaf.data.keypoints import NUM_KEYPOINTS
 from daaf.errors import DaafError
+from daaf.utils.files import printable, regular_file_problem
 
 MASK_BLOCK = 256  # masks are streamed in blocks of this many images when scanning a whole shard
 
@@ -86,7 +87,11 @@ def header_mismatches(headers: list[ShardHeader]) -> list[str]:
 
 
 def open_shard(path: Path) -> h5py.File:
-    """Open a shard read-only; a missing, truncated or non-HDF5 file raises DaafError naming it."""
+    """Open a shard read-only; a missing, truncated or non-HDF5 file raises DaafError naming it,
+    as does a FIFO or a device (refused before it is opened: HDF5 would wait on a FIFO)."""
+    problem = regular_file_problem(path)
+    if problem not in (None, "missing"):
+        raise DaafError(f"annotation shard {printable(str(path))}: {problem}")
     try:
         return h5py.File(path, "r")
     except FileNotFoundError as exc:

@@ -120,6 +120,21 @@ def test_problems_are_named_and_nothing_is_modified(store, damage, message):
     assert _snapshot(store) == before
 
 
+@pytest.mark.parametrize("kind", ["FIFO", "link to /dev/zero"])
+def test_a_shard_that_is_a_fifo_or_a_device_is_named_without_waiting(store, kind):
+    """HDF5 would wait for ever on a FIFO; the shard is refused before it is opened."""
+    import os
+
+    shard = store / "query-00000.h5"
+    shard.unlink()
+    if kind == "FIFO":
+        os.mkfifo(shard)
+    else:
+        shard.symlink_to("/dev/zero")
+    said = "a FIFO (named pipe)" if kind == "FIFO" else "a character device"
+    assert f"annotation shard {shard}: {said}, not a regular file" in validate_store(store)
+
+
 def test_missing_folder_and_empty_folder(tmp_path):
     assert validate_store(tmp_path / "nope") == [
         f"{tmp_path / 'nope'}: annotation store folder does not exist"
