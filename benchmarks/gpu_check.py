@@ -71,8 +71,13 @@ MARKET_IMAGES = 36_036  # train 12,936 + query 3,368 + gallery 19,732 files
 EXPORT_TOLERANCE = 1e-3
 RANK_TOLERANCE = 1e-5
 WAIT_SHARE_LIMIT = 0.1  # the input pipeline keeps up when the step waits less than this
-# The five configs as they ship (train_step's rows without overrides): name -> its base network
-PRESETS = {name: base for name, (_, overrides, base) in ROWS.items() if not overrides}
+# The five configs as they ship (train_step's rows of a preset of that name, without overrides):
+# name -> its base network
+PRESETS = {
+    name: base
+    for name, (preset, overrides, base) in ROWS.items()
+    if preset == name and not overrides
+}
 # Shares of --minutes given to the timed loops; drawing the data, building models, the export
 # and the Market-scale ranking take the rest.
 LABEL_SHARE, TRAIN_SHARE, EXTRACT_SHARE = 0.12, 0.45, 0.05

@@ -295,12 +295,14 @@ class Trainer:
     def train(self) -> None:
         """Train from epoch ``epoch`` (0, or where a resumed run stopped) to the last."""
         self._call("before_train")
-        while self.epoch < self.cfg.train.epochs:
-            self.train_one_epoch()
-            self.epoch += 1
-            self._call("after_epoch")
-            distributed.barrier()  # the others wait while the main process saves and evaluates
-        self._call("after_train")
+        try:
+            while self.epoch < self.cfg.train.epochs:
+                self.train_one_epoch()
+                self.epoch += 1
+                self._call("after_epoch")
+                distributed.barrier()  # the others wait while the main process saves and evaluates
+        finally:  # also when a step fails: the bar is cleared before the error is printed
+            self._call("after_train")
 
     def train_one_epoch(self) -> None:
         """``train_step`` on each batch of the epoch, a learning-rate step after each."""

@@ -165,6 +165,8 @@ class MetricsWriter(HookBase):
         self.write_rows()
 
     def after_train(self) -> None:
+        if getattr(self, "bar", None) is not None:
+            self.bar.close()
         if self.enabled:
             self.jsonl.close()
             self.tensorboard.close()
