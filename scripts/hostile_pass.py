@@ -268,11 +268,16 @@ def file_signature(path: Path, info: os.stat_result) -> tuple:
 
 def snapshot(roots: list[Path]) -> dict[str, tuple]:
     """Every file and link under ``roots`` (not following links, never opening a FIFO or a
-    device): path -> signature."""
+    device): path -> signature. Without daaf's folder locks: a command makes and removes one
+    in its --out (a prepared run), which another lane's attempt must not count as lost."""
+    from daaf.utils.files import LOCK_NAME
+
     seen = {}
     for root in roots:
         for folder, _, names in os.walk(root):
             for name in names:
+                if name == LOCK_NAME:
+                    continue
                 path = Path(folder, name)
                 try:
                     info = path.lstat()
@@ -2568,6 +2573,7 @@ def this_tree_daaf() -> list[str]:
     every attempt), ahead of an editable install that may point at another tree."""
     paths = [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]
     os.environ["PYTHONPATH"] = os.pathsep.join(paths)
+    sys.path.insert(0, str(REPO))  # the pass's own helpers (forged stores) import it too
     return [sys.executable, "-m", "daaf.cli"]
 
 
