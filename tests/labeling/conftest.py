@@ -76,3 +76,8 @@ def market(tmp_path, make_market_dataset) -> Path:
 @pytest.fixture
 def fake_labeler():
     return FakeLabeler
+
+
+def label_args(root: Path, out: Path, *extra: str, dataset: str = "market1501") -> list[str]:
+    """``daaf label`` arguments labelling ``dataset`` at ``root`` into ``out``, then ``extra``."""
+    return ["label", "--dataset", dataset, "--root", str(root), "--out", str(out), *extra]

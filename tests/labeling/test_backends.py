@@ -16,6 +16,8 @@ from daaf.labeling.backends import build_labeler
 from daaf.labeling.selection import ANY_CLASS
 from daaf.utils.safe_load import REFUSED
 
+from .conftest import label_args
+
 EXPECTED_FILES = (
     "maskrcnn_resnet50_fpn_v2_coco-73cbd019.pth",
     "keypointrcnn_resnet50_fpn_coco-fc266e95.pth",
@@ -68,14 +70,9 @@ def test_random_weights_cli_end_to_end_writes_a_valid_store(tmp_path, market, cl
     from daaf.data.datasets import build_dataset
 
     out = tmp_path / "store"
-    args = [
-        "label",
-        "--dataset",
-        "market1501",
-        "--root",
-        str(market),
-        "--out",
-        str(out),
+    args = label_args(
+        market,
+        out,
         "--weights",
         "random",
         "--min-size",
@@ -88,7 +85,7 @@ def test_random_weights_cli_end_to_end_writes_a_valid_store(tmp_path, market, cl
         "3",
         "--device",
         "cpu",
-    ]
+    )
     result = cli(*args)
     assert "images/s" in result.output and "gallery" in result.output
 
@@ -189,19 +186,7 @@ def test_import_failure_inside_the_backend_is_one_line_naming_it_and_the_script(
     assert str(error.value).endswith(f"install the backend with: daaf install-backend {backend}")
 
     out = tmp_path / "store"
-    args = [
-        "label",
-        "--dataset",
-        "market1501",
-        "--root",
-        str(market),
-        "--out",
-        str(out),
-        "--backend",
-        backend,
-        "--weights",
-        "random",
-    ]
+    args = label_args(market, out, "--backend", backend, "--weights", "random")
     result = cli(*args, ok=False)
     assert result.exit_code == 1
     assert result.output.strip() == f"Error: {error.value}"
@@ -268,14 +253,9 @@ def test_backend_labels_synthetic_pedestrians_into_a_valid_store(
     from daaf.data.datasets import SPLITS, build_dataset
 
     out = tmp_path / backend
-    args = [
-        "label",
-        "--dataset",
-        "synthetic",
-        "--root",
-        str(pedestrians),
-        "--out",
-        str(out),
+    args = label_args(
+        pedestrians,
+        out,
         "--backend",
         backend,
         "--weights",
@@ -286,7 +266,8 @@ def test_backend_labels_synthetic_pedestrians_into_a_valid_store(
         "4",
         "--device",
         "cpu",
-    ]
+        dataset="synthetic",
+    )
     cli(*args)
     cli("annotations", "validate", out, "--root", pedestrians)
 
@@ -371,19 +352,7 @@ def test_torchvision_weights_that_would_run_code_are_refused_in_one_line(
     crafted = write(tmp_path / "weights" / EXPECTED_FILES[0])
     torch.save({}, tmp_path / "weights" / EXPECTED_FILES[1])
     out = tmp_path / "store"
-    args = [
-        "label",
-        "--dataset",
-        "market1501",
-        "--root",
-        str(market),
-        "--out",
-        str(out),
-        "--weights-dir",
-        str(tmp_path / "weights"),
-        "--min-size",
-        "64",
-    ]
+    args = label_args(market, out, "--weights-dir", str(tmp_path / "weights"), "--min-size", "64")
     result = cli(*args, ok=False)
     assert result.exit_code == 1
     assert result.output.splitlines() == [f"Error: {crafted}: {REFUSED}"]

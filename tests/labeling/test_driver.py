@@ -13,6 +13,8 @@ from daaf.data.annotations import AnnotationStore, validate_store
 from daaf.data.datasets import build_dataset
 from daaf.labeling.driver import LabelOptions, assign_shards, run_labeler
 
+from .conftest import label_args
+
 
 @pytest.mark.parametrize("jobs,world", [(7, 2), (5, 3), (2, 4), (0, 2), (9, 1)])
 def test_assign_shards_covers_every_shard_exactly_once(jobs, world):
@@ -181,19 +183,7 @@ def test_an_image_the_labeler_raises_on_gets_status_3_and_the_run_goes_on(
     labeler = FailsOnWhite(fake_labeler())
     monkeypatch.setitem(LABELERS, "torchvision", lambda **options: labeler)
     out = tmp_path / "store"
-    args = [
-        "label",
-        "--dataset",
-        "market1501",
-        "--root",
-        str(market),
-        "--out",
-        str(out),
-        "--workers",
-        "0",
-        "--batch-size",
-        "3",
-    ]
+    args = label_args(market, out, "--workers", "0", "--batch-size", "3")
     result = cli(*args)
 
     assert labeler.batches == [3, 1, 1, 1, 1, 2]  # train raised, then one by one; query, gallery

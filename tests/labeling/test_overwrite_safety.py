@@ -15,6 +15,8 @@ from daaf.labeling.rerun import overwrite_dir, replaced_dir
 from daaf.utils.files import MARKER_NAME
 from daaf.utils.lock import folder_lock
 
+from .conftest import label_args
+
 
 class Crash(KeyboardInterrupt):
     """An interruption (Ctrl-C, kill): not recorded as a labeler error of one image."""
@@ -33,22 +35,7 @@ def tree(folder: Path) -> dict[str, bytes]:
 
 
 def cli_label(cli, market, out, *extra):
-    args = [
-        "label",
-        "--dataset",
-        "market1501",
-        "--root",
-        str(market),
-        "--out",
-        str(out),
-        "--workers",
-        "0",
-        "--device",
-        "cpu",
-        "--shard-size",
-        "2",
-        *extra,
-    ]
+    args = label_args(market, out, "--workers", "0", "--device", "cpu", "--shard-size", "2", *extra)
     return cli(*args, ok=False)
 
 

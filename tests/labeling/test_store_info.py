@@ -12,6 +12,8 @@ from daaf.errors import DaafError
 from daaf.labeling.driver import LabelOptions, run_labeler
 from daaf.labeling.rerun import overwrite_dir
 
+from .conftest import label_args
+
 OUT_HINT = "use another --out, or --overwrite to replace the store once the new one is complete"
 
 
@@ -192,19 +194,7 @@ def test_cli_refuses_another_shard_size_in_one_line_and_overwrites_on_request(
         "daaf.labeling.backends.build_labeler", lambda name, **options: fake_labeler()
     )
     out = tmp_path / "store"
-    args = [
-        "label",
-        "--dataset",
-        "market1501",
-        "--root",
-        str(market),
-        "--out",
-        str(out),
-        "--workers",
-        "0",
-        "--device",
-        "cpu",
-    ]
+    args = label_args(market, out, "--workers", "0", "--device", "cpu")
     cli(*args, "--shard-size", "2")
     result = cli(*args, "--shard-size", "1", ok=False)
     assert result.exit_code == 1 and "Traceback" not in result.output

@@ -182,8 +182,7 @@ def test_a_few_steps_overfit_a_fixed_batch():
         "keypoints": torch.rand(4, 17, 3) * torch.tensor([W, H, 1.0]),
     }
     totals = [
-        train_step(model, batch, optimizers, criterion, data=cfg.data)["total"]
-        for _ in range(6)
+        train_step(model, batch, optimizers, criterion, data=cfg.data)["total"] for _ in range(6)
     ]
     assert totals[-1] < totals[0]
 
