@@ -6,87 +6,40 @@ import pytest
 
 from daaf.cli import main
 
+# The commands' required arguments, before the option under test.
+VISUALIZE = ["visualize", "--model", "{tmp}", "--dataset", "market1501", "--root", "{tmp}"]
+SEARCH = ["search", "--gallery", "{tmp}/g.h5", "--query", "{tmp}", "--model", "{tmp}"]
+EVALUATE = ["evaluate", "--model", "{tmp}", "--dataset", "market1501", "--root", "{tmp}"]
+
 
 @pytest.mark.parametrize(
     ("command", "option", "value"),
     [
-        (
-            ["evaluate", "--model", "{tmp}", "--dataset", "market1501", "--root", "{tmp}"],
-            "--batch-size",
-            "0",
-        ),
-        (
-            ["evaluate", "--model", "{tmp}", "--dataset", "market1501", "--root", "{tmp}"],
-            "--workers",
-            "-1",
-        ),
-        (
-            ["evaluate", "--model", "{tmp}", "--dataset", "market1501", "--root", "{tmp}"],
-            "--device",
-            "bogus",
-        ),
-        (
-            ["evaluate", "--model", "{tmp}", "--dataset", "market1501", "--root", "{tmp}"],
-            "--num-ranklists",
-            "-1",
-        ),
+        (EVALUATE, "--batch-size", "0"),
+        (EVALUATE, "--workers", "-1"),
+        (EVALUATE, "--device", "bogus"),
+        (EVALUATE, "--num-ranklists", "-1"),
         (["synth"], "--seed", "-1"),
         (["synth"], "--seed", "4294967296"),
         (["compare", "--baseline", "{tmp}", "--candidate", "{tmp}"], "--seed", "-1"),
         (["label", "--dataset", "market1501", "--root", "{tmp}"], "--device", "gpu"),
         (["label", "--dataset", "market1501", "--root", "{tmp}"], "--seed", "-1"),
-        (
-            ["visualize", "--model", "{tmp}", "--dataset", "market1501", "--root", "{tmp}"],
-            "--device",
-            "cuda:x",
-        ),
-        (
-            ["visualize", "--model", "{tmp}", "--dataset", "market1501", "--root", "{tmp}"],
-            "--n",
-            "0",
-        ),
-        (
-            ["visualize", "--model", "{tmp}", "--dataset", "market1501", "--root", "{tmp}"],
-            "--components",
-            "-1",
-        ),
-        (
-            ["visualize", "--model", "{tmp}", "--dataset", "market1501", "--root", "{tmp}"],
-            "--jitter",
-            "0",
-        ),
+        (VISUALIZE, "--device", "cuda:x"),
+        (VISUALIZE, "--n", "0"),
+        (VISUALIZE, "--components", "-1"),
+        (VISUALIZE, "--jitter", "0"),
         (["demo"], "--device", "bogus"),
         (["demo"], "--epochs", "0"),
         (["annotations", "show", "{tmp}"], "--seed", "-1"),
         (["compare", "--baseline", "{tmp}", "--candidate", "{tmp}"], "--bootstrap", "1000000000"),
         (["compare", "--baseline", "{tmp}", "--candidate", "{tmp}"], "--bootstrap", str(10**30)),
-        (
-            ["evaluate", "--model", "{tmp}", "--dataset", "market1501", "--root", "{tmp}"],
-            "--num-ranklists",
-            "1001",
-        ),
+        (EVALUATE, "--num-ranklists", "1001"),
         (["embed", "--model", "{tmp}", "--images", "{tmp}"], "--batch-size", str(10**30)),
         (["embed", "--model", "{tmp}", "--images", "{tmp}"], "--workers", "257"),
-        (
-            ["search", "--gallery", "{tmp}/g.h5", "--query", "{tmp}", "--model", "{tmp}"],
-            "--top",
-            "1001",
-        ),
-        (
-            ["search", "--gallery", "{tmp}/g.h5", "--query", "{tmp}", "--model", "{tmp}"],
-            "--top",
-            "0",
-        ),
-        (
-            ["visualize", "--model", "{tmp}", "--dataset", "market1501", "--root", "{tmp}"],
-            "--n",
-            "65",
-        ),
-        (
-            ["visualize", "--model", "{tmp}", "--dataset", "market1501", "--root", "{tmp}"],
-            "--jitter",
-            "9",
-        ),
+        (SEARCH, "--top", "1001"),
+        (SEARCH, "--top", "0"),
+        (VISUALIZE, "--n", "65"),
+        (VISUALIZE, "--jitter", "9"),
         (["label", "--dataset", "market1501", "--root", "{tmp}"], "--shard-size", str(10**30)),
         (["label", "--dataset", "market1501", "--root", "{tmp}"], "--min-size", "801"),
         (["synth"], "--identities", str(10**30)),
