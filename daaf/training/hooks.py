@@ -124,6 +124,7 @@ class MetricsWriter(HookBase):
 
     def __init__(self, out_dir: Path, period: int, enabled: bool, fresh: bool) -> None:
         self.out_dir, self.period, self.enabled, self.fresh = out_dir, period, enabled, fresh
+        self.bar: tqdm | None = None  # the running epoch's
 
     def before_train(self) -> None:
         if self.enabled:
@@ -165,7 +166,7 @@ class MetricsWriter(HookBase):
         self.write_rows()
 
     def after_train(self) -> None:
-        if getattr(self, "bar", None) is not None:
+        if self.bar is not None:
             self.bar.close()
         if self.enabled:
             self.jsonl.close()
