@@ -97,6 +97,13 @@ def _load_export(state: dict[str, Any], path: Path) -> tuple[nn.Module, ModelMet
             f"{path}: meta.embedding_dim is {meta.embedding_dim}, but the network it "
             f"describes gives embeddings of dimension {dim}"
         )
+    for key in ("base", "depth"):
+        said, built = getattr(meta, key), getattr(cfg.model, key)
+        if said not in (None, built):
+            raise DaafError(
+                f"{path}: meta.{key} is {said!r:.40}, but its config and weights are "
+                f"model.{key} {built!r}"
+            )
     return base, dataclasses.replace(meta, embedding_dim=dim)
 
 

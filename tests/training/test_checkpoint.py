@@ -169,6 +169,11 @@ def _export_with(good, tmp_path, **meta):
             "meta.embedding_dim is 7, but the network it describes gives "
             "embeddings of dimension 512",
         ),
+        ({"depth": 50}, "meta.depth is 50, but its config and weights are model.depth 18"),
+        (
+            {"base": "x" * 60},
+            f"meta.base is '{'x' * 39}, but its config and weights are model.base 'bot'",
+        ),
     ],
 )
 def test_export_meta_that_is_not_daaf_s_is_one_line(good, tmp_path, meta, says, cli):

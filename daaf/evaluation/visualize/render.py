@@ -14,6 +14,7 @@ import torch
 from daaf.data.datasets import ReIDDataset, Sample
 from daaf.errors import DaafError
 from daaf.evaluation import visualize as vis
+from daaf.evaluation.metrics import require_finite
 from daaf.models.meta import ModelMeta
 
 GRADCAM_ONLY_NOTE = (
@@ -164,8 +165,20 @@ def _scene(
     names = (base_name + (" (base)" if base_name == model_name else ""), model_name)
     where = f"{dataset} {options.split}"
     shown = f"{' vs '.join(names) if base is not None else model_name}, {where}"
+    for net, path in ((model, model_path), (base, base_model_path)):
+        _require_finite_embeddings(net, images, path)
     rgb = vis.denormalize(images, mean, std)
     return Scene(model, base, meta, samples, images, rgb, names, shown, where, _group_names(model))
+
+
+def _require_finite_embeddings(net: torch.nn.Module | None, images: torch.Tensor, path) -> None:
+    """DaafError if ``net`` (None: nothing to check) embeds ``images`` into NaN or inf values:
+    the pictures of a broken model would be drawn from garbage."""
+    if net is None:
+        return
+    with torch.no_grad():
+        embeddings = net(images).float().cpu().numpy()
+    require_finite(embeddings, f"values of {path}'s embeddings", "no picture was drawn")
 
 
 def _group_names(model) -> list[str] | None:

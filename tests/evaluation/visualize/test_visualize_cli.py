@@ -180,3 +180,27 @@ def test_visualize_refuses_a_model_file_that_would_run_code(
     assert result.exit_code == 1
     assert result.output.splitlines() == [f"Error: {path}: {REFUSED}"]
     assert not marker.exists() and not out.exists()
+
+
+@pytest.mark.parametrize("option", ["--model", "--base-model"])
+def test_visualize_refuses_a_model_of_nan_weights_and_draws_nothing(
+    tiny_dataset, base_checkpoint, tmp_path, option, cli
+):
+    """It drew every picture of an all-NaN checkpoint, where evaluate, embed and export refuse."""
+    state = torch.load(base_checkpoint, weights_only=True)
+    for tensor in state["model"].values():
+        if tensor.is_floating_point():
+            tensor.fill_(float("nan"))
+    nan = tmp_path / "nan.pt"
+    torch.save(state, nan)
+    models = {"--model": base_checkpoint, "--base-model": base_checkpoint, option: nan}
+    out = tmp_path / "pictures"
+    args = [str(x) for item in models.items() for x in item]
+    args += ["--dataset", "market1501", "--root", tiny_dataset, "--n", 2, "--out", out]
+    result = cli("visualize", *args, ok=False)
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        f"Error: 1024 of 1024 values of {nan}'s embeddings are not finite (NaN or inf): the "
+        "model's weights or its inputs are broken (a diverged training run?); no picture was drawn"
+    ]
+    assert not out.exists()
