@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 
+from daaf.config import Config
 from daaf.evaluation.speed import measure_latency
 from daaf.models import build_model, load_inference_model
-from daaf.training.config import Config
 from daaf.training.export import export_model
 
 

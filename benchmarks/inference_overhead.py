@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
+from daaf.config import Config
 from daaf.models import build_model, inference_network, load_inference_model
-from daaf.training.config import Config
 from daaf.training.export import export_model
 from daaf.training.losses import build_criterion
 

@@ -28,10 +28,10 @@ from pathlib import Path
 import cv2
 import torch
 
+from daaf.config import load_config
 from daaf.data.annotations import AnnotationStore
 from daaf.data.datasets import build_dataset
 from daaf.data.images import read_rgb
-from daaf.training.config import load_config
 from daaf.training.trainer import build_train_set
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"

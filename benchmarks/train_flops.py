@@ -25,8 +25,8 @@ from train_step import (
     selected_rows,
 )
 
+from daaf.config import Config
 from daaf.data.device_batch import prepare_batch
-from daaf.training.config import Config
 from daaf.training.engine import Precision, train_step
 
 

@@ -34,9 +34,9 @@ from pathlib import Path
 
 import torch
 
+from daaf.config import Config, load_config
 from daaf.models import build_model
 from daaf.training.branch_health import BranchHealth
-from daaf.training.config import Config, load_config
 from daaf.training.engine import Optimizers, Precision, train_step
 from daaf.training.losses import build_criterion
 from daaf.training.schedule import build_optimizer

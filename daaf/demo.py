@@ -123,8 +123,8 @@ def label_data(data: Path, device, annotations: Path) -> tuple[Path, str]:
 def train_models(
     out: Path, data: Path, store: Path, device: str, epochs: int | None
 ) -> dict[str, Path]:
+    from daaf.config import load_config
     from daaf.training.checkpoint import trained_epochs
-    from daaf.training.config import load_config
     from daaf.training.trainer import LAST_CHECKPOINT, train
 
     checkpoints = {}

@@ -20,6 +20,7 @@ from pathlib import Path
 import click
 import torch
 
+from daaf.config import load_config
 from daaf.data.annotations import AnnotationStore
 from daaf.data.datasets import build_dataset
 from daaf.data.synthetic.generate import SynthSpec, generate_dataset
@@ -27,7 +28,6 @@ from daaf.data.synthetic.stats import summarize
 from daaf.errors import DaafError
 from daaf.evaluation.attention_metrics import LOCALISES_MARGIN, branch_accuracy
 from daaf.models import load_inference_model
-from daaf.training.config import load_config
 from daaf.training.trainer import train
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "study"

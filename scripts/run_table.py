@@ -29,6 +29,7 @@ from pathlib import Path
 import click
 import pandas as pd
 
+from daaf.config import load_config
 from daaf.data.annotations import AnnotationStore
 from daaf.data.datasets import build_dataset
 from daaf.errors import DaafError
@@ -39,7 +40,6 @@ from daaf.evaluation.outputs import write_evaluation
 from daaf.models import load_inference_model
 from daaf.training.checkpoint import trained_epochs
 from daaf.training.commands import periodic_evaluation
-from daaf.training.config import load_config
 from daaf.training.export import export_model
 from daaf.training.trainer import LAST_CHECKPOINT, train
 from daaf.utils.device import resolve_device

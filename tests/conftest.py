@@ -256,8 +256,8 @@ def malicious_pt(payload):
 
 def write_model(folder: Path, seed: int = 0) -> Path:
     """An export folder holding model_state.pt of a random ResNet-18 BoT network (64x32)."""
+    from daaf.config import Config
     from daaf.models import ModelMeta, build_model, inference_network
-    from daaf.training.config import Config
 
     cfg = Config()
     cfg.data.height, cfg.data.width = H, W

@@ -1,11 +1,13 @@
-"""Dependencies point one way: data <- models <- training, and models <- evaluation, inference.
+"""Dependencies point one way: data <- models <- training, and models <- evaluation, inference;
+the run's config (daaf/config.py) sits between data and models' config and everything else.
 
 daaf/data imports nothing from the packages that use it; daaf/models (the network, its meta and
 the loading of a model) imports nothing from the packages that train, evaluate or run it; the
 library modules of daaf/training import nothing from daaf/evaluation (the trainer receives
 periodic evaluation as a callable from the `daaf train` command in daaf/training/commands.py,
 the command-line layer that joins them); daaf/evaluation and daaf/inference reach the model
-through daaf/models, not daaf/training.
+through daaf/models, not daaf/training. daaf/config.py, which every package reads a recorded
+config with, imports only data, models' config and utils.
 """
 
 import ast
@@ -63,3 +65,9 @@ def test_package_imports_point_one_way(package):
         if name.startswith(forbidden)
     ]
     assert not wrong, "\n".join(wrong)
+
+
+def test_the_config_imports_only_what_lies_below_it():
+    allowed = ("daaf.data", "daaf.errors", "daaf.models.config", "daaf.utils")
+    names = {n for n in imported_modules(PACKAGE / "config.py") if n.startswith("daaf")}
+    assert names and not [n for n in names if not n.startswith(allowed)], sorted(names)

@@ -16,9 +16,9 @@ import pytest
 import torch
 import torchvision
 
+from daaf.config import Config, load_config
 from daaf.errors import DaafError
 from daaf.models import build_model
-from daaf.training.config import Config, load_config
 from daaf.training.losses import build_criterion
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,7 +1,7 @@
 """``DataConfig``: the dataset, annotation store, input size and augmentation a run trains on.
 
-Each field carries its allowed values (see :mod:`daaf.utils.config_fields`); the training
-config (:mod:`daaf.training.config`) composes it as its ``data`` section.
+Each field carries its allowed values (see :mod:`daaf.utils.config_fields`); the run's config
+(:mod:`daaf.config`) composes it as its ``data`` section.
 """
 
 from __future__ import annotations

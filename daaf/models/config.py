@@ -1,19 +1,18 @@
 """``ModelConfig``: the network a run trains and exports (base, depth, branches, decoders).
 
-Each field carries its allowed values (see :mod:`daaf.utils.config_fields`); the training
-config (:mod:`daaf.training.config`) composes it as its ``model`` section. A model file's
-:class:`NetworkConfig` is the part of that config the network and its input are rebuilt from.
+Each field carries its allowed values (see :mod:`daaf.utils.config_fields`); the run's config
+(:mod:`daaf.config`) composes it as its ``model`` section.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from daaf.data.config import DataConfig
 from daaf.data.keypoints import keypoint_groups
 from daaf.errors import ConfigError
-from daaf.utils.config_fields import check_relations, set_where, setting
+from daaf.utils.config_fields import set_where, setting
 
 GROUP_SCHEMES = Literal["all", "4", "6", "7", "each"]  # daaf.data.keypoints.KEYPOINT_GROUPS
 
@@ -51,17 +50,9 @@ class ModelConfig:
 
 
 class HasModelConfig(Protocol):
-    """A config with a ``model`` section: the training config or a :class:`NetworkConfig`."""
+    """A config with a ``model`` section (:class:`daaf.config.Config`)."""
 
     model: ModelConfig
-
-
-@dataclass
-class NetworkConfig:
-    """The sections of a run's config that describe the network and its input."""
-
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
 
 
 def check_input_grid(data: DataConfig, model: ModelConfig, sources: dict[str, str]) -> None:
@@ -74,12 +65,3 @@ def check_input_grid(data: DataConfig, model: ModelConfig, sources: dict[str, st
             f"{where}: data.height and data.width must be multiples of model.decoder_stride "
             f"({stride}), got {height}x{width}"
         )
-
-
-def check_network_relations(cfg: NetworkConfig, sources: dict[str, str]) -> NetworkConfig:
-    """``cfg`` once the rules between fields of its sections hold (:func:`check_relations`) and
-    its input size divides into the branches' output grid (:func:`check_input_grid`)."""
-    check_relations(cfg.data, "data.", sources)
-    check_relations(cfg.model, "model.", sources)
-    check_input_grid(cfg.data, cfg.model, sources)
-    return cfg

@@ -14,10 +14,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from daaf.config import recorded_config
 from daaf.errors import DaafError
 from daaf.models.daaf import build_model, inference_network
 from daaf.models.meta import META_FILE, ModelMeta
-from daaf.models.state import build_from_state, checked_contents, load_daaf_file, network_config
+from daaf.models.state import build_from_state, checked_contents, load_daaf_file
 from daaf.utils.device import resolve_device
 
 TRUST_HINT = "load a model.ts only if you trust it: daaf evaluate --trust-torchscript"
@@ -82,7 +83,7 @@ def _load_export(state: dict[str, Any], path: Path) -> tuple[nn.Module, ModelMet
     """The base network and meta of a model_state.pt, its embedding dimension checked against
     the network's."""
     checked_contents(state, path, "state_dict")
-    cfg = network_config(state["config"], path)
+    cfg = recorded_config(state["config"], path)
     meta = ModelMeta.from_dict(state["meta"], path)
     cfg.model.hab = cfg.model.pab = False
     base = build_from_state(
@@ -111,7 +112,7 @@ def _load_checkpoint(state: dict[str, Any], path: Path) -> tuple[nn.Module, Mode
     """The trained DAAF model of a training checkpoint (no pretrained download: the weights
     follow) and the meta its config describes."""
     checked_contents(state, path)
-    cfg = network_config(state["config"], path)
+    cfg = recorded_config(state["config"], path)
     model = build_from_state(lambda: build_model(cfg, state["num_classes"]), state["model"], path)
     return model, ModelMeta.from_config(cfg.data, cfg.model, model.feat_dim)
 

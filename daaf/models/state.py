@@ -2,16 +2,15 @@
 
 Every file loads with ``torch.load(weights_only=True)`` (:func:`load_daaf_file`), so none runs
 code. What it holds is then checked, each problem one DaafError line naming the file: its keys
-and their types (:func:`checked_contents`); the config sections the network is rebuilt from
-(:func:`network_config`, which keeps the dataset name as written, so that a file of a dataset
-registered in another process loads without the registry); and each state dict against the
+and their types (:func:`checked_contents`); its config (:func:`daaf.config.recorded_config`, which
+keeps the dataset name as written, so that a file of a dataset registered in another process
+loads without the registry); and each state dict against the
 module it is meant for, first built on the meta device (:func:`build_from_state`), so that a
 file asking for 1e11 classes is refused before any memory is allocated.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,15 +18,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from daaf.errors import ConfigError, DaafError
-from daaf.models.config import NetworkConfig, check_network_relations
+from daaf.errors import DaafError
 from daaf.models.meta import positive_int
-from daaf.utils.config_fields import merge_values
 from daaf.utils.safe_load import load_weights_only
-
-# Model settings added after files were written, with the value that reproduces what a file
-# without them was trained with (the default may differ).
-LEGACY_MODEL_VALUES = {"decoder_init": "pytorch"}
 
 
 def kind(value: Any) -> str:
@@ -57,46 +50,6 @@ def checked_contents(state: dict[str, Any], path: Path, weights: str = "model") 
     if not isinstance(state[weights], dict):
         raise DaafError(f"{path}: its {weights} is not a state dict (names -> tensors)")
     positive_int(state["num_classes"], "num_classes", path)
-
-
-def config_values(
-    values: Any, path: Path, legacy: dict[str, dict[str, Any]]
-) -> tuple[dict[str, Any], Any]:
-    """A copy of the config mapping a file records, with the ``legacy`` values (section ->
-    {key: value}) where it lacks them, and the dataset name it records taken out (None if
-    none): ``(values, dataset)``."""
-    if not isinstance(values, dict):
-        raise DaafError(f"{path}: its config is a {kind(values)}, not a mapping of sections")
-    values = copy.deepcopy(values)
-    for section, known in legacy.items():
-        if isinstance(values.get(section), dict):
-            values[section] = {**known, **values[section]}
-    data = values.get("data")
-    return values, data.pop("dataset", None) if isinstance(data, dict) else None
-
-
-def checked_dataset(dataset: Any, path: Path) -> str:
-    """A recorded dataset name, kept as written (registered in this process or not)."""
-    if not isinstance(dataset, str) or not dataset:
-        raise DaafError(f"{path}: data.dataset must be a dataset name, got {dataset!r:.40}")
-    return dataset
-
-
-def network_config(values: Any, path: Path) -> NetworkConfig:
-    """The ``data`` and ``model`` sections of the config a file records, every value checked by
-    the config's own rules; no pretrained weights to read (the file's weights follow)."""
-    values, dataset = config_values(values, path, {"model": LEGACY_MODEL_VALUES})
-    cfg, sources = NetworkConfig(), {}
-    try:
-        sections = {name: values[name] for name in ("data", "model") if name in values}
-        merge_values(cfg, sections, "checkpoint config", sources)
-        check_network_relations(cfg, sources)
-    except ConfigError as exc:
-        raise DaafError(f"{path}: {exc}") from None
-    if dataset is not None:
-        cfg.data.dataset = checked_dataset(dataset, path)
-    cfg.model.pretrained = "none"
-    return cfg
 
 
 def check_state_dict(module: nn.Module, state_dict: Any, path: Path, what: str) -> None:

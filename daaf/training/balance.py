@@ -27,8 +27,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from daaf.config import Config
 from daaf.training.branch_health import BRANCHES
-from daaf.training.config import Config
 from daaf.utils import distributed
 
 REID_TERMS = ("id", "triplet", "center")

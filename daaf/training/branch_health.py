@@ -33,9 +33,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from daaf.config import Config
 from daaf.data.keypoints import NUM_KEYPOINTS
 from daaf.errors import DaafError
-from daaf.training.config import Config
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 Every file loads through :func:`daaf.models.state.load_daaf_file` (``weights_only=True``), so
 none runs code. What it holds is then checked before anything is built from it, each problem one
 DaafError line naming the file: its keys and their types; its whole config, through the config
-fields' own rules (:func:`checkpoint_config`, which keeps the dataset name as written, so that a
+fields' own rules (:func:`recorded_config`, which keeps the dataset name as written, so that a
 checkpoint of a dataset registered in another process loads without the registry); and, for a
 resumed run, every part of the training state against the run.
 """
@@ -16,16 +16,9 @@ from typing import Any
 
 from torch import nn
 
-from daaf.errors import ConfigError, DaafError
-from daaf.models.state import (
-    LEGACY_MODEL_VALUES,
-    check_state_dict,
-    checked_contents,
-    checked_dataset,
-    config_values,
-    load_daaf_file,
-)
-from daaf.training.config import Config, config_from_dict
+from daaf.config import Config, recorded_config
+from daaf.errors import DaafError
+from daaf.models.state import check_state_dict, checked_contents, load_daaf_file
 from daaf.utils.safe_load import describe_exception
 
 # The counts of training done a checkpoint holds, integers >= 0.
@@ -44,13 +37,6 @@ RESUME_MAY_CHANGE = frozenset(
     }
 )
 RESUME_SAME_TRAIN = ("train.seed", "train.iters_per_epoch")
-# Settings added after files were written, with the value that reproduces what a file without
-# them was trained with (the default may differ): section -> {key: value}.
-LEGACY_VALUES = {
-    "model": LEGACY_MODEL_VALUES,
-    "loss": {"keypoint_weighting": "all"},
-    "optim": {"branch_weight_decay": None},  # one group, optim.weight_decay on every parameter
-}
 # Reading these cannot go wrong in a way worth a traceback: the file does not fit the run.
 MISFITS = (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError)
 
@@ -63,26 +49,12 @@ def _count(value: Any, key: str, path: Path) -> int:
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """A daaf training checkpoint (:func:`load_daaf_file`) once it holds the keys daaf writes
-    (:func:`checked_contents`) and a config that passes :func:`checkpoint_config`."""
+    (:func:`checked_contents`) and a config that passes :func:`recorded_config`."""
     path = Path(path)
     state = load_daaf_file(path)
     checked_contents(state, path)
-    checkpoint_config(state["config"], path)
+    recorded_config(state["config"], path)
     return state
-
-
-def checkpoint_config(values: Any, path: Path) -> Config:
-    """The :class:`Config` a file records, every value checked by the config's own rules; the
-    dataset name is kept as written (a string), registered in this process or not."""
-    values, dataset = config_values(values, path, LEGACY_VALUES)
-    try:
-        cfg = config_from_dict(values)
-    except ConfigError as exc:
-        raise DaafError(f"{path}: {exc}") from None
-    if dataset is not None:
-        cfg.data.dataset = checked_dataset(dataset, path)
-    cfg.model.pretrained = "none"  # the weights follow; nothing to download or read
-    return cfg
 
 
 def trained_epochs(path: Path) -> int:
@@ -113,7 +85,7 @@ def load_resume_checkpoint(path: Path, cfg: Config) -> dict[str, Any]:
     for key in COUNTS:
         if key in state:
             _count(state[key], key, path)
-    trained = _flat(checkpoint_config(state["config"], path).to_dict())
+    trained = _flat(recorded_config(state["config"], path).to_dict())
     if cfg.data.keypoint_score_threshold == "auto":  # the value this run resolved "auto" to
         cfg.data.keypoint_score_threshold = trained["data.keypoint_score_threshold"]
     asked = _flat(cfg.to_dict())

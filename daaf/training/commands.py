@@ -11,7 +11,7 @@ import click
 from daaf.utils.options import out_dir_option
 
 if TYPE_CHECKING:
-    from daaf.training.config import Config
+    from daaf.config import Config
     from daaf.training.hooks import Evaluate
 
 EXPORT_KIND = "`daaf export` output"  # the kind of daaf's marker in its --out
@@ -35,7 +35,7 @@ def train(config_path: str, out_dir: str | None, resume: bool, overrides: tuple[
     `torchrun --nproc-per-node 4 -m daaf.cli train --config ...`. A second run into the same
     --out while this one runs is refused.
     """
-    from daaf.training.config import load_config
+    from daaf.config import load_config
     from daaf.training.trainer import train as run_training
     from daaf.utils.files import check_output_path
     from daaf.utils.lock import folder_lock

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from daaf.config import Config, DataConfig
 from daaf.data.device_batch import prepare_batch
 from daaf.data.loader import Loader
 from daaf.data.sampler import PKBatchSampler
@@ -29,7 +30,6 @@ from daaf.data.train_set import TrainSet
 from daaf.errors import DaafError
 from daaf.training.branch_health import BranchHealth
 from daaf.training.checkpoint import restore_training
-from daaf.training.config import Config, DataConfig
 from daaf.training.losses import DAAFCriterion
 from daaf.utils import distributed
 

@@ -21,13 +21,13 @@ import torch
 import torchvision
 from torch import nn
 
+from daaf.config import Config, recorded_config
 from daaf.errors import DaafError
 from daaf.models.daaf import build_model, inference_network
 from daaf.models.load import torchscript_warnings_off
 from daaf.models.meta import META_FILE, ModelMeta
 from daaf.models.state import build_from_state
-from daaf.training.checkpoint import checkpoint_config, load_checkpoint
-from daaf.training.config import Config
+from daaf.training.checkpoint import load_checkpoint
 from daaf.utils.files import atomic_write
 
 TOLERANCE = 1e-4
@@ -73,7 +73,7 @@ def reference_network(cfg: Config) -> nn.Module:
 def _rebuild(state: dict[str, Any], path: Path) -> tuple[Config, nn.Module]:
     """The trained DAAF model of a :func:`load_checkpoint` state, checked against its config
     before it is built (no pretrained download: the weights follow)."""
-    cfg = checkpoint_config(state["config"], path)
+    cfg = recorded_config(state["config"], path)
     model = build_from_state(lambda: build_model(cfg, state["num_classes"]), state["model"], path)
     return cfg, model.eval()
 

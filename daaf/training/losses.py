@@ -15,11 +15,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from daaf.config import Config
 from daaf.data.device_batch import area_average
 from daaf.data.keypoints import NUM_KEYPOINTS, keypoint_groups
 from daaf.models import DAAFOutput
 from daaf.training.balance import build_balance
-from daaf.training.config import Config
 
 
 def batch_hard_triplet(

@@ -11,8 +11,8 @@ import bisect
 
 import torch
 
+from daaf.config import OptimConfig
 from daaf.errors import DaafError
-from daaf.training.config import OptimConfig
 
 
 def lr_factor(cfg: OptimConfig, iteration: int, iters_per_epoch: int) -> float:

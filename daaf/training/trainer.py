@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from daaf.config import Config, save_config
 from daaf.data.annotations import AnnotationStore, keypoint_score_threshold
 from daaf.data.annotations.report import random_weight_shards
 from daaf.data.datasets import ReIDDataset, build_dataset
@@ -30,7 +31,6 @@ from daaf.errors import ConfigError, DaafError
 from daaf.models import DAAF, build_model
 from daaf.training.branch_health import BranchHealth, warmup_iterations
 from daaf.training.checkpoint import load_resume_checkpoint
-from daaf.training.config import Config, save_config
 from daaf.training.engine import HookBase, Optimizers, Precision, TrainData, Trainer
 from daaf.training.hooks import (
     LAST_CHECKPOINT,

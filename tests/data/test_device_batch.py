@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch.utils.data import default_collate
 
+from daaf.config import load_config
 from daaf.data.datasets import build_dataset
 from daaf.data.device_batch import prepare_batch, render_heatmap_batch
-from daaf.training.config import load_config
 from daaf.training.trainer import build_train_set
 
 from ..conftest import load_script

@@ -6,12 +6,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from daaf.config import load_config
 from daaf.data.datasets import build_dataset
 from daaf.data.loader import build_loader
 from daaf.errors import DaafError
 from daaf.evaluation.features import EvalSet, FeatureOptions, extract_features
 from daaf.models import ModelMeta
-from daaf.training.config import load_config
 from daaf.training.trainer import build_train_loader
 
 REPO = Path(__file__).resolve().parents[2]

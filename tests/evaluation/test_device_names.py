@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from daaf.config import Config
 from daaf.data.annotations import AnnotationStore
 from daaf.data.datasets import build_dataset
 from daaf.errors import DaafError
@@ -22,7 +23,6 @@ from daaf.evaluation import (
     write_evaluation,
 )
 from daaf.models import ModelMeta, load_inference_model
-from daaf.training.config import Config
 from daaf.utils.device import resolve_device
 
 META = ModelMeta(16, 8, [0.5] * 3, [0.25] * 3)

@@ -137,10 +137,10 @@ def test_training_targets_use_the_store_recommendation_by_default(tiny_dataset, 
 
     from torch.utils.data import default_collate
 
+    from daaf.config import load_config
     from daaf.data.datasets import build_dataset
     from daaf.data.device_batch import prepare_batch
     from daaf.training import trainer
-    from daaf.training.config import load_config
 
     config = Path(__file__).parents[2] / "configs/demo.yaml"
     dataset = build_dataset("market1501", tiny_dataset)

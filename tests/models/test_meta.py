@@ -2,9 +2,9 @@
 
 import pytest
 
+from daaf.config import Config
 from daaf.errors import DaafError
 from daaf.models import ModelConfig, ModelMeta
-from daaf.training.config import Config
 
 EXPORT_KEYS = [
     "height",

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from daaf.training.config import load_config
+from daaf.config import load_config
 from daaf.utils.safe_load import REFUSED
 
 from ..conftest import load_script

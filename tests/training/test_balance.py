@@ -10,12 +10,12 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from daaf.config import load_config
 from daaf.data.device_batch import prepare_batch
 from daaf.errors import ConfigError
 from daaf.models import build_model
 from daaf.training.balance import MAX_STEP, RANGE, GradRatioBalance
 from daaf.training.branch_health import BranchHealth
-from daaf.training.config import load_config
 from daaf.training.engine import train_step
 from daaf.training.losses import batch_hard_triplet, build_criterion
 from daaf.training.trainer import build_optimizers

@@ -10,11 +10,11 @@ import pytest
 import torch
 from torch.utils.data import default_collate
 
+from daaf.config import load_config
 from daaf.data.datasets import build_dataset
 from daaf.data.device_batch import prepare_batch
 from daaf.models import DAAFOutput, build_model
 from daaf.training.branch_health import BranchHealth
-from daaf.training.config import load_config
 from daaf.training.engine import Optimizers, train_step
 from daaf.training.losses import build_criterion
 from daaf.training.schedule import build_optimizer

@@ -11,11 +11,11 @@ import pytest
 import torch
 from torch.utils.data import default_collate
 
+from daaf.config import load_config
 from daaf.data.datasets import build_dataset
 from daaf.data.device_batch import prepare_batch
 from daaf.evaluation.attention_metrics import mask_iou, pck
 from daaf.models import build_model
-from daaf.training.config import load_config
 from daaf.training.engine import train_step
 from daaf.training.losses import build_criterion
 from daaf.training.trainer import build_optimizers, build_train_set

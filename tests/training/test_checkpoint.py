@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from daaf.config import Config
 from daaf.models import build_model, load_inference_model
-from daaf.training.config import Config
 from daaf.training.export import export_model
 
 REPO = Path(__file__).resolve().parents[2]
@@ -74,6 +74,18 @@ BAD_CHECKPOINTS = [
         "1e11_classes",
         _set("num_classes", 10**11),
         "head.classifier.weight: (8, 512) in the file, (100000000000, 512) expected",
+    ),
+    # Sections the network is not built from are checked too: the file is what daaf wrote.
+    (
+        "optim_lr",
+        _set("config", "optim", "lr", -1),
+        "checkpoint config: optim.lr must be a number > 0, got -1",
+    ),
+    (
+        "extra_section",
+        _set("config", "extra", {}),
+        "checkpoint config: unknown config key 'extra'; known keys: data, model, loss, optim, "
+        "train",
     ),
     (
         "100000_pixels",
@@ -195,6 +207,18 @@ def test_export_meta_that_is_not_daaf_s_is_one_line(good, tmp_path, meta, says, 
     assert result.output.splitlines() == [f"Error: {folder / 'model_state.pt'}: {says}"]
 
 
+def test_an_export_whose_config_breaks_a_rule_outside_the_network_is_one_line(good, tmp_path, cli):
+    config = torch.load(good[0] / "model" / "model_state.pt", weights_only=True)["config"]
+    folder = _export_with(good, tmp_path, config={**config, "loss": {"triplet_margin": "x"}})
+    args = ["embed", "--model", folder, "--images", tmp_path, "--out", tmp_path / "e.h5"]
+    result = cli(*args, ok=False)
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        f"Error: {folder / 'model_state.pt'}: checkpoint config: loss.triplet_margin must be "
+        "null or a number >= 0, got 'x'"
+    ]
+
+
 def test_trusted_torchscript_meta_that_is_not_json_is_one_line(tmp_path, cli):
     path = tmp_path / "model.ts"
     torch.jit.save(
@@ -302,7 +326,7 @@ TINY = [
 @pytest.fixture(scope="module")
 def trained(tiny_dataset, tmp_path_factory):
     """A DAAF-BoT run stopped after its first of two epochs: its last.pt and its overrides."""
-    from daaf.training.config import load_config
+    from daaf.config import load_config
     from daaf.training.trainer import train
 
     run = tmp_path_factory.mktemp("run")

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from daaf.config import Config, config_from_dict, load_config
 from daaf.data.keypoints import KEYPOINT_GROUPS
 from daaf.errors import ConfigError, DaafError
 from daaf.models import build_model
-from daaf.training.config import Config, config_from_dict, load_config
 from daaf.utils.config_fields import checked_value
 
 REPO = Path(__file__).resolve().parents[2]

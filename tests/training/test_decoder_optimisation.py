@@ -6,9 +6,8 @@ import pytest
 import torch
 from torch import nn
 
+from daaf.config import load_config, recorded_config
 from daaf.models import build_model
-from daaf.training.checkpoint import checkpoint_config
-from daaf.training.config import load_config
 from daaf.training.losses import build_criterion
 from daaf.training.trainer import build_optimizers, network_param_groups
 
@@ -125,10 +124,10 @@ def test_a_checkpoint_from_before_the_settings_keeps_what_it_was_trained_with():
         ("loss", "keypoint_weighting"),
     ):
         del values[section][key]
-    cfg = checkpoint_config(values, REPO / "old.pt")
+    cfg = recorded_config(values, REPO / "old.pt")
     assert cfg.model.decoder_init == "pytorch" and cfg.optim.branch_weight_decay is None
     assert cfg.loss.keypoint_weighting == "all"
-    assert checkpoint_config(daaf_bot().to_dict(), REPO / "new.pt").optim.branch_weight_decay == 0
+    assert recorded_config(daaf_bot().to_dict(), REPO / "new.pt").optim.branch_weight_decay == 0
 
 
 def keypoint_batch(visible: torch.Tensor, size=(16, 8)) -> dict[str, torch.Tensor]:

@@ -8,10 +8,10 @@ import torch
 import torchvision
 from torch import nn
 
+from daaf.config import Config, config_from_dict
 from daaf.errors import DaafError
 from daaf.models import build_model, load_inference_model
 from daaf.training import export as export_module
-from daaf.training.config import Config, config_from_dict
 from daaf.training.export import export_model
 from daaf.utils.safe_load import REFUSED
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from daaf.config import load_config
 from daaf.models import build_model
 from daaf.training.checkpoint import load_checkpoint
-from daaf.training.config import load_config
 from daaf.training.engine import Optimizers, Precision, train_step
 from daaf.training.losses import build_criterion
 from daaf.training.schedule import build_optimizer

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from daaf.config import OptimConfig, load_config
 from daaf.errors import DaafError
-from daaf.training.config import OptimConfig, load_config
 from daaf.training.schedule import build_optimizer, build_scheduler, lr_factor
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from daaf.config import load_config
 from daaf.errors import DaafError
 from daaf.models import build_model
 from daaf.training.checkpoint import load_checkpoint
-from daaf.training.config import load_config
 from daaf.training.engine import Optimizers, train_step
 from daaf.training.hooks import save_checkpoint
 from daaf.training.losses import build_criterion

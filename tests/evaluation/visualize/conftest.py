@@ -3,8 +3,8 @@
 import pytest
 import torch
 
+from daaf.config import Config
 from daaf.models import build_model
-from daaf.training.config import Config
 
 
 def tiny_config(**model) -> Config:

@@ -6,10 +6,10 @@ import pytest
 import torch
 import torchvision
 
+from daaf.config import Config
 from daaf.errors import DaafError
 from daaf.models import build_model
 from daaf.models.backbone import build_backbone
-from daaf.training.config import Config
 from daaf.utils.safe_load import REFUSED
 
 RESNET18_FILE = "resnet18-f37072fd.pth"

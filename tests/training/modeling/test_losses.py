@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from daaf.config import Config
 from daaf.data.device_batch import render_heatmap_batch
 from daaf.data.keypoints import KEYPOINT_GROUPS
 from daaf.models import DAAFOutput
-from daaf.training.config import Config
 from daaf.training.losses import build_criterion, part_image_targets
 
 

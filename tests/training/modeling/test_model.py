@@ -6,9 +6,9 @@ import pytest
 import torch
 import torchvision
 
+from daaf.config import Config
 from daaf.data.keypoints import KEYPOINT_GROUPS
 from daaf.models import DAAFOutput, build_model
-from daaf.training.config import Config
 from daaf.training.engine import train_step
 from daaf.training.losses import batch_hard_triplet, build_criterion, masked_mean
 from daaf.training.trainer import build_optimizers

@@ -5,7 +5,7 @@ import torch
 
 from daaf.data.datasets import build_dataset
 from daaf.data.device_batch import prepare_batch
-from daaf.training.config import load_config
+from daaf.config import load_config
 from daaf.training.trainer import build_train_set
 
 torch.set_num_threads(1)

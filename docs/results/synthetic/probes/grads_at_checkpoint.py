@@ -8,7 +8,7 @@ from torch.utils.data import default_collate
 
 from daaf.data.datasets import build_dataset
 from daaf.data.device_batch import prepare_batch
-from daaf.training.config import config_from_dict, load_config
+from daaf.config import config_from_dict, load_config
 from daaf.training.losses import build_criterion
 from daaf.models import build_model
 from daaf.training.trainer import build_train_set, load_checkpoint, seed_everything

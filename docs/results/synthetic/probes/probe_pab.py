@@ -12,7 +12,7 @@ import torch
 from daaf.data.datasets import build_dataset
 from daaf.data.device_batch import prepare_batch
 from daaf.evaluation.attention_metrics import pck
-from daaf.training.config import load_config
+from daaf.config import load_config
 from daaf.training.losses import build_criterion
 from daaf.models import build_model
 from daaf.training.schedule import build_optimizer

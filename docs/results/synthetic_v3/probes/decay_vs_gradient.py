@@ -13,7 +13,8 @@ import torch
 
 from daaf.data.datasets import build_dataset
 from daaf.data.device_batch import prepare_batch
-from daaf.training.checkpoint import checkpoint_config, load_checkpoint
+from daaf.config import recorded_config
+from daaf.training.checkpoint import load_checkpoint
 from daaf.training.losses import build_criterion
 from daaf.models import build_model
 from daaf.training.trainer import build_train_loader
@@ -31,7 +32,7 @@ PARTS = {
 path, data = Path(sys.argv[1]), Path(sys.argv[2])
 batches = int(sys.argv[3]) if len(sys.argv) > 3 else 4
 state = load_checkpoint(path)
-cfg = checkpoint_config(state["config"], path)
+cfg = recorded_config(state["config"], path)
 cfg.data.root, cfg.data.annotations, cfg.data.workers = str(data), str(data / "annotations"), 0
 cfg.data.dataset = "synthetic"
 dataset = build_dataset("synthetic", data)

@@ -18,7 +18,7 @@ from daaf.evaluation.attention_metrics import branch_accuracy
 from daaf.evaluation.evaluate import evaluate_model
 from daaf.training.branch_health import last_measurement
 from daaf.training.checkpoint import trained_epochs
-from daaf.training.config import load_config
+from daaf.config import load_config
 from daaf.models import load_inference_model
 from daaf.training.export import export_model
 from daaf.training.trainer import train

@@ -1,4 +1,5 @@
-"""Training configuration: plain dataclasses filled from YAML files and ``key=value`` overrides.
+"""A run's configuration: plain dataclasses filled from YAML files and ``key=value`` overrides,
+or read back from the config a checkpoint or export records (:func:`recorded_config`).
 
 A YAML file may name a ``_base_`` file (relative to itself) whose values it overrides; command
 line overrides use dotted keys (``optim.lr=1e-4``) and YAML syntax for values. Any key that is
@@ -9,6 +10,7 @@ is read, so a wrong type or range stops before anything is built or written.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,13 +19,20 @@ from typing import Any, Literal
 import yaml
 
 from daaf.data.config import DataConfig
-from daaf.errors import ConfigError, short_repr
+from daaf.errors import ConfigError, DaafError, short_repr
 from daaf.models.config import ModelConfig, check_input_grid
 from daaf.utils.config_fields import check_relations, merge_values, set_where, setting
 from daaf.utils.options import DEVICE_NAMES, DEVICE_PATTERN
 from daaf.utils.yaml_load import read_yaml_file
 
 MAX_CONFIG_BYTES = 1 << 20  # a daaf config is a few KB; the presets are under 2 KB
+# Settings added after files were written, with the value that reproduces what a file without
+# them was trained with (the default may differ): section -> {key: value}.
+LEGACY_VALUES = {
+    "model": {"decoder_init": "pytorch"},
+    "loss": {"keypoint_weighting": "all"},
+    "optim": {"branch_weight_decay": None},  # one group, optim.weight_decay on every parameter
+}
 
 
 @dataclass
@@ -184,3 +193,30 @@ def config_from_dict(values: dict[str, Any]) -> Config:
 
 def save_config(cfg: Config, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+def recorded_config(values: Any, path: Path) -> Config:
+    """The :class:`Config` a checkpoint or export at ``path`` records, every value checked by
+    the config's own rules (one DaafError line naming the file), with :data:`LEGACY_VALUES`
+    where it lacks them; the dataset name is kept as written, registered in this process or
+    not, and ``model.pretrained`` is "none" (the file's weights follow)."""
+    if not isinstance(values, dict):
+        raise DaafError(
+            f"{path}: its config is a {type(values).__name__}, not a mapping of sections"
+        )
+    values = copy.deepcopy(values)
+    for section, known in LEGACY_VALUES.items():
+        if isinstance(values.get(section), dict):
+            values[section] = {**known, **values[section]}
+    data = values.get("data")
+    dataset = data.pop("dataset", None) if isinstance(data, dict) else None
+    try:
+        cfg = config_from_dict(values)
+    except ConfigError as exc:
+        raise DaafError(f"{path}: {exc}") from None
+    if dataset is not None:
+        if not isinstance(dataset, str) or not dataset:
+            raise DaafError(f"{path}: data.dataset must be a dataset name, got {dataset!r:.40}")
+        cfg.data.dataset = dataset
+    cfg.model.pretrained = "none"
+    return cfg
