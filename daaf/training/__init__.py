@@ -1,4 +1,5 @@
-"""Training the DAAF network: its config, losses, the trainer and the stripped export.
+"""Training the DAAF network: its config (from :mod:`daaf.config`), losses, the trainer and the
+stripped export.
 
 The public names below load their module on first use (see :mod:`daaf.utils.lazy`).
 """
@@ -8,7 +9,7 @@ from daaf.utils.lazy import lazy_exports
 __all__, __getattr__, __dir__ = lazy_exports(
     __name__,
     {
-        "config": ["Config", "config_from_dict", "load_config", "save_config"],
+        ".config": ["Config", "config_from_dict", "load_config", "save_config"],
         "export": ["export_model"],
         "losses": ["build_criterion"],
         "trainer": ["train"],

@@ -18,15 +18,17 @@ def lazy_exports(
 ) -> tuple[list[str], Callable[[str], Any], Callable[[], list[str]]]:
     """``__all__``, ``__getattr__`` and ``__dir__`` for ``package``, from module -> its names.
 
-    Module names are relative to ``package``; a name is imported from its module on first access
-    and then kept on the package, so later look-ups are plain attribute reads.
+    Module names are relative to ``package``, as a relative import without its first dot
+    (``"metrics"``: ``package.metrics``; ``".config"``: the package's sibling ``config``); a name
+    is imported from its module on first access and then kept on the package, so later look-ups
+    are plain attribute reads.
     """
     home = {name: module for module, names in modules.items() for name in names}
 
     def __getattr__(name: str) -> Any:
         if name not in home:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(f"{package}.{home[name]}"), name)
+        value = getattr(importlib.import_module(f".{home[name]}", package), name)
         setattr(sys.modules[package], name, value)
         return value
 
