@@ -12,6 +12,16 @@ import pytest
 
 from daaf.utils.processes import is_alive
 
+# The first lines of a script run in a subprocess: the signal state a shell starts a command with
+# (nothing blocked, Ctrl-C raising KeyboardInterrupt, SIGTERM's default kill), whatever the
+# test process that runs it has inherited or changed.
+AS_A_SHELL_STARTS_IT = """
+import signal
+signal.pthread_sigmask(signal.SIG_SETMASK, [])
+signal.signal(signal.SIGINT, signal.default_int_handler)
+signal.signal(signal.SIGTERM, signal.SIG_DFL)
+"""
+
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux prctl")
 
 # Each starts workers that are busy (as decoding a large image or labeling is) when the parent
@@ -158,7 +168,8 @@ def test_a_signal_while_workers_fork_is_acted_on_after_not_lost(signame, excepti
     "Exception ignored" and drops: a Ctrl-C that came as a DataLoader forked its workers did
     nothing at all, or printed the half-built loader's traceback. Held, it stops the run once
     the workers exist."""
-    script = "from daaf.utils.processes import exit_on_sigterm; exit_on_sigterm()\n"
+    script = AS_A_SHELL_STARTS_IT
+    script += "from daaf.utils.processes import exit_on_sigterm; exit_on_sigterm()\n"
     script += AT_FORK.format(signal=signame, exception=exception)
     plain, held = (
         subprocess.run(

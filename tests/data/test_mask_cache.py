@@ -20,6 +20,7 @@ from daaf.data.datasets import build_dataset
 from daaf.data.mask_cache import MaskCache
 from daaf.data.train_set import TrainSet, open_store_for
 from daaf.errors import DaafError
+from tests.test_processes import AS_A_SHELL_STARTS_IT
 
 
 def test_rows_equal_the_stores_masks_and_the_file_goes_with_its_maker(tiny_dataset):
@@ -253,6 +254,9 @@ def test_a_forked_child_dies_of_sigterm_at_once():
     multiprocessing's terminate() expects: raising SystemExit there once left a pool's queue
     lock held and hung daaf synth inside the test suite."""
     done = subprocess.run(
-        [sys.executable, "-c", FORKED], capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", AS_A_SHELL_STARTS_IT + FORKED],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.stdout.split() == [str(-signal.SIGTERM), "pool", "done"], done.stderr
