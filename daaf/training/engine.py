@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -287,9 +288,12 @@ class Trainer:
         self.step_model = wrap_model(self.model, self.cfg.train.compile)
 
     def register_hooks(self, hooks: list[HookBase]) -> None:
-        """Call ``hooks`` after those registered before, in this order."""
+        """Call ``hooks`` after those registered before, in this order. A hook sees the trainer
+        through a weak proxy, as in detectron2: without the cycle, the trainer, and with it the
+        train loader's persistent workers, goes as soon as training returns, not at a garbage
+        collection that may come only at exit (where the workers' end was printed as an error)."""
         for hook in hooks:
-            hook.trainer = self
+            hook.trainer = weakref.proxy(self)
         self.hooks.extend(hooks)
 
     def train(self) -> None:

@@ -1,7 +1,9 @@
 """The trainer: presets take a step, resume is exact, NaN stops cleanly, the CLI trains and exports."""
 
+import gc
 import glob
 import json
+import multiprocessing
 import operator
 import shutil
 import subprocess
@@ -194,6 +196,22 @@ def test_nan_loss_stops_with_the_step_and_term(tiny_dataset, tmp_path):
     )
     with pytest.raises(DaafError, match=r"loss term '\w+' is (nan|inf) at step [1-9]\d*;"):
         train(cfg, tmp_path / "run")
+
+
+def test_the_loader_workers_end_when_training_returns(tiny_dataset, tmp_path):
+    """Hooks that held the trainer kept it, and the train loader's persistent workers, alive
+    until a garbage collection; at exit multiprocessing then killed them and `daaf train`
+    printed "Exception ignored ... DataLoader worker is killed by signal" after a good run."""
+    cfg = load_config(
+        REPO / "configs/daaf_bot.yaml",
+        tiny_overrides(tiny_dataset, "data.workers=2", "train.epochs=1", "train.iters_per_epoch=1"),
+    )
+    gc.disable()
+    try:
+        train(cfg, tmp_path / "run")
+        assert multiprocessing.active_children() == []
+    finally:
+        gc.enable()
 
 
 def test_branches_without_a_store_are_refused(tiny_dataset, tmp_path):
