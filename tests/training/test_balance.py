@@ -71,8 +71,15 @@ def test_none_is_the_papers_objective_bit_for_bit(tiny_dataset):
 def test_grad_ratio_brings_each_branch_to_the_target_ratio(tiny_dataset):
     """Real steps of a tiny DAAF-BoT, measured every step: both branches start near 1e-5 of the
     ReID loss's gradient (lambda = 0.003); each measurement moves the weight at most x10, and
-    within six the measured ratios are within a factor 2 of the target 0.1."""
-    cfg = tiny(tiny_dataset, "loss.branch_balance=grad_ratio", "loss.triplet_margin=null")
+    within six the measured ratios are within a factor 2 of the target 0.1. At BoT's learning
+    rate 3.5e-4, which the claim was measured at: at the paper's 1e-3 (its config's since the
+    presets moved) the HAB's ratio still swings by 100x between steps 4 and 6."""
+    cfg = tiny(
+        tiny_dataset,
+        "loss.branch_balance=grad_ratio",
+        "loss.triplet_margin=null",
+        "optim.lr=3.5e-4",
+    )
     worker_batch = first_batch(cfg, tiny_dataset)
     torch.manual_seed(0)
     model = build_model(cfg, num_classes=8).train()
